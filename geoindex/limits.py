@@ -1,0 +1,84 @@
+"""Documented limits of the geoindex API, and the checks that enforce them before any I/O."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from geoindex.errors import InvalidCoordinates, InvalidDriverId, InvalidQuery, InvalidTimestamp
+from geoindex.model import Position
+
+MAX_K = 100
+MAX_RADIUS_M = 50_000.0
+MAX_BATCH = 5_000
+MAX_ID_LEN = 64
+# Scores and sequence numbers pass through Lua, whose numbers are doubles.
+MAX_INT = 2**53 - 1
+# Ids become parts of Redis keys: no braces (hash tags), no spaces, no control characters.
+_DRIVER_ID = re.compile(r"[A-Za-z0-9_.:\-]+")
+
+
+def check_driver_id(driver_id: object) -> str:
+    if not isinstance(driver_id, str) or not driver_id:
+        raise InvalidDriverId("driver id must be a non-empty string")
+    if len(driver_id) > MAX_ID_LEN:
+        raise InvalidDriverId(f"driver id longer than {MAX_ID_LEN} characters")
+    if not _DRIVER_ID.fullmatch(driver_id):
+        raise InvalidDriverId("driver id may hold only letters, digits and _ . : -")
+    return driver_id
+
+
+def check_latlng(lat: object, lng: object) -> tuple[float, float]:
+    # bool is an int subclass; True is not a latitude.
+    for name, value in (("lat", lat), ("lng", lng)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidCoordinates(f"{name} must be a number")
+        if not math.isfinite(value):
+            raise InvalidCoordinates(f"{name} must be finite")
+    lat_f, lng_f = float(lat), float(lng)  # type: ignore[arg-type]
+    if not -90.0 <= lat_f <= 90.0:
+        raise InvalidCoordinates(f"lat {lat_f} outside [-90, 90]")
+    if not -180.0 <= lng_f <= 180.0:
+        raise InvalidCoordinates(f"lng {lng_f} outside [-180, 180]")
+    return lat_f, lng_f
+
+
+def _check_int(name: str, value: object, error: type[Exception]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise error(f"{name} must be an integer in [0, 2**53)")
+    return value
+
+
+def check_ts(ts_ms: object) -> int:
+    return _check_int("ts_ms", ts_ms, InvalidTimestamp)
+
+
+def check_position(p: Position) -> Position:
+    check_driver_id(p.driver_id)
+    lat, lng = check_latlng(p.lat, p.lng)
+    check_ts(p.ts_ms)
+    if p.seq is not None:
+        _check_int("seq", p.seq, InvalidTimestamp)
+    return Position(p.driver_id, lat, lng, p.ts_ms, p.seq)
+
+
+def check_batch(positions: Sequence[Position]) -> list[Position]:
+    if len(positions) > MAX_BATCH:
+        raise InvalidQuery(f"batch of {len(positions)} above the limit of {MAX_BATCH}")
+    return [check_position(p) for p in positions]
+
+
+def check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidQuery(f"k must be an integer in [1, {MAX_K}]")
+    return k
+
+
+def check_radius(radius_m: object) -> float:
+    if isinstance(radius_m, bool) or not isinstance(radius_m, (int, float)):
+        raise InvalidQuery("radius_m must be a number")
+    r = float(radius_m)
+    if not math.isfinite(r) or not 0.0 <= r <= MAX_RADIUS_M:
+        raise InvalidQuery(f"radius_m must be in [0, {MAX_RADIUS_M:g}]")
+    return r

@@ -1,0 +1,54 @@
+"""The GeoIndex port: what every backend (embedded, Redis, Redis Cluster) promises."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from geoindex.model import DriverState, Neighbor, Position, UpsertResult
+
+
+@runtime_checkable
+class GeoIndex(Protocol):
+    """Exact k-nearest index of driver positions.
+
+    Every method validates its input first and raises a subclass of InvalidInput without
+    writing anything. Drivers not seen for `ttl_ms` (by their last accepted fix time) are
+    never returned, whether or not `expire` has run. A new driver starts available.
+    """
+
+    ttl_ms: int
+
+    async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
+        """Store a batch of fixes; per item ACCEPTED, or STALE when its seq is not above the
+        stored one or its ts_ms is not above the stored one (then nothing changes for it)."""
+        ...
+
+    async def remove(self, driver_ids: Sequence[str]) -> int:
+        """Forget drivers entirely; returns how many were known."""
+        ...
+
+    async def set_available(self, driver_id: str, available: bool) -> bool:
+        """Include or exclude a driver from search; False if the driver is unknown."""
+        ...
+
+    async def get(self, driver_id: str) -> DriverState | None: ...
+
+    async def nearest(
+        self, lat: float, lng: float, k: int, radius_m: float
+    ) -> list[Neighbor]:
+        """The k nearest available, fresh drivers within radius_m, by distance then id."""
+        ...
+
+    async def supply(
+        self, lat: float, lng: float, radius_m: float, resolution: int
+    ) -> dict[str, int]:
+        """Available fresh drivers per H3 cell (hex string) of `resolution` for the cells
+        whose centre lies within radius_m; cells with no drivers are left out."""
+        ...
+
+    async def expire(self, cutoff_ms: int) -> list[str]:
+        """Remove every driver whose last fix is older than cutoff_ms; returns their ids."""
+        ...
+
+    async def close(self) -> None: ...

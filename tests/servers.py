@@ -1,0 +1,181 @@
+"""Real redis-server processes for tests: a single node and a 6-node cluster on free ports.
+
+Tests never use the machine's Redis on 6379; every server here runs in a temporary
+directory, keeps nothing on disk and is killed at teardown.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port() -> int:
+    """A port whose cluster bus port (port + 10000) is free too; Redis wants both <= 65535."""
+    while True:
+        port = random.randint(20_000, 50_000)
+        if _is_free(port) and _is_free(port + 10_000):
+            return port
+
+
+def _wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _cli(port: int, *args: str) -> str:
+    out = subprocess.run(
+        [REDIS_CLI, "-p", str(port), *args], capture_output=True, text=True, timeout=30
+    )
+    return out.stdout
+
+
+@dataclass
+class RedisNode:
+    port: int
+    workdir: Path
+    cluster: bool = False
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        args = [
+            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+            "--logfile", str(self.workdir / "redis.log"),
+            # Tests run many EVALSHA per test; keep the default script cache.
+        ]
+        if self.cluster:
+            args += [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(self.workdir / "nodes.conf"),
+                "--cluster-node-timeout", "2000",
+            ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port)
+
+    def stop(self, sig_kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if sig_kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class RedisServer:
+    """One standalone redis-server."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="redis-single-")
+        self.node = RedisNode(free_port(), Path(self._dir))
+
+    def __enter__(self) -> RedisServer:
+        self.node.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.node.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return self.node.url
+
+    def flush(self) -> None:
+        _cli(self.node.port, "FLUSHALL")
+
+
+class RedisCluster:
+    """Six cluster-enabled redis-servers: three masters, three replicas."""
+
+    def __init__(self, nodes: int = 6, replicas: int = 1) -> None:
+        self._dir = tempfile.mkdtemp(prefix="redis-cluster-")
+        self.nodes = [
+            RedisNode(free_cluster_port(), Path(self._dir) / str(i), cluster=True)
+            for i in range(nodes)
+        ]
+        self.replicas = replicas
+
+    def __enter__(self) -> RedisCluster:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
+        for n in self.nodes:
+            n.workdir.mkdir(parents=True)
+            n.start()
+        hosts = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *hosts,
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )
+        self._wait_ok()
+
+    def _wait_ok(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(
+                "cluster_state:ok" in _cli(n.port, "CLUSTER", "INFO") for n in self.nodes
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("Redis Cluster did not reach cluster_state:ok")
+
+    def __exit__(self, *exc: object) -> None:
+        for n in self.nodes:
+            n.stop(sig_kill=True)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def masters(self) -> list[RedisNode]:
+        return [n for n in self.nodes if "role:master" in _cli(n.port, "INFO", "replication")]
+
+    def flush(self) -> None:
+        for n in self.masters():
+            _cli(n.port, "FLUSHALL")
