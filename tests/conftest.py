@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import RedisCluster, RedisServer
+from loadtest.redis_procs import RedisCluster, RedisServer
 
 
 @pytest.fixture(scope="session")

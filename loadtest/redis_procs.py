@@ -1,6 +1,6 @@
-"""Real redis-server processes for tests: a single node and a 6-node cluster on free ports.
+"""Real redis-server processes on free ports: a single node and a 6-node cluster (3 masters).
 
-Tests never use the machine's Redis on 6379; every server here runs in a temporary
+Used by the tests and the stack launcher; never the machine's Redis on 6379: every server here runs in a temporary
 directory, keeps nothing on disk and is killed at teardown.
 """
 
