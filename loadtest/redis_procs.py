@@ -1,7 +1,7 @@
 """Real redis-server processes on free ports: a single node and a 6-node cluster (3 masters).
 
-Used by the tests and the stack launcher; never the machine's Redis on 6379: every server here runs in a temporary
-directory, keeps nothing on disk and is killed at teardown.
+Used by the tests and the stack launcher; never the machine's Redis on 6379: every server here
+runs in a temporary directory, keeps nothing on disk and is killed at teardown.
 """
 
 from __future__ import annotations
@@ -69,16 +69,29 @@ class RedisNode:
 
     def start(self) -> None:
         args = [
-            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-            "--logfile", str(self.workdir / "redis.log"),
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.workdir / "redis.log"),
             # Tests run many EVALSHA per test; keep the default script cache.
         ]
         if self.cluster:
             args += [
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(self.workdir / "nodes.conf"),
-                "--cluster-node-timeout", "2000",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(self.workdir / "nodes.conf"),
+                "--cluster-node-timeout",
+                "2000",
             ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_port(self.port)
@@ -148,18 +161,25 @@ class RedisCluster:
             n.start()
         hosts = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *hosts,
-             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
+            [
+                REDIS_CLI,
+                "--cluster",
+                "create",
+                *hosts,
+                "--cluster-replicas",
+                str(self.replicas),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         self._wait_ok()
 
     def _wait_ok(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(
-                "cluster_state:ok" in _cli(n.port, "CLUSTER", "INFO") for n in self.nodes
-            ):
+            if all("cluster_state:ok" in _cli(n.port, "CLUSTER", "INFO") for n in self.nodes):
                 return
             time.sleep(0.1)
         raise RuntimeError("Redis Cluster did not reach cluster_state:ok")

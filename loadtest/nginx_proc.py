@@ -1,0 +1,110 @@
+"""An nginx process on a free port with a rendered config, all its files in one run folder."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from loadtest.nginx_conf import NginxSettings, render
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def nginx_available() -> bool:
+    return Path(NGINX).is_file()
+
+
+class NginxProcess:
+    """nginx in the foreground (daemon off), so killing its master ends its workers too."""
+
+    def __init__(
+        self,
+        upstreams: list[str],
+        port: int,
+        run_dir: Path | None = None,
+        access_log: bool = True,
+        worker_processes: str = "1",
+    ) -> None:
+        self.port = port
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="nginx-run-"))
+        self._own_dir = run_dir is None
+        # nginx workers run as nobody when the master is root: they need to reach the temp dirs.
+        self.run_dir.chmod(0o755)
+        self.access_log = self.run_dir / "access.log"
+        self.error_log = self.run_dir / "error.log"
+        self.conf = self.run_dir / "nginx.conf"
+        settings = NginxSettings(
+            upstreams=tuple(upstreams),
+            listen=f"127.0.0.1:{port}",
+            run_dir=str(self.run_dir),
+            access_log=str(self.access_log) if access_log else "off",
+            error_log=str(self.error_log),
+            worker_processes=worker_processes,
+        )
+        self.conf.write_text(render(settings))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _args(self, *extra: str) -> list[str]:
+        # -p and -e keep nginx away from its compiled-in prefix and /var/log/nginx.
+        return [
+            NGINX,
+            "-p",
+            str(self.run_dir),
+            "-e",
+            str(self.error_log),
+            "-c",
+            str(self.conf),
+            *extra,
+        ]
+
+    def check(self) -> None:
+        """`nginx -t`: raises with nginx's own message if the config is invalid."""
+        out = subprocess.run(self._args("-t"), capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"nginx -t failed:\n{out.stderr}")
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.check()
+        self.proc = subprocess.Popen(
+            self._args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.error_log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nginx does not listen on {self.port} after {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM = fast shutdown of master and workers
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._own_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> NginxProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
