@@ -1,0 +1,69 @@
+"""The k-nearest loop shared by every backend, and the reference region scanner.
+
+A backend supplies `scan(step)`: for every region of the step's disk, the region's best
+candidates (at most k plus exact ties, each (driver_id, ts_ms, lat, lng)), scanning stage
+by stage and stopping early as geoindex/search.py describes. This module merges regions,
+recomputes every distance here (so ordering never depends on a backend's floating point),
+and widens the search until it is provably complete.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from geoindex.cells import haversine_m
+from geoindex.model import Neighbor
+from geoindex.search import SearchConfig, Step, first_step, is_complete, next_step
+
+Candidate = tuple[str, int, float, float]  # driver_id, ts_ms, lat, lng
+ScanStep = Callable[[Step], Awaitable[Iterable[Candidate]]]
+
+
+async def k_nearest(
+    lat: float, lng: float, k: int, radius_m: float, config: SearchConfig, scan: ScanStep
+) -> list[Neighbor]:
+    step = first_step(lat, lng, config)
+    while True:
+        latest: dict[str, Candidate] = {}
+        for cand in await scan(step):
+            # A driver crossing a region border may briefly sit in both: keep the newest fix.
+            seen = latest.get(cand[0])
+            if seen is None or cand[1] > seen[1]:
+                latest[cand[0]] = cand
+        hits = sorted(
+            (d, c) for c in latest.values() if (d := haversine_m(lat, lng, c[2], c[3])) <= radius_m
+        )
+        distances = [d for d, _ in hits]
+        if is_complete(step, k, radius_m, distances):
+            return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits[:k]]
+        step = next_step(lat, lng, k, radius_m, step, distances, config)
+
+
+FetchRange = Callable[[int, int], Iterable[Candidate]]
+
+
+def scan_region(
+    stages: Sequence[Sequence[tuple[int, int]]],
+    bounds: Sequence[float],
+    fetch: FetchRange,
+    lat: float,
+    lng: float,
+    k: int,
+    radius_m: float,
+    min_ts: int,
+) -> list[Candidate]:
+    """One region's scan, stage by stage; the Lua scanner (lua/knn.lua) does the same."""
+    best: list[tuple[float, str, Candidate]] = []
+    for ranges, bound in zip(stages, bounds, strict=True):
+        for lo, hi in ranges:
+            for cand in fetch(lo, hi):
+                if cand[1] < min_ts:
+                    continue
+                d = haversine_m(lat, lng, cand[2], cand[3])
+                if d <= radius_m:
+                    bisect.insort(best, (d, cand[0], cand))
+            del best[k:]
+        if bound > radius_m or (len(best) >= k and best[k - 1][0] < bound):
+            break
+    return [c for _, _, c in best]

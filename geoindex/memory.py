@@ -1,0 +1,158 @@
+"""MemoryGeoIndex: the embedded, in-process backend (the default when there is no Redis).
+
+The same layout as the Redis backend, minus the network: per region a sorted list of
+(score, driver_id) holding available drivers only, and one state record per driver. Every
+method runs without awaiting in between, so each call is atomic within the event loop.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from geoindex import limits
+from geoindex.cells import position_score, region_of, score_latlng
+from geoindex.knn import Candidate, k_nearest, scan_region
+from geoindex.model import DriverState, Neighbor, Position, UpsertResult
+from geoindex.search import SearchConfig, Step
+from geoindex.supply import count_supply, supply_cells
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Driver:
+    score: int
+    lat: float
+    lng: float
+    ts_ms: int
+    seq: int | None
+    available: bool
+    region: int
+
+
+class MemoryGeoIndex:
+    def __init__(
+        self,
+        *,
+        ttl_ms: int = 30_000,
+        clock: Callable[[], int] = wall_clock_ms,
+        config: SearchConfig | None = None,
+    ) -> None:
+        self.ttl_ms = ttl_ms
+        self._clock = clock
+        self._config = config or SearchConfig()
+        self._drivers: dict[str, _Driver] = {}
+        self._regions: dict[int, list[tuple[int, str]]] = {}
+
+    # -- writes ---------------------------------------------------------------------------
+    async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
+        return [self._upsert_one(p) for p in limits.check_batch(positions)]
+
+    def _upsert_one(self, p: Position) -> UpsertResult:
+        old = self._drivers.get(p.driver_id)
+        if old is not None and (
+            p.ts_ms <= old.ts_ms or (p.seq is not None and old.seq is not None and p.seq <= old.seq)
+        ):
+            return UpsertResult.STALE
+        score = position_score(p.lat, p.lng)
+        lat, lng = score_latlng(score)
+        available = old.available if old is not None else True
+        seq = p.seq if p.seq is not None else (old.seq if old is not None else None)
+        new = _Driver(score, lat, lng, p.ts_ms, seq, available, region_of(score, self._config.region_res))
+        self._unlist(p.driver_id, old)
+        self._drivers[p.driver_id] = new
+        self._list(p.driver_id, new)
+        return UpsertResult.ACCEPTED
+
+    async def remove(self, driver_ids: Sequence[str]) -> int:
+        ids = [limits.check_driver_id(i) for i in driver_ids]
+        return sum(self._drop(i) for i in ids)
+
+    def _drop(self, driver_id: str) -> bool:
+        old = self._drivers.pop(driver_id, None)
+        self._unlist(driver_id, old)
+        return old is not None
+
+    async def set_available(self, driver_id: str, available: bool) -> bool:
+        limits.check_driver_id(driver_id)
+        d = self._drivers.get(driver_id)
+        if d is None:
+            return False
+        if d.available != available:
+            self._unlist(driver_id, d)
+            d.available = available
+            self._list(driver_id, d)
+        return True
+
+    async def expire(self, cutoff_ms: int) -> list[str]:
+        limits.check_ts(cutoff_ms)
+        gone = [i for i, d in self._drivers.items() if d.ts_ms < cutoff_ms]
+        for i in gone:
+            self._drop(i)
+        return gone
+
+    def _list(self, driver_id: str, d: _Driver) -> None:
+        if d.available:
+            bisect.insort(self._regions.setdefault(d.region, []), (d.score, driver_id))
+
+    def _unlist(self, driver_id: str, d: _Driver | None) -> None:
+        if d is None or not d.available:
+            return
+        entries = self._regions[d.region]
+        i = bisect.bisect_left(entries, (d.score, driver_id))
+        del entries[i]
+        if not entries:
+            del self._regions[d.region]
+
+    # -- reads ----------------------------------------------------------------------------
+    async def get(self, driver_id: str) -> DriverState | None:
+        limits.check_driver_id(driver_id)
+        d = self._drivers.get(driver_id)
+        if d is None:
+            return None
+        return DriverState(driver_id, d.lat, d.lng, d.ts_ms, d.seq, d.available)
+
+    def _fetch(self, region: int) -> Callable[[int, int], Iterable[Candidate]]:
+        entries = self._regions.get(region, [])
+
+        def fetch(lo: int, hi: int) -> Iterable[Candidate]:
+            i = bisect.bisect_left(entries, (lo, ""))
+            while i < len(entries) and entries[i][0] <= hi:
+                d = self._drivers[entries[i][1]]
+                yield (entries[i][1], d.ts_ms, d.lat, d.lng)
+                i += 1
+
+        return fetch
+
+    async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
+        lat, lng = limits.check_latlng(lat, lng)
+        k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
+        min_ts = self._clock() - self.ttl_ms
+
+        async def scan(step: Step) -> list[Candidate]:
+            out: list[Candidate] = []
+            for region, stages in step.disk.ranges.items():
+                fetch = self._fetch(region)
+                out += scan_region(stages, step.bounds, fetch, lat, lng, k, radius_m, min_ts)
+            return out
+
+        return await k_nearest(lat, lng, k, radius_m, self._config, scan)
+
+    async def supply(
+        self, lat: float, lng: float, radius_m: float, resolution: int
+    ) -> dict[str, int]:
+        cells = supply_cells(lat, lng, radius_m, resolution, self._config.region_res)
+        min_ts = self._clock() - self.ttl_ms
+
+        def count(region: int, lo: int, hi: int) -> int:
+            return sum(1 for c in self._fetch(region)(lo, hi) if c[1] >= min_ts)
+
+        return count_supply(cells, count)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,50 @@
+"""The supply heatmap: which cells to count for an area, and how to name them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from h3.api import basic_int as h3
+
+from geoindex import limits
+from geoindex.cells import cell_hex, haversine_m, max_circumradius_m, score_range
+from geoindex.errors import InvalidQuery
+
+MAX_SUPPLY_CELLS = 5_000
+
+SupplyCell = tuple[int, int, int, int]  # cell, region, lo score, hi score
+
+
+def supply_cells(
+    lat: float, lng: float, radius_m: float, resolution: int, region_res: int
+) -> list[SupplyCell]:
+    """Cells of `resolution` whose centre lies within radius_m of (lat, lng)."""
+    lat, lng = limits.check_latlng(lat, lng)
+    radius_m = limits.check_radius(radius_m)
+    if isinstance(resolution, bool) or not isinstance(resolution, int):
+        raise InvalidQuery("resolution must be an integer")
+    if not region_res <= resolution <= 15:
+        raise InvalidQuery(f"resolution must be in [{region_res}, 15]")
+    edge = max_circumradius_m(resolution) / 1.15
+    # Ring j's nearest centres are about 1.5 * j edges away: one ring spare for distortion.
+    rings = int(radius_m / (1.3 * edge)) + 2
+    if 3 * rings * (rings + 1) + 1 > 4 * MAX_SUPPLY_CELLS:
+        raise InvalidQuery(f"area too large for resolution {resolution}: at most {MAX_SUPPLY_CELLS} cells")
+    origin = h3.latlng_to_cell(lat, lng, resolution)
+    cells = [
+        c for c in h3.grid_disk(origin, rings) if haversine_m(lat, lng, *h3.cell_to_latlng(c)) <= radius_m
+    ]
+    if len(cells) > MAX_SUPPLY_CELLS:
+        raise InvalidQuery(f"area too large for resolution {resolution}: at most {MAX_SUPPLY_CELLS} cells")
+    return [(c, int(h3.cell_to_parent(c, region_res)), *score_range(c)) for c in cells]
+
+
+def count_supply(
+    cells: list[SupplyCell], count: Callable[[int, int, int], int]
+) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cell, region, lo, hi in cells:
+        n = count(region, lo, hi)
+        if n:
+            out[cell_hex(cell)] = n
+    return out
