@@ -1,0 +1,1 @@
+"""The dispatch domain: driver states, the ride state machine and the matching policy (pure)."""

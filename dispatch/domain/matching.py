@@ -1,0 +1,60 @@
+"""The matching policy: where to look for drivers, whom to offer first, and the ETA we quote.
+
+The search widens in steps (1 km, 2.5 km, 5 km by default) so a rider in a busy area is
+matched with someone close before we look further; candidates are tried nearest first
+(ties by driver id, as the index orders them). ETA is straight-line distance times a
+detour factor over an average city speed: 1.4 and 30 km/h by default, a rough figure
+that is honest about being rough.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    driver_id: str
+    distance_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class MatchingPolicy:
+    radius_steps_m: tuple[float, ...] = (1_000.0, 2_500.0, 5_000.0)
+    candidates_per_step: int = 10
+    max_reservation_tries: int = 20  # reservations refused (raced) per search, at most
+    max_attempts: int = 3  # offers per ride before no_driver
+    offer_timeout_ms: int = 15_000
+    speed_mps: float = 30_000 / 3600
+    detour_factor: float = 1.4
+
+    def __post_init__(self) -> None:
+        steps = self.radius_steps_m
+        if not steps or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError("radius steps must be a non-empty increasing sequence")
+        if steps[0] <= 0 or self.candidates_per_step < 1 or self.max_attempts < 1:
+            raise ValueError("radius, candidates per step and attempts must be positive")
+        if self.offer_timeout_ms <= 0 or self.speed_mps <= 0 or self.detour_factor < 1:
+            raise ValueError("offer timeout and speed must be positive, detour at least 1")
+
+    @property
+    def max_radius_m(self) -> float:
+        return self.radius_steps_m[-1]
+
+    def eta_s(self, distance_m: float) -> int:
+        return math.ceil(distance_m * self.detour_factor / self.speed_mps)
+
+
+def next_candidates(
+    found: Sequence[Candidate], excluded: Iterable[str], tried: set[str]
+) -> list[Candidate]:
+    """Candidates of one search step, nearest first, minus those who passed on this ride
+    and those already tried in this search; marks the returned ones as tried."""
+    skip = set(excluded) | tried
+    out = sorted(
+        (c for c in found if c.driver_id not in skip), key=lambda c: (c.distance_m, c.driver_id)
+    )
+    tried.update(c.driver_id for c in out)
+    return out

@@ -1,0 +1,201 @@
+"""The ride state machine.
+
+    offered -> accepted -> arrived -> in_progress -> completed
+    offered -> offered (a decline or an offer timeout hands the ride to the next candidate)
+    offered -> no_driver (no candidate left, or the attempts are used up)
+    offered | accepted | arrived -> cancelled (by the rider or the ride's driver)
+
+A ride in progress cannot be cancelled: the passenger is in the car, and the trip ends
+with `complete`. Every step returns a new Ride with `version` one higher; stores write
+it only over the version it was computed from (compare-and-set), so two concurrent steps
+on one ride never both win.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from dispatch.domain.errors import InvalidTransition, NotParticipant, OfferExpired
+from dispatch.domain.geo import LatLng
+
+
+class RideStatus(enum.StrEnum):
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    ARRIVED = "arrived"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_DRIVER = "no_driver"
+
+
+ACTIVE = frozenset(
+    {RideStatus.OFFERED, RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS}
+)
+TERMINAL = frozenset({RideStatus.COMPLETED, RideStatus.CANCELLED, RideStatus.NO_DRIVER})
+CANCELLABLE = frozenset({RideStatus.OFFERED, RideStatus.ACCEPTED, RideStatus.ARRIVED})
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A reserved candidate: the driver, its reservation token, and what the rider is told."""
+
+    driver_id: str
+    fence: int
+    distance_m: float
+    eta_s: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ride:
+    id: str
+    rider_id: str
+    pickup: LatLng
+    dropoff: LatLng | None
+    status: RideStatus
+    created_at: int
+    updated_at: int
+    driver_id: str | None = None
+    fence: int | None = None
+    pickup_distance_m: float | None = None
+    eta_s: int | None = None
+    offer_expires_at: int | None = None
+    attempts: int = 0  # offers made so far
+    declined: tuple[str, ...] = ()  # drivers who declined or let the offer time out
+    cancelled_by: str | None = None
+    version: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+def _with_offer(ride: Ride, offer: Offer) -> Ride:
+    return replace(
+        ride,
+        status=RideStatus.OFFERED,
+        driver_id=offer.driver_id,
+        fence=offer.fence,
+        pickup_distance_m=offer.distance_m,
+        eta_s=offer.eta_s,
+        offer_expires_at=offer.expires_at,
+    )
+
+
+def _without_driver(ride: Ride, status: RideStatus) -> Ride:
+    return replace(
+        ride,
+        status=status,
+        driver_id=None,
+        fence=None,
+        pickup_distance_m=None,
+        eta_s=None,
+        offer_expires_at=None,
+    )
+
+
+def request(
+    ride_id: str,
+    rider_id: str,
+    pickup: LatLng,
+    dropoff: LatLng | None,
+    offer: Offer | None,
+    now_ms: int,
+) -> Ride:
+    """A new ride: offered to the first reserved candidate, or no_driver if there was none."""
+    ride = Ride(ride_id, rider_id, pickup, dropoff, RideStatus.NO_DRIVER, now_ms, now_ms)
+    if offer is None:
+        return ride
+    return replace(_with_offer(ride, offer), attempts=1)
+
+
+def _step(ride: Ride, now_ms: int) -> Ride:
+    return replace(ride, updated_at=now_ms, version=ride.version + 1)
+
+
+def _require(ride: Ride, allowed: frozenset[RideStatus] | RideStatus, action: str) -> None:
+    ok = ride.status in allowed if isinstance(allowed, frozenset) else ride.status is allowed
+    if not ok:
+        raise InvalidTransition(f"cannot {action} a ride that is {ride.status.value}")
+
+
+def _require_driver(ride: Ride, driver_id: str) -> None:
+    if ride.driver_id != driver_id:
+        raise NotParticipant("this ride is not yours")
+
+
+def offer_expired(ride: Ride, now_ms: int) -> bool:
+    return (
+        ride.status is RideStatus.OFFERED
+        and ride.offer_expires_at is not None
+        and ride.offer_expires_at <= now_ms
+    )
+
+
+def may_reoffer(ride: Ride, max_attempts: int) -> bool:
+    return ride.attempts < max_attempts
+
+
+def check_decline(ride: Ride, driver_id: str) -> None:
+    _require_driver(ride, driver_id)
+    _require(ride, RideStatus.OFFERED, "decline")
+
+
+def pass_on(ride: Ride, offer: Offer | None, max_attempts: int, now_ms: int) -> Ride:
+    """The offered driver declined or timed out: offer the next candidate, or give up.
+
+    The driver who passed joins `declined` and is never offered this ride again.
+    """
+    _require(ride, RideStatus.OFFERED, "pass on")
+    assert ride.driver_id is not None
+    declined = (*ride.declined, ride.driver_id)
+    passed = replace(_step(ride, now_ms), declined=declined)
+    if offer is None or not may_reoffer(ride, max_attempts):
+        return _without_driver(passed, RideStatus.NO_DRIVER)
+    if offer.driver_id in declined:
+        raise ValueError(f"driver {offer.driver_id} already passed on this ride")
+    return replace(_with_offer(passed, offer), attempts=ride.attempts + 1)
+
+
+def accept(ride: Ride, driver_id: str, now_ms: int) -> Ride:
+    _require_driver(ride, driver_id)
+    _require(ride, RideStatus.OFFERED, "accept")
+    if offer_expired(ride, now_ms):
+        raise OfferExpired("the offer has expired")
+    return replace(_step(ride, now_ms), status=RideStatus.ACCEPTED, offer_expires_at=None)
+
+
+def arrive(ride: Ride, driver_id: str, now_ms: int) -> Ride:
+    _require_driver(ride, driver_id)
+    _require(ride, RideStatus.ACCEPTED, "mark arrived")
+    return replace(_step(ride, now_ms), status=RideStatus.ARRIVED)
+
+
+def start(ride: Ride, driver_id: str, now_ms: int) -> Ride:
+    _require_driver(ride, driver_id)
+    _require(ride, RideStatus.ARRIVED, "start")
+    return replace(_step(ride, now_ms), status=RideStatus.IN_PROGRESS)
+
+
+def complete(ride: Ride, driver_id: str, now_ms: int) -> Ride:
+    _require_driver(ride, driver_id)
+    _require(ride, RideStatus.IN_PROGRESS, "complete")
+    return replace(_step(ride, now_ms), status=RideStatus.COMPLETED)
+
+
+def cancel(ride: Ride, by_rider: str | None, by_driver: str | None, now_ms: int) -> Ride:
+    """Cancel on behalf of the ride's rider (by_rider) or its current driver (by_driver)."""
+    if by_rider is not None:
+        if by_rider != ride.rider_id:
+            raise NotParticipant("this ride is not yours")
+        who = "rider"
+    elif by_driver is not None:
+        _require_driver(ride, by_driver)
+        who = "driver"
+    else:
+        raise ValueError("cancel needs a rider or a driver")
+    _require(ride, CANCELLABLE, "cancel")
+    cancelled = replace(_step(ride, now_ms), status=RideStatus.CANCELLED, offer_expires_at=None)
+    return replace(cancelled, cancelled_by=who)
