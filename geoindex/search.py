@@ -18,19 +18,23 @@ from functools import lru_cache
 import numpy as np
 from h3.api import basic_int as h3
 
-from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, haversine_m, max_circumradius_m
+from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, max_circumradius_m
 
 Range = tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Disk:
     """Geometry of the disk around one origin cell, independent of the query point."""
 
     res: int
-    center: tuple[float, float]
-    # bounds[s]: no driver outside stages 0..s is closer than this to the origin's centre.
-    bounds: tuple[float, ...]
+    # Centres (radians) of the rings just outside each stage, concatenated; ring_starts
+    # marks where each stage's ring begins. A stage's bound is the distance from the query
+    # to the nearest of them, less `margin`.
+    ring_lat: np.ndarray
+    ring_lng: np.ndarray
+    ring_starts: np.ndarray
+    margin: float
     # region -> per stage, the merged score ranges of that stage's cells in that region.
     ranges: dict[int, tuple[tuple[Range, ...], ...]]
     _blobs: dict[int, bytes] = field(default_factory=dict, compare=False)
@@ -62,29 +66,16 @@ def _parent(cell: int, res: int) -> int:
     return (cell & ~(0xF << 52)) | (res << 52) | ((1 << (3 * (15 - res))) - 1)
 
 
-def _min_distance_m(lat: float, lng: float, cells: list[int]) -> float:
-    pts = np.array([h3.cell_to_latlng(c) for c in cells], dtype=np.float64)
-    p1 = np.radians(lat)
-    p2 = np.radians(pts[:, 0])
-    sdp = np.sin((p2 - p1) / 2)
-    sdl = np.sin(np.radians(pts[:, 1] - lng) / 2)
-    a = sdp * sdp + np.cos(p1) * np.cos(p2) * sdl * sdl
-    return float(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0))).min())
-
-
 @lru_cache(maxsize=8192)
 def disk(origin: int, rings: int, region_res: int) -> Disk:
     res = int(h3.get_resolution(origin))
-    clat, clng = h3.cell_to_latlng(origin)
     # A driver is in the cell whose digits prefix its own, and those descendants can stick
     # out of the cell's polygon by well under half a circumradius; hence 1.5 x, plus 1 m.
     margin = 1.5 * max_circumradius_m(res) + 1.0
     stage_cells: list[list[int]] = [[origin, *h3.grid_ring(origin, 1)]]
     stage_cells += [list(h3.grid_ring(origin, j)) for j in range(2, rings + 1)]
-    bounds = [
-        _min_distance_m(clat, clng, list(h3.grid_ring(origin, j + 1))) - margin
-        for j in range(1, rings + 1)
-    ]
+    outer = [list(h3.grid_ring(origin, j + 1)) for j in range(1, rings + 1)]
+    centers = np.radians(np.array([h3.cell_to_latlng(c) for ring in outer for c in ring]))
     span = (1 << (3 * (15 - res))) - 1
     per_region: dict[int, list[list[Range]]] = {}
     for s, cells in enumerate(stage_cells):
@@ -94,8 +85,10 @@ def disk(origin: int, rings: int, region_res: int) -> Disk:
             stages[s].append((high - span, high))
     return Disk(
         res=res,
-        center=(float(clat), float(clng)),
-        bounds=tuple(bounds),
+        ring_lat=centers[:, 0].copy(),
+        ring_lng=centers[:, 1].copy(),
+        ring_starts=np.cumsum([0] + [len(r) for r in outer[:-1]]),
+        margin=margin,
         ranges={r: tuple(_merge(s) for s in stages) for r, stages in per_region.items()},
     )
 
@@ -122,9 +115,13 @@ class SearchConfig:
 
 def plan_step(lat: float, lng: float, res: int, rings: int, config: SearchConfig) -> Step:
     d = disk(int(h3.latlng_to_cell(lat, lng, res)), rings, config.region_res)
-    # Triangle inequality: the query point is at most this far from the disk's centre.
-    offset = haversine_m(lat, lng, *d.center)
-    return Step(d, tuple(b - offset for b in d.bounds))
+    p1, l1 = math.radians(lat), math.radians(lng)
+    sdp = np.sin((d.ring_lat - p1) / 2)
+    sdl = np.sin((d.ring_lng - l1) / 2)
+    a = sdp * sdp + math.cos(p1) * np.cos(d.ring_lat) * sdl * sdl
+    dist = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    nearest = np.minimum.reduceat(dist, d.ring_starts)
+    return Step(d, tuple(float(x) - d.margin for x in nearest))
 
 
 def first_step(lat: float, lng: float, config: SearchConfig) -> Step:

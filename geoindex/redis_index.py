@@ -1,0 +1,219 @@
+"""RedisGeoIndex: the index on Redis or Redis Cluster (one implementation for both).
+
+Keys (prefix "gi" by default):
+  gi:d:{<driver>}            hash: lat, lng, ts, seq, score, region, ver, avail
+  gi:{r<region>}:geo         zset: available drivers, score = res-15 cell (see cells.py),
+                             member = pack("<ddd", lat, lng, ts) + id, so a scan needs
+                             no second lookup per candidate
+  gi:{r<region>}:meta        hash: driver -> pack("<dddd", ver, ts, lat, lng) + flag
+                             (a available, b busy, t tombstone)
+  gi:{r<region>}:seen        zset: driver -> ts, for the sweep
+  gi:regions                 set of regions ever written, for the sweep
+A region's keys share one hash tag, so one Lua call per region reads or writes them all.
+A write first changes the driver's own key (compare-and-set, new version), then the
+regions it touches; region_apply.lua orders region changes by version, so concurrent
+writes of one driver, even across region borders, converge on the newest.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from geoindex import limits
+from geoindex.cells import position_score, region_of, score_latlng
+from geoindex.knn import Candidate, k_nearest
+from geoindex.memory import wall_clock_ms
+from geoindex.model import DriverState, Neighbor, Position, UpsertResult
+from geoindex.errors import BackendUnavailable
+from geoindex.redis_scripts import UNAVAILABLE, Call, Script, run
+from geoindex.search import SearchConfig, Step
+from geoindex.supply import count_supply, supply_cells
+
+KNN = Script("knn")
+REGION_APPLY = Script("region_apply")
+REGION_EXPIRE = Script("region_expire")
+REGION_COUNT = Script("region_count")
+DRIVER_UPSERT = Script("driver_upsert")
+DRIVER_CHANGE = Script("driver_change")
+
+SWEEP_BATCH = 1_000
+_MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
+
+
+class RedisGeoIndex:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        ttl_ms: int = 30_000,
+        clock: Any = wall_clock_ms,
+        config: SearchConfig | None = None,
+        prefix: str = "gi",
+    ) -> None:
+        self.ttl_ms = ttl_ms
+        self._redis = client
+        self._clock = clock
+        self._config = config or SearchConfig()
+        self._prefix = prefix
+        self._known_regions: set[int] = set()
+        # The driver hash outlives a silent driver a while, then Redis drops it by itself.
+        self._driver_pexpire = 2 * ttl_ms + 60_000
+
+    # -- keys -----------------------------------------------------------------------------
+    def driver_key(self, driver_id: str) -> str:
+        return f"{self._prefix}:d:{{{driver_id}}}"
+
+    def _region_keys(self, region: int) -> list[str]:
+        tag = f"{self._prefix}:{{r{region:x}}}"
+        return [f"{tag}:geo", f"{tag}:meta", f"{tag}:seen"]
+
+    # -- writes ---------------------------------------------------------------------------
+    async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
+        ps = limits.check_batch(positions)
+        if not ps:
+            return []
+        prepared = []
+        calls: list[Call] = []
+        for p in ps:
+            score = position_score(p.lat, p.lng)
+            lat, lng = score_latlng(score)
+            region = region_of(score, self._config.region_res)
+            prepared.append((p, score, lat, lng, region))
+            args = [repr(lat), repr(lng), p.ts_ms, "" if p.seq is None else p.seq, score,
+                    f"{region:x}", self._driver_pexpire]
+            calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], args))
+        replies = await run(self._redis, calls)
+        ops: dict[int, list[Any]] = {}
+        results = []
+        for (p, score, lat, lng, region), reply in zip(prepared, replies, strict=True):
+            if int(reply[0]) == 0:
+                results.append(UpsertResult.STALE)
+                continue
+            results.append(UpsertResult.ACCEPTED)
+            ver, old_region, avail = _s(reply[1]), _s(reply[2]), _s(reply[3])
+            flag = "a" if avail == "1" else "b"
+            ops.setdefault(region, []).extend(
+                [flag, p.driver_id, ver, p.ts_ms, score, repr(lat), repr(lng)])
+            if old_region and int(old_region, 16) != region:
+                ops.setdefault(int(old_region, 16), []).extend(
+                    ["t", p.driver_id, ver, p.ts_ms, 0, "", ""])
+        await self._apply(ops)
+        return results
+
+    async def _apply(self, ops: dict[int, list[Any]]) -> None:
+        if not ops:
+            return
+        min_ts = self._clock() - self.ttl_ms
+        await run(self._redis, [
+            (REGION_APPLY, self._region_keys(r), [min_ts, *args]) for r, args in ops.items()
+        ])
+        new = ops.keys() - self._known_regions
+        if new:
+            await self._redis.sadd(f"{self._prefix}:regions", *(f"{r:x}" for r in new))
+            self._known_regions |= new
+
+    async def _change(self, driver_ids: Sequence[str], op: str, arg: int = 0) -> list[str]:
+        """Run driver_change.lua on each driver, then mirror the change into its region."""
+        if not driver_ids:
+            return []
+        replies = await run(self._redis, [
+            (DRIVER_CHANGE, [self.driver_key(d)], [op, arg]) for d in driver_ids
+        ])
+        ops: dict[int, list[Any]] = {}
+        changed = []
+        for driver_id, reply in zip(driver_ids, replies, strict=True):
+            if int(reply[0]) == 0:
+                continue
+            changed.append(driver_id)
+            ver, region, ts, lat, lng, score = (_s(x) for x in reply[1:7])
+            flag = {"1": "a", "0": "b"}.get(op, "t")
+            ts_out = ts if flag != "t" else str(self._clock())
+            ops.setdefault(int(region, 16), []).extend([flag, driver_id, ver, ts_out, score, lat, lng])
+        await self._apply(ops)
+        return changed
+
+    async def remove(self, driver_ids: Sequence[str]) -> int:
+        ids = [limits.check_driver_id(i) for i in driver_ids]
+        return len(await self._change(ids, "del"))
+
+    async def set_available(self, driver_id: str, available: bool) -> bool:
+        limits.check_driver_id(driver_id)
+        return bool(await self._change([driver_id], "1" if available else "0"))
+
+    async def expire(self, cutoff_ms: int) -> list[str]:
+        limits.check_ts(cutoff_ms)
+        regions = [int(_s(r), 16) for r in await self._redis.smembers(f"{self._prefix}:regions")]
+        tomb_cutoff = cutoff_ms - self.ttl_ms
+        gone: set[str] = set()
+        while regions:
+            replies = await run(self._redis, [
+                (REGION_EXPIRE, self._region_keys(r), [cutoff_ms, tomb_cutoff, SWEEP_BATCH])
+                for r in regions
+            ])
+            ids = sorted({_s(m) for reply in replies for m in reply})
+            # Delete the driver's own key too, unless a fresh fix arrived meanwhile.
+            if ids:
+                await run(self._redis, [
+                    (DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms]) for d in ids
+                ])
+            gone.update(ids)
+            regions = [r for r, reply in zip(regions, replies, strict=True)
+                       if len(reply) >= SWEEP_BATCH]
+        return sorted(gone)
+
+    # -- reads ----------------------------------------------------------------------------
+    async def get(self, driver_id: str) -> DriverState | None:
+        limits.check_driver_id(driver_id)
+        try:
+            lat, lng, ts, seq, avail = await self._redis.hmget(
+                self.driver_key(driver_id), "lat", "lng", "ts", "seq", "avail")
+        except UNAVAILABLE as e:
+            raise BackendUnavailable(f"redis unavailable: {e}") from e
+        if ts is None:
+            return None
+        return DriverState(driver_id, float(lat), float(lng), int(ts),
+                           int(seq) if seq is not None else None, _s(avail) == "1")
+
+    async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
+        lat, lng = limits.check_latlng(lat, lng)
+        k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
+        head = [repr(lat), repr(lng), k, repr(radius_m), self._clock() - self.ttl_ms]
+
+        async def scan(step: Step) -> list[Candidate]:
+            bounds = struct.pack(f"<{len(step.bounds)}d", *step.bounds)
+            replies = await run(self._redis, [
+                (KNN, self._region_keys(r)[:1], [*head, bounds, step.disk.blob(r)])
+                for r in step.disk.ranges
+            ])
+            out: list[Candidate] = []
+            for reply in replies:
+                for member in reply:
+                    lat, lng, ts = _MEMBER_HEAD.unpack_from(member)
+                    out.append((member[24:].decode(), int(ts), lat, lng))
+            return out
+
+        return await k_nearest(lat, lng, k, radius_m, self._config, scan)
+
+    async def supply(
+        self, lat: float, lng: float, radius_m: float, resolution: int
+    ) -> dict[str, int]:
+        cells = supply_cells(lat, lng, radius_m, resolution, self._config.region_res)
+        by_region: dict[int, list[int]] = {}
+        for _, region, lo, hi in cells:
+            by_region.setdefault(region, []).extend([lo, hi])
+        min_ts = self._clock() - self.ttl_ms
+        regions = list(by_region)
+        replies = await run(self._redis, [
+            (REGION_COUNT, self._region_keys(r)[:1], [min_ts, *by_region[r]]) for r in regions
+        ]) if regions else []
+        counts = {r: iter(reply) for r, reply in zip(regions, replies, strict=True)}
+        return count_supply(cells, lambda region, lo, hi: int(next(counts[region])))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
