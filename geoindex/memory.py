@@ -55,15 +55,19 @@ class MemoryGeoIndex:
 
     def _upsert_one(self, p: Position) -> UpsertResult:
         old = self._drivers.get(p.driver_id)
+        score = position_score(p.lat, p.lng)
+        if old is not None and (old.ts_ms, old.seq, old.score) == (p.ts_ms, p.seq, score):
+            return UpsertResult.ACCEPTED  # the same fix again: a retry, answered the same
         if old is not None and (
             p.ts_ms <= old.ts_ms or (p.seq is not None and old.seq is not None and p.seq <= old.seq)
         ):
             return UpsertResult.STALE
-        score = position_score(p.lat, p.lng)
         lat, lng = score_latlng(score)
         available = old.available if old is not None else True
         seq = p.seq if p.seq is not None else (old.seq if old is not None else None)
-        new = _Driver(score, lat, lng, p.ts_ms, seq, available, region_of(score, self._config.region_res))
+        new = _Driver(
+            score, lat, lng, p.ts_ms, seq, available, region_of(score, self._config.region_res)
+        )
         self._unlist(p.driver_id, old)
         self._drivers[p.driver_id] = new
         self._list(p.driver_id, new)

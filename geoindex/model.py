@@ -13,7 +13,7 @@ class UpsertResult(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """One GPS fix of one driver. ts_ms is the fix time; seq, when given, must increase per driver."""
+    """One GPS fix of one driver: ts_ms is the fix time; seq, if given, increases per driver."""
 
     driver_id: str
     lat: float

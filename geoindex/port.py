@@ -34,9 +34,7 @@ class GeoIndex(Protocol):
 
     async def get(self, driver_id: str) -> DriverState | None: ...
 
-    async def nearest(
-        self, lat: float, lng: float, k: int, radius_m: float
-    ) -> list[Neighbor]:
+    async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
         """The k nearest available, fresh drivers within radius_m, by distance then id."""
         ...
 

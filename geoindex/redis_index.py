@@ -1,7 +1,7 @@
 """RedisGeoIndex: the index on Redis or Redis Cluster (one implementation for both).
 
 Keys (prefix "gi" by default):
-  gi:d:{<driver>}            hash: lat, lng, ts, seq, score, region, ver, avail
+  gi:d:{<driver>}            hash: lat, lng, ts, seq, score, region, prev (region), ver, avail
   gi:{r<region>}:geo         zset: available drivers, score = res-15 cell (see cells.py),
                              member = pack("<ddd", lat, lng, ts) + id, so a scan needs
                              no second lookup per candidate
@@ -23,11 +23,11 @@ from typing import Any
 
 from geoindex import limits
 from geoindex.cells import position_score, region_of, score_latlng
+from geoindex.errors import BackendUnavailable
 from geoindex.knn import Candidate, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
-from geoindex.errors import BackendUnavailable
-from geoindex.redis_scripts import UNAVAILABLE, Call, Script, run
+from geoindex.redis_scripts import UNAVAILABLE, Call, Script, ScriptRunner
 from geoindex.search import SearchConfig, Step
 from geoindex.supply import count_supply, supply_cells
 
@@ -37,6 +37,7 @@ REGION_EXPIRE = Script("region_expire")
 REGION_COUNT = Script("region_count")
 DRIVER_UPSERT = Script("driver_upsert")
 DRIVER_CHANGE = Script("driver_change")
+ALL_SCRIPTS = (KNN, REGION_APPLY, REGION_EXPIRE, REGION_COUNT, DRIVER_UPSERT, DRIVER_CHANGE)
 
 SWEEP_BATCH = 1_000
 _MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
@@ -54,6 +55,7 @@ class RedisGeoIndex:
     ) -> None:
         self.ttl_ms = ttl_ms
         self._redis = client
+        self._scripts = ScriptRunner(client, ALL_SCRIPTS)
         self._clock = clock
         self._config = config or SearchConfig()
         self._prefix = prefix
@@ -81,10 +83,17 @@ class RedisGeoIndex:
             lat, lng = score_latlng(score)
             region = region_of(score, self._config.region_res)
             prepared.append((p, score, lat, lng, region))
-            args = [repr(lat), repr(lng), p.ts_ms, "" if p.seq is None else p.seq, score,
-                    f"{region:x}", self._driver_pexpire]
+            args = [
+                repr(lat),
+                repr(lng),
+                p.ts_ms,
+                "" if p.seq is None else p.seq,
+                score,
+                f"{region:x}",
+                self._driver_pexpire,
+            ]
             calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], args))
-        replies = await run(self._redis, calls)
+        replies = await self._scripts.run(calls)
         ops: dict[int, list[Any]] = {}
         results = []
         for (p, score, lat, lng, region), reply in zip(prepared, replies, strict=True):
@@ -95,20 +104,21 @@ class RedisGeoIndex:
             ver, old_region, avail = _s(reply[1]), _s(reply[2]), _s(reply[3])
             flag = "a" if avail == "1" else "b"
             ops.setdefault(region, []).extend(
-                [flag, p.driver_id, ver, p.ts_ms, score, repr(lat), repr(lng)])
+                [flag, p.driver_id, ver, p.ts_ms, score, repr(lat), repr(lng)]
+            )
             if old_region and int(old_region, 16) != region:
                 ops.setdefault(int(old_region, 16), []).extend(
-                    ["t", p.driver_id, ver, p.ts_ms, 0, "", ""])
+                    ["t", p.driver_id, ver, p.ts_ms, 0, "", ""]
+                )
         await self._apply(ops)
         return results
 
     async def _apply(self, ops: dict[int, list[Any]]) -> None:
         if not ops:
             return
-        min_ts = self._clock() - self.ttl_ms
-        await run(self._redis, [
-            (REGION_APPLY, self._region_keys(r), [min_ts, *args]) for r, args in ops.items()
-        ])
+        await self._scripts.run(
+            [(REGION_APPLY, self._region_keys(r), args) for r, args in ops.items()]
+        )
         new = ops.keys() - self._known_regions
         if new:
             await self._redis.sadd(f"{self._prefix}:regions", *(f"{r:x}" for r in new))
@@ -118,9 +128,9 @@ class RedisGeoIndex:
         """Run driver_change.lua on each driver, then mirror the change into its region."""
         if not driver_ids:
             return []
-        replies = await run(self._redis, [
-            (DRIVER_CHANGE, [self.driver_key(d)], [op, arg]) for d in driver_ids
-        ])
+        replies = await self._scripts.run(
+            [(DRIVER_CHANGE, [self.driver_key(d)], [op, arg]) for d in driver_ids]
+        )
         ops: dict[int, list[Any]] = {}
         changed = []
         for driver_id, reply in zip(driver_ids, replies, strict=True):
@@ -130,7 +140,9 @@ class RedisGeoIndex:
             ver, region, ts, lat, lng, score = (_s(x) for x in reply[1:7])
             flag = {"1": "a", "0": "b"}.get(op, "t")
             ts_out = ts if flag != "t" else str(self._clock())
-            ops.setdefault(int(region, 16), []).extend([flag, driver_id, ver, ts_out, score, lat, lng])
+            ops.setdefault(int(region, 16), []).extend(
+                [flag, driver_id, ver, ts_out, score, lat, lng]
+            )
         await self._apply(ops)
         return changed
 
@@ -148,19 +160,22 @@ class RedisGeoIndex:
         tomb_cutoff = cutoff_ms - self.ttl_ms
         gone: set[str] = set()
         while regions:
-            replies = await run(self._redis, [
-                (REGION_EXPIRE, self._region_keys(r), [cutoff_ms, tomb_cutoff, SWEEP_BATCH])
-                for r in regions
-            ])
+            replies = await self._scripts.run(
+                [
+                    (REGION_EXPIRE, self._region_keys(r), [cutoff_ms, tomb_cutoff, SWEEP_BATCH])
+                    for r in regions
+                ]
+            )
             ids = sorted({_s(m) for reply in replies for m in reply})
             # Delete the driver's own key too, unless a fresh fix arrived meanwhile.
             if ids:
-                await run(self._redis, [
-                    (DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms]) for d in ids
-                ])
+                await self._scripts.run(
+                    [(DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms]) for d in ids]
+                )
             gone.update(ids)
-            regions = [r for r, reply in zip(regions, replies, strict=True)
-                       if len(reply) >= SWEEP_BATCH]
+            regions = [
+                r for r, reply in zip(regions, replies, strict=True) if len(reply) >= SWEEP_BATCH
+            ]
         return sorted(gone)
 
     # -- reads ----------------------------------------------------------------------------
@@ -168,13 +183,20 @@ class RedisGeoIndex:
         limits.check_driver_id(driver_id)
         try:
             lat, lng, ts, seq, avail = await self._redis.hmget(
-                self.driver_key(driver_id), "lat", "lng", "ts", "seq", "avail")
+                self.driver_key(driver_id), "lat", "lng", "ts", "seq", "avail"
+            )
         except UNAVAILABLE as e:
             raise BackendUnavailable(f"redis unavailable: {e}") from e
         if ts is None:
             return None
-        return DriverState(driver_id, float(lat), float(lng), int(ts),
-                           int(seq) if seq is not None else None, _s(avail) == "1")
+        return DriverState(
+            driver_id,
+            float(lat),
+            float(lng),
+            int(ts),
+            int(seq) if seq is not None else None,
+            _s(avail) == "1",
+        )
 
     async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
         lat, lng = limits.check_latlng(lat, lng)
@@ -183,10 +205,12 @@ class RedisGeoIndex:
 
         async def scan(step: Step) -> list[Candidate]:
             bounds = struct.pack(f"<{len(step.bounds)}d", *step.bounds)
-            replies = await run(self._redis, [
-                (KNN, self._region_keys(r)[:1], [*head, bounds, step.disk.blob(r)])
-                for r in step.disk.ranges
-            ])
+            replies = await self._scripts.run(
+                [
+                    (KNN, self._region_keys(r)[:1], [*head, bounds, step.disk.blob(r)])
+                    for r in step.disk.ranges
+                ]
+            )
             out: list[Candidate] = []
             for reply in replies:
                 for member in reply:
@@ -205,9 +229,13 @@ class RedisGeoIndex:
             by_region.setdefault(region, []).extend([lo, hi])
         min_ts = self._clock() - self.ttl_ms
         regions = list(by_region)
-        replies = await run(self._redis, [
-            (REGION_COUNT, self._region_keys(r)[:1], [min_ts, *by_region[r]]) for r in regions
-        ]) if regions else []
+        replies = (
+            await self._scripts.run(
+                [(REGION_COUNT, self._region_keys(r)[:1], [min_ts, *by_region[r]]) for r in regions]
+            )
+            if regions
+            else []
+        )
         counts = {r: iter(reply) for r, reply in zip(regions, replies, strict=True)}
         return count_supply(cells, lambda region, lo, hi: int(next(counts[region])))
 

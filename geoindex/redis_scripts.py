@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from importlib import resources
@@ -14,8 +15,15 @@ from geoindex.errors import BackendUnavailable
 Call = tuple["Script", Sequence[str], Sequence[Any]]
 
 # Errors that mean "Redis could not answer", as opposed to a bug in a script or a call.
-UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ClusterDownError, rx.TryAgainError,
-               rx.BusyLoadingError, rx.ReadOnlyError, rx.MasterDownError)
+UNAVAILABLE = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ClusterDownError,
+    rx.TryAgainError,
+    rx.BusyLoadingError,
+    rx.ReadOnlyError,
+    rx.MasterDownError,
+)
 
 
 class Script:
@@ -25,20 +33,42 @@ class Script:
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
 
-async def run(client: Any, calls: Sequence[Call]) -> list[Any]:
-    """Run calls in one pipeline (one round trip per node), loading scripts on demand.
+class ScriptRunner:
+    """Runs calls in one pipeline (one round trip per node), loading scripts on demand.
 
-    A node that restarted or was promoted may not have the scripts yet: NOSCRIPT makes
-    us load them everywhere and retry once.
+    Scripts are loaded before the first call: on a cluster, redis-py's async client
+    answers a burst of concurrent NOSCRIPT errors by dropping connections other calls
+    are using. A node that restarted or was promoted may still lack them: NOSCRIPT makes
+    us load them everywhere (once, however many calls hit it together) and retry once.
     """
-    try:
+
+    def __init__(self, client: Any, scripts: Sequence[Script]) -> None:
+        self.client = client
+        self._scripts = set(scripts)
+        self._loading = asyncio.Lock()
+        self._loaded = False
+
+    async def run(self, calls: Sequence[Call]) -> list[Any]:
         try:
-            return await _run(client, calls)
-        except rx.NoScriptError:
-            await load(client, {c[0] for c in calls})
-            return await _run(client, calls)
-    except UNAVAILABLE as e:
-        raise BackendUnavailable(f"redis unavailable: {e}") from e
+            if not self._loaded:
+                await self._load(self._scripts)
+                self._loaded = True
+            try:
+                return await _run(self.client, calls)
+            except rx.NoScriptError:
+                await self._load({c[0] for c in calls})
+                return await _run(self.client, calls)
+        except UNAVAILABLE as e:
+            raise BackendUnavailable(f"redis unavailable: {e}") from e
+
+    async def _load(self, scripts: set[Script]) -> None:
+        async with self._loading:
+            # On a cluster SCRIPT LOAD goes to every primary; replicas get it by replication.
+            missing = [
+                s for s in scripts if not all(_flatten(await self.client.script_exists(s.sha)))
+            ]
+            for s in missing:
+                await self.client.script_load(s.source)
 
 
 async def _run(client: Any, calls: Sequence[Call]) -> list[Any]:
@@ -47,7 +77,9 @@ async def _run(client: Any, calls: Sequence[Call]) -> list[Any]:
         return [await client.evalsha(script.sha, len(keys), *keys, *args)]
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        # execute_command: redis-py blocks the evalsha() method on cluster pipelines only by
+        # name; the async cluster client routes EVALSHA by its keys like any command.
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     results: list[Any] = await pipe.execute(raise_on_error=False)
     for r in results:
         if isinstance(r, Exception):
@@ -55,7 +87,8 @@ async def _run(client: Any, calls: Sequence[Call]) -> list[Any]:
     return results
 
 
-async def load(client: Any, scripts: set[Script]) -> None:
-    # On a cluster SCRIPT LOAD goes to every primary; replicas get it by replication.
-    for s in scripts:
-        await client.script_load(s.source)
+def _flatten(reply: Any) -> list[bool]:
+    """SCRIPT EXISTS answers a list, or on a cluster a list per node."""
+    if isinstance(reply, dict):
+        return [bool(x) for v in reply.values() for x in v]
+    return [bool(x) for x in reply]

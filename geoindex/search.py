@@ -135,7 +135,12 @@ def is_complete(step: Step, k: int, radius_m: float, distances: list[float]) -> 
 
 
 def next_step(
-    lat: float, lng: float, k: int, radius_m: float, prev: Step, distances: list[float],
+    lat: float,
+    lng: float,
+    k: int,
+    radius_m: float,
+    prev: Step,
+    distances: list[float],
     config: SearchConfig,
 ) -> Step:
     """A wider step, sized from the density seen: its covered distance at least doubles."""

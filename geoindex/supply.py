@@ -29,19 +29,23 @@ def supply_cells(
     # Ring j's nearest centres are about 1.5 * j edges away: one ring spare for distortion.
     rings = int(radius_m / (1.3 * edge)) + 2
     if 3 * rings * (rings + 1) + 1 > 4 * MAX_SUPPLY_CELLS:
-        raise InvalidQuery(f"area too large for resolution {resolution}: at most {MAX_SUPPLY_CELLS} cells")
+        raise InvalidQuery(
+            f"area too large for resolution {resolution}: at most {MAX_SUPPLY_CELLS} cells"
+        )
     origin = h3.latlng_to_cell(lat, lng, resolution)
     cells = [
-        c for c in h3.grid_disk(origin, rings) if haversine_m(lat, lng, *h3.cell_to_latlng(c)) <= radius_m
+        c
+        for c in h3.grid_disk(origin, rings)
+        if haversine_m(lat, lng, *h3.cell_to_latlng(c)) <= radius_m
     ]
     if len(cells) > MAX_SUPPLY_CELLS:
-        raise InvalidQuery(f"area too large for resolution {resolution}: at most {MAX_SUPPLY_CELLS} cells")
+        raise InvalidQuery(
+            f"area too large for resolution {resolution}: at most {MAX_SUPPLY_CELLS} cells"
+        )
     return [(c, int(h3.cell_to_parent(c, region_res)), *score_range(c)) for c in cells]
 
 
-def count_supply(
-    cells: list[SupplyCell], count: Callable[[int, int, int], int]
-) -> dict[str, int]:
+def count_supply(cells: list[SupplyCell], count: Callable[[int, int, int], int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for cell, region, lo, hi in cells:
         n = count(region, lo, hi)

@@ -2,20 +2,20 @@
 -- driver_*.lua on the driver's own key); a change older than what the region holds for
 -- that driver is ignored, so changes may arrive in any order and the newest always wins.
 -- A driver leaving the region leaves a tombstone holding its version until the sweep, so
--- a late, older add cannot resurrect it.
+-- a late, older add cannot resurrect it (one arriving after the sweep dropped the tombstone
+-- is older than the TTL: never returned, and swept again).
 -- KEYS: geo (available: member = pack('<ddd', lat, lng, ts) .. id),
 --       meta (id -> pack('<dddd', ver, ts, lat, lng) .. flag; flag a available, b busy, t gone),
 --       seen (id -> ts, for the sweep)
--- ARGV: min_ts, then groups of: flag, id, ver, ts, score, lat, lng
-local min_ts = tonumber(ARGV[1])
+-- ARGV: groups of: flag, id, ver, ts, score, lat, lng
 local pack, unpack_d = struct.pack, struct.unpack
 local applied = 0
-for i = 2, #ARGV, 7 do
+for i = 1, #ARGV, 7 do
   local flag, id, ver, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local cur = redis.call('HGET', KEYS[2], id)
   local cur_ver, cur_ts, cur_lat, cur_lng = -1, 0, 0, 0
   if cur then cur_ver, cur_ts, cur_lat, cur_lng = unpack_d('<dddd', cur) end
-  if ver > cur_ver and (flag == 't' or ts >= min_ts) then
+  if ver > cur_ver then
     if cur and string.sub(cur, -1) == 'a' then
       redis.call('ZREM', KEYS[1], pack('<ddd', cur_lat, cur_lng, cur_ts) .. id)
     end

@@ -1,0 +1,70 @@
+"""A GeoIndex factory per backend: embedded, single Redis, Redis Cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
+
+from geoindex import GeoIndex
+from geoindex.memory import MemoryGeoIndex
+from geoindex.redis_index import RedisGeoIndex
+from geoindex.search import SearchConfig
+
+BACKENDS = ["memory", "redis", "cluster"]
+
+
+class Clock:
+    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Any]]:
+    """(name, raw redis client or None) with the backend's servers flushed."""
+    name = request.param
+    if name == "memory":
+        yield name, None
+        return
+    url = request.getfixturevalue("redis_url" if name == "redis" else "redis_cluster_url")
+    client = aredis.Redis.from_url(url) if name == "redis" else RedisCluster.from_url(url)
+    yield name, client
+    await client.aclose()
+
+
+MakeIndex = Callable[..., GeoIndex]
+
+
+@pytest.fixture
+def make_index(backend: tuple[str, Any], clock: Clock) -> MakeIndex:
+    name, client = backend
+
+    def make(
+        ttl_ms: int = 30_000, config: SearchConfig | None = None, prefix: str = "gi"
+    ) -> GeoIndex:
+        if name == "memory":
+            return MemoryGeoIndex(ttl_ms=ttl_ms, clock=clock, config=config)
+        return RedisGeoIndex(client, ttl_ms=ttl_ms, clock=clock, config=config, prefix=prefix)
+
+    return make
+
+
+@pytest.fixture
+def index(make_index: MakeIndex) -> GeoIndex:
+    return make_index()
+
+
+@pytest.fixture
+def raw_redis(backend: tuple[str, Any]) -> Any:
+    return backend[1]

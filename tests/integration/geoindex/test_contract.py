@@ -1,0 +1,352 @@
+"""The GeoIndex contract: every backend (embedded, Redis, Redis Cluster) passes all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from typing import Any
+
+import pytest
+
+from geoindex import (
+    MAX_BATCH,
+    MAX_K,
+    MAX_RADIUS_M,
+    GeoIndex,
+    GeoIndexError,
+    InvalidCoordinates,
+    InvalidDriverId,
+    InvalidQuery,
+    InvalidTimestamp,
+    Position,
+    UpsertResult,
+)
+from geoindex.cells import haversine_m
+from tests.integration.geoindex.conftest import Clock, MakeIndex
+
+pytestmark = pytest.mark.redis
+
+ACCEPTED, STALE = UpsertResult.ACCEPTED, UpsertResult.STALE
+LAT, LNG = 52.52, 13.405  # Berlin
+
+
+def at(driver: str, lat: float, lng: float, ts: int, seq: int | None = None) -> Position:
+    return Position(driver, lat, lng, ts, seq)
+
+
+async def snapshot(index: GeoIndex, raw: Any, ids: list[str]) -> Any:
+    """Everything observable: driver states, a search, and for Redis every key and value."""
+    states = [await index.get(i) for i in ids]
+    near = await index.nearest(LAT, LNG, MAX_K, MAX_RADIUS_M)
+    keys: dict[bytes, Any] = {}
+    if raw is not None:
+        async for key in raw.scan_iter(match="gi*"):
+            kind = await raw.type(key)
+            if kind == b"zset":
+                keys[key] = await raw.zrange(key, 0, -1, withscores=True)
+            elif kind == b"hash":
+                keys[key] = sorted((await raw.hgetall(key)).items())
+            elif kind == b"set":
+                keys[key] = sorted(await raw.smembers(key))
+    return states, near, keys
+
+
+async def test_nearest_orders_by_distance_then_id(index: GeoIndex, clock: Clock) -> None:
+    t = clock.now_ms
+    await index.upsert(
+        [
+            at("far", LAT + 0.01, LNG, t),
+            at("b-near", LAT + 0.001, LNG, t),
+            at("a-near", LAT + 0.001, LNG, t),  # same spot as b-near: the id breaks the tie
+            at("mid", LAT + 0.005, LNG, t),
+        ]
+    )
+    hits = await index.nearest(LAT, LNG, 3, 5_000)
+    assert [h.driver_id for h in hits] == ["a-near", "b-near", "mid"]
+    assert hits[0].distance_m == hits[1].distance_m
+    assert math.isclose(hits[2].distance_m, 556, rel_tol=0.01)
+    assert hits[0].ts_ms == t
+    assert haversine_m(hits[2].lat, hits[2].lng, LAT + 0.005, LNG) < 1.0
+
+
+async def test_radius_limits_results_and_zero_radius_finds_only_the_same_spot(
+    index: GeoIndex, clock: Clock
+) -> None:
+    t = clock.now_ms
+    await index.upsert([at("here", LAT, LNG, t), at("there", LAT + 0.01, LNG, t)])
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 10, 1_000)] == ["here"]
+    here = await index.get("here")
+    assert here is not None
+    assert [h.driver_id for h in await index.nearest(here.lat, here.lng, 10, 0)] == ["here"]
+    assert len(await index.nearest(LAT, LNG, 10, 2_000)) == 2
+
+
+async def test_stale_updates_are_rejected_and_change_nothing(index: GeoIndex, clock: Clock) -> None:
+    t = clock.now_ms
+    assert await index.upsert([at("d1", LAT, LNG, t, seq=5)]) == [ACCEPTED]
+    before = await index.get("d1")
+    results = await index.upsert(
+        [
+            at("d1", LAT + 0.1, LNG, t + 10, seq=4),  # lower seq, newer ts
+            at("d1", LAT + 0.1, LNG, t - 10, seq=6),  # higher seq, older ts
+            at("d1", LAT + 0.1, LNG, t, seq=6),  # same ts
+            at("d1", LAT + 0.1, LNG, t + 10, seq=5),  # same seq
+        ]
+    )
+    assert results == [STALE, STALE, STALE, STALE]
+    assert await index.get("d1") == before
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 100)] == ["d1"]
+    assert await index.upsert([at("d1", LAT + 0.001, LNG, t + 10, seq=6)]) == [ACCEPTED]
+    after = await index.get("d1")
+    assert after is not None and after.seq == 6 and after.ts_ms == t + 10
+
+
+async def test_updates_without_seq_are_ordered_by_timestamp(index: GeoIndex, clock: Clock) -> None:
+    t = clock.now_ms
+    assert await index.upsert([at("d1", LAT, LNG, t)]) == [ACCEPTED]
+    assert await index.upsert([at("d1", LAT, LNG, t - 1)]) == [STALE]
+    assert await index.upsert([at("d1", LAT, LNG, t + 1)]) == [ACCEPTED]
+
+
+async def test_unavailable_drivers_never_crowd_out_available_ones(
+    index: GeoIndex, clock: Clock
+) -> None:
+    t = clock.now_ms
+    busy = [at(f"busy{i}", LAT + 0.0001 * i, LNG, t) for i in range(60)]
+    await index.upsert([*busy, at("free", LAT + 0.02, LNG, t)])
+    for p in busy:
+        assert await index.set_available(p.driver_id, False)
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 1, 5_000)] == ["free"]
+    state = await index.get("busy0")
+    assert state is not None and not state.available
+    assert await index.set_available("busy0", True)
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 1, 5_000)] == ["busy0"]
+    assert not await index.set_available("nobody", True)
+
+
+async def test_busy_driver_keeps_moving_and_returns_at_its_latest_position(
+    index: GeoIndex, clock: Clock
+) -> None:
+    t = clock.now_ms
+    await index.upsert([at("d1", LAT, LNG, t)])
+    await index.set_available("d1", False)
+    await index.upsert([at("d1", LAT + 0.3, LNG, t + 1)])  # a different region, while busy
+    assert await index.nearest(LAT + 0.3, LNG, 5, 1_000) == []
+    await index.set_available("d1", True)
+    assert [h.driver_id for h in await index.nearest(LAT + 0.3, LNG, 5, 1_000)] == ["d1"]
+    assert await index.nearest(LAT, LNG, 5, 1_000) == []
+
+
+async def test_remove_forgets_a_driver(index: GeoIndex, clock: Clock, raw_redis: Any) -> None:
+    await index.upsert([at("d1", LAT, LNG, clock.now_ms), at("d2", LAT, LNG, clock.now_ms)])
+    assert await index.remove(["d1", "ghost"]) == 1
+    assert await index.get("d1") is None
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["d2"]
+    # A removed driver can come back with any fresh fix.
+    assert await index.upsert([at("d1", LAT, LNG, clock.now_ms - 5)]) == [ACCEPTED]
+    assert len(await index.nearest(LAT, LNG, 5, 1_000)) == 2
+
+
+async def test_silent_drivers_are_never_returned_even_before_a_sweep(
+    make_index: MakeIndex, clock: Clock
+) -> None:
+    index = make_index(ttl_ms=10_000)
+    t = clock.now_ms
+    await index.upsert([at("old", LAT, LNG, t - 10_001), at("new", LAT + 0.001, LNG, t - 9_999)])
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["new"]
+    supply = await index.supply(LAT, LNG, 1_000, 8)
+    assert sum(supply.values()) == 1
+    clock.now_ms += 2
+    assert await index.nearest(LAT, LNG, 5, 1_000) == []
+
+
+async def test_sweep_removes_expired_drivers_from_every_key(
+    make_index: MakeIndex, clock: Clock, raw_redis: Any
+) -> None:
+    index = make_index(ttl_ms=10_000)
+    t = clock.now_ms
+    await index.upsert([at("old", LAT, LNG, t - 20_000), at("new", LAT, LNG, t)])
+    await index.upsert([at("moved", LAT, LNG, t - 30_000)])
+    await index.upsert([at("moved", LAT + 0.5, LNG + 0.5, t - 25_000)])  # other region
+    assert sorted(await index.expire(t - 10_000)) == ["moved", "old"]
+    assert await index.get("old") is None and await index.get("moved") is None
+    assert await index.get("new") is not None
+    if raw_redis is not None:
+        async for key in raw_redis.scan_iter(match="gi*"):
+            kind = await raw_redis.type(key)
+            if kind == b"zset":
+                members = [m for m, _ in await raw_redis.zrange(key, 0, -1, withscores=True)]
+            elif kind == b"hash":
+                members = list(await raw_redis.hkeys(key))
+            else:
+                continue
+            assert not any(m.endswith(b"old") or m.endswith(b"moved") for m in members), key
+            assert not key.endswith(b"{old}") and not key.endswith(b"{moved}")
+
+
+async def test_crossing_a_region_border_leaves_no_entry_behind(
+    index: GeoIndex, clock: Clock, raw_redis: Any
+) -> None:
+    t = clock.now_ms
+    # 0.5 degrees apart: different res-5 regions.
+    await index.upsert([at("d1", LAT, LNG, t)])
+    await index.upsert([at("d1", LAT + 0.5, LNG, t + 1)])
+    assert await index.nearest(LAT, LNG, 5, 10_000) == []
+    assert [h.driver_id for h in await index.nearest(LAT + 0.5, LNG, 5, 10_000)] == ["d1"]
+    if raw_redis is not None:
+        holders = [
+            k
+            async for k in raw_redis.scan_iter(match="gi:*:geo")
+            if any(m.endswith(b"d1") for m in await raw_redis.zrange(k, 0, -1))
+        ]
+        assert len(holders) == 1
+
+
+async def test_concurrent_updates_of_one_driver_converge_on_the_newest(
+    index: GeoIndex, clock: Clock, raw_redis: Any
+) -> None:
+    rng = random.Random(5)
+    t = clock.now_ms
+    # 40 fixes hopping between four regions, sent concurrently in random order.
+    spots = [(LAT, LNG), (LAT + 0.5, LNG), (LAT, LNG + 0.8), (LAT - 0.5, LNG - 0.8)]
+    fixes = [at("d1", *spots[i % 4], t + i, seq=i) for i in range(40)]
+    rng.shuffle(fixes)
+    await asyncio.gather(*(index.upsert([f]) for f in fixes))
+    state = await index.get("d1")
+    assert state is not None and state.seq == 39 and state.ts_ms == t + 39
+    newest = spots[39 % 4]
+    for spot in spots:
+        hits = await index.nearest(*spot, 5, 20_000)
+        assert [h.driver_id for h in hits] == (["d1"] if spot == newest else [])
+    if raw_redis is not None:
+        holders = [
+            k
+            async for k in raw_redis.scan_iter(match="gi:*:geo")
+            if any(m.endswith(b"d1") for m in await raw_redis.zrange(k, 0, -1))
+        ]
+        assert len(holders) == 1
+
+
+async def test_supply_counts_fresh_available_drivers_per_cell(
+    index: GeoIndex, clock: Clock
+) -> None:
+    t = clock.now_ms
+    await index.upsert([at(f"d{i}", LAT + 0.00001 * i, LNG, t) for i in range(5)])
+    await index.upsert([at("busy", LAT, LNG, t), at("far", LAT + 1, LNG, t)])
+    await index.set_available("busy", False)
+    supply = await index.supply(LAT, LNG, 2_000, 7)
+    assert sum(supply.values()) == 5
+    assert all(len(cell) == 15 for cell in supply)
+    assert await index.supply(LAT + 5, LNG, 1_000, 9) == {}
+
+
+BAD_POSITIONS = [
+    (at("d", 90.0001, 0, 1), InvalidCoordinates),
+    (at("d", -91, 0, 1), InvalidCoordinates),
+    (at("d", 0, 180.5, 1), InvalidCoordinates),
+    (at("d", float("nan"), 0, 1), InvalidCoordinates),
+    (at("d", 0, float("inf"), 1), InvalidCoordinates),
+    (at("", 0, 0, 1), InvalidDriverId),
+    (at("x" * 65, 0, 0, 1), InvalidDriverId),
+    (at("a{b}", 0, 0, 1), InvalidDriverId),
+    (at("d", 0, 0, -1), InvalidTimestamp),
+    (at("d", 0, 0, 1, seq=-1), InvalidTimestamp),
+    (at("d", 0, 0, 2**53), InvalidTimestamp),
+]
+
+
+@pytest.mark.parametrize(("bad", "error"), BAD_POSITIONS)
+async def test_bad_positions_raise_and_write_nothing(
+    index: GeoIndex, clock: Clock, raw_redis: Any, bad: Position, error: type[Exception]
+) -> None:
+    await index.upsert([at("ok", LAT, LNG, clock.now_ms)])
+    before = await snapshot(index, raw_redis, ["ok", "d"])
+    good = at("d", LAT, LNG, clock.now_ms)
+    with pytest.raises(error) as info:
+        await index.upsert([good, bad])  # the whole batch is refused, good items too
+    assert isinstance(info.value, GeoIndexError) and str(info.value)
+    assert await snapshot(index, raw_redis, ["ok", "d"]) == before
+
+
+async def test_oversized_batch_is_refused(index: GeoIndex, clock: Clock) -> None:
+    batch = [at(f"d{i}", LAT, LNG, clock.now_ms) for i in range(MAX_BATCH + 1)]
+    with pytest.raises(InvalidQuery):
+        await index.upsert(batch)
+    assert await index.get("d0") is None
+
+
+@pytest.mark.parametrize(
+    ("lat", "lng", "k", "radius"),
+    [
+        (LAT, LNG, 0, 100),
+        (LAT, LNG, MAX_K + 1, 100),
+        (LAT, LNG, 5, -1),
+        (LAT, LNG, 5, MAX_RADIUS_M + 1),
+        (LAT, LNG, 5, float("nan")),
+        (95, LNG, 5, 100),
+        (LAT, float("-inf"), 5, 100),
+        (LAT, LNG, True, 100),
+        (LAT, LNG, 2.5, 100),
+    ],
+)
+async def test_bad_queries_raise(index: GeoIndex, lat: Any, lng: Any, k: Any, radius: Any) -> None:
+    with pytest.raises(GeoIndexError):
+        await index.nearest(lat, lng, k, radius)
+
+
+@pytest.mark.parametrize("resolution", [-1, 3, 16, "9", 1.5])
+async def test_bad_supply_resolution_raises(index: GeoIndex, resolution: Any) -> None:
+    with pytest.raises(InvalidQuery):
+        await index.supply(LAT, LNG, 1_000, resolution)
+
+
+async def test_bad_ids_in_remove_and_availability_raise(index: GeoIndex) -> None:
+    with pytest.raises(InvalidDriverId):
+        await index.remove(["ok", "bad id"])
+    with pytest.raises(InvalidDriverId):
+        await index.set_available("", True)
+
+
+async def test_resending_the_exact_same_fix_is_accepted_again_and_changes_nothing(
+    index: GeoIndex, clock: Clock
+) -> None:
+    fix = at("d1", LAT, LNG, clock.now_ms, seq=3)
+    assert await index.upsert([fix]) == [ACCEPTED]
+    before = await index.get("d1")
+    assert await index.upsert([fix]) == [ACCEPTED]  # a retry after a lost answer
+    assert await index.get("d1") == before
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 100)] == ["d1"]
+
+
+async def test_a_retry_repairs_region_writes_lost_after_the_driver_write(
+    make_index: MakeIndex, clock: Clock, raw_redis: Any
+) -> None:
+    if raw_redis is None:
+        pytest.skip("the embedded backend writes driver and region in one step")
+    from geoindex.cells import position_score, region_of, score_latlng
+    from geoindex.redis_index import DRIVER_UPSERT
+
+    index = make_index()
+    t = clock.now_ms
+    await index.upsert([at("d1", LAT, LNG, t, seq=1)])
+    # The next fix (another region) reaches the driver's key, then the caller dies.
+    lat, lng = LAT + 0.5, LNG
+    score = position_score(lat, lng)
+    qlat, qlng = score_latlng(score)
+    await raw_redis.evalsha(
+        DRIVER_UPSERT.sha,
+        1,
+        index.driver_key("d1"),  # type: ignore[attr-defined]
+        repr(qlat),
+        repr(qlng),
+        t + 1,
+        2,
+        score,
+        f"{region_of(score, 5):x}",
+        120_000,
+    )
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["d1"]  # stale
+    assert await index.upsert([at("d1", lat, lng, t + 1, seq=2)]) == [ACCEPTED]  # the retry
+    assert await index.nearest(LAT, LNG, 5, 1_000) == []
+    assert [h.driver_id for h in await index.nearest(lat, lng, 5, 1_000)] == ["d1"]
