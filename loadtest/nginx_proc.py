@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from loadtest.nginx_conf import NginxSettings, render
+from loadtest.redis_procs import die_with_parent
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -28,7 +29,9 @@ class NginxProcess:
         run_dir: Path | None = None,
         access_log: bool = True,
         worker_processes: str = "1",
+        tie_to_parent: bool = False,
     ) -> None:
+        self.tie_to_parent = tie_to_parent
         self.port = port
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="nginx-run-"))
         self._own_dir = run_dir is None
@@ -70,7 +73,11 @@ class NginxProcess:
     def start(self, timeout: float = 10.0) -> None:
         self.check()
         self.proc = subprocess.Popen(
-            self._args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self._args(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent if self.tie_to_parent else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

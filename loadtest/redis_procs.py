@@ -6,8 +6,10 @@ runs in a temporary directory, keeps nothing on disk and is killed at teardown.
 
 from __future__ import annotations
 
+import ctypes
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -53,6 +55,12 @@ def _wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGTERM to the child when the thread that started it dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _cli(port: int, *args: str) -> str:
     out = subprocess.run(
         [REDIS_CLI, "-p", str(port), *args], capture_output=True, text=True, timeout=30
@@ -65,6 +73,8 @@ class RedisNode:
     port: int
     workdir: Path
     cluster: bool = False
+    # The stack launcher's servers die with it even if it is SIGKILLed (tests leave this off).
+    tie_to_parent: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -93,7 +103,15 @@ class RedisNode:
                 "--cluster-node-timeout",
                 "2000",
             ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Own session: a Ctrl-C meant for the launcher or pytest does not hit the servers
+            # before their owner stops them in order.
+            start_new_session=True,
+            preexec_fn=die_with_parent if self.tie_to_parent else None,
+        )
         _wait_port(self.port)
 
     def stop(self, sig_kill: bool = False) -> None:
@@ -139,10 +157,15 @@ class RedisServer:
 class RedisCluster:
     """Six cluster-enabled redis-servers: three masters, three replicas."""
 
-    def __init__(self, nodes: int = 6, replicas: int = 1) -> None:
+    def __init__(self, nodes: int = 6, replicas: int = 1, tie_to_parent: bool = False) -> None:
         self._dir = tempfile.mkdtemp(prefix="redis-cluster-")
         self.nodes = [
-            RedisNode(free_cluster_port(), Path(self._dir) / str(i), cluster=True)
+            RedisNode(
+                free_cluster_port(),
+                Path(self._dir) / str(i),
+                cluster=True,
+                tie_to_parent=tie_to_parent,
+            )
             for i in range(nodes)
         ]
         self.replicas = replicas
