@@ -1,0 +1,78 @@
+"""Locust scenario against the stack's nginx: drivers stream positions and take rides, riders ask.
+
+    locust -f loadtest/locustfile.py --headless -H http://127.0.0.1:8080 -u 200 -t 60s \
+        --csv reports/x/locust --html reports/x/locust.html
+
+Drivers stream over a WebSocket (or one HTTP POST per ping: --driver-mode http), accept most
+offers and drive the ride to the end; riders ask at hot spots with an Idempotency-Key and
+sometimes cancel. Measurements of our own (match latency, offer-to-accept, ride outcomes) are
+fired as request type METRIC so locust aggregates them across workers and writes them to its
+CSV and HTML; thresholds (--max-fail-ratio, --max-p95-ms, --max-p99-ms) set the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from loadtest.scenario.driver import DriverUser
+from loadtest.scenario.rider import RiderUser
+from loadtest.scenario.shape import RampHoldRampDown
+from loadtest.scenario.thresholds import Limits, request_totals, violations
+
+__all__ = ["DriverUser", "RiderUser", "RampHoldRampDown"]
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--driver-mode",
+        choices=["ws", "http"],
+        default="ws",
+        env_var="LOADTEST_DRIVER_MODE",
+        help="driver position transport",
+    )
+    parser.add_argument(
+        "--ping-s",
+        type=float,
+        default=4.0,
+        env_var="LOADTEST_PING_S",
+        help="seconds between two positions of a driver",
+    )
+    parser.add_argument(
+        "--jwt-secret",
+        default="dispatch-dev-secret-change-me-0123456789",
+        env_var="DISPATCH_JWT_SECRET",
+        help="the instances' token secret",
+        is_secret=True,
+    )
+    parser.add_argument(
+        "--ramp-s",
+        type=float,
+        default=0.0,
+        env_var="LOADTEST_RAMP_S",
+        help="ramp-up and ramp-down time (default 20%% of --run-time)",
+    )
+    parser.add_argument(
+        "--max-fail-ratio", type=float, default=0.01, env_var="LOADTEST_MAX_FAIL_RATIO"
+    )
+    parser.add_argument("--max-p95-ms", type=float, default=500.0, env_var="LOADTEST_MAX_P95_MS")
+    parser.add_argument("--max-p99-ms", type=float, default=1000.0, env_var="LOADTEST_MAX_P99_MS")
+
+
+@events.quitting.add_listener
+def _apply_thresholds(environment: Environment, **_kw: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the master decides, over the aggregated numbers
+    opts = environment.parsed_options
+    limits = Limits(opts.max_fail_ratio, opts.max_p95_ms, opts.max_p99_ms)
+    problems = violations(request_totals(environment), limits)
+    if environment.runner is not None and environment.runner.exceptions:
+        problems.append(f"{len(environment.runner.exceptions)} exceptions in the scenario")
+    for p in problems:
+        logging.error("threshold: %s", p)
+    environment.process_exit_code = 1 if problems else 0

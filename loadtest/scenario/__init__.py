@@ -1,0 +1,1 @@
+"""Building blocks of the locust scenario: the city model, tokens, the load shape, thresholds."""

@@ -1,0 +1,225 @@
+"""The driver user: positions along a path (WebSocket or HTTP), offers, the ride to its end."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import Any
+
+import gevent
+import orjson
+import websocket
+from locust import FastHttpUser, constant_pacing, task
+
+from loadtest.scenario.city import City, DriverPath
+from loadtest.scenario.metrics import record
+from loadtest.scenario.tokens import mint
+
+CITY = City()
+ACCEPT_RATIO = 0.9
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DriverUser(FastHttpUser):
+    weight = 4
+    network_timeout = 10.0
+    connection_timeout = 5.0
+
+    def wait_time(self) -> float:
+        return constant_pacing(self.environment.parsed_options.ping_s)(self)
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+        self.driver_id = "d" + uuid.uuid4().hex[:16]
+        token = mint("driver", self.driver_id, self.environment.parsed_options.jwt_secret)
+        self.auth = {"Authorization": f"Bearer {token}"}
+        self.path = DriverPath(CITY, self.rng)
+        self.seq = 0
+        self.last_move = time.monotonic()
+        self.offers: dict[str, float] = {}  # ride id -> when the offer arrived
+        self.handled: set[str] = set()
+        self.pending_acks: dict[int, float] = {}
+        self.ws: websocket.WebSocket | None = None
+        self.receiver: gevent.Greenlet | None = None
+        self.mode = self.environment.parsed_options.driver_mode
+
+    def on_stop(self) -> None:
+        if self.receiver is not None:
+            self.receiver.kill(block=False)
+        if self.ws is not None:
+            self.ws.close()
+
+    # --- positions -------------------------------------------------------------------
+    @task
+    def ping(self) -> None:
+        now = time.monotonic()
+        lat, lng = self.path.step(now - self.last_move)
+        self.last_move = now
+        self.seq += 1
+        fix = {"lat": lat, "lng": lng, "ts": _now_ms(), "seq": self.seq, "speed": self.path.speed}
+        if self.mode == "ws":
+            self._ws_location(fix)
+        else:
+            self._http_location(fix)
+
+    def _http_location(self, fix: dict[str, Any]) -> None:
+        self.client.post(
+            f"/v1/drivers/{self.driver_id}/location",
+            data=orjson.dumps(fix),
+            headers={**self.auth, "Content-Type": "application/json"},
+            name="/v1/drivers/[id]/location",
+        )
+        # Without a stream, a driver learns of an offer by looking at itself.
+        with self.client.get(
+            f"/v1/drivers/{self.driver_id}",
+            headers=self.auth,
+            name="/v1/drivers/[id]",
+            catch_response=True,
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+            me = r.json()
+        ride_id = me.get("ride_id")
+        if me.get("status") == "reserved" and ride_id and ride_id not in self.handled:
+            self.handled.add(ride_id)
+            self.offers[ride_id] = time.monotonic()
+            gevent.spawn(self._answer_over_http, ride_id)
+
+    def _ws_location(self, fix: dict[str, Any]) -> None:
+        if self.ws is None and not self._ws_connect():
+            return
+        assert self.ws is not None
+        self.pending_acks[fix["seq"]] = time.perf_counter()
+        try:
+            self.ws.send(orjson.dumps({"type": "location", **fix}).decode())
+        except (websocket.WebSocketException, OSError) as exc:
+            record(self.environment, "ws send", 0, f"{type(exc).__name__}: {exc}")
+            self.ws = None
+
+    def _ws_connect(self) -> bool:
+        url = self.host.replace("http", "ws", 1) + f"/v1/drivers/{self.driver_id}/stream"
+        start = time.perf_counter()
+        try:
+            ws = websocket.create_connection(
+                url, header=[f"Authorization: {self.auth['Authorization']}"], timeout=10
+            )
+        except (websocket.WebSocketException, OSError) as exc:
+            self.environment.events.request.fire(
+                request_type="WS",
+                name="connect",
+                response_time=(time.perf_counter() - start) * 1e3,
+                response_length=0,
+                exception=exc,
+                context={},
+            )
+            return False
+        self.environment.events.request.fire(
+            request_type="WS",
+            name="connect",
+            response_time=(time.perf_counter() - start) * 1e3,
+            response_length=0,
+            exception=None,
+            context={},
+        )
+        ws.settimeout(None)
+        self.ws = ws
+        self.pending_acks.clear()
+        self.receiver = gevent.spawn(self._receive, ws)
+        return True
+
+    def _receive(self, ws: websocket.WebSocket) -> None:
+        while True:
+            try:
+                raw = ws.recv()
+            except (websocket.WebSocketException, OSError):
+                if self.ws is ws:
+                    self.ws = None  # reconnect on the next ping
+                return
+            if not raw:
+                continue
+            msg = orjson.loads(raw)
+            kind = msg.get("type")
+            if kind == "ack":
+                sent = self.pending_acks.pop(msg.get("seq"), None)
+                if sent is not None:
+                    stale = msg.get("status") != "accepted"
+                    self.environment.events.request.fire(
+                        request_type="WS",
+                        name="location ack",
+                        response_time=(time.perf_counter() - sent) * 1e3,
+                        response_length=len(raw),
+                        exception=RuntimeError(f"ack {msg.get('status')}") if stale else None,
+                        context={},
+                    )
+            elif kind == "offer":
+                ride_id = msg["ride"]["id"]
+                if ride_id not in self.handled:  # an offer is sent again after a reconnect
+                    self.handled.add(ride_id)
+                    self.offers[ride_id] = time.monotonic()
+                    gevent.spawn(self._answer_over_ws, ride_id)
+            elif kind == "ride":
+                self._on_ride(msg["ride"])
+            elif kind == "error":
+                record(self.environment, "ws error frame", 0, str(msg.get("error")))
+
+    # --- offers and rides ------------------------------------------------------------
+    def _think(self) -> None:
+        gevent.sleep(self.rng.uniform(0.3, 1.5))
+
+    def _answer_over_ws(self, ride_id: str) -> None:
+        self._think()
+        verb = "accept" if self.rng.random() < ACCEPT_RATIO else "decline"
+        if self.ws is not None:
+            try:
+                self.ws.send(orjson.dumps({"type": verb, "ride_id": ride_id}).decode())
+            except (websocket.WebSocketException, OSError):
+                self.ws = None
+
+    def _answer_over_http(self, ride_id: str) -> None:
+        self._think()
+        verb = "accept" if self.rng.random() < ACCEPT_RATIO else "decline"
+        with self.client.post(
+            f"/v1/rides/{ride_id}/{verb}",
+            headers=self.auth,
+            name=f"/v1/rides/[id]/{verb}",
+            catch_response=True,
+        ) as r:
+            if r.status_code == 409:
+                r.success()  # the offer expired or the rider cancelled meanwhile
+                return
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+            ride = r.json()
+        self._on_ride(ride)
+
+    def _on_ride(self, ride: dict[str, Any]) -> None:
+        ride_id = ride["id"]
+        offered_at = self.offers.pop(ride_id, None)
+        if offered_at is None or ride.get("driver_id") != self.driver_id:
+            return
+        if ride["status"] == "accepted":
+            record(self.environment, "offer-to-accept", (time.monotonic() - offered_at) * 1e3)
+            gevent.spawn(self._drive, ride_id)
+
+    def _drive(self, ride_id: str) -> None:
+        """Arrive, start, complete; stop quietly if the rider cancels on the way."""
+        for step, (lo, hi) in (("arrived", (2, 5)), ("start", (1, 3)), ("complete", (3, 8))):
+            gevent.sleep(self.rng.uniform(lo, hi))
+            with self.client.post(
+                f"/v1/rides/{ride_id}/{step}",
+                headers=self.auth,
+                name=f"/v1/rides/[id]/{step}",
+                catch_response=True,
+            ) as r:
+                if r.status_code == 409:
+                    r.success()  # cancelled by the rider meanwhile
+                    return
+                if r.status_code != 200:
+                    r.failure(f"status {r.status_code}")
+                    return
