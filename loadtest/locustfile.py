@@ -12,7 +12,10 @@ CSV and HTML; thresholds (--max-fail-ratio, --max-p95-ms, --max-p99-ms) set the 
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from locust import events
@@ -23,6 +26,7 @@ from loadtest.scenario.driver import DriverUser
 from loadtest.scenario.rider import RiderUser
 from loadtest.scenario.shape import RampHoldRampDown
 from loadtest.scenario.thresholds import Limits, request_totals, violations
+from loadtest.scenario.timeline import Timeline
 
 __all__ = ["DriverUser", "RiderUser", "RampHoldRampDown"]
 
@@ -58,10 +62,35 @@ def _options(parser: Any) -> None:
         help="ramp-up and ramp-down time (default 20%% of --run-time)",
     )
     parser.add_argument(
+        "--timeline-out",
+        default="",
+        env_var="LOADTEST_TIMELINE_OUT",
+        help="write per-second throughput and latency histograms (JSON) here",
+    )
+    parser.add_argument(
         "--max-fail-ratio", type=float, default=0.01, env_var="LOADTEST_MAX_FAIL_RATIO"
     )
     parser.add_argument("--max-p95-ms", type=float, default=500.0, env_var="LOADTEST_MAX_P95_MS")
     parser.add_argument("--max-p99-ms", type=float, default=1000.0, env_var="LOADTEST_MAX_P99_MS")
+
+
+# Module-level because locust's request event carries no environment to hang it on.
+TIMELINE = Timeline()  # this process's requests; on the master, everyone's
+
+
+@events.request.add_listener
+def _on_request(request_type: str, response_time: float, exception: Any, **_kw: Any) -> None:
+    TIMELINE.add(time.time(), request_type, response_time or 0.0, exception is not None)
+
+
+@events.report_to_master.add_listener
+def _send_timeline(client_id: str, data: dict[str, Any]) -> None:
+    data["timeline"] = TIMELINE.drain()
+
+
+@events.worker_report.add_listener
+def _merge_timeline(client_id: str, data: dict[str, Any]) -> None:
+    TIMELINE.merge(data.get("timeline", {}))
 
 
 @events.quitting.add_listener
@@ -76,3 +105,5 @@ def _apply_thresholds(environment: Environment, **_kw: Any) -> None:
     for p in problems:
         logging.error("threshold: %s", p)
     environment.process_exit_code = 1 if problems else 0
+    if opts.timeline_out:
+        Path(opts.timeline_out).write_text(json.dumps(TIMELINE.to_json()))
