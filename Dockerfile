@@ -1,0 +1,34 @@
+# The dispatch service (default target) and, as target "loadtest", the same code with locust.
+#   docker build -t geo-dispatch .                      # the service
+#   docker build -t geo-dispatch-load --target loadtest .
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY geoindex ./geoindex
+COPY dispatch ./dispatch
+COPY loadtest ./loadtest
+# uvloop, hiredis and h3 come as wheels: no compiler in the image.
+RUN pip install . \
+    && python -c "import uvloop, hiredis, h3" \
+    && useradd --system --uid 10001 --no-create-home --home-dir /app app
+
+FROM base AS loadtest
+RUN pip install '.[dev]'
+USER app
+ENTRYPOINT ["locust", "-f", "/app/loadtest/locustfile.py"]
+
+FROM base AS service
+USER app
+ENV DISPATCH_HOST=0.0.0.0 \
+    DISPATCH_PORT=8080
+EXPOSE 8080
+# /healthz never touches Redis: it says the process is alive, not that Redis is reachable.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('DISPATCH_PORT', '8080'), timeout=2)"]
+# SIGTERM is a graceful stop (close WebSockets with 1001, finish requests in flight).
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "dispatch", "serve"]
