@@ -1,0 +1,1 @@
+"""Adapters: the in-memory (embedded) and Redis implementations of the service ports."""

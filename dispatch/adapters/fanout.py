@@ -1,0 +1,59 @@
+"""Local delivery of notifications to this instance's listeners (WebSockets, SSE).
+
+Each subscriber gets a bounded queue: a listener too slow to keep up loses messages
+rather than growing memory without bound (notifications are best effort; the state is
+always readable over HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+
+
+class Fanout:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+
+    def deliver(self, topic: str, message: bytes) -> None:
+        for queue in self._subscribers.get(topic, ()):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                log.warning("listener on %s is too slow; message dropped", topic)
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.setdefault(topic, set()).add(queue)
+
+        async def messages() -> AsyncIterator[bytes]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield messages()
+        finally:
+            subs = self._subscribers.get(topic)
+            if subs is not None:
+                subs.discard(queue)
+                if not subs:
+                    del self._subscribers[topic]
+
+
+class MemoryNotifier:
+    """The embedded backend's notifier: one process, so local delivery is all of it."""
+
+    def __init__(self) -> None:
+        self._fanout = Fanout()
+
+    async def publish(self, topic: str, message: bytes) -> None:
+        self._fanout.deliver(topic, message)
+
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._fanout.subscribe(topic)

@@ -1,0 +1,9 @@
+-- Free a driver held for a ride, only with the current ride id and token.
+-- KEYS[1] dispatch:driver:{id}   ARGV ride_id, fence
+local d = redis.call('HMGET', KEYS[1], 'status', 'ride', 'fence')
+if (d[1] ~= 'reserved' and d[1] ~= 'on_ride') or d[2] ~= ARGV[1] or d[3] ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'available', 'ride', '', 'lease', '0')
+redis.call('PEXPIRE', KEYS[1], 604800000)
+return 1

@@ -1,0 +1,36 @@
+"""DeadlineQueue in process memory: a dict of item -> due time, scanned in due order."""
+
+from __future__ import annotations
+
+import heapq
+
+from dispatch.service_layer.ports import Claimed
+
+
+class MemoryDeadlineQueue:
+    def __init__(self) -> None:
+        self._due: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []  # may hold outdated pairs; _due decides
+
+    async def schedule(self, item: str, due_ms: int) -> None:
+        self._due[item] = due_ms
+        heapq.heappush(self._heap, (due_ms, item))
+
+    async def cancel(self, item: str) -> None:
+        self._due.pop(item, None)
+
+    async def claim(self, now_ms: int, limit: int, retry_ms: int) -> list[Claimed]:
+        out: list[Claimed] = []
+        while self._heap and self._heap[0][0] <= now_ms and len(out) < limit:
+            due, item = heapq.heappop(self._heap)
+            if self._due.get(item) != due:
+                continue  # rescheduled or cancelled since
+            retry = now_ms + retry_ms
+            self._due[item] = retry
+            heapq.heappush(self._heap, (retry, item))
+            out.append(Claimed(item, retry))
+        return out
+
+    async def done(self, claimed: Claimed) -> None:
+        if self._due.get(claimed.item) == claimed.score:
+            del self._due[claimed.item]

@@ -1,0 +1,53 @@
+"""DriverStore in process memory: the embedded backend. Each method checks and writes
+with no await in between, so it is atomic within the event loop."""
+
+from __future__ import annotations
+
+from dispatch.domain import drivers
+from dispatch.domain.drivers import DriverRecord, DriverStatus
+from geoindex import GeoIndex
+
+
+class MemoryDriverStore:
+    def __init__(self, index: GeoIndex) -> None:
+        self._index = index  # for the freshness of the last fix (invariant 4)
+        self._records: dict[str, DriverRecord] = {}
+
+    def _get(self, driver_id: str) -> DriverRecord:
+        return self._records.get(driver_id) or DriverRecord(driver_id)
+
+    async def get(self, driver_id: str) -> DriverRecord:
+        return self._get(driver_id)
+
+    async def set_status(self, driver_id: str, status: DriverStatus, now_ms: int) -> DriverRecord:
+        rec = drivers.set_status(self._get(driver_id), status, now_ms)
+        self._records[driver_id] = rec
+        return rec
+
+    async def reserve(
+        self, driver_id: str, ride_id: str, now_ms: int, lease_until: int
+    ) -> DriverRecord | None:
+        state = await self._index.get(driver_id)
+        fresh = state is not None and state.ts_ms >= now_ms - self._index.ttl_ms
+        rec = drivers.reserve(self._get(driver_id), ride_id, now_ms, lease_until, fresh)
+        if rec is not None:
+            self._records[driver_id] = rec
+        return rec
+
+    async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool:
+        rec = drivers.confirm(self._get(driver_id), ride_id, fence, now_ms)
+        if rec is not None:
+            self._records[driver_id] = rec
+        return rec is not None
+
+    async def release(self, driver_id: str, ride_id: str, fence: int) -> bool:
+        rec = drivers.release(self._get(driver_id), ride_id, fence)
+        if rec is not None:
+            self._records[driver_id] = rec
+        return rec is not None
+
+    async def expire_lease(self, driver_id: str, now_ms: int) -> bool:
+        rec = drivers.expire_lease(self._get(driver_id), now_ms)
+        if rec is not None:
+            self._records[driver_id] = rec
+        return rec is not None

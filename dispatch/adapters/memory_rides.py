@@ -1,0 +1,47 @@
+"""RideStore in process memory. Rides are immutable values, so storing the object is safe.
+Finished rides are dropped `retention_ms` after their last change, as Redis expires them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dispatch.domain.rides import TERMINAL, Ride
+
+
+class MemoryRideStore:
+    def __init__(self, clock: Callable[[], int], retention_ms: int = 24 * 3600 * 1000) -> None:
+        self._clock = clock
+        self._retention_ms = retention_ms
+        self._rides: dict[str, Ride] = {}
+        self._finished: dict[str, int] = {}  # ride id -> drop time, in finishing order
+
+    def _purge(self) -> None:
+        now = self._clock()
+        while self._finished:
+            ride_id, drop_at = next(iter(self._finished.items()))
+            if drop_at > now:
+                break
+            del self._finished[ride_id]
+            self._rides.pop(ride_id, None)
+
+    def _put(self, ride: Ride) -> None:
+        self._rides[ride.id] = ride
+        if ride.status in TERMINAL:
+            self._finished[ride.id] = self._clock() + self._retention_ms
+
+    async def create(self, ride: Ride) -> bool:
+        self._purge()
+        if ride.id in self._rides:
+            return False
+        self._put(ride)
+        return True
+
+    async def get(self, ride_id: str) -> Ride | None:
+        return self._rides.get(ride_id)
+
+    async def replace(self, ride: Ride) -> bool:
+        current = self._rides.get(ride.id)
+        if current is None or current.version != ride.version - 1:
+            return False
+        self._put(ride)
+        return True

@@ -1,0 +1,63 @@
+"""Redis clients for the stores: one for a single Redis or a Redis Cluster, with timeouts
+everywhere (a dead Redis must give an error quickly, never a hung request), and the
+translation of Redis errors into BackendUnavailable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from redis import exceptions as rx
+from redis.asyncio import Redis, RedisCluster
+
+from dispatch.service_layer.errors import BackendUnavailable
+
+AnyRedis = Redis | RedisCluster
+LUA_DIR = Path(__file__).parent / "lua"
+
+
+def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
+    opts: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "decode_responses": False,
+    }
+    if cluster:
+        return RedisCluster.from_url(url, **opts)
+    return Redis.from_url(url, health_check_interval=30, **opts)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Redis errors (down, timeout, failover in progress) become BackendUnavailable.
+    A script error is a bug, not an outage, and stays what it is."""
+    try:
+        yield
+    except rx.NoScriptError:
+        raise
+    except (rx.ConnectionError, rx.TimeoutError, rx.ClusterError, rx.BusyLoadingError) as exc:
+        raise BackendUnavailable(f"redis: {exc}") from exc
+    except (rx.ClusterDownError, rx.TryAgainError, rx.ReadOnlyError) as exc:
+        raise BackendUnavailable(f"redis: {exc}") from exc
+    except (OSError, TimeoutError) as exc:
+        raise BackendUnavailable(f"redis: {exc!r}") from exc
+
+
+def lua(name: str) -> str:
+    return (LUA_DIR / f"{name}.lua").read_text()
+
+
+def driver_key(driver_id: str) -> str:
+    # The hash tag is the geo index's own tag for this driver: gi:d:{<id>} lives in the
+    # same slot, so one script reads the driver's last fix time and its status.
+    return f"dispatch:driver:{{{driver_id}}}"
+
+
+def index_key(driver_id: str) -> str:
+    return f"gi:d:{{{driver_id}}}"
+
+
+def ride_key(ride_id: str) -> str:
+    return f"dispatch:ride:{{{ride_id}}}"

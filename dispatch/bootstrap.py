@@ -1,0 +1,105 @@
+"""Wire the adapters for one backend (embedded, Redis, Redis Cluster) into the use cases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import RedisCluster
+
+from dispatch.adapters.clock import WallClock
+from dispatch.adapters.fanout import MemoryNotifier
+from dispatch.adapters.memory_deadlines import MemoryDeadlineQueue
+from dispatch.adapters.memory_drivers import MemoryDriverStore
+from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
+from dispatch.adapters.memory_rides import MemoryRideStore
+from dispatch.adapters.pubsub_notifier import PubSubNotifier
+from dispatch.adapters.redis_client import connect, translated
+from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
+from dispatch.adapters.redis_drivers import RedisDriverStore
+from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
+from dispatch.adapters.redis_rides import RedisRideStore
+from dispatch.domain.matching import MatchingPolicy
+from dispatch.service_layer.deps import Deps, NullObserver
+from dispatch.service_layer.ports import Clock, Observer
+from dispatch.settings import Settings
+from geoindex.memory import MemoryGeoIndex
+from geoindex.redis_index import RedisGeoIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    deps: Deps
+    backend: str
+    ping: Callable[[], Awaitable[None]]  # raises BackendUnavailable when unreachable
+
+
+def policy_for(settings: Settings) -> MatchingPolicy:
+    return MatchingPolicy(
+        max_attempts=settings.max_attempts,
+        offer_timeout_ms=round(settings.offer_timeout_s * 1000),
+    )
+
+
+async def _nothing() -> None:
+    return None
+
+
+@asynccontextmanager
+async def bootstrap(
+    settings: Settings, *, clock: Clock | None = None, observer: Observer | None = None
+) -> AsyncIterator[Runtime]:
+    clock = clock or WallClock()
+    observer = observer or NullObserver()
+    ttl_ms = round(settings.driver_ttl_s * 1000)
+    policy = policy_for(settings)
+    url = settings.redis_cluster_url or settings.redis_url
+    if url is None:
+        index = MemoryGeoIndex(ttl_ms=ttl_ms, clock=clock.now_ms)
+        deps = Deps(
+            index=index,
+            drivers=MemoryDriverStore(index),
+            rides=MemoryRideStore(clock.now_ms),
+            idempotency=MemoryIdempotencyStore(clock.now_ms),
+            deadlines=MemoryDeadlineQueue(),
+            notifier=MemoryNotifier(),
+            clock=clock,
+            policy=policy,
+            observer=observer,
+        )
+        yield Runtime(deps, settings.backend, _nothing)
+        return
+    client = connect(
+        url, cluster=bool(settings.redis_cluster_url), timeout_s=settings.redis_timeout_s
+    )
+    notifier = PubSubNotifier(client, url)
+    redis_index = RedisGeoIndex(client, ttl_ms=ttl_ms, clock=clock.now_ms)
+
+    async def ping() -> None:
+        with translated():
+            await client.ping()
+
+    try:
+        if isinstance(client, RedisCluster):
+            # Learn the slot map before any command: redis-py's lazy first initialisation
+            # races when many commands start at once (connections closed under them).
+            with translated():
+                await client.initialize()
+        await notifier.start()
+        deps = Deps(
+            index=redis_index,
+            drivers=RedisDriverStore(client, ttl_ms),
+            rides=RedisRideStore(client),
+            idempotency=RedisIdempotencyStore(client),
+            deadlines=RedisDeadlineQueue(client),
+            notifier=notifier,
+            clock=clock,
+            policy=policy,
+            observer=observer,
+        )
+        yield Runtime(deps, settings.backend, ping)
+    finally:
+        await notifier.close()
+        await redis_index.close()
+        await client.aclose()

@@ -1,0 +1,1 @@
+"""Use cases of the dispatch service, written against ports (Protocols) only."""

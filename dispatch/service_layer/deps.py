@@ -1,0 +1,46 @@
+"""Everything a use case may touch, wired once by dispatch.bootstrap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dispatch.domain.matching import MatchingPolicy
+from dispatch.domain.rides import Ride
+from dispatch.service_layer.ports import (
+    Clock,
+    DeadlineQueue,
+    DriverStore,
+    IdempotencyStore,
+    Notifier,
+    Observer,
+    RideStore,
+)
+from geoindex import GeoIndex
+
+
+class NullObserver:
+    def ride_changed(self, ride: Ride) -> None:
+        return None
+
+    def locations(self, accepted: int, stale: int) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    index: GeoIndex
+    drivers: DriverStore
+    rides: RideStore
+    idempotency: IdempotencyStore
+    deadlines: DeadlineQueue
+    notifier: Notifier
+    clock: Clock
+    policy: MatchingPolicy
+    observer: Observer
+    # A reservation outlives its offer by this much, so the offer's own timeout (handled
+    # by any instance) always releases it first; the lease only frees orphans.
+    lease_grace_ms: int = 15_000
+
+    @property
+    def lease_ms(self) -> int:
+        return self.policy.offer_timeout_ms + self.lease_grace_ms

@@ -1,0 +1,89 @@
+"""Driver use cases: position fixes (one or a fleet batch), status, and the driver's view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dispatch.domain.drivers import DriverRecord, DriverStatus
+from dispatch.domain.principals import Principal, Role
+from dispatch.domain.rides import Ride, RideStatus
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.errors import Forbidden, InvalidRequest
+from geoindex import DriverState, Position, UpsertResult
+
+# A fix stamped further ahead than this is refused: it would shadow every real fix that
+# follows it until the clock catches up (updates with an older ts are stale).
+MAX_FUTURE_MS = 5 * 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    lat: float
+    lng: float
+    ts_ms: int
+    seq: int
+
+
+def authorize_driver(actor: Principal, driver_id: str) -> None:
+    if actor.role is not Role.DRIVER or actor.id != driver_id:
+        raise Forbidden("a driver token acts only for its own driver")
+
+
+def check_not_future(deps: Deps, ts_ms: int) -> None:
+    if ts_ms > deps.clock.now_ms() + MAX_FUTURE_MS:
+        raise InvalidRequest("ts is more than 5 minutes in the future")
+
+
+async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix) -> UpsertResult:
+    authorize_driver(actor, driver_id)
+    check_not_future(deps, fix.ts_ms)
+    [result] = await deps.index.upsert([Position(driver_id, fix.lat, fix.lng, fix.ts_ms, fix.seq)])
+    accepted = result is UpsertResult.ACCEPTED
+    deps.observer.locations(int(accepted), int(not accepted))
+    return result
+
+
+async def update_locations(
+    deps: Deps, actor: Principal, positions: Sequence[Position]
+) -> list[UpsertResult]:
+    """A fleet gateway's batch, already validated item by item; one index call."""
+    if actor.role is not Role.FLEET:
+        raise Forbidden("only a fleet token may post location batches")
+    if not positions:
+        return []
+    results = await deps.index.upsert(positions)
+    accepted = sum(r is UpsertResult.ACCEPTED for r in results)
+    deps.observer.locations(accepted, len(results) - accepted)
+    return results
+
+
+async def set_status(
+    deps: Deps, actor: Principal, driver_id: str, status: DriverStatus
+) -> tuple[DriverRecord, DriverState | None]:
+    authorize_driver(actor, driver_id)
+    rec = await deps.drivers.set_status(driver_id, status, deps.clock.now_ms())
+    await deps.index.set_available(driver_id, status is DriverStatus.AVAILABLE)
+    return rec, await deps.index.get(driver_id)
+
+
+async def get_driver(
+    deps: Deps, actor: Principal, driver_id: str
+) -> tuple[DriverRecord, DriverState | None]:
+    authorize_driver(actor, driver_id)
+    return await deps.drivers.get(driver_id), await deps.index.get(driver_id)
+
+
+async def pending_offer(deps: Deps, driver_id: str) -> Ride | None:
+    """The offer this driver still holds, if any: sent again when its WebSocket reconnects."""
+    rec = await deps.drivers.get(driver_id)
+    if rec.status is not DriverStatus.RESERVED or rec.ride_id is None:
+        return None
+    ride = await deps.rides.get(rec.ride_id)
+    if ride is None or ride.status is not RideStatus.OFFERED:
+        return None
+    if ride.driver_id != driver_id or ride.fence != rec.fence:
+        return None
+    if ride.offer_expires_at is None or ride.offer_expires_at <= deps.clock.now_ms():
+        return None
+    return ride

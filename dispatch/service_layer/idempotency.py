@@ -1,0 +1,56 @@
+"""Run a request once per Idempotency-Key; retries get the stored answer (invariant 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+
+from dispatch.service_layer.errors import IdempotencyInProgress, IdempotencyMismatch
+from dispatch.service_layer.ports import ClaimState, IdempotencyStore
+
+KEEP_MS = 24 * 3600 * 1000
+LOCK_MS = 30_000  # a holder that dies frees the key after this
+WAIT_S = 10.0  # how long a duplicate waits for the first request to finish
+
+
+def fingerprint(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+async def once(
+    store: IdempotencyStore,
+    key: str,
+    request_fingerprint: str,
+    produce: Callable[[], Awaitable[bytes]],
+    *,
+    wait_s: float = WAIT_S,
+) -> bytes:
+    """The answer `produce` gave for the first request with this key (running it now if
+    this is the first). Concurrent duplicates wait for it and get the same bytes."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.005
+    while True:
+        claim = await store.begin(key, request_fingerprint, LOCK_MS)
+        if claim.state is ClaimState.DONE:
+            return claim.payload
+        if claim.state is ClaimState.MISMATCH:
+            raise IdempotencyMismatch("this Idempotency-Key was used with a different request")
+        if claim.state is ClaimState.NEW:
+            break
+        if time.monotonic() >= deadline:
+            raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+    try:
+        payload = await produce()
+    except BaseException:
+        await store.abandon(key, claim.token)
+        raise
+    await store.finish(key, claim.token, payload, KEEP_MS)
+    return payload

@@ -1,0 +1,67 @@
+"""Find and reserve the best candidate for a ride, following the matching policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dispatch.domain.geo import LatLng
+from dispatch.domain.matching import Candidate, next_candidates
+from dispatch.domain.rides import Offer
+from dispatch.service_layer.deps import Deps
+from geoindex import MAX_K
+
+
+def lease_item(driver_id: str) -> str:
+    return f"l:{driver_id}"
+
+
+def ride_item(ride_id: str) -> str:
+    return f"r:{ride_id}"
+
+
+async def find_offer(
+    deps: Deps, ride_id: str, pickup: LatLng, excluded: Iterable[str], now_ms: int
+) -> Offer | None:
+    """Reserve the nearest free driver not in `excluded`, widening the radius in steps.
+
+    A refused reservation (someone else was faster, or the driver went stale or offline)
+    moves on to the next candidate; after `max_reservation_tries` refusals we give up,
+    so a flood of requests for few drivers ends quickly as no_driver.
+    """
+    policy = deps.policy
+    excluded = frozenset(excluded)
+    tried: set[str] = set()
+    refused = 0
+    for radius in policy.radius_steps_m:
+        # Ask for enough to see past everyone already tried or excluded.
+        k = min(MAX_K, policy.candidates_per_step + len(tried) + len(excluded))
+        found = await deps.index.nearest(pickup.lat, pickup.lng, k, radius)
+        batch = [Candidate(n.driver_id, n.distance_m) for n in found]
+        for cand in next_candidates(batch, excluded, tried):
+            lease_until = now_ms + deps.lease_ms
+            rec = await deps.drivers.reserve(cand.driver_id, ride_id, now_ms, lease_until)
+            if rec is None:
+                refused += 1
+                if refused >= policy.max_reservation_tries:
+                    return None
+                continue
+            # The lease timer frees the driver should this instance die before the ride
+            # is stored; the offer's own timer normally releases it long before.
+            await deps.deadlines.schedule(lease_item(cand.driver_id), lease_until)
+            await deps.index.set_available(cand.driver_id, False)
+            return Offer(
+                cand.driver_id,
+                rec.fence,
+                cand.distance_m,
+                policy.eta_s(cand.distance_m),
+                now_ms + policy.offer_timeout_ms,
+            )
+    return None
+
+
+async def release_driver(deps: Deps, driver_id: str, ride_id: str, fence: int) -> bool:
+    """Free a driver held for `ride_id` under `fence`; a stale token changes nothing."""
+    if not await deps.drivers.release(driver_id, ride_id, fence):
+        return False
+    await deps.index.set_available(driver_id, True)
+    return True

@@ -1,0 +1,32 @@
+"""Hand an offered ride on after a decline or a timeout: next candidate, or no_driver."""
+
+from __future__ import annotations
+
+from dispatch.domain import rides
+from dispatch.domain.rides import Ride
+from dispatch.service_layer.changes import ride_changed
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.matching import find_offer, release_driver
+
+
+async def pass_on(deps: Deps, ride: Ride) -> Ride | None:
+    """`ride` is offered to a driver who declined or let the offer run out.
+
+    The next candidate is reserved before the ride is rewritten, so the ride never points
+    at a driver not held for it. If another step changed the ride first (compare-and-set
+    lost), the new reservation is released and None returned: the caller reloads.
+    """
+    assert ride.driver_id is not None and ride.fence is not None
+    now = deps.clock.now_ms()
+    offer = None
+    if rides.may_reoffer(ride, deps.policy.max_attempts):
+        excluded = (*ride.declined, ride.driver_id)
+        offer = await find_offer(deps, ride.id, ride.pickup, excluded, now)
+    new = rides.pass_on(ride, offer, deps.policy.max_attempts, now)
+    if not await deps.rides.replace(new):
+        if offer is not None:
+            await release_driver(deps, offer.driver_id, ride.id, offer.fence)
+        return None
+    await release_driver(deps, ride.driver_id, ride.id, ride.fence)
+    await ride_changed(deps, new, ride)
+    return new

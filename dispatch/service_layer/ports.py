@@ -1,0 +1,109 @@
+"""Ports: what the use cases need from the outside world. Adapters implement them twice,
+in memory (the embedded backend) and on Redis / Redis Cluster, under one contract suite."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from dispatch.domain.drivers import DriverRecord, DriverStatus
+from dispatch.domain.rides import Ride
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+class DriverStore(Protocol):
+    """Each driver's status, ride and fencing token. Every change is one atomic
+    compare-and-set on the driver's own record (see dispatch.domain.drivers)."""
+
+    async def get(self, driver_id: str) -> DriverRecord: ...
+
+    async def set_status(self, driver_id: str, status: DriverStatus, now_ms: int) -> DriverRecord:
+        """Raises DriverBusy if the driver holds a live reservation or is on a ride."""
+        ...
+
+    async def reserve(
+        self, driver_id: str, ride_id: str, now_ms: int, lease_until: int
+    ) -> DriverRecord | None:
+        """None unless the driver is free and its last fix is within the index TTL."""
+        ...
+
+    async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool: ...
+
+    async def release(self, driver_id: str, ride_id: str, fence: int) -> bool: ...
+
+    async def expire_lease(self, driver_id: str, now_ms: int) -> bool: ...
+
+
+class RideStore(Protocol):
+    async def create(self, ride: Ride) -> bool:
+        """Store a new ride; False if a ride with this id exists (nothing changes)."""
+        ...
+
+    async def get(self, ride_id: str) -> Ride | None: ...
+
+    async def replace(self, ride: Ride) -> bool:
+        """Write `ride` only if the stored version is ride.version - 1 (compare-and-set)."""
+        ...
+
+
+class ClaimState(enum.Enum):
+    NEW = "new"  # the caller owns the key now and must finish or abandon it
+    DONE = "done"  # an earlier request finished: payload is its answer
+    PENDING = "pending"  # another request with this key is running
+    MISMATCH = "mismatch"  # the key was used with another request
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    token: str = ""
+    payload: bytes = b""
+
+
+class IdempotencyStore(Protocol):
+    async def begin(self, key: str, fingerprint: str, lock_ms: int) -> Claim: ...
+
+    async def finish(self, key: str, token: str, payload: bytes, ttl_ms: int) -> None: ...
+
+    async def abandon(self, key: str, token: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    item: str
+    score: int  # the retry time the claim set; `done` removes the item only if unchanged
+
+
+class DeadlineQueue(Protocol):
+    """Shared, durable timers: any instance may claim a due item, and an item whose
+    claimer dies comes back after `retry_ms`. Handlers must therefore be idempotent."""
+
+    async def schedule(self, item: str, due_ms: int) -> None: ...
+
+    async def cancel(self, item: str) -> None: ...
+
+    async def claim(self, now_ms: int, limit: int, retry_ms: int) -> list[Claimed]: ...
+
+    async def done(self, claimed: Claimed) -> None: ...
+
+
+class Notifier(Protocol):
+    """Best-effort messages to whoever listens on a topic, on any instance."""
+
+    async def publish(self, topic: str, message: bytes) -> None: ...
+
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+
+class Observer(Protocol):
+    """Hooks for metrics; no behaviour may depend on them."""
+
+    def ride_changed(self, ride: Ride) -> None: ...
+
+    def locations(self, accepted: int, stale: int) -> None: ...

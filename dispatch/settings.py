@@ -1,0 +1,72 @@
+"""Service settings: read once, from DISPATCH_* environment variables and CLI flags, into
+one typed object that the app factory receives."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+DEV_JWT_SECRET = "dispatch-dev-secret-change-me-0123456789"  # noqa: S105 - a documented dev default
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    redis_cluster_url: str | None = None
+    instance_id: str | None = None  # default: <hostname>-<port>
+    jwt_secret: str = DEV_JWT_SECRET
+    offer_timeout_s: float = 15.0
+    max_attempts: int = 3
+    driver_ttl_s: float = 30.0  # a driver silent longer is not searched nor dispatched
+    redis_timeout_s: float = 2.0
+    # Limits (docs/api.md)
+    max_body_bytes: int = 16 * 1024
+    max_batch_body_bytes: int = 512 * 1024
+    max_batch_items: int = 1000
+    max_ws_message_bytes: int = 4 * 1024
+    driver_rate_per_s: float = 10.0
+    driver_rate_burst: int = 20
+    # Operations
+    shutdown_timeout_s: float = 10.0
+    sweep_interval_s: float = 0.1
+
+    @property
+    def backend(self) -> str:
+        if self.redis_cluster_url:
+            return "redis-cluster"
+        return "redis" if self.redis_url else "embedded"
+
+    @property
+    def instance(self) -> str:
+        return self.instance_id or f"{socket.gethostname()}-{self.port}"
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _convert(kind: Any, raw: str) -> Any:
+    text = str(kind)
+    if "int" in text and "str" not in text:
+        return int(raw)
+    if "float" in text:
+        return float(raw)
+    return raw
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """DISPATCH_<FIELD> variables (for example DISPATCH_PORT), then explicit overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f"DISPATCH_{f.name.upper()}")
+        if raw is not None and raw != "":
+            values[f.name] = _convert(f.type, raw)
+    settings = Settings(**values).with_overrides(**overrides)
+    if settings.redis_url and settings.redis_cluster_url:
+        raise ValueError("give a Redis URL or a Redis Cluster URL, not both")
+    return settings

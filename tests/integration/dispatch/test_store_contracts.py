@@ -1,0 +1,259 @@
+"""One contract for every store, held against memory, a single Redis and a Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from dispatch.domain.drivers import DriverStatus
+from dispatch.domain.errors import DriverBusy
+from dispatch.domain.geo import LatLng
+from dispatch.domain.rides import Offer, Ride, RideStatus, request
+from dispatch.service_layer.ports import ClaimState
+
+from .conftest import Backend
+
+LEASE = 30_000
+
+
+# -- drivers -------------------------------------------------------------------------------
+async def test_a_driver_never_seen_is_available_with_fence_zero(backend: Backend) -> None:
+    rec = await backend.deps.drivers.get("d1")
+    assert (rec.status, rec.ride_id, rec.fence) == (DriverStatus.AVAILABLE, None, 0)
+
+
+async def test_reserve_refuses_a_driver_without_a_fix(backend: Backend) -> None:
+    now = backend.clock.now
+    assert await backend.deps.drivers.reserve("d1", "r1", now, now + LEASE) is None
+
+
+async def test_reserve_refuses_a_driver_silent_longer_than_the_ttl(backend: Backend) -> None:
+    await backend.fix("d1")
+    backend.clock.advance(backend.deps.index.ttl_ms + 1)
+    now = backend.clock.now
+    assert await backend.deps.drivers.reserve("d1", "r1", now, now + LEASE) is None
+    assert (await backend.deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
+
+
+async def test_reserve_takes_a_fresh_driver_once(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    rec = await backend.deps.drivers.reserve("d1", "r1", now, now + LEASE)
+    assert rec is not None and rec.status is DriverStatus.RESERVED and rec.fence >= now * 1000
+    assert await backend.deps.drivers.reserve("d1", "r2", now, now + LEASE) is None
+    stored = await backend.deps.drivers.get("d1")
+    assert (stored.status, stored.ride_id, stored.fence) == (DriverStatus.RESERVED, "r1", rec.fence)
+
+
+async def test_concurrent_reservations_of_one_driver_have_one_winner(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    results = await asyncio.gather(
+        *(backend.deps.drivers.reserve("d1", f"r{i}", now, now + LEASE) for i in range(30))
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert (await backend.deps.drivers.get("d1")).ride_id == winners[0].ride_id
+
+
+async def test_confirm_and_release_need_the_current_ride_and_fence(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    rec = await backend.deps.drivers.reserve("d1", "r1", now, now + LEASE)
+    assert rec is not None
+    drivers = backend.deps.drivers
+    assert not await drivers.confirm("d1", "r1", rec.fence + 1, now)
+    assert not await drivers.confirm("d1", "r2", rec.fence, now)
+    assert await drivers.confirm("d1", "r1", rec.fence, now)
+    assert await drivers.confirm("d1", "r1", rec.fence, now)  # repeated: still yes
+    assert (await drivers.get("d1")).status is DriverStatus.ON_RIDE
+    assert not await drivers.release("d1", "r1", rec.fence - 1)
+    assert not await drivers.release("d1", "r2", rec.fence)
+    assert await drivers.release("d1", "r1", rec.fence)
+    assert not await drivers.release("d1", "r1", rec.fence)
+    free = await drivers.get("d1")
+    assert (free.status, free.ride_id) == (DriverStatus.AVAILABLE, None)
+    again = await drivers.reserve("d1", "r3", now, now + LEASE)
+    assert again is not None and again.fence > rec.fence
+
+
+async def test_confirm_fails_once_the_lease_ran_out(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    rec = await backend.deps.drivers.reserve("d1", "r1", now, now + 100)
+    assert rec is not None
+    assert not await backend.deps.drivers.confirm("d1", "r1", rec.fence, now + 100)
+
+
+async def test_an_expired_lease_is_freed_or_reclaimed_with_a_new_fence(backend: Backend) -> None:
+    drivers = backend.deps.drivers
+    await backend.fix("d1")
+    now = backend.clock.now
+    old = await drivers.reserve("d1", "r1", now, now + 100)
+    assert old is not None
+    assert not await drivers.expire_lease("d1", now + 99)
+    new = await drivers.reserve("d1", "r2", now + 100, now + LEASE)
+    assert new is not None and new.fence > old.fence
+    assert not await drivers.confirm("d1", "r1", old.fence, now + 100)
+    assert not await drivers.release("d1", "r1", old.fence)
+    assert not await drivers.expire_lease("d1", now + 200)
+    assert await drivers.confirm("d1", "r2", new.fence, now + 200)
+    assert not await drivers.expire_lease("d1", now + 10**9)  # riding: no lease
+
+
+async def test_expire_lease_frees_an_orphaned_reservation(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    assert await backend.deps.drivers.reserve("d1", "r1", now, now + 100) is not None
+    assert await backend.deps.drivers.expire_lease("d1", now + 100)
+    assert (await backend.deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
+
+
+async def test_an_offline_driver_is_not_reserved(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    rec = await backend.deps.drivers.set_status("d1", DriverStatus.OFFLINE, now)
+    assert rec.status is DriverStatus.OFFLINE
+    assert await backend.deps.drivers.reserve("d1", "r1", now, now + LEASE) is None
+    await backend.deps.drivers.set_status("d1", DriverStatus.AVAILABLE, now)
+    assert await backend.deps.drivers.reserve("d1", "r1", now, now + LEASE) is not None
+
+
+async def test_a_busy_driver_cannot_change_its_status(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    rec = await backend.deps.drivers.reserve("d1", "r1", now, now + LEASE)
+    assert rec is not None
+    with pytest.raises(DriverBusy):
+        await backend.deps.drivers.set_status("d1", DriverStatus.OFFLINE, now)
+    assert (await backend.deps.drivers.get("d1")).status is DriverStatus.RESERVED
+
+
+# -- rides ---------------------------------------------------------------------------------
+def a_ride(ride_id: str = "r_1", now: int = 0) -> Ride:
+    offer = Offer("d1", 12345678901234, 321.5, 54, now + 15_000)
+    return request(ride_id, "rider1", LatLng(52.5, 13.4), LatLng(52.6, 13.5), offer, now)
+
+
+async def test_a_ride_is_stored_once_and_read_back_whole(backend: Backend) -> None:
+    ride = a_ride(now=backend.clock.now)
+    assert await backend.deps.rides.create(ride)
+    assert await backend.deps.rides.get(ride.id) == ride
+    assert not await backend.deps.rides.create(replace(ride, rider_id="rider2"))
+    assert await backend.deps.rides.get(ride.id) == ride
+    assert await backend.deps.rides.get("r_missing") is None
+
+
+async def test_replace_writes_only_over_the_previous_version(backend: Backend) -> None:
+    ride = a_ride(now=backend.clock.now)
+    await backend.deps.rides.create(ride)
+    accepted = replace(ride, status=RideStatus.ACCEPTED, version=2, declined=("d0",))
+    assert await backend.deps.rides.replace(accepted)
+    assert not await backend.deps.rides.replace(
+        replace(ride, status=RideStatus.CANCELLED, version=2)
+    )
+    assert await backend.deps.rides.get(ride.id) == accepted
+    assert not await backend.deps.rides.replace(replace(a_ride("r_other"), version=2))
+
+
+async def test_concurrent_replaces_of_one_version_have_one_winner(backend: Backend) -> None:
+    ride = a_ride(now=backend.clock.now)
+    await backend.deps.rides.create(ride)
+    tries = [replace(ride, version=2, attempts=i) for i in range(20)]
+    results = await asyncio.gather(*(backend.deps.rides.replace(t) for t in tries))
+    assert sum(results) == 1
+
+
+# -- idempotency ---------------------------------------------------------------------------
+async def test_idempotency_key_lifecycle(backend: Backend) -> None:
+    store = backend.deps.idempotency
+    first = await store.begin("k1", "fp1", 30_000)
+    assert first.state is ClaimState.NEW
+    assert (await store.begin("k1", "fp1", 30_000)).state is ClaimState.PENDING
+    assert (await store.begin("k1", "fp2", 30_000)).state is ClaimState.MISMATCH
+    await store.finish("k1", "not-the-token", b"other", 60_000)
+    assert (await store.begin("k1", "fp1", 30_000)).state is ClaimState.PENDING
+    await store.finish("k1", first.token, b'{"id":"r_1"}', 60_000)
+    done = await store.begin("k1", "fp1", 30_000)
+    assert (done.state, done.payload) == (ClaimState.DONE, b'{"id":"r_1"}')
+    assert (await store.begin("k1", "fp2", 30_000)).state is ClaimState.MISMATCH
+    await store.abandon("k1", first.token)  # finished: abandoning changes nothing
+    assert (await store.begin("k1", "fp1", 30_000)).state is ClaimState.DONE
+
+
+async def test_an_abandoned_key_can_be_claimed_again(backend: Backend) -> None:
+    store = backend.deps.idempotency
+    first = await store.begin("k2", "fp1", 30_000)
+    await store.abandon("k2", "wrong-token")
+    assert (await store.begin("k2", "fp1", 30_000)).state is ClaimState.PENDING
+    await store.abandon("k2", first.token)
+    assert (await store.begin("k2", "fp2", 30_000)).state is ClaimState.NEW
+
+
+async def test_concurrent_first_claims_have_one_winner(backend: Backend) -> None:
+    claims = await asyncio.gather(
+        *(backend.deps.idempotency.begin("k3", "fp", 30_000) for _ in range(20))
+    )
+    assert [c.state for c in claims].count(ClaimState.NEW) == 1
+
+
+# -- timers --------------------------------------------------------------------------------
+async def test_timers_fire_when_due_and_come_back_if_not_done(backend: Backend) -> None:
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    await q.schedule("r:a", now + 1_000)
+    await q.schedule("r:b", now + 5_000)
+    assert await q.claim(now + 999, 10, 5_000) == []
+    [claimed] = await q.claim(now + 1_000, 10, 5_000)
+    assert claimed.item == "r:a" and claimed.score == now + 6_000
+    assert await q.claim(now + 1_001, 10, 5_000) == []  # held by its claimer
+    again = await q.claim(now + 6_000, 10, 5_000)  # the claimer never finished
+    assert sorted(c.item for c in again) == ["r:a", "r:b"]
+    for c in again:
+        await q.done(c)
+    assert await q.claim(now + 10**6, 10, 5_000) == []
+
+
+async def test_a_timer_rescheduled_after_its_claim_survives_done(backend: Backend) -> None:
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    await q.schedule("r:a", now)
+    [claimed] = await q.claim(now, 10, 5_000)
+    await q.schedule("r:a", now + 20_000)
+    await q.done(claimed)
+    [later] = await q.claim(now + 20_000, 10, 5_000)
+    assert later.item == "r:a"
+
+
+async def test_a_cancelled_timer_never_fires(backend: Backend) -> None:
+    q = backend.deps.deadlines
+    await q.schedule("l:d1", backend.clock.now)
+    await q.cancel("l:d1")
+    await q.cancel("l:never-scheduled")
+    assert await q.claim(backend.clock.now + 10**6, 10, 5_000) == []
+
+
+async def test_concurrent_claims_hand_each_item_to_one_claimer(backend: Backend) -> None:
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    for i in range(40):
+        await q.schedule(f"r:{i}", now)
+    batches = await asyncio.gather(*(q.claim(now, 64, 5_000) for _ in range(5)))
+    items = [c.item for batch in batches for c in batch]
+    assert sorted(items) == sorted(f"r:{i}" for i in range(40))
+
+
+# -- notifier ------------------------------------------------------------------------------
+async def test_notifications_reach_subscribers_of_their_topic_only(backend: Backend) -> None:
+    await backend.notifier_ready()
+    n = backend.deps.notifier
+    async with n.subscribe("driver:d1") as mine, n.subscribe("driver:d2") as other:
+        await n.publish("driver:d1", b'{"type":"offer"}')
+        await n.publish("driver:d2", b"for d2")
+        assert await asyncio.wait_for(anext(mine), 5) == b'{"type":"offer"}'
+        assert await asyncio.wait_for(anext(other), 5) == b"for d2"
+        await n.publish("driver:d3", b"nobody listens")
+        await n.publish("driver:d1", b"second")
+        assert await asyncio.wait_for(anext(mine), 5) == b"second"
