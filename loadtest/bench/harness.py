@@ -1,0 +1,155 @@
+"""What every service benchmark needs: servers, CPU and Redis counters, the load tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from loadtest.instances import DispatchInstance, instance_env
+from loadtest.redis_procs import REDIS_CLI, free_port
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children still alive (nginx workers)."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def redis_calls(ports: list[int]) -> dict[str, int]:
+    """Calls per command summed over the given servers (INFO commandstats)."""
+    calls: dict[str, int] = {}
+    for port in ports:
+        out = subprocess.run(
+            [REDIS_CLI, "-p", str(port), "INFO", "commandstats"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+        for line in out.splitlines():
+            if line.startswith("cmdstat_"):
+                name, rest = line[len("cmdstat_") :].split(":", 1)
+                n = int(rest.split("calls=")[1].split(",")[0])
+                calls[name] = calls.get(name, 0) + n
+    return calls
+
+
+def calls_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    skip = {
+        "info",
+        "ping",
+        "cluster|info",
+        "cluster|slots",
+        "cluster|shards",
+        "command",
+        "config|get",
+    }
+    return {
+        k: v - before.get(k, 0) for k, v in after.items() if k not in skip and v != before.get(k, 0)
+    }
+
+
+class Servers:
+    """Processes under measurement; all stopped on exit."""
+
+    def __init__(self, secret: str | None = None) -> None:
+        self.secret = secret or secrets.token_urlsafe(24)
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.instances: list[DispatchInstance] = []
+        self.others: list[subprocess.Popen[bytes]] = []
+
+    def dispatch(
+        self, name: str, backend: dict[str, str], extra: dict[str, str] | None = None
+    ) -> DispatchInstance:
+        env = instance_env(free_port(), name, self.secret)
+        inst = DispatchInstance({**env, **backend, **(extra or {})}, self.dir / f"{name}.log")
+        self.instances.append(inst)
+        inst.start()
+        inst.wait_ready()
+        return inst
+
+    def ceiling(self) -> tuple[str, int]:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loadtest.bench.ceiling", "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.others.append(proc)
+        _wait_http(f"http://127.0.0.1:{port}/readyz")
+        return f"http://127.0.0.1:{port}", proc.pid
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for inst in self.instances:
+            inst.stop()
+        for proc in self.others:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _wait_http(url: str, timeout: float = 15.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} not up after {timeout}s")
+
+
+def loadgen(mode: str, url: str, secret: str, *args: str) -> dict[str, Any]:
+    """Runs the asyncio load generator in its own process; adds the CPU it used."""
+    cmd = [sys.executable, "-m", "loadtest.bench.loadgen", mode, "--url", url, "--secret", secret]
+    proc = subprocess.Popen(
+        [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out, err = proc.communicate(timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen {mode} failed: {err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@contextmanager
+def measured(pids: dict[str, int], redis_ports: list[int]) -> Iterator[dict[str, Any]]:
+    """CPU seconds of each pid and Redis calls spent inside the block."""
+    result: dict[str, Any] = {}
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    calls0 = redis_calls(redis_ports) if redis_ports else {}
+    t0 = time.perf_counter()
+    yield result
+    result["wall_s"] = time.perf_counter() - t0
+    result["cpu_s"] = {k: round(cpu_seconds(p) - cpu0[k], 3) for k, p in pids.items()}
+    if redis_ports:
+        result["redis_calls"] = calls_delta(calls0, redis_calls(redis_ports))
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2

@@ -1,0 +1,86 @@
+"""Location updates per second over HTTP through one instance, against the HTTP ceiling.
+
+    python -m loadtest.bench.http_vs_ceiling [--seconds 10] [--connections 64] [--rounds 3]
+
+The ceiling is a trivial aiohttp + uvloop handler on the same route (loadtest/bench/ceiling.py).
+Both are driven by the same wrk with the same script, connections and duration, in alternating
+rounds; the ratio is of the medians. The instance runs on a standalone Redis (and, for the
+record, on the embedded backend). Target: ratio >= 0.6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from loadtest.bench import wrk
+from loadtest.bench.harness import Servers, measured, median
+from loadtest.redis_procs import RedisServer
+from loadtest.scenario.tokens import mint
+
+TARGET = 0.6
+
+
+def _round(
+    url: str, pid: int, script: Path, a: argparse.Namespace, redis: list[int]
+) -> dict[str, Any]:
+    with measured({"server": pid}, redis) as m:
+        r = wrk.run(url, script, a.seconds, a.connections)
+    updates = max(r["requests"], 1)
+    r["server_cpu_ms_per_update"] = round(m["cpu_s"]["server"] * 1e3 / updates, 4)
+    r["server_cpu_util"] = round(m["cpu_s"]["server"] / m["wall_s"], 2)
+    if redis:
+        r["redis_calls_per_update"] = {
+            k: round(v / updates, 3) for k, v in m["redis_calls"].items()
+        }
+    return r
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m loadtest.bench.http_vs_ceiling")
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--drivers", type=int, default=2000)
+    a = p.parse_args(argv)
+    with RedisServer() as redis, Servers() as servers:
+        ids = [f"h{i}" for i in range(a.drivers)]
+        script = wrk.write_script(
+            Path(tempfile.mkdtemp()) / "loc.lua",
+            ids,
+            [mint("driver", d, servers.secret) for d in ids],
+        )
+        ceiling_url, ceiling_pid = servers.ceiling()
+        svc = servers.dispatch("bench-redis", {"DISPATCH_REDIS_URL": redis.url})
+        emb = servers.dispatch("bench-embedded", {})
+        assert svc.proc and emb.proc
+        targets = {
+            "ceiling": (ceiling_url, ceiling_pid, []),
+            "service_redis": (svc.url, svc.proc.pid, [redis.node.port]),
+            "service_embedded": (emb.url, emb.proc.pid, []),
+        }
+        for url, _pid, _r in targets.values():  # warm-up: connections, scripts, caches
+            wrk.run(url, script, 2, a.connections)
+        rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
+        for _ in range(a.rounds):  # alternating, so a noisy neighbour hits all sides alike
+            for name, (url, pid, rports) in targets.items():
+                rounds[name].append(_round(url, pid, script, a, rports))
+    rps = {k: median([r["rps"] for r in v]) for k, v in rounds.items()}
+    ratio = rps["service_redis"] / rps["ceiling"]
+    print(json.dumps({
+        "bench": "http_location_updates_vs_ceiling",
+        "load": f"wrk -t1 -c{a.connections} -d{a.seconds}s, {a.drivers} drivers, {a.rounds} rounds",
+        "updates_per_s_median": rps,
+        "ratio_service_redis_to_ceiling": round(ratio, 3),
+        "ratio_service_embedded_to_ceiling": round(rps["service_embedded"] / rps["ceiling"], 3),
+        "target": TARGET,
+        "met": ratio >= TARGET,
+        "rounds": rounds,
+    }, indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
