@@ -25,13 +25,14 @@ TARGET = 0.6
 
 
 def _round(
-    url: str, pid: int, script: Path, a: argparse.Namespace, redis: list[int]
+    url: str, pids: dict[str, int], script: Path, a: argparse.Namespace, redis: list[int]
 ) -> dict[str, Any]:
-    with measured({"server": pid}, redis) as m:
+    with measured(pids, redis) as m:
         r = wrk.run(url, script, a.seconds, a.connections)
     updates = max(r["requests"], 1)
-    r["server_cpu_ms_per_update"] = round(m["cpu_s"]["server"] * 1e3 / updates, 4)
-    r["server_cpu_util"] = round(m["cpu_s"]["server"] / m["wall_s"], 2)
+    for name, cpu in m["cpu_s"].items():
+        r[f"{name}_cpu_ms_per_update"] = round(cpu * 1e3 / updates, 4)
+        r[f"{name}_cpu_util"] = round(cpu / m["wall_s"], 2)
     if redis:
         r["redis_calls_per_update"] = {
             k: round(v / updates, 3) for k, v in m["redis_calls"].items()
@@ -57,17 +58,19 @@ def main(argv: list[str] | None = None) -> None:
         svc = servers.dispatch("bench-redis", {"DISPATCH_REDIS_URL": redis.url})
         emb = servers.dispatch("bench-embedded", {})
         assert svc.proc and emb.proc
-        targets = {
-            "ceiling": (ceiling_url, ceiling_pid, []),
-            "service_redis": (svc.url, svc.proc.pid, [redis.node.port]),
-            "service_embedded": (emb.url, emb.proc.pid, []),
+        assert redis.node.proc
+        redis_pids = {"server": svc.proc.pid, "redis": redis.node.proc.pid}
+        targets: dict[str, tuple[str, dict[str, int], list[int]]] = {
+            "ceiling": (ceiling_url, {"server": ceiling_pid}, []),
+            "service_redis": (svc.url, redis_pids, [redis.node.port]),
+            "service_embedded": (emb.url, {"server": emb.proc.pid}, []),
         }
         for url, _pid, _r in targets.values():  # warm-up: connections, scripts, caches
             wrk.run(url, script, 2, a.connections)
         rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
         for _ in range(a.rounds):  # alternating, so a noisy neighbour hits all sides alike
-            for name, (url, pid, rports) in targets.items():
-                rounds[name].append(_round(url, pid, script, a, rports))
+            for name, (url, pids, rports) in targets.items():
+                rounds[name].append(_round(url, pids, script, a, rports))
     rps = {k: median([r["rps"] for r in v]) for k, v in rounds.items()}
     ratio = rps["service_redis"] / rps["ceiling"]
     print(json.dumps({

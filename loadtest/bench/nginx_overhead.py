@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench import wrk
-from loadtest.bench.harness import Servers, median
+from loadtest.bench.harness import Servers, measured, median
 from loadtest.nginx_proc import NginxProcess
 from loadtest.redis_procs import RedisServer, free_port
 from loadtest.scenario.tokens import mint
@@ -53,11 +53,20 @@ def main(argv: list[str] | None = None) -> None:
             }
             for url in targets.values():
                 wrk.run(url, script, 2, a.connections)
+            nginx_pids = {
+                f"nginx_{n}": px.proc.pid
+                for n, px in zip((1, 2, 3), proxies, strict=True)
+                if px.proc
+            }
             for _ in range(a.rounds):
                 for name, url in targets.items():
-                    rounds.setdefault(name, []).append(
-                        wrk.run(url, script, a.seconds, a.connections)
-                    )
+                    pid = nginx_pids.get(name)
+                    with measured({"nginx": pid} if pid else {}, []) as m:
+                        r = wrk.run(url, script, a.seconds, a.connections)
+                    if pid:
+                        cpu = m["cpu_s"]["nginx"]
+                        r["nginx_cpu_us_per_request"] = round(cpu * 1e6 / max(r["requests"], 1), 1)
+                    rounds.setdefault(name, []).append(r)
         finally:
             for px in proxies:
                 px.stop()

@@ -22,12 +22,15 @@ TARGET = 3.0
 UNLIMITED = {"DISPATCH_DRIVER_RATE_PER_S": "1000000", "DISPATCH_DRIVER_RATE_BURST": "1000000"}
 
 
-def _side(servers: Servers, url: str, pid: int, port: int, mode: str, *args: str) -> dict[str, Any]:
-    with measured({"server": pid}, [port]) as m:
+def _side(
+    servers: Servers, url: str, pids: dict[str, int], port: int, mode: str, *args: str
+) -> dict[str, Any]:
+    with measured(pids, [port]) as m:
         r = loadgen(mode, url, servers.secret, *args)
     n = max(r["count"], 1)
-    r["server_cpu_ms_per_update"] = round(m["cpu_s"]["server"] * 1e3 / n, 4)
-    r["server_cpu_util"] = round(m["cpu_s"]["server"] / m["wall_s"], 2)
+    for name, cpu in m["cpu_s"].items():
+        r[f"{name}_cpu_ms_per_update"] = round(cpu * 1e3 / n, 4)
+        r[f"{name}_cpu_util"] = round(cpu / m["wall_s"], 2)
     r["redis_calls_per_update"] = {k: round(v / n, 3) for k, v in m["redis_calls"].items()}
     return r
 
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     with RedisServer() as redis, Servers() as servers:
         inst = servers.dispatch("bench-ws", {"DISPATCH_REDIS_URL": redis.url}, UNLIMITED)
         assert inst.proc
-        port, pid = redis.node.port, inst.proc.pid
+        assert redis.node.proc
+        port, pids = redis.node.port, {"server": inst.proc.pid, "redis": redis.node.proc.pid}
         sides = {
             "http": ("http-location", "-c", c, "--drivers", "2000"),
             "ws": ("ws-location", "-c", c, "--window", "1"),
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
                     _side(
                         servers,
                         inst.url,
-                        pid,
+                        pids,
                         port,
                         mode,
                         *args,
