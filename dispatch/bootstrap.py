@@ -15,7 +15,7 @@ from dispatch.adapters.memory_drivers import MemoryDriverStore
 from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
-from dispatch.adapters.redis_client import connect, translated
+from dispatch.adapters.redis_client import connect, preload_scripts, translated
 from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
 from dispatch.adapters.redis_drivers import RedisDriverStore
 from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
@@ -86,6 +86,7 @@ async def bootstrap(
             # races when many commands start at once (connections closed under them).
             with translated():
                 await client.initialize()
+        await preload_scripts(client)
         await notifier.start()
         deps = Deps(
             index=redis_index,

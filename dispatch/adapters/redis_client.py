@@ -39,10 +39,19 @@ def translated() -> Iterator[None]:
         raise
     except (rx.ConnectionError, rx.TimeoutError, rx.ClusterError, rx.BusyLoadingError) as exc:
         raise BackendUnavailable(f"redis: {exc}") from exc
-    except (rx.ClusterDownError, rx.TryAgainError, rx.ReadOnlyError) as exc:
+    except (rx.ClusterDownError, rx.TryAgainError, rx.ReadOnlyError, rx.MasterDownError) as exc:
         raise BackendUnavailable(f"redis: {exc}") from exc
     except (OSError, TimeoutError) as exc:
         raise BackendUnavailable(f"redis: {exc!r}") from exc
+
+
+async def preload_scripts(client: AnyRedis) -> None:
+    """SCRIPT LOAD every script up front (on a cluster: on every primary; replicas get
+    them by replication). Loading them lazily means a burst of NOSCRIPT replies under load,
+    and redis-py's async cluster client answers that by dropping connections in use."""
+    with translated():
+        for path in sorted(LUA_DIR.glob("*.lua")):
+            await client.script_load(path.read_text())
 
 
 def lua(name: str) -> str:

@@ -1,0 +1,71 @@
+"""The service wired on the embedded backend with a hand-moved clock: use-case tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from dispatch.bootstrap import bootstrap
+from dispatch.domain.principals import Principal, Role
+from dispatch.domain.rides import Ride
+from dispatch.service_layer.deps import Deps
+from dispatch.settings import Settings
+from geoindex import Position
+
+START_MS = 1_800_000_000_000
+PICKUP = (52.5200, 13.4050)
+
+
+class FakeClock:
+    def __init__(self, now_ms: int = START_MS) -> None:
+        self.now = now_ms
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> None:
+        self.now += ms
+
+
+@dataclass
+class Recorder:
+    rides: list[Ride] = field(default_factory=list)
+    accepted: int = 0
+    stale: int = 0
+
+    def ride_changed(self, ride: Ride) -> None:
+        self.rides.append(ride)
+
+    def locations(self, accepted: int, stale: int) -> None:
+        self.accepted += accepted
+        self.stale += stale
+
+
+@dataclass
+class World:
+    deps: Deps
+    clock: FakeClock
+    seen: Recorder
+
+    async def driver_at(self, driver_id: str, north_m: float) -> None:
+        """Put a driver `north_m` metres north of the pickup point, with a fresh fix."""
+        lat = PICKUP[0] + north_m / 111_195.0
+        await self.deps.index.upsert([Position(driver_id, lat, PICKUP[1], self.clock.now)])
+
+
+def driver(i: str) -> Principal:
+    return Principal(Role.DRIVER, i)
+
+
+def rider(i: str) -> Principal:
+    return Principal(Role.RIDER, i)
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    clock = FakeClock()
+    seen = Recorder()
+    async with bootstrap(Settings(), clock=clock, observer=seen) as runtime:
+        yield World(runtime.deps, clock, seen)
