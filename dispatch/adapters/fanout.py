@@ -11,9 +11,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from dispatch.service_layer.ports import Subscription
+
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
+
+
+class _QueueSubscription:
+    def __init__(self, queue: asyncio.Queue[bytes]) -> None:
+        self._queue = queue
+
+    async def get(self) -> bytes:
+        return await self._queue.get()
 
 
 class Fanout:
@@ -28,16 +38,11 @@ class Fanout:
                 log.warning("listener on %s is too slow; message dropped", topic)
 
     @asynccontextmanager
-    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
         queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.setdefault(topic, set()).add(queue)
-
-        async def messages() -> AsyncIterator[bytes]:
-            while True:
-                yield await queue.get()
-
         try:
-            yield messages()
+            yield _QueueSubscription(queue)
         finally:
             subs = self._subscribers.get(topic)
             if subs is not None:
@@ -55,5 +60,5 @@ class MemoryNotifier:
     async def publish(self, topic: str, message: bytes) -> None:
         self._fanout.deliver(topic, message)
 
-    def subscribe(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._fanout.subscribe(topic)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
 from redis.asyncio import Redis, RedisCluster
 
 from dispatch.adapters.fanout import Fanout
 from dispatch.adapters.redis_client import AnyRedis, translated
+from dispatch.service_layer.ports import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class PubSubNotifier:
         with translated():
             await self._client.publish(CHANNEL, topic.encode() + b"\n" + message)
 
-    def subscribe(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._fanout.subscribe(topic)
 
     async def start(self) -> None:

@@ -30,9 +30,18 @@ def authorize_driver(actor: Principal, driver_id: str) -> None:
         raise Forbidden("a driver token acts only for its own driver")
 
 
-def check_not_future(deps: Deps, ts_ms: int) -> None:
-    if ts_ms > deps.clock.now_ms() + MAX_FUTURE_MS:
+def check_not_future_ms(now_ms: int, ts_ms: int) -> None:
+    if ts_ms > now_ms + MAX_FUTURE_MS:
         raise InvalidRequest("ts is more than 5 minutes in the future")
+
+
+def check_not_future(deps: Deps, ts_ms: int) -> None:
+    check_not_future_ms(deps.clock.now_ms(), ts_ms)
+
+
+def authorize_fleet(actor: Principal) -> None:
+    if actor.role is not Role.FLEET:
+        raise Forbidden("only a fleet token may post location batches")
 
 
 async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix) -> UpsertResult:
@@ -48,8 +57,7 @@ async def update_locations(
     deps: Deps, actor: Principal, positions: Sequence[Position]
 ) -> list[UpsertResult]:
     """A fleet gateway's batch, already validated item by item; one index call."""
-    if actor.role is not Role.FLEET:
-        raise Forbidden("only a fleet token may post location batches")
+    authorize_fleet(actor)
     if not positions:
         return []
     results = await deps.index.upsert(positions)

@@ -4,7 +4,6 @@ in memory (the embedded backend) and on Redis / Redis Cluster, under one contrac
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -93,12 +92,18 @@ class DeadlineQueue(Protocol):
     async def done(self, claimed: Claimed) -> None: ...
 
 
+class Subscription(Protocol):
+    async def get(self) -> bytes:
+        """The next message; safe to cancel (nothing is lost by cancelling a wait)."""
+        ...
+
+
 class Notifier(Protocol):
     """Best-effort messages to whoever listens on a topic, on any instance."""
 
     async def publish(self, topic: str, message: bytes) -> None: ...
 
-    def subscribe(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]: ...
 
 
 class Observer(Protocol):

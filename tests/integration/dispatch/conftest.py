@@ -5,12 +5,21 @@ test moves by hand."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
 
+import aiohttp
+import orjson
 import pytest
+from aiohttp import web
 
+from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import bootstrap
+from dispatch.domain.principals import parse_subject
+from dispatch.entrypoints.server import start
 from dispatch.service_layer.deps import Deps
 from dispatch.settings import Settings
 from geoindex import Position
@@ -64,3 +73,65 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     clock = FakeClock()
     async with bootstrap(settings_for(request.param, request), clock=clock) as runtime:
         yield Backend(request.param, runtime.deps, clock)
+
+
+# -- running instances ---------------------------------------------------------------------
+@dataclass
+class Instance:
+    """One real dispatch instance (the production app and runner) on a loopback port."""
+
+    settings: Settings
+    runner: web.AppRunner
+    port: int
+    session: aiohttp.ClientSession
+    tokens: TokenCodec
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def auth(self, role: str, ident: str) -> dict[str, str]:
+        token = self.tokens.issue(parse_subject(f"{role}:{ident}"), 3600)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def call(
+        self, method: str, path: str, who: tuple[str, str] | None = None, **kw: Any
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        headers = dict(kw.pop("headers", {}))
+        if who is not None:
+            headers.update(self.auth(*who))
+        async with self.session.request(method, self.url + path, headers=headers, **kw) as resp:
+            raw = await resp.read()
+            ctype = resp.headers.get("Content-Type", "")
+            data = orjson.loads(raw) if raw and ctype.startswith("application/json") else raw
+            return resp.status, data, resp
+
+    async def fix(self, driver_id: str, lat: float, lng: float, seq: int = 1) -> None:
+        body = {"lat": lat, "lng": lng, "ts": int(time.time() * 1000), "seq": seq}
+        status, data, _ = await self.call(
+            "POST", f"/v1/drivers/{driver_id}/location", ("driver", driver_id), json=body
+        )
+        assert status == 202, data
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Instance]:
+    settings = replace(settings, port=0, host="127.0.0.1")
+    runner, port = await start(settings)
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    inst = Instance(settings, runner, port, session, TokenCodec(settings.jwt_secret))
+    try:
+        yield inst
+    finally:
+        await session.close()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[Instance]:
+    """One instance on the embedded backend."""
+    async with running(Settings(instance_id="test-1")) as inst:
+        yield inst

@@ -252,8 +252,8 @@ async def test_notifications_reach_subscribers_of_their_topic_only(backend: Back
     async with n.subscribe("driver:d1") as mine, n.subscribe("driver:d2") as other:
         await n.publish("driver:d1", b'{"type":"offer"}')
         await n.publish("driver:d2", b"for d2")
-        assert await asyncio.wait_for(anext(mine), 5) == b'{"type":"offer"}'
-        assert await asyncio.wait_for(anext(other), 5) == b"for d2"
+        assert await asyncio.wait_for(mine.get(), 5) == b'{"type":"offer"}'
+        assert await asyncio.wait_for(other.get(), 5) == b"for d2"
         await n.publish("driver:d3", b"nobody listens")
         await n.publish("driver:d1", b"second")
-        assert await asyncio.wait_for(anext(mine), 5) == b"second"
+        assert await asyncio.wait_for(mine.get(), 5) == b"second"

@@ -1,0 +1,1 @@
+"""`dispatch demo`: the service on the embedded backend with simulated drivers and riders."""

@@ -1,0 +1,1 @@
+"""Entry points: the aiohttp app (HTTP, WebSocket, SSE) and the command line."""

@@ -1,0 +1,82 @@
+"""The aiohttp app factory: state under typed keys, every resource in a cleanup_ctx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from dispatch.adapters.jwt_tokens import TokenCodec
+from dispatch.bootstrap import bootstrap
+from dispatch.entrypoints import appkeys
+from dispatch.entrypoints.errors import Handler, errors_middleware
+from dispatch.entrypoints.metrics import Metrics
+from dispatch.entrypoints.ratelimit import RateLimiter
+from dispatch.entrypoints.routes import ROUTES
+from dispatch.entrypoints.streams import Streams
+from dispatch.service_layer.deadlines import run_sweeper
+from dispatch.settings import Settings, from_env
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        m = request.app[appkeys.METRICS]
+        m.requests.inc(route=route, method=request.method, status=str(status))
+        m.latency.observe(time.perf_counter() - started, route=route, method=request.method)
+
+
+async def _instance_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["X-Instance-Id"] = request.app[appkeys.SETTINGS].instance
+
+
+async def _backend(app: web.Application) -> AsyncIterator[None]:
+    async with bootstrap(app[appkeys.SETTINGS], observer=app[appkeys.METRICS]) as runtime:
+        app[appkeys.RUNTIME] = runtime
+        yield
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    deps = app[appkeys.RUNTIME].deps
+    task = asyncio.create_task(run_sweeper(deps, app[appkeys.SETTINGS].sweep_interval_s))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _close_streams(app: web.Application) -> None:
+    await app[appkeys.STREAMS].close_all()
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or from_env()
+    app = web.Application(
+        client_max_size=settings.max_batch_body_bytes,
+        middlewares=[metrics_middleware, errors_middleware],
+    )
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = Metrics()
+    app[appkeys.TOKENS] = TokenCodec(settings.jwt_secret)
+    app[appkeys.LIMITER] = RateLimiter(settings.driver_rate_per_s, settings.driver_rate_burst)
+    app[appkeys.STREAMS] = Streams()
+    app.cleanup_ctx.append(_backend)
+    app.cleanup_ctx.append(_sweeper)
+    app.on_shutdown.append(_close_streams)
+    app.on_response_prepare.append(_instance_header)
+    app.router.add_routes(ROUTES)
+    return app

@@ -1,0 +1,19 @@
+"""Every piece of app state, under one typed key each."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dispatch.adapters.jwt_tokens import TokenCodec
+from dispatch.bootstrap import Runtime
+from dispatch.entrypoints.metrics import Metrics
+from dispatch.entrypoints.ratelimit import RateLimiter
+from dispatch.entrypoints.streams import Streams
+from dispatch.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+RUNTIME = web.AppKey("runtime", Runtime)
+METRICS = web.AppKey("metrics", Metrics)
+TOKENS = web.AppKey("tokens", TokenCodec)
+LIMITER = web.AppKey("limiter", RateLimiter)
+STREAMS = web.AppKey("streams", Streams)

@@ -1,0 +1,94 @@
+"""The `dispatch` command: serve, token, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from dispatch.adapters.jwt_tokens import TokenCodec
+from dispatch.domain.principals import parse_subject
+from dispatch.settings import DEV_JWT_SECRET, Settings, from_env
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dispatch", description="Ride-hailing driver dispatch.")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP/WebSocket service")
+    serve.add_argument("--host", help="listen address (DISPATCH_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (DISPATCH_PORT, default 8080)")
+    backend = serve.add_mutually_exclusive_group()
+    backend.add_argument("--redis-url", help="single Redis (DISPATCH_REDIS_URL)")
+    backend.add_argument("--redis-cluster-url", help="Redis Cluster (DISPATCH_REDIS_CLUSTER_URL)")
+    serve.add_argument("--instance-id", help="X-Instance-Id (DISPATCH_INSTANCE_ID)")
+    serve.add_argument("--offer-timeout-s", type=float, help="DISPATCH_OFFER_TIMEOUT_S, default 15")
+    token = sub.add_parser("token", help="print a bearer token for local use")
+    token.add_argument("role", choices=["driver", "rider", "fleet"])
+    token.add_argument("id", help="driver id, rider id or fleet gateway name")
+    token.add_argument("--ttl-s", type=int, default=24 * 3600, help="lifetime, default 24 h")
+    demo = sub.add_parser("demo", help="the service with simulated drivers and riders")
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds, default 30")
+    demo.add_argument("--drivers", type=int, default=60)
+    demo.add_argument("--riders-per-s", type=float, default=2.0)
+    demo.add_argument("--seed", type=int, default=7)
+    return p
+
+
+def _warn_dev_secret(settings: Settings) -> None:
+    if settings.jwt_secret == DEV_JWT_SECRET:
+        print(
+            "warning: using the built-in development JWT secret; set DISPATCH_JWT_SECRET "
+            "for anything but local use",
+            file=sys.stderr,
+        )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from dispatch.entrypoints.server import announce, serve
+
+    settings = from_env(
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        redis_cluster_url=args.redis_cluster_url,
+        instance_id=args.instance_id,
+        offer_timeout_s=args.offer_timeout_s,
+    )
+    _warn_dev_secret(settings)
+    uvloop.run(serve(settings, announce(settings)))
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    settings = from_env()
+    _warn_dev_secret(settings)
+    try:
+        principal = parse_subject(f"{args.role}:{args.id}")
+    except ValueError as exc:
+        print(f"dispatch token: {exc}", file=sys.stderr)
+        return 2
+    print(TokenCodec(settings.jwt_secret).issue(principal, args.ttl_s))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dispatch.demo.run import run_demo
+
+    return int(uvloop.run(run_demo(args.duration, args.drivers, args.riders_per_s, args.seed)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    handlers = {"serve": _serve, "token": _token, "demo": _demo}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return 130

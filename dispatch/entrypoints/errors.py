@@ -1,0 +1,94 @@
+"""Every failure becomes a JSON error body with a 4xx/5xx status; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from dispatch.adapters.jwt_tokens import InvalidToken
+from dispatch.domain.errors import (
+    DomainError,
+    DriverBusy,
+    InvalidTransition,
+    NotParticipant,
+)
+from dispatch.entrypoints import appkeys
+from dispatch.entrypoints.jsonio import BodyTooLarge, MalformedJson, error_response
+from dispatch.entrypoints.schemas import InvalidBody
+from dispatch.service_layer import errors as svc
+from geoindex import BackendUnavailable as IndexUnavailable
+from geoindex import InvalidInput
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
+    (NotParticipant, 403),
+    (svc.Forbidden, 403),
+    (svc.NotFound, 404),
+    (DriverBusy, 409),
+    (InvalidTransition, 409),
+    (svc.IdempotencyInProgress, 409),
+    (svc.Contended, 409),
+    (svc.IdempotencyMismatch, 422),
+    (svc.InvalidRequest, 422),
+]
+
+
+class Unauthorized(Exception):
+    pass
+
+
+class RateLimited(Exception):
+    pass
+
+
+def to_response(exc: BaseException) -> web.Response | None:
+    """The JSON error for a known failure, or None for a bug."""
+    if isinstance(exc, DomainError):
+        for kind, status in _DOMAIN_STATUS:
+            if isinstance(exc, kind):
+                return error_response(status, exc.code, str(exc))
+        return error_response(409, exc.code, str(exc))
+    if isinstance(exc, (Unauthorized, InvalidToken)):
+        resp = error_response(401, "unauthorized", str(exc) or "a valid bearer token is required")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="dispatch"'
+        return resp
+    if isinstance(exc, InvalidBody):
+        return error_response(422, exc.code, str(exc))
+    if isinstance(exc, InvalidInput):
+        return error_response(422, "invalid_input", str(exc))
+    if isinstance(exc, MalformedJson):
+        return error_response(400, "invalid_json", str(exc))
+    if isinstance(exc, BodyTooLarge):
+        return error_response(413, "body_too_large", str(exc))
+    if isinstance(exc, RateLimited):
+        return error_response(429, "rate_limited", str(exc))
+    if isinstance(exc, (svc.BackendUnavailable, IndexUnavailable)):
+        return error_response(503, "backend_unavailable", "the data store is unavailable; retry")
+    return None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status, "http_error"
+        )
+        return error_response(exc.status, code, exc.reason)
+    except Exception as exc:
+        resp = to_response(exc)
+        if resp is None:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(500, "internal", "internal error")
+        if resp.status == 503:
+            request.app[appkeys.METRICS].backend_errors.inc()
+            log.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
+        return resp

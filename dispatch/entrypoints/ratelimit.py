@@ -1,0 +1,35 @@
+"""Per-driver update rate: a token bucket per driver, kept by each instance.
+
+A driver normally streams to one instance (its WebSocket), so a per-instance bucket is
+the right place; behind a balancer that spreads one driver's HTTP posts over N
+instances the effective limit is up to N times higher, which is documented."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+MAX_TRACKED = 200_000
+
+
+class RateLimiter:
+    def __init__(
+        self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = rate_per_s
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+
+    def allow(self, key: str) -> bool:
+        now = self._clock()
+        tokens, at = self._buckets.pop(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)  # most recently used last
+        if len(self._buckets) > MAX_TRACKED:
+            self._buckets.popitem(last=False)  # forget the longest idle: its bucket is full
+        return allowed

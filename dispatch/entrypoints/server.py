@@ -1,0 +1,69 @@
+"""Run the app until SIGTERM or SIGINT, then shut down gracefully: stop accepting, close
+WebSockets with 1001, let requests in flight finish, then close the backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from dispatch.entrypoints.app import create_app
+from dispatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def start(settings: Settings) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner (for cleanup) and the port actually bound."""
+    runner = web.AppRunner(
+        create_app(settings),
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout_s,
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    port = settings.port
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            port = int(address[1])
+            break
+    return runner, port
+
+
+async def serve(settings: Settings, on_ready: Callable[[int], None] | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner, port = await start(settings)
+    if on_ready is not None:
+        on_ready(port)
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def announce(settings: Settings) -> Callable[[int], None]:
+    def ready(port: int) -> None:
+        print(
+            f"dispatch listening on http://{settings.host}:{port} "
+            f"(backend: {settings.backend}, instance: {settings.instance})",
+            flush=True,
+        )
+        sys.stdout.flush()
+
+    return ready

@@ -1,0 +1,62 @@
+"""GET /v1/rides/{id}/events: the rider's live view of a ride as server-sent events, one
+`data: <ride json>` per change, starting with the current state, ending after a final one."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from dispatch.domain.principals import Role
+from dispatch.domain.rides import TERMINAL
+from dispatch.entrypoints import appkeys, schemas
+from dispatch.entrypoints.auth import principal
+from dispatch.entrypoints.streams import next_message
+from dispatch.service_layer import ride_steps
+from dispatch.service_layer.changes import ride_topic
+from dispatch.service_layer.errors import Forbidden
+from dispatch.service_layer.views import ride_view
+
+KEEPALIVE_S = 15.0
+
+
+async def ride_events(request: web.Request) -> web.StreamResponse:
+    actor = principal(request, allow_query=True)
+    ride_id = schemas.ride_id(request.match_info["ride_id"])
+    app = request.app
+    deps = app[appkeys.RUNTIME].deps
+    # Subscribe before reading the state, so no change falls between the two.
+    async with deps.notifier.subscribe(ride_topic(ride_id)) as subscription:
+        ride = await ride_steps.get_ride(deps, actor, ride_id)
+        if actor.role is not Role.RIDER:
+            raise Forbidden("the event stream is for the ride's rider")
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # nginx: pass events through unbuffered
+            }
+        )
+        await resp.prepare(request)
+        gauge = app[appkeys.METRICS].event_streams
+        gauge.inc()
+        try:
+            await resp.write(b"data: " + orjson.dumps(ride_view(ride)) + b"\n\n")
+            version, finished = ride.version, ride.status in TERMINAL
+            while not finished:
+                msg = await next_message(subscription, app[appkeys.STREAMS].closing, KEEPALIVE_S)
+                if msg is False:
+                    break
+                if msg is None:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                event = orjson.loads(msg)
+                if event["v"] <= version:
+                    continue  # an older change delivered late: the client has newer
+                version = event["v"]
+                finished = event["ride"]["status"] in TERMINAL
+                await resp.write(b"data: " + orjson.dumps(event["ride"]) + b"\n\n")
+        except (ConnectionResetError, ConnectionError):
+            pass  # the rider went away
+        finally:
+            gauge.inc(-1)
+        return resp

@@ -1,0 +1,37 @@
+"""Operations endpoints, no auth: liveness, readiness, metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dispatch.entrypoints import appkeys
+from dispatch.entrypoints.jsonio import error_response, json_response
+from dispatch.entrypoints.openapi import document
+
+
+async def healthz(request: web.Request) -> web.Response:
+    # Alive means the event loop answers; the backend is readyz's business.
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[appkeys.RUNTIME]
+    try:
+        await runtime.ping()
+    except Exception as exc:
+        return error_response(503, "backend_unavailable", f"{runtime.backend}: {exc}")
+    return json_response({"status": "ready", "backend": runtime.backend})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[appkeys.METRICS].render()
+    return web.Response(
+        text=body,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(document(request.app[appkeys.SETTINGS]))

@@ -1,0 +1,123 @@
+"""GET /v1/drivers/{id}/stream: the driver app's WebSocket.
+
+Client frames: location (acked with its seq and accepted|stale), accept, decline, ping.
+Server frames: offers and ride updates for this driver from any instance (pub/sub),
+acks, pongs and errors. A pending offer is sent again on every (re)connect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from dispatch.domain.principals import Principal
+from dispatch.entrypoints import appkeys, schemas
+from dispatch.entrypoints.auth import principal
+from dispatch.entrypoints.errors import to_response
+from dispatch.entrypoints.jsonio import loads
+from dispatch.entrypoints.views_drivers import check_rate
+from dispatch.service_layer import drivers, ride_steps
+from dispatch.service_layer.changes import driver_topic, offer_frame
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.ports import Subscription
+from dispatch.service_layer.views import ride_view
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 20.0
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": code, "message": message}
+
+
+async def _handle(request: web.Request, deps: Deps, actor: Principal, frame: Any) -> dict[str, Any]:
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        return _error("invalid_frame", "a frame is a JSON object with a string 'type'")
+    kind = frame["type"]
+    if kind == "ping":
+        schemas.only(frame, {"type"})
+        return {"type": "pong"}
+    if kind == "location":
+        fix = schemas.fix(frame, extra={"type"})
+        check_rate(request, actor.id)
+        result = await drivers.update_location(deps, actor, actor.id, fix)
+        return {"type": "ack", "seq": fix.seq, "status": result.value}
+    if kind in ("accept", "decline"):
+        schemas.only(frame, {"type", "ride_id"})
+        if not isinstance(frame["ride_id"], str):
+            raise schemas.InvalidBody("ride_id must be a string")
+        ride_id = schemas.ride_id(frame["ride_id"])
+        step = ride_steps.accept if kind == "accept" else ride_steps.decline
+        ride = await step(deps, actor, ride_id)
+        return {
+            "type": "ride",
+            "ride": ride_view(ride, for_other_driver=ride.driver_id != actor.id),
+        }
+    return _error("invalid_frame", f"unknown frame type {kind[:40]!r}")
+
+
+async def _answer(request: web.Request, deps: Deps, actor: Principal, data: str) -> bytes:
+    try:
+        reply = await _handle(request, deps, actor, loads(data))
+    except Exception as exc:
+        resp = to_response(exc)
+        if resp is None:
+            log.exception("unhandled error on a driver WebSocket frame")
+            reply = _error("internal", "internal error")
+        else:
+            reply = orjson.loads(resp.body)  # type: ignore[arg-type]
+            reply = _error(reply["error"], reply["message"])
+    return orjson.dumps(reply)
+
+
+async def _pump(ws: web.WebSocketResponse, subscription: Subscription) -> None:
+    while True:
+        message = await subscription.get()
+        await ws.send_str(message.decode())
+
+
+async def _resend_offer(ws: web.WebSocketResponse, deps: Deps, driver_id: str) -> None:
+    try:
+        pending = await drivers.pending_offer(deps, driver_id)
+    except Exception as exc:
+        log.warning("could not look up a pending offer for %s: %s", driver_id, exc)
+        return
+    if pending is not None:
+        await ws.send_str(offer_frame(pending).decode())
+
+
+async def driver_stream(request: web.Request) -> web.StreamResponse:
+    actor = principal(request, allow_query=True)
+    driver_id = schemas.driver_id(request.match_info["driver_id"])
+    drivers.authorize_driver(actor, driver_id)
+    app = request.app
+    settings, deps = app[appkeys.SETTINGS], app[appkeys.RUNTIME].deps
+    ws = web.WebSocketResponse(max_msg_size=settings.max_ws_message_bytes, heartbeat=HEARTBEAT_S)
+    async with deps.notifier.subscribe(driver_topic(driver_id)) as subscription:
+        await ws.prepare(request)
+        streams, gauge = app[appkeys.STREAMS], app[appkeys.METRICS].websockets
+        streams.websockets.add(ws)
+        gauge.inc()
+        pump = asyncio.create_task(_pump(ws, subscription))
+        try:
+            await _resend_offer(ws, deps, driver_id)
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await ws.send_str((await _answer(request, deps, actor, msg.data)).decode())
+                elif msg.type is WSMsgType.BINARY:
+                    await ws.send_str(
+                        orjson.dumps(_error("invalid_frame", "send text frames")).decode()
+                    )
+        except ConnectionError:
+            pass  # the driver's connection dropped mid-send
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+            streams.websockets.discard(ws)
+            gauge.inc(-1)
+    return ws
