@@ -23,7 +23,7 @@ ScanStep = Callable[[Step], Awaitable[Iterable[Candidate]]]
 async def k_nearest(
     lat: float, lng: float, k: int, radius_m: float, config: SearchConfig, scan: ScanStep
 ) -> list[Neighbor]:
-    step = first_step(lat, lng, config)
+    step = first_step(lat, lng, radius_m, config)
     while True:
         latest: dict[str, Candidate] = {}
         for cand in await scan(step):
@@ -44,8 +44,7 @@ FetchRange = Callable[[int, int], Iterable[Candidate]]
 
 
 def scan_region(
-    stages: Sequence[Sequence[tuple[int, int]]],
-    bounds: Sequence[float],
+    rows: Sequence[Sequence[float]],
     fetch: FetchRange,
     lat: float,
     lng: float,
@@ -53,17 +52,19 @@ def scan_region(
     radius_m: float,
     min_ts: int,
 ) -> list[Candidate]:
-    """One region's scan, stage by stage; the Lua scanner (lua/knn.lua) does the same."""
+    """One region's scan, cell by cell; the Lua scanner (lua/knn.lua) does the same.
+
+    rows: (lo score, hi score, bound on every driver in this region's later cells).
+    """
     best: list[tuple[float, str, Candidate]] = []
-    for ranges, bound in zip(stages, bounds, strict=True):
-        for lo, hi in ranges:
-            for cand in fetch(lo, hi):
-                if cand[1] < min_ts:
-                    continue
-                d = haversine_m(lat, lng, cand[2], cand[3])
-                if d <= radius_m:
-                    bisect.insort(best, (d, cand[0], cand))
-            del best[k:]
+    for lo, hi, bound in rows:
+        for cand in fetch(int(lo), int(hi)):
+            if cand[1] < min_ts:
+                continue
+            d = haversine_m(lat, lng, cand[2], cand[3])
+            if d <= radius_m:
+                bisect.insort(best, (d, cand[0], cand))
+        del best[k:]
         if bound > radius_m or (len(best) >= k and best[k - 1][0] < bound):
             break
     return [c for _, _, c in best]

@@ -140,9 +140,9 @@ class MemoryGeoIndex:
 
         async def scan(step: Step) -> list[Candidate]:
             out: list[Candidate] = []
-            for region, stages in step.disk.ranges.items():
+            for region, rows in step.scans.items():
                 fetch = self._fetch(region)
-                out += scan_region(stages, step.bounds, fetch, lat, lng, k, radius_m, min_ts)
+                out += scan_region(rows.tolist(), fetch, lat, lng, k, radius_m, min_ts)
             return out
 
         return await k_nearest(lat, lng, k, radius_m, self._config, scan)

@@ -204,11 +204,10 @@ class RedisGeoIndex:
         head = [repr(lat), repr(lng), k, repr(radius_m), self._clock() - self.ttl_ms]
 
         async def scan(step: Step) -> list[Candidate]:
-            bounds = struct.pack(f"<{len(step.bounds)}d", *step.bounds)
             replies = await self._scripts.run(
                 [
-                    (KNN, self._region_keys(r)[:1], [*head, bounds, step.disk.blob(r)])
-                    for r in step.disk.ranges
+                    (KNN, self._region_keys(r)[:1], [*head, rows.astype("<f8").tobytes()])
+                    for r, rows in step.scans.items()
                 ]
             )
             out: list[Candidate] = []

@@ -1,18 +1,26 @@
-"""k-nearest search plans: which score ranges to scan, in which stages, and when to stop.
+"""k-nearest search plans: which score ranges to scan, in what order, and when to stop.
 
-No I/O here. A plan covers the H3 disk of `rings` rings around the query's cell at one
-resolution, split into stages (the inner 7 cells, then one ring per stage), each with a
-lower bound on the distance of every driver outside the cells scanned so far. A backend
-scans stage by stage per region and stops once it holds k drivers closer than the bound:
-the cost follows k, not the radius. If the whole disk is not enough, the next step scans a
-wider disk at a coarser resolution, chosen from the density seen so far.
+No I/O here. A step covers the H3 disk of `rings` rings around the query's cell at one
+resolution. Every cell gets a lower bound on the distance from the query to any driver
+in it, and the disk as a whole a bound for every driver outside it ("covered"). A backend
+scans a region's cells nearest-bound first and stops as soon as it holds k drivers closer
+than the next cell's bound: the cost follows k, not the radius. Cells whose bound is past
+the radius or past `covered` are never scanned. If the disk is not enough, the next step
+scans a wider disk at a coarser resolution, sized from the density seen so far.
+
+Why the bounds hold (tests/unit/test_search_plan.py checks them on random geometry):
+- a driver belongs to the cell whose H3 digits prefix its own res-15 cell; such a
+  descendant's centre is at most 1.045 circumradii from the cell's centre (measured on
+  adversarial descendants; DESCENDANT_SPREAD leaves margin), hence the per-cell bound;
+- a driver in a cell outside the disk lies outside the disk's polygons, or inside them
+  but within 0.2 circumradii of their edge; to leave the disk a path from the query
+  crosses a cell of the next ring, hence `covered`.
 """
 
 from __future__ import annotations
 
 import math
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -20,45 +28,8 @@ from h3.api import basic_int as h3
 
 from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, max_circumradius_m
 
-Range = tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Disk:
-    """Geometry of the disk around one origin cell, independent of the query point."""
-
-    res: int
-    # Centres (radians) of the rings just outside each stage, concatenated; ring_starts
-    # marks where each stage's ring begins. A stage's bound is the distance from the query
-    # to the nearest of them, less `margin`.
-    ring_lat: np.ndarray
-    ring_lng: np.ndarray
-    ring_starts: np.ndarray
-    margin: float
-    # region -> per stage, the merged score ranges of that stage's cells in that region.
-    ranges: dict[int, tuple[tuple[Range, ...], ...]]
-    _blobs: dict[int, bytes] = field(default_factory=dict, compare=False)
-
-    def blob(self, region: int) -> bytes:
-        """The region's stages packed as doubles for the Lua scanner: counts, then ranges."""
-        blob = self._blobs.get(region)
-        if blob is None:
-            stages = self.ranges[region]
-            flat = [float(len(stages))] + [float(len(s)) for s in stages]
-            flat += [float(x) for s in stages for rng in s for x in rng]
-            blob = struct.pack(f"<{len(flat)}d", *flat)
-            self._blobs[region] = blob
-        return blob
-
-
-def _merge(ranges: list[Range]) -> tuple[Range, ...]:
-    merged: list[Range] = []
-    for lo, hi in sorted(ranges):
-        if merged and merged[-1][1] + 1 >= lo:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return tuple(merged)
+DESCENDANT_SPREAD = 1.1  # x max circumradius: how far a driver can be from its cell centre
+EDGE_SPILL = 0.25  # x max circumradius: how far a driver can be outside its cell polygon
 
 
 def _parent(cell: int, res: int) -> int:
@@ -66,37 +37,50 @@ def _parent(cell: int, res: int) -> int:
     return (cell & ~(0xF << 52)) | (res << 52) | ((1 << (3 * (15 - res))) - 1)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Disk:
+    """The geometry of the disk around one origin cell, independent of the query point."""
+
+    res: int
+    size: int  # cells in the disk; the centres after them are the ring just outside it
+    lat: np.ndarray  # centres, radians: the disk's cells, then the outer ring's
+    lng: np.ndarray
+    cos_lat: np.ndarray
+    lo: np.ndarray  # per disk cell: score range (as doubles, exact below 2**53)
+    hi: np.ndarray
+    region_index: np.ndarray  # per disk cell: index into `regions`
+    regions: tuple[int, ...]
+
+
 @lru_cache(maxsize=8192)
 def disk(origin: int, rings: int, region_res: int) -> Disk:
     res = int(h3.get_resolution(origin))
-    # A driver is in the cell whose digits prefix its own, and those descendants can stick
-    # out of the cell's polygon by well under half a circumradius; hence 1.5 x, plus 1 m.
-    margin = 1.5 * max_circumradius_m(res) + 1.0
-    stage_cells: list[list[int]] = [[origin, *h3.grid_ring(origin, 1)]]
-    stage_cells += [list(h3.grid_ring(origin, j)) for j in range(2, rings + 1)]
-    outer = [list(h3.grid_ring(origin, j + 1)) for j in range(1, rings + 1)]
-    centers = np.radians(np.array([h3.cell_to_latlng(c) for ring in outer for c in ring]))
+    cells = [int(c) for c in h3.grid_disk(origin, rings)]
+    outer = [int(c) for c in h3.grid_ring(origin, rings + 1)]
     span = (1 << (3 * (15 - res))) - 1
-    per_region: dict[int, list[list[Range]]] = {}
-    for s, cells in enumerate(stage_cells):
-        for c in cells:
-            stages = per_region.setdefault(_parent(c, region_res), [[] for _ in stage_cells])
-            high = c & SCORE_MASK
-            stages[s].append((high - span, high))
+    regions: dict[int, int] = {}
+    region_index = [regions.setdefault(_parent(c, region_res), len(regions)) for c in cells]
+    centres = np.radians(np.array([h3.cell_to_latlng(c) for c in cells + outer]))
+    hi = np.array([c & SCORE_MASK for c in cells], dtype=np.float64)
     return Disk(
         res=res,
-        ring_lat=centers[:, 0].copy(),
-        ring_lng=centers[:, 1].copy(),
-        ring_starts=np.cumsum([0] + [len(r) for r in outer[:-1]]),
-        margin=margin,
-        ranges={r: tuple(_merge(s) for s in stages) for r, stages in per_region.items()},
+        size=len(cells),
+        lat=centres[:, 0].copy(),
+        lng=centres[:, 1].copy(),
+        cos_lat=np.cos(centres[:, 0]),
+        lo=hi - span,
+        hi=hi,
+        region_index=np.array(region_index),
+        regions=tuple(regions),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    disk: Disk
-    bounds: tuple[float, ...]  # stage bounds for this query point
+    res: int
+    covered: float  # no driver outside the scanned cells is closer than this
+    # region -> rows (lo, hi, bound after this cell) in scan order
+    scans: dict[int, np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,25 +97,40 @@ class SearchConfig:
             raise ValueError("need 1 <= first_rings <= max_rings")
 
 
-def plan_step(lat: float, lng: float, res: int, rings: int, config: SearchConfig) -> Step:
+def plan_step(
+    lat: float, lng: float, radius_m: float, res: int, rings: int, config: SearchConfig
+) -> Step:
     d = disk(int(h3.latlng_to_cell(lat, lng, res)), rings, config.region_res)
+    circ = max_circumradius_m(res)
     p1, l1 = math.radians(lat), math.radians(lng)
-    sdp = np.sin((d.ring_lat - p1) / 2)
-    sdl = np.sin((d.ring_lng - l1) / 2)
-    a = sdp * sdp + math.cos(p1) * np.cos(d.ring_lat) * sdl * sdl
-    dist = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
-    nearest = np.minimum.reduceat(dist, d.ring_starts)
-    return Step(d, tuple(float(x) - d.margin for x in nearest))
+    sdp = np.sin((d.lat - p1) * 0.5)
+    sdl = np.sin((d.lng - l1) * 0.5)
+    a = np.minimum(sdp * sdp + math.cos(p1) * d.cos_lat * sdl * sdl, 1.0)
+    dist = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
+    covered = float(dist[d.size :].min()) - (1 + EDGE_SPILL) * circ - 1
+    lower = dist[: d.size] - (DESCENDANT_SPREAD * circ + 1)
+    # Cells that cannot hold a hit (past the radius) or that `covered` already vouches
+    # for are left out; the rest are scanned nearest-bound first.
+    order = np.argsort(lower)
+    order = order[lower[order] < min(covered, radius_m) + 1e-9]
+    scans: dict[int, np.ndarray] = {}
+    for r, region in enumerate(d.regions):
+        idx = order if len(d.regions) == 1 else order[d.region_index[order] == r]
+        if idx.size:
+            after = np.empty(idx.size)
+            after[:-1] = lower[idx[1:]]
+            after[-1] = covered
+            scans[region] = np.stack([d.lo[idx], d.hi[idx], after], axis=1)
+    return Step(res, covered, scans)
 
 
-def first_step(lat: float, lng: float, config: SearchConfig) -> Step:
-    return plan_step(lat, lng, config.search_res, config.first_rings, config)
+def first_step(lat: float, lng: float, radius_m: float, config: SearchConfig) -> Step:
+    return plan_step(lat, lng, radius_m, config.search_res, config.first_rings, config)
 
 
 def is_complete(step: Step, k: int, radius_m: float, distances: list[float]) -> bool:
     """True when no unscanned driver can enter the top k: `distances` sorted, <= radius."""
-    covered = step.bounds[-1]
-    return covered > radius_m or (len(distances) >= k and distances[k - 1] < covered)
+    return step.covered > radius_m or (len(distances) >= k and distances[k - 1] < step.covered)
 
 
 def next_step(
@@ -143,21 +142,21 @@ def next_step(
     distances: list[float],
     config: SearchConfig,
 ) -> Step:
-    """A wider step, sized from the density seen: its covered distance at least doubles."""
-    covered = max(prev.bounds[-1], max_circumradius_m(prev.disk.res))
+    """A wider step, sized from the density seen: what it covers at least doubles."""
+    covered = max(prev.covered, max_circumradius_m(prev.res))
     found = sum(1 for d in distances if d < covered)
     growth = 1.5 * math.sqrt(k / found) if found else 4.0
     target = min(covered * max(2.0, growth), radius_m * 1.01 + 1.0)
-    for res in range(prev.disk.res, config.region_res - 1, -1):
+    for res in range(prev.res, config.region_res - 1, -1):
         edge = max_circumradius_m(res) / 1.15
-        # Stage j's bound is about (1.5 j - 2.8) edges, less the query's offset (1.1 edges).
-        rings = math.ceil((target / edge + 3.9) / 1.5)
+        # `covered` is about (1.5 rings - 1.3) edges, less the query's offset (1.1 edges).
+        rings = math.ceil((target / edge + 2.4) / 1.5)
         if rings <= config.max_rings:
             break
-    step = plan_step(lat, lng, res, max(rings, 1), config)
+    step = plan_step(lat, lng, radius_m, res, max(rings, 1), config)
     # Where cells are smaller than average the estimate falls short: grow until the step
     # covers clearly more than the last one did, so the search always terminates.
-    while step.bounds[-1] < min(target, 1.5 * covered):
+    while step.covered < min(target, 1.5 * covered):
         rings += max(1, rings // 2)
-        step = plan_step(lat, lng, res, rings, config)
+        step = plan_step(lat, lng, radius_m, res, rings, config)
     return step

@@ -1,11 +1,11 @@
 -- One region's share of a k-nearest step (geoindex/knn.py scan_region is the reference).
 -- KEYS: geo (available drivers: score = res-15 cell, member = pack('<ddd', lat, lng, ts) .. id)
--- ARGV: lat, lng, k, radius_m, min_ts, bounds (packed doubles, one per stage),
---       stages (packed doubles: n_stages, n_ranges per stage, then lo, hi pairs)
+-- ARGV: lat, lng, k, radius_m, min_ts, cells: packed little-endian doubles, three per
+--       cell in scan order: lo score, hi score, bound on every driver in later cells
 -- Returns the members of the region's k best (plus ties within 1 mm).
 local qlat, qlng = tonumber(ARGV[1]), tonumber(ARGV[2])
 local k, radius, min_ts = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local bounds, blob = ARGV[6], ARGV[7]
+local cells = ARGV[6]
 
 local R = 6371008.8
 local RAD = math.pi / 180
@@ -35,29 +35,23 @@ local function insert(d, m)
   end
 end
 
-local n_stages, pos = unpack_d('<d', blob, 1)
-local counts = {}
-for s = 1, n_stages do counts[s], pos = unpack_d('<d', blob, pos) end
-
-for s = 1, n_stages do
-  for _ = 1, counts[s] do
-    local lo, hi
-    lo, hi, pos = unpack_d('<dd', blob, pos)
-    local members = redis.call('ZRANGEBYSCORE', KEYS[1], fmt('%.0f', lo), fmt('%.0f', hi))
-    for i = 1, #members do
-      local m = members[i]
-      local lat, lng, ts = unpack_d('<ddd', m)
-      -- A great circle is never shorter than its change in latitude: a trig-free reject.
-      if ts >= min_ts and R * abs(lat - qlat) * RAD <= worst then
-        local sdp = sin((lat * RAD - p1) / 2)
-        local sdl = sin(((lng - qlng) * RAD) / 2)
-        local a = sdp * sdp + cp1 * cos(lat * RAD) * sdl * sdl
-        local d = 2 * R * asin(min(1, sqrt(a)))
-        if d <= worst then insert(d, m) end
-      end
+local pos = 1
+while pos < #cells do
+  local lo, hi, bound
+  lo, hi, bound, pos = unpack_d('<ddd', cells, pos)
+  local members = redis.call('ZRANGEBYSCORE', KEYS[1], fmt('%.0f', lo), fmt('%.0f', hi))
+  for i = 1, #members do
+    local m = members[i]
+    local lat, lng, ts = unpack_d('<ddd', m)
+    -- A great circle is never shorter than its change in latitude: a trig-free reject.
+    if ts >= min_ts and R * abs(lat - qlat) * RAD <= worst then
+      local sdp = sin((lat * RAD - p1) / 2)
+      local sdl = sin(((lng - qlng) * RAD) / 2)
+      local a = sdp * sdp + cp1 * cos(lat * RAD) * sdl * sdl
+      local d = 2 * R * asin(min(1, sqrt(a)))
+      if d <= worst then insert(d, m) end
     end
   end
-  local bound = unpack_d('<d', bounds, 8 * (s - 1) + 1)
   if bound > radius or (n >= k and best_d[k] < bound) then break end
 end
 

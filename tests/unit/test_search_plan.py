@@ -2,12 +2,27 @@
 
 import math
 
+import numpy as np
 from h3.api import basic_int as h3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoindex.cells import haversine_m, position_score, score_latlng, score_to_cell
-from geoindex.search import SearchConfig, first_step, is_complete, next_step, plan_step
+from geoindex import MAX_RADIUS_M
+from geoindex.cells import (
+    haversine_m,
+    max_circumradius_m,
+    position_score,
+    score_latlng,
+    score_to_cell,
+)
+from geoindex.search import (
+    DESCENDANT_SPREAD,
+    SearchConfig,
+    first_step,
+    is_complete,
+    next_step,
+    plan_step,
+)
 
 CONFIG = SearchConfig()
 
@@ -40,39 +55,56 @@ query_points = st.one_of(
         st.tuples(st.floats(0, 3000), st.floats(0, 2 * math.pi)), min_size=30, max_size=30
     ),
 )
-def test_every_driver_outside_the_scanned_stages_is_beyond_the_bound(
+def test_cell_bounds_and_the_covered_distance_are_true_lower_bounds(
     q: tuple[float, float], res: int, rings: int, probes: list[tuple[float, float]]
 ) -> None:
     lat, lng = q
-    step = plan_step(lat, lng, res, rings, CONFIG)
+    step = plan_step(lat, lng, MAX_RADIUS_M, res, rings, CONFIG)
     origin = h3.latlng_to_cell(lat, lng, res)
+    in_disk = set(h3.grid_disk(origin, rings))
+    circ = max_circumradius_m(res)
     scale = h3.average_hexagon_edge_length(res, "m") / 100
-    for stage, bound in enumerate(step.bounds):
-        scanned = set(h3.grid_disk(origin, stage + 1))
-        for dist, bearing in probes:
-            plat, plng = _offset(lat, lng, dist * scale, bearing)
-            score = position_score(plat, plng)
-            if h3.cell_to_parent(score_to_cell(score), res) in scanned:
-                continue
-            assert haversine_m(lat, lng, *score_latlng(score)) >= bound
+    for dist, bearing in probes:
+        plat, plng = _offset(lat, lng, dist * scale, bearing)
+        score = position_score(plat, plng)
+        d = haversine_m(lat, lng, *score_latlng(score))
+        cell = h3.cell_to_parent(score_to_cell(score), res)
+        if cell in in_disk:
+            centre = haversine_m(lat, lng, *h3.cell_to_latlng(cell))
+            assert d >= centre - DESCENDANT_SPREAD * circ - 1
+        else:
+            assert d >= step.covered
+
+
+@settings(max_examples=100, deadline=None)
+@given(q=query_points, radius=st.floats(0, 5_000))
+def test_scans_run_nearest_bound_first_and_skip_cells_past_the_radius(
+    q: tuple[float, float], radius: float
+) -> None:
+    step = first_step(*q, radius, CONFIG)
+    for rows in step.scans.values():
+        bounds = rows[:, 2]
+        assert np.all(np.diff(bounds) >= 0)
+        assert np.all(bounds <= step.covered)
+        assert np.all(rows[:, 0] <= rows[:, 1])
 
 
 @given(st.floats(-80, 80), st.floats(-180, 180), st.integers(1, 100), st.floats(0, 50_000))
 @settings(max_examples=60, deadline=None)
 def test_widening_terminates_within_the_radius(lat: float, lng: float, k: int, r: float) -> None:
     # With no drivers at all, steps must widen until they cover the radius.
-    step = first_step(lat, lng, CONFIG)
+    step = first_step(lat, lng, r, CONFIG)
     for _ in range(20):
         if is_complete(step, k, r, []):
             return
-        prev = step.bounds[-1]
+        prev = step.covered
         step = next_step(lat, lng, k, r, step, [], CONFIG)
-        assert step.bounds[-1] > prev
+        assert step.covered > prev
     raise AssertionError("search did not terminate in 20 steps")
 
 
 def test_first_step_is_a_fine_disk_around_the_query() -> None:
-    step = first_step(40.0, -73.9, CONFIG)
-    assert step.disk.res == CONFIG.search_res
-    assert len(step.bounds) == CONFIG.first_rings
-    assert list(step.bounds) == sorted(step.bounds)
+    step = first_step(40.0, -73.9, MAX_RADIUS_M, CONFIG)
+    assert step.res == CONFIG.search_res
+    # Three rings of 76 m cells cover a few hundred metres, less the margins.
+    assert 150 < step.covered < 600

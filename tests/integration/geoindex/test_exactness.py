@@ -69,7 +69,7 @@ def scenarios(draw: st.DrawFn) -> dict:
     spread = draw(st.sampled_from([30.0, 800.0, 20_000.0]))
     n = draw(st.integers(0, 40))
     drivers = []
-    for i in range(n):
+    for _ in range(n):
         if drivers and draw(st.booleans()) and draw(st.booleans()):
             drivers.append(drivers[-1])  # the same spot: ties broken by id
         else:
@@ -82,7 +82,7 @@ def scenarios(draw: st.DrawFn) -> dict:
     if drivers and draw(st.booleans()):
         query = drivers[draw(st.integers(0, n - 1))]
     k = draw(st.integers(1, min(MAX_K, n + 5)))
-    radius = draw(st.one_of(st.just(0.0), st.just(50_000.0), st.floats(0, 4 * spread)))
+    radius = draw(st.one_of(st.just(0.0), st.just(50_000.0), st.floats(0, min(4 * spread, 5e4))))
     return {
         "drivers": drivers,
         "busy": busy,

@@ -1,0 +1,251 @@
+"""Benchmark: our k-NN and upserts against Redis GEOSEARCH / GEOADD on the same data.
+
+    python -m geoindex.bench --drivers 200000 --queries 2000 [--redis-url URL]
+
+Prints one JSON object. Both sides run through the same client (redis-py asyncio with
+hiredis), the same number of concurrent requests and the same positions, in the same
+Redis; every figure is a ratio against the baseline measured in the same run: end to end
+(queries per second through one Python client process) and inside Redis (CPU time per
+query from INFO commandstats, which is what a Redis shard can serve). Without
+--redis-url a redis-server is started on a free port and stopped afterwards; with it,
+that Redis is FLUSHED and its statistics reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+import orjson
+import redis.asyncio as aredis
+
+from geoindex.cells import EARTH_RADIUS_M
+from geoindex.memory import MemoryGeoIndex
+from geoindex.model import Position
+from geoindex.redis_index import RedisGeoIndex
+
+CENTRE = (40.7306, -73.9866)  # a metro centre; only the shape of the city matters
+RADII = (500, 2_000, 5_000)
+K = 10
+GEO_KEY = "bench:geoadd"
+OURS = ("evalsha", "sadd")  # every command RedisGeoIndex sends
+
+
+def _scatter(rng: np.random.Generator, n: int, sigma_m: float, at: np.ndarray) -> np.ndarray:
+    return at + rng.normal(0.0, sigma_m, size=(n, 2))
+
+
+def _disc(rng: np.random.Generator, n: int, radius_m: float) -> np.ndarray:
+    r = radius_m * np.sqrt(rng.random(n))
+    a = rng.random(n) * 2 * math.pi
+    return np.stack([r * np.cos(a), r * np.sin(a)], axis=1)
+
+
+def _to_latlng(xy: np.ndarray) -> np.ndarray:
+    """Metres east/north of the centre to lat/lng (equirectangular is fine at city size)."""
+    lat = CENTRE[0] + np.degrees(xy[:, 1] / EARTH_RADIUS_M)
+    lng = CENTRE[1] + np.degrees(xy[:, 0] / (EARTH_RADIUS_M * math.cos(math.radians(CENTRE[0]))))
+    return np.stack([lat, lng], axis=1)
+
+
+def city(rng: np.random.Generator, n_drivers: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drivers: a dense centre, six hotspots (stations, airport), sparse suburbs; mean
+    density about 170/km2 within 19 km. Riders: mostly centre and hotspots."""
+    hotspots = _disc(rng, 6, 12_000)
+    n_core, n_hot = int(n_drivers * 0.4), int(n_drivers * 0.2)
+    hot = hotspots[rng.integers(0, 6, n_hot)]
+    drivers = np.concatenate(
+        [
+            _scatter(rng, n_core, 5_000, np.zeros(2)),
+            _scatter(rng, n_hot, 800, hot),
+            _disc(rng, n_drivers - n_core - n_hot, 25_000),
+        ]
+    )
+    q_core, q_hot = int(n_queries * 0.5), int(n_queries * 0.3)
+    queries = np.concatenate(
+        [
+            _scatter(rng, q_core, 4_000, np.zeros(2)),
+            _scatter(rng, q_hot, 600, hotspots[rng.integers(0, 6, q_hot)]),
+            _disc(rng, n_queries - q_core - q_hot, 20_000),
+        ]
+    )
+    return _to_latlng(drivers), _to_latlng(queries)
+
+
+async def _server_us(client: Any, commands: Sequence[str]) -> float:
+    """Redis CPU time spent in `commands` since the last CONFIG RESETSTAT, in microseconds."""
+    stats = await client.info("commandstats")
+    return float(sum(stats.get(f"cmdstat_{c}", {}).get("usec", 0) for c in commands))
+
+
+async def _measured(
+    client: Any,
+    commands: Sequence[str],
+    jobs: Sequence[Callable[[], Awaitable[Any]]],
+    concurrency: int,
+) -> tuple[float, float, list[Any]]:
+    """(wall seconds, Redis CPU microseconds, results) of running jobs concurrently."""
+    await client.config_resetstat()
+    elapsed, results = await _run_concurrently(jobs, concurrency)
+    return elapsed, await _server_us(client, commands), results
+
+
+async def _run_concurrently(
+    jobs: Sequence[Callable[[], Awaitable[Any]]], concurrency: int
+) -> tuple[float, list[Any]]:
+    results: list[Any] = [None] * len(jobs)
+    next_job = iter(range(len(jobs)))
+
+    async def worker() -> None:
+        for i in next_job:
+            results[i] = await jobs[i]()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, results
+
+
+def _brute_force(stored: np.ndarray, lat: float, lng: float, k: int, r: float) -> list[int]:
+    p1, p2 = math.radians(lat), np.radians(stored[:, 0])
+    sdp = np.sin((p2 - p1) / 2)
+    sdl = np.sin(np.radians(stored[:, 1] - lng) / 2)
+    d = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(sdp**2 + math.cos(p1) * np.cos(p2) * sdl**2))
+    idx = np.flatnonzero(d <= r)
+    return [int(i) for i in idx[np.lexsort((idx, d[idx]))][:k]]
+
+
+async def bench_redis(client: Any, drivers: np.ndarray, queries: np.ndarray, args: Any) -> dict:
+    now = int(time.time() * 1000)
+    ids = [f"drv{i}" for i in range(len(drivers))]
+    index = RedisGeoIndex(client, ttl_ms=3_600_000)
+    batch = 500
+
+    fixes = [Position(ids[i], float(lat), float(lng), now) for i, (lat, lng) in enumerate(drivers)]
+    ours_jobs = [
+        lambda s=s: index.upsert(fixes[s : s + batch]) for s in range(0, len(fixes), batch)
+    ]
+
+    async def geoadd(s: int) -> None:
+        pipe = client.pipeline(transaction=False)
+        for i in range(s, min(s + batch, len(drivers))):
+            pipe.geoadd(GEO_KEY, (float(drivers[i, 1]), float(drivers[i, 0]), ids[i]))
+        await pipe.execute()
+
+    geo_jobs = [lambda s=s: geoadd(s) for s in range(0, len(drivers), batch)]
+    geo_s, geo_us, _ = await _measured(client, ["geoadd"], geo_jobs, args.concurrency)
+    ours_s, ours_us, _ = await _measured(client, OURS, ours_jobs, args.concurrency)
+    n = len(drivers)
+    upsert = {"ours_per_s": n / ours_s, "geoadd_per_s": n / geo_s}
+    upsert["ratio"] = upsert["ours_per_s"] / upsert["geoadd_per_s"]
+    upsert["redis_us_per_op"] = {"ours": ours_us / n, "geoadd": geo_us / n}
+
+    stored = np.array([[s.lat, s.lng] for s in [await index.get(i) for i in ids]])  # type: ignore[union-attr]
+    knn = []
+    for r in RADII:
+        qs = [(float(a), float(b)) for a, b in queries]
+
+        async def geosearch(lat: float, lng: float, r: float = r) -> Any:
+            return await client.geosearch(
+                GEO_KEY, longitude=lng, latitude=lat, radius=r, unit="m", count=K, sort="ASC"
+            )
+
+        geo_jobs = [lambda q=q: geosearch(*q) for q in qs]
+        ours_jobs = [lambda q=q, r=r: index.nearest(q[0], q[1], K, r) for q in qs]
+        geo_s, geo_us, _ = await _measured(client, ["geosearch"], geo_jobs, args.concurrency)
+        ours_s, ours_us, hits = await _measured(client, OURS, ours_jobs, args.concurrency)
+        sample = range(0, len(qs), max(1, len(qs) // args.recall_sample))
+        found = expected = 0
+        for i in sample:
+            truth = {ids[j] for j in _brute_force(stored, *qs[i], K, r)}
+            found += len(truth & {h.driver_id for h in hits[i]})
+            expected += len(truth)
+        ours_qps, geo_qps = len(qs) / ours_s, len(qs) / geo_s
+        knn.append(
+            {
+                "k": K,
+                "radius_m": r,
+                "ours_qps": ours_qps,
+                "geosearch_qps": geo_qps,
+                "ratio": ours_qps / geo_qps,
+                "recall": found / expected if expected else 1.0,
+                "redis_us_per_query": {"ours": ours_us / len(qs), "geosearch": geo_us / len(qs)},
+                "redis_cpu_ratio": geo_us / ours_us,
+            }
+        )
+    return {"knn": knn, "upsert": upsert}
+
+
+async def bench_memory(drivers: np.ndarray, queries: np.ndarray, n_queries: int) -> dict:
+    index = MemoryGeoIndex(ttl_ms=3_600_000)
+    now = int(time.time() * 1000)
+    fixes = [Position(f"drv{i}", float(a), float(b), now) for i, (a, b) in enumerate(drivers)]
+    start = time.perf_counter()
+    for s in range(0, len(fixes), 1000):
+        await index.upsert(fixes[s : s + 1000])
+    upsert_s = time.perf_counter() - start
+    qs = [(float(a), float(b)) for a, b in queries[:n_queries]]
+    start = time.perf_counter()
+    for lat, lng in qs:
+        await index.nearest(lat, lng, K, 2_000)
+    return {
+        "knn_qps": len(qs) / (time.perf_counter() - start),
+        "upsert_per_s": len(fixes) / upsert_s,
+    }
+
+
+async def main_async(args: Any, url: str) -> dict:
+    drivers, queries = city(np.random.default_rng(args.seed), args.drivers, args.queries)
+    client = aredis.Redis.from_url(url, max_connections=args.concurrency + 4)
+    try:
+        await client.flushdb()
+        redis_part = await bench_redis(client, drivers, queries, args)
+    finally:
+        await client.aclose()
+    memory = await bench_memory(drivers, queries, min(args.queries, 1000))
+    return {
+        "drivers": args.drivers,
+        "queries": args.queries,
+        "concurrency": args.concurrency,
+        **redis_part,
+        "memory": memory,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m geoindex.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--drivers", type=int, default=200_000)
+    p.add_argument("--queries", type=int, default=2_000)
+    p.add_argument("--concurrency", type=int, default=20)
+    p.add_argument("--recall-sample", type=int, default=200, help="queries checked by brute force")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--redis-url", help="a Redis to use (its db is FLUSHED); default: start one")
+    args = p.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    with ExitStack() as stack:
+        url = args.redis_url
+        if url is None:
+            from loadtest.redis_procs import RedisServer
+
+            url = stack.enter_context(RedisServer()).url
+        result = asyncio.run(main_async(args, url))
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()
