@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         after = prom.scrape(instances, out / "metrics-after")
         redis = redis_check.check(stack.redis_url) if stack.redis_url else {"skipped": "embedded"}
         assert stack.nginx is not None
-        nginx = nginx_log.summarize(stack.nginx.access_log)
+        access_log = stack.nginx.access_log
+    nginx = nginx_log.summarize(access_log)  # after nginx stopped: its log buffer is flushed
     timeline = (
         json.loads((out / "timeline.json").read_text()) if (out / "timeline.json").exists() else {}
     )
