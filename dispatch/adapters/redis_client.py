@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from redis import exceptions as rx
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from dispatch.service_layer.errors import BackendUnavailable
 
 AnyRedis = Redis | RedisCluster
 LUA_DIR = Path(__file__).parent / "lua"
+
+
+MAX_CONNECTIONS = 256  # per instance (and per cluster node); a burst waits for a free one
 
 
 def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
@@ -25,8 +28,13 @@ def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
         "decode_responses": False,
     }
     if cluster:
-        return RedisCluster.from_url(url, **opts)
-    return Redis.from_url(url, health_check_interval=30, **opts)
+        return RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **opts)
+    # A blocking pool: a burst above the pool size queues (up to timeout_s) instead of
+    # failing with "too many connections".
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=timeout_s, health_check_interval=30, **opts
+    )
+    return Redis.from_pool(pool)
 
 
 @contextmanager
