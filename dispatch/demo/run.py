@@ -1,0 +1,118 @@
+"""`dispatch demo`: start the service on the embedded backend on a free port, run
+simulated drivers and riders against its real HTTP/WebSocket API, show a live progress
+line, stop after `duration` seconds or Ctrl-C, and print a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import sys
+import time
+
+import aiohttp
+
+from dispatch.adapters.jwt_tokens import TokenCodec
+from dispatch.demo.city import City
+from dispatch.demo.sim_driver import SimDriver
+from dispatch.demo.sim_rider import ride_once
+from dispatch.demo.stats import Stats
+from dispatch.domain.principals import Principal, Role
+from dispatch.entrypoints.server import start
+from dispatch.settings import Settings
+
+OFFER_TIMEOUT_S = 5.0  # shorter than the service default so ignored offers move on in time
+
+
+async def _riders(
+    base: str, tokens: TokenCodec, session: aiohttp.ClientSession, city: City,
+    rng: random.Random, stats: Stats, rate: float, stop: asyncio.Event,
+) -> None:  # fmt: skip
+    running: set[asyncio.Task[None]] = set()
+    n = 0
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), rng.expovariate(rate))
+            if stop.is_set():
+                break
+            n += 1
+            token = tokens.issue(Principal(Role.RIDER, f"rider{n}"), 3600)
+            task = asyncio.create_task(ride_once(base, token, session, city, rng, stats))
+            running.add(task)
+            task.add_done_callback(running.discard)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _progress(stats: Stats, duration: float, drivers: int, stop: asyncio.Event) -> None:
+    started = time.monotonic()
+    tty = sys.stderr.isatty()
+    last_line = 0.0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+        elapsed = time.monotonic() - started
+        line = stats.progress(min(elapsed, duration), duration, drivers)
+        if tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif elapsed - last_line >= 5:
+            print(line, file=sys.stderr, flush=True)
+            last_line = elapsed
+    if tty:
+        print(file=sys.stderr)
+
+
+async def run_demo(duration: float, drivers: int, riders_per_s: float, seed: int) -> int:
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("dispatch").setLevel(logging.WARNING)
+    settings = Settings(port=0, instance_id="demo", offer_timeout_s=OFFER_TIMEOUT_S)
+    runner, port = await start(settings)
+    base = f"http://127.0.0.1:{port}"
+    print(
+        f"dispatch demo: service on {base} (embedded backend); {drivers} drivers, "
+        f"{riders_per_s:g} ride requests/s for {duration:g} s; Ctrl-C stops early",
+        file=sys.stderr,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    rng, city, stats = random.Random(seed), City(), Stats()
+    tokens = TokenCodec(settings.jwt_secret)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    sims = [
+        SimDriver(
+            f"drv{i:03d}",
+            base,
+            tokens.issue(Principal(Role.DRIVER, f"drv{i:03d}"), 3600),
+            session,
+            city,
+            random.Random(rng.random()),
+            stats,
+        )
+        for i in range(drivers)
+    ]
+    tasks = [asyncio.create_task(d.run(stop)) for d in sims]
+    await asyncio.sleep(1.5)  # let the first positions arrive before riders ask
+    tasks.append(
+        asyncio.create_task(_riders(base, tokens, session, city, rng, stats, riders_per_s, stop))
+    )
+    tasks.append(asyncio.create_task(_progress(stats, duration, drivers, stop)))
+    started = time.monotonic()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), duration)
+    stop.set()
+    ran_for = min(duration, time.monotonic() - started)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    stats.errors += sum(isinstance(r, Exception) for r in results)
+    await session.close()
+    await runner.cleanup()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+    print(stats.summary(ran_for, drivers, riders_per_s))
+    return 0

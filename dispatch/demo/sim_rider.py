@@ -1,0 +1,83 @@
+"""A simulated rider app: requests a ride over HTTP (with an Idempotency-Key), then
+follows it on the server-sent event stream until it ends; a few riders cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+
+from dispatch.demo.city import City
+from dispatch.demo.stats import Stats
+
+CANCEL_SHARE = 0.04
+
+
+async def ride_once(
+    base: str, token: str, session: aiohttp.ClientSession, city: City, rng: random.Random,
+    stats: Stats,
+) -> None:  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+    pickup = city.random_point(rng)
+    dropoff = city.point_near(rng, pickup, 500, 2_500)
+    body = {
+        "pickup": {"lat": pickup.lat, "lng": pickup.lng},
+        "dropoff": {"lat": dropoff.lat, "lng": dropoff.lng},
+    }
+    stats.requests += 1
+    started = time.perf_counter()
+    async with session.post(f"{base}/v1/rides", json=body, headers=headers) as resp:
+        ride = orjson.loads(await resp.read())
+        if resp.status != 201:
+            stats.errors += 1
+            return
+    if ride["status"] == "no_driver":
+        stats.no_driver += 1
+        return
+    stats.offered += 1
+    stats.match_latency_s.append(time.perf_counter() - started)
+    await follow(base, token, session, ride, started, rng, stats)
+
+
+async def follow(
+    base: str, token: str, session: aiohttp.ClientSession, ride: dict[str, Any],
+    started: float, rng: random.Random, stats: Stats,
+) -> None:  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    cancel_task = None
+    if rng.random() < CANCEL_SHARE:
+        cancel_task = asyncio.create_task(cancel_later(base, headers, session, ride["id"], rng))
+    accepted = False
+    try:
+        url = f"{base}/v1/rides/{ride['id']}/events"
+        async with session.get(url, headers=headers) as resp:
+            async for line in resp.content:
+                if not line.startswith(b"data: "):
+                    continue
+                now = orjson.loads(line[6:])
+                if now["status"] == "accepted" and not accepted:
+                    accepted = True
+                    stats.accepted += 1
+                    stats.accept_latency_s.append(time.perf_counter() - started)
+                    stats.pickup_m.append(now["pickup_distance_m"])
+                elif now["status"] == "no_driver":
+                    stats.no_driver += 1
+                elif now["status"] == "cancelled":
+                    stats.cancelled += 1
+    finally:
+        if cancel_task is not None:
+            cancel_task.cancel()
+
+
+async def cancel_later(
+    base: str, headers: dict[str, str], session: aiohttp.ClientSession, ride_id: str,
+    rng: random.Random,
+) -> None:  # fmt: skip
+    await asyncio.sleep(rng.uniform(0.5, 6.0))
+    async with session.post(f"{base}/v1/rides/{ride_id}/cancel", headers=headers) as resp:
+        await resp.read()

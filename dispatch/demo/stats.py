@@ -1,0 +1,70 @@
+"""What the demo measures, and the summary it prints at the end."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    offered: int = 0  # a driver was reserved and offered the ride at request time
+    no_driver: int = 0  # final outcome: nobody available or everybody declined
+    accepted: int = 0
+    completed: int = 0
+    cancelled: int = 0
+    declines: int = 0
+    timeouts: int = 0  # offers a simulated driver ignored on purpose
+    errors: int = 0
+    locations: int = 0
+    match_latency_s: list[float] = field(default_factory=list)
+    accept_latency_s: list[float] = field(default_factory=list)
+    pickup_m: list[float] = field(default_factory=list)
+
+    def progress(self, elapsed: float, duration: float, drivers: int) -> str:
+        p50 = percentile(self.match_latency_s, 50)
+        lat = f"{p50 * 1000:.1f} ms" if p50 is not None else "-"
+        return (
+            f"[{elapsed:5.1f}/{duration:.0f}s] drivers {drivers} | fixes {self.locations} | "
+            f"rides {self.requests} | accepted {self.accepted} | completed {self.completed} | "
+            f"no driver {self.no_driver} | match p50 {lat}"
+        )
+
+    def summary(self, duration: float, drivers: int, rate: float) -> str:
+        def ms(q: float) -> str:
+            v = percentile(self.match_latency_s, q)
+            return "-" if v is None else f"{v * 1000:.1f} ms"
+
+        def secs(q: float) -> str:
+            v = percentile(self.accept_latency_s, q)
+            return "-" if v is None else f"{v:.2f} s"
+
+        def share(n: int) -> str:
+            return f"{100 * n / self.requests:.1f}%" if self.requests else "-"
+
+        mean_pickup = f"{statistics.fmean(self.pickup_m):.0f} m" if self.pickup_m else "-"
+        return "\n".join(
+            [
+                f"dispatch demo: {duration:.0f} s, {drivers} drivers, {rate:g} ride requests/s, "
+                "embedded backend",
+                f"  ride requests          {self.requests}",
+                f"  rides matched          {self.accepted} ({share(self.accepted)}), accepted",
+                f"  no driver              {self.no_driver} ({share(self.no_driver)})",
+                f"  completed / cancelled  {self.completed} / {self.cancelled}",
+                f"  declined / timed out   {self.declines} / {self.timeouts} offers",
+                f"  match latency          p50 {ms(50)}, p99 {ms(99)} (request -> driver reserved "
+                "and offered)",
+                f"  time to accept         p50 {secs(50)}, p99 {secs(99)}",
+                f"  mean pickup distance   {mean_pickup}",
+                f"  location fixes         {self.locations} acked",
+                f"  errors                 {self.errors}",
+            ]
+        )
