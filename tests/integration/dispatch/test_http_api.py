@@ -384,3 +384,15 @@ async def test_unknown_rides_are_404(service: Instance) -> None:
     for path in ("/v1/rides/r_" + "0" * 32, "/v1/rides/not-an-id", "/v1/rides/{x}/accept"):
         status, data, _ = await service.call("GET" if path.count("/") == 3 else "POST", path, U1)
         assert status == 404 and data["error"] == "not_found"
+
+
+async def test_ride_steps_take_no_fields(service: Instance) -> None:
+    await service.fix("d1", *BERLIN)
+    _, ride, _ = await service.call(
+        "POST", "/v1/rides", U1, json={"pickup": {"lat": 52.52, "lng": 13.40}}
+    )
+    path = f"/v1/rides/{ride['id']}/accept"
+    status, data, _ = await service.call("POST", path, D1, json={"status": "completed"})
+    assert (status, data["error"]) == (422, "unknown_field")
+    status, data, _ = await service.call("POST", path, D1, json={})
+    assert (status, data["status"]) == (200, "accepted")
