@@ -12,6 +12,7 @@ from dispatch.entrypoints.auth import principal
 from dispatch.entrypoints.errors import RateLimited
 from dispatch.entrypoints.jsonio import BodyTooLarge, json_response, read_json_object
 from dispatch.service_layer import drivers
+from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import InvalidRequest
 from dispatch.service_layer.views import driver_view
 from geoindex import MAX_K, InvalidInput, Position, UpsertResult
@@ -20,7 +21,7 @@ NEARBY_MAX_RADIUS_M = 10_000.0
 NEARBY_MAX_K = min(MAX_K, 50)
 
 
-def deps(request: web.Request):  # type: ignore[no-untyped-def]
+def deps(request: web.Request) -> Deps:
     return request.app[appkeys.RUNTIME].deps
 
 

@@ -74,20 +74,31 @@ async def _answer(request: web.Request, deps: Deps, actor: Principal, data: str)
     return orjson.dumps(reply)
 
 
-async def _pump(ws: web.WebSocketResponse, subscription: Subscription) -> None:
+class _Sender:
+    """Replies and pushed notifications come from two tasks; one frame at a time."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+        self._lock = asyncio.Lock()
+
+    async def send(self, frame: bytes) -> None:
+        async with self._lock:
+            await self._ws.send_str(frame.decode())
+
+
+async def _pump(sender: _Sender, subscription: Subscription) -> None:
     while True:
-        message = await subscription.get()
-        await ws.send_str(message.decode())
+        await sender.send(await subscription.get())
 
 
-async def _resend_offer(ws: web.WebSocketResponse, deps: Deps, driver_id: str) -> None:
+async def _resend_offer(sender: _Sender, deps: Deps, driver_id: str) -> None:
     try:
         pending = await drivers.pending_offer(deps, driver_id)
     except Exception as exc:
         log.warning("could not look up a pending offer for %s: %s", driver_id, exc)
         return
     if pending is not None:
-        await ws.send_str(offer_frame(pending).decode())
+        await sender.send(offer_frame(pending))
 
 
 async def driver_stream(request: web.Request) -> web.StreamResponse:
@@ -102,16 +113,15 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
         streams, gauge = app[appkeys.STREAMS], app[appkeys.METRICS].websockets
         streams.websockets.add(ws)
         gauge.inc()
-        pump = asyncio.create_task(_pump(ws, subscription))
+        sender = _Sender(ws)
+        pump = asyncio.create_task(_pump(sender, subscription))
         try:
-            await _resend_offer(ws, deps, driver_id)
+            await _resend_offer(sender, deps, driver_id)
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
-                    await ws.send_str((await _answer(request, deps, actor, msg.data)).decode())
+                    await sender.send(await _answer(request, deps, actor, msg.data))
                 elif msg.type is WSMsgType.BINARY:
-                    await ws.send_str(
-                        orjson.dumps(_error("invalid_frame", "send text frames")).decode()
-                    )
+                    await sender.send(orjson.dumps(_error("invalid_frame", "send text frames")))
         except ConnectionError:
             pass  # the driver's connection dropped mid-send
         finally:
