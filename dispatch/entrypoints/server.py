@@ -52,9 +52,9 @@ async def serve(settings: Settings, on_ready: Callable[[int], None] | None = Non
         await stop.wait()
         log.info("shutting down")
     finally:
+        # The handlers stay until the loop closes: a second SIGTERM during shutdown must
+        # not kill the process halfway through.
         await runner.cleanup()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
 
 
 def announce(settings: Settings) -> Callable[[int], None]:

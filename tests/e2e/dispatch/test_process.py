@@ -27,7 +27,8 @@ async def test_sigterm_closes_websockets_with_1001_and_exits_cleanly(embedded: S
             embedded.proc.send_signal(signal.SIGTERM)
             msg = await ws.receive(timeout=10)
             assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
-    assert await asyncio.to_thread(embedded.stop, signal.SIGTERM, 15) == 0
+    assert await asyncio.to_thread(embedded.proc.wait, 15) == 0
+    embedded.stop()
     assert any("shutting down" in line for line in embedded.output)
 
 
