@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dispatch.domain.geo import LatLng, haversine_m
 
 CENTRE = LatLng(52.5200, 13.4050)
-HALF_SIDE_M = 4_000.0
+HALF_SIDE_M = 3_000.0
 M_PER_DEG_LAT = 111_195.0
 
 

@@ -17,8 +17,8 @@ from dispatch.demo.city import City, step_towards
 from dispatch.demo.stats import Stats
 from dispatch.domain.geo import LatLng
 
-TICK_S = 1.0
-SPEED_MPS = 80.0  # cars drive fast in the demo so rides finish within it
+TICK_S = 0.5
+SPEED_MPS = 150.0  # a time-lapse: cars move about 10x real speed so rides finish in the demo
 
 
 class SimDriver:

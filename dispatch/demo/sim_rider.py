@@ -24,7 +24,7 @@ async def ride_once(
 ) -> None:  # fmt: skip
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
     pickup = city.random_point(rng)
-    dropoff = city.point_near(rng, pickup, 500, 2_500)
+    dropoff = city.point_near(rng, pickup, 400, 1_500)
     body = {
         "pickup": {"lat": pickup.lat, "lng": pickup.lng},
         "dropoff": {"lat": dropoff.lat, "lng": dropoff.lng},
