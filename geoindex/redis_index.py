@@ -83,18 +83,11 @@ class RedisGeoIndex:
             lat, lng = score_latlng(score)
             region = region_of(score, self._config.region_res)
             prepared.append((p, score, lat, lng, region))
-            args = [
-                repr(lat),
-                repr(lng),
-                p.ts_ms,
-                "" if p.seq is None else p.seq,
-                score,
-                f"{region:x}",
-                self._driver_pexpire,
-            ]
-            calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], args))
+            seq = "-" if p.seq is None else p.seq
+            fix = f"{lat!r} {lng!r} {p.ts_ms} {seq} {score} {region:x} {self._driver_pexpire}"
+            calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], [fix]))
         replies = await self._scripts.run(calls)
-        ops: dict[int, list[Any]] = {}
+        ops: dict[int, list[str]] = {}
         results = []
         for (p, score, lat, lng, region), reply in zip(prepared, replies, strict=True):
             if int(reply[0]) == 0:
@@ -103,17 +96,17 @@ class RedisGeoIndex:
             results.append(UpsertResult.ACCEPTED)
             ver, old_region, avail = _s(reply[1]), _s(reply[2]), _s(reply[3])
             flag = "a" if avail == "1" else "b"
-            ops.setdefault(region, []).extend(
-                [flag, p.driver_id, ver, p.ts_ms, score, repr(lat), repr(lng)]
+            ops.setdefault(region, []).append(
+                f"{flag} {p.driver_id} {ver} {p.ts_ms} {score} {lat!r} {lng!r}"
             )
             if old_region and int(old_region, 16) != region:
-                ops.setdefault(int(old_region, 16), []).extend(
-                    ["t", p.driver_id, ver, p.ts_ms, 0, "", ""]
+                ops.setdefault(int(old_region, 16), []).append(
+                    f"t {p.driver_id} {ver} {p.ts_ms} 0 0 0"
                 )
         await self._apply(ops)
         return results
 
-    async def _apply(self, ops: dict[int, list[Any]]) -> None:
+    async def _apply(self, ops: dict[int, list[str]]) -> None:
         if not ops:
             return
         await self._scripts.run(
@@ -131,7 +124,7 @@ class RedisGeoIndex:
         replies = await self._scripts.run(
             [(DRIVER_CHANGE, [self.driver_key(d)], [op, arg]) for d in driver_ids]
         )
-        ops: dict[int, list[Any]] = {}
+        ops: dict[int, list[str]] = {}
         changed = []
         for driver_id, reply in zip(driver_ids, replies, strict=True):
             if int(reply[0]) == 0:
@@ -140,8 +133,8 @@ class RedisGeoIndex:
             ver, region, ts, lat, lng, score = (_s(x) for x in reply[1:7])
             flag = {"1": "a", "0": "b"}.get(op, "t")
             ts_out = ts if flag != "t" else str(self._clock())
-            ops.setdefault(int(region, 16), []).extend(
-                [flag, driver_id, ver, ts_out, score, lat, lng]
+            ops.setdefault(int(region, 16), []).append(
+                f"{flag} {driver_id} {ver} {ts_out} {score} {lat} {lng}"
             )
         await self._apply(ops)
         return changed

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import h3._cy as h3_cy
 import numpy as np
 from h3.api import basic_int as h3
 
@@ -30,11 +31,6 @@ from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, max_circumradius_m
 
 DESCENDANT_SPREAD = 1.1  # x max circumradius: how far a driver can be from its cell centre
 EDGE_SPILL = 0.25  # x max circumradius: how far a driver can be outside its cell polygon
-
-
-def _parent(cell: int, res: int) -> int:
-    """cell_to_parent by bit arithmetic (the hot path builds thousands of these)."""
-    return (cell & ~(0xF << 52)) | (res << 52) | ((1 << (3 * (15 - res))) - 1)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -55,20 +51,27 @@ class Disk:
 @lru_cache(maxsize=8192)
 def disk(origin: int, rings: int, region_res: int) -> Disk:
     res = int(h3.get_resolution(origin))
-    cells = [int(c) for c in h3.grid_disk(origin, rings)]
-    outer = [int(c) for c in h3.grid_ring(origin, rings + 1)]
-    span = (1 << (3 * (15 - res))) - 1
+    # h3's Cython layer hands back uint64 buffers: no Python int per cell until needed.
+    cells = np.asarray(h3_cy.grid_disk(origin, rings))
+    outer = np.asarray(h3_cy.grid_ring(origin, rings + 1))
+    everything = np.concatenate([cells, outer]).tolist()
+    centres = np.fromiter(
+        (x for c in everything for x in h3_cy.cell_to_latlng(c)), np.float64, 2 * len(everything)
+    )
+    lat, lng = np.radians(centres[0::2]), np.radians(centres[1::2])
+    # cell_to_parent by bit arithmetic: set the resolution, fill the finer digits with 7s.
+    keep = np.uint64(~(0xF << 52) & (2**64 - 1))
+    fill = np.uint64((region_res << 52) | ((1 << (3 * (15 - region_res))) - 1))
     regions: dict[int, int] = {}
-    region_index = [regions.setdefault(_parent(c, region_res), len(regions)) for c in cells]
-    centres = np.radians(np.array([h3.cell_to_latlng(c) for c in cells + outer]))
-    hi = np.array([c & SCORE_MASK for c in cells], dtype=np.float64)
+    region_index = [regions.setdefault(r, len(regions)) for r in ((cells & keep) | fill).tolist()]
+    hi = (cells & np.uint64(SCORE_MASK)).astype(np.float64)
     return Disk(
         res=res,
         size=len(cells),
-        lat=centres[:, 0].copy(),
-        lng=centres[:, 1].copy(),
-        cos_lat=np.cos(centres[:, 0]),
-        lo=hi - span,
+        lat=lat,
+        lng=lng,
+        cos_lat=np.cos(lat),
+        lo=hi - float((1 << (3 * (15 - res))) - 1),
         hi=hi,
         region_index=np.array(region_index),
         regions=tuple(regions),
@@ -87,7 +90,7 @@ class Step:
 class SearchConfig:
     region_res: int = 5
     search_res: int = 10
-    first_rings: int = 3
+    first_rings: int = 2
     max_rings: int = 12
 
     def __post_init__(self) -> None:

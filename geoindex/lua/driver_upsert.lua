@@ -4,21 +4,25 @@
 -- The exact fix already stored gets the answer it got the first time, so a retried call
 -- (the client timed out after Redis applied it) redoes the region changes it may have
 -- missed, which region_apply.lua makes idempotent.
--- KEYS: driver hash   ARGV: lat, lng, ts, seq ('' = none), score, region, pexpire_ms
+-- KEYS: driver hash
+-- ARGV[1]: "lat lng ts seq score region pexpire_ms", seq '-' when the fix has none (one
+--          argument rather than seven: packing arguments is most of a client's cost)
 -- Returns {0} when stale, else {1, ver, previous region or '', avail}.
+local lat, lng, ts, seq, score, region, pexpire =
+  string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+if seq == '-' then seq = '' end
 local cur = redis.call('HMGET', KEYS[1], 'ts', 'seq', 'ver', 'region', 'avail', 'score', 'prev')
-local ts = tonumber(ARGV[3])
-if cur[1] == ARGV[3] and cur[6] == ARGV[5] and (cur[2] or '') == ARGV[4] then
+if cur[1] == ts and cur[6] == score and (cur[2] or '') == seq then
   return {1, cur[3], cur[7] or '', cur[5]}
 end
-if cur[1] and ts <= tonumber(cur[1]) then return {0} end
-if ARGV[4] ~= '' and cur[2] and tonumber(ARGV[4]) <= tonumber(cur[2]) then return {0} end
+if cur[1] and tonumber(ts) <= tonumber(cur[1]) then return {0} end
+if seq ~= '' and cur[2] and tonumber(seq) <= tonumber(cur[2]) then return {0} end
 local t = redis.call('TIME')
 local ver = math.max((tonumber(cur[3]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local v = string.format('%.0f', ver)
 local avail = cur[5] or '1'
-redis.call('HSET', KEYS[1], 'lat', ARGV[1], 'lng', ARGV[2], 'ts', ARGV[3], 'score', ARGV[5],
-  'region', ARGV[6], 'prev', cur[4] or '', 'ver', v, 'avail', avail)
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'seq', ARGV[4]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('HSET', KEYS[1], 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
+  'region', region, 'prev', cur[4] or '', 'ver', v, 'avail', avail)
+if seq ~= '' then redis.call('HSET', KEYS[1], 'seq', seq) end
+redis.call('PEXPIRE', KEYS[1], pexpire)
 return {1, v, cur[4] or '', avail}

@@ -7,11 +7,13 @@
 -- KEYS: geo (available: member = pack('<ddd', lat, lng, ts) .. id),
 --       meta (id -> pack('<dddd', ver, ts, lat, lng) .. flag; flag a available, b busy, t gone),
 --       seen (id -> ts, for the sweep)
--- ARGV: groups of: flag, id, ver, ts, score, lat, lng
+-- ARGV: one change each: "flag id ver ts score lat lng"
 local pack, unpack_d = struct.pack, struct.unpack
 local applied = 0
-for i = 1, #ARGV, 7 do
-  local flag, id, ver, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+for i = 1, #ARGV do
+  local flag, id, sver, sts, score, slat, slng =
+    string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+  local ver, ts = tonumber(sver), tonumber(sts)
   local cur = redis.call('HGET', KEYS[2], id)
   local cur_ver, cur_ts, cur_lat, cur_lng = -1, 0, 0, 0
   if cur then cur_ver, cur_ts, cur_lat, cur_lng = unpack_d('<dddd', cur) end
@@ -19,10 +21,10 @@ for i = 1, #ARGV, 7 do
     if cur and string.sub(cur, -1) == 'a' then
       redis.call('ZREM', KEYS[1], pack('<ddd', cur_lat, cur_lng, cur_ts) .. id)
     end
-    local lat, lng = tonumber(ARGV[i + 5]) or 0, tonumber(ARGV[i + 6]) or 0
+    local lat, lng = tonumber(slat), tonumber(slng)
     redis.call('HSET', KEYS[2], id, pack('<dddd', ver, ts, lat, lng) .. flag)
     if flag == 'a' then
-      redis.call('ZADD', KEYS[1], ARGV[i + 4], pack('<ddd', lat, lng, ts) .. id)
+      redis.call('ZADD', KEYS[1], score, pack('<ddd', lat, lng, ts) .. id)
     end
     redis.call('ZADD', KEYS[3], ts, id)
     applied = applied + 1

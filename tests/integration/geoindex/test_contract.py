@@ -334,18 +334,9 @@ async def test_a_retry_repairs_region_writes_lost_after_the_driver_write(
     lat, lng = LAT + 0.5, LNG
     score = position_score(lat, lng)
     qlat, qlng = score_latlng(score)
-    await raw_redis.evalsha(
-        DRIVER_UPSERT.sha,
-        1,
-        index.driver_key("d1"),  # type: ignore[attr-defined]
-        repr(qlat),
-        repr(qlng),
-        t + 1,
-        2,
-        score,
-        f"{region_of(score, 5):x}",
-        120_000,
-    )
+    fix = f"{qlat!r} {qlng!r} {t + 1} 2 {score} {region_of(score, 5):x} 120000"
+    key = index.driver_key("d1")  # type: ignore[attr-defined]
+    await raw_redis.evalsha(DRIVER_UPSERT.sha, 1, key, fix)
     assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["d1"]  # stale
     assert await index.upsert([at("d1", lat, lng, t + 1, seq=2)]) == [ACCEPTED]  # the retry
     assert await index.nearest(LAT, LNG, 5, 1_000) == []
