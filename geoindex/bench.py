@@ -20,13 +20,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import numpy as np
 import orjson
 import redis.asyncio as aredis
+import uvloop
 
-from geoindex.cells import EARTH_RADIUS_M
+from geoindex.cells import EARTH_RADIUS_M, position_score, score_latlng
 from geoindex.memory import MemoryGeoIndex
 from geoindex.model import Position
 from geoindex.redis_index import RedisGeoIndex
@@ -121,16 +123,17 @@ def _brute_force(stored: np.ndarray, lat: float, lng: float, k: int, r: float) -
     return [int(i) for i in idx[np.lexsort((idx, d[idx]))][:k]]
 
 
-async def bench_redis(client: Any, drivers: np.ndarray, queries: np.ndarray, args: Any) -> dict:
+async def bench_redis(
+    client: Any, drivers: np.ndarray, queries: np.ndarray, args: Any
+) -> dict[str, Any]:
     now = int(time.time() * 1000)
     ids = [f"drv{i}" for i in range(len(drivers))]
     index = RedisGeoIndex(client, ttl_ms=3_600_000)
     batch = 500
 
+    n = len(drivers)
     fixes = [Position(ids[i], float(lat), float(lng), now) for i, (lat, lng) in enumerate(drivers)]
-    ours_jobs = [
-        lambda s=s: index.upsert(fixes[s : s + batch]) for s in range(0, len(fixes), batch)
-    ]
+    upsert_jobs = [partial(index.upsert, fixes[s : s + batch]) for s in range(0, n, batch)]
 
     async def geoadd(s: int) -> None:
         pipe = client.pipeline(transaction=False)
@@ -138,26 +141,33 @@ async def bench_redis(client: Any, drivers: np.ndarray, queries: np.ndarray, arg
             pipe.geoadd(GEO_KEY, (float(drivers[i, 1]), float(drivers[i, 0]), ids[i]))
         await pipe.execute()
 
-    geo_jobs = [lambda s=s: geoadd(s) for s in range(0, len(drivers), batch)]
-    geo_s, geo_us, _ = await _measured(client, ["geoadd"], geo_jobs, args.concurrency)
-    ours_s, ours_us, _ = await _measured(client, OURS, ours_jobs, args.concurrency)
-    n = len(drivers)
-    upsert = {"ours_per_s": n / ours_s, "geoadd_per_s": n / geo_s}
+    geoadd_jobs = [partial(geoadd, s) for s in range(0, n, batch)]
+    geo_s, geo_us, _ = await _measured(client, ["geoadd"], geoadd_jobs, args.concurrency)
+    ours_s, ours_us, _ = await _measured(client, OURS, upsert_jobs, args.concurrency)
+    upsert: dict[str, Any] = {"ours_per_s": n / ours_s, "geoadd_per_s": n / geo_s}
     upsert["ratio"] = upsert["ours_per_s"] / upsert["geoadd_per_s"]
     upsert["redis_us_per_op"] = {"ours": ours_us / n, "geoadd": geo_us / n}
 
-    stored = np.array([[s.lat, s.lng] for s in [await index.get(i) for i in ids]])  # type: ignore[union-attr]
+    # The positions as the index stores them (res-15 cell centres), for brute force.
+    stored = np.array([score_latlng(position_score(f.lat, f.lng)) for f in fixes])
     knn = []
     for r in RADII:
         qs = [(float(a), float(b)) for a, b in queries]
 
-        async def geosearch(lat: float, lng: float, r: float = r) -> Any:
-            return await client.geosearch(
-                GEO_KEY, longitude=lng, latitude=lat, radius=r, unit="m", count=K, sort="ASC"
+        geo_jobs = [
+            partial(
+                client.geosearch,
+                GEO_KEY,
+                longitude=lng,
+                latitude=lat,
+                radius=r,
+                unit="m",
+                count=K,
+                sort="ASC",
             )
-
-        geo_jobs = [lambda q=q: geosearch(*q) for q in qs]
-        ours_jobs = [lambda q=q, r=r: index.nearest(q[0], q[1], K, r) for q in qs]
+            for lat, lng in qs
+        ]
+        ours_jobs = [partial(index.nearest, lat, lng, K, r) for lat, lng in qs]
         geo_s, geo_us, _ = await _measured(client, ["geosearch"], geo_jobs, args.concurrency)
         ours_s, ours_us, hits = await _measured(client, OURS, ours_jobs, args.concurrency)
         sample = range(0, len(qs), max(1, len(qs) // args.recall_sample))
@@ -182,7 +192,9 @@ async def bench_redis(client: Any, drivers: np.ndarray, queries: np.ndarray, arg
     return {"knn": knn, "upsert": upsert}
 
 
-async def bench_memory(drivers: np.ndarray, queries: np.ndarray, n_queries: int) -> dict:
+async def bench_memory(
+    drivers: np.ndarray, queries: np.ndarray, n_queries: int
+) -> dict[str, float]:
     index = MemoryGeoIndex(ttl_ms=3_600_000)
     now = int(time.time() * 1000)
     fixes = [Position(f"drv{i}", float(a), float(b), now) for i, (a, b) in enumerate(drivers)]
@@ -200,7 +212,7 @@ async def bench_memory(drivers: np.ndarray, queries: np.ndarray, n_queries: int)
     }
 
 
-async def main_async(args: Any, url: str) -> dict:
+async def main_async(args: Any, url: str) -> dict[str, Any]:
     drivers, queries = city(np.random.default_rng(args.seed), args.drivers, args.queries)
     client = aredis.Redis.from_url(url, max_connections=args.concurrency + 4)
     try:
@@ -231,19 +243,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--redis-url", help="a Redis to use (its db is FLUSHED); default: start one")
     args = p.parse_args(argv)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
     with ExitStack() as stack:
         url = args.redis_url
         if url is None:
             from loadtest.redis_procs import RedisServer
 
             url = stack.enter_context(RedisServer()).url
-        result = asyncio.run(main_async(args, url))
+        result = uvloop.run(main_async(args, url))
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 

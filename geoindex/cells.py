@@ -31,7 +31,7 @@ def haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 
 def position_score(lat: float, lng: float) -> int:
     """The score of the res-15 cell holding (lat, lng); callers validate lat/lng first."""
-    return h3.latlng_to_cell(lat, lng, FINE_RES) & SCORE_MASK
+    return int(h3.latlng_to_cell(lat, lng, FINE_RES)) & SCORE_MASK
 
 
 def score_to_cell(score: int) -> int:

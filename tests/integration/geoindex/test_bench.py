@@ -1,0 +1,26 @@
+"""The benchmark runs end to end and reports exact recall (its figures are not asserted:
+performance is shown by the benchmark's own ratios, not by timed tests)."""
+
+import orjson
+import pytest
+
+from geoindex import bench
+
+pytestmark = pytest.mark.redis
+
+
+def test_bench_prints_the_documented_json_with_exact_recall(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench.main(
+        ["--drivers", "3000", "--queries", "60", "--recall-sample", "60", "--redis-url", redis_url]
+    )
+    out = orjson.loads(capsys.readouterr().out)
+    assert out["drivers"] == 3000 and out["queries"] == 60
+    assert [row["radius_m"] for row in out["knn"]] == [500, 2000, 5000]
+    for row in out["knn"]:
+        assert row["k"] == 10 and row["recall"] == 1.0
+        assert row["ours_qps"] > 0 and row["geosearch_qps"] > 0
+        assert row["ratio"] == pytest.approx(row["ours_qps"] / row["geosearch_qps"])
+    assert set(out["upsert"]) >= {"ours_per_s", "geoadd_per_s", "ratio"}
+    assert set(out["memory"]) == {"knn_qps", "upsert_per_s"}
