@@ -105,3 +105,10 @@ async def test_an_offer_times_out_after_its_instance_was_killed(redis_url: str) 
     finally:
         doomed.stop(signal.SIGKILL)
         survivor.stop()
+
+
+def test_an_unreachable_redis_at_start_up_is_a_clear_error() -> None:
+    out = run_cli("serve", "--port", "0", "--redis-url", "redis://127.0.0.1:1/0")
+    assert out.returncode == 1
+    assert "dispatch serve: cannot start (redis)" in out.stderr
+    assert "Traceback" not in out.stderr
