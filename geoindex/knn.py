@@ -14,16 +14,29 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from geoindex.cells import haversine_m
 from geoindex.model import Neighbor
-from geoindex.search import SearchConfig, Step, first_step, is_complete, next_step
+from geoindex.search import (
+    DensityHints,
+    SearchConfig,
+    Step,
+    first_step,
+    is_complete,
+    next_step,
+)
 
 Candidate = tuple[str, int, float, float]  # driver_id, ts_ms, lat, lng
 ScanStep = Callable[[Step], Awaitable[Iterable[Candidate]]]
 
 
 async def k_nearest(
-    lat: float, lng: float, k: int, radius_m: float, config: SearchConfig, scan: ScanStep
+    lat: float,
+    lng: float,
+    k: int,
+    radius_m: float,
+    config: SearchConfig,
+    scan: ScanStep,
+    hints: DensityHints,
 ) -> list[Neighbor]:
-    step = first_step(lat, lng, radius_m, config)
+    step = first_step(lat, lng, radius_m, config, hints.get(lat, lng))
     while True:
         latest: dict[str, Candidate] = {}
         for cand in await scan(step):
@@ -36,6 +49,7 @@ async def k_nearest(
         )
         distances = [d for d, _ in hits]
         if is_complete(step, k, radius_m, distances):
+            hints.put(lat, lng, distances[k - 1] if len(distances) >= k else radius_m)
             return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits[:k]]
         step = next_step(lat, lng, k, radius_m, step, distances, config)
 

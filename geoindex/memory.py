@@ -16,7 +16,7 @@ from geoindex import limits
 from geoindex.cells import position_score, region_of, score_latlng
 from geoindex.knn import Candidate, k_nearest, scan_region
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
-from geoindex.search import SearchConfig, Step
+from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.supply import count_supply, supply_cells
 
 
@@ -46,6 +46,7 @@ class MemoryGeoIndex:
         self.ttl_ms = ttl_ms
         self._clock = clock
         self._config = config or SearchConfig()
+        self._hints = DensityHints()
         self._drivers: dict[str, _Driver] = {}
         self._regions: dict[int, list[tuple[int, str]]] = {}
 
@@ -145,7 +146,7 @@ class MemoryGeoIndex:
                 out += scan_region(rows.tolist(), fetch, lat, lng, k, radius_m, min_ts)
             return out
 
-        return await k_nearest(lat, lng, k, radius_m, self._config, scan)
+        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints)
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int

@@ -28,7 +28,7 @@ from geoindex.knn import Candidate, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_scripts import UNAVAILABLE, Call, Script, ScriptRunner
-from geoindex.search import SearchConfig, Step
+from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.supply import count_supply, supply_cells
 
 KNN = Script("knn")
@@ -58,6 +58,7 @@ class RedisGeoIndex:
         self._scripts = ScriptRunner(client, ALL_SCRIPTS)
         self._clock = clock
         self._config = config or SearchConfig()
+        self._hints = DensityHints()
         self._prefix = prefix
         self._known_regions: set[int] = set()
         # The driver hash outlives a silent driver a while, then Redis drops it by itself.
@@ -210,7 +211,7 @@ class RedisGeoIndex:
                     out.append((member[24:].decode(), int(ts), lat, lng))
             return out
 
-        return await k_nearest(lat, lng, k, radius_m, self._config, scan)
+        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints)
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int

@@ -20,6 +20,7 @@ Why the bounds hold (tests/unit/test_search_plan.py checks them on random geomet
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -81,6 +82,7 @@ def disk(origin: int, rings: int, region_res: int) -> Disk:
 @dataclass(frozen=True, slots=True)
 class Step:
     res: int
+    rings: int
     covered: float  # no driver outside the scanned cells is closer than this
     # region -> rows (lo, hi, bound after this cell) in scan order
     scans: dict[int, np.ndarray]
@@ -124,11 +126,30 @@ def plan_step(
             after[:-1] = lower[idx[1:]]
             after[-1] = covered
             scans[region] = np.stack([d.lo[idx], d.hi[idx], after], axis=1)
-    return Step(res, covered, scans)
+    return Step(res, rings, covered, scans)
 
 
-def first_step(lat: float, lng: float, radius_m: float, config: SearchConfig) -> Step:
-    return plan_step(lat, lng, radius_m, config.search_res, config.first_rings, config)
+def first_step(
+    lat: float, lng: float, radius_m: float, config: SearchConfig, hint_m: float | None = None
+) -> Step:
+    """The default fine disk, or, when a recent search nearby needed to reach `hint_m`, a
+    disk sized to reach a little further, so sparse areas do not pay for a second step."""
+    if hint_m is None:
+        return plan_step(lat, lng, radius_m, config.search_res, config.first_rings, config)
+    return sized_step(lat, lng, radius_m, min(1.25 * hint_m + 1.0, radius_m * 1.01 + 1.0), config)
+
+
+def sized_step(
+    lat: float, lng: float, radius_m: float, target: float, config: SearchConfig
+) -> Step:
+    """The finest disk of at most max_rings rings expected to cover `target` metres."""
+    for res in range(config.search_res, config.region_res - 1, -1):
+        edge = max_circumradius_m(res) / 1.15
+        # `covered` is about (1.5 rings - 1.3) edges, less the query's offset (1.1 edges).
+        rings = math.ceil((target / edge + 2.4) / 1.5)
+        if rings <= config.max_rings:
+            break
+    return plan_step(lat, lng, radius_m, res, max(rings, 1), config)
 
 
 def is_complete(step: Step, k: int, radius_m: float, distances: list[float]) -> bool:
@@ -150,16 +171,34 @@ def next_step(
     found = sum(1 for d in distances if d < covered)
     growth = 1.5 * math.sqrt(k / found) if found else 4.0
     target = min(covered * max(2.0, growth), radius_m * 1.01 + 1.0)
-    for res in range(prev.res, config.region_res - 1, -1):
-        edge = max_circumradius_m(res) / 1.15
-        # `covered` is about (1.5 rings - 1.3) edges, less the query's offset (1.1 edges).
-        rings = math.ceil((target / edge + 2.4) / 1.5)
-        if rings <= config.max_rings:
-            break
-    step = plan_step(lat, lng, radius_m, res, max(rings, 1), config)
+    step = sized_step(lat, lng, radius_m, target, config)
     # Where cells are smaller than average the estimate falls short: grow until the step
     # covers clearly more than the last one did, so the search always terminates.
+    rings = step.rings
     while step.covered < min(target, 1.5 * covered):
         rings += max(1, rings // 2)
-        step = plan_step(lat, lng, radius_m, res, rings, config)
+        step = plan_step(lat, lng, radius_m, step.res, rings, config)
     return step
+
+
+class DensityHints:
+    """How far recent searches had to reach, per area: a cache, never needed for exactness."""
+
+    AREA_RES = 6  # cells of about 36 km2
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._reach: OrderedDict[int, float] = OrderedDict()
+
+    def _key(self, lat: float, lng: float) -> int:
+        return int(h3_cy.latlng_to_cell(lat, lng, self.AREA_RES))
+
+    def get(self, lat: float, lng: float) -> float | None:
+        return self._reach.get(self._key(lat, lng))
+
+    def put(self, lat: float, lng: float, reach_m: float) -> None:
+        key = self._key(lat, lng)
+        self._reach[key] = reach_m
+        self._reach.move_to_end(key)
+        if len(self._reach) > self._size:
+            self._reach.popitem(last=False)

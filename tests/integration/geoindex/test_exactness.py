@@ -132,3 +132,10 @@ async def test_nearest_matches_brute_force(
 
     hits = await index.nearest(qlat, qlng, scenario["k"], scenario["radius"])
     assert [(h.distance_m, h.driver_id) for h in hits] == expected[: scenario["k"]]
+    # Again, now planned from the density hint the first search left for this area.
+    hits = await index.nearest(qlat, qlng, scenario["k"], scenario["radius"])
+    assert [(h.distance_m, h.driver_id) for h in hits] == expected[: scenario["k"]]
+    # And after a search nearby that needed almost no reach (a misleading hint).
+    await index.nearest(qlat, qlng, 1, 0.0)
+    hits = await index.nearest(qlat, qlng, scenario["k"], scenario["radius"])
+    assert [(h.distance_m, h.driver_id) for h in hits] == expected[: scenario["k"]]
