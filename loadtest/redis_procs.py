@@ -134,9 +134,9 @@ class RedisNode:
 class RedisServer:
     """One standalone redis-server."""
 
-    def __init__(self) -> None:
+    def __init__(self, tie_to_parent: bool = False) -> None:
         self._dir = tempfile.mkdtemp(prefix="redis-single-")
-        self.node = RedisNode(free_port(), Path(self._dir))
+        self.node = RedisNode(free_port(), Path(self._dir), tie_to_parent=tie_to_parent)
 
     def __enter__(self) -> RedisServer:
         self.node.start()

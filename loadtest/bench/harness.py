@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.instances import DispatchInstance, instance_env
-from loadtest.redis_procs import REDIS_CLI, free_port
+from loadtest.redis_procs import REDIS_CLI, die_with_parent, free_port
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -84,7 +84,9 @@ class Servers:
         self, name: str, backend: dict[str, str], extra: dict[str, str] | None = None
     ) -> DispatchInstance:
         env = instance_env(free_port(), name, self.secret)
-        inst = DispatchInstance({**env, **backend, **(extra or {})}, self.dir / f"{name}.log")
+        inst = DispatchInstance(
+            {**env, **backend, **(extra or {})}, self.dir / f"{name}.log", tie_to_parent=True
+        )
         self.instances.append(inst)
         inst.start()
         inst.wait_ready()
@@ -94,7 +96,7 @@ class Servers:
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "loadtest.bench.ceiling", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent,
         )  # fmt: skip
         self.others.append(proc)
         _wait_http(f"http://127.0.0.1:{port}/readyz")

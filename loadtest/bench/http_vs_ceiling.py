@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--drivers", type=int, default=2000)
     a = p.parse_args(argv)
-    with RedisServer() as redis, Servers() as servers:
+    with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
         ids = [f"h{i}" for i in range(a.drivers)]
         script = wrk.write_script(
             Path(tempfile.mkdtemp()) / "loc.lua",
@@ -72,12 +72,15 @@ def main(argv: list[str] | None = None) -> None:
             for name, (url, pids, rports) in targets.items():
                 rounds[name].append(_round(url, pids, script, a, rports))
     rps = {k: median([r["rps"] for r in v]) for k, v in rounds.items()}
+    best = {k: max(r["rps"] for r in v) for k, v in rounds.items()}
     ratio = rps["service_redis"] / rps["ceiling"]
     print(json.dumps({
         "bench": "http_location_updates_vs_ceiling",
         "load": f"wrk -t1 -c{a.connections} -d{a.seconds}s, {a.drivers} drivers, {a.rounds} rounds",
         "updates_per_s_median": rps,
+        "updates_per_s_best": best,
         "ratio_service_redis_to_ceiling": round(ratio, 3),
+        "ratio_of_bests": round(best["service_redis"] / best["ceiling"], 3),
         "ratio_service_embedded_to_ceiling": round(rps["service_embedded"] / rps["ceiling"], 3),
         "target": TARGET,
         "met": ratio >= TARGET,

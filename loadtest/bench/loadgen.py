@@ -54,9 +54,9 @@ class Recorder:
         }
 
 
-def _fix(seq: int, rng: random.Random) -> dict[str, Any]:
+def _fix(seq: int, rng: random.Random, ts: int | None = None) -> dict[str, Any]:
     lat, lng = CITY.uniform_point(rng)
-    return {"lat": lat, "lng": lng, "ts": int(time.time() * 1000), "seq": seq}
+    return {"lat": lat, "lng": lng, "ts": ts or int(time.time() * 1000), "seq": seq}
 
 
 async def http_location(a: argparse.Namespace, rec: Recorder) -> None:
@@ -95,7 +95,7 @@ async def ws_location(a: argparse.Namespace, rec: Recorder) -> None:
         hdr = {"Authorization": f"Bearer {mint('driver', d, a.secret)}"}
         async with s.ws_connect(url, headers=hdr, max_msg_size=0) as ws:
             sent: dict[int, float] = {}
-            seq = 0
+            seq = last_ts = 0
             window = asyncio.Semaphore(a.window)
 
             async def reader() -> None:
@@ -104,13 +104,24 @@ async def ws_location(a: argparse.Namespace, rec: Recorder) -> None:
                     if m.get("type") == "ack" and m.get("seq") in sent:
                         rec.add(time.perf_counter() - sent.pop(m["seq"]), m.get("status", "?"))
                         window.release()
+                    elif m.get("type") == "error":
+                        rec.statuses[f"error:{m.get('error')}"] += 1
+                        window.release()  # that fix is answered, if not acked
 
             task = asyncio.create_task(reader())
             while time.perf_counter() < deadline and not task.done():
-                await window.acquire()
+                try:
+                    await asyncio.wait_for(window.acquire(), timeout=5)
+                except TimeoutError:
+                    rec.statuses["ack-timeout"] += 1
+                    break
                 seq += 1
                 sent[seq] = time.perf_counter()
-                await ws.send_bytes(orjson.dumps({"type": "location", **_fix(seq, rng)}))
+                # A fix must be newer in ts too: several can leave within one millisecond.
+                ts = max(int(time.time() * 1000), last_ts + 1)
+                last_ts = ts
+                frame = {"type": "location", **_fix(seq, rng, ts)}
+                await ws.send_str(orjson.dumps(frame).decode())
             await asyncio.sleep(0.2)  # the last acks
             task.cancel()
 

@@ -62,11 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     rates = [float(r) for r in a.rates.split(",")]
     results: dict[str, Any] = {}
-    with RedisCluster() as cluster, Servers() as servers:
+    with RedisCluster(tie_to_parent=True) as cluster, Servers() as servers:
         masters = [n.port for n in cluster.masters()]
         inst = servers.dispatch(
             "bench-rides", {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
-            {"DISPATCH_DRIVER_TTL_S": "3600"},
+            # Seeded drivers stay online without a refresh; offers do not expire within the
+            # run, so every ride measured is one request's work, not a re-offer's.
+            {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600"},
         )  # fmt: skip
         assert inst.proc
         pid = inst.proc.pid

@@ -36,6 +36,7 @@ function setup(thread)
 end
 
 local n = 0
+local seq0 = 0
 local mine = {}
 
 function init(args)
@@ -44,13 +45,16 @@ function init(args)
     mine[#mine + 1] = i
   end
   math.randomseed(tid + 1)
+  -- Microseconds since the epoch: every run's seqs are above the last run's for the same
+  -- drivers (warm-up, then rounds), and still exact in a double.
+  seq0 = now_ms() * 1000
 end
 
 function request()
   n = n + 1
   local i = mine[(n % #mine) + 1]
   local body = string.format('{"lat":%.6f,"lng":%.6f,"ts":%d,"seq":%d}',
-    52.52 + (math.random() - 0.5) * 0.12, 13.405 + (math.random() - 0.5) * 0.2, now_ms(), n)
+    52.52 + (math.random() - 0.5) * 0.12, 13.405 + (math.random() - 0.5) * 0.2, now_ms(), seq0 + n)
   return wrk.format("POST", "/v1/drivers/" .. ids[i] .. "/location",
     {["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}, body)
 end

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     c, s = str(a.connections), str(a.seconds)
     rounds: dict[str, list[dict[str, Any]]] = {"http": [], "ws": [], "ws_window8": []}
-    with RedisServer() as redis, Servers() as servers:
+    with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
         inst = servers.dispatch("bench-ws", {"DISPATCH_REDIS_URL": redis.url}, UNLIMITED)
         assert inst.proc
         assert redis.node.proc
@@ -71,11 +71,14 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 )
     rate = {k: median([r["per_s"] for r in v]) for k, v in rounds.items()}
+    best = {k: max(r["per_s"] for r in v) for k, v in rounds.items()}
     ratio = rate["ws"] / rate["http"]
     print(json.dumps({
         "bench": "ws_frames_vs_http_per_update",
         "load": f"loadgen, {a.connections} connections, {a.seconds}s, {a.rounds} rounds",
         "updates_per_s_median": rate,
+        "updates_per_s_best": best,
+        "ratio_of_bests_ws_to_http": round(best["ws"] / best["http"], 2),
         "ratio_ws_to_http": round(ratio, 2),
         "ratio_ws_window8_to_http": round(rate["ws_window8"] / rate["http"], 2),
         "target": TARGET,
