@@ -34,6 +34,7 @@ class Settings:
     # Operations
     shutdown_timeout_s: float = 10.0
     sweep_interval_s: float = 0.1
+    index_sweep_interval_s: float = 5.0  # silent drivers leave the geo index's memory
 
     @property
     def backend(self) -> str:

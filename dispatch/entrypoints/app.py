@@ -18,6 +18,7 @@ from dispatch.entrypoints.ratelimit import RateLimiter
 from dispatch.entrypoints.routes import ROUTES
 from dispatch.entrypoints.streams import Streams
 from dispatch.service_layer.deadlines import run_sweeper
+from dispatch.service_layer.index_sweep import run_index_sweeper
 from dispatch.settings import Settings, from_env
 
 
@@ -51,12 +52,17 @@ async def _backend(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
-    deps = app[appkeys.RUNTIME].deps
-    task = asyncio.create_task(run_sweeper(deps, app[appkeys.SETTINGS].sweep_interval_s))
+    deps, settings = app[appkeys.RUNTIME].deps, app[appkeys.SETTINGS]
+    tasks = [
+        asyncio.create_task(run_sweeper(deps, settings.sweep_interval_s)),
+        asyncio.create_task(run_index_sweeper(deps, settings.index_sweep_interval_s)),
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _close_streams(app: web.Application) -> None:
