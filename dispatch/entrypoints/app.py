@@ -11,13 +11,14 @@ from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import bootstrap
-from dispatch.entrypoints import appkeys
+from dispatch.entrypoints import appkeys, sse, ws_driver
 from dispatch.entrypoints.errors import Handler, errors_middleware
 from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.ratelimit import RateLimiter
 from dispatch.entrypoints.routes import ROUTES
 from dispatch.entrypoints.streams import Streams
 from dispatch.service_layer.deadlines import run_sweeper
+from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.index_sweep import run_index_sweeper
 from dispatch.settings import Settings, from_env
 
@@ -39,6 +40,19 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         m = request.app[appkeys.METRICS]
         m.requests.inc(route=route, method=request.method, status=str(status))
         m.latency.observe(time.perf_counter() - started, route=route, method=request.method)
+
+
+@web.middleware
+async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request that runs past its deadline (Redis slow, not down) is a 503, not a wait
+    of many Redis timeouts. Streams live long by design and are left alone."""
+    if handler in (ws_driver.driver_stream, sse.ride_events):
+        return await handler(request)
+    try:
+        async with asyncio.timeout(request.app[appkeys.SETTINGS].request_timeout_s):
+            return await handler(request)
+    except TimeoutError as exc:
+        raise BackendUnavailable("the request ran past its deadline") from exc
 
 
 async def _instance_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -73,7 +87,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or from_env()
     app = web.Application(
         client_max_size=settings.max_batch_body_bytes,
-        middlewares=[metrics_middleware, errors_middleware],
+        middlewares=[metrics_middleware, errors_middleware, deadline_middleware],
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
