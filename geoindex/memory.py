@@ -42,12 +42,17 @@ class MemoryGeoIndex:
         ttl_ms: int = 30_000,
         clock: Callable[[], int] = wall_clock_ms,
         config: SearchConfig | None = None,
+        new_drivers_available: bool = True,
     ) -> None:
         self.ttl_ms = ttl_ms
         self._clock = clock
         self._config = config or SearchConfig()
         self._hints = DensityHints()
         self._drivers: dict[str, _Driver] = {}
+        # Availability of drivers without a position (not seen yet, or swept): the Redis
+        # backend keeps it for a day; here it lasts as long as the process.
+        self._availability: dict[str, bool] = {}
+        self._new_available = new_drivers_available
         self._regions: dict[int, list[tuple[int, str]]] = {}
 
     # -- writes ---------------------------------------------------------------------------
@@ -64,7 +69,10 @@ class MemoryGeoIndex:
         ):
             return UpsertResult.STALE
         lat, lng = score_latlng(score)
-        available = old.available if old is not None else True
+        if old is not None:
+            available = old.available
+        else:
+            available = self._availability.pop(p.driver_id, self._new_available)
         seq = p.seq if p.seq is not None else (old.seq if old is not None else None)
         new = _Driver(
             score, lat, lng, p.ts_ms, seq, available, region_of(score, self._config.region_res)
@@ -79,6 +87,7 @@ class MemoryGeoIndex:
         return sum(self._drop(i) for i in ids)
 
     def _drop(self, driver_id: str) -> bool:
+        self._availability.pop(driver_id, None)
         old = self._drivers.pop(driver_id, None)
         self._unlist(driver_id, old)
         return old is not None
@@ -87,6 +96,7 @@ class MemoryGeoIndex:
         limits.check_driver_id(driver_id)
         d = self._drivers.get(driver_id)
         if d is None:
+            self._availability[driver_id] = available
             return False
         if d.available != available:
             self._unlist(driver_id, d)
@@ -98,7 +108,8 @@ class MemoryGeoIndex:
         limits.check_ts(cutoff_ms)
         gone = [i for i, d in self._drivers.items() if d.ts_ms < cutoff_ms]
         for i in gone:
-            self._drop(i)
+            self._availability[i] = self._drivers[i].available
+            self._unlist(i, self._drivers.pop(i))
         return gone
 
     def _list(self, driver_id: str, d: _Driver) -> None:

@@ -14,7 +14,12 @@ class GeoIndex(Protocol):
 
     Every method validates its input first and raises a subclass of InvalidInput without
     writing anything. Drivers not seen for `ttl_ms` (by their last accepted fix time) are
-    never returned, whether or not `expire` has run. A new driver starts available.
+    never returned, whether or not `expire` has run.
+
+    Availability outlives positions: set before a driver's first fix, or kept when the
+    sweep drops a silent driver's position, it applies to the driver's next fixes (the
+    Redis backend remembers it for a day). A driver the index has never heard of starts
+    available, or unavailable if the backend was built with new_drivers_available=False.
     """
 
     ttl_ms: int
@@ -25,11 +30,12 @@ class GeoIndex(Protocol):
         ...
 
     async def remove(self, driver_ids: Sequence[str]) -> int:
-        """Forget drivers entirely; returns how many were known."""
+        """Forget drivers entirely, availability included; returns how many had a position."""
         ...
 
     async def set_available(self, driver_id: str, available: bool) -> bool:
-        """Include or exclude a driver from search; False if the driver is unknown."""
+        """Include or exclude a driver from search. False if the driver has no position
+        yet (or any more): then the availability waits for its next fix."""
         ...
 
     async def get(self, driver_id: str) -> DriverState | None: ...
@@ -46,7 +52,8 @@ class GeoIndex(Protocol):
         ...
 
     async def expire(self, cutoff_ms: int) -> list[str]:
-        """Remove every driver whose last fix is older than cutoff_ms; returns their ids."""
+        """Drop the position of every driver whose last fix is older than cutoff_ms (its
+        availability stays, see above); returns their ids."""
         ...
 
     async def close(self) -> None: ...

@@ -1,7 +1,9 @@
 """RedisGeoIndex: the index on Redis or Redis Cluster (one implementation for both).
 
 Keys (prefix "gi" by default):
-  gi:d:{<driver>}            hash: lat, lng, ts, seq, score, region, prev (region), ver, avail
+  gi:d:{<driver>}            hash: lat, lng, ts, seq, score, region, prev (region), ver,
+                             avail; the sweep drops the position but keeps avail and ver
+                             (for a day) so a returning driver keeps its availability
   gi:{r<region>}:geo         zset: available drivers, score = res-15 cell (see cells.py),
                              member = pack("<ddd", lat, lng, ts) + id, so a scan needs
                              no second lookup per candidate
@@ -40,6 +42,7 @@ DRIVER_CHANGE = Script("driver_change")
 ALL_SCRIPTS = (KNN, REGION_APPLY, REGION_EXPIRE, REGION_COUNT, DRIVER_UPSERT, DRIVER_CHANGE)
 
 SWEEP_BATCH = 1_000
+DRIVER_MEMORY_MS = 24 * 3_600_000
 _MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
 
 
@@ -52,6 +55,7 @@ class RedisGeoIndex:
         clock: Any = wall_clock_ms,
         config: SearchConfig | None = None,
         prefix: str = "gi",
+        new_drivers_available: bool = True,
     ) -> None:
         self.ttl_ms = ttl_ms
         self._redis = client
@@ -61,8 +65,10 @@ class RedisGeoIndex:
         self._hints = DensityHints()
         self._prefix = prefix
         self._known_regions: set[int] = set()
-        # The driver hash outlives a silent driver a while, then Redis drops it by itself.
-        self._driver_pexpire = 2 * ttl_ms + 60_000
+        # A driver's own key (and with it, its availability) outlives a silence of a day;
+        # then Redis drops it by itself.
+        self._driver_pexpire = DRIVER_MEMORY_MS
+        self._new_avail = "1" if new_drivers_available else "0"
 
     # -- keys -----------------------------------------------------------------------------
     def driver_key(self, driver_id: str) -> str:
@@ -85,7 +91,10 @@ class RedisGeoIndex:
             region = region_of(score, self._config.region_res)
             prepared.append((p, score, lat, lng, region))
             seq = "-" if p.seq is None else p.seq
-            fix = f"{lat!r} {lng!r} {p.ts_ms} {seq} {score} {region:x} {self._driver_pexpire}"
+            fix = (
+                f"{lat!r} {lng!r} {p.ts_ms} {seq} {score} {region:x} {self._driver_pexpire} "
+                f"{self._new_avail}"
+            )
             calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], [fix]))
         replies = await self._scripts.run(calls)
         ops: dict[int, list[str]] = {}
@@ -122,8 +131,9 @@ class RedisGeoIndex:
         """Run driver_change.lua on each driver, then mirror the change into its region."""
         if not driver_ids:
             return []
+        args = [op, arg, self._driver_pexpire]
         replies = await self._scripts.run(
-            [(DRIVER_CHANGE, [self.driver_key(d)], [op, arg]) for d in driver_ids]
+            [(DRIVER_CHANGE, [self.driver_key(d)], args) for d in driver_ids]
         )
         ops: dict[int, list[str]] = {}
         changed = []
@@ -161,10 +171,11 @@ class RedisGeoIndex:
                 ]
             )
             ids = sorted({_s(m) for reply in replies for m in reply})
-            # Delete the driver's own key too, unless a fresh fix arrived meanwhile.
+            # Drop the position from the driver's own key too (its availability stays for
+            # its return), unless a fresh fix arrived meanwhile.
             if ids:
                 await self._scripts.run(
-                    [(DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms]) for d in ids]
+                    [(DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms, 0]) for d in ids]
                 )
             gone.update(ids)
             regions = [

@@ -1,17 +1,26 @@
--- Change availability of, or delete, one driver on its own key, bumping its version.
--- KEYS: driver hash   ARGV: op ('1' available, '0' busy, 'del' delete, 'expire' delete
--- only if the last fix is older than ARGV[2])
--- Returns {0} if unknown (or fresh, for expire), else {1, ver, region, ts, lat, lng, score}.
+-- Change availability of, forget, or expire one driver on its own key, bumping its version.
+-- KEYS: driver hash
+-- ARGV: op, arg, memory_ms. op: '1' available or '0' busy (remembered for the driver's next
+--       fixes even while it has no position); 'del' forget entirely; 'expire' drop the
+--       position (keeping availability) if the last fix is older than arg.
+-- Returns {0} if there is no position (or, for expire, a fresh one), else
+--         {1, ver, region, ts, lat, lng, score}.
 local cur = redis.call('HMGET', KEYS[1], 'ver', 'region', 'ts', 'lat', 'lng', 'score')
-if not cur[1] then return {0} end
 local op = ARGV[1]
-if op == 'expire' and tonumber(cur[3]) >= tonumber(ARGV[2]) then return {0} end
+if op == 'expire' and not (cur[3] and tonumber(cur[3]) < tonumber(ARGV[2])) then return {0} end
+if op == 'del' and not cur[1] then return {0} end
 local t = redis.call('TIME')
-local ver = math.max(tonumber(cur[1]) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+local ver = math.max((tonumber(cur[1]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local v = string.format('%.0f', ver)
-if op == 'del' or op == 'expire' then
+if op == 'del' then
   redis.call('DEL', KEYS[1])
+elseif op == 'expire' then
+  -- The sequence goes too: a driver app back after a silence may count from zero again.
+  redis.call('HDEL', KEYS[1], 'lat', 'lng', 'ts', 'seq', 'score', 'region', 'prev')
+  redis.call('HSET', KEYS[1], 'ver', v)
 else
   redis.call('HSET', KEYS[1], 'avail', op, 'ver', v)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
+if not cur[3] then return {0} end
 return {1, v, cur[2], cur[3], cur[4], cur[5], cur[6]}

@@ -5,11 +5,12 @@
 -- (the client timed out after Redis applied it) redoes the region changes it may have
 -- missed, which region_apply.lua makes idempotent.
 -- KEYS: driver hash
--- ARGV[1]: "lat lng ts seq score region pexpire_ms", seq '-' when the fix has none (one
---          argument rather than seven: packing arguments is most of a client's cost)
+-- ARGV[1]: "lat lng ts seq score region pexpire_ms new_avail", seq '-' when the fix has
+--          none (one argument rather than eight: packing arguments is most of a client's
+--          cost); new_avail is the availability of a driver the index has never seen
 -- Returns {0} when stale, else {1, ver, previous region or '', avail}.
-local lat, lng, ts, seq, score, region, pexpire =
-  string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+local lat, lng, ts, seq, score, region, pexpire, new_avail =
+  string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
 if seq == '-' then seq = '' end
 local cur = redis.call('HMGET', KEYS[1], 'ts', 'seq', 'ver', 'region', 'avail', 'score', 'prev')
 if cur[1] == ts and cur[6] == score and (cur[2] or '') == seq then
@@ -20,7 +21,7 @@ if seq ~= '' and cur[2] and tonumber(seq) <= tonumber(cur[2]) then return {0} en
 local t = redis.call('TIME')
 local ver = math.max((tonumber(cur[3]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local v = string.format('%.0f', ver)
-local avail = cur[5] or '1'
+local avail = cur[5] or new_avail
 redis.call('HSET', KEYS[1], 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
   'region', region, 'prev', cur[4] or '', 'ver', v, 'avail', avail)
 if seq ~= '' then redis.call('HSET', KEYS[1], 'seq', seq) end

@@ -51,11 +51,20 @@ def make_index(backend: tuple[str, Any], clock: Clock) -> MakeIndex:
     name, client = backend
 
     def make(
-        ttl_ms: int = 30_000, config: SearchConfig | None = None, prefix: str = "gi"
+        ttl_ms: int = 30_000,
+        config: SearchConfig | None = None,
+        prefix: str = "gi",
+        new_drivers_available: bool = True,
     ) -> GeoIndex:
+        opts = {
+            "ttl_ms": ttl_ms,
+            "clock": clock,
+            "config": config,
+            "new_drivers_available": new_drivers_available,
+        }
         if name == "memory":
-            return MemoryGeoIndex(ttl_ms=ttl_ms, clock=clock, config=config)
-        return RedisGeoIndex(client, ttl_ms=ttl_ms, clock=clock, config=config, prefix=prefix)
+            return MemoryGeoIndex(**opts)  # type: ignore[arg-type]
+        return RedisGeoIndex(client, prefix=prefix, **opts)
 
     return make
 

@@ -182,7 +182,11 @@ async def test_sweep_removes_expired_drivers_from_every_key(
             else:
                 continue
             assert not any(m.endswith(b"old") or m.endswith(b"moved") for m in members), key
-            assert not key.endswith(b"{old}") and not key.endswith(b"{moved}")
+        # The driver's own key keeps its availability (for its return), not its position.
+        for gone in ("old", "moved"):
+            key = index.driver_key(gone)  # type: ignore[attr-defined]
+            assert set(await raw_redis.hkeys(key)) == {b"avail", b"ver"}
+            assert 0 < await raw_redis.pttl(key) <= 24 * 3_600_000
 
 
 async def test_crossing_a_region_border_leaves_no_entry_behind(
@@ -334,10 +338,44 @@ async def test_a_retry_repairs_region_writes_lost_after_the_driver_write(
     lat, lng = LAT + 0.5, LNG
     score = position_score(lat, lng)
     qlat, qlng = score_latlng(score)
-    fix = f"{qlat!r} {qlng!r} {t + 1} 2 {score} {region_of(score, 5):x} 120000"
+    fix = f"{qlat!r} {qlng!r} {t + 1} 2 {score} {region_of(score, 5):x} 120000 1"
     key = index.driver_key("d1")  # type: ignore[attr-defined]
     await raw_redis.evalsha(DRIVER_UPSERT.sha, 1, key, fix)
     assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["d1"]  # stale
     assert await index.upsert([at("d1", lat, lng, t + 1, seq=2)]) == [ACCEPTED]  # the retry
     assert await index.nearest(LAT, LNG, 5, 1_000) == []
     assert [h.driver_id for h in await index.nearest(lat, lng, 5, 1_000)] == ["d1"]
+
+
+async def test_availability_set_before_the_first_fix_applies_to_it(
+    index: GeoIndex, clock: Clock
+) -> None:
+    assert not await index.set_available("early", False)  # no position yet
+    await index.upsert([at("early", LAT, LNG, clock.now_ms), at("new", LAT, LNG, clock.now_ms)])
+    state = await index.get("early")
+    assert state is not None and not state.available
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 100)] == ["new"]
+
+
+async def test_a_swept_driver_returns_with_its_availability_and_a_fresh_sequence(
+    make_index: MakeIndex, clock: Clock
+) -> None:
+    index = make_index(ttl_ms=10_000)
+    t = clock.now_ms
+    await index.upsert([at("d1", LAT, LNG, t - 20_000, seq=500)])
+    await index.set_available("d1", False)
+    assert await index.expire(t - 10_000) == ["d1"]
+    assert await index.get("d1") is None
+    # Back after the silence, its app counting from zero again: accepted, still busy.
+    assert await index.upsert([at("d1", LAT, LNG, t, seq=1)]) == [ACCEPTED]
+    state = await index.get("d1")
+    assert state is not None and not state.available and state.seq == 1
+    assert await index.nearest(LAT, LNG, 5, 100) == []
+
+
+async def test_new_drivers_can_start_unavailable(make_index: MakeIndex, clock: Clock) -> None:
+    index = make_index(new_drivers_available=False)
+    await index.upsert([at("d1", LAT, LNG, clock.now_ms)])
+    assert await index.nearest(LAT, LNG, 5, 100) == []
+    assert await index.set_available("d1", True)
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 100)] == ["d1"]
