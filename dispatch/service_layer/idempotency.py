@@ -30,13 +30,14 @@ async def once(
     produce: Callable[[], Awaitable[bytes]],
     *,
     wait_s: float = WAIT_S,
+    lock_ms: int = LOCK_MS,
 ) -> bytes:
     """The answer `produce` gave for the first request with this key (running it now if
     this is the first). Concurrent duplicates wait for it and get the same bytes."""
     deadline = time.monotonic() + wait_s
     pause = 0.005
     while True:
-        claim = await store.begin(key, request_fingerprint, LOCK_MS)
+        claim = await store.begin(key, request_fingerprint, lock_ms)
         if claim.state is ClaimState.DONE:
             return claim.payload
         if claim.state is ClaimState.MISMATCH:
