@@ -10,8 +10,11 @@ from geoindex.errors import (
     InvalidTimestamp,
 )
 from geoindex.limits import MAX_BATCH, MAX_K, MAX_RADIUS_M
+from geoindex.memory import MemoryGeoIndex
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.port import GeoIndex
+from geoindex.redis_index import RedisGeoIndex
+from geoindex.search import SearchConfig
 
 __all__ = [
     "MAX_BATCH",
@@ -26,7 +29,10 @@ __all__ = [
     "InvalidInput",
     "InvalidQuery",
     "InvalidTimestamp",
+    "MemoryGeoIndex",
     "Neighbor",
     "Position",
+    "RedisGeoIndex",
+    "SearchConfig",
     "UpsertResult",
 ]

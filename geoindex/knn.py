@@ -1,8 +1,8 @@
 """The k-nearest loop shared by every backend, and the reference region scanner.
 
 A backend supplies `scan(step)`: for every region of the step's disk, the region's best
-candidates (at most k plus exact ties, each (driver_id, ts_ms, lat, lng)), scanning stage
-by stage and stopping early as geoindex/search.py describes. This module merges regions,
+candidates (at most k plus exact ties, each (driver_id, ts_ms, lat, lng)), scanning cell
+by cell and stopping early as geoindex/search.py describes. This module merges regions,
 recomputes every distance here (so ordering never depends on a backend's floating point),
 and widens the search until it is provably complete.
 """
