@@ -152,6 +152,11 @@ def measured(pids: dict[str, int], redis_ports: list[int]) -> Iterator[dict[str,
         result["redis_calls"] = calls_delta(calls0, redis_calls(redis_ports))
 
 
+def machine() -> dict[str, Any]:
+    """The conditions of the run: these machines are shared, so say how busy it was."""
+    return {"cpus": os.cpu_count(), "loadavg_1m_at_end": round(os.getloadavg()[0], 2)}
+
+
 def median(xs: list[float]) -> float:
     s = sorted(xs)
     return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench import wrk
-from loadtest.bench.harness import Servers, measured, median
+from loadtest.bench.harness import Servers, machine, measured, median
 from loadtest.nginx_proc import NginxProcess
 from loadtest.redis_procs import RedisServer, free_port
 from loadtest.scenario.tokens import mint
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     p99 = {k: median([r["p99_us"] / 1e3 for r in v]) for k, v in rounds.items()}
     print(json.dumps({
         "bench": "instances_behind_nginx_vs_one_alone",
+        "machine": machine(),
         "note": "2 cores shared by all processes: this is nginx's overhead, not scale-out",
         "load": f"wrk -t1 -c{a.connections} -d{a.seconds}s location updates, {a.rounds} rounds",
         "updates_per_s_median": rps,

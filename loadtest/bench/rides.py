@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from loadtest.bench.harness import Servers, loadgen, measured
+from loadtest.bench.harness import Servers, loadgen, machine, measured
 from loadtest.redis_procs import REDIS_CLI, RedisCluster
 
 TARGET_P99_MS = 50.0
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     met = [float(r) for r, v in results.items() if v["met"]]
     print(json.dumps({
         "bench": "ride_requests_at_100k_drivers",
+        "machine": machine(),
         "drivers": a.drivers,
         "background_updates_per_s_target": a.background,
         "seeding": seeding,
