@@ -52,6 +52,16 @@ async def snapshot(index: GeoIndex, raw: Any, ids: list[str]) -> Any:
     return states, near, keys
 
 
+async def regions_holding(raw: Any, driver_id: str) -> list[bytes]:
+    """The region geo sets that list `driver_id` (a member ends with the driver's id)."""
+    suffix = driver_id.encode()
+    return [
+        k
+        async for k in raw.scan_iter(match="gi:*:geo")
+        if any(m.endswith(suffix) for m in await raw.zrange(k, 0, -1))
+    ]
+
+
 async def test_nearest_orders_by_distance_then_id(index: GeoIndex, clock: Clock) -> None:
     t = clock.now_ms
     await index.upsert(
@@ -199,12 +209,7 @@ async def test_crossing_a_region_border_leaves_no_entry_behind(
     assert await index.nearest(LAT, LNG, 5, 10_000) == []
     assert [h.driver_id for h in await index.nearest(LAT + 0.5, LNG, 5, 10_000)] == ["d1"]
     if raw_redis is not None:
-        holders = [
-            k
-            async for k in raw_redis.scan_iter(match="gi:*:geo")
-            if any(m.endswith(b"d1") for m in await raw_redis.zrange(k, 0, -1))
-        ]
-        assert len(holders) == 1
+        assert len(await regions_holding(raw_redis, "d1")) == 1
 
 
 async def test_concurrent_updates_of_one_driver_converge_on_the_newest(
@@ -224,12 +229,7 @@ async def test_concurrent_updates_of_one_driver_converge_on_the_newest(
         hits = await index.nearest(*spot, 5, 20_000)
         assert [h.driver_id for h in hits] == (["d1"] if spot == newest else [])
     if raw_redis is not None:
-        holders = [
-            k
-            async for k in raw_redis.scan_iter(match="gi:*:geo")
-            if any(m.endswith(b"d1") for m in await raw_redis.zrange(k, 0, -1))
-        ]
-        assert len(holders) == 1
+        assert len(await regions_holding(raw_redis, "d1")) == 1
 
 
 async def test_supply_counts_fresh_available_drivers_per_cell(
