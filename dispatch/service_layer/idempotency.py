@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from dispatch.service_layer.ports import ClaimState, IdempotencyStore
 KEEP_MS = 24 * 3600 * 1000
 LOCK_MS = 30_000  # a holder that dies frees the key after this
 WAIT_S = 10.0  # how long a duplicate waits for the first request to finish
+ABANDON_WAIT_S = 0.25
 
 
 def fingerprint(*parts: bytes) -> str:
@@ -51,7 +53,10 @@ async def once(
     try:
         payload = await produce()
     except BaseException:
-        await store.abandon(key, claim.token)
+        # Best effort, briefly: the lock runs out by itself, and a slow store must not hold
+        # a request that already failed (or ran out of time) any longer.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(store.abandon(key, claim.token), ABANDON_WAIT_S)
         raise
     await store.finish(key, claim.token, payload, KEEP_MS)
     return payload
