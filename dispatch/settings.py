@@ -25,8 +25,10 @@ class Settings:
     driver_ttl_s: float = 30.0  # a driver silent longer is not searched nor dispatched
     redis_timeout_s: float = 2.0
     # One HTTP request's whole time: a slow Redis that answers each call within
-    # redis_timeout_s must still not hold a request for a dozen of them.
-    request_timeout_s: float = 5.0
+    # redis_timeout_s must still not hold a request for a dozen of them. Generous by
+    # default, so that a burst queued on a saturated instance is served, not shed; set it
+    # to the latency objective of the deployment.
+    request_timeout_s: float = 15.0
     # Limits (docs/api.md)
     max_body_bytes: int = 16 * 1024
     max_batch_body_bytes: int = 512 * 1024
