@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from loadtest.instances import SERVE_CMD, DispatchInstance, instance_env
-from loadtest.nginx_proc import NginxProcess
+from loadtest.nginx_proc import NginxProcess, nginx_available
 from loadtest.redis_procs import RedisCluster, free_port
 
 
@@ -65,6 +65,11 @@ class Stack:
         return self.redis.url if self.redis else None
 
     def start(self) -> None:
+        if not nginx_available():
+            raise RuntimeError(
+                "nginx not found: apt-get install nginx-light (scripts/test installs it), "
+                "then stop the system one it starts: service nginx stop"
+            )
         o = self.options
         if not o.embedded:
             self.redis = RedisCluster(tie_to_parent=o.tie_to_parent)

@@ -81,7 +81,13 @@ def write_script(path: Path, driver_ids: list[str], tokens: list[str]) -> Path:
     return path
 
 
+def available() -> bool:
+    return Path(WRK).is_file()
+
+
 def run(url: str, script: Path, seconds: int, connections: int, threads: int = 1) -> dict[str, Any]:
+    if not available():
+        raise RuntimeError("wrk not found: apt-get install wrk")
     out = subprocess.run(
         [WRK, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
          "-s", str(script), url, "--", str(threads)],
