@@ -36,6 +36,10 @@ def used_memory(ports: list[int]) -> int:
     return total
 
 
+def _redis_cpu(m: dict[str, Any]) -> float:
+    return sum(v for k, v in m["cpu_s"].items() if k.startswith("redis_"))
+
+
 def _with_background(url: str, secret: str, a: argparse.Namespace, rate: float) -> dict[str, Any]:
     bg = subprocess.Popen(
         [sys.executable, "-m", "loadtest.bench.loadgen", "fleet", "--url", url, "--secret", secret,
@@ -72,8 +76,12 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         assert inst.proc
         pid = inst.proc.pid
+        # Every Redis process: masters do the work, replicas pay for replication.
+        pids = {"service": pid} | {
+            f"redis_{n.port}": n.proc.pid for n in cluster.nodes if n.proc is not None
+        }
         mem0 = used_memory(masters)
-        with measured({"service": pid}, masters) as seed_m:
+        with measured(pids, masters) as seed_m:
             seed = loadgen("seed", inst.url, servers.secret, "--drivers", str(a.drivers),
                            "--batch", "1000", "-c", "4", "--prefix", "s")  # fmt: skip
         mem1 = used_memory(masters)
@@ -81,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         seeding = {
             "updates_per_s": round(n / seed_m["wall_s"], 1),
             "service_cpu_ms_per_update": round(seed_m["cpu_s"]["service"] * 1e3 / n, 4),
+            "redis_cpu_ms_per_update": round(_redis_cpu(seed_m) * 1e3 / n, 4),
             "redis_calls_per_update": {
                 k: round(v / n, 3) for k, v in seed_m["redis_calls"].items()
             },
@@ -88,13 +97,14 @@ def main(argv: list[str] | None = None) -> None:
         }
         bytes_per_driver = round((mem1 - mem0) / n, 1)
         for rate in rates:
-            with measured({"service": pid}, masters) as m:
+            with measured(pids, masters) as m:
                 alone = loadgen(
                     "rides", inst.url, servers.secret, "--rate", str(rate),
                     "--seconds", str(a.seconds), "--prefix", f"a{rate}-", "-c", "256",
                 )  # fmt: skip
             rides_n = max(alone["count"], 1)
             alone["service_cpu_ms_per_ride"] = round(m["cpu_s"]["service"] * 1e3 / rides_n, 3)
+            alone["redis_cpu_ms_per_ride"] = round(_redis_cpu(m) * 1e3 / rides_n, 3)
             alone["redis_calls_per_ride"] = {
                 k: round(v / rides_n, 2) for k, v in m["redis_calls"].items()
             }
