@@ -85,12 +85,17 @@ class Client:
 
     async def fix(self, driver_id: str, lat: float, lng: float, seq: int) -> Reply:
         body = {"lat": lat, "lng": lng, "ts": int(time.time() * 1000), "seq": seq}
-        return await self.call("POST", f"/v1/drivers/{driver_id}/location", f"driver:{driver_id}",
-                               json=body)  # fmt: skip
+        return await self.call(
+            "POST", f"/v1/drivers/{driver_id}/location", f"driver:{driver_id}", json=body
+        )
 
     async def online(self, driver_id: str, lat: float, lng: float, seq: int = 1) -> None:
         """A fresh fix, then status available: the driver can be dispatched."""
         assert (await self.fix(driver_id, lat, lng, seq)).status == 202
-        reply = await self.call("PUT", f"/v1/drivers/{driver_id}/status", f"driver:{driver_id}",
-                                json={"status": "available"})  # fmt: skip
+        reply = await self.call(
+            "PUT",
+            f"/v1/drivers/{driver_id}/status",
+            f"driver:{driver_id}",
+            json={"status": "available"},
+        )
         assert reply.status == 200, reply.body

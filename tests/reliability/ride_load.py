@@ -69,9 +69,15 @@ async def _worker(
         if time.monotonic() >= stop_at:
             return
         rider = f"w{n}-{i}"
-        reply = await _step(client, books, "POST", "/v1/rides", f"rider:{rider}",
-                            json={"pickup": pickup(n, i)},
-                            headers={"Idempotency-Key": f"k-{rider}"})  # fmt: skip
+        reply = await _step(
+            client,
+            books,
+            "POST",
+            "/v1/rides",
+            f"rider:{rider}",
+            json={"pickup": pickup(n, i)},
+            headers={"Idempotency-Key": f"k-{rider}"},
+        )
         if reply is None or reply.status != 201:
             await asyncio.sleep(0.05)
             continue
@@ -80,8 +86,13 @@ async def _worker(
         if ride["status"] != "offered":
             continue
         if i % 3 == 0 and keep_active[0] > 0:
-            done = await _step(client, books, "POST", f"/v1/rides/{ride['id']}/accept",
-                               f"driver:{ride['driver_id']}")  # fmt: skip
+            done = await _step(
+                client,
+                books,
+                "POST",
+                f"/v1/rides/{ride['id']}/accept",
+                f"driver:{ride['driver_id']}",
+            )
             if done is not None and done.status == 200:
                 keep_active[0] -= 1
                 books.accepted.add(ride["id"])

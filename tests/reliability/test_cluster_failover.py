@@ -51,8 +51,9 @@ async def put_drivers_online(client: Client) -> None:
 
     async def online(i: int) -> None:
         async with sem:
-            r = await client.call("PUT", f"/v1/drivers/f{i}/status", f"driver:f{i}",
-                                  json={"status": "available"})  # fmt: skip
+            r = await client.call(
+                "PUT", f"/v1/drivers/f{i}/status", f"driver:f{i}", json={"status": "available"}
+            )
             assert r.status == 200, r.body
 
     await asyncio.gather(*(online(i) for i in range(DRIVERS)))

@@ -38,12 +38,13 @@ async def proxied_service(redis_url: str) -> AsyncIterator[tuple[Client, FaultPr
     async with FaultProxy(port) as proxy, aiohttp.ClientSession() as http:
         served = await asyncio.to_thread(
             serve,
-            "--redis-url", f"redis://127.0.0.1:{proxy.port}/0",
+            "--redis-url",
+            f"redis://127.0.0.1:{proxy.port}/0",
             env={
                 "DISPATCH_REDIS_TIMEOUT_S": str(REDIS_TIMEOUT_S),
                 "DISPATCH_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
             },
-        )  # fmt: skip
+        )
         try:
             yield Client(served.url, SECRET, http), proxy, served
         finally:

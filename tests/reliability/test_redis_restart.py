@@ -25,8 +25,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 
 async def request(client: Client, rider: str, key: str) -> dict[str, object]:
-    reply = await client.call("POST", "/v1/rides", f"rider:{rider}", json={"pickup": BERLIN},
-                              headers={"Idempotency-Key": key})  # fmt: skip
+    reply = await client.call(
+        "POST",
+        "/v1/rides",
+        f"rider:{rider}",
+        json={"pickup": BERLIN},
+        headers={"Idempotency-Key": key},
+    )
     assert reply.status == 201, reply.body
     return reply.body  # type: ignore[no-any-return]
 
