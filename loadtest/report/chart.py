@@ -28,9 +28,9 @@ def series(timeline: dict[str, Any], window_s: int = 2) -> dict[str, list[float]
         for k, v in hist.items():
             w[2][int(k)] = w[2].get(int(k), 0) + v
     out: dict[str, list[float]] = {k: [] for k in ("t", "rps", "fps", "p50", "p95", "p99")}
-    for w in sorted(windows):
-        n, f, hist = windows[w]
-        out["t"].append(w * window_s)
+    for idx in sorted(windows):
+        n, f, hist = windows[idx]
+        out["t"].append(idx * window_s)
         out["rps"].append(n / window_s)
         out["fps"].append(f / window_s)
         for q in (50, 95, 99):

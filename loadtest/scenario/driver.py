@@ -69,7 +69,7 @@ class DriverUser(FastHttpUser):
     def _http_location(self, fix: dict[str, Any]) -> None:
         self.client.post(
             f"/v1/drivers/{self.driver_id}/location",
-            data=orjson.dumps(fix),
+            data=orjson.dumps(fix).decode(),
             headers={**self.auth, "Content-Type": "application/json"},
             name="/v1/drivers/[id]/location",
         )
@@ -102,7 +102,7 @@ class DriverUser(FastHttpUser):
             self.ws = None
 
     def _ws_connect(self) -> bool:
-        url = self.host.replace("http", "ws", 1) + f"/v1/drivers/{self.driver_id}/stream"
+        url = (self.host or "").replace("http", "ws", 1) + f"/v1/drivers/{self.driver_id}/stream"
         start = time.perf_counter()
         try:
             ws = websocket.create_connection(

@@ -59,7 +59,7 @@ class RiderUser(FastHttpUser):
 
     def _post_ride(self, body: bytes, headers: dict[str, str], name: str = "/v1/rides") -> Any:
         with self.client.post(
-            "/v1/rides", data=body, headers=headers, name=name, catch_response=True
+            "/v1/rides", data=body.decode(), headers=headers, name=name, catch_response=True
         ) as r:
             if r.status_code not in (200, 201):
                 r.failure(f"status {r.status_code}: {r.text[:200] if r.text else ''}")
