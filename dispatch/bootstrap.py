@@ -24,6 +24,7 @@ from dispatch.domain.matching import MatchingPolicy
 from dispatch.service_layer.deps import Deps, NullObserver
 from dispatch.service_layer.ports import Clock, Observer
 from dispatch.settings import Settings
+from geoindex.coalesce import CoalescingGeoIndex
 from geoindex.memory import MemoryGeoIndex
 from geoindex.redis_index import RedisGeoIndex
 
@@ -89,7 +90,8 @@ async def bootstrap(
         await preload_scripts(client)
         await notifier.start()
         deps = Deps(
-            index=redis_index,
+            # Fixes arriving one per request or frame travel to Redis in shared batches.
+            index=CoalescingGeoIndex(redis_index),
             drivers=RedisDriverStore(client, ttl_ms),
             rides=RedisRideStore(client),
             idempotency=RedisIdempotencyStore(client),

@@ -10,11 +10,13 @@ import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 
 from geoindex import GeoIndex
+from geoindex.coalesce import CoalescingGeoIndex
 from geoindex.memory import MemoryGeoIndex
 from geoindex.redis_index import RedisGeoIndex
 from geoindex.search import SearchConfig
 
-BACKENDS = ["memory", "redis", "cluster"]
+# "coalesced": the Redis Cluster backend behind CoalescingGeoIndex, as the service uses it.
+BACKENDS = ["memory", "redis", "cluster", "coalesced"]
 
 
 class Clock:
@@ -64,7 +66,8 @@ def make_index(backend: tuple[str, Any], clock: Clock) -> MakeIndex:
         }
         if name == "memory":
             return MemoryGeoIndex(**opts)  # type: ignore[arg-type]
-        return RedisGeoIndex(client, prefix=prefix, **opts)
+        redis_index = RedisGeoIndex(client, prefix=prefix, **opts)
+        return CoalescingGeoIndex(redis_index) if name == "coalesced" else redis_index
 
     return make
 
@@ -72,6 +75,13 @@ def make_index(backend: tuple[str, Any], clock: Clock) -> MakeIndex:
 @pytest.fixture
 def index(make_index: MakeIndex) -> GeoIndex:
     return make_index()
+
+
+def driver_key(index: GeoIndex, driver_id: str) -> str:
+    """The Redis key of a driver's own state, through a CoalescingGeoIndex too."""
+    redis_index = getattr(index, "inner", index)
+    assert isinstance(redis_index, RedisGeoIndex)
+    return redis_index.driver_key(driver_id)
 
 
 @pytest.fixture

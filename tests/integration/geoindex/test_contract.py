@@ -23,7 +23,7 @@ from geoindex import (
     UpsertResult,
 )
 from geoindex.cells import haversine_m
-from tests.integration.geoindex.conftest import Clock, MakeIndex
+from tests.integration.geoindex.conftest import Clock, MakeIndex, driver_key
 
 pytestmark = pytest.mark.redis
 
@@ -194,7 +194,7 @@ async def test_sweep_removes_expired_drivers_from_every_key(
             assert not any(m.endswith(b"old") or m.endswith(b"moved") for m in members), key
         # The driver's own key keeps its availability (for its return), not its position.
         for gone in ("old", "moved"):
-            key = index.driver_key(gone)  # type: ignore[attr-defined]
+            key = driver_key(index, gone)
             assert set(await raw_redis.hkeys(key)) == {b"avail", b"ver"}
             assert 0 < await raw_redis.pttl(key) <= 24 * 3_600_000
 
@@ -339,7 +339,7 @@ async def test_a_retry_repairs_region_writes_lost_after_the_driver_write(
     score = position_score(lat, lng)
     qlat, qlng = score_latlng(score)
     fix = f"{qlat!r} {qlng!r} {t + 1} 2 {score} {region_of(score, 5):x} 120000 1"
-    key = index.driver_key("d1")  # type: ignore[attr-defined]
+    key = driver_key(index, "d1")
     await raw_redis.evalsha(DRIVER_UPSERT.sha, 1, key, fix)
     assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["d1"]  # stale
     assert await index.upsert([at("d1", lat, lng, t + 1, seq=2)]) == [ACCEPTED]  # the retry
@@ -379,3 +379,25 @@ async def test_new_drivers_can_start_unavailable(make_index: MakeIndex, clock: C
     assert await index.nearest(LAT, LNG, 5, 100) == []
     assert await index.set_available("d1", True)
     assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 100)] == ["d1"]
+
+
+async def test_concurrent_callers_each_get_their_own_answers(index: GeoIndex, clock: Clock) -> None:
+    t = clock.now_ms
+    await index.upsert([at("d0", LAT, LNG, t, seq=10)])
+    # Fifty callers at once (a coalescing backend sends them as one batch): each gets the
+    # answers to its own fixes, in its own order, a stale one included.
+    calls = [[at(f"d{i}", LAT + 0.0001 * i, LNG, t, seq=1)] for i in range(1, 51)]
+    calls.append([at("d0", LAT, LNG, t + 5, seq=9), at("d0", LAT, LNG, t + 6, seq=11)])
+    answers = await asyncio.gather(*(index.upsert(c) for c in calls))
+    assert answers[:50] == [[ACCEPTED]] * 50
+    assert answers[50] == [STALE, ACCEPTED]
+    assert len(await index.nearest(LAT, LNG, MAX_K, 1_000)) == 51
+
+
+async def test_one_callers_bad_input_fails_only_that_caller(index: GeoIndex, clock: Clock) -> None:
+    good = index.upsert([at("good", LAT, LNG, clock.now_ms)])
+    bad = index.upsert([at("bad", 91, LNG, clock.now_ms)])
+    results = await asyncio.gather(good, bad, return_exceptions=True)
+    assert results[0] == [ACCEPTED]
+    assert isinstance(results[1], InvalidCoordinates)
+    assert await index.get("bad") is None
