@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +77,28 @@ def test_stack_serves_through_nginx_and_tears_everything_down(
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
         assert "stack down" in out
+        time.sleep(0.2)
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_an_instance_that_dies_takes_the_stack_down_with_nothing_left() -> None:
+    proc, info = _start("--embedded")
+    try:
+        children = descendants(proc.pid)
+        instance_url = next(iter(info["instances"].values()))  # type: ignore[attr-defined]
+        port = int(instance_url.rsplit(":", 1)[1])
+        victim = next(
+            pid
+            for pid in info["pids"]  # type: ignore[attr-defined]
+            if f"DISPATCH_PORT={port}".encode() in Path(f"/proc/{pid}/environ").read_bytes()
+        )
+        os.kill(victim, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 1, out
+        assert "exited" in out and "stack down" in out
         time.sleep(0.2)
         assert [pid for pid in children if alive(pid)] == []
     finally:
