@@ -107,9 +107,10 @@ class RedisNode:
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            # Own session: a Ctrl-C meant for the launcher or pytest does not hit the servers
-            # before their owner stops them in order.
-            start_new_session=True,
+            # A launcher's servers get a session of their own (a Ctrl-C reaches only the
+            # launcher, which stops them in order) and die with it. The tests' servers stay
+            # in the test run's process group, so killing the run's group kills them too.
+            start_new_session=self.tie_to_parent,
             preexec_fn=die_with_parent if self.tie_to_parent else None,
         )
         _wait_port(self.port)
