@@ -99,7 +99,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status, "http_error"
         )
-        return error_response(exc.status, code, exc.reason)
+        resp = error_response(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 must say what is allowed (RFC 9110)
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception as exc:
         resp = to_response(exc)
         if resp is None:
