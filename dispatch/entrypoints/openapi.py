@@ -74,7 +74,7 @@ FIX = {
 FIX_OPT = {
     "heading": {"type": "number", "minimum": 0, "maximum": 360},
     "speed": {"type": "number", "minimum": 0, "maximum": 150},
-    "accuracy": {"type": "number", "minimum": 0},
+    "accuracy": {"type": "number", "minimum": 0, "maximum": 100_000},
 }
 DRIVER_ID = {
     "name": "driver_id",
@@ -101,7 +101,10 @@ def schemas() -> J:
                 "updates": {
                     "type": "array",
                     "maxItems": 1000,
-                    "items": obj({"driver_id": STR, **FIX}, FIX_OPT),
+                    # Each item is checked on its own: one that is not a BatchItem is
+                    # answered status "invalid" and the others go on, so anything is a
+                    # valid item here.
+                    "items": {"description": "a BatchItem"},
                 }
             }
         ),
@@ -116,6 +119,7 @@ def schemas() -> J:
                 }
             }
         ),
+        "BatchItem": obj({"driver_id": STR, **FIX}, FIX_OPT),
         "Status": obj({"status": {"enum": ["available", "offline"]}}),
         "Driver": obj(
             {
@@ -193,7 +197,10 @@ def paths(s: Settings) -> J:
                 f"burst {s.driver_rate_burst}; body at most {s.max_body_bytes} bytes)",
                 {
                     "202": answer("Accepted", obj({"status": {"const": "accepted"}, "seq": INT})),
-                    "409": answer("Stale: an equal or newer fix is stored", ref("Error")),
+                    "409": answer(
+                        "Stale: an equal or newer fix is stored",
+                        obj({"error": STR, "message": STR}, {"seq": INT}),
+                    ),
                     **errors(400, 401, 403, 413, 422, 429, 503),
                 },
                 parameters=[DRIVER_ID],
@@ -225,7 +232,7 @@ def paths(s: Settings) -> J:
         "/v1/drivers/{driver_id}": {
             "get": op(
                 "The driver's status, last fix and ride",
-                {"200": answer("The driver", ref("Driver")), **errors(401, 403, 503)},
+                {"200": answer("The driver", ref("Driver")), **errors(401, 403, 422, 503)},
                 parameters=[DRIVER_ID],
             )
         },
@@ -233,7 +240,7 @@ def paths(s: Settings) -> J:
             "get": op(
                 "Driver WebSocket (token in the header or ?access_token=); frames: docs/api.md; "
                 f"messages above {s.max_ws_message_bytes} bytes close the socket with 1009",
-                {"101": answer("Switching protocols"), **errors(401, 403)},
+                {"101": answer("Switching protocols"), **errors(400, 401, 403, 422)},
                 parameters=[DRIVER_ID, q("access_token", STR)],
             )
         },
@@ -284,8 +291,16 @@ def paths(s: Settings) -> J:
             "get": op(
                 "Server-sent events for the ride's rider: the current state, then every change",
                 {
+                    # The schema of one event ({data, event?, id?, retry?}, as OpenAPI 3.2
+                    # describes event streams): data is a Ride as JSON text.
                     "200": answer(
-                        "text/event-stream of `data: <Ride json>`", STR, "text/event-stream"
+                        "text/event-stream of `data: <Ride json>`",
+                        {
+                            "type": "object",
+                            "properties": {"data": STR, "event": STR, "id": STR},
+                            "required": ["data"],
+                        },
+                        "text/event-stream",
                     ),
                     **errors(401, 403, 404, 503),
                 },
