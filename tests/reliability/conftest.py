@@ -7,15 +7,19 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
+from dispatch.settings import Settings
+from tests.integration.dispatch.conftest import running
 
 BERLIN = {"lat": 52.52, "lng": 13.405}
 _FIGURES: dict[str, dict[str, Any]] = {}
@@ -99,3 +103,21 @@ class Client:
             json={"status": "available"},
         )
         assert reply.status == 200, reply.body
+
+
+@pytest.fixture
+async def live(redis_url: str) -> AsyncIterator[Client]:
+    """One real instance (the production app and runner) on Redis, in this process."""
+    settings = Settings(redis_url=redis_url, instance_id="rel")
+    async with running(settings) as inst:
+        yield Client(inst.url, settings.jwt_secret, inst.session)
+
+
+def assert_clean_error(reply: Reply, *codes: int) -> None:
+    """A JSON error body, {error, message} (a stale fix adds seq), and no stack trace."""
+    assert reply.status in codes, (reply.status, reply.body)
+    assert isinstance(reply.body, dict), reply.body
+    assert {"error", "message"} <= set(reply.body) <= {"error", "message", "seq"}
+    text = json.dumps(reply.body)
+    for trace in ("Traceback", 'File \\"', '.py\\"'):
+        assert trace not in text, text
