@@ -27,6 +27,7 @@ from dispatch.settings import Settings
 from geoindex.coalesce import CoalescingGeoIndex
 from geoindex.memory import MemoryGeoIndex
 from geoindex.redis_index import RedisGeoIndex
+from geoindex.search import SearchConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +55,11 @@ async def bootstrap(
     clock = clock or WallClock()
     observer = observer or NullObserver()
     ttl_ms = round(settings.driver_ttl_s * 1000)
+    search = SearchConfig(region_res=settings.region_res)
     policy = policy_for(settings)
     url = settings.redis_cluster_url or settings.redis_url
     if url is None:
-        index = MemoryGeoIndex(ttl_ms=ttl_ms, clock=clock.now_ms)
+        index = MemoryGeoIndex(ttl_ms=ttl_ms, clock=clock.now_ms, config=search)
         deps = Deps(
             index=index,
             drivers=MemoryDriverStore(index),
@@ -75,7 +77,7 @@ async def bootstrap(
         url, cluster=bool(settings.redis_cluster_url), timeout_s=settings.redis_timeout_s
     )
     notifier = PubSubNotifier(client, url)
-    redis_index = RedisGeoIndex(client, ttl_ms=ttl_ms, clock=clock.now_ms)
+    redis_index = RedisGeoIndex(client, ttl_ms=ttl_ms, clock=clock.now_ms, config=search)
 
     async def ping() -> None:
         with translated():

@@ -23,6 +23,10 @@ class Settings:
     offer_timeout_s: float = 15.0
     max_attempts: int = 3
     driver_ttl_s: float = 30.0  # a driver silent longer is not searched nor dispatched
+    # Geo index regions: H3 cells of this resolution, each one Redis Cluster slot
+    # (docs/capacity.md: a finer one spreads a dense city over more slots). Every instance
+    # on one Redis must use the same value.
+    region_res: int = 5
     redis_timeout_s: float = 2.0
     # One HTTP request's whole time: a slow Redis that answers each call within
     # redis_timeout_s must still not hold a request for a dozen of them. Generous by
