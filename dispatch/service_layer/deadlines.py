@@ -7,12 +7,15 @@ import asyncio
 import logging
 
 from dispatch.domain import rides
+from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.rides import RideStatus
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.offers import pass_on
 
 log = logging.getLogger(__name__)
+
+COMMITTED = frozenset({RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS})
 
 CLAIM_RETRY_MS = 5_000  # a claimed item whose handler died comes back after this
 CLAIM_BATCH = 64
@@ -31,9 +34,32 @@ async def expire_offer(deps: Deps, ride_id: str) -> int | None:
     return deps.clock.now_ms() + 200  # the ride kept changing: look again shortly
 
 
-async def expire_lease(deps: Deps, driver_id: str) -> None:
-    if await deps.drivers.expire_lease(driver_id, deps.clock.now_ms()):
+async def expire_lease(deps: Deps, driver_id: str) -> int | None:
+    """Shortly before a reservation's lease runs out: repair a lost accept, or free an
+    orphan once the lease is over. Returns when to look again, if ever.
+
+    A Redis failover can lose the accept's write to the driver's key (replication is
+    asynchronous) while the ride, on another master, says accepted: the key is back to
+    reserved under a lease about to run out, after which anyone could reserve the driver:
+    two rides for one driver. The ride is the witness: put the accept back first."""
+    rec = await deps.drivers.get(driver_id)
+    if rec.status is not DriverStatus.RESERVED or rec.ride_id is None:
+        return None
+    ride = await deps.rides.get(rec.ride_id)
+    if (
+        ride is not None
+        and ride.status in COMMITTED
+        and (ride.driver_id, ride.fence) == (driver_id, rec.fence)
+    ):
+        # Accepting confirmed while the lease was alive, or the ride would not say so.
+        await deps.drivers.confirm(driver_id, ride.id, rec.fence, rec.lease_until - 1)
+        return None
+    now = deps.clock.now_ms()
+    if rec.lease_until > now:
+        return rec.lease_until
+    if await deps.drivers.expire_lease(driver_id, now):
         await deps.index.set_available(driver_id, True)
+    return None
 
 
 async def handle(deps: Deps, item: str) -> int | None:
@@ -41,8 +67,7 @@ async def handle(deps: Deps, item: str) -> int | None:
     if kind == "r":
         return await expire_offer(deps, ident)
     if kind == "l":
-        await expire_lease(deps, ident)
-        return None
+        return await expire_lease(deps, ident)
     log.warning("dropping unknown timer item %r", item)
     return None
 

@@ -10,6 +10,8 @@ from dispatch.domain.rides import Offer
 from dispatch.service_layer.deps import Deps
 from geoindex import MAX_K
 
+LEASE_CHECK_LEAD_MS = 5_000
+
 
 def lease_item(driver_id: str) -> str:
     return f"l:{driver_id}"
@@ -46,8 +48,11 @@ async def find_offer(
                     return None
                 continue
             # The lease timer frees the driver should this instance die before the ride
-            # is stored; the offer's own timer normally releases it long before.
-            await deps.deadlines.schedule(lease_item(cand.driver_id), lease_until)
+            # is stored; the offer's own timer normally releases it long before. It fires
+            # a little before the lease runs out, to repair a lost accept first (deadlines).
+            await deps.deadlines.schedule(
+                lease_item(cand.driver_id), lease_until - LEASE_CHECK_LEAD_MS
+            )
             await deps.index.set_available(cand.driver_id, False)
             return Offer(
                 cand.driver_id,
