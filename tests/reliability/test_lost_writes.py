@@ -1,0 +1,64 @@
+"""Writes a Redis failover can lose (replication is asynchronous: the dead master may have
+acknowledged writes its replica never saw), replayed deterministically on a single Redis
+by putting a key back as the promoted replica would have it. None may end in a double
+booking (invariant 1)."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from dispatch.bootstrap import bootstrap
+from dispatch.domain.geo import LatLng
+from dispatch.domain.principals import Principal, Role
+from dispatch.domain.rides import RideStatus
+from dispatch.service_layer import ride_steps
+from dispatch.service_layer.deadlines import sweep_once
+from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from dispatch.settings import Settings
+from geoindex import Position
+from tests.integration.dispatch.conftest import FakeClock
+
+from .redis_state import double_assignments, load_state
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+HERE = LatLng(52.52, 13.405)
+D1 = Principal(Role.DRIVER, "d1")
+
+
+async def test_a_lost_accept_on_the_drivers_key_never_frees_the_driver_for_another_ride(
+    redis_url: str,
+) -> None:
+    raw = Redis.from_url(redis_url)
+    clock = FakeClock()
+    async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
+        deps = runtime.deps
+        await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, 1)])
+        first = await request_ride(deps, Principal(Role.RIDER, "u1"), new_ride_id("u1", None),
+                                   HERE, None)  # fmt: skip
+        reserved = await raw.hgetall("dispatch:driver:{d1}")
+        accepted = await ride_steps.accept(deps, D1, first.id)
+        assert accepted.status is RideStatus.ACCEPTED
+        # The failover: the ride's master kept the accept, the driver's master lost the
+        # confirm; the driver's key is back to "reserved", under a lease that runs out.
+        await raw.delete("dispatch:driver:{d1}")
+        await raw.hset("dispatch:driver:{d1}", mapping=reserved)
+
+        # The driver keeps driving and sending fixes; the lease runs out; timers fire.
+        for _ in range(4):
+            clock.advance(deps.lease_ms // 4 + 1)
+            await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, clock.now)])
+            while await sweep_once(deps):
+                pass
+        second = await request_ride(deps, Principal(Role.RIDER, "u2"), new_ride_id("u2", None),
+                                    HERE, None)  # fmt: skip
+        assert second.driver_id != "d1"  # d1 is on the first ride still
+        rides, drivers = await load_state(raw)
+        report = double_assignments(rides, drivers, clock.now)
+        assert report["drivers_in_two_active_rides"] == {}
+        assert report["committed_rides_not_held_by_their_driver"] == []
+        # And the first ride goes on to its end, freeing d1 then.
+        for step in (ride_steps.arrive, ride_steps.start, ride_steps.complete):
+            await step(deps, D1, first.id)
+        assert (await deps.drivers.get("d1")).status.value == "available"
+    await raw.aclose()
