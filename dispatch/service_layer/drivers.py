@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.principals import Principal, Role
-from dispatch.domain.rides import Ride, RideStatus
+from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden, InvalidRequest
+from dispatch.service_layer.matching import release_driver
 from geoindex import DriverState, Position, UpsertResult
 
 # A fix stamped further ahead than this is refused: it would shadow every real fix that
@@ -70,9 +71,24 @@ async def set_status(
     deps: Deps, actor: Principal, driver_id: str, status: DriverStatus
 ) -> tuple[DriverRecord, DriverState | None]:
     authorize_driver(actor, driver_id)
+    await _release_if_its_ride_is_over(deps, driver_id)
     rec = await deps.drivers.set_status(driver_id, status, deps.clock.now_ms())
     await deps.index.set_available(driver_id, status is DriverStatus.AVAILABLE)
     return rec, await deps.index.get(driver_id)
+
+
+async def _release_if_its_ride_is_over(deps: Deps, driver_id: str) -> None:
+    """A Redis failover can lose the release that ends a ride (replication is
+    asynchronous): the driver's key then says on_ride for a ride that is over, or gone,
+    and nothing would ever free it. The ride is the witness."""
+    rec = await deps.drivers.get(driver_id)
+    if rec.status is not DriverStatus.ON_RIDE or rec.ride_id is None:
+        return
+    ride = await deps.rides.get(rec.ride_id)
+    if ride is not None and ride.status not in TERMINAL:
+        if (ride.driver_id, ride.fence) == (driver_id, rec.fence):
+            return  # on that ride indeed
+    await release_driver(deps, driver_id, rec.ride_id, rec.fence)
 
 
 async def get_driver(
