@@ -9,9 +9,11 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.bootstrap import bootstrap
+from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import RideStatus
+from dispatch.service_layer import drivers as driver_cases
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import sweep_once
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
@@ -61,4 +63,33 @@ async def test_a_lost_accept_on_the_drivers_key_never_frees_the_driver_for_anoth
         for step in (ride_steps.arrive, ride_steps.start, ride_steps.complete):
             await step(deps, D1, first.id)
         assert (await deps.drivers.get("d1")).status.value == "available"
+    await raw.aclose()
+
+
+async def test_a_lost_release_after_the_ride_ended_does_not_strand_the_driver(
+    redis_url: str,
+) -> None:
+    raw = Redis.from_url(redis_url)
+    clock = FakeClock()
+    async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
+        deps = runtime.deps
+        await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, 1)])
+        ride = await request_ride(deps, Principal(Role.RIDER, "u1"), new_ride_id("u1", None),
+                                  HERE, None)  # fmt: skip
+        await ride_steps.accept(deps, D1, ride.id)
+        await ride_steps.arrive(deps, D1, ride.id)
+        await ride_steps.start(deps, D1, ride.id)
+        on_ride = await raw.hgetall("dispatch:driver:{d1}")
+        await ride_steps.complete(deps, D1, ride.id)
+        # The failover kept the completed ride but lost the release on the driver's key.
+        await raw.delete("dispatch:driver:{d1}")
+        await raw.hset("dispatch:driver:{d1}", mapping=on_ride)
+        # The driver, idle, says so: it is free again and can be dispatched.
+        rec, _ = await driver_cases.set_status(deps, D1, "d1", DriverStatus.AVAILABLE)
+        assert rec.status is DriverStatus.AVAILABLE
+        clock.advance(1_000)
+        await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, 2)])
+        again = await request_ride(deps, Principal(Role.RIDER, "u2"), new_ride_id("u2", None),
+                                   HERE, None)  # fmt: skip
+        assert again.driver_id == "d1"
     await raw.aclose()
