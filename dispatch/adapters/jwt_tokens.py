@@ -67,4 +67,3 @@ class TokenCodec:
             return parse_subject(str(claims["sub"])), float(exp)
         except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidToken(str(exc)) from exc
-

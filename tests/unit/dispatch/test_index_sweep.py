@@ -13,4 +13,3 @@ async def test_sweep_removes_only_drivers_silent_longer_than_the_ttl(world: Worl
     assert await world.deps.index.get("quiet") is None
     assert await world.deps.index.get("busy") is not None
     assert await sweep_index_once(world.deps) == []
-
