@@ -53,7 +53,8 @@ def test_the_openapi_document_holds_under_fuzzing(served: Served, tmp_path: Path
         "--max-time", "35",
         "--report", "junit", "--report-dir", str(tmp_path),
     ]  # fmt: skip
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=110)
+    # In a scratch folder: schemathesis keeps a .schemathesis/ of its own where it runs.
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=110, cwd=tmp_path)
     summary = [line for line in out.stdout.splitlines() if "generated" in line]
     record_figure("schemathesis", summary=summary[-1].strip() if summary else out.stdout[-300:])
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
