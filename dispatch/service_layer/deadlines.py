@@ -100,6 +100,12 @@ async def run_sweeper(deps: Deps, interval_s: float) -> None:
         except BackendUnavailable as exc:
             log.warning("timer sweep skipped: %s", exc)
             busy = False
+        except Exception:
+            # Anything else (redis-py failing a command with whatever a connection closed
+            # under it raises, mid-failover) must not end the loop: no timer would fire
+            # on this instance again.
+            log.exception("timer sweep failed; sweeping on")
+            busy = False
         # A cancel that a Redis read timeout swallowed must still stop the loop.
         if task is not None and task.cancelling():
             raise asyncio.CancelledError

@@ -28,4 +28,6 @@ async def run_index_sweeper(deps: Deps, interval_s: float) -> None:
                 log.info("swept %d silent drivers from the index", len(gone))
         except BackendUnavailable as exc:
             log.warning("index sweep skipped: %s", exc)
+        except Exception:
+            log.exception("index sweep failed; sweeping on")  # the loop must outlive it
         await asyncio.sleep(interval_s)
