@@ -1,0 +1,72 @@
+"""The background loops (timer sweeper, index sweeper) outlive any one failure. During a
+Redis Cluster failover redis-py fails commands with whatever a connection closed under
+them raises (AttributeError, RuntimeError), not only with its own errors; a loop that
+died of one would leave its instance without offer timeouts or leases until a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+
+from dispatch.bootstrap import bootstrap
+from dispatch.service_layer.deadlines import run_sweeper
+from dispatch.service_layer.index_sweep import run_index_sweeper
+from dispatch.settings import Settings
+
+
+class FailsOnce:
+    """Wraps a port; its `method` fails once, on the second call, with `error`."""
+
+    def __init__(self, inner: Any, method: str, error: BaseException) -> None:
+        self.inner, self.method, self.error, self.calls = inner, method, error, 0
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.inner, name)
+        if name != self.method:
+            return real
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == 2:
+                raise self.error
+            return await real(*args, **kwargs)
+
+        return call
+
+
+ERRORS = [
+    AttributeError("'NoneType' object has no attribute 'writelines'"),
+    RuntimeError("unable to perform operation on <TCPTransport closed=True>"),
+    ValueError("a bug in a handler"),
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+async def test_the_timer_sweeper_survives_any_error(error: BaseException) -> None:
+    async with bootstrap(Settings()) as runtime:
+        flaky = FailsOnce(runtime.deps.deadlines, "claim", error)
+        deps = dataclasses.replace(runtime.deps, deadlines=flaky)
+        task = asyncio.create_task(run_sweeper(deps, 0.01))
+        await asyncio.sleep(0.3)
+        assert not task.done(), task.exception()
+        assert flaky.calls > 5  # it kept sweeping after the failure
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+async def test_the_index_sweeper_survives_any_error(error: BaseException) -> None:
+    async with bootstrap(Settings()) as runtime:
+        flaky = FailsOnce(runtime.deps.index, "expire", error)
+        deps = dataclasses.replace(runtime.deps, index=flaky)
+        task = asyncio.create_task(run_index_sweeper(deps, 0.01))
+        await asyncio.sleep(0.3)
+        assert not task.done(), task.exception()
+        assert flaky.calls > 5
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
