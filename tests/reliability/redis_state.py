@@ -70,3 +70,16 @@ def double_assignments(
         "live_offers_not_held": offers_not_held,  # a lost reservation: can never be accepted
         "committed": sum(r.status in COMMITTED for r in rides.values()),
     }
+
+
+def unreleased(rides: dict[str, Ride], drivers: dict[str, DriverRow], now_ms: int) -> list[str]:
+    """Offers whose timeout is more than two seconds past but still stand, and drivers
+    reserved for a ride that does not (or no longer) exist: a timer that did not fire."""
+    stuck = [
+        r.id
+        for r in rides.values()
+        if r.status is RideStatus.OFFERED and (r.offer_expires_at or 0) < now_ms - 2_000
+    ]
+    live = {r.id for r in rides.values() if r.status is not RideStatus.NO_DRIVER}
+    stuck += [d for d, row in drivers.items() if row.status == "reserved" and row.ride not in live]
+    return stuck
