@@ -58,3 +58,8 @@ class MemoryIdempotencyStore:
         entry = self._live(key)
         if entry is not None and entry.token == token and entry.payload is None:
             del self._entries[key]
+
+    async def touch(self, key: str, token: str, lock_ms: int) -> None:
+        entry = self._live(key)
+        if entry is not None and entry.token == token and entry.payload is None:
+            entry.expires_at = self._clock() + lock_ms

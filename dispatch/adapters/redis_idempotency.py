@@ -19,6 +19,7 @@ class RedisIdempotencyStore:
         self._begin = client.register_script(lua("idem_begin"))
         self._finish = client.register_script(lua("idem_finish"))
         self._abandon = client.register_script(lua("idem_abandon"))
+        self._touch = client.register_script(lua("idem_touch"))
 
     async def begin(self, key: str, fingerprint: str, lock_ms: int) -> Claim:
         token = uuid.uuid4().hex
@@ -38,3 +39,7 @@ class RedisIdempotencyStore:
     async def abandon(self, key: str, token: str) -> None:
         with translated():
             await self._abandon(keys=[_key(key)], args=[token])
+
+    async def touch(self, key: str, token: str, lock_ms: int) -> None:
+        with translated():
+            await self._touch(keys=[_key(key)], args=[token, lock_ms])

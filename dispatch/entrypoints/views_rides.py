@@ -44,16 +44,11 @@ async def post_ride(request: web.Request) -> web.Response:
     # Same key + same body -> the stored answer, byte for byte; another body -> 422.
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     fingerprint = idempotency.fingerprint(b"POST /v1/rides", canonical)
-    # No holder outlives the request deadline, so the key need not stay locked longer: a
-    # claim whose reply was lost in a Redis fault frees the key for the client's retry soon.
+    # A duplicate waits for the first request at most 0.8 of its own deadline, so it
+    # answers 409 request_in_progress rather than the deadline's 503.
     deadline_s = request.app[appkeys.SETTINGS].request_timeout_s
     payload = await idempotency.once(
-        deps.idempotency,
-        f"{actor.id}:{key}",
-        fingerprint,
-        produce,
-        wait_s=deadline_s * 0.8,
-        lock_ms=round(deadline_s * 2000),
+        deps.idempotency, f"{actor.id}:{key}", fingerprint, produce, wait_s=deadline_s * 0.8
     )
     return raw_json_response(payload, 201)
 

@@ -12,7 +12,9 @@ from dispatch.service_layer.errors import IdempotencyInProgress, IdempotencyMism
 from dispatch.service_layer.ports import ClaimState, IdempotencyStore
 
 KEEP_MS = 24 * 3600 * 1000
-LOCK_MS = 30_000  # a holder that dies frees the key after this
+# A holder touches its key every third of this while its request runs, so a holder
+# that dies (its process killed mid-request) frees the key within this.
+LOCK_MS = 3_000
 WAIT_S = 10.0  # how long a duplicate waits for the first request to finish
 ABANDON_WAIT_S = 0.25
 
@@ -50,13 +52,29 @@ async def once(
             raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.1)
+    holding = asyncio.create_task(_hold(store, key, claim.token, lock_ms))
     try:
         payload = await produce()
     except BaseException:
+        await _stop(holding)
         # Best effort, briefly: the lock runs out by itself, and a slow store must not hold
         # a request that already failed (or ran out of time) any longer.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(store.abandon(key, claim.token), ABANDON_WAIT_S)
         raise
+    await _stop(holding)
     await store.finish(key, claim.token, payload, KEEP_MS)
     return payload
+
+
+async def _hold(store: IdempotencyStore, key: str, token: str, lock_ms: int) -> None:
+    while True:
+        await asyncio.sleep(lock_ms / 3000)
+        with contextlib.suppress(Exception):  # a missed touch: the next one may land
+            await store.touch(key, token, lock_ms)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

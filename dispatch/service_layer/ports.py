@@ -72,6 +72,10 @@ class IdempotencyStore(Protocol):
 
     async def abandon(self, key: str, token: str) -> None: ...
 
+    async def touch(self, key: str, token: str, lock_ms: int) -> None:
+        """Still holding the key: its lock runs lock_ms from now (while unfinished)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
