@@ -38,7 +38,7 @@ async def _call(client: Client, book: Book, method: str, path: str, who: str, **
     try:
         reply = await client.call(method, path, who, timeout=10, **kw)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        book.errors.append((time.monotonic(), type(exc).__name__))
+        book.errors.append((time.monotonic(), f"{type(exc).__name__} {method} {path}"))
         return None
     if reply.status >= 500:
         book.errors.append((time.monotonic(), f"{reply.status} {path}"))
