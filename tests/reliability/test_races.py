@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from redis.asyncio import Redis
 
 from dispatch.bootstrap import bootstrap
@@ -110,6 +110,11 @@ class Dispatch(RuleBasedStateMachine):
         status = DriverStatus.AVAILABLE if available else DriverStatus.OFFLINE
         self.attempt(driver_cases.set_status(self.deps, self.driver(d), d, status))
 
+    @initialize()
+    def two_rides_waiting(self) -> None:
+        for u in RIDERS[:2]:
+            self.request(u)
+
     @rule(u=riders_st)
     def request(self, u: str) -> None:
         self.n += 1
@@ -122,12 +127,18 @@ class Dispatch(RuleBasedStateMachine):
         rides = [self.run(self.deps.rides.get(r)) for r in self.rides]
         return [r for r in rides if r.status in statuses]
 
-    @rule(data=st.data(), accept=st.booleans())
-    def answer_offer(self, data: st.DataObject, accept: bool) -> None:
+    @rule(data=st.data())
+    def accept_offer(self, data: st.DataObject) -> None:
+        self.answer(data, ride_steps.accept)
+
+    @rule(data=st.data())
+    def decline_offer(self, data: st.DataObject) -> None:
+        self.answer(data, ride_steps.decline)
+
+    def answer(self, data: st.DataObject, step: Any) -> None:
         offered = self.rides_in(RideStatus.OFFERED)
         if offered:
             ride = data.draw(st.sampled_from(offered))
-            step = ride_steps.accept if accept else ride_steps.decline
             self.attempt(step(self.deps, self.driver(ride.driver_id), ride.id))
 
     @rule(data=st.data())

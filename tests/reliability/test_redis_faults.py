@@ -27,7 +27,7 @@ REQUEST_TIMEOUT_S = 1.0  # DISPATCH_REQUEST_TIMEOUT_S: one whole HTTP request
 # A request cut at its deadline may still spend 0.25 s giving up its
 # Idempotency-Key claim; then scheduling slack on a busy 2-core machine.
 FAIL_WITHIN_S = REQUEST_TIMEOUT_S + 0.25 + 0.3
-HEALTHZ_WITHIN_S = 0.25
+HEALTHZ_WITHIN_S = 0.4  # below the Redis timeout: a blocked loop would show it
 RECOVER_WITHIN_S = 2.0
 NOWHERE = {"lat": -33.87, "lng": 151.21}  # no driver there: a ride request that books nobody
 
