@@ -41,7 +41,17 @@ async def read_json_object(request: web.Request, limit: int) -> tuple[dict[str, 
     """The body as a JSON object, and its raw bytes (for idempotency fingerprints)."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"body above the limit of {limit} bytes")
-    raw = await request.content.read(limit + 1)
+    # read(n) returns what has arrived so far, up to n: loop until the end or the limit,
+    # or a body that comes in pieces is cut short.
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    raw = b"".join(chunks)
     if len(raw) > limit:
         raise BodyTooLarge(f"body above the limit of {limit} bytes")
     data = loads(raw)
