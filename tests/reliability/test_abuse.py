@@ -10,6 +10,7 @@ import time
 import types
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
 from dispatch.entrypoints.errors import to_response
@@ -133,3 +134,30 @@ def test_a_bug_is_an_opaque_500_and_an_outage_inside_redis_py_a_503() -> None:
         raise AttributeError("ours")
     except AttributeError as exc:
         assert to_response(exc) is None
+
+
+async def slowly(body: bytes, pieces: int) -> AsyncIterator[bytes]:
+    """A body that arrives in pieces, as from a phone on a poor network."""
+    step = -(-len(body) // pieces)
+    for i in range(0, len(body), step):
+        yield body[i : i + step]
+        await asyncio.sleep(0.05)
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(live: Client) -> None:
+    await live.online("d1", BERLIN["lat"], BERLIN["lng"])
+    ride = b'{"pickup": {"lat": 52.52, "lng": 13.405}, "dropoff": {"lat": 52.5, "lng": 13.4}}'
+    reply = await live.call("POST", "/v1/rides", "rider:u1", data=slowly(ride, 3),
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+    assert reply.status == 201, reply.body
+    now = int(time.time() * 1000)
+    updates = [
+        {"driver_id": f"s{i}", "lat": 52.5 + i * 1e-5, "lng": 13.4, "ts": now, "seq": 1}
+        for i in range(1000)
+    ]
+    batch = orjson.dumps({"updates": updates})
+    assert len(batch) > 64 * 1024
+    reply = await live.call("POST", "/v1/locations", "fleet:gw", data=slowly(batch, 8),
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+    assert reply.status == 200, reply.body
+    assert {r["status"] for r in reply.body["results"]} == {"accepted"}
