@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from aiohttp import web
 
 from dispatch.domain.principals import Role
 from dispatch.domain.rides import TERMINAL
 from dispatch.entrypoints import appkeys, schemas
-from dispatch.entrypoints.auth import principal
+from dispatch.entrypoints.auth import expires_at, principal
 from dispatch.entrypoints.streams import next_message
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.changes import ride_topic
@@ -21,6 +23,7 @@ KEEPALIVE_S = 15.0
 
 async def ride_events(request: web.Request) -> web.StreamResponse:
     actor = principal(request, allow_query=True)
+    expires = expires_at(request)
     ride_id = schemas.ride_id(request.match_info["ride_id"])
     app = request.app
     deps = app[appkeys.RUNTIME].deps
@@ -43,10 +46,15 @@ async def ride_events(request: web.Request) -> web.StreamResponse:
             await resp.write(b"data: " + orjson.dumps(ride_view(ride)) + b"\n\n")
             version, finished = ride.version, ride.status in TERMINAL
             while not finished:
-                msg = await next_message(subscription, app[appkeys.STREAMS].closing, KEEPALIVE_S)
+                wait_s = min(KEEPALIVE_S, expires - time.time())
+                if wait_s <= 0:
+                    break  # the token that opened the stream has expired
+                msg = await next_message(subscription, app[appkeys.STREAMS].closing, wait_s)
                 if msg is False:
                     break
                 if msg is None:
+                    if time.time() >= expires:
+                        break
                     await resp.write(b": keep-alive\n\n")
                     continue
                 event = orjson.loads(msg)

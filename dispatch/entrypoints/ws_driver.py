@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from dispatch.domain.principals import Principal
 from dispatch.entrypoints import appkeys, schemas
-from dispatch.entrypoints.auth import principal
+from dispatch.entrypoints.auth import expires_at, principal
 from dispatch.entrypoints.errors import to_response
 from dispatch.entrypoints.jsonio import loads
 from dispatch.entrypoints.views_drivers import check_rate
@@ -101,8 +102,14 @@ async def _resend_offer(sender: _Sender, deps: Deps, driver_id: str) -> None:
         await sender.send(offer_frame(pending))
 
 
+async def _close_at(ws: web.WebSocketResponse, deadline: float) -> None:
+    await asyncio.sleep(max(0.0, deadline - time.time()))
+    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"token expired")
+
+
 async def driver_stream(request: web.Request) -> web.StreamResponse:
     actor = principal(request, allow_query=True)
+    expires = expires_at(request)
     driver_id = schemas.driver_id(request.match_info["driver_id"])
     drivers.authorize_driver(actor, driver_id)
     app = request.app
@@ -115,6 +122,8 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
         gauge.inc()
         sender = _Sender(ws)
         pump = asyncio.create_task(_pump(sender, subscription))
+        # The token was checked once, at the upgrade: the socket ends when it expires.
+        expiry = asyncio.create_task(_close_at(ws, expires))
         try:
             await _resend_offer(sender, deps, driver_id)
             async for msg in ws:
@@ -125,9 +134,10 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
         except ConnectionError:
             pass  # the driver's connection dropped mid-send
         finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
+            for task in (pump, expiry):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             streams.websockets.discard(ws)
             gauge.inc(-1)
     return ws
