@@ -23,19 +23,7 @@ from dispatch.entrypoints.server import start
 from dispatch.service_layer.deps import Deps
 from dispatch.settings import Settings
 from geoindex import Position
-
-START_MS = 1_800_000_000_000
-
-
-class FakeClock:
-    def __init__(self, now_ms: int = START_MS) -> None:
-        self.now = now_ms
-
-    def now_ms(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
+from tests.fake_clock import FakeClock
 
 
 @dataclass

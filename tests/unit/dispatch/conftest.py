@@ -13,20 +13,9 @@ from dispatch.domain.rides import Ride
 from dispatch.service_layer.deps import Deps
 from dispatch.settings import Settings
 from geoindex import Position
+from tests.fake_clock import FakeClock
 
-START_MS = 1_800_000_000_000
 PICKUP = (52.5200, 13.4050)
-
-
-class FakeClock:
-    def __init__(self, now_ms: int = START_MS) -> None:
-        self.now = now_ms
-
-    def now_ms(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
 
 
 @dataclass
