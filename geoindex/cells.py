@@ -67,4 +67,8 @@ def max_circumradius_m(res: int) -> float:
     length at every resolution (cells are largest at icosahedron face centres); 1.15 leaves
     margin. tests/unit/test_cells.py checks the bound on random and pentagon cells.
     """
-    return 1.15 * float(h3.average_hexagon_edge_length(res, "m"))
+    return 1.15 * average_edge_m(res)
+
+
+def average_edge_m(res: int) -> float:
+    return float(h3.average_hexagon_edge_length(res, "m"))

@@ -28,7 +28,7 @@ import h3._cy as h3_cy
 import numpy as np
 from h3.api import basic_int as h3
 
-from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, max_circumradius_m
+from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, average_edge_m, max_circumradius_m
 
 DESCENDANT_SPREAD = 1.1  # x max circumradius: how far a driver can be from its cell centre
 EDGE_SPILL = 0.25  # x max circumradius: how far a driver can be outside its cell polygon
@@ -144,7 +144,7 @@ def sized_step(
 ) -> Step:
     """The finest disk of at most max_rings rings expected to cover `target` metres."""
     for res in range(config.search_res, config.region_res - 1, -1):
-        edge = max_circumradius_m(res) / 1.15
+        edge = average_edge_m(res)
         # `covered` is about (1.5 rings - 1.3) edges, less the query's offset (1.1 edges).
         rings = math.ceil((target / edge + 2.4) / 1.5)
         if rings <= config.max_rings:

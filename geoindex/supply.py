@@ -7,7 +7,7 @@ from collections.abc import Callable
 from h3.api import basic_int as h3
 
 from geoindex import limits
-from geoindex.cells import cell_hex, haversine_m, max_circumradius_m, score_range
+from geoindex.cells import average_edge_m, cell_hex, haversine_m, score_range
 from geoindex.errors import InvalidQuery
 
 MAX_SUPPLY_CELLS = 5_000
@@ -25,7 +25,7 @@ def supply_cells(
         raise InvalidQuery("resolution must be an integer")
     if not region_res <= resolution <= 15:
         raise InvalidQuery(f"resolution must be in [{region_res}, 15]")
-    edge = max_circumradius_m(resolution) / 1.15
+    edge = average_edge_m(resolution)
     # Ring j's nearest centres are about 1.5 * j edges away: one ring spare for distortion.
     rings = int(radius_m / (1.3 * edge)) + 2
     if 3 * rings * (rings + 1) + 1 > 4 * MAX_SUPPLY_CELLS:
