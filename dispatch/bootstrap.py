@@ -13,12 +13,14 @@ from dispatch.adapters.fanout import MemoryNotifier
 from dispatch.adapters.memory_deadlines import MemoryDeadlineQueue
 from dispatch.adapters.memory_drivers import MemoryDriverStore
 from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
+from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
 from dispatch.adapters.redis_client import connect, preload_scripts, translated
 from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
 from dispatch.adapters.redis_drivers import RedisDriverStore
 from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
+from dispatch.adapters.redis_rider_rides import RedisRiderRideStore
 from dispatch.adapters.redis_rides import RedisRideStore
 from dispatch.domain.matching import MatchingPolicy
 from dispatch.service_layer.deps import Deps, NullObserver
@@ -41,6 +43,7 @@ def policy_for(settings: Settings) -> MatchingPolicy:
     return MatchingPolicy(
         max_attempts=settings.max_attempts,
         offer_timeout_ms=round(settings.offer_timeout_s * 1000),
+        max_active_rides=settings.rider_max_active_rides,
     )
 
 
@@ -64,6 +67,7 @@ async def bootstrap(
             index=index,
             drivers=MemoryDriverStore(index),
             rides=MemoryRideStore(clock.now_ms),
+            riders=MemoryRiderRideStore(),
             idempotency=MemoryIdempotencyStore(clock.now_ms),
             deadlines=MemoryDeadlineQueue(),
             notifier=MemoryNotifier(),
@@ -96,6 +100,7 @@ async def bootstrap(
             index=CoalescingGeoIndex(redis_index),
             drivers=RedisDriverStore(client, ttl_ms),
             rides=RedisRideStore(client),
+            riders=RedisRiderRideStore(client),
             idempotency=RedisIdempotencyStore(client),
             deadlines=RedisDeadlineQueue(client),
             notifier=notifier,

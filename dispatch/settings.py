@@ -22,6 +22,7 @@ class Settings:
     jwt_secret: str = DEV_JWT_SECRET
     offer_timeout_s: float = 15.0
     max_attempts: int = 3
+    rider_max_active_rides: int = 2  # no one rider holds many drivers at once
     driver_ttl_s: float = 30.0  # a driver silent longer is not searched nor dispatched
     # Geo index regions: H3 cells of this resolution, each one Redis Cluster slot
     # (docs/capacity.md: a finer one spreads a dense city over more slots). Every instance

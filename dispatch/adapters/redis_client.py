@@ -78,3 +78,7 @@ def index_key(driver_id: str) -> str:
 
 def ride_key(ride_id: str) -> str:
     return f"dispatch:ride:{{{ride_id}}}"
+
+
+def rider_rides_key(rider_id: str) -> str:
+    return f"dispatch:rider:{{{rider_id}}}:rides"

@@ -27,6 +27,9 @@ class MatchingPolicy:
     max_reservation_tries: int = 20  # reservations refused (raced) per search, at most
     max_attempts: int = 3  # offers per ride before no_driver
     offer_timeout_ms: int = 15_000
+    # Active rides one rider may have at once: each holds a driver, so without a cap one
+    # rider requesting back to back could take every driver in an area off the market.
+    max_active_rides: int = 2
     speed_mps: float = 30_000 / 3600
     detour_factor: float = 1.4
 
@@ -36,6 +39,8 @@ class MatchingPolicy:
             raise ValueError("radius steps must be a non-empty increasing sequence")
         if steps[0] <= 0 or self.candidates_per_step < 1 or self.max_attempts < 1:
             raise ValueError("radius, candidates per step and attempts must be positive")
+        if self.max_active_rides < 1:
+            raise ValueError("a rider must be allowed at least one active ride")
         if self.offer_timeout_ms <= 0 or self.speed_mps <= 0 or self.detour_factor < 1:
             raise ValueError("offer timeout and speed must be positive, detour at least 1")
 

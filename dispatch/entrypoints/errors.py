@@ -33,6 +33,7 @@ _DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidTransition, 409),
     (svc.IdempotencyInProgress, 409),
     (svc.Contended, 409),
+    (svc.ActiveRideLimit, 409),
     (svc.IdempotencyMismatch, 422),
     (svc.InvalidRequest, 422),
 ]
@@ -104,11 +105,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     except Exception as exc:
-        resp = to_response(exc)
-        if resp is None:
+        known = to_response(exc)
+        if known is None:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(500, "internal", "internal error")
-        if resp.status == 503:
+        if known.status == 503:
             request.app[appkeys.METRICS].backend_errors.inc()
             log.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
-        return resp
+        return known

@@ -32,7 +32,7 @@ def errors(*codes: int) -> dict[str, J]:
         401: "Missing or invalid token",
         403: "Token may not do this",
         404: "Not found",
-        409: "Conflict (stale fix, wrong ride state, busy driver)",
+        409: "Conflict (stale fix, wrong ride state, busy driver, a rider's active-ride cap)",
         413: "Body or batch too large",
         422: "Invalid or unknown fields",
         429: "Per-driver update rate exceeded",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import orjson
 
-from dispatch.domain.rides import Ride, RideStatus
+from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.matching import ride_item
+from dispatch.service_layer.rider_rides import uncount_ride
 from dispatch.service_layer.views import ride_view
 
 
@@ -41,6 +42,8 @@ async def ride_changed(deps: Deps, ride: Ride, previous: Ride | None) -> None:
         await deps.deadlines.schedule(ride_item(ride.id), ride.offer_expires_at)
     elif previous is not None and previous.status is RideStatus.OFFERED:
         await deps.deadlines.cancel(ride_item(ride.id))
+    if ride.status in TERMINAL and (previous is None or previous.status not in TERMINAL):
+        await uncount_ride(deps, ride.rider_id, ride.id)
     deps.observer.ride_changed(ride)
     await deps.notifier.publish(ride_topic(ride.id), ride_event(ride))
     new_offer = ride.status is RideStatus.OFFERED and (

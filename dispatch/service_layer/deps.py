@@ -13,6 +13,7 @@ from dispatch.service_layer.ports import (
     IdempotencyStore,
     Notifier,
     Observer,
+    RiderRideStore,
     RideStore,
 )
 from geoindex import GeoIndex
@@ -31,6 +32,7 @@ class Deps:
     index: GeoIndex
     drivers: DriverStore
     rides: RideStore
+    riders: RiderRideStore
     idempotency: IdempotencyStore
     deadlines: DeadlineQueue
     notifier: Notifier

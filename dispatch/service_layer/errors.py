@@ -31,6 +31,12 @@ class IdempotencyInProgress(DomainError):
     code = "request_in_progress"
 
 
+class ActiveRideLimit(DomainError):
+    """The rider already has as many active rides as allowed."""
+
+    code = "active_ride_limit"
+
+
 class Contended(DomainError):
     """Too many concurrent changes to one ride; the caller may retry."""
 

@@ -51,6 +51,23 @@ class RideStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class HeldRide:
+    ride_id: str
+    held_at: int  # when the request that made it counted it (ms)
+
+
+class RiderRideStore(Protocol):
+    """Each rider's active rides, counted against a cap when a ride is requested."""
+
+    async def hold(self, rider_id: str, ride_id: str, now_ms: int, cap: int) -> list[HeldRide]:
+        """Count `ride_id` among the rider's active rides unless `cap` are counted already.
+        Returns [] when counted (or counted before), else the rides that fill the cap."""
+        ...
+
+    async def drop(self, rider_id: str, ride_id: str) -> None: ...
+
+
 class ClaimState(enum.Enum):
     NEW = "new"  # the caller owns the key now and must finish or abandon it
     DONE = "done"  # an earlier request finished: payload is its answer

@@ -13,6 +13,7 @@ from dispatch.service_layer.changes import ride_changed
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
 from dispatch.service_layer.matching import find_offer, release_driver, ride_item
+from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
 
 
 def new_ride_id(rider_id: str, idempotency_key: str | None) -> str:
@@ -35,9 +36,16 @@ async def request_ride(
             raise Forbidden("this ride is not yours")
         return existing
     now = deps.clock.now_ms()
-    # The timer goes in first: should we die after storing the ride, it still fires.
-    await deps.deadlines.schedule(ride_item(ride_id), now + deps.policy.offer_timeout_ms)
-    offer = await find_offer(deps, ride_id, pickup, (), now)
+    await count_ride(deps, actor.id, ride_id, now)
+    try:
+        # The timer goes in first: should we die after storing the ride, it still fires.
+        await deps.deadlines.schedule(ride_item(ride_id), now + deps.policy.offer_timeout_ms)
+        offer = await find_offer(deps, ride_id, pickup, (), now)
+    except BaseException:
+        # Nothing stored: the ride does not count. (A driver reserved meanwhile goes back
+        # with its lease.) A failure from here on leaves the count to the staleness check.
+        await uncount_briefly(deps, actor.id, ride_id)
+        raise
     ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now)
     if not await deps.rides.create(ride):
         if offer is not None:

@@ -1,4 +1,5 @@
 """Abusive clients: one above the rate limit is slowed with 429 while others are served;
+one rider cannot hold more than a few drivers at once;
 oversize bodies get 413 (a compressed bomb too), fast and without the memory it would
 take; malformed requests of every kind get clean JSON errors, never a stack trace."""
 
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from dispatch.entrypoints.errors import to_response
+from dispatch.settings import Settings
 
 from .conftest import BERLIN, Client, assert_clean_error, record_figure
 
@@ -49,6 +51,35 @@ async def test_a_driver_above_the_rate_limit_gets_429_while_others_are_served(
     assert greedy.count(429) >= 30  # a burst of 20 allowed, then 10/s
     assert set(greedy) <= {202, 409, 429}
     assert calm == [202] * 10
+
+
+async def test_one_rider_cannot_take_every_driver_in_an_area(live: Client) -> None:
+    """Supply hoarding: one rider token requesting rides back to back, concurrently,
+    holds at most its cap of drivers; the area's other drivers stay for other riders."""
+    cap = Settings().rider_max_active_rides
+    drivers = 8
+    for i in range(drivers):
+        await live.online(f"d{i}", BERLIN["lat"] + i * 1e-4, BERLIN["lng"])
+    replies = await asyncio.gather(
+        *(live.call("POST", "/v1/rides", "rider:hoarder", json={"pickup": BERLIN})
+          for _ in range(drivers))
+    )  # fmt: skip
+    offered = [r for r in replies if r.status == 201]
+    assert [r.body["status"] for r in offered] == ["offered"] * cap
+    for r in replies:
+        if r.status != 201:
+            assert_clean_error(r, 409)
+            assert r.body["error"] == "active_ride_limit", r.body
+    others = [
+        await live.call("POST", "/v1/rides", f"rider:u{i}", json={"pickup": BERLIN})
+        for i in range(drivers - cap)
+    ]
+    assert [r.body["status"] for r in others] == ["offered"] * (drivers - cap)
+    # Ending a ride gives the hoarder's place back.
+    cancel = await live.call("POST", f"/v1/rides/{offered[0].body['id']}/cancel", "rider:hoarder")
+    assert cancel.status == 200, cancel.body
+    again = await live.call("POST", "/v1/rides", "rider:hoarder", json={"pickup": BERLIN})
+    assert again.status == 201 and again.body["status"] == "offered", again.body
 
 
 async def test_oversize_bodies_get_413_fast(live: Client) -> None:

@@ -1,7 +1,8 @@
 """Races over the service layer on a real Redis: hypothesis interleaves ride requests,
 accepts, declines, cancels, the ride's later steps, status changes, position fixes (some
 stale), clock jumps that fire offer timeouts and leases, and index expiry; after every
-step invariants 1, 3 and 4 of the design must hold, read back from Redis itself."""
+step invariants 1, 3 and 4 of the design must hold, read back from Redis itself, and no
+rider may have more active rides than the cap."""
 
 from __future__ import annotations
 
@@ -21,16 +22,17 @@ from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.errors import DomainError
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
-from dispatch.domain.rides import RideStatus
+from dispatch.domain.rides import ACTIVE, RideStatus
 from dispatch.service_layer import drivers as driver_cases
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import CLAIM_BATCH, sweep_once
 from dispatch.service_layer.drivers import Fix
+from dispatch.service_layer.errors import ActiveRideLimit
 from dispatch.service_layer.index_sweep import sweep_index_once
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from geoindex import UpsertResult
-from tests.integration.dispatch.conftest import FakeClock
+from tests.fake_clock import FakeClock
 
 from .conftest import record_figure
 from .redis_state import double_assignments, load_state
@@ -119,9 +121,19 @@ class Dispatch(RuleBasedStateMachine):
     def request(self, u: str) -> None:
         self.n += 1
         ride_id = new_ride_id(u, f"key-{self.n}")
-        self.run(request_ride(self.deps, Principal(Role.RIDER, u), ride_id, PICKUP, None))
+        active_before = self.active_rides_of(u)
+        try:
+            self.run(request_ride(self.deps, Principal(Role.RIDER, u), ride_id, PICKUP, None))
+        except ActiveRideLimit:
+            assert active_before >= self.deps.policy.max_active_rides, active_before
+            assert self.run(self.deps.rides.get(ride_id)) is None
+            STEPS["request -> active_ride_limit"] += 1
+            return
         self.rides.append(ride_id)
         STEPS["request -> " + self.run(self.deps.rides.get(ride_id)).status] += 1
+
+    def active_rides_of(self, rider: str) -> int:
+        return sum(1 for r in self.rides_in(*ACTIVE) if r.rider_id == rider)
 
     def rides_in(self, *statuses: RideStatus) -> list[Any]:
         rides = [self.run(self.deps.rides.get(r)) for r in self.rides]
@@ -215,6 +227,11 @@ class Dispatch(RuleBasedStateMachine):
                     self.offers_seen.add((ride.id, ride.fence))
                     last = self.last_fix[ride.driver_id]
                     assert last is not None and last[0] >= self.clock.now - ttl, (ride, last)
+
+    @invariant()
+    def no_rider_holds_more_active_rides_than_the_cap(self) -> None:
+        for u in RIDERS:
+            assert self.active_rides_of(u) <= self.deps.policy.max_active_rides, u
 
     @invariant()
     def newest_fix_wins_and_silent_drivers_are_never_found(self) -> None:  # invariants 3, 4

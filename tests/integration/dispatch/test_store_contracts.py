@@ -166,6 +166,29 @@ async def test_concurrent_replaces_of_one_version_have_one_winner(backend: Backe
     assert sum(results) == 1
 
 
+# -- riders' active rides ------------------------------------------------------------------
+async def test_a_rider_counts_rides_up_to_the_cap_and_a_drop_frees_a_place(
+    backend: Backend,
+) -> None:
+    riders, now = backend.deps.riders, backend.clock.now
+    assert await riders.hold("u1", "r1", now, 2) == []
+    assert await riders.hold("u1", "r2", now + 5, 2) == []
+    assert await riders.hold("u1", "r1", now + 9, 2) == []  # counted before: still yes
+    full = await riders.hold("u1", "r3", now + 9, 2)
+    assert sorted((h.ride_id, h.held_at) for h in full) == [("r1", now), ("r2", now + 5)]
+    assert await riders.hold("u2", "r3", now, 2) == []  # riders are counted apart
+    await riders.drop("u1", "r1")
+    await riders.drop("u1", "r1")  # dropping twice changes nothing
+    assert await riders.hold("u1", "r3", now, 2) == []
+    assert [h.ride_id for h in await riders.hold("u1", "r4", now, 2)] != []
+
+
+async def test_concurrent_holds_never_pass_the_cap(backend: Backend) -> None:
+    riders, now = backend.deps.riders, backend.clock.now
+    results = await asyncio.gather(*(riders.hold("u1", f"r{i}", now, 3) for i in range(20)))
+    assert sum(1 for r in results if r == []) == 3
+
+
 # -- idempotency ---------------------------------------------------------------------------
 async def test_idempotency_key_lifecycle(backend: Backend) -> None:
     store = backend.deps.idempotency
