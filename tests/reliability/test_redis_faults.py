@@ -155,7 +155,8 @@ async def test_ride_requests_fail_fast_with_503_and_recover_once_redis_is_back(
         # A retried key whose claim may have reached Redis unacknowledged is free again
         # once its lock (LOCK_MS, not touched by a holder) ran out; meanwhile: 409 or 503.
         retried = await keyed_retry_until_answered(client, "u1", "k1")
-        assert (await ride(client, "again", BERLIN)).body["status"] == "offered"
+        again = await ride(client, "again", BERLIN)
+        assert again.status == 201 and again.body["status"] == "offered", again.body
         record_figure(
             f"redis_{fault}",
             slowest_503_s=round(slowest, 3),
