@@ -161,9 +161,15 @@ def pass_on(ride: Ride, offer: Offer | None, max_attempts: int, now_ms: int) -> 
 
 def accept(ride: Ride, driver_id: str, now_ms: int) -> Ride:
     _require_driver(ride, driver_id)
-    _require(ride, RideStatus.OFFERED, "accept")
     if offer_expired(ride, now_ms):
         raise OfferExpired("the offer has expired")
+    return restore_accept(ride, now_ms)
+
+
+def restore_accept(ride: Ride, now_ms: int) -> Ride:
+    """Accept on behalf of the offered driver whose own record shows it accepted in time
+    (the ride's copy of that accept was lost), even if the offer has run out since."""
+    _require(ride, RideStatus.OFFERED, "accept")
     return replace(_step(ride, now_ms), status=RideStatus.ACCEPTED, offer_expires_at=None)
 
 

@@ -7,8 +7,9 @@ import asyncio
 import logging
 
 from dispatch.domain import rides
-from dispatch.domain.drivers import DriverStatus
-from dispatch.domain.rides import RideStatus
+from dispatch.domain.drivers import DriverRecord, DriverStatus
+from dispatch.domain.rides import Ride, RideStatus
+from dispatch.service_layer.changes import ride_changed
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.offers import pass_on
@@ -29,7 +30,11 @@ async def expire_offer(deps: Deps, ride_id: str) -> int | None:
             return None
         if not rides.offer_expired(ride, deps.clock.now_ms()):
             return ride.offer_expires_at
-        if await pass_on(deps, ride) is not None:
+        assert ride.driver_id is not None
+        if lost_accept(ride, await deps.drivers.get(ride.driver_id)):
+            if await restore_accept(deps, ride):
+                return None
+        elif await pass_on(deps, ride) is not None:
             return None
     return deps.clock.now_ms() + 200  # the ride kept changing: look again shortly
 
@@ -38,14 +43,22 @@ async def expire_lease(deps: Deps, driver_id: str) -> int | None:
     """Shortly before a reservation's lease runs out: repair a lost accept, or free an
     orphan once the lease is over. Returns when to look again, if ever.
 
-    A Redis failover can lose the accept's write to the driver's key (replication is
-    asynchronous) while the ride, on another master, says accepted: the key is back to
-    reserved under a lease about to run out, after which anyone could reserve the driver:
-    two rides for one driver. The ride is the witness: put the accept back first."""
+    Accepting writes the driver's key, then the ride; they live on different masters, and
+    a Redis failover can lose either write alone (replication is asynchronous):
+    - the driver's key lost it: the key is back to reserved under a lease about to run
+      out, after which anyone could reserve the driver: two rides for one driver. The
+      ride is the witness: put the accept back on the driver's key first;
+    - the ride lost it: it says offered, though the driver was told yes and is on the
+      way. The driver's key is the witness: put the accept back on the ride (the offer's
+      own timer does the same, should its cancel have been lost too)."""
     rec = await deps.drivers.get(driver_id)
-    if rec.status is not DriverStatus.RESERVED or rec.ride_id is None:
+    if rec.ride_id is None or rec.status not in (DriverStatus.RESERVED, DriverStatus.ON_RIDE):
         return None
     ride = await deps.rides.get(rec.ride_id)
+    if rec.status is DriverStatus.ON_RIDE:
+        if ride is not None and lost_accept(ride, rec) and not await restore_accept(deps, ride):
+            return deps.clock.now_ms() + 200  # the ride changed meanwhile: look again
+        return None
     if (
         ride is not None
         and ride.status in COMMITTED
@@ -60,6 +73,25 @@ async def expire_lease(deps: Deps, driver_id: str) -> int | None:
     if await deps.drivers.expire_lease(driver_id, now):
         await deps.index.set_available(driver_id, True)
     return None
+
+
+def lost_accept(ride: Ride, rec: DriverRecord) -> bool:
+    """The ride still offers itself to the driver whose own record says it accepted it."""
+    return (
+        ride.status is RideStatus.OFFERED
+        and rec.status is DriverStatus.ON_RIDE
+        and (ride.driver_id, ride.fence) == (rec.driver_id, rec.fence)
+        and rec.ride_id == ride.id
+    )
+
+
+async def restore_accept(deps: Deps, ride: Ride) -> bool:
+    """False if the ride changed meanwhile (compare-and-set lost)."""
+    new = rides.restore_accept(ride, deps.clock.now_ms())
+    if not await deps.rides.replace(new):
+        return False
+    await ride_changed(deps, new, ride)
+    return True
 
 
 async def handle(deps: Deps, item: str) -> int | None:

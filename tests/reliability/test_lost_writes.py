@@ -16,10 +16,11 @@ from dispatch.domain.rides import RideStatus
 from dispatch.service_layer import drivers as driver_cases
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import sweep_once
+from dispatch.service_layer.matching import ride_item
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from geoindex import Position
-from tests.integration.dispatch.conftest import FakeClock
+from tests.fake_clock import FakeClock
 
 from .redis_state import double_assignments, load_state
 
@@ -92,4 +93,50 @@ async def test_a_lost_release_after_the_ride_ended_does_not_strand_the_driver(
         again = await request_ride(deps, Principal(Role.RIDER, "u2"), new_ride_id("u2", None),
                                    HERE, None)  # fmt: skip
         assert again.driver_id == "d1"
+    await raw.aclose()
+
+
+@pytest.mark.parametrize("timer_cancel", ["lost", "kept"])
+async def test_a_lost_accept_on_the_ride_is_put_back_not_passed_on(
+    redis_url: str, timer_cancel: str
+) -> None:
+    """The mirror case: the driver's key kept the accept (on_ride), the ride lost it and
+    still says offered. The driver was told yes and is on the way; the ride must be
+    accepted again, not handed to someone else: by the offer's timer if the timer's
+    cancel was lost with the ride's write, else by the reservation's lease timer."""
+    raw = Redis.from_url(redis_url)
+    clock = FakeClock()
+    async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
+        deps = runtime.deps
+        for i, d in enumerate(("d1", "d2")):
+            await deps.index.upsert([Position(d, 52.5201 + i * 1e-3, 13.405, clock.now, 1)])
+        ride = await request_ride(deps, Principal(Role.RIDER, "u1"), new_ride_id("u1", None),
+                                  HERE, None)  # fmt: skip
+        assert ride.driver_id == "d1" and ride.offer_expires_at is not None
+        offered = await raw.hgetall(f"dispatch:ride:{{{ride.id}}}")
+        await ride_steps.accept(deps, D1, ride.id)
+        await raw.delete(f"dispatch:ride:{{{ride.id}}}")
+        await raw.hset(f"dispatch:ride:{{{ride.id}}}", mapping=offered)
+        if timer_cancel == "lost":
+            await deps.deadlines.schedule(ride_item(ride.id), ride.offer_expires_at)
+
+        # Both timers' times pass, the drivers pinging all along.
+        for _ in range(4):
+            clock.advance(deps.lease_ms // 4 + 1)
+            for i, d in enumerate(("d1", "d2")):
+                fix = Position(d, 52.5201 + i * 1e-3, 13.405, clock.now, clock.now)
+                await deps.index.upsert([fix])
+            while await sweep_once(deps):
+                pass
+        restored = await deps.rides.get(ride.id)
+        assert restored is not None
+        assert (restored.status, restored.driver_id, restored.fence) == (
+            RideStatus.ACCEPTED, "d1", ride.fence,
+        )  # fmt: skip
+        rec = await deps.drivers.get("d1")
+        assert (rec.status, rec.ride_id, rec.fence) == (DriverStatus.ON_RIDE, ride.id, ride.fence)
+        assert (await deps.drivers.get("d2")).status is DriverStatus.AVAILABLE
+        for step in (ride_steps.arrive, ride_steps.start, ride_steps.complete):
+            await step(deps, D1, ride.id)
+        assert (await deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
     await raw.aclose()
