@@ -117,7 +117,7 @@ def start_fault(proxy: FaultProxy, fault: str) -> None:
 async def test_ride_requests_fail_fast_with_503_and_recover_once_redis_is_back(
     fault: str, redis_url: str
 ) -> None:
-    async with proxied_service(redis_url) as (client, proxy, _served):
+    async with proxied_service(redis_url) as (client, proxy, served):
         for i in range(3):
             await client.online(f"d{i}", BERLIN["lat"] + i * 1e-4, BERLIN["lng"])
         assert (await ride(client, "warm", BERLIN)).status == 201
@@ -156,7 +156,10 @@ async def test_ride_requests_fail_fast_with_503_and_recover_once_redis_is_back(
         # once its lock (LOCK_MS, not touched by a holder) ran out; meanwhile: 409 or 503.
         retried = await keyed_retry_until_answered(client, "u1", "k1")
         again = await ride(client, "again", BERLIN)
-        assert again.status == 201 and again.body["status"] == "offered", again.body
+        assert again.status == 201 and again.body["status"] == "offered", (
+            again.body,
+            served.output[-12:],  # the service's log: why it answered so
+        )
         record_figure(
             f"redis_{fault}",
             slowest_503_s=round(slowest, 3),
