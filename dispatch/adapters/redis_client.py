@@ -4,6 +4,7 @@ translation of Redis errors into BackendUnavailable."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,13 @@ async def preload_scripts(client: AnyRedis) -> None:
 
 def lua(name: str) -> str:
     return (LUA_DIR / f"{name}.lua").read_text()
+
+
+def call_id() -> str:
+    """Names one call of a script that changes state: redis-py re-sends a command whose
+    connection broke (mid-failover), and the script answers a re-sent call as it answered
+    the first instead of judging its own earlier effect as someone else's."""
+    return os.urandom(8).hex()
 
 
 def driver_key(driver_id: str) -> str:

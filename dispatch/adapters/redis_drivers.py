@@ -3,7 +3,14 @@ compare-and-set scripts (lua/driver_*.lua) that mirror dispatch.domain.drivers."
 
 from __future__ import annotations
 
-from dispatch.adapters.redis_client import AnyRedis, driver_key, index_key, lua, translated
+from dispatch.adapters.redis_client import (
+    AnyRedis,
+    call_id,
+    driver_key,
+    index_key,
+    lua,
+    translated,
+)
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.errors import DriverBusy
 
@@ -48,7 +55,9 @@ class RedisDriverStore:
     ) -> DriverRecord | None:
         keys = [driver_key(driver_id), index_key(driver_id)]
         with translated():
-            res = await self._reserve(keys=keys, args=[ride_id, now_ms, lease_until, self._ttl_ms])
+            res = await self._reserve(
+                keys=keys, args=[ride_id, now_ms, lease_until, self._ttl_ms, call_id()]
+            )
         if len(res) == 2:
             return None
         return DriverRecord(driver_id, DriverStatus.RESERVED, ride_id, int(res[0]), lease_until)
@@ -60,10 +69,12 @@ class RedisDriverStore:
 
     async def release(self, driver_id: str, ride_id: str, fence: int) -> bool:
         with translated():
-            res = await self._release(keys=[driver_key(driver_id)], args=[ride_id, fence])
+            res = await self._release(
+                keys=[driver_key(driver_id)], args=[ride_id, fence, call_id()]
+            )
         return bool(int(res))
 
     async def expire_lease(self, driver_id: str, now_ms: int) -> bool:
         with translated():
-            res = await self._expire(keys=[driver_key(driver_id)], args=[now_ms])
+            res = await self._expire(keys=[driver_key(driver_id)], args=[now_ms, call_id()])
         return bool(int(res))

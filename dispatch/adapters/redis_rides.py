@@ -4,7 +4,7 @@ with the ride id, written only over the expected version by lua/ride_put.lua."""
 from __future__ import annotations
 
 from dispatch.adapters import ride_codec
-from dispatch.adapters.redis_client import AnyRedis, lua, ride_key, translated
+from dispatch.adapters.redis_client import AnyRedis, call_id, lua, ride_key, translated
 from dispatch.domain.rides import TERMINAL, Ride
 
 ACTIVE_KEEP_MS = 7 * 24 * 3600 * 1000  # an active ride nobody touches for a week is junk
@@ -19,7 +19,13 @@ class RedisRideStore:
 
     async def _write(self, ride: Ride, expected: int) -> bool:
         keep = self._finished_keep_ms if ride.status in TERMINAL else ACTIVE_KEEP_MS
-        args: list[bytes | int] = [expected, ride.version, ride_codec.encode(ride), keep]
+        args: list[bytes | int | str] = [
+            expected,
+            ride.version,
+            ride_codec.encode(ride),
+            keep,
+            call_id(),
+        ]
         with translated():
             return bool(int(await self._put(keys=[ride_key(ride.id)], args=args)))
 

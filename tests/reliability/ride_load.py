@@ -56,7 +56,8 @@ async def _step(client: Client, books: Books, method: str, path: str, who: str, 
         or reply.status == 409
         and reply.body.get("error") != "invalid_transition"
     ):
-        books.error(str(reply.status))
+        code = reply.body.get("error") if isinstance(reply.body, dict) else None
+        books.error(f"{reply.status} {code}" if reply.status == 409 else str(reply.status))
         return None
     books.ok()
     return reply

@@ -1,13 +1,19 @@
 -- Reserve a driver for a ride: one compare-and-set on the driver's record.
 -- KEYS[1] dispatch:driver:{id}   KEYS[2] gi:d:{id} (the geo index's record of the driver)
--- ARGV ride_id, now_ms, lease_until_ms, ttl_ms
+-- ARGV ride_id, now_ms, lease_until_ms, ttl_ms, op (unique per call)
 -- Returns {fence} on success, or {0, reason}. Mirrors dispatch.domain.drivers.reserve.
+-- The same call sent again by the client library after a lost reply (redis-py re-sends
+-- on a connection error mid-failover) gets the first call's answer: `op` names the last
+-- call that changed this key.
+local d = redis.call('HMGET', KEYS[1], 'status', 'fence', 'lease', 'op')
+if d[4] == ARGV[5] then
+  return {d[2]}
+end
 local now = tonumber(ARGV[2])
 local ts = tonumber(redis.call('HGET', KEYS[2], 'ts'))
 if not ts or ts < now - tonumber(ARGV[4]) then
   return {0, 'stale'}
 end
-local d = redis.call('HMGET', KEYS[1], 'status', 'fence', 'lease')
 local status = d[1] or 'available'
 local lease = tonumber(d[3]) or 0
 if not (status == 'available' or (status == 'reserved' and lease <= now)) then
@@ -17,6 +23,7 @@ end
 -- in a failover never hands its token to a later one.
 local fence = math.max((tonumber(d[2]) or 0) + 1, now * 1000)
 local f = string.format('%.0f', fence)
-redis.call('HSET', KEYS[1], 'status', 'reserved', 'ride', ARGV[1], 'fence', f, 'lease', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'reserved', 'ride', ARGV[1], 'fence', f, 'lease', ARGV[3],
+  'op', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], 604800000)
 return {f}

@@ -1,12 +1,15 @@
 """A reservation lost in a Redis failover (asynchronous replication) cannot turn into a
 double booking: the next reservation gets a larger token, and accepting presents the
-ride id and token, so the ride whose reservation was lost can never be accepted."""
+ride id and token, so the ride whose reservation was lost can never be accepted. And a
+command the client library re-sends after a broken connection is answered as its first
+send was."""
 
 from __future__ import annotations
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
+from dispatch.adapters.redis_client import connect, lua
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.errors import InvalidTransition
 from dispatch.domain.geo import LatLng
@@ -63,3 +66,56 @@ async def test_a_lost_reservation_write_never_yields_a_double_booking(
         rec = await deps.drivers.get("d1")
         assert (rec.ride_id, rec.fence) == (second.id, second.fence)
     await raw.aclose()
+
+
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+async def test_a_call_sent_again_after_its_reply_was_lost_gets_the_first_answer(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """redis-py re-sends a command whose connection broke mid-failover. If the first send
+    had done its work, a script judging the re-send afresh would see its own effect as
+    someone else's: an Idempotency-Key held by "another" request (409 after a wait), a
+    ride "created by another" (whose driver would be released under it), a release
+    "already done" (the driver left unsearchable). Each re-send must get the first answer,
+    and a second call of its own must still be judged afresh."""
+    settings = settings_for(kind, request)
+    url = settings.redis_cluster_url or settings.redis_url
+    assert url is not None
+    client = connect(url, cluster=kind == "cluster")
+    try:
+        script = {n: client.register_script(lua(n)) for n in RESENDABLE}
+        now = 1_700_000_000_000
+        drv, idx = ["dispatch:driver:{d1}", "gi:d:{d1}"]
+        await client.hset(idx, mapping={"ts": now})
+
+        async def twice(name: str, keys: list[str], args: list[object]) -> list[object]:
+            return [await script[name](keys=keys, args=args) for _ in range(2)]
+
+        idem = ["dispatch:idem:{resend}"]
+        claimed = await twice("idem_begin", idem, ["fp", "token-1", 3_000])
+        assert claimed == [[b"new"], [b"new"]]
+        assert await script["idem_begin"](keys=idem, args=["fp", "token-2", 3_000]) == [b"pending"]
+
+        reserved = await twice("driver_reserve", [drv, idx], ["r1", now, now + 30_000, 30_000, "a"])
+        assert reserved[0] == reserved[1] and len(reserved[0]) == 1  # type: ignore[arg-type]
+        fence = reserved[0][0]  # type: ignore[index]
+        again = await script["driver_reserve"](
+            keys=[drv, idx], args=["r2", now, now + 30_000, 30_000, "b"]
+        )
+        assert again == [0, b"reserved"]
+
+        ride = ["dispatch:ride:{r1}"]
+        assert await twice("ride_put", ride, [0, 1, b"{}", 0, "c"]) == [1, 1]
+        assert await script["ride_put"](keys=ride, args=[0, 1, b"{}", 0, "d"]) == 0
+
+        assert await twice("driver_release", [drv], ["r1", fence, "e"]) == [1, 1]
+        assert await script["driver_release"](keys=[drv], args=["r1", fence, "f"]) == 0
+
+        await script["driver_reserve"](keys=[drv, idx], args=["r3", now, now + 1, 30_000, "g"])
+        assert await twice("driver_expire_lease", [drv], [now + 2, "h"]) == [1, 1]
+        assert await script["driver_expire_lease"](keys=[drv], args=[now + 2, "i"]) == 0
+    finally:
+        await client.aclose()
+
+
+RESENDABLE = ("idem_begin", "driver_reserve", "ride_put", "driver_release", "driver_expire_lease")
