@@ -41,6 +41,11 @@ class Settings:
     max_ws_message_bytes: int = 4 * 1024
     driver_rate_per_s: float = 10.0
     driver_rate_burst: int = 20
+    nearby_rate_per_s: float = 5.0  # per caller: a map refreshing every second or two
+    nearby_rate_burst: int = 10
+    # Driver WebSockets per driver, rider event streams per rider, on one instance; a new
+    # one above this closes the oldest.
+    max_streams_per_owner: int = 4
     # Operations
     shutdown_timeout_s: float = 10.0
     sweep_interval_s: float = 0.1

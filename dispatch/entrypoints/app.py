@@ -93,7 +93,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[appkeys.METRICS] = Metrics()
     app[appkeys.TOKENS] = TokenCodec(settings.jwt_secret)
     app[appkeys.LIMITER] = RateLimiter(settings.driver_rate_per_s, settings.driver_rate_burst)
-    app[appkeys.STREAMS] = Streams()
+    app[appkeys.NEARBY_LIMITER] = RateLimiter(
+        settings.nearby_rate_per_s, settings.nearby_rate_burst
+    )
+    app[appkeys.STREAMS] = Streams(settings.max_streams_per_owner)
     app.cleanup_ctx.append(_backend)
     app.cleanup_ctx.append(_sweeper)
     app.on_shutdown.append(_close_streams)

@@ -15,5 +15,6 @@ SETTINGS = web.AppKey("settings", Settings)
 RUNTIME = web.AppKey("runtime", Runtime)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenCodec)
-LIMITER = web.AppKey("limiter", RateLimiter)
+LIMITER = web.AppKey("limiter", RateLimiter)  # drivers' location updates
+NEARBY_LIMITER = web.AppKey("nearby_limiter", RateLimiter)  # map queries, per caller
 STREAMS = web.AppKey("streams", Streams)

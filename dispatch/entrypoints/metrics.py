@@ -100,7 +100,7 @@ class Metrics:
             "dispatch_backend_errors_total", "Requests failed because the backend was unavailable"
         )
         self.rate_limited = Counter(
-            "dispatch_rate_limited_total", "Location updates refused by the per-driver rate limit"
+            "dispatch_rate_limited_total", "Requests refused by a rate limit, by limit"
         )
         self.websockets.set(0)
         self.event_streams.set(0)

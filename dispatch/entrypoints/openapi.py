@@ -35,7 +35,7 @@ def errors(*codes: int) -> dict[str, J]:
         409: "Conflict (stale fix, wrong ride state, busy driver, a rider's active-ride cap)",
         413: "Body or batch too large",
         422: "Invalid or unknown fields",
-        429: "Per-driver update rate exceeded",
+        429: "Rate exceeded (a driver's updates, a caller's map queries)",
         503: "Backend unavailable",
     }
     return {str(c): answer(text[c], ref("Error")) for c in codes}
@@ -239,7 +239,9 @@ def paths(s: Settings) -> J:
         "/v1/drivers/{driver_id}/stream": {
             "get": op(
                 "Driver WebSocket (token in the header or ?access_token=); frames: docs/api.md; "
-                f"messages above {s.max_ws_message_bytes} bytes close the socket with 1009",
+                f"messages above {s.max_ws_message_bytes} bytes close the socket with 1009; "
+                f"a driver's socket beyond {s.max_streams_per_owner} on one instance closes "
+                "its oldest with 4000",
                 {"101": answer("Switching protocols"), **errors(400, 401, 403, 422)},
                 parameters=[DRIVER_ID, q("access_token", STR)],
             )
@@ -247,7 +249,10 @@ def paths(s: Settings) -> J:
         "/v1/nearby": {
             "get": op(
                 "Nearby available cars for a map, without driver identities (any token)",
-                {"200": answer("Cars, nearest first", ref("Nearby")), **errors(401, 422, 503)},
+                {
+                    "200": answer("Cars, nearest first", ref("Nearby")),
+                    **errors(401, 422, 429, 503),
+                },
                 parameters=[
                     q("lat", LAT, True),
                     q("lng", LNG, True),

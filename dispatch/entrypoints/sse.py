@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
 from aiohttp import web
 
 from dispatch.domain.principals import Role
-from dispatch.domain.rides import TERMINAL
+from dispatch.domain.rides import TERMINAL, Ride
 from dispatch.entrypoints import appkeys, schemas
 from dispatch.entrypoints.auth import expires_at, principal
 from dispatch.entrypoints.streams import next_message
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.changes import ride_topic
 from dispatch.service_layer.errors import Forbidden
+from dispatch.service_layer.ports import Subscription
 from dispatch.service_layer.views import ride_view
 
 KEEPALIVE_S = 15.0
@@ -41,30 +43,43 @@ async def ride_events(request: web.Request) -> web.StreamResponse:
         )
         await resp.prepare(request)
         gauge = app[appkeys.METRICS].event_streams
+        streams = app[appkeys.STREAMS]
         gauge.inc()
         try:
-            await resp.write(b"data: " + orjson.dumps(ride_view(ride)) + b"\n\n")
-            version, finished = ride.version, ride.status in TERMINAL
-            while not finished:
-                wait_s = min(KEEPALIVE_S, expires - time.time())
-                if wait_s <= 0:
-                    break  # the token that opened the stream has expired
-                msg = await next_message(subscription, app[appkeys.STREAMS].closing, wait_s)
-                if msg is False:
-                    break
-                if msg is None:
-                    if time.time() >= expires:
-                        break
-                    await resp.write(b": keep-alive\n\n")
-                    continue
-                event = orjson.loads(msg)
-                if event["v"] <= version:
-                    continue  # an older change delivered late: the client has newer
-                version = event["v"]
-                finished = event["ride"]["status"] in TERMINAL
-                await resp.write(b"data: " + orjson.dumps(event["ride"]) + b"\n\n")
+            with streams.held(actor.subject) as replaced:
+                await _follow(resp, subscription, ride, expires, (streams.closing, replaced))
         except (ConnectionResetError, ConnectionError):
             pass  # the rider went away
         finally:
             gauge.inc(-1)
         return resp
+
+
+async def _follow(
+    resp: web.StreamResponse,
+    subscription: Subscription,
+    ride: Ride,
+    expires: float,
+    stops: tuple[asyncio.Event, ...],
+) -> None:
+    """Write the ride, then each newer version of it, until it ends or the stream must."""
+    await resp.write(b"data: " + orjson.dumps(ride_view(ride)) + b"\n\n")
+    version, finished = ride.version, ride.status in TERMINAL
+    while not finished:
+        wait_s = min(KEEPALIVE_S, expires - time.time())
+        if wait_s <= 0:
+            break  # the token that opened the stream has expired
+        msg = await next_message(subscription, stops, wait_s)
+        if msg is False:
+            break
+        if msg is None:
+            if time.time() >= expires:
+                break
+            await resp.write(b": keep-alive\n\n")
+            continue
+        event = orjson.loads(msg)
+        if event["v"] <= version:
+            continue  # an older change delivered late: the client has newer
+        version = event["v"]
+        finished = event["ride"]["status"] in TERMINAL
+        await resp.write(b"data: " + orjson.dumps(event["ride"]) + b"\n\n")

@@ -27,7 +27,7 @@ def deps(request: web.Request) -> Deps:
 
 def check_rate(request: web.Request, driver_id: str) -> None:
     if not request.app[appkeys.LIMITER].allow(driver_id):
-        request.app[appkeys.METRICS].rate_limited.inc()
+        request.app[appkeys.METRICS].rate_limited.inc(limit="driver_updates")
         raise RateLimited("too many location updates for this driver; slow down")
 
 
@@ -102,7 +102,7 @@ async def get_driver(request: web.Request) -> web.Response:
 
 
 async def get_nearby(request: web.Request) -> web.Response:
-    principal(request)  # any valid token
+    caller = principal(request)  # any valid token
     q = request.query
     schemas.only(q, {"lat", "lng"}, {"k", "radius_m"})
     lat = schemas.query_number(q, "lat", None, -90, 90)
@@ -111,6 +111,10 @@ async def get_nearby(request: web.Request) -> web.Response:
     if not float(k).is_integer():
         raise schemas.InvalidBody("query parameter k must be an integer")
     radius = schemas.query_number(q, "radius_m", 2_000, 0, NEARBY_MAX_RADIUS_M)
+    # Counted once valid: only a query that reaches the index costs anything.
+    if not request.app[appkeys.NEARBY_LIMITER].allow(caller.subject):
+        request.app[appkeys.METRICS].rate_limited.inc(limit="nearby")
+        raise RateLimited("too many map queries; slow down")
     found = await deps(request).index.nearest(lat, lng, int(k), radius)
     cars = [{"lat": n.lat, "lng": n.lng, "distance_m": round(n.distance_m, 1)} for n in found]
     return json_response({"cars": cars})

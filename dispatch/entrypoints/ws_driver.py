@@ -29,6 +29,7 @@ from dispatch.service_layer.views import ride_view
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 20.0
+REPLACED = 4000  # close code: this driver opened more sockets here than allowed
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -102,9 +103,14 @@ async def _resend_offer(sender: _Sender, deps: Deps, driver_id: str) -> None:
         await sender.send(offer_frame(pending))
 
 
-async def _close_at(ws: web.WebSocketResponse, deadline: float) -> None:
-    await asyncio.sleep(max(0.0, deadline - time.time()))
-    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"token expired")
+async def _close_when(ws: web.WebSocketResponse, expires: float, replaced: asyncio.Event) -> None:
+    """Close at the token's expiry, or once a newer socket of this driver replaced it."""
+    try:
+        await asyncio.wait_for(replaced.wait(), max(0.0, expires - time.time()))
+    except TimeoutError:
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"token expired")
+    else:
+        await ws.close(code=REPLACED, message=b"replaced by a newer connection")
 
 
 async def driver_stream(request: web.Request) -> web.StreamResponse:
@@ -114,30 +120,33 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
     drivers.authorize_driver(actor, driver_id)
     app = request.app
     settings, deps = app[appkeys.SETTINGS], app[appkeys.RUNTIME].deps
+    streams, gauge = app[appkeys.STREAMS], app[appkeys.METRICS].websockets
     ws = web.WebSocketResponse(max_msg_size=settings.max_ws_message_bytes, heartbeat=HEARTBEAT_S)
-    async with deps.notifier.subscribe(driver_topic(driver_id)) as subscription:
-        await ws.prepare(request)
-        streams, gauge = app[appkeys.STREAMS], app[appkeys.METRICS].websockets
-        streams.websockets.add(ws)
-        gauge.inc()
-        sender = _Sender(ws)
-        pump = asyncio.create_task(_pump(sender, subscription))
-        # The token was checked once, at the upgrade: the socket ends when it expires.
-        expiry = asyncio.create_task(_close_at(ws, expires))
-        try:
-            await _resend_offer(sender, deps, driver_id)
-            async for msg in ws:
-                if msg.type is WSMsgType.TEXT:
-                    await sender.send(await _answer(request, deps, actor, msg.data))
-                elif msg.type is WSMsgType.BINARY:
-                    await sender.send(orjson.dumps(_error("invalid_frame", "send text frames")))
-        except ConnectionError:
-            pass  # the driver's connection dropped mid-send
-        finally:
-            for task in (pump, expiry):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            streams.websockets.discard(ws)
-            gauge.inc(-1)
+    # Counted before the upgrade: the oldest of this driver's sockets here is closed,
+    # never the new one refused (see Streams.held).
+    with streams.held(f"driver:{driver_id}") as replaced:
+        async with deps.notifier.subscribe(driver_topic(driver_id)) as subscription:
+            await ws.prepare(request)
+            streams.websockets.add(ws)
+            gauge.inc()
+            sender = _Sender(ws)
+            pump = asyncio.create_task(_pump(sender, subscription))
+            # The token was checked once, at the upgrade: the socket ends when it expires.
+            closer = asyncio.create_task(_close_when(ws, expires, replaced))
+            try:
+                await _resend_offer(sender, deps, driver_id)
+                async for msg in ws:
+                    if msg.type is WSMsgType.TEXT:
+                        await sender.send(await _answer(request, deps, actor, msg.data))
+                    elif msg.type is WSMsgType.BINARY:
+                        await sender.send(orjson.dumps(_error("invalid_frame", "send text frames")))
+            except ConnectionError:
+                pass  # the driver's connection dropped mid-send
+            finally:
+                for task in (pump, closer):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                streams.websockets.discard(ws)
+                gauge.inc(-1)
     return ws

@@ -205,3 +205,66 @@ async def test_event_streams_are_for_the_rides_rider_only(service: Instance) -> 
         status, data, _ = await service.call("GET", path, who)
         assert (status, data["error"]) == (403, "forbidden")
     assert (await service.call("GET", path))[0] == 401
+
+
+async def test_a_drivers_newest_socket_closes_its_oldest_beyond_the_cap(service: Instance) -> None:
+    """A driver app on a flaky network reconnects while its old socket lingers half-open:
+    the new one always gets through, and one token opening sockets in a loop holds at
+    most the cap of them."""
+    cap = service.settings.max_streams_per_owner
+    sockets = [await connect(service, "d1") for _ in range(cap + 2)]
+    other = await connect(service, "d2")
+    try:
+        for old in sockets[:2]:
+            msg = await old.receive(timeout=5)
+            assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 4000, msg
+        for ws in (*sockets[2:], other):
+            await ws.send_json({"type": "ping"})
+            assert await recv(ws) == {"type": "pong"}
+        _, text, _ = await service.call("GET", "/metrics")
+        assert f"dispatch_websockets_open {cap + 1}".encode() in text
+    finally:
+        for ws in (*sockets, other):
+            await ws.close()
+
+
+async def test_a_riders_newest_event_stream_ends_its_oldest_beyond_the_cap(
+    service: Instance,
+) -> None:
+    await service.fix("d1", BERLIN["lat"], BERLIN["lng"])
+    _, ride, _ = await service.call("POST", "/v1/rides", ("rider", "u1"), json={"pickup": BERLIN})
+    url = f"{service.url}/v1/rides/{ride['id']}/events"
+    cap = service.settings.max_streams_per_owner
+    streams = []
+    for _ in range(cap + 1):
+        resp = await service.session.get(url, headers=service.auth("rider", "u1"))
+        assert resp.status == 200
+        assert (await resp.content.readline()).startswith(b"data: ")  # the current state
+        streams.append(resp)
+    try:
+        # The oldest ends (its body is complete); the others still get the ride's news.
+        assert await asyncio.wait_for(streams[0].content.read(), 5) == b"\n"
+        status, _, _ = await service.call(
+            "POST", f"/v1/rides/{ride['id']}/accept", ("driver", "d1")
+        )
+        assert status == 200
+        for resp in streams[1:]:
+            events = await asyncio.wait_for(read_events(resp, "accepted"), 5)
+            assert events[-1]["status"] == "accepted"
+    finally:
+        for resp in streams:
+            resp.close()
+
+
+async def test_a_caller_above_the_map_query_rate_gets_429_while_others_are_served(
+    service: Instance,
+) -> None:
+    query = "/v1/nearby?lat=52.52&lng=13.405"
+    burst = service.settings.nearby_rate_burst
+    statuses = [(await service.call("GET", query, ("rider", "u1")))[0] for _ in range(burst + 5)]
+    assert statuses[:burst] == [200] * burst and set(statuses[burst:]) == {429}
+    status, data, _ = await service.call("GET", query, ("rider", "u1"))
+    assert (status, data["error"]) == (429, "rate_limited")
+    assert (await service.call("GET", query, ("rider", "u2")))[0] == 200
+    _, text, _ = await service.call("GET", "/metrics")
+    assert b'dispatch_rate_limited_total{limit="nearby"} 6' in text
