@@ -113,9 +113,13 @@ class Dispatch(RuleBasedStateMachine):
         self.attempt(driver_cases.set_status(self.deps, self.driver(d), d, status))
 
     @initialize()
-    def two_rides_waiting(self) -> None:
+    def two_rides_offered_one_accepted(self) -> None:
+        """Every run starts with rides in more than one state, so that no run, however
+        the draws fall, only ever shuffles offers."""
         for u in RIDERS[:2]:
             self.request(u)
+        first = self.run(self.deps.rides.get(self.rides[0]))
+        self.attempt(ride_steps.accept(self.deps, self.driver(first.driver_id), first.id))
 
     @rule(u=riders_st)
     def request(self, u: str) -> None:
