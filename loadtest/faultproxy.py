@@ -94,6 +94,9 @@ class FaultProxy:
         if self.refusing:
             writer.transport.abort()
             return
+        # Tracked from here on, before any await: a cut() that lands before the forwarding
+        # task first runs must still reach this connection.
+        self._writers.add(writer)
         # A task of our own, not asyncio's handler task: closing cancels it, and Python
         # 3.11 logs a spurious error when the server's own handler task is cancelled.
         task = asyncio.create_task(self._forward(reader, writer))
@@ -101,7 +104,6 @@ class FaultProxy:
         task.add_done_callback(self._conns.discard)
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
         upstream: asyncio.StreamWriter | None = None
         try:
             try:
@@ -109,6 +111,8 @@ class FaultProxy:
             except OSError:
                 return
             self._writers.add(upstream)
+            if writer.transport.is_closing():
+                return  # cut (or refused) while the upstream connection was being opened
             await asyncio.gather(self._pipe(reader, upstream), self._pipe(up_reader, writer))
         except (OSError, asyncio.IncompleteReadError):
             pass

@@ -70,3 +70,21 @@ async def test_kill_cuts_open_connections_and_refuses_new_ones(proxy: FaultProxy
         await _roundtrip(proxy.port, timeout=0.5)
     proxy.heal()
     assert await _roundtrip(proxy.port) < 1.0
+
+
+async def test_kill_reaches_connections_still_being_set_up(proxy: FaultProxy) -> None:
+    """A connection accepted just before kill(), whose forwarding had not started yet,
+    must be cut all the same: a live pipe through a "dead" server would let requests
+    through mid-fault."""
+    survivors = 0
+    for _ in range(50):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        proxy.kill()  # the proxy has accepted; its forwarding task has not run yet
+        writer.write(b"ping")
+        try:
+            survivors += await asyncio.wait_for(reader.read(4), 1) == b"ping"
+        except (ConnectionError, TimeoutError):
+            pass
+        writer.close()
+        proxy.heal()
+    assert survivors == 0
