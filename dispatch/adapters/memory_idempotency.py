@@ -63,3 +63,8 @@ class MemoryIdempotencyStore:
         entry = self._live(key)
         if entry is not None and entry.token == token and entry.payload is None:
             entry.expires_at = self._clock() + lock_ms
+
+    async def forget(self, key: str, payload: bytes) -> None:
+        entry = self._live(key)
+        if entry is not None and entry.payload == payload:
+            del self._entries[key]

@@ -20,6 +20,7 @@ class RedisIdempotencyStore:
         self._finish = client.register_script(lua("idem_finish"))
         self._abandon = client.register_script(lua("idem_abandon"))
         self._touch = client.register_script(lua("idem_touch"))
+        self._forget = client.register_script(lua("idem_forget"))
 
     async def begin(self, key: str, fingerprint: str, lock_ms: int) -> Claim:
         token = uuid.uuid4().hex
@@ -43,3 +44,7 @@ class RedisIdempotencyStore:
     async def touch(self, key: str, token: str, lock_ms: int) -> None:
         with translated():
             await self._touch(keys=[_key(key)], args=[token, lock_ms])
+
+    async def forget(self, key: str, payload: bytes) -> None:
+        with translated():
+            await self._forget(keys=[_key(key)], args=[payload])

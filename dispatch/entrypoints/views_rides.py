@@ -47,8 +47,18 @@ async def post_ride(request: web.Request) -> web.Response:
     # A duplicate waits for the first request at most 0.8 of its own deadline, so it
     # answers 409 request_in_progress rather than the deadline's 503.
     deadline_s = request.app[appkeys.SETTINGS].request_timeout_s
+
+    async def ride_still_stored(_answer: bytes) -> bool:
+        # The ride's id comes from the key: a retry after its loss stores it again.
+        return await deps.rides.get(ride_id) is not None
+
     payload = await idempotency.once(
-        deps.idempotency, f"{actor.id}:{key}", fingerprint, produce, wait_s=deadline_s * 0.8
+        deps.idempotency,
+        f"{actor.id}:{key}",
+        fingerprint,
+        produce,
+        wait_s=deadline_s * 0.8,
+        still_true=ride_still_stored,
     )
     return raw_json_response(payload, 201)
 

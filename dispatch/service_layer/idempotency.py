@@ -35,15 +35,24 @@ async def once(
     *,
     wait_s: float = WAIT_S,
     lock_ms: int = LOCK_MS,
+    still_true: Callable[[bytes], Awaitable[bool]] | None = None,
 ) -> bytes:
     """The answer `produce` gave for the first request with this key (running it now if
-    this is the first). Concurrent duplicates wait for it and get the same bytes."""
+    this is the first). Concurrent duplicates wait for it and get the same bytes.
+
+    `still_true` vets a stored answer before it is replayed: one that describes what no
+    longer exists (a ride lost in a Redis failover while its answer, on another master,
+    survived) is forgotten, and the request runs again."""
     deadline = time.monotonic() + wait_s
     pause = 0.005
     while True:
         claim = await store.begin(key, request_fingerprint, lock_ms)
         if claim.state is ClaimState.DONE:
-            return claim.payload
+            if still_true is None or await still_true(claim.payload):
+                return claim.payload
+            await store.forget(key, claim.payload)
+            still_true = None  # once: whatever is stored next is answered as it is
+            continue
         if claim.state is ClaimState.MISMATCH:
             raise IdempotencyMismatch("this Idempotency-Key was used with a different request")
         if claim.state is ClaimState.NEW:

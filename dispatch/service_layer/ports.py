@@ -93,6 +93,10 @@ class IdempotencyStore(Protocol):
         """Still holding the key: its lock runs lock_ms from now (while unfinished)."""
         ...
 
+    async def forget(self, key: str, payload: bytes) -> None:
+        """Drop a finished key whose answer is still `payload` (an answer found stale)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Claimed:

@@ -22,6 +22,7 @@ from dispatch.settings import Settings
 from geoindex import Position
 from tests.fake_clock import FakeClock
 
+from .conftest import BERLIN, Client
 from .redis_state import double_assignments, load_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -140,3 +141,32 @@ async def test_a_lost_accept_on_the_ride_is_put_back_not_passed_on(
             await step(deps, D1, ride.id)
         assert (await deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
     await raw.aclose()
+
+
+async def test_a_lost_ride_whose_keyed_answer_survived_is_stored_again_on_retry(
+    live: Client, redis_url: str
+) -> None:
+    """The ride and its Idempotency-Key's answer live on different masters; a failover can
+    lose the ride alone. A retry with the key must not replay a 201 for a ride that is
+    gone: the request runs again, under the same ride id, and is then replayed as usual."""
+    raw = Redis.from_url(redis_url)
+    try:
+        await live.online("d1", BERLIN["lat"] + 1e-4, BERLIN["lng"])
+        await live.online("d2", BERLIN["lat"] + 2e-4, BERLIN["lng"])
+        ask = {"json": {"pickup": BERLIN}, "headers": {"Idempotency-Key": "k1"}}
+        first = await live.call("POST", "/v1/rides", "rider:u1", **ask)
+        assert first.status == 201 and first.body["driver_id"] == "d1"
+        ride_id = first.body["id"]
+        await raw.delete(f"dispatch:ride:{{{ride_id}}}")  # the failover lost the ride
+
+        again = await live.call("POST", "/v1/rides", "rider:u1", **ask)
+        assert again.status == 201, again.body
+        # d1 is still held by the lost ride's reservation until its lease runs out.
+        assert (again.body["id"], again.body["status"], again.body["driver_id"]) == (
+            ride_id, "offered", "d2",
+        )  # fmt: skip
+        assert (await live.call("GET", f"/v1/rides/{ride_id}", "rider:u1")).status == 200
+        replay = await live.call("POST", "/v1/rides", "rider:u1", **ask)
+        assert replay.body == again.body
+    finally:
+        await raw.aclose()

@@ -215,6 +215,18 @@ async def test_an_abandoned_key_can_be_claimed_again(backend: Backend) -> None:
     assert (await store.begin("k2", "fp2", 30_000)).state is ClaimState.NEW
 
 
+async def test_a_finished_key_is_forgotten_only_with_its_own_answer(backend: Backend) -> None:
+    store = backend.deps.idempotency
+    claim = await store.begin("k4", "fp", 30_000)
+    await store.forget("k4", b"")  # unfinished: nothing to forget
+    assert (await store.begin("k4", "fp", 30_000)).state is ClaimState.PENDING
+    await store.finish("k4", claim.token, b"answer", 60_000)
+    await store.forget("k4", b"another answer")
+    assert (await store.begin("k4", "fp", 30_000)).state is ClaimState.DONE
+    await store.forget("k4", b"answer")
+    assert (await store.begin("k4", "fp", 30_000)).state is ClaimState.NEW
+
+
 async def test_concurrent_first_claims_have_one_winner(backend: Backend) -> None:
     claims = await asyncio.gather(
         *(backend.deps.idempotency.begin("k3", "fp", 30_000) for _ in range(20))
