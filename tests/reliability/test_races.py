@@ -113,13 +113,14 @@ class Dispatch(RuleBasedStateMachine):
         self.attempt(driver_cases.set_status(self.deps, self.driver(d), d, status))
 
     @initialize()
-    def two_rides_offered_one_accepted(self) -> None:
-        """Every run starts with rides in more than one state, so that no run, however
-        the draws fall, only ever shuffles offers."""
+    def one_ride_accepted_one_handed_on(self) -> None:
+        """Every run starts with rides past their first offer, so that no run, however the
+        draws fall, only ever shuffles fresh offers."""
         for u in RIDERS[:2]:
             self.request(u)
-        first = self.run(self.deps.rides.get(self.rides[0]))
+        first, second = (self.run(self.deps.rides.get(r)) for r in self.rides[:2])
         self.attempt(ride_steps.accept(self.deps, self.driver(first.driver_id), first.id))
+        self.attempt(ride_steps.decline(self.deps, self.driver(second.driver_id), second.id))
 
     @rule(u=riders_st)
     def request(self, u: str) -> None:
