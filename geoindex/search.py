@@ -123,7 +123,9 @@ def plan_step(
         idx = order if len(d.regions) == 1 else order[d.region_index[order] == r]
         if idx.size:
             after = np.empty(idx.size)
-            after[:-1] = lower[idx[1:]]
+            # Past `covered` the outer bound takes over (a cell let in by the 1e-9 slack
+            # may sit a hair above it).
+            after[:-1] = np.minimum(lower[idx[1:]], covered)
             after[-1] = covered
             scans[region] = np.stack([d.lo[idx], d.hi[idx], after], axis=1)
     return Step(res, rings, covered, scans)
