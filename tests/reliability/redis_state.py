@@ -19,6 +19,7 @@ class DriverRow:
     status: str
     ride: str | None
     fence: int
+    lease: int = 0  # ms; while reserved
 
 
 def _s(v: Any) -> str | None:
@@ -35,9 +36,11 @@ async def load_state(client: Any) -> tuple[dict[str, Ride], dict[str, DriverRow]
             rides[ride.id] = ride
     drivers: dict[str, DriverRow] = {}
     async for key in client.scan_iter(match="dispatch:driver:*", count=1000):
-        status, ride, fence = await client.hmget(key, "status", "ride", "fence")
+        status, ride, fence, lease = await client.hmget(key, "status", "ride", "fence", "lease")
         driver_id = _s(key)[len("dispatch:driver:{") : -1]  # type: ignore[index]
-        drivers[driver_id] = DriverRow(_s(status) or "available", _s(ride) or None, int(fence or 0))
+        drivers[driver_id] = DriverRow(
+            _s(status) or "available", _s(ride) or None, int(fence or 0), int(lease or 0)
+        )
     return rides, drivers
 
 
@@ -72,14 +75,22 @@ def double_assignments(
     }
 
 
+def orphans(rides: dict[str, Ride], drivers: dict[str, DriverRow]) -> dict[str, DriverRow]:
+    """Drivers reserved for a ride that does not (or no longer) exist: a request that
+    failed between reserving and storing its ride. Their lease frees them."""
+    live = {r.id for r in rides.values() if r.status is not RideStatus.NO_DRIVER}
+    return {
+        d: row for d, row in drivers.items() if row.status == "reserved" and row.ride not in live
+    }
+
+
 def unreleased(rides: dict[str, Ride], drivers: dict[str, DriverRow], now_ms: int) -> list[str]:
-    """Offers whose timeout is more than two seconds past but still stand, and drivers
-    reserved for a ride that does not (or no longer) exist: a timer that did not fire."""
+    """Offers whose timeout, and orphaned reservations whose lease, ended more than two
+    seconds ago but still stand: a timer that did not fire."""
     stuck = [
         r.id
         for r in rides.values()
         if r.status is RideStatus.OFFERED and (r.offer_expires_at or 0) < now_ms - 2_000
     ]
-    live = {r.id for r in rides.values() if r.status is not RideStatus.NO_DRIVER}
-    stuck += [d for d, row in drivers.items() if row.status == "reserved" and row.ride not in live]
+    stuck += [d for d, row in orphans(rides, drivers).items() if row.lease < now_ms - 2_000]
     return stuck
