@@ -25,6 +25,7 @@ from dispatch.domain.rides import RideStatus
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import run_sweeper
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.errors import ActiveRideLimit
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from geoindex import Position
@@ -52,7 +53,14 @@ async def storm(deps: list[Deps], n: int, stop_at: float, outcomes: Counter[str]
     rider = Principal(Role.RIDER, f"u{n}")
     while time.monotonic() < stop_at:
         a, b = random.sample(deps, 2)
-        ride = await request_ride(a, rider, new_ride_id(rider.id, None), PICKUP, None)
+        try:
+            ride = await request_ride(a, rider, new_ride_id(rider.id, None), PICKUP, None)
+        except ActiveRideLimit:
+            # Rides handed on by a decline are still offered to someone: at the cap until
+            # they end (accepted, or out of candidates after a few timeouts).
+            outcomes["request ActiveRideLimit"] += 1
+            await asyncio.sleep(0.05)
+            continue
         if ride.driver_id is None:
             await asyncio.sleep(0.05)
             continue
