@@ -37,6 +37,10 @@ class TokenCodec:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
+        return self.verify_until(token)[0]
+
+    def verify_until(self, token: str) -> tuple[Principal, float]:
+        """The token's principal and its expiry (epoch seconds)."""
         known = self._verified.get(token)
         if known is None:
             known = self._decode(token)
@@ -45,12 +49,11 @@ class TokenCodec:
                 self._verified.popitem(last=False)
         else:
             self._verified.move_to_end(token)
-        principal, exp = known
         # Expiry against our clock, remembered or not (PyJWT's rule: expired once exp <= now).
-        if exp <= self._clock():
+        if known[1] <= self._clock():
             del self._verified[token]
             raise InvalidToken("Signature has expired")
-        return principal
+        return known
 
     def _decode(self, token: str) -> tuple[Principal, float]:
         try:

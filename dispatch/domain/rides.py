@@ -33,6 +33,7 @@ class RideStatus(enum.StrEnum):
 ACTIVE = frozenset(
     {RideStatus.OFFERED, RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS}
 )
+COMMITTED = frozenset({RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS})
 TERMINAL = frozenset({RideStatus.COMPLETED, RideStatus.CANCELLED, RideStatus.NO_DRIVER})
 CANCELLABLE = frozenset({RideStatus.OFFERED, RideStatus.ACCEPTED, RideStatus.ARRIVED})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jwt
 from aiohttp import web
 
 from dispatch.domain.principals import Principal
@@ -10,17 +9,16 @@ from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.errors import Unauthorized
 
 
-def principal(request: web.Request, *, allow_query: bool = False) -> Principal:
-    """From `Authorization: Bearer <jwt>`; for WebSockets and event streams (browsers
-    cannot set headers on those) also from the `access_token` query parameter."""
-    return request.app[appkeys.TOKENS].verify(_token(request, allow_query))
+def principal(request: web.Request) -> Principal:
+    """From `Authorization: Bearer <jwt>`."""
+    return request.app[appkeys.TOKENS].verify(_token(request, allow_query=False))
 
 
-def expires_at(request: web.Request) -> float:
-    """When the caller's token, verified by `principal` already, runs out (epoch
-    seconds): a stream it opened must not outlive it."""
-    claims = jwt.decode(_token(request, True), options={"verify_signature": False})
-    return float(claims["exp"])
+def stream_principal(request: web.Request) -> tuple[Principal, float]:
+    """For WebSockets and event streams (browsers cannot set headers on those) also from
+    the `access_token` query parameter; with the token's expiry (epoch seconds), which
+    the stream it opens must not outlive."""
+    return request.app[appkeys.TOKENS].verify_until(_token(request, allow_query=True))
 
 
 def _token(request: web.Request, allow_query: bool) -> str:

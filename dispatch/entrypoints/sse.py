@@ -12,7 +12,7 @@ from aiohttp import web
 from dispatch.domain.principals import Role
 from dispatch.domain.rides import TERMINAL, Ride
 from dispatch.entrypoints import appkeys, schemas
-from dispatch.entrypoints.auth import expires_at, principal
+from dispatch.entrypoints.auth import stream_principal
 from dispatch.entrypoints.streams import next_message
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.changes import ride_topic
@@ -24,8 +24,7 @@ KEEPALIVE_S = 15.0
 
 
 async def ride_events(request: web.Request) -> web.StreamResponse:
-    actor = principal(request, allow_query=True)
-    expires = expires_at(request)
+    actor, expires = stream_principal(request)
     ride_id = schemas.ride_id(request.match_info["ride_id"])
     app = request.app
     deps = app[appkeys.RUNTIME].deps
@@ -73,8 +72,6 @@ async def _follow(
         if msg is False:
             break
         if msg is None:
-            if time.time() >= expires:
-                break
             await resp.write(b": keep-alive\n\n")
             continue
         event = orjson.loads(msg)

@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from dispatch.domain.principals import Principal
 from dispatch.entrypoints import appkeys, schemas
-from dispatch.entrypoints.auth import expires_at, principal
+from dispatch.entrypoints.auth import stream_principal
 from dispatch.entrypoints.errors import to_response
 from dispatch.entrypoints.jsonio import loads
 from dispatch.entrypoints.views_drivers import check_rate
@@ -114,8 +114,7 @@ async def _close_when(ws: web.WebSocketResponse, expires: float, replaced: async
 
 
 async def driver_stream(request: web.Request) -> web.StreamResponse:
-    actor = principal(request, allow_query=True)
-    expires = expires_at(request)
+    actor, expires = stream_principal(request)
     driver_id = schemas.driver_id(request.match_info["driver_id"])
     drivers.authorize_driver(actor, driver_id)
     app = request.app

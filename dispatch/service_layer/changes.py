@@ -7,7 +7,6 @@ import orjson
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.matching import ride_item
-from dispatch.service_layer.rider_rides import uncount_ride
 from dispatch.service_layer.views import ride_view
 
 
@@ -43,7 +42,7 @@ async def ride_changed(deps: Deps, ride: Ride, previous: Ride | None) -> None:
     elif previous is not None and previous.status is RideStatus.OFFERED:
         await deps.deadlines.cancel(ride_item(ride.id))
     if ride.status in TERMINAL and (previous is None or previous.status not in TERMINAL):
-        await uncount_ride(deps, ride.rider_id, ride.id)
+        await deps.riders.drop(ride.rider_id, ride.id)  # no longer counts (rider_rides)
     deps.observer.ride_changed(ride)
     await deps.notifier.publish(ride_topic(ride.id), ride_event(ride))
     new_offer = ride.status is RideStatus.OFFERED and (

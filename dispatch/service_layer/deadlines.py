@@ -8,15 +8,13 @@ import logging
 
 from dispatch.domain import rides
 from dispatch.domain.drivers import DriverRecord, DriverStatus
-from dispatch.domain.rides import Ride, RideStatus
+from dispatch.domain.rides import COMMITTED, Ride, RideStatus
 from dispatch.service_layer.changes import ride_changed
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.offers import pass_on
 
 log = logging.getLogger(__name__)
-
-COMMITTED = frozenset({RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS})
 
 CLAIM_RETRY_MS = 5_000  # a claimed item whose handler died comes back after this
 CLAIM_BATCH = 64

@@ -37,16 +37,12 @@ async def count_ride(deps: Deps, rider_id: str, ride_id: str, now_ms: int) -> No
     )
 
 
-async def uncount_ride(deps: Deps, rider_id: str, ride_id: str) -> None:
-    await deps.riders.drop(rider_id, ride_id)
-
-
 async def uncount_briefly(deps: Deps, rider_id: str, ride_id: str) -> None:
     """After a request failed before storing its ride: best effort, and brief, as a slow
     store must not hold a failed request longer. A count left behind is found stale by
     the rider's next request at the cap."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(uncount_ride(deps, rider_id, ride_id), UNCOUNT_WAIT_S)
+        await asyncio.wait_for(deps.riders.drop(rider_id, ride_id), UNCOUNT_WAIT_S)
 
 
 async def _over(deps: Deps, held: HeldRide, now_ms: int) -> bool:

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatch.adapters import ride_codec
-from dispatch.domain.rides import Ride, RideStatus
-
-COMMITTED = {RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS}
+from dispatch.domain.rides import COMMITTED, Ride, RideStatus
 
 
 @dataclass

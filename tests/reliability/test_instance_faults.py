@@ -25,7 +25,7 @@ from loadtest.nginx_proc import nginx_available
 from loadtest.stack import Stack, StackOptions
 
 from .conftest import Client, record_figure
-from .redis_state import double_assignments, load_state
+from .redis_state import double_assignments, load_state, orphans
 from .stack_load import Book, driver, go_online, rider
 
 pytestmark = [
@@ -99,20 +99,23 @@ def check_rides(book: Book, rides: dict[str, Any], drivers: dict[str, Any]) -> d
         for r in rides.values()
         if r.status is RideStatus.OFFERED and (r.offer_expires_at or 0) < now_ms - 6_000
     ]
-    held_for = {r.id for r in rides.values() if r.status is not RideStatus.NO_DRIVER}
-    reserved_for_nothing = [
-        d for d, row in drivers.items() if row.status == "reserved" and row.ride not in held_for
-    ]
+    reserved_for_nothing = list(orphans(rides, drivers))
     assert not stuck and not reserved_for_nothing, (stuck, reserved_for_nothing)
     return report
 
 
-async def test_sigterm_of_one_instance_loses_nothing_and_drivers_reconnect(stack: Stack) -> None:
-    book, fault_at = await run(stack, signal.SIGTERM)
+async def fault_and_settle(stack: Stack, sig: signal.Signals) -> tuple[Book, float, Any, float]:
+    """The load with `sig` sent to one instance, then the state checked once settled:
+    the books, when the fault came, the double-assignment report, and the error rate."""
+    book, fault_at = await run(stack, sig)
     await asyncio.sleep(SETTLE_S)
     rides, drivers = await stored(stack)
     report = check_rides(book, rides, drivers)
-    error_rate = len(book.errors) / max(1, book.calls)
+    return book, fault_at, report, len(book.errors) / max(1, book.calls)
+
+
+async def test_sigterm_of_one_instance_loses_nothing_and_drivers_reconnect(stack: Stack) -> None:
+    book, fault_at, report, error_rate = await fault_and_settle(stack, signal.SIGTERM)
     going_away = [code for t, code in book.drops if t >= fault_at and code == 1001]
     record_figure(
         "instance_sigterm",
@@ -132,11 +135,7 @@ async def test_sigterm_of_one_instance_loses_nothing_and_drivers_reconnect(stack
 
 
 async def test_sigkill_of_one_instance_errors_stay_within_fail_timeout(stack: Stack) -> None:
-    book, fault_at = await run(stack, signal.SIGKILL)
-    await asyncio.sleep(SETTLE_S)
-    rides, drivers = await stored(stack)
-    report = check_rides(book, rides, drivers)
-    error_rate = len(book.errors) / max(1, book.calls)
+    book, fault_at, report, error_rate = await fault_and_settle(stack, signal.SIGKILL)
     window = [t - fault_at for t, _ in book.errors]
     record_figure(
         "instance_sigkill",

@@ -1,9 +1,13 @@
 """Writes a Redis failover can lose (replication is asynchronous: the dead master may have
 acknowledged writes its replica never saw), replayed deterministically on a single Redis
 by putting a key back as the promoted replica would have it. None may end in a double
-booking (invariant 1)."""
+booking (invariant 1), nor in an answer about a ride that is gone."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -12,10 +16,11 @@ from dispatch.bootstrap import bootstrap
 from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
-from dispatch.domain.rides import RideStatus
+from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer import drivers as driver_cases
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import sweep_once
+from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.matching import ride_item
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
@@ -30,117 +35,129 @@ HERE = LatLng(52.52, 13.405)
 D1 = Principal(Role.DRIVER, "d1")
 
 
-async def test_a_lost_accept_on_the_drivers_key_never_frees_the_driver_for_another_ride(
-    redis_url: str,
-) -> None:
+@dataclass
+class Replay:
+    """The service on one Redis with a hand-moved clock, and a raw client to play the
+    failover with."""
+
+    deps: Deps
+    clock: FakeClock
+    raw: Any
+
+    async def fix(self, driver_id: str, north: float, seq: int) -> None:
+        lat = 52.5201 + north
+        await self.deps.index.upsert([Position(driver_id, lat, 13.405, self.clock.now, seq)])
+
+    async def ask(self, rider: str) -> Ride:
+        principal = Principal(Role.RIDER, rider)
+        return await request_ride(self.deps, principal, new_ride_id(rider, None), HERE, None)
+
+    async def as_the_replica_had_it(self, key: str, kept: dict[bytes, bytes]) -> None:
+        """The failover: the promoted replica holds `key` as it was at `kept`."""
+        await self.raw.delete(key)
+        await self.raw.hset(key, mapping=kept)
+
+    async def timers_fire(self, pinging: dict[str, float]) -> None:
+        """A whole lease passes, in quarters; the drivers keep pinging; timers fire."""
+        for _ in range(4):
+            self.clock.advance(self.deps.lease_ms // 4 + 1)
+            for driver_id, north in pinging.items():
+                await self.fix(driver_id, north, self.clock.now)
+            while await sweep_once(self.deps):
+                pass
+
+
+@pytest.fixture
+async def replay(redis_url: str) -> AsyncIterator[Replay]:
     raw = Redis.from_url(redis_url)
     clock = FakeClock()
-    async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
-        deps = runtime.deps
-        await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, 1)])
-        first = await request_ride(deps, Principal(Role.RIDER, "u1"), new_ride_id("u1", None),
-                                   HERE, None)  # fmt: skip
-        reserved = await raw.hgetall("dispatch:driver:{d1}")
-        accepted = await ride_steps.accept(deps, D1, first.id)
-        assert accepted.status is RideStatus.ACCEPTED
-        # The failover: the ride's master kept the accept, the driver's master lost the
-        # confirm; the driver's key is back to "reserved", under a lease that runs out.
-        await raw.delete("dispatch:driver:{d1}")
-        await raw.hset("dispatch:driver:{d1}", mapping=reserved)
+    try:
+        async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
+            yield Replay(runtime.deps, clock, raw)
+    finally:
+        await raw.aclose()
 
-        # The driver keeps driving and sending fixes; the lease runs out; timers fire.
-        for _ in range(4):
-            clock.advance(deps.lease_ms // 4 + 1)
-            await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, clock.now)])
-            while await sweep_once(deps):
-                pass
-        second = await request_ride(deps, Principal(Role.RIDER, "u2"), new_ride_id("u2", None),
-                                    HERE, None)  # fmt: skip
-        assert second.driver_id != "d1"  # d1 is on the first ride still
-        rides, drivers = await load_state(raw)
-        report = double_assignments(rides, drivers, clock.now)
-        assert report["drivers_in_two_active_rides"] == {}
-        assert report["committed_rides_not_held_by_their_driver"] == []
-        # And the first ride goes on to its end, freeing d1 then.
-        for step in (ride_steps.arrive, ride_steps.start, ride_steps.complete):
-            await step(deps, D1, first.id)
-        assert (await deps.drivers.get("d1")).status.value == "available"
-    await raw.aclose()
+
+async def test_a_lost_accept_on_the_drivers_key_never_frees_the_driver_for_another_ride(
+    replay: Replay,
+) -> None:
+    deps = replay.deps
+    await replay.fix("d1", 0, 1)
+    first = await replay.ask("u1")
+    reserved = await replay.raw.hgetall("dispatch:driver:{d1}")
+    accepted = await ride_steps.accept(deps, D1, first.id)
+    assert accepted.status is RideStatus.ACCEPTED
+    # The ride's master kept the accept, the driver's master lost the confirm; the
+    # driver's key is back to "reserved", under a lease that runs out.
+    await replay.as_the_replica_had_it("dispatch:driver:{d1}", reserved)
+
+    await replay.timers_fire({"d1": 0})
+    second = await replay.ask("u2")
+    assert second.driver_id != "d1"  # d1 is on the first ride still
+    rides, drivers = await load_state(replay.raw)
+    report = double_assignments(rides, drivers, replay.clock.now)
+    assert report["drivers_in_two_active_rides"] == {}
+    assert report["committed_rides_not_held_by_their_driver"] == []
+    # And the first ride goes on to its end, freeing d1 then.
+    for step in (ride_steps.arrive, ride_steps.start, ride_steps.complete):
+        await step(deps, D1, first.id)
+    assert (await deps.drivers.get("d1")).status.value == "available"
 
 
 async def test_a_lost_release_after_the_ride_ended_does_not_strand_the_driver(
-    redis_url: str,
+    replay: Replay,
 ) -> None:
-    raw = Redis.from_url(redis_url)
-    clock = FakeClock()
-    async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
-        deps = runtime.deps
-        await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, 1)])
-        ride = await request_ride(deps, Principal(Role.RIDER, "u1"), new_ride_id("u1", None),
-                                  HERE, None)  # fmt: skip
-        await ride_steps.accept(deps, D1, ride.id)
-        await ride_steps.arrive(deps, D1, ride.id)
-        await ride_steps.start(deps, D1, ride.id)
-        on_ride = await raw.hgetall("dispatch:driver:{d1}")
-        await ride_steps.complete(deps, D1, ride.id)
-        # The failover kept the completed ride but lost the release on the driver's key.
-        await raw.delete("dispatch:driver:{d1}")
-        await raw.hset("dispatch:driver:{d1}", mapping=on_ride)
-        # The driver, idle, says so: it is free again and can be dispatched.
-        rec, _ = await driver_cases.set_status(deps, D1, "d1", DriverStatus.AVAILABLE)
-        assert rec.status is DriverStatus.AVAILABLE
-        clock.advance(1_000)
-        await deps.index.upsert([Position("d1", 52.5201, 13.405, clock.now, 2)])
-        again = await request_ride(deps, Principal(Role.RIDER, "u2"), new_ride_id("u2", None),
-                                   HERE, None)  # fmt: skip
-        assert again.driver_id == "d1"
-    await raw.aclose()
+    deps = replay.deps
+    await replay.fix("d1", 0, 1)
+    ride = await replay.ask("u1")
+    await ride_steps.accept(deps, D1, ride.id)
+    await ride_steps.arrive(deps, D1, ride.id)
+    await ride_steps.start(deps, D1, ride.id)
+    on_ride = await replay.raw.hgetall("dispatch:driver:{d1}")
+    await ride_steps.complete(deps, D1, ride.id)
+    # The failover kept the completed ride but lost the release on the driver's key.
+    await replay.as_the_replica_had_it("dispatch:driver:{d1}", on_ride)
+    # The driver, idle, says so: it is free again and can be dispatched.
+    rec, _ = await driver_cases.set_status(deps, D1, "d1", DriverStatus.AVAILABLE)
+    assert rec.status is DriverStatus.AVAILABLE
+    replay.clock.advance(1_000)
+    await replay.fix("d1", 0, 2)
+    again = await replay.ask("u2")
+    assert again.driver_id == "d1"
 
 
 @pytest.mark.parametrize("timer_cancel", ["lost", "kept"])
 async def test_a_lost_accept_on_the_ride_is_put_back_not_passed_on(
-    redis_url: str, timer_cancel: str
+    replay: Replay, timer_cancel: str
 ) -> None:
     """The mirror case: the driver's key kept the accept (on_ride), the ride lost it and
     still says offered. The driver was told yes and is on the way; the ride must be
     accepted again, not handed to someone else: by the offer's timer if the timer's
     cancel was lost with the ride's write, else by the reservation's lease timer."""
-    raw = Redis.from_url(redis_url)
-    clock = FakeClock()
-    async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
-        deps = runtime.deps
-        for i, d in enumerate(("d1", "d2")):
-            await deps.index.upsert([Position(d, 52.5201 + i * 1e-3, 13.405, clock.now, 1)])
-        ride = await request_ride(deps, Principal(Role.RIDER, "u1"), new_ride_id("u1", None),
-                                  HERE, None)  # fmt: skip
-        assert ride.driver_id == "d1" and ride.offer_expires_at is not None
-        offered = await raw.hgetall(f"dispatch:ride:{{{ride.id}}}")
-        await ride_steps.accept(deps, D1, ride.id)
-        await raw.delete(f"dispatch:ride:{{{ride.id}}}")
-        await raw.hset(f"dispatch:ride:{{{ride.id}}}", mapping=offered)
-        if timer_cancel == "lost":
-            await deps.deadlines.schedule(ride_item(ride.id), ride.offer_expires_at)
+    deps = replay.deps
+    drivers = {"d1": 0.0, "d2": 1e-3}
+    for d, north in drivers.items():
+        await replay.fix(d, north, 1)
+    ride = await replay.ask("u1")
+    assert ride.driver_id == "d1" and ride.offer_expires_at is not None
+    offered = await replay.raw.hgetall(f"dispatch:ride:{{{ride.id}}}")
+    await ride_steps.accept(deps, D1, ride.id)
+    await replay.as_the_replica_had_it(f"dispatch:ride:{{{ride.id}}}", offered)
+    if timer_cancel == "lost":
+        await deps.deadlines.schedule(ride_item(ride.id), ride.offer_expires_at)
 
-        # Both timers' times pass, the drivers pinging all along.
-        for _ in range(4):
-            clock.advance(deps.lease_ms // 4 + 1)
-            for i, d in enumerate(("d1", "d2")):
-                fix = Position(d, 52.5201 + i * 1e-3, 13.405, clock.now, clock.now)
-                await deps.index.upsert([fix])
-            while await sweep_once(deps):
-                pass
-        restored = await deps.rides.get(ride.id)
-        assert restored is not None
-        assert (restored.status, restored.driver_id, restored.fence) == (
-            RideStatus.ACCEPTED, "d1", ride.fence,
-        )  # fmt: skip
-        rec = await deps.drivers.get("d1")
-        assert (rec.status, rec.ride_id, rec.fence) == (DriverStatus.ON_RIDE, ride.id, ride.fence)
-        assert (await deps.drivers.get("d2")).status is DriverStatus.AVAILABLE
-        for step in (ride_steps.arrive, ride_steps.start, ride_steps.complete):
-            await step(deps, D1, ride.id)
-        assert (await deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
-    await raw.aclose()
+    await replay.timers_fire(drivers)  # both timers' times pass
+    restored = await deps.rides.get(ride.id)
+    assert restored is not None
+    assert (restored.status, restored.driver_id, restored.fence) == (
+        RideStatus.ACCEPTED, "d1", ride.fence,
+    )  # fmt: skip
+    rec = await deps.drivers.get("d1")
+    assert (rec.status, rec.ride_id, rec.fence) == (DriverStatus.ON_RIDE, ride.id, ride.fence)
+    assert (await deps.drivers.get("d2")).status is DriverStatus.AVAILABLE
+    for step in (ride_steps.arrive, ride_steps.start, ride_steps.complete):
+        await step(deps, D1, ride.id)
+    assert (await deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
 
 
 async def test_a_lost_ride_whose_keyed_answer_survived_is_stored_again_on_retry(

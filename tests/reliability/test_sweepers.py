@@ -44,29 +44,24 @@ ERRORS = [
 ]
 
 
+SWEEPERS = {  # name: (the dependency it calls, the call that fails once, the loop)
+    "timer": ("deadlines", "claim", run_sweeper),
+    "index": ("index", "expire", run_index_sweeper),
+}
+
+
+@pytest.mark.parametrize("sweeper", SWEEPERS)
 @pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
-async def test_the_timer_sweeper_survives_any_error(error: BaseException) -> None:
+async def test_each_sweeper_survives_any_error(sweeper: str, error: BaseException) -> None:
+    dependency, method, loop = SWEEPERS[sweeper]
     async with bootstrap(Settings()) as runtime:
-        flaky = FailsOnce(runtime.deps.deadlines, "claim", error)
-        deps = dataclasses.replace(runtime.deps, deadlines=flaky)
-        task = asyncio.create_task(run_sweeper(deps, 0.01))
+        flaky = FailsOnce(getattr(runtime.deps, dependency), method, error)
+        swapped: dict[str, Any] = {dependency: flaky}
+        deps = dataclasses.replace(runtime.deps, **swapped)
+        task = asyncio.create_task(loop(deps, 0.01))
         await asyncio.sleep(0.3)
         assert not task.done(), task.exception()
         assert flaky.calls > 5  # it kept sweeping after the failure
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-
-@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
-async def test_the_index_sweeper_survives_any_error(error: BaseException) -> None:
-    async with bootstrap(Settings()) as runtime:
-        flaky = FailsOnce(runtime.deps.index, "expire", error)
-        deps = dataclasses.replace(runtime.deps, index=flaky)
-        task = asyncio.create_task(run_index_sweeper(deps, 0.01))
-        await asyncio.sleep(0.3)
-        assert not task.done(), task.exception()
-        assert flaky.calls > 5
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
