@@ -8,6 +8,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import RedisCluster
 
+from dispatch.adapters import (
+    redis_deadlines,
+    redis_drivers,
+    redis_idempotency,
+    redis_rider_rides,
+    redis_rides,
+)
 from dispatch.adapters.clock import WallClock
 from dispatch.adapters.fanout import MemoryNotifier
 from dispatch.adapters.memory_deadlines import MemoryDeadlineQueue
@@ -16,7 +23,7 @@ from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
 from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
-from dispatch.adapters.redis_client import connect, preload_scripts, translated
+from dispatch.adapters.redis_client import connect
 from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
 from dispatch.adapters.redis_drivers import RedisDriverStore
 from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
@@ -26,10 +33,23 @@ from dispatch.domain.matching import MatchingPolicy
 from dispatch.service_layer.deps import Deps, NullObserver
 from dispatch.service_layer.ports import Clock, Observer
 from dispatch.settings import Settings
-from geoindex.coalesce import CoalescingGeoIndex
-from geoindex.memory import MemoryGeoIndex
-from geoindex.redis_index import RedisGeoIndex
-from geoindex.search import SearchConfig
+from geoindex import (
+    CoalescingGeoIndex,
+    MemoryGeoIndex,
+    RedisGeoIndex,
+    ScriptRunner,
+    SearchConfig,
+    translated,
+)
+
+# Every script of the stores: loaded on every primary before the first request.
+STORE_SCRIPTS = (
+    *redis_drivers.SCRIPTS,
+    *redis_rides.SCRIPTS,
+    *redis_rider_rides.SCRIPTS,
+    *redis_idempotency.SCRIPTS,
+    *redis_deadlines.SCRIPTS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +73,14 @@ async def _nothing() -> None:
 
 @asynccontextmanager
 async def bootstrap(
-    settings: Settings, *, clock: Clock | None = None, observer: Observer | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    observer: Observer | None = None,
+    index_prefix: str = "gi",
 ) -> AsyncIterator[Runtime]:
+    """`index_prefix`: the Redis key prefix of the geo index (the stores find a driver's
+    last fix through the index, whatever its prefix)."""
     clock = clock or WallClock()
     observer = observer or NullObserver()
     ttl_ms = round(settings.driver_ttl_s * 1000)
@@ -81,7 +107,10 @@ async def bootstrap(
         url, cluster=bool(settings.redis_cluster_url), timeout_s=settings.redis_timeout_s
     )
     notifier = PubSubNotifier(client, url)
-    redis_index = RedisGeoIndex(client, ttl_ms=ttl_ms, clock=clock.now_ms, config=search)
+    redis_index = RedisGeoIndex(
+        client, ttl_ms=ttl_ms, clock=clock.now_ms, config=search, prefix=index_prefix
+    )
+    scripts = ScriptRunner(client, STORE_SCRIPTS)
 
     async def ping() -> None:
         with translated():
@@ -93,16 +122,16 @@ async def bootstrap(
             # races when many commands start at once (connections closed under them).
             with translated():
                 await client.initialize()
-        await preload_scripts(client)
+        await scripts.load()
         await notifier.start()
         deps = Deps(
             # Fixes arriving one per request or frame travel to Redis in shared batches.
             index=CoalescingGeoIndex(redis_index),
-            drivers=RedisDriverStore(client, ttl_ms),
-            rides=RedisRideStore(client),
-            riders=RedisRiderRideStore(client),
-            idempotency=RedisIdempotencyStore(client),
-            deadlines=RedisDeadlineQueue(client),
+            drivers=RedisDriverStore(scripts, redis_index),
+            rides=RedisRideStore(scripts),
+            riders=RedisRiderRideStore(scripts),
+            idempotency=RedisIdempotencyStore(scripts),
+            deadlines=RedisDeadlineQueue(scripts),
             notifier=notifier,
             clock=clock,
             policy=policy,

@@ -25,5 +25,9 @@ class InvalidQuery(InvalidInput):
     """k, radius, resolution or batch size outside the documented limits."""
 
 
+class InvalidConfig(GeoIndexError, ValueError):
+    """A backend or search setting outside what the index supports (raised at construction)."""
+
+
 class BackendUnavailable(GeoIndexError):
     """The storage backend could not be reached or timed out; the operation may not have run."""

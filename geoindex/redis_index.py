@@ -25,11 +25,10 @@ from typing import Any
 
 from geoindex import limits
 from geoindex.cells import position_score, region_of, score_latlng
-from geoindex.errors import BackendUnavailable
 from geoindex.knn import Candidate, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
-from geoindex.redis_scripts import UNAVAILABLE, Call, Script, ScriptRunner
+from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.supply import count_supply, supply_cells
 
@@ -72,6 +71,10 @@ class RedisGeoIndex:
 
     # -- keys -----------------------------------------------------------------------------
     def driver_key(self, driver_id: str) -> str:
+        """The hash holding the driver's last fix, under the configured prefix: its field
+        `ts` is the fix time in ms. Its hash tag is `{<driver_id>}`, so a script that runs
+        on keys tagged `{<driver_id>}` may read `ts` in the same atomic step (this is how
+        a store next to the index checks freshness). Read-only for anyone but the index."""
         return f"{self._prefix}:d:{{{driver_id}}}"
 
     def _region_keys(self, region: int) -> list[str]:
@@ -124,7 +127,8 @@ class RedisGeoIndex:
         )
         new = ops.keys() - self._known_regions
         if new:
-            await self._redis.sadd(f"{self._prefix}:regions", *(f"{r:x}" for r in new))
+            with translated():
+                await self._redis.sadd(f"{self._prefix}:regions", *(f"{r:x}" for r in new))
             self._known_regions |= new
 
     async def _change(self, driver_ids: Sequence[str], op: str, arg: int = 0) -> list[str]:
@@ -160,7 +164,9 @@ class RedisGeoIndex:
 
     async def expire(self, cutoff_ms: int) -> list[str]:
         limits.check_ts(cutoff_ms)
-        regions = [int(_s(r), 16) for r in await self._redis.smembers(f"{self._prefix}:regions")]
+        with translated():
+            members = await self._redis.smembers(f"{self._prefix}:regions")
+        regions = [int(_s(r), 16) for r in members]
         tomb_cutoff = cutoff_ms - self.ttl_ms
         gone: set[str] = set()
         while regions:
@@ -186,12 +192,10 @@ class RedisGeoIndex:
     # -- reads ----------------------------------------------------------------------------
     async def get(self, driver_id: str) -> DriverState | None:
         limits.check_driver_id(driver_id)
-        try:
+        with translated():
             lat, lng, ts, seq, avail = await self._redis.hmget(
                 self.driver_key(driver_id), "lat", "lng", "ts", "seq", "avail"
             )
-        except UNAVAILABLE as e:
-            raise BackendUnavailable(f"redis unavailable: {e}") from e
         if ts is None:
             return None
         return DriverState(
@@ -244,7 +248,8 @@ class RedisGeoIndex:
         return count_supply(cells, lambda region, lo, hi: int(next(counts[region])))
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        with translated():
+            await self._redis.aclose()
 
 
 def _s(value: Any) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 from h3.api import basic_int as h3
 
 from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, average_edge_m, max_circumradius_m
+from geoindex.errors import InvalidConfig
 
 DESCENDANT_SPREAD = 1.1  # x max circumradius: how far a driver can be from its cell centre
 EDGE_SPILL = 0.25  # x max circumradius: how far a driver can be outside its cell polygon
@@ -97,9 +98,9 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.region_res <= self.search_res <= 14:
-            raise ValueError("need 0 <= region_res <= search_res <= 14")
+            raise InvalidConfig("need 0 <= region_res <= search_res <= 14")
         if not 1 <= self.first_rings <= self.max_rings:
-            raise ValueError("need 1 <= first_rings <= max_rings")
+            raise InvalidConfig("need 1 <= first_rings <= max_rings")
 
 
 def plan_step(

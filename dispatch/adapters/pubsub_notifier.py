@@ -20,8 +20,9 @@ from contextlib import AbstractAsyncContextManager
 from redis.asyncio import Redis, RedisCluster
 
 from dispatch.adapters.fanout import Fanout
-from dispatch.adapters.redis_client import AnyRedis, translated
+from dispatch.adapters.redis_client import AnyRedis
 from dispatch.service_layer.ports import Subscription
+from geoindex import translated
 
 log = logging.getLogger(__name__)
 

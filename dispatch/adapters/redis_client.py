@@ -1,25 +1,30 @@
 """Redis clients for the stores: one for a single Redis or a Redis Cluster, with timeouts
-everywhere (a dead Redis must give an error quickly, never a hung request), and the
-translation of Redis errors into BackendUnavailable."""
+everywhere (a dead Redis must give an error quickly, never a hung request); the stores'
+Lua scripts and key names. Scripts run, and errors translate, at geoindex's Redis edge
+(geoindex.redis_edge): one runner and one BackendUnavailable for the whole service."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
-from dispatch.service_layer.errors import BackendUnavailable
+from geoindex import Script
 
 AnyRedis = Redis | RedisCluster
-LUA_DIR = Path(__file__).parent / "lua"
-
 
 MAX_CONNECTIONS = 256  # per instance (and per cluster node); a burst waits for a free one
+# A driver record, an active ride or a rider's count of them that nobody touches for a
+# week is junk: every write to one of them sets this expiry again.
+UNTOUCHED_KEEP_MS = 7 * 24 * 3600 * 1000
+
+_LUA = "dispatch.adapters.lua"
+
+
+def script(name: str) -> Script:
+    """One of the stores' scripts (dispatch/adapters/lua/<name>.lua)."""
+    return Script(name, package=_LUA)
 
 
 def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
@@ -38,35 +43,6 @@ def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
     return Redis.from_pool(pool)
 
 
-@contextmanager
-def translated() -> Iterator[None]:
-    """Redis errors (down, timeout, failover in progress) become BackendUnavailable.
-    A script error is a bug, not an outage, and stays what it is."""
-    try:
-        yield
-    except rx.NoScriptError:
-        raise
-    except (rx.ConnectionError, rx.TimeoutError, rx.ClusterError, rx.BusyLoadingError) as exc:
-        raise BackendUnavailable(f"redis: {exc}") from exc
-    except (rx.ClusterDownError, rx.TryAgainError, rx.ReadOnlyError, rx.MasterDownError) as exc:
-        raise BackendUnavailable(f"redis: {exc}") from exc
-    except (OSError, TimeoutError) as exc:
-        raise BackendUnavailable(f"redis: {exc!r}") from exc
-
-
-async def preload_scripts(client: AnyRedis) -> None:
-    """SCRIPT LOAD every script up front (on a cluster: on every primary; replicas get
-    them by replication). Loading them lazily means a burst of NOSCRIPT replies under load,
-    and redis-py's async cluster client answers that by dropping connections in use."""
-    with translated():
-        for path in sorted(LUA_DIR.glob("*.lua")):
-            await client.script_load(path.read_text())
-
-
-def lua(name: str) -> str:
-    return (LUA_DIR / f"{name}.lua").read_text()
-
-
 def call_id() -> str:
     """Names one call of a script that changes state: redis-py re-sends a command whose
     connection broke (mid-failover), and the script answers a re-sent call as it answered
@@ -75,13 +51,9 @@ def call_id() -> str:
 
 
 def driver_key(driver_id: str) -> str:
-    # The hash tag is the geo index's own tag for this driver: gi:d:{<id>} lives in the
-    # same slot, so one script reads the driver's last fix time and its status.
+    # Tagged {<id>}, as the geo index tags its own record of the driver
+    # (RedisGeoIndex.driver_key): one script reads the last fix time and the status.
     return f"dispatch:driver:{{{driver_id}}}"
-
-
-def index_key(driver_id: str) -> str:
-    return f"gi:d:{{{driver_id}}}"
 
 
 def ride_key(ride_id: str) -> str:

@@ -6,24 +6,30 @@ that made the offer."""
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 
-from dispatch.adapters.redis_client import AnyRedis, lua, translated
+from dispatch.adapters.redis_client import script
 from dispatch.service_layer.ports import Claimed
+from geoindex import ScriptRunner, translated
 
+CLAIM = script("timer_claim")
+DONE = script("timer_done")
+SCRIPTS = (CLAIM, DONE)
 SHARDS = 8
 
 
+def _shard(index: int) -> str:
+    return f"dispatch:timers:{{{index}}}"
+
+
 def _shard_key(item: str) -> str:
-    return f"dispatch:timers:{{{zlib.crc32(item.encode()) % SHARDS}}}"
+    return _shard(zlib.crc32(item.encode()) % SHARDS)
 
 
 class RedisDeadlineQueue:
-    def __init__(self, client: AnyRedis) -> None:
-        self._r = client
-        self._claim = client.register_script(lua("timer_claim"))
-        self._done = client.register_script(lua("timer_done"))
+    def __init__(self, scripts: ScriptRunner) -> None:
+        self._scripts = scripts
+        self._r = scripts.client
 
     async def schedule(self, item: str, due_ms: int) -> None:
         with translated():
@@ -33,22 +39,12 @@ class RedisDeadlineQueue:
         with translated():
             await self._r.zrem(_shard_key(item), item)
 
-    async def _claim_shard(
-        self, shard: int, now_ms: int, limit: int, retry_ms: int
-    ) -> list[Claimed]:
-        key = f"dispatch:timers:{{{shard}}}"
-        res = await self._claim(keys=[key], args=[now_ms, limit, retry_ms])
-        score = int(res[0])
-        return [Claimed(item.decode(), score) for item in res[1]]
-
     async def claim(self, now_ms: int, limit: int, retry_ms: int) -> list[Claimed]:
         per_shard = max(1, limit // SHARDS)
-        with translated():
-            batches = await asyncio.gather(
-                *(self._claim_shard(s, now_ms, per_shard, retry_ms) for s in range(SHARDS))
-            )
-        return [c for batch in batches for c in batch]
+        args = [now_ms, per_shard, retry_ms]
+        # Every shard in one pipeline: one round trip per node.
+        replies = await self._scripts.run([(CLAIM, [_shard(s)], args) for s in range(SHARDS)])
+        return [Claimed(item.decode(), int(reply[0])) for reply in replies for item in reply[1]]
 
     async def done(self, claimed: Claimed) -> None:
-        with translated():
-            await self._done(keys=[_shard_key(claimed.item)], args=[claimed.item, claimed.score])
+        await self._scripts.call(DONE, [_shard_key(claimed.item)], [claimed.item, claimed.score])

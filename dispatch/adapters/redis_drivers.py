@@ -3,16 +3,28 @@ compare-and-set scripts (lua/driver_*.lua) that mirror dispatch.domain.drivers."
 
 from __future__ import annotations
 
-from dispatch.adapters.redis_client import (
-    AnyRedis,
-    call_id,
-    driver_key,
-    index_key,
-    lua,
-    translated,
-)
+from typing import Protocol
+
+from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, driver_key, script
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.errors import DriverBusy
+from geoindex import ScriptRunner, translated
+
+RESERVE = script("driver_reserve")
+CONFIRM = script("driver_confirm")
+RELEASE = script("driver_release")
+EXPIRE_LEASE = script("driver_expire_lease")
+SET_STATUS = script("driver_set_status")
+SCRIPTS = (RESERVE, CONFIRM, RELEASE, EXPIRE_LEASE, SET_STATUS)
+
+
+class FixTimes(Protocol):
+    """Where the geo index keeps a driver's last fix (RedisGeoIndex is one): a hash with
+    field `ts`, tagged {<driver_id>} like our own record, and how long a fix stays fresh."""
+
+    ttl_ms: int
+
+    def driver_key(self, driver_id: str) -> str: ...
 
 
 def _s(value: bytes | str | None) -> str | None:
@@ -20,14 +32,11 @@ def _s(value: bytes | str | None) -> str | None:
 
 
 class RedisDriverStore:
-    def __init__(self, client: AnyRedis, ttl_ms: int) -> None:
-        self._r = client
-        self._ttl_ms = ttl_ms
-        self._reserve = client.register_script(lua("driver_reserve"))
-        self._confirm = client.register_script(lua("driver_confirm"))
-        self._release = client.register_script(lua("driver_release"))
-        self._expire = client.register_script(lua("driver_expire_lease"))
-        self._set_status = client.register_script(lua("driver_set_status"))
+    def __init__(self, scripts: ScriptRunner, index: FixTimes) -> None:
+        self._scripts = scripts
+        self._r = scripts.client
+        # For the freshness of the last fix (invariant 4), read in the reserving script.
+        self._index = index
 
     async def get(self, driver_id: str) -> DriverRecord:
         with translated():
@@ -44,8 +53,9 @@ class RedisDriverStore:
     async def set_status(self, driver_id: str, status: DriverStatus, now_ms: int) -> DriverRecord:
         if status not in (DriverStatus.AVAILABLE, DriverStatus.OFFLINE):
             raise ValueError("a driver may only set itself available or offline")
-        with translated():
-            res = await self._set_status(keys=[driver_key(driver_id)], args=[status.value, now_ms])
+        res = await self._scripts.call(
+            SET_STATUS, [driver_key(driver_id)], [status.value, now_ms, UNTOUCHED_KEEP_MS]
+        )
         if int(res[0]) == 0:
             raise DriverBusy(f"driver is {_s(res[1])} for ride {_s(res[2])}")
         return await self.get(driver_id)
@@ -53,28 +63,22 @@ class RedisDriverStore:
     async def reserve(
         self, driver_id: str, ride_id: str, now_ms: int, lease_until: int
     ) -> DriverRecord | None:
-        keys = [driver_key(driver_id), index_key(driver_id)]
-        with translated():
-            res = await self._reserve(
-                keys=keys, args=[ride_id, now_ms, lease_until, self._ttl_ms, call_id()]
-            )
+        # One script: the freshness check and the compare-and-set are one atomic step.
+        keys = [driver_key(driver_id), self._index.driver_key(driver_id)]
+        args = [ride_id, now_ms, lease_until, self._index.ttl_ms, call_id(), UNTOUCHED_KEEP_MS]
+        res = await self._scripts.call(RESERVE, keys, args)
         if len(res) == 2:
             return None
         return DriverRecord(driver_id, DriverStatus.RESERVED, ride_id, int(res[0]), lease_until)
 
     async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool:
-        with translated():
-            res = await self._confirm(keys=[driver_key(driver_id)], args=[ride_id, fence, now_ms])
-        return bool(int(res))
+        args = [ride_id, fence, now_ms, UNTOUCHED_KEEP_MS]
+        return bool(int(await self._scripts.call(CONFIRM, [driver_key(driver_id)], args)))
 
     async def release(self, driver_id: str, ride_id: str, fence: int) -> bool:
-        with translated():
-            res = await self._release(
-                keys=[driver_key(driver_id)], args=[ride_id, fence, call_id()]
-            )
-        return bool(int(res))
+        args = [ride_id, fence, call_id(), UNTOUCHED_KEEP_MS]
+        return bool(int(await self._scripts.call(RELEASE, [driver_key(driver_id)], args)))
 
     async def expire_lease(self, driver_id: str, now_ms: int) -> bool:
-        with translated():
-            res = await self._expire(keys=[driver_key(driver_id)], args=[now_ms, call_id()])
-        return bool(int(res))
+        args = [now_ms, call_id(), UNTOUCHED_KEEP_MS]
+        return bool(int(await self._scripts.call(EXPIRE_LEASE, [driver_key(driver_id)], args)))

@@ -5,8 +5,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from dispatch.adapters.redis_client import AnyRedis, lua, translated
+from dispatch.adapters.redis_client import script
 from dispatch.service_layer.ports import Claim, ClaimState
+from geoindex import ScriptRunner
+
+BEGIN = script("idem_begin")
+FINISH = script("idem_finish")
+ABANDON = script("idem_abandon")
+TOUCH = script("idem_touch")
+FORGET = script("idem_forget")
+SCRIPTS = (BEGIN, FINISH, ABANDON, TOUCH, FORGET)
 
 
 def _key(key: str) -> str:
@@ -15,17 +23,12 @@ def _key(key: str) -> str:
 
 
 class RedisIdempotencyStore:
-    def __init__(self, client: AnyRedis) -> None:
-        self._begin = client.register_script(lua("idem_begin"))
-        self._finish = client.register_script(lua("idem_finish"))
-        self._abandon = client.register_script(lua("idem_abandon"))
-        self._touch = client.register_script(lua("idem_touch"))
-        self._forget = client.register_script(lua("idem_forget"))
+    def __init__(self, scripts: ScriptRunner) -> None:
+        self._scripts = scripts
 
     async def begin(self, key: str, fingerprint: str, lock_ms: int) -> Claim:
         token = uuid.uuid4().hex
-        with translated():
-            res = await self._begin(keys=[_key(key)], args=[fingerprint, token, lock_ms])
+        res = await self._scripts.call(BEGIN, [_key(key)], [fingerprint, token, lock_ms])
         state = ClaimState(res[0].decode())
         if state is ClaimState.NEW:
             return Claim(state, token)
@@ -34,17 +37,13 @@ class RedisIdempotencyStore:
         return Claim(state)
 
     async def finish(self, key: str, token: str, payload: bytes, ttl_ms: int) -> None:
-        with translated():
-            await self._finish(keys=[_key(key)], args=[token, payload, ttl_ms])
+        await self._scripts.call(FINISH, [_key(key)], [token, payload, ttl_ms])
 
     async def abandon(self, key: str, token: str) -> None:
-        with translated():
-            await self._abandon(keys=[_key(key)], args=[token])
+        await self._scripts.call(ABANDON, [_key(key)], [token])
 
     async def touch(self, key: str, token: str, lock_ms: int) -> None:
-        with translated():
-            await self._touch(keys=[_key(key)], args=[token, lock_ms])
+        await self._scripts.call(TOUCH, [_key(key)], [token, lock_ms])
 
     async def forget(self, key: str, payload: bytes) -> None:
-        with translated():
-            await self._forget(keys=[_key(key)], args=[payload])
+        await self._scripts.call(FORGET, [_key(key)], [payload])

@@ -4,21 +4,23 @@ with the ride id, written only over the expected version by lua/ride_put.lua."""
 from __future__ import annotations
 
 from dispatch.adapters import ride_codec
-from dispatch.adapters.redis_client import AnyRedis, call_id, lua, ride_key, translated
+from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, ride_key, script
 from dispatch.domain.rides import TERMINAL, Ride
+from geoindex import ScriptRunner, translated
 
-ACTIVE_KEEP_MS = 7 * 24 * 3600 * 1000  # an active ride nobody touches for a week is junk
+PUT = script("ride_put")
+SCRIPTS = (PUT,)
 FINISHED_KEEP_MS = 24 * 3600 * 1000
 
 
 class RedisRideStore:
-    def __init__(self, client: AnyRedis, finished_keep_ms: int = FINISHED_KEEP_MS) -> None:
-        self._r = client
+    def __init__(self, scripts: ScriptRunner, finished_keep_ms: int = FINISHED_KEEP_MS) -> None:
+        self._scripts = scripts
+        self._r = scripts.client
         self._finished_keep_ms = finished_keep_ms
-        self._put = client.register_script(lua("ride_put"))
 
     async def _write(self, ride: Ride, expected: int) -> bool:
-        keep = self._finished_keep_ms if ride.status in TERMINAL else ACTIVE_KEEP_MS
+        keep = self._finished_keep_ms if ride.status in TERMINAL else UNTOUCHED_KEEP_MS
         args: list[bytes | int | str] = [
             expected,
             ride.version,
@@ -26,8 +28,7 @@ class RedisRideStore:
             keep,
             call_id(),
         ]
-        with translated():
-            return bool(int(await self._put(keys=[ride_key(ride.id)], args=args)))
+        return bool(int(await self._scripts.call(PUT, [ride_key(ride.id)], args)))
 
     async def create(self, ride: Ride) -> bool:
         return await self._write(ride, 0)
@@ -35,7 +36,7 @@ class RedisRideStore:
     async def get(self, ride_id: str) -> Ride | None:
         with translated():
             raw = await self._r.hget(ride_key(ride_id), "j")
-        return None if raw is None else ride_codec.decode(bytes(raw))  # type: ignore[arg-type]
+        return None if raw is None else ride_codec.decode(bytes(raw))
 
     async def replace(self, ride: Ride) -> bool:
         return await self._write(ride, ride.version - 1)

@@ -13,7 +13,6 @@ from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.settings import DEV_JWT_SECRET, Settings, from_env
-from geoindex import BackendUnavailable as IndexUnavailable
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -64,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     _warn_dev_secret(settings)
     try:
         uvloop.run(serve(settings, announce(settings)))
-    except (BackendUnavailable, IndexUnavailable, OSError) as exc:
+    except (BackendUnavailable, OSError) as exc:
         # Start-up only: at run time an unreachable backend is a 503, not an exit.
         print(f"dispatch serve: cannot start ({settings.backend}): {exc}", file=sys.stderr)
         return 1

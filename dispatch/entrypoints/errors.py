@@ -18,7 +18,6 @@ from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.jsonio import BodyTooLarge, MalformedJson, error_response
 from dispatch.entrypoints.schemas import InvalidBody
 from dispatch.service_layer import errors as svc
-from geoindex import BackendUnavailable as IndexUnavailable
 from geoindex import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -47,23 +46,6 @@ class RateLimited(Exception):
     pass
 
 
-def _raised_in_redis_client(exc: BaseException) -> bool:
-    """redis-py's cluster client closes every connection when a failover begins, under
-    commands still using them; those then fail with whatever the closed connection raises
-    (AttributeError on its writer, RuntimeError from uvloop's closed transport), not a
-    redis error. It is an outage all the same, which is what we answer."""
-    modules = []
-    tb = exc.__traceback__
-    while tb is not None:
-        modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
-        tb = tb.tb_next
-    for i, module in enumerate(modules):
-        if module == "redis" or module.startswith("redis."):
-            # Raised below a call into redis-py (in it, asyncio or uvloop), not by our code.
-            return not any(m.startswith(("dispatch", "geoindex")) for m in modules[i:])
-    return False
-
-
 def to_response(exc: BaseException) -> web.Response | None:
     """The JSON error for a known failure, or None for a bug."""
     if isinstance(exc, DomainError):
@@ -85,7 +67,7 @@ def to_response(exc: BaseException) -> web.Response | None:
         return error_response(413, "body_too_large", str(exc))
     if isinstance(exc, RateLimited):
         return error_response(429, "rate_limited", str(exc))
-    if isinstance(exc, (svc.BackendUnavailable, IndexUnavailable)) or _raised_in_redis_client(exc):
+    if isinstance(exc, svc.BackendUnavailable):
         return error_response(503, "backend_unavailable", "the data store is unavailable; retry")
     return None
 

@@ -2,6 +2,10 @@
 
 from dispatch.domain.errors import DomainError
 
+# One class for "a store could not be reached or timed out; the operation may or may not
+# have run", whichever store or index it was: they all share geoindex's Redis edge.
+from geoindex import BackendUnavailable as BackendUnavailable
+
 
 class Forbidden(DomainError):
     """The caller's token does not allow this (invariant 7)."""
@@ -41,7 +45,3 @@ class Contended(DomainError):
     """Too many concurrent changes to one ride; the caller may retry."""
 
     code = "contended"
-
-
-class BackendUnavailable(Exception):
-    """A store could not be reached or timed out; the operation may or may not have run."""

@@ -1,5 +1,5 @@
 -- Free a driver held for a ride, only with the current ride id and token.
--- KEYS[1] dispatch:driver:{id}   ARGV ride_id, fence, op (unique per call)
+-- KEYS[1] dispatch:driver:{id}   ARGV ride_id, fence, op (unique per call), keep_ms
 -- The same call sent again by the client library after a lost reply (redis-py re-sends
 -- on a connection error mid-failover) gets the first call's answer: `op` names the last
 -- call that changed this key.
@@ -11,5 +11,5 @@ if (d[1] ~= 'reserved' and d[1] ~= 'on_ride') or d[2] ~= ARGV[1] or d[3] ~= ARGV
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', 'available', 'ride', '', 'lease', '0', 'op', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], 604800000)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1

@@ -1,6 +1,8 @@
 -- Reserve a driver for a ride: one compare-and-set on the driver's record.
--- KEYS[1] dispatch:driver:{id}   KEYS[2] gi:d:{id} (the geo index's record of the driver)
--- ARGV ride_id, now_ms, lease_until_ms, ttl_ms, op (unique per call)
+-- KEYS[1] dispatch:driver:{id}   KEYS[2] the geo index's record of the driver, whose `ts`
+-- is its last fix (RedisGeoIndex.driver_key: same hash tag, whatever the index's prefix)
+-- ARGV ride_id, now_ms, lease_until_ms, ttl_ms, op (unique per call), keep_ms
+-- keep_ms: how long the record outlives its last change.
 -- Returns {fence} on success, or {0, reason}. Mirrors dispatch.domain.drivers.reserve.
 -- The same call sent again by the client library after a lost reply (redis-py re-sends
 -- on a connection error mid-failover) gets the first call's answer: `op` names the last
@@ -25,5 +27,5 @@ local fence = math.max((tonumber(d[2]) or 0) + 1, now * 1000)
 local f = string.format('%.0f', fence)
 redis.call('HSET', KEYS[1], 'status', 'reserved', 'ride', ARGV[1], 'fence', f, 'lease', ARGV[3],
   'op', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], 604800000)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return {f}

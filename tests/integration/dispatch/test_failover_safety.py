@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
-from dispatch.adapters.redis_client import connect, lua
+from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, connect, script
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.errors import InvalidTransition
 from dispatch.domain.geo import LatLng
@@ -18,7 +18,7 @@ from dispatch.domain.rides import RideStatus
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import expire_offer
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
-from geoindex import Position
+from geoindex import Position, RedisGeoIndex, ScriptRunner
 
 from .conftest import FakeClock, settings_for
 
@@ -83,39 +83,39 @@ async def test_a_call_sent_again_after_its_reply_was_lost_gets_the_first_answer(
     assert url is not None
     client = connect(url, cluster=kind == "cluster")
     try:
-        script = {n: client.register_script(lua(n)) for n in RESENDABLE}
+        runner = ScriptRunner(client)
         now = 1_700_000_000_000
-        drv, idx = ["dispatch:driver:{d1}", "gi:d:{d1}"]
+        keep = UNTOUCHED_KEEP_MS
+        drv, idx = ["dispatch:driver:{d1}", RedisGeoIndex(client).driver_key("d1")]
         await client.hset(idx, mapping={"ts": now})
 
+        async def run(name: str, keys: list[str], args: list[object]) -> object:
+            return await runner.call(script(name), keys, args)
+
         async def twice(name: str, keys: list[str], args: list[object]) -> list[object]:
-            return [await script[name](keys=keys, args=args) for _ in range(2)]
+            return [await run(name, keys, args) for _ in range(2)]
 
         idem = ["dispatch:idem:{resend}"]
         claimed = await twice("idem_begin", idem, ["fp", "token-1", 3_000])
         assert claimed == [[b"new"], [b"new"]]
-        assert await script["idem_begin"](keys=idem, args=["fp", "token-2", 3_000]) == [b"pending"]
+        assert await run("idem_begin", idem, ["fp", "token-2", 3_000]) == [b"pending"]
 
-        reserved = await twice("driver_reserve", [drv, idx], ["r1", now, now + 30_000, 30_000, "a"])
+        reserve = [now, now + 30_000, 30_000]
+        reserved = await twice("driver_reserve", [drv, idx], ["r1", *reserve, "a", keep])
         assert reserved[0] == reserved[1] and len(reserved[0]) == 1  # type: ignore[arg-type]
         fence = reserved[0][0]  # type: ignore[index]
-        again = await script["driver_reserve"](
-            keys=[drv, idx], args=["r2", now, now + 30_000, 30_000, "b"]
-        )
+        again = await run("driver_reserve", [drv, idx], ["r2", *reserve, "b", keep])
         assert again == [0, b"reserved"]
 
         ride = ["dispatch:ride:{r1}"]
         assert await twice("ride_put", ride, [0, 1, b"{}", 0, "c"]) == [1, 1]
-        assert await script["ride_put"](keys=ride, args=[0, 1, b"{}", 0, "d"]) == 0
+        assert await run("ride_put", ride, [0, 1, b"{}", 0, "d"]) == 0
 
-        assert await twice("driver_release", [drv], ["r1", fence, "e"]) == [1, 1]
-        assert await script["driver_release"](keys=[drv], args=["r1", fence, "f"]) == 0
+        assert await twice("driver_release", [drv], ["r1", fence, "e", keep]) == [1, 1]
+        assert await run("driver_release", [drv], ["r1", fence, "f", keep]) == 0
 
-        await script["driver_reserve"](keys=[drv, idx], args=["r3", now, now + 1, 30_000, "g"])
-        assert await twice("driver_expire_lease", [drv], [now + 2, "h"]) == [1, 1]
-        assert await script["driver_expire_lease"](keys=[drv], args=[now + 2, "i"]) == 0
+        await run("driver_reserve", [drv, idx], ["r3", now, now + 1, 30_000, "g", keep])
+        assert await twice("driver_expire_lease", [drv], [now + 2, "h", keep]) == [1, 1]
+        assert await run("driver_expire_lease", [drv], [now + 2, "i", keep]) == 0
     finally:
         await client.aclose()
-
-
-RESENDABLE = ("idem_begin", "driver_reserve", "ride_put", "driver_release", "driver_expire_lease")

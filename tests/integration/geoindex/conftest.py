@@ -9,11 +9,7 @@ import pytest
 import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 
-from geoindex import GeoIndex
-from geoindex.coalesce import CoalescingGeoIndex
-from geoindex.memory import MemoryGeoIndex
-from geoindex.redis_index import RedisGeoIndex
-from geoindex.search import SearchConfig
+from geoindex import CoalescingGeoIndex, GeoIndex, MemoryGeoIndex, RedisGeoIndex, SearchConfig
 
 # "coalesced": the Redis Cluster backend behind CoalescingGeoIndex, as the service uses it.
 BACKENDS = ["memory", "redis", "cluster", "coalesced"]

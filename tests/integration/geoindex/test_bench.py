@@ -4,7 +4,7 @@ performance is shown by the benchmark's own ratios, not by timed tests)."""
 import orjson
 import pytest
 
-from geoindex import bench
+from loadtest.bench import geoindex as bench
 
 pytestmark = pytest.mark.redis
 
