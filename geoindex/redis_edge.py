@@ -1,0 +1,153 @@
+"""The Redis edge, for the index and for anyone storing next to it: Lua scripts run by SHA
+through pipelines (Redis or Redis Cluster), and the one translation of "Redis could not
+answer" into BackendUnavailable.
+
+Every call into redis-py belongs inside `translated()` (the ScriptRunner applies it
+itself); keep the block to the call alone, so that an error of our own code around it is
+never mistaken for an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from redis import exceptions as rx
+
+from geoindex.errors import BackendUnavailable
+
+Call = tuple["Script", Sequence[Any], Sequence[Any]]  # script, keys, args
+
+# Errors that mean "Redis could not answer" (down, timeout, failover in progress), as
+# opposed to a bug in a script or a call, which stays what it is.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    rx.ConnectionError,  # also BusyLoadingError (a restarted node still loading)
+    rx.TimeoutError,
+    rx.ClusterError,  # also ClusterDownError, MasterDownError
+    rx.TryAgainError,
+    rx.ReadOnlyError,  # a demoted primary
+    rx.SlotNotCoveredError,  # no node holds the slot yet, mid-failover
+    OSError,  # also TimeoutError, which asyncio's is
+)
+
+# When a failover begins, redis-py's cluster client closes every connection, under
+# commands still using them; those fail with whatever the closed connection raises:
+# AttributeError on its dropped writer, RuntimeError from uvloop's closed transport.
+# Raised inside a redis call, they are the outage all the same.
+CLOSED_UNDER_THE_CALL: tuple[type[BaseException], ...] = (AttributeError, RuntimeError)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Wrap one call into redis-py: an outage becomes BackendUnavailable."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise BackendUnavailable(f"redis unavailable: {exc!r}") from exc
+    except CLOSED_UNDER_THE_CALL as exc:
+        raise BackendUnavailable(f"redis connection closed under the call: {exc!r}") from exc
+
+
+class Script:
+    """One Lua script: `Script("knn")` from geoindex's own lua directory,
+    `Script("driver_reserve", package="dispatch.adapters.lua")` from another package's,
+    or `Script.from_path(path)`. Equal scripts (same source) compare equal."""
+
+    def __init__(self, name: str, *, package: str = "geoindex.lua") -> None:
+        self._init(name, resources.files(package).joinpath(f"{name}.lua").read_text())
+
+    @classmethod
+    def from_path(cls, path: Path) -> Script:
+        script = cls.__new__(cls)
+        script._init(path.stem, path.read_text())
+        return script
+
+    def _init(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Script) and other.sha == self.sha
+
+    def __hash__(self) -> int:
+        return hash(self.sha)
+
+    def __repr__(self) -> str:
+        return f"Script({self.name!r}, sha={self.sha[:8]})"
+
+
+class ScriptRunner:
+    """Runs script calls in one pipeline (one round trip per node), loading scripts first.
+
+    Scripts are loaded before the first call (or by `load()`, at start-up): on a cluster,
+    redis-py's async client answers a burst of concurrent NOSCRIPT errors by dropping
+    connections other calls are using. A node that restarted or was promoted may still
+    lack them: NOSCRIPT makes us load them everywhere (once, however many calls hit it
+    together) and retry once. Every failure to reach Redis is BackendUnavailable.
+    """
+
+    def __init__(self, client: Any, scripts: Iterable[Script] = ()) -> None:
+        self.client = client
+        self._scripts = set(scripts)
+        self._loading = asyncio.Lock()
+        self._loaded = False
+
+    async def load(self) -> None:
+        """SCRIPT LOAD every known script that is missing (on a cluster: on every primary;
+        replicas get them by replication)."""
+        with translated():
+            await self._load(self._scripts)
+        self._loaded = True
+
+    async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return (await self.run([(script, keys, args)]))[0]
+
+    async def run(self, calls: Sequence[Call]) -> list[Any]:
+        if not calls:
+            return []
+        self._scripts.update(c[0] for c in calls)
+        if not self._loaded:
+            await self.load()
+        with translated():
+            try:
+                return await _run(self.client, calls)
+            except rx.NoScriptError:
+                await self._load({c[0] for c in calls})
+                return await _run(self.client, calls)
+
+    async def _load(self, scripts: set[Script]) -> None:
+        async with self._loading:
+            missing = [
+                s for s in scripts if not all(_flatten(await self.client.script_exists(s.sha)))
+            ]
+            for s in missing:
+                await self.client.script_load(s.source)
+
+
+async def _run(client: Any, calls: Sequence[Call]) -> list[Any]:
+    if len(calls) == 1:
+        script, keys, args = calls[0]
+        return [await client.evalsha(script.sha, len(keys), *keys, *args)]
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        # execute_command: redis-py blocks the evalsha() method on cluster pipelines only by
+        # name; the async cluster client routes EVALSHA by its keys like any command.
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    return results
+
+
+def _flatten(reply: Any) -> list[bool]:
+    """SCRIPT EXISTS answers a list, or on a cluster a list per node."""
+    if isinstance(reply, dict):
+        return [bool(x) for v in reply.values() for x in v]
+    return [bool(x) for x in reply]
