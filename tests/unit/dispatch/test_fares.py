@@ -1,0 +1,27 @@
+"""Fare estimates: the table's price, times surge, as a range in whole cents."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch.domain.fares import FareTable, estimate
+
+TABLE = FareTable(currency="EUR", base=2.0, per_km=1.0, per_min=0.5, minimum=5.0)
+
+
+def test_a_trip_costs_base_distance_and_time_times_surge() -> None:
+    # 2 + 10 km x 1 + 20 min x 0.5 = 22; x 1.5 = 33
+    e = estimate(TABLE, 10_000, 1_200, 1.5)
+    assert (e.low, e.high) == (29.7, 41.25)
+
+
+def test_a_short_trip_costs_the_minimum() -> None:
+    e = estimate(TABLE, 100, 30, 1.0)
+    assert (e.low, e.high) == (4.5, 6.25)
+
+
+def test_a_bad_table_is_refused() -> None:
+    with pytest.raises(ValueError):
+        FareTable(currency="euro")
+    with pytest.raises(ValueError):
+        FareTable(per_km=-1)
