@@ -1,0 +1,123 @@
+// The live ops map: reads the ops token from the URL fragment, follows GET /v1/ops/stream
+// and draws drivers, rides in flight and an H3 grid with deck.gl over MapLibre.
+import 'maplibre-gl/dist/maplibre-gl.css';
+import './style.css';
+
+import { MapboxOverlay } from '@deck.gl/mapbox';
+import { Map as MapLibreMap, setWorkerUrl } from 'maplibre-gl';
+
+import { gridCells } from './grid.js';
+import { driversLayer, dropoffsLayer, gridLayer, pickupsLayer, rideLinksLayer } from './layers.js';
+import { DRIVER_COLOURS, UNKNOWN_COLOUR } from './palette.js';
+import { showConnection, showCounts, showDetails, showLegend } from './panel.js';
+import { applyDelta, applySnapshot, countBy, createState, driverAt, driverColumns, driverPosition } from './state.js';
+import { follow } from './stream.js';
+
+const config = JSON.parse(document.getElementById('ops-config').textContent);
+// The fragment never leaves the browser: not in the page request, not in any log.
+const token = new URLSearchParams(window.location.hash.slice(1)).get('token');
+
+// No tile server by default: a plain background, with the H3 grid for orientation.
+/* global MAPLIBRE_WORKER_URL */
+setWorkerUrl(MAPLIBRE_WORKER_URL); // a hashed asset beside the bundle (build.mjs)
+
+const PLAIN_STYLE = {
+  version: 8,
+  sources: {},
+  layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#0e1621' } }],
+};
+
+const map = new MapLibreMap({
+  container: 'map',
+  style: config.basemap_style_url ?? PLAIN_STYLE,
+  center: [config.area.lng, config.area.lat],
+  zoom: 12,
+  attributionControl: false,
+});
+const overlay = new MapboxOverlay({ interleaved: false, layers: [], onClick: select });
+map.addControl(overlay);
+
+let state = createState();
+let cells = [];
+let drawn = driverColumns(state, driverColour);
+let pending = false;
+
+function driverColour(status) {
+  return DRIVER_COLOURS[status] ?? UNKNOWN_COLOUR;
+}
+
+function rideLinks(rides) {
+  return rides
+    .map((ride) => ({ ride, from: ride.driver && driverPosition(state, ride.driver), to: ride.pickup }))
+    .filter((link) => link.from);
+}
+
+function buildLayers() {
+  const rides = [...state.rides.values()];
+  drawn = driverColumns(state, driverColour);
+  // Market and area layers go here, below the drivers, when their issues land.
+  return [gridLayer(cells), rideLinksLayer(rideLinks(rides)), dropoffsLayer(rides), pickupsLayer(rides), driversLayer(drawn)];
+}
+
+// One render call, at most once per animation frame however many events arrived.
+function render() {
+  pending = false;
+  overlay.setProps({ layers: buildLayers() });
+  const statuses = drawn.slots.map((slot) => state.statuses[state.status[slot]]);
+  showCounts(countBy(statuses), countBy([...state.rides.values()].map((r) => r.status)));
+}
+
+function scheduleRender() {
+  if (!pending) {
+    pending = true;
+    requestAnimationFrame(render);
+  }
+}
+
+function select(info) {
+  if (!info.layer) return showDetails(null);
+  if (info.layer.id === 'drivers') return showDetails(driverAt(state, drawn.slots[info.index]));
+  const ride = info.object?.ride ?? info.object;
+  return showDetails(ride ?? null);
+}
+
+function onEvent(event, data) {
+  if (event === 'snapshot') {
+    const first = state.frames === 0;
+    state = applySnapshot(state, data);
+    if (first) map.jumpTo({ center: [data.area.lng, data.area.lat] });
+  } else if (event === 'delta') {
+    state = applyDelta(state, data);
+  }
+  scheduleRender();
+}
+
+map.on('moveend', () => {
+  cells = gridCells(map);
+  scheduleRender();
+});
+
+showLegend();
+showCounts({}, {});
+cells = gridCells(map);
+scheduleRender();
+
+if (!token) {
+  showConnection('no ops token: open this page as /ops#token=<ops token>', true);
+} else {
+  follow('/v1/ops/stream', token, {
+    onOpen: () => showConnection('live'),
+    onEvent,
+    onDown: (why) => showConnection(`reconnecting (${why})`),
+    onRefused: (status) => showConnection(`stream refused (${status}): an ops token is needed`, true),
+  });
+}
+
+// For operators in the console and for the browser tests: what the page holds and draws.
+window.opsMap = {
+  map,
+  overlay,
+  state: () => state,
+  drawnDrivers: () => drawn.length,
+  driver: (id) => driverPosition(state, id),
+};

@@ -1,0 +1,131 @@
+// The page's copy of the ops stream: drivers held by slot in columns, rides by id.
+// The server numbers drivers by slot (their place in the snapshot, then in order of
+// arrival); deltas name slots, gap-coded (the first absolute, then differences), and move
+// drivers by offsets in 1e-5 degrees. docs/api.md describes the format.
+
+const E5 = 1e-5;
+
+export function createState() {
+  return {
+    statuses: [], // status code -> name, from the snapshot
+    ids: [], // by slot; null once gone
+    lat: [], // by slot, in 1e-5 degrees (integers, as sent)
+    lng: [],
+    status: [],
+    slotOf: new Map(), // driver id -> slot
+    rides: new Map(), // ride id -> {id, status, driver, pickup, dropoff}
+    area: null,
+    t: 0,
+    frames: 0,
+  };
+}
+
+export function applySnapshot(state, snap) {
+  const fresh = createState();
+  fresh.statuses = snap.statuses;
+  fresh.area = snap.area;
+  fresh.frames = state.frames;
+  appendDrivers(fresh, snap.drivers);
+  upsertRides(fresh, snap.rides);
+  fresh.t = snap.t;
+  fresh.frames += 1;
+  return fresh;
+}
+
+export function applyDelta(state, delta) {
+  if (delta.moved) {
+    const slots = ungap(delta.moved.slot);
+    slots.forEach((slot, i) => {
+      state.lat[slot] += delta.moved.dlat[i];
+      state.lng[slot] += delta.moved.dlng[i];
+    });
+  }
+  if (delta.status) {
+    ungap(delta.status.slot).forEach((slot, i) => {
+      state.status[slot] = delta.status.status[i];
+    });
+  }
+  if (delta.gone) {
+    for (const slot of ungap(delta.gone)) {
+      state.slotOf.delete(state.ids[slot]);
+      state.ids[slot] = null;
+    }
+  }
+  if (delta.added) appendDrivers(state, delta.added);
+  if (delta.rides) upsertRides(state, delta.rides);
+  for (const id of delta.rides_gone ?? []) state.rides.delete(id);
+  state.t = delta.t;
+  state.frames += 1;
+  return state;
+}
+
+function appendDrivers(state, cols) {
+  cols.id.forEach((id, i) => {
+    const slot = state.ids.length;
+    state.ids.push(id);
+    state.lat.push(cols.lat[i]);
+    state.lng.push(cols.lng[i]);
+    state.status.push(cols.status[i]);
+    state.slotOf.set(id, slot);
+  });
+}
+
+function upsertRides(state, cols) {
+  cols.id.forEach((id, i) => {
+    state.rides.set(id, {
+      id,
+      status: cols.status[i],
+      driver: cols.driver[i],
+      pickup: [cols.pickup_lng[i] * E5, cols.pickup_lat[i] * E5],
+      dropoff: cols.dropoff_lat[i] === null ? null : [cols.dropoff_lng[i] * E5, cols.dropoff_lat[i] * E5],
+    });
+  });
+}
+
+function ungap(gaps) {
+  const out = new Array(gaps.length);
+  let at = 0;
+  gaps.forEach((gap, i) => {
+    at = i === 0 ? gap : at + gap;
+    out[i] = at;
+  });
+  return out;
+}
+
+// The drivers to draw, packed for deck.gl's binary attributes; `slots` maps a drawn
+// index back to its slot (for picking).
+export function driverColumns(state, colourOf) {
+  const slots = [];
+  state.ids.forEach((id, slot) => {
+    if (id !== null) slots.push(slot);
+  });
+  const positions = new Float64Array(slots.length * 2);
+  const colours = new Uint8Array(slots.length * 4);
+  slots.forEach((slot, i) => {
+    positions[2 * i] = state.lng[slot] * E5;
+    positions[2 * i + 1] = state.lat[slot] * E5;
+    const [r, g, b] = colourOf(state.statuses[state.status[slot]]);
+    colours.set([r, g, b, 230], 4 * i);
+  });
+  return { length: slots.length, slots, positions, colours };
+}
+
+export function driverAt(state, slot) {
+  return {
+    id: state.ids[slot],
+    status: state.statuses[state.status[slot]],
+    lat: state.lat[slot] * E5,
+    lng: state.lng[slot] * E5,
+  };
+}
+
+export function driverPosition(state, driverId) {
+  const slot = state.slotOf.get(driverId);
+  return slot === undefined ? null : [state.lng[slot] * E5, state.lat[slot] * E5];
+}
+
+export function countBy(values) {
+  const counts = {};
+  for (const v of values) counts[v] = (counts[v] ?? 0) + 1;
+  return counts;
+}
