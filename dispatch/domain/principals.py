@@ -1,4 +1,5 @@
-"""Who is calling: a driver, a rider, or a fleet gateway, taken from a verified token."""
+"""Who is calling: a driver, a rider, a fleet gateway or an operator, taken from a verified
+token."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class Role(enum.StrEnum):
     DRIVER = "driver"
     RIDER = "rider"
     FLEET = "fleet"
+    OPS = "ops"  # an operator: watches the whole fleet (the ops map), acts for no one
 
 
 _ROLES = frozenset(r.value for r in Role)
