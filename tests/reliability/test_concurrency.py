@@ -21,7 +21,7 @@ from dispatch.bootstrap import bootstrap
 from dispatch.domain.errors import DomainError
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
-from dispatch.domain.rides import RideStatus
+from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import run_sweeper
 from dispatch.service_layer.deps import Deps
@@ -29,9 +29,10 @@ from dispatch.service_layer.errors import ActiveRideLimit
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from geoindex import Position
+from tests.waiting import eventually
 
 from .conftest import record_figure
-from .redis_state import double_assignments, load_state
+from .redis_state import DriverRow, double_assignments, load_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -99,6 +100,24 @@ async def keep_fresh(deps: Deps, stop_at: float) -> None:
         await asyncio.sleep(0.5)
 
 
+async def settled(raw: Redis) -> tuple[dict[str, Ride], dict[str, DriverRow]]:
+    """The stored state once the last offers have run out and been passed on or given
+    up: no ride is offered any more, and nothing changed over the last ten sweeps."""
+    before: list[object] = [None]
+
+    async def no_offer_left_and_nothing_moving() -> tuple[dict[str, Ride], dict[str, DriverRow]]:
+        state = await load_state(raw)
+        previous, before[0] = before[0], state
+        offered = sorted(r.id for r in state[0].values() if r.status is RideStatus.OFFERED)
+        assert not offered, f"still offered: {offered}"
+        assert state == previous, "the stored state is still changing"
+        return state
+
+    # Within 5 s: well before the leases of the run's last reservations (offer timeout
+    # + 15 s) could free a driver a step had left behind and hide it from the checks.
+    return await eventually(no_offer_left_and_nothing_moving, timeout_s=5.0, interval_s=0.2)
+
+
 async def test_every_step_at_once_never_books_a_driver_twice(redis_url: str) -> None:
     settings = Settings(redis_url=redis_url, offer_timeout_s=0.3, sweep_interval_s=0.02)
     raw = Redis.from_url(redis_url)
@@ -108,7 +127,12 @@ async def test_every_step_at_once_never_books_a_driver_twice(redis_url: str) -> 
         sweepers = [asyncio.create_task(run_sweeper(d, 0.02)) for d in deps]
         stop_at = time.monotonic() + RUN_S
         fresh = asyncio.create_task(keep_fresh(one.deps, stop_at))
-        await asyncio.sleep(0.1)
+
+        async def every_driver_in_the_index() -> bool:
+            found = await one.deps.index.nearest(PICKUP.lat, PICKUP.lng, DRIVERS, 1_000)
+            return len(found) == DRIVERS
+
+        await eventually(every_driver_in_the_index)
         checks = 0
         storms = asyncio.gather(*(storm(deps, n, stop_at, outcomes) for n in range(12)))
         while not storms.done():
@@ -117,8 +141,7 @@ async def test_every_step_at_once_never_books_a_driver_twice(redis_url: str) -> 
             checks += 1
             await asyncio.sleep(0.2)
         await storms
-        await asyncio.sleep(1.0)  # the last offers run out and are passed on or given up
-        rides, drivers = await load_state(raw)
+        rides, drivers = await settled(raw)
         for task in (*sweepers, fresh):
             task.cancel()
         await asyncio.gather(*sweepers, fresh, return_exceptions=True)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from loadtest.faultproxy import FaultProxy
+from tests.waiting import eventually
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -61,8 +62,11 @@ async def test_a_black_hole_stalls_until_healed_and_loses_nothing(proxy: FaultPr
 
 async def test_kill_cuts_open_connections_and_refuses_new_ones(proxy: FaultProxy) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-    await asyncio.sleep(0.05)
-    assert proxy.open_connections == 1
+
+    def the_proxy_holds_it() -> bool:
+        return proxy.open_connections == 1
+
+    await eventually(the_proxy_holds_it)
     proxy.kill()
     assert await asyncio.wait_for(reader.read(10), 2) == b""  # cut
     writer.close()

@@ -15,6 +15,7 @@ from dispatch.bootstrap import bootstrap
 from dispatch.service_layer.deadlines import run_sweeper
 from dispatch.service_layer.index_sweep import run_index_sweeper
 from dispatch.settings import Settings
+from tests.waiting import eventually
 
 
 class FailsOnce:
@@ -59,7 +60,11 @@ async def test_each_sweeper_survives_any_error(sweeper: str, error: BaseExceptio
         swapped: dict[str, Any] = {dependency: flaky}
         deps = dataclasses.replace(runtime.deps, **swapped)
         task = asyncio.create_task(loop(deps, 0.01))
-        await asyncio.sleep(0.3)
+
+        def swept_past_the_failure_or_died() -> bool:
+            return flaky.calls > 5 or task.done()
+
+        await eventually(swept_past_the_failure_or_died, what=f"a 6th {method} call or the end")
         assert not task.done(), task.exception()
         assert flaky.calls > 5  # it kept sweeping after the failure
         task.cancel()

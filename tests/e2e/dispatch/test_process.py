@@ -9,10 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import aiohttp
 import jwt
 import pytest
+
+from tests.waiting import eventually
 
 from .conftest import SECRET, Served, serve
 from .test_whole_ride import PICKUP, auth, next_frame
@@ -92,15 +95,16 @@ async def test_an_offer_times_out_after_its_instance_was_killed(redis_url: str) 
                 ride = await r.json()
             assert ride["driver_id"] == "k1"
             doomed.stop(signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+
+            async def passed_to_k2() -> Any:
                 async with http.get(
                     f"{survivor.url}/v1/rides/{ride['id']}", headers=auth("rider:u1")
                 ) as r:
                     now_ride = await r.json()
-                if now_ride["driver_id"] == "k2":
-                    break
-                await asyncio.sleep(0.2)
+                assert now_ride["driver_id"] == "k2", now_ride
+                return now_ride
+
+            now_ride = await eventually(passed_to_k2, 10, 0.2, what="the survivor to offer k2")
             assert (now_ride["status"], now_ride["driver_id"]) == ("offered", "k2")
     finally:
         doomed.stop(signal.SIGKILL)

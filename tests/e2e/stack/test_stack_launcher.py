@@ -15,6 +15,7 @@ import pytest
 
 from loadtest.nginx_proc import nginx_available
 from tests.e2e.stack.procs import alive, descendants
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -55,6 +56,17 @@ def _instance_ids_seen(url: str, n: int) -> set[str]:
     return seen
 
 
+def nothing_left(children: set[int]) -> None:
+    """Every process the stack started has exited (the last ones a moment after the
+    launcher reports the stack down)."""
+
+    def none_alive() -> bool:
+        assert [pid for pid in children if alive(pid)] == []
+        return True
+
+    wait_until(none_alive, what="every process of the stack to exit")
+
+
 @pytest.mark.parametrize(
     ("args", "sig", "expected_instances"),
     [
@@ -77,8 +89,7 @@ def test_stack_serves_through_nginx_and_tears_everything_down(
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
         assert "stack down" in out
-        time.sleep(0.2)
-        assert [pid for pid in children if alive(pid)] == []
+        nothing_left(children)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -99,8 +110,7 @@ def test_an_instance_that_dies_takes_the_stack_down_with_nothing_left() -> None:
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 1, out
         assert "exited" in out and "stack down" in out
-        time.sleep(0.2)
-        assert [pid for pid in children if alive(pid)] == []
+        nothing_left(children)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -20,6 +20,7 @@ from dispatch.domain.rides import ACTIVE, RideStatus
 from dispatch.entrypoints import appkeys
 from dispatch.settings import Settings
 from loadtest.redis_procs import RedisServer
+from tests.waiting import eventually
 
 from .conftest import Instance, running
 from .test_streams import BERLIN, connect, location, read_events, recv_type
@@ -105,8 +106,10 @@ async def test_an_offer_made_on_a_reaches_the_drivers_websocket_on_b(
             assert offer["ride"]["id"] == ride["id"]
             events_url = f"{a.url}/v1/rides/{ride['id']}/events"
             async with a.session.get(events_url, headers=a.auth("rider", "u1")) as events:
+                # Answered: A's stream subscribed to the ride before it sent the headers,
+                # and A's notifier is subscribed to Redis (pair() waited for it).
+                assert events.status == 200
                 reader = asyncio.create_task(read_events(events, "accepted"))
-                await asyncio.sleep(0.2)
                 await ws.send_json({"type": "accept", "ride_id": ride["id"]})
                 assert (await recv_type(ws, "ride"))["ride"]["status"] == "accepted"
                 seen = await asyncio.wait_for(reader, 5)
@@ -181,13 +184,14 @@ async def test_an_offer_times_out_after_the_instance_that_made_it_is_gone(
             await a.fix("d2", BERLIN["lat"] + 0.0002, BERLIN["lng"])
             _, ride, _ = await a.call("POST", "/v1/rides", ("rider", "u1"), json={"pickup": BERLIN})
             assert ride["driver_id"] == "d1"
+
         # A is gone; only B is left to notice that d1 never answered.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        async def passed_to_d2() -> Any:
             _, now, _ = await b.call("GET", f"/v1/rides/{ride['id']}", ("rider", "u1"))
-            if now["driver_id"] == "d2":
-                break
-            await asyncio.sleep(0.1)
+            assert now["driver_id"] == "d2", now
+            return now
+
+        now = await eventually(passed_to_d2, interval_s=0.1, what="B to pass the ride on to d2")
         assert (now["status"], now["driver_id"]) == ("offered", "d2")
         assert now["offer_expires_at"] > ride["offer_expires_at"]
         _, d1, _ = await b.call("GET", "/v1/drivers/d1", ("driver", "d1"))

@@ -10,6 +10,8 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.waiting import eventually
+
 from .conftest import Instance
 
 BERLIN = {"lat": 52.52, "lng": 13.405}
@@ -154,13 +156,23 @@ async def test_too_many_location_frames_get_rate_limited(service: Instance) -> N
     assert any(r.get("error") == "rate_limited" for r in replies)
 
 
+async def open_websockets_reach(service: Instance, n: int) -> None:
+    """Wait until /metrics counts `n` open WebSockets: a socket is counted just after its
+    handshake and uncounted just after it closes, a moment after the client sees either."""
+
+    async def gauge_reads_n() -> bool:
+        _, text, _ = await service.call("GET", "/metrics")
+        lines = [ln for ln in text.split(b"\n") if ln.startswith(b"dispatch_websockets_open ")]
+        assert len(lines) == 1 and float(lines[0].split()[1]) == n, lines
+        return True
+
+    await eventually(gauge_reads_n, what=f"dispatch_websockets_open to read {n}")
+
+
 async def test_websocket_gauge_follows_open_sockets(service: Instance) -> None:
     async with await connect(service, "d1"), await connect(service, "d2"):
-        _, text, _ = await service.call("GET", "/metrics")
-        assert b"dispatch_websockets_open 2" in text
-    await asyncio.sleep(0.1)
-    _, text, _ = await service.call("GET", "/metrics")
-    assert b"dispatch_websockets_open 0" in text
+        await open_websockets_reach(service, 2)
+    await open_websockets_reach(service, 0)
 
 
 async def read_events(resp: aiohttp.ClientResponse, until: str) -> list[dict[str, Any]]:
@@ -221,8 +233,7 @@ async def test_a_drivers_newest_socket_closes_its_oldest_beyond_the_cap(service:
         for ws in (*sockets[2:], other):
             await ws.send_json({"type": "ping"})
             assert await recv(ws) == {"type": "pong"}
-        _, text, _ = await service.call("GET", "/metrics")
-        assert f"dispatch_websockets_open {cap + 1}".encode() in text
+        await open_websockets_reach(service, cap + 1)
     finally:
         for ws in (*sockets, other):
             await ws.close()

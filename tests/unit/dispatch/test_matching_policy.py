@@ -9,13 +9,6 @@ from dispatch.domain.matching import Candidate, MatchingPolicy, next_candidates
 from dispatch.domain.principals import Principal, Role, parse_subject
 
 
-def test_default_policy_widens_from_1_km_to_5_km() -> None:
-    policy = MatchingPolicy()
-    assert policy.radius_steps_m == (1_000.0, 2_500.0, 5_000.0)
-    assert policy.max_radius_m == 5_000.0
-    assert policy.max_attempts == 3
-
-
 def test_eta_is_distance_times_detour_over_speed_rounded_up() -> None:
     policy = MatchingPolicy(speed_mps=10.0, detour_factor=1.5)
     assert policy.eta_s(1000.0) == 150
