@@ -12,6 +12,7 @@ from dispatch.adapters import (
     redis_deadlines,
     redis_drivers,
     redis_idempotency,
+    redis_market,
     redis_rider_rides,
     redis_rides,
 )
@@ -20,6 +21,7 @@ from dispatch.adapters.fanout import MemoryNotifier
 from dispatch.adapters.memory_deadlines import MemoryDeadlineQueue
 from dispatch.adapters.memory_drivers import MemoryDriverStore
 from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
+from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
 from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
@@ -27,10 +29,14 @@ from dispatch.adapters.redis_client import connect
 from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
 from dispatch.adapters.redis_drivers import RedisDriverStore
 from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
+from dispatch.adapters.redis_market import RedisMarketStore, RedisQuoteStore
 from dispatch.adapters.redis_rider_rides import RedisRiderRideStore
 from dispatch.adapters.redis_rides import RedisRideStore
+from dispatch.domain.fares import FareTable
+from dispatch.domain.market import CountWindow, SurgePolicy
 from dispatch.domain.matching import MatchingPolicy
 from dispatch.service_layer.deps import Deps, NullObserver
+from dispatch.service_layer.market import Market, MarketConfig
 from dispatch.service_layer.ports import Clock, Observer
 from dispatch.settings import Settings
 from geoindex import (
@@ -49,6 +55,7 @@ STORE_SCRIPTS = (
     *redis_rider_rides.SCRIPTS,
     *redis_idempotency.SCRIPTS,
     *redis_deadlines.SCRIPTS,
+    *redis_market.SCRIPTS,
 )
 
 
@@ -65,6 +72,31 @@ def policy_for(settings: Settings) -> MatchingPolicy:
         offer_timeout_ms=round(settings.offer_timeout_s * 1000),
         max_active_rides=settings.rider_max_active_rides,
     )
+
+
+def market_config_for(settings: Settings) -> MarketConfig:
+    """ValueError names the setting at fault."""
+    try:
+        return MarketConfig(
+            res=settings.market_res,
+            region_res=settings.region_res,
+            window=CountWindow(
+                round(settings.market_bucket_s * 1000), round(settings.market_window_s * 1000)
+            ),
+            policy=SurgePolicy(cap=settings.surge_cap),
+            fare=FareTable(
+                settings.fare_currency,
+                settings.fare_base,
+                settings.fare_per_km,
+                settings.fare_per_min,
+                settings.fare_minimum,
+            ),
+            quote_ttl_ms=round(settings.quote_ttl_s * 1000),
+            interval_ms=round(settings.surge_interval_s * 1000),
+            lease_ms=round(settings.surge_lease_s * 1000),
+        )
+    except ValueError as exc:
+        raise ValueError(f"market settings (DISPATCH_MARKET_*, SURGE_*, FARE_*): {exc}") from None
 
 
 async def _nothing() -> None:
@@ -100,6 +132,11 @@ async def bootstrap(
             clock=clock,
             policy=policy,
             observer=observer,
+            market=Market(
+                MemoryMarketStore(clock.now_ms),
+                MemoryQuoteStore(clock.now_ms),
+                market_config_for(settings),
+            ),
         )
         yield Runtime(deps, settings.backend, _nothing)
         return
@@ -136,6 +173,11 @@ async def bootstrap(
             clock=clock,
             policy=policy,
             observer=observer,
+            market=Market(
+                RedisMarketStore(scripts),
+                RedisQuoteStore(client, clock.now_ms),
+                market_config_for(settings),
+            ),
         )
         yield Runtime(deps, settings.backend, ping)
     finally:

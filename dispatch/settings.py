@@ -50,6 +50,23 @@ class Settings:
     shutdown_timeout_s: float = 10.0
     sweep_interval_s: float = 0.1
     index_sweep_interval_s: float = 5.0  # silent drivers leave the geo index's memory
+    # The market (docs/api.md, "Market"): demand counted per H3 cell of market_res in
+    # buckets over a window; surge recomputed per region by one instance at a time (a
+    # lease: another takes over within surge_lease_s); quotes lock a price for quote_ttl_s.
+    market_res: int = 8
+    market_bucket_s: float = 5.0
+    market_window_s: float = 60.0
+    surge_cap: float = 3.0
+    surge_interval_s: float = 2.0
+    surge_lease_s: float = 10.0
+    quote_ttl_s: float = 120.0
+    quote_rate_per_s: float = 1.0  # per rider: a rider checking prices now and then
+    quote_rate_burst: int = 10
+    fare_currency: str = "EUR"  # the default fare table (no money is charged here)
+    fare_base: float = 2.5
+    fare_per_km: float = 1.2
+    fare_per_min: float = 0.3
+    fare_minimum: float = 6.0
 
     @property
     def backend(self) -> str:

@@ -4,11 +4,14 @@ in memory (the embedded backend) and on Redis / Redis Cluster, under one contrac
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from dispatch.domain.drivers import DriverRecord, DriverStatus
+from dispatch.domain.market import CountWindow, Pin
+from dispatch.domain.quotes import Quote
 from dispatch.domain.rides import Ride
 
 
@@ -137,3 +140,103 @@ class Observer(Protocol):
     def ride_changed(self, ride: Ride) -> None: ...
 
     def locations(self, accepted: int, stale: int) -> None: ...
+
+
+# -- the market (dispatch.service_layer.market) ------------------------------------------
+class Outcome(enum.Enum):
+    QUOTE = "-"  # a fare quote: demand, no outcome
+    OFFERED = "o"  # a ride request that got a driver
+    NO_DRIVER = "x"  # a ride request that ended no_driver
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A rider asking for a quote or a ride in a pickup cell: one unit of demand."""
+
+    cell: str  # H3 hex at the market resolution
+    region: int  # the geo index's region of the cell: the market's partition
+    rider_id: str
+    at_ms: int
+    outcome: Outcome
+    eta_s: int | None = None  # the pickup ETA of an offered ride
+
+
+@dataclass(frozen=True, slots=True)
+class CellCounts:
+    """One cell's counts over the window."""
+
+    riders: int = 0  # distinct riders asking (quotes and requests)
+    requests: int = 0
+    no_driver: int = 0
+    eta_sum_s: int = 0
+    etas: int = 0
+
+
+class MarketStore(Protocol):
+    """Demand counters, surge values and operators' controls, partitioned by region
+    (on Redis Cluster a region's market lives in the region's slot)."""
+
+    async def count(self, ask: Ask, window: CountWindow) -> None:
+        """Count `ask` into its cell's current bucket; a rider already counted in the
+        cell within the window counts no more demand (its outcome still counts)."""
+        ...
+
+    async def counts(
+        self, regions: Sequence[int], window: CountWindow, now_ms: int
+    ) -> dict[int, dict[str, CellCounts]]:
+        """Per region, every cell with counts in the window at `now_ms`."""
+        ...
+
+    async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
+        """Regions with demand counted (by any instance) or kept active since `since_ms`."""
+        ...
+
+    async def keep_active(self, regions: Sequence[int], now_ms: int) -> None: ...
+
+    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
+        """Hold or renew the lease on the region's surge job: its fencing token, or None
+        while another holder's lease lives."""
+        ...
+
+    async def drop_lease(self, region: int, holder: str, fence: int) -> None: ...
+
+    async def put_surge(
+        self,
+        region: int,
+        holder: str,
+        fence: int,
+        computed: Mapping[str, float],
+        effective: Mapping[str, float],
+        ttl_ms: int,
+    ) -> bool:
+        """Replace the region's surge (cells absent: 1.0) only if `holder` still holds
+        the lease under `fence`; False (nothing written) otherwise."""
+        ...
+
+    async def computed(self, region: int) -> dict[str, float]:
+        """The multipliers the last recompute reached (before pins and the switch)."""
+        ...
+
+    async def surge(self, cells: Sequence[tuple[str, int]]) -> dict[str, float]:
+        """What riders are quoted for each (cell, region); cells at 1.0 are left out."""
+        ...
+
+    async def pins(self, region: int) -> dict[str, Pin]: ...
+
+    async def set_pins(self, region: int, pins: Mapping[str, Pin | None], now_ms: int) -> None:
+        """Pin cells (None: unpin); pins past their time are dropped on the way."""
+        ...
+
+    async def enabled(self) -> bool:
+        """Surge on (the default) or turned off by an operator, for every region."""
+        ...
+
+    async def set_enabled(self, enabled: bool) -> None: ...
+
+
+class QuoteStore(Protocol):
+    async def put(self, quote: Quote) -> None:
+        """Keep the quote until its expires_at (then it is gone)."""
+        ...
+
+    async def get(self, quote_id: str) -> Quote | None: ...

@@ -1,0 +1,178 @@
+"""MarketStore and QuoteStore in process memory (the embedded backend): the same
+semantics as the Redis adapters, buckets and lease included, so the contract tests hold
+for both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dispatch.domain.market import CountWindow, Pin
+from dispatch.domain.quotes import Quote
+from dispatch.service_layer.ports import Ask, CellCounts, Outcome
+
+
+@dataclass
+class _Bucket:
+    counted: set[tuple[str, str]] = field(default_factory=set)  # (cell, rider)
+    cells: dict[str, list[int]] = field(default_factory=dict)  # riders, n, x, eta sum, etas
+
+
+@dataclass
+class _Lease:
+    holder: str
+    fence: int
+    until_ms: int
+
+
+class MemoryMarketStore:
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self._clock = clock
+        self._buckets: dict[tuple[int, int], _Bucket] = {}  # (region, bucket)
+        self._active: dict[int, int] = {}  # region -> last activity (ms)
+        self._leases: dict[int, _Lease] = {}
+        self._fences: dict[int, int] = {}
+        self._computed: dict[int, dict[str, float]] = {}
+        self._surge: dict[int, tuple[dict[str, float], int]] = {}  # values, until (ms)
+        self._pins: dict[int, dict[str, Pin]] = {}
+        self._enabled = True
+
+    async def count(self, ask: Ask, window: CountWindow) -> None:
+        now = window.bucket(ask.at_ms)
+        self._forget_old(ask.region, window, ask.at_ms)
+        bucket = self._buckets.setdefault((ask.region, now), _Bucket())
+        row = bucket.cells.setdefault(ask.cell, [0, 0, 0, 0, 0])
+        pair = (ask.cell, ask.rider_id)
+        if not any(
+            pair in self._buckets[(ask.region, b)].counted
+            for b in window.buckets(ask.at_ms)
+            if (ask.region, b) in self._buckets
+        ):
+            bucket.counted.add(pair)
+            row[0] += 1
+        if ask.outcome is not Outcome.QUOTE:
+            row[1] += 1
+            row[2] += ask.outcome is Outcome.NO_DRIVER
+            if ask.eta_s is not None:
+                row[3] += ask.eta_s
+                row[4] += 1
+        self._active[ask.region] = max(self._active.get(ask.region, 0), ask.at_ms)
+
+    def _forget_old(self, region: int, window: CountWindow, now_ms: int) -> None:
+        first = window.buckets(now_ms)[0]
+        for key in [k for k in self._buckets if k[0] == region and k[1] < first]:
+            del self._buckets[key]
+
+    async def counts(
+        self, regions: Sequence[int], window: CountWindow, now_ms: int
+    ) -> dict[int, dict[str, CellCounts]]:
+        out: dict[int, dict[str, CellCounts]] = {}
+        for region in regions:
+            sums: dict[str, list[int]] = {}
+            for b in window.buckets(now_ms):
+                bucket = self._buckets.get((region, b))
+                if bucket is None:
+                    continue
+                for cell, row in bucket.cells.items():
+                    total = sums.setdefault(cell, [0, 0, 0, 0, 0])
+                    for i, v in enumerate(row):
+                        total[i] += v
+            out[region] = {cell: CellCounts(*row) for cell, row in sums.items()}
+        return out
+
+    async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
+        return sorted(r for r, at in self._active.items() if at >= since_ms)
+
+    async def keep_active(self, regions: Sequence[int], now_ms: int) -> None:
+        for r in regions:
+            self._active[r] = max(self._active.get(r, 0), now_ms)
+
+    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
+        now = self._clock()
+        lease = self._leases.get(region)
+        if lease is not None and lease.until_ms > now:
+            if lease.holder != holder:
+                return None
+            lease.until_ms = now + ttl_ms
+            return lease.fence
+        fence = self._fences[region] = self._fences.get(region, 0) + 1
+        self._leases[region] = _Lease(holder, fence, now + ttl_ms)
+        return fence
+
+    def _holds(self, region: int, holder: str, fence: int) -> bool:
+        lease = self._leases.get(region)
+        return (
+            lease is not None
+            and lease.until_ms > self._clock()
+            and (lease.holder, lease.fence) == (holder, fence)
+        )
+
+    async def drop_lease(self, region: int, holder: str, fence: int) -> None:
+        if self._holds(region, holder, fence):
+            del self._leases[region]
+
+    async def put_surge(
+        self,
+        region: int,
+        holder: str,
+        fence: int,
+        computed: Mapping[str, float],
+        effective: Mapping[str, float],
+        ttl_ms: int,
+    ) -> bool:
+        if not self._holds(region, holder, fence):
+            return False
+        self._computed[region] = dict(computed)
+        self._surge[region] = (dict(effective), self._clock() + ttl_ms)
+        return True
+
+    async def computed(self, region: int) -> dict[str, float]:
+        return dict(self._computed.get(region, {}))
+
+    async def surge(self, cells: Sequence[tuple[str, int]]) -> dict[str, float]:
+        now = self._clock()
+        out: dict[str, float] = {}
+        for cell, region in cells:
+            values, until = self._surge.get(region, ({}, 0))
+            if until > now and cell in values:
+                out[cell] = values[cell]
+        return out
+
+    async def pins(self, region: int) -> dict[str, Pin]:
+        now = self._clock()
+        return {c: p for c, p in self._pins.get(region, {}).items() if p.until_ms > now}
+
+    async def set_pins(self, region: int, pins: Mapping[str, Pin | None], now_ms: int) -> None:
+        kept = {c: p for c, p in self._pins.get(region, {}).items() if p.until_ms > now_ms}
+        for cell, pin in pins.items():
+            if pin is None:
+                kept.pop(cell, None)
+            else:
+                kept[cell] = pin
+        self._pins[region] = kept
+
+    async def enabled(self) -> bool:
+        return self._enabled
+
+    async def set_enabled(self, enabled: bool) -> None:
+        self._enabled = enabled
+
+
+class MemoryQuoteStore:
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self._clock = clock
+        self._quotes: dict[str, Quote] = {}
+        self._sweep_at = 1024  # sizes double between sweeps: amortised O(1) per put
+
+    async def put(self, quote: Quote) -> None:
+        if len(self._quotes) >= self._sweep_at:
+            now = self._clock()
+            self._quotes = {k: q for k, q in self._quotes.items() if q.expires_at > now}
+            self._sweep_at = max(1024, 2 * len(self._quotes))
+        self._quotes[quote.id] = quote
+
+    async def get(self, quote_id: str) -> Quote | None:
+        quote = self._quotes.get(quote_id)
+        if quote is None or quote.expires_at <= self._clock():
+            return None
+        return quote

@@ -1,0 +1,253 @@
+"""MarketStore and QuoteStore on Redis / Redis Cluster.
+
+Keys (every key of a region's market carries the region's hash tag, as the geo index's
+region keys do, so on a cluster a region's market lives in the region's slot and each
+script below runs on one node):
+  mk:{r<region>}:b:<bucket>  hash: per cell, distinct riders, requests, no_driver, ETAs
+  mk:{r<region>}:c:<bucket>  set: "<cell>|<rider>" counted as demand in that bucket
+  mk:{r<region>}:lease       string "<fence> <holder>": the region's surge job
+  mk:{r<region>}:fence       counter of the lease's fencing tokens
+  mk:{r<region>}:surge       hash: cell -> multiplier quoted (cells at 1.0 left out)
+  mk:{r<region>}:calc        hash: cell -> multiplier the recompute reached
+  mk:{r<region>}:pins        hash: cell -> "<multiplier> <until ms>"
+  mk:regions                 zset: region -> last activity (ms), for the surge job
+  mk:switch                  "off" while an operator has turned surge off
+  mk:q:{<quote id>}          a quote, expiring with it
+Buckets live for the window plus one bucket; surge values for a few recompute rounds
+(a region whose job stops falls back to 1.0 by itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from dispatch.adapters.redis_client import script
+from dispatch.domain.fares import Estimate, FareTable
+from dispatch.domain.geo import LatLng
+from dispatch.domain.market import CountWindow, Pin
+from dispatch.domain.quotes import Quote
+from dispatch.service_layer.ports import Ask, CellCounts
+from geoindex import ScriptRunner, translated
+from geoindex.redis_edge import Call
+
+COUNT = script("market_count")
+WINDOW = script("market_window")
+LEASE = script("market_lease")
+LEASE_DROP = script("market_lease_drop")
+SURGE_PUT = script("market_surge_put")
+SCRIPTS = (COUNT, WINDOW, LEASE, LEASE_DROP, SURGE_PUT)
+
+REGIONS_KEY = "mk:regions"
+SWITCH_KEY = "mk:switch"
+FENCE_KEEP_MS = 30 * 24 * 3_600_000  # a month idle before fencing tokens start over
+PINS_KEEP_MS = 7 * 24 * 3_600_000
+REGIONS_KEEP_MS = 24 * 3_600_000
+_FIELDS = {"n": 1, "x": 2, "e": 3, "k": 4}  # suffix -> CellCounts position (riders: 0)
+
+
+def region_tag(region: int) -> str:
+    return f"mk:{{r{region:x}}}"
+
+
+def quote_key(quote_id: str) -> str:
+    return f"mk:q:{{{quote_id}}}"
+
+
+class RedisMarketStore:
+    def __init__(self, scripts: ScriptRunner) -> None:
+        self._scripts = scripts
+        self._r = scripts.client
+        self._touched: set[int] = set()  # regions counted into since the last keep_active
+
+    async def count(self, ask: Ask, window: CountWindow) -> None:
+        tag = region_tag(ask.region)
+        buckets = window.buckets(ask.at_ms)
+        keys = [f"{tag}:b:{buckets[-1]}", *(f"{tag}:c:{b}" for b in reversed(buckets))]
+        eta = "-" if ask.eta_s is None else ask.eta_s
+        args = [ask.cell, ask.rider_id, ask.outcome.value, eta, window.keep_ms]
+        await self._scripts.call(COUNT, keys, args)
+        self._touched.add(ask.region)
+
+    async def counts(
+        self, regions: Sequence[int], window: CountWindow, now_ms: int
+    ) -> dict[int, dict[str, CellCounts]]:
+        calls: list[Call] = [
+            (WINDOW, [f"{region_tag(r)}:b:{b}" for b in window.buckets(now_ms)], [])
+            for r in regions
+        ]
+        replies = await self._scripts.run(calls)
+        return {r: _cell_counts(reply) for r, reply in zip(regions, replies, strict=True)}
+
+    async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
+        touched, self._touched = self._touched, set()
+        with translated():
+            pipe = self._r.pipeline(transaction=False)
+            if touched:
+                pipe.zadd(REGIONS_KEY, {f"{r:x}": now_ms for r in touched}, gt=True)
+            pipe.zremrangebyscore(REGIONS_KEY, "-inf", now_ms - REGIONS_KEEP_MS)
+            pipe.zrangebyscore(REGIONS_KEY, since_ms, "+inf")
+            replies = await pipe.execute()
+        return sorted(int(_s(r), 16) for r in replies[-1])
+
+    async def keep_active(self, regions: Sequence[int], now_ms: int) -> None:
+        if regions:
+            with translated():
+                await self._r.zadd(REGIONS_KEY, {f"{r:x}": now_ms for r in regions}, gt=True)
+
+    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
+        tag = region_tag(region)
+        keys = [f"{tag}:lease", f"{tag}:fence"]
+        fence = int(await self._scripts.call(LEASE, keys, [holder, ttl_ms, FENCE_KEEP_MS]))
+        return fence or None
+
+    async def drop_lease(self, region: int, holder: str, fence: int) -> None:
+        await self._scripts.call(LEASE_DROP, [f"{region_tag(region)}:lease"], [holder, fence])
+
+    async def put_surge(
+        self,
+        region: int,
+        holder: str,
+        fence: int,
+        computed: Mapping[str, float],
+        effective: Mapping[str, float],
+        ttl_ms: int,
+    ) -> bool:
+        tag = region_tag(region)
+        args: list[Any] = [holder, fence, ttl_ms, len(effective)]
+        for values in (effective, computed):
+            for cell, m in values.items():
+                args += [cell, repr(m)]
+        keys = [f"{tag}:lease", f"{tag}:surge", f"{tag}:calc"]
+        return bool(await self._scripts.call(SURGE_PUT, keys, args))
+
+    async def computed(self, region: int) -> dict[str, float]:
+        with translated():
+            flat = await self._r.hgetall(f"{region_tag(region)}:calc")
+        return {_s(c): float(v) for c, v in flat.items()}
+
+    async def surge(self, cells: Sequence[tuple[str, int]]) -> dict[str, float]:
+        by_region: dict[int, list[str]] = {}
+        for cell, region in cells:
+            by_region.setdefault(region, []).append(cell)
+        if not by_region:
+            return {}
+        regions = list(by_region)
+        with translated():
+            if len(regions) == 1:  # a quote: one cell, one command
+                only = regions[0]
+                replies = [await self._r.hmget(f"{region_tag(only)}:surge", by_region[only])]
+            else:
+                pipe = self._r.pipeline(transaction=False)
+                for r in regions:
+                    pipe.hmget(f"{region_tag(r)}:surge", by_region[r])
+                replies = await pipe.execute()
+        out: dict[str, float] = {}
+        for r, values in zip(regions, replies, strict=True):
+            for cell, v in zip(by_region[r], values, strict=True):
+                if v is not None:
+                    out[cell] = float(v)
+        return out
+
+    async def pins(self, region: int) -> dict[str, Pin]:
+        with translated():
+            flat = await self._r.hgetall(f"{region_tag(region)}:pins")
+        return {_s(c): _pin(v) for c, v in flat.items()}
+
+    async def set_pins(self, region: int, pins: Mapping[str, Pin | None], now_ms: int) -> None:
+        key = f"{region_tag(region)}:pins"
+        gone = [c for c, p in (await self.pins(region)).items() if p.until_ms <= now_ms]
+        gone += [c for c, p in pins.items() if p is None]
+        live = {c: f"{p.multiplier!r} {p.until_ms}" for c, p in pins.items() if p is not None}
+        with translated():
+            pipe = self._r.pipeline(transaction=False)
+            if gone:
+                pipe.hdel(key, *gone)
+            if live:
+                pipe.hset(key, mapping=live)
+                pipe.pexpire(key, PINS_KEEP_MS)
+            await pipe.execute()
+
+    async def enabled(self) -> bool:
+        with translated():
+            return await self._r.get(SWITCH_KEY) is None
+
+    async def set_enabled(self, enabled: bool) -> None:
+        with translated():
+            if enabled:
+                await self._r.delete(SWITCH_KEY)
+            else:
+                await self._r.set(SWITCH_KEY, "off")
+
+
+class RedisQuoteStore:
+    def __init__(self, client: Any, clock: Any) -> None:
+        self._r = client
+        self._clock = clock
+
+    async def put(self, quote: Quote) -> None:
+        ttl = max(1, quote.expires_at - self._clock())
+        with translated():
+            await self._r.set(quote_key(quote.id), _encode(quote), px=ttl)
+
+    async def get(self, quote_id: str) -> Quote | None:
+        with translated():
+            raw = await self._r.get(quote_key(quote_id))
+        return None if raw is None else _decode(raw)
+
+
+def _cell_counts(flat: Sequence[Any]) -> dict[str, CellCounts]:
+    rows: dict[str, list[int]] = {}
+    for i in range(0, len(flat), 2):
+        name, _, suffix = _s(flat[i]).partition("|")
+        row = rows.setdefault(name, [0, 0, 0, 0, 0])
+        row[_FIELDS[suffix] if suffix else 0] = int(flat[i + 1])
+    return {cell: CellCounts(*row) for cell, row in rows.items()}
+
+
+def _pin(raw: Any) -> Pin:
+    multiplier, until = _s(raw).split()
+    return Pin(float(multiplier), int(until))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _encode(q: Quote) -> bytes:
+    f = q.fare
+    return orjson.dumps(
+        {
+            "id": q.id,
+            "rider": q.rider_id,
+            "cell": q.cell,
+            "pickup": [q.pickup.lat, q.pickup.lng],
+            "dropoff": None if q.dropoff is None else [q.dropoff.lat, q.dropoff.lng],
+            "surge": q.surge,
+            "eta": q.pickup_eta_s,
+            "fare": [f.currency, f.base, f.per_km, f.per_min, f.minimum],
+            "est": None if q.estimate is None else [q.estimate.low, q.estimate.high],
+            "created": q.created_at,
+            "expires": q.expires_at,
+        }
+    )
+
+
+def _decode(raw: bytes) -> Quote:
+    d = orjson.loads(raw)
+    currency, base, per_km, per_min, minimum = d["fare"]
+    return Quote(
+        id=d["id"],
+        rider_id=d["rider"],
+        cell=d["cell"],
+        pickup=LatLng(*d["pickup"]),
+        dropoff=None if d["dropoff"] is None else LatLng(*d["dropoff"]),
+        surge=d["surge"],
+        pickup_eta_s=d["eta"],
+        fare=FareTable(currency, base, per_km, per_min, minimum),
+        estimate=None if d["est"] is None else Estimate(*d["est"]),
+        created_at=d["created"],
+        expires_at=d["expires"],
+    )

@@ -1,0 +1,172 @@
+"""The market per H3 cell: where demand is counted, what a cell's surge is, and the ops
+view of an area. H3 work lives here (the domain stays free of it); the stores behind
+MarketStore partition everything by the geo index's region."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from h3.api import basic_str as h3
+
+from dispatch.domain.fares import FareTable
+from dispatch.domain.geo import LatLng, haversine_m
+from dispatch.domain.market import CountWindow, SurgePolicy, per_minute
+from dispatch.service_layer.ports import Ask, CellCounts, MarketStore, Outcome, QuoteStore
+from geoindex import BackendUnavailable, GeoIndex
+
+log = logging.getLogger(__name__)
+
+MAX_VIEW_RADIUS_M = 5_000.0
+MAX_VIEW_CELLS = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    res: int = 8  # market cells: about 0.74 km2 at res 8
+    region_res: int = 5  # the geo index's regions: the market partitions the same way
+    window: CountWindow = field(default_factory=CountWindow)
+    policy: SurgePolicy = field(default_factory=SurgePolicy)
+    fare: FareTable = field(default_factory=FareTable)
+    quote_ttl_ms: int = 120_000
+    interval_ms: int = 2_000  # surge recompute, per region
+    lease_ms: int = 10_000  # the recomputing instance's lease: a dead one is replaced after
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.region_res <= self.res <= 15:
+            raise ValueError("need region_res <= market res <= 15")
+        if self.lease_ms < 2 * self.interval_ms:
+            raise ValueError("the lease must outlast two recompute intervals")
+
+    @property
+    def surge_ttl_ms(self) -> int:
+        """Stored surge outlives a lapsed lease and its takeover, then falls to 1.0."""
+        return 3 * self.lease_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    store: MarketStore
+    quotes: QuoteStore
+    config: MarketConfig
+
+
+def cell_of(config: MarketConfig, at: LatLng) -> tuple[str, int]:
+    """The market cell holding a validated point, and its region."""
+    cell = h3.latlng_to_cell(at.lat, at.lng, config.res)
+    return cell, region_of(config, cell)
+
+
+def region_of(config: MarketConfig, cell: str) -> int:
+    return int(h3.cell_to_parent(cell, config.region_res), 16)
+
+
+def ring1(cell: str) -> list[str]:
+    return [c for c in h3.grid_disk(cell, 1) if c != cell]
+
+
+async def count_ask(
+    market: Market,
+    rider_id: str,
+    at: LatLng,
+    now_ms: int,
+    outcome: Outcome,
+    eta_s: int | None = None,
+) -> None:
+    """Count one quote or ride request as demand in its pickup cell. Best effort: the
+    counters are statistics, and a ride already stored must not fail for them."""
+    cell, region = cell_of(market.config, at)
+    try:
+        await market.store.count(
+            Ask(cell, region, rider_id, now_ms, outcome, eta_s), market.config.window
+        )
+    except BackendUnavailable as exc:
+        log.warning("market count lost: %s", exc)
+
+
+async def surge_at(market: Market, at: LatLng) -> tuple[str, float]:
+    """The pickup cell and the multiplier riders there are quoted now."""
+    cell, region = cell_of(market.config, at)
+    return cell, (await market.store.surge([(cell, region)])).get(cell, 1.0)
+
+
+# -- the ops view --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CellView:
+    cell: str
+    centre: LatLng
+    supply: int
+    demand_per_min: float
+    requests: int
+    no_driver_rate: float | None  # None without requests
+    mean_eta_s: float | None
+    surge: float
+
+
+class AreaTooLarge(ValueError):
+    pass
+
+
+def cells_within(config: MarketConfig, at: LatLng, radius_m: float) -> list[str]:
+    """Market cells whose centre lies within radius_m; AreaTooLarge past the limits."""
+    if not 0 <= radius_m <= MAX_VIEW_RADIUS_M:
+        raise AreaTooLarge(f"radius_m must be in [0, {MAX_VIEW_RADIUS_M:g}]")
+    edge = h3.average_hexagon_edge_length(config.res, "m")
+    rings = int(radius_m / (1.3 * edge)) + 2  # ring j's nearest centres: ~1.5 j edges
+    if 3 * rings * (rings + 1) + 1 > 4 * MAX_VIEW_CELLS:
+        raise AreaTooLarge(f"at most {MAX_VIEW_CELLS} cells of resolution {config.res}")
+    origin = h3.latlng_to_cell(at.lat, at.lng, config.res)
+    cells = [
+        c
+        for c in h3.grid_disk(origin, rings)
+        if haversine_m(at, LatLng(*h3.cell_to_latlng(c))) <= radius_m
+    ]
+    if len(cells) > MAX_VIEW_CELLS:
+        raise AreaTooLarge(f"at most {MAX_VIEW_CELLS} cells of resolution {config.res}")
+    return cells
+
+
+async def area_view(
+    market: Market, index: GeoIndex, at: LatLng, radius_m: float, now_ms: int
+) -> list[CellView]:
+    """Every market cell within radius_m with drivers, demand or surge (others left out)."""
+    config = market.config
+    cells = cells_within(config, at, radius_m)
+    regions = {c: region_of(config, c) for c in cells}
+    supply = await index.supply(at.lat, at.lng, radius_m, config.res) if cells else {}
+    counts = await market.store.counts(sorted(set(regions.values())), config.window, now_ms)
+    surge = await market.store.surge(list(regions.items()))
+    out = []
+    for c in cells:
+        n = counts[regions[c]].get(c, CellCounts())
+        s = supply.get(c, 0)
+        m = surge.get(c, 1.0)
+        if not (s or n.riders or n.requests or m > 1.0):
+            continue
+        out.append(
+            CellView(
+                cell=c,
+                centre=LatLng(*h3.cell_to_latlng(c)),
+                supply=s,
+                demand_per_min=round(per_minute(n.riders, config.window.window_ms), 2),
+                requests=n.requests,
+                no_driver_rate=round(n.no_driver / n.requests, 3) if n.requests else None,
+                mean_eta_s=round(n.eta_sum_s / n.etas, 1) if n.etas else None,
+                surge=m,
+            )
+        )
+    return out
+
+
+def supply_discs(config: MarketConfig, cells: Sequence[str]) -> list[tuple[LatLng, float]]:
+    """Circles that together cover every cell's centre, for GeoIndex.supply: one per
+    parent cell three resolutions up (at most 343 market cells each), so no circle
+    passes the index's per-call cell limit whatever the market resolution."""
+    parent_res = max(0, config.res - 3)
+    parents = {h3.cell_to_parent(c, parent_res) for c in cells}
+    radius = 1.15 * h3.average_hexagon_edge_length(parent_res, "m") + math.ceil(
+        h3.average_hexagon_edge_length(config.res, "m")
+    )
+    return [(LatLng(*h3.cell_to_latlng(p)), radius) for p in sorted(parents)]

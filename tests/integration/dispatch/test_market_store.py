@@ -1,0 +1,181 @@
+"""The market stores' contract, on every backend: counting demand (one rider counts
+once per cell and window), the window sliding, the surge lease and its fencing token,
+pins, the switch, and quotes that expire."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from h3.api import basic_str as h3
+
+from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
+from dispatch.adapters.redis_client import connect
+from dispatch.adapters.redis_market import SCRIPTS, RedisMarketStore, RedisQuoteStore
+from dispatch.domain.fares import Estimate, FareTable
+from dispatch.domain.geo import LatLng
+from dispatch.domain.market import CountWindow, Pin
+from dispatch.domain.quotes import Quote
+from dispatch.service_layer.ports import Ask, CellCounts, MarketStore, Outcome, QuoteStore
+from geoindex import ScriptRunner
+from tests.fake_clock import FakeClock
+
+WINDOW = CountWindow(5_000, 60_000)
+CELL = h3.latlng_to_cell(52.52, 13.405, 8)
+OTHER = h3.latlng_to_cell(52.53, 13.42, 8)
+REGION = int(h3.cell_to_parent(CELL, 5), 16)
+
+
+@dataclass
+class Stores:
+    market: MarketStore
+    quotes: QuoteStore
+    clock: FakeClock
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis),
+    ]
+)
+async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
+    clock = FakeClock()
+    if request.param == "memory":
+        yield Stores(MemoryMarketStore(clock.now_ms), MemoryQuoteStore(clock.now_ms), clock)
+        return
+    cluster = request.param == "cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+    client: Any = connect(url, cluster=cluster)
+    try:
+        if cluster:
+            await client.initialize()
+        runner = ScriptRunner(client, SCRIPTS)
+        yield Stores(RedisMarketStore(runner), RedisQuoteStore(client, clock.now_ms), clock)
+    finally:
+        await client.aclose()
+
+
+def ask(s: Stores, rider: str, outcome: Outcome = Outcome.QUOTE, **kw: Any) -> Ask:
+    return Ask(kw.pop("cell", CELL), REGION, rider, s.clock.now, outcome, **kw)
+
+
+async def counts(s: Stores) -> dict[str, CellCounts]:
+    return (await s.market.counts([REGION], WINDOW, s.clock.now))[REGION]
+
+
+async def test_each_rider_counts_once_per_cell_and_window(stores: Stores) -> None:
+    for _ in range(50):
+        await stores.market.count(ask(stores, "flood"), WINDOW)
+        stores.clock.advance(400)  # 20 s of quotes over four buckets
+    await stores.market.count(ask(stores, "calm"), WINDOW)
+    await stores.market.count(ask(stores, "calm", cell=OTHER), WINDOW)
+    got = await counts(stores)
+    assert got[CELL].riders == 2
+    assert got[OTHER].riders == 1
+
+
+async def test_requests_no_driver_and_etas_are_counted(stores: Stores) -> None:
+    await stores.market.count(ask(stores, "a", Outcome.OFFERED, eta_s=120), WINDOW)
+    await stores.market.count(ask(stores, "a", Outcome.OFFERED, eta_s=60), WINDOW)
+    await stores.market.count(ask(stores, "b", Outcome.NO_DRIVER), WINDOW)
+    assert (await counts(stores))[CELL] == CellCounts(
+        riders=2, requests=3, no_driver=1, eta_sum_s=180, etas=2
+    )
+
+
+async def test_the_window_slides_and_forgets(stores: Stores) -> None:
+    await stores.market.count(ask(stores, "a"), WINDOW)
+    stores.clock.advance(30_000)
+    await stores.market.count(ask(stores, "b"), WINDOW)
+    assert (await counts(stores))[CELL].riders == 2
+    stores.clock.advance(35_000)  # a's bucket has left the window
+    assert (await counts(stores))[CELL].riders == 1
+    await stores.market.count(ask(stores, "a"), WINDOW)  # and a counts anew
+    assert (await counts(stores))[CELL].riders == 2
+    stores.clock.advance(WINDOW.window_ms)
+    assert await counts(stores) == {}
+
+
+async def test_counted_regions_are_active(stores: Stores) -> None:
+    await stores.market.count(ask(stores, "a"), WINDOW)
+    now = stores.clock.now
+    assert await stores.market.active_regions(now, now - 1) == [REGION]
+    assert await stores.market.active_regions(now + 10, now + 5) == []
+    await stores.market.keep_active([REGION], now + 10)
+    assert await stores.market.active_regions(now + 10, now + 5) == [REGION]
+
+
+async def test_one_lease_holder_at_a_time_and_the_fence_grows(stores: Stores) -> None:
+    m = stores.market
+    first = await m.take_lease(REGION, "i1", 1_000)
+    assert first is not None
+    assert await m.take_lease(REGION, "i2", 1_000) is None
+    assert await m.take_lease(REGION, "i1", 1_000) == first  # renewed
+    await m.drop_lease(REGION, "i2", first)  # not its lease: nothing happens
+    assert await m.take_lease(REGION, "i2", 1_000) is None
+    await m.drop_lease(REGION, "i1", first)
+    second = await m.take_lease(REGION, "i2", 1_000)
+    assert second is not None and second > first
+
+
+async def test_surge_is_written_only_under_the_current_fence(stores: Stores) -> None:
+    m = stores.market
+    fence = await m.take_lease(REGION, "i1", 60_000)
+    assert fence is not None
+    assert await m.put_surge(REGION, "i1", fence, {CELL: 2.0}, {CELL: 1.5}, 60_000)
+    assert await m.surge([(CELL, REGION), (OTHER, REGION)]) == {CELL: 1.5}
+    assert await m.computed(REGION) == {CELL: 2.0}
+    assert not await m.put_surge(REGION, "i1", fence + 1, {}, {}, 60_000)
+    assert not await m.put_surge(REGION, "i2", fence, {}, {}, 60_000)
+    await m.drop_lease(REGION, "i1", fence)
+    taken = await m.take_lease(REGION, "i2", 60_000)
+    assert taken is not None
+    assert not await m.put_surge(REGION, "i1", fence, {}, {}, 60_000)  # the old holder
+    assert await m.surge([(CELL, REGION)]) == {CELL: 1.5}
+
+
+async def test_many_cells_are_written_at_once(stores: Stores) -> None:
+    cells = list(h3.grid_disk(CELL, 40))  # 4921 cells, more than one HSET chunk
+    fence = await stores.market.take_lease(REGION, "i1", 60_000)
+    assert fence is not None
+    values = {c: 1.5 for c in cells}
+    assert await stores.market.put_surge(REGION, "i1", fence, values, values, 60_000)
+    assert len(await stores.market.computed(REGION)) == len(cells)
+
+
+async def test_pins_and_the_switch(stores: Stores) -> None:
+    m = stores.market
+    now = stores.clock.now
+    await m.set_pins(REGION, {CELL: Pin(1.8, now + 1_000), OTHER: Pin(1.2, now + 10)}, now)
+    assert await m.pins(REGION) == {CELL: Pin(1.8, now + 1_000), OTHER: Pin(1.2, now + 10)}
+    await m.set_pins(REGION, {OTHER: None}, now)
+    assert await m.pins(REGION) == {CELL: Pin(1.8, now + 1_000)}
+    assert await m.enabled()
+    await m.set_enabled(False)
+    assert not await m.enabled()
+    await m.set_enabled(True)
+    assert await m.enabled()
+
+
+async def test_a_quote_lives_until_it_expires(stores: Stores) -> None:
+    now = stores.clock.now
+    quote = Quote(
+        "q_1",
+        "r1",
+        CELL,
+        LatLng(52.52, 13.405),
+        None,
+        1.3,
+        120,
+        FareTable(),
+        Estimate(10.0, 14.5),
+        now,
+        now + 2_000,
+    )
+    await stores.quotes.put(quote)
+    assert await stores.quotes.get("q_1") == quote
+    assert await stores.quotes.get("q_2") is None
