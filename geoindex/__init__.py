@@ -18,6 +18,7 @@ from geoindex.port import GeoIndex
 from geoindex.redis_edge import Script, ScriptRunner, translated
 from geoindex.redis_index import RedisGeoIndex
 from geoindex.search import SearchConfig
+from geoindex.within import MAX_WITHIN
 
 __all__ = [
     "DRIVER_ID_PATTERN",
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_ID_LEN",
     "MAX_K",
     "MAX_RADIUS_M",
+    "MAX_WITHIN",
     "BackendUnavailable",
     "CoalescingGeoIndex",
     "DriverState",

@@ -91,6 +91,11 @@ class CoalescingGeoIndex:
     ) -> dict[str, int]:
         return await self.inner.supply(lat, lng, radius_m, resolution)
 
+    async def within(
+        self, lat: float, lng: float, radius_m: float, limit: int
+    ) -> list[DriverState]:
+        return await self.inner.within(lat, lng, radius_m, limit)
+
     async def expire(self, cutoff_ms: int) -> list[str]:
         return await self.inner.expire(cutoff_ms)
 

@@ -18,6 +18,7 @@ from geoindex.knn import Candidate, k_nearest, scan_region
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.supply import count_supply, supply_cells
+from geoindex.within import check_limit, nearest_first
 
 
 def wall_clock_ms() -> int:
@@ -169,6 +170,19 @@ class MemoryGeoIndex:
             return sum(1 for c in self._fetch(region)(lo, hi) if c[1] >= min_ts)
 
         return count_supply(cells, count)
+
+    async def within(
+        self, lat: float, lng: float, radius_m: float, limit: int
+    ) -> list[DriverState]:
+        lat, lng = limits.check_latlng(lat, lng)
+        radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
+        min_ts = self._clock() - self.ttl_ms
+        fresh = (
+            DriverState(i, d.lat, d.lng, d.ts_ms, None, d.available)
+            for i, d in self._drivers.items()
+            if d.ts_ms >= min_ts
+        )
+        return nearest_first(lat, lng, radius_m, limit, fresh)
 
     async def close(self) -> None:
         return None

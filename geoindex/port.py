@@ -51,6 +51,14 @@ class GeoIndex(Protocol):
         whose centre lies within radius_m; cells with no drivers are left out."""
         ...
 
+    async def within(
+        self, lat: float, lng: float, radius_m: float, limit: int
+    ) -> list[DriverState]:
+        """Every fresh driver within radius_m, available or not, nearest first (ties by
+        id), at most `limit` (1 to MAX_WITHIN); seq is None (a bulk read leaves it out).
+        For maps and operators: its cost grows with the drivers in the area."""
+        ...
+
     async def expire(self, cutoff_ms: int) -> list[str]:
         """Drop the position of every driver whose last fix is older than cutoff_ms (its
         availability stays, see above); returns their ids."""

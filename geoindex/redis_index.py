@@ -31,18 +31,29 @@ from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.supply import count_supply, supply_cells
+from geoindex.within import check_limit, nearest_first, regions_within
 
 KNN = Script("knn")
 REGION_APPLY = Script("region_apply")
 REGION_EXPIRE = Script("region_expire")
 REGION_COUNT = Script("region_count")
+REGION_WITHIN = Script("region_within")
 DRIVER_UPSERT = Script("driver_upsert")
 DRIVER_CHANGE = Script("driver_change")
-ALL_SCRIPTS = (KNN, REGION_APPLY, REGION_EXPIRE, REGION_COUNT, DRIVER_UPSERT, DRIVER_CHANGE)
+ALL_SCRIPTS = (
+    KNN,
+    REGION_APPLY,
+    REGION_EXPIRE,
+    REGION_COUNT,
+    REGION_WITHIN,
+    DRIVER_UPSERT,
+    DRIVER_CHANGE,
+)
 
 SWEEP_BATCH = 1_000
 DRIVER_MEMORY_MS = 24 * 3_600_000
 _MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
+_META = struct.Struct("<dddd")  # ver, ts, lat, lng before the flag in a meta value
 
 
 class RedisGeoIndex:
@@ -246,6 +257,27 @@ class RedisGeoIndex:
         )
         counts = {r: iter(reply) for r, reply in zip(regions, replies, strict=True)}
         return count_supply(cells, lambda region, lo, hi: int(next(counts[region])))
+
+    async def within(
+        self, lat: float, lng: float, radius_m: float, limit: int
+    ) -> list[DriverState]:
+        lat, lng = limits.check_latlng(lat, lng)
+        radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
+        regions = regions_within(lat, lng, radius_m, self._config.region_res)
+        args = [repr(lat), repr(lng), repr(radius_m), self._clock() - self.ttl_ms, limit]
+        replies = await self._scripts.run(
+            [(REGION_WITHIN, self._region_keys(r)[1:2], args) for r in regions]
+        )
+        # A driver crossing a border may show in both regions for a moment: newest wins.
+        newest: dict[str, tuple[float, DriverState]] = {}
+        for reply in replies:
+            for i in range(0, len(reply), 2):
+                driver_id, value = _s(reply[i]), reply[i + 1]
+                ver, ts, d_lat, d_lng = _META.unpack_from(value)
+                if driver_id not in newest or newest[driver_id][0] < ver:
+                    state = DriverState(driver_id, d_lat, d_lng, int(ts), None, value[-1:] == b"a")
+                    newest[driver_id] = (ver, state)
+        return nearest_first(lat, lng, radius_m, limit, (s for _, s in newest.values()))
 
     async def close(self) -> None:
         with translated():

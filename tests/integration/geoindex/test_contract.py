@@ -13,6 +13,7 @@ from geoindex import (
     MAX_BATCH,
     MAX_K,
     MAX_RADIUS_M,
+    MAX_WITHIN,
     GeoIndex,
     GeoIndexError,
     InvalidCoordinates,
@@ -243,6 +244,77 @@ async def test_supply_counts_fresh_available_drivers_per_cell(
     assert sum(supply.values()) == 5
     assert all(len(cell) == 15 for cell in supply)
     assert await index.supply(LAT + 5, LNG, 1_000, 9) == {}
+
+
+async def test_within_lists_fresh_drivers_available_or_not_nearest_first(
+    index: GeoIndex, clock: Clock
+) -> None:
+    t = clock.now_ms
+    await index.upsert(
+        [
+            at("far", LAT + 0.01, LNG, t),
+            at("b", LAT + 0.001, LNG, t),
+            at("a", LAT + 0.001, LNG, t),  # same spot as b: the id breaks the tie
+            at("busy", LAT + 0.005, LNG, t, seq=3),
+            at("outside", LAT + 0.1, LNG, t),
+        ]
+    )
+    await index.set_available("busy", False)
+    got = await index.within(LAT, LNG, 5_000, 100)
+    assert [s.driver_id for s in got] == ["a", "b", "busy", "far"]
+    assert [s.available for s in got] == [True, True, False, True]
+    assert all(s.seq is None and s.ts_ms == t for s in got)
+    assert haversine_m(got[2].lat, got[2].lng, LAT + 0.005, LNG) < 1.0
+    assert [s.driver_id for s in await index.within(LAT, LNG, 5_000, 2)] == ["a", "b"]
+    # Past the TTL only the driver heard from again is listed.
+    clock.now_ms = t + 30_001
+    await index.upsert([at("b", LAT + 0.002, LNG, t + 30_001)])
+    assert [s.driver_id for s in await index.within(LAT, LNG, 5_000, 100)] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("centre", "spread"),
+    [((LAT, LNG), 0.4), ((0.0, 179.95), 0.15)],  # many res-5 regions; the antimeridian
+)
+async def test_within_answers_as_brute_force_does_across_region_borders(
+    index: GeoIndex, clock: Clock, centre: tuple[float, float], spread: float
+) -> None:
+    rng = random.Random(17)
+    t = clock.now_ms
+    ids = [f"d{i}" for i in range(300)]
+    fixes = []
+    for i in ids:
+        lng = centre[1] + rng.uniform(-spread, spread)
+        lng = lng - 360 if lng > 180 else lng
+        fixes.append(at(i, centre[0] + rng.uniform(-spread, spread), lng, t))
+    await index.upsert(fixes)
+    for i in ids[::3]:
+        await index.set_available(i, False)
+    states = [s for i in ids if (s := await index.get(i)) is not None]
+    for radius, limit in [(20_000.0, MAX_WITHIN), (8_000.0, 25), (30_000.0, 1)]:
+        expected = sorted(
+            (d, s.driver_id) for s in states if (d := haversine_m(*centre, s.lat, s.lng)) <= radius
+        )[:limit]
+        got = await index.within(*centre, radius, limit)
+        assert [s.driver_id for s in got] == [i for _, i in expected]
+        assert all(s.available == (int(s.driver_id[1:]) % 3 != 0) for s in got)
+
+
+@pytest.mark.parametrize(
+    ("lat", "radius", "limit"),
+    [
+        (LAT, 1_000, 0),
+        (LAT, 1_000, MAX_WITHIN + 1),
+        (LAT, 1_000, True),
+        (LAT, 1_000, 2.5),
+        (LAT, -1, 10),
+        (LAT, MAX_RADIUS_M + 1, 10),
+        (95, 1_000, 10),
+    ],
+)
+async def test_bad_area_reads_raise(index: GeoIndex, lat: Any, radius: Any, limit: Any) -> None:
+    with pytest.raises(GeoIndexError):
+        await index.within(lat, LNG, radius, limit)
 
 
 BAD_POSITIONS = [
