@@ -17,6 +17,7 @@ from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.ratelimit import RateLimiter
 from dispatch.entrypoints.routes import ROUTES
 from dispatch.entrypoints.streams import Streams
+from dispatch.entrypoints.surge_task import surge_job
 from dispatch.service_layer.deadlines import run_sweeper
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.index_sweep import run_index_sweeper
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[appkeys.STREAMS] = Streams(settings.max_streams_per_owner)
     app.cleanup_ctx.append(_backend)
     app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(surge_job)
     app.on_shutdown.append(_close_streams)
     app.on_response_prepare.append(_instance_header)
     app.router.add_routes(ROUTES)

@@ -1,0 +1,94 @@
+"""Surge recomputation: one instance per region at a time, through a lease in the store.
+
+Every instance runs the loop. Each round it lists the regions with recent demand (or
+surge or pins still standing), takes or renews each region's lease (a fencing token
+comes with it) and, for the regions it holds, recomputes every active cell from the
+window's counts and the index's supply, and writes the result under its fence: a holder
+that stalled past its lease can no longer write over the one that took over. An
+instance that dies stops renewing; another takes the region once the lease lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from dispatch.domain.market import effective, per_minute, recompute
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.market import ring1, supply_discs
+from geoindex import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+
+async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> bool:
+    """One region's surge, recomputed and written under `fence`; False if the lease was
+    lost meanwhile (nothing written)."""
+    market, index = deps.market, deps.index
+    store, config = market.store, market.config
+    now = deps.clock.now_ms()
+    counts = (await store.counts([region], config.window, now))[region]
+    current = await store.computed(region)
+    pins = await store.pins(region)
+    enabled = await store.enabled()
+    demand = {
+        c: per_minute(n.riders, config.window.window_ms) for c, n in counts.items() if n.riders
+    }
+    wanted = set(current)
+    for c in demand:
+        wanted.add(c)
+        wanted.update(ring1(c))
+    supply: dict[str, float] = {}
+    for centre, radius in supply_discs(config, sorted(wanted)):
+        supply.update(await index.supply(centre.lat, centre.lng, radius, config.res))
+    computed = recompute(demand, supply, current, ring1, config.policy)
+    quoted = {}
+    for c in set(computed) | set(pins):
+        m = effective(computed.get(c, 1.0), pins.get(c), enabled, now)
+        if m != 1.0:
+            quoted[c] = m
+    written = await store.put_surge(region, holder, fence, computed, quoted, config.surge_ttl_ms)
+    if written and (computed or pins):
+        await store.keep_active([region], now)  # until it has fallen back to 1.0
+    return written
+
+
+async def surge_round(deps: Deps, holder: str, held: dict[int, int]) -> None:
+    """Take or renew every active region's lease and recompute those held. `held`
+    (region -> fence) is this instance's, kept from round to round."""
+    store, config = deps.market.store, deps.market.config
+    now = deps.clock.now_ms()
+    regions = await store.active_regions(now, now - config.window.window_ms)
+    for region in set(held) - set(regions):
+        del held[region]  # nothing left to compute: the lease lapses by itself
+    for region in regions:
+        fence = await store.take_lease(region, holder, config.lease_ms)
+        if fence is None or not await recompute_region(deps, region, holder, fence):
+            held.pop(region, None)
+        else:
+            held[region] = fence
+
+
+async def run_surge_job(deps: Deps, holder: str, *, give_up_leases: bool = True) -> None:
+    """Recompute every `interval_ms` until cancelled; then give the leases up, so another
+    instance takes over at once rather than after the lease (`give_up_leases=False`
+    leaves like a killed process: the others wait for the lease to lapse)."""
+    held: dict[int, int] = {}
+    interval_s = deps.market.config.interval_ms / 1000
+    try:
+        while True:
+            try:
+                await surge_round(deps, holder, held)
+            except BackendUnavailable as exc:
+                log.warning("surge round skipped: %s", exc)
+            except Exception:
+                log.exception("surge round failed; recomputing on")  # the loop must live
+            await asyncio.sleep(interval_s)
+    finally:
+        if not give_up_leases:
+            held.clear()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                for region, fence in held.items():
+                    await deps.market.store.drop_lease(region, holder, fence)

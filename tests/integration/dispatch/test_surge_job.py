@@ -1,0 +1,129 @@
+"""Surge recomputed by one instance per region: every instance answers the same
+multiplier, and when the recomputing instance dies another takes over within the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import pytest
+from h3.api import basic_str as h3
+
+from dispatch.bootstrap import bootstrap
+from dispatch.domain.geo import LatLng
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.market import count_ask, surge_at
+from dispatch.service_layer.ports import Outcome
+from dispatch.service_layer.surge_job import run_surge_job, surge_round
+from dispatch.settings import Settings
+from geoindex import Position
+from tests.fake_clock import FakeClock
+from tests.waiting import eventually
+
+HOT = LatLng(52.52, 13.405)
+FAR = LatLng(52.549, 13.387)  # same region (res 5), four rings away at res 8
+INTERVAL_S, LEASE_S = 0.1, 0.6
+
+
+async def spike(deps: Deps, at: LatLng, riders: int, prefix: str = "r") -> None:
+    for i in range(riders):
+        now = deps.clock.now_ms()
+        await count_ask(deps.market, f"{prefix}{i}", at, now, Outcome.QUOTE)
+
+
+@contextlib.asynccontextmanager
+async def job(deps: Deps, holder: str, give_up: bool = True) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(run_surge_job(deps, holder, give_up_leases=give_up))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_spike_surges_its_cell_and_ring_on_the_embedded_backend() -> None:
+    clock = FakeClock()
+    async with bootstrap(Settings(), clock=clock) as runtime:
+        deps = runtime.deps
+        await spike(deps, HOT, 40)
+        held: dict[int, int] = {}
+        for _ in range(6):
+            await surge_round(deps, "only", held)
+        far_cell, _ = await surge_at(deps.market, FAR)
+        hot_cell, _ = await surge_at(deps.market, HOT)
+        assert h3.cell_to_parent(far_cell, 5) == h3.cell_to_parent(hot_cell, 5)
+        assert h3.grid_distance(far_cell, hot_cell) >= 3
+        cell, multiplier = await surge_at(deps.market, HOT)
+        assert multiplier == deps.market.config.policy.cap
+        ring = [c for c in h3.grid_ring(cell, 1)]
+        near = LatLng(*h3.cell_to_latlng(ring[0]))
+        assert (await surge_at(deps.market, near))[1] > 1.0
+        two_away = LatLng(*h3.cell_to_latlng(h3.grid_ring(cell, 2)[0]))
+        assert (await surge_at(deps.market, two_away))[1] == 1.0
+        # Demand gone (the window passed): back to 1.0 within a few rounds.
+        clock.advance(deps.market.config.window.window_ms + 5_000)
+        for _ in range(6):
+            await surge_round(deps, "only", held)
+        assert (await surge_at(deps.market, HOT))[1] == 1.0
+
+
+async def test_drivers_in_the_cell_damp_the_surge() -> None:
+    clock = FakeClock()
+    async with bootstrap(Settings(), clock=clock) as runtime:
+        deps = runtime.deps
+        await deps.index.upsert(
+            [Position(f"d{i}", HOT.lat, HOT.lng + i * 1e-5, clock.now) for i in range(30)]
+        )
+        await spike(deps, HOT, 40)
+        held: dict[int, int] = {}
+        for _ in range(6):
+            await surge_round(deps, "only", held)
+        assert (await surge_at(deps.market, HOT))[1] == 1.0
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["redis_url", "redis_cluster_url"])
+async def test_two_instances_answer_the_same_and_a_dead_holder_is_replaced(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(kind)
+    settings = Settings(surge_interval_s=INTERVAL_S, surge_lease_s=LEASE_S, **{kind: url})
+    async with AsyncExitStack() as stack:
+        a = (await stack.enter_async_context(bootstrap(settings))).deps
+        b = (await stack.enter_async_context(bootstrap(settings))).deps
+        await spike(a, HOT, 40)
+        await spike(b, HOT, 40, prefix="s")  # counts meet in Redis, whoever took them
+        job_a = await stack.enter_async_context(job(a, "a", give_up=False))
+
+        async def both_surge() -> bool:
+            (_, ma), (_, mb) = await surge_at(a.market, HOT), await surge_at(b.market, HOT)
+            return ma == mb == a.market.config.policy.cap
+
+        await eventually(both_surge, timeout_s=10)  # a holds the lease: it started alone
+        client = a.market.store._r  # type: ignore[attr-defined]
+        region = int(h3.cell_to_parent(h3.latlng_to_cell(HOT.lat, HOT.lng, 8), 5), 16)
+        lease_key = f"mk:{{r{region:x}}}:lease"
+        assert (await client.get(lease_key)).decode().split()[1] == "a"
+        async with job(b, "b"):
+            await asyncio.sleep(3 * INTERVAL_S)
+            assert (await client.get(lease_key)).decode().split()[1] == "a"  # b waits
+            # Kill a (no goodbye: its lease must lapse), then make new demand elsewhere
+            # in the region that only a live holder can price.
+            job_a.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job_a
+            killed_at = time.monotonic()
+            await spike(b, FAR, 40, prefix="f")
+
+            async def far_surges() -> bool:
+                return (await surge_at(b.market, FAR))[1] > 1.0
+
+            await eventually(far_surges, timeout_s=10)
+            took = time.monotonic() - killed_at
+            assert took <= LEASE_S + 3 * INTERVAL_S + 0.5, took
+            assert (await client.get(lease_key)).decode().split()[1] == "b"
+            assert (await surge_at(a.market, FAR)) == (await surge_at(b.market, FAR))
