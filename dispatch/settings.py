@@ -50,6 +50,16 @@ class Settings:
     shutdown_timeout_s: float = 10.0
     sweep_interval_s: float = 0.1
     index_sweep_interval_s: float = 5.0  # silent drivers leave the geo index's memory
+    # The ops map (GET /ops, /v1/ops/stream): the area it watches, at most this many
+    # drivers (nearest the centre first), one look every ops_interval_s while a page is
+    # open. No basemap by default (nothing leaves the service); a MapLibre style URL here
+    # draws one under the layers.
+    ops_lat: float = 52.52
+    ops_lng: float = 13.405
+    ops_radius_m: float = 10_000.0
+    ops_max_drivers: int = 20_000
+    ops_interval_s: float = 1.0
+    ops_basemap_style_url: str | None = None
     # The market (docs/api.md, "Market"): demand counted per H3 cell of market_res in
     # buckets over a window; surge recomputed per region by one instance at a time (a
     # lease: another takes over within surge_lease_s); quotes lock a price for quote_ttl_s.

@@ -28,7 +28,7 @@ export function driversLayer(columns) {
       length: columns.length,
       attributes: {
         getPosition: { value: columns.positions, size: 2 },
-        getFillColor: { value: columns.colours, size: 4 },
+        getFillColor: { value: columns.colours, size: 4, normalized: true },
       },
     },
     radiusUnits: 'pixels',
@@ -45,7 +45,8 @@ function rideColour(ride) {
   return [...(RIDE_COLOURS[ride.status] ?? UNKNOWN_COLOUR), 255];
 }
 
-// The line from a ride's driver to its pickup; rides whose driver is not drawn have none.
+// The line from a ride's driver to where it is heading: the pickup, or once the trip is
+// under way the drop-off. Rides whose driver is not drawn have none.
 export function rideLinksLayer(links) {
   return new LineLayer({
     id: 'ride-links',

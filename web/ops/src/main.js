@@ -40,6 +40,7 @@ map.addControl(overlay);
 let state = createState();
 let cells = [];
 let drawn = driverColumns(state, driverColour);
+let layers = [];
 let pending = false;
 
 function driverColour(status) {
@@ -48,7 +49,11 @@ function driverColour(status) {
 
 function rideLinks(rides) {
   return rides
-    .map((ride) => ({ ride, from: ride.driver && driverPosition(state, ride.driver), to: ride.pickup }))
+    .map((ride) => ({
+      ride,
+      from: ride.driver && driverPosition(state, ride.driver),
+      to: ride.status === 'in_progress' && ride.dropoff ? ride.dropoff : ride.pickup,
+    }))
     .filter((link) => link.from);
 }
 
@@ -62,7 +67,8 @@ function buildLayers() {
 // One render call, at most once per animation frame however many events arrived.
 function render() {
   pending = false;
-  overlay.setProps({ layers: buildLayers() });
+  layers = buildLayers();
+  overlay.setProps({ layers });
   const statuses = drawn.slots.map((slot) => state.statuses[state.status[slot]]);
   showCounts(countBy(statuses), countBy([...state.rides.values()].map((r) => r.status)));
 }
@@ -119,5 +125,11 @@ window.opsMap = {
   overlay,
   state: () => state,
   drawnDrivers: () => drawn.length,
+  layer: (id) => layers.find((layer) => layer.id === id),
   driver: (id) => driverPosition(state, id),
+  // The driver drawn at a point of the map (deck.gl's own picking), or null.
+  pickDriver: (x, y) => {
+    const info = overlay.pickObject({ x, y, radius: 4, layerIds: ['drivers'] });
+    return info ? driverAt(state, drawn.slots[info.index]) : null;
+  },
 };

@@ -66,7 +66,7 @@ function appendDrivers(state, cols) {
     state.lat.push(cols.lat[i]);
     state.lng.push(cols.lng[i]);
     state.status.push(cols.status[i]);
-    state.slotOf.set(id, slot);
+    if (id !== null) state.slotOf.set(id, slot); // null: an empty slot of a snapshot
   });
 }
 

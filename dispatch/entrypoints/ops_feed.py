@@ -1,0 +1,147 @@
+"""The ops stream's source on this instance: while at least one page watches, one loop
+looks at the area about once a second and hands every page the same encoded frames, so a
+page costs a queue and its writes, not a look of its own. The rides in flight are learned
+from the ops topic for as long as the app runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from dispatch.entrypoints import appkeys
+from dispatch.entrypoints.ops_wire import View
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.ops_view import OPS_TOPIC, Area, RidesInFlight, look
+
+log = logging.getLogger(__name__)
+
+PAGE_QUEUE = 8  # frames a page may fall behind before it is sent a new snapshot instead
+RENUMBER_HOLES = 1_000  # empty slots tolerated (and at most half the view) before renumbering
+
+
+def frame(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class Page:
+    """One watching page: the frames it has yet to write."""
+
+    def __init__(self) -> None:
+        self.frames: asyncio.Queue[bytes] = asyncio.Queue(PAGE_QUEUE)
+        self.fresh = True  # owes a snapshot before any delta
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.frames.put_nowait(data)
+        except asyncio.QueueFull:
+            # Too slow to keep up: drop what it has not written and start it over.
+            while not self.frames.empty():
+                self.frames.get_nowait()
+            self.fresh = True
+
+
+class OpsFeed:
+    def __init__(
+        self,
+        deps: Deps,
+        area: Area,
+        limit: int,
+        interval_s: float = 1.0,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.rides = RidesInFlight()
+        self._deps = deps
+        self._area = area
+        self._limit = limit
+        self._interval_s = interval_s
+        self._now_ms = now_ms
+        self._view = View(area)
+        self._pages: set[Page] = set()
+        self._wake = asyncio.Event()
+        self._live = False  # the view is current: the loop is looking for some page
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[Page]:
+        page = Page()
+        if self._live:
+            # The view is what the other pages hold: this one starts from it at once.
+            page.send(frame("snapshot", self._view.snapshot(self._now_ms())))
+            page.fresh = False
+        self._pages.add(page)
+        self._wake.set()
+        try:
+            yield page
+        finally:
+            self._pages.discard(page)
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="ops-rides")
+        try:
+            while True:
+                if not self._pages:
+                    self._live = False
+                    self._wake.clear()
+                    await self._wake.wait()
+                started = time.monotonic()
+                try:
+                    await self.tick()
+                    self._live = True
+                except Exception:
+                    # The backend is down or slow: pages keep what they have, and hear
+                    # again once a look succeeds.
+                    log.warning("ops feed: a look at the area failed", exc_info=True)
+                await asyncio.sleep(max(0.0, self._interval_s - (time.monotonic() - started)))
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def tick(self) -> None:
+        world = await look(self._deps, self._area, self._limit, self.rides)
+        # From here to the last send nothing awaits: every page sees one sequence of frames.
+        now = self._now_ms()
+        delta = self._view.advance(world, now)
+        if self._view.holes > max(RENUMBER_HOLES, len(world.drivers)):
+            self._view.renumber()
+            for page in self._pages:
+                page.fresh = True
+        delta_frame = frame("delta", delta) if delta is not None else None
+        snapshot_frame: bytes | None = None
+        for page in list(self._pages):
+            if page.fresh:
+                snapshot_frame = snapshot_frame or frame("snapshot", self._view.snapshot(now))
+                page.fresh = False
+                page.send(snapshot_frame)
+            elif delta_frame is not None:
+                page.send(delta_frame)
+
+    async def _listen(self) -> None:
+        async with self._deps.notifier.subscribe(OPS_TOPIC) as subscription:
+            while True:
+                notice = await subscription.get()
+                self.rides.apply(notice.ride)
+
+
+FEED = web.AppKey("ops_feed", OpsFeed)
+
+
+async def run_feed(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the feed of this instance, over the backend's deps."""
+    settings = app[appkeys.SETTINGS]
+    area = Area(settings.ops_lat, settings.ops_lng, settings.ops_radius_m)
+    feed = OpsFeed(
+        app[appkeys.RUNTIME].deps, area, settings.ops_max_drivers, settings.ops_interval_s
+    )
+    app[FEED] = feed
+    task = asyncio.create_task(feed.run(), name="ops-feed")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,74 @@
+"""GET /v1/ops/stream: the ops map's live view as server-sent events, for ops tokens only:
+`event: snapshot` first, then `event: delta` at most once a second (ops_wire.py), and a
+`: keep-alive` comment when nothing changed for a while."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from aiohttp import web
+
+from dispatch.domain.principals import Role
+from dispatch.entrypoints import appkeys
+from dispatch.entrypoints.auth import stream_principal
+from dispatch.entrypoints.ops_feed import FEED, Page
+from dispatch.service_layer.errors import Forbidden
+
+KEEPALIVE_S = 15.0
+
+
+async def ops_stream(request: web.Request) -> web.StreamResponse:
+    actor, expires = stream_principal(request)
+    if actor.role is not Role.OPS:
+        raise Forbidden("the ops stream is for ops tokens")
+    app = request.app
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: pass events through unbuffered
+        }
+    )
+    await resp.prepare(request)
+    streams = app[appkeys.STREAMS]
+    with app[FEED].watch() as page, streams.held(actor.subject) as replaced:
+        try:
+            await _follow(resp, page, expires, (streams.closing, replaced))
+        except (ConnectionResetError, ConnectionError):
+            pass  # the page went away
+    return resp
+
+
+async def _follow(
+    resp: web.StreamResponse, page: Page, expires: float, stops: tuple[asyncio.Event, ...]
+) -> None:
+    while not any(stop.is_set() for stop in stops):
+        wait_s = min(KEEPALIVE_S, expires - time.time())
+        if wait_s <= 0:
+            break  # the token that opened the stream has expired
+        data = await _next_frame(page, stops, wait_s)
+        if data is False:
+            break
+        await resp.write(data or b": keep-alive\n\n")
+
+
+async def _next_frame(
+    page: Page, stops: tuple[asyncio.Event, ...], timeout_s: float
+) -> bytes | None | Literal[False]:
+    """The next frame; None when `timeout_s` passed first; False once a stop is set."""
+    getter = asyncio.ensure_future(page.frames.get())
+    stoppers = [asyncio.ensure_future(stop.wait()) for stop in stops]
+    try:
+        done, _ = await asyncio.wait(
+            {getter, *stoppers}, timeout=timeout_s, return_when="FIRST_COMPLETED"
+        )
+    finally:
+        for stopper in stoppers:
+            stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+    if getter in done:
+        return getter.result()
+    return False if any(stop.is_set() for stop in stops) else None

@@ -1,0 +1,105 @@
+"""What the ops map shows: the drivers in the watched area, each with a status, and the
+rides in flight.
+
+Positions come from the geo index (a bounded area read); whether a driver is reserved or
+on a ride comes from the rides in flight, which each instance learns from the ride
+notices every instance publishes on the ops topic. That view is per instance and starts
+empty: a ride that has not changed since this instance started is not in it until it
+does (the stored rides stay the truth, readable over HTTP)."""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from dispatch.domain.rides import COMMITTED, TERMINAL, Ride, RideStatus
+from dispatch.service_layer.deps import Deps
+
+OPS_TOPIC = "ops"  # every ride change, for the ops stream of every instance
+
+
+class MapStatus(enum.StrEnum):
+    """A driver as the map colours it (the order is the wire's status code)."""
+
+    AVAILABLE = "available"
+    RESERVED = "reserved"  # holds an offer
+    ON_RIDE = "on_ride"
+    OFFLINE = "offline"  # fresh position, but not searchable (went offline)
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    lat: float
+    lng: float
+    radius_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class MapDriver:
+    id: str
+    lat: float
+    lng: float
+    status: MapStatus
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    drivers: list[MapDriver]
+    rides: list[Ride]
+
+
+class RidesInFlight:
+    """The rides between offered and completed, newest version of each; bounded."""
+
+    def __init__(self, limit: int = 20_000, ended_memory: int = 20_000) -> None:
+        self._rides: dict[str, Ride] = {}
+        # Versions of rides seen ending, so a change delivered late cannot bring one back.
+        self._ended: OrderedDict[str, int] = OrderedDict()
+        self._limit = limit
+        self._ended_memory = ended_memory
+
+    def apply(self, ride: Ride) -> None:
+        known = self._rides.get(ride.id)
+        seen = known.version if known is not None else self._ended.get(ride.id, 0)
+        if ride.version <= seen:
+            return
+        if ride.status in TERMINAL:
+            self._rides.pop(ride.id, None)
+            self._ended[ride.id] = ride.version
+            while len(self._ended) > self._ended_memory:
+                self._ended.popitem(last=False)
+            return
+        if known is None and len(self._rides) >= self._limit:
+            return  # a map, not a ledger: past the bound new rides are not drawn
+        self._rides[ride.id] = ride
+
+    def rides(self) -> list[Ride]:
+        return list(self._rides.values())
+
+    def driver_statuses(self) -> dict[str, MapStatus]:
+        statuses: dict[str, MapStatus] = {}
+        for ride in self._rides.values():
+            if ride.driver_id is None:
+                continue
+            if ride.status is RideStatus.OFFERED:
+                statuses.setdefault(ride.driver_id, MapStatus.RESERVED)
+            elif ride.status in COMMITTED:
+                statuses[ride.driver_id] = MapStatus.ON_RIDE
+        return statuses
+
+
+async def look(deps: Deps, area: Area, limit: int, rides: RidesInFlight) -> World:
+    """One look at the area: at most `limit` fresh drivers (nearest first) and the rides."""
+    states = await deps.index.within(area.lat, area.lng, area.radius_m, limit)
+    busy = rides.driver_statuses()
+    drivers = [
+        MapDriver(
+            s.driver_id,
+            s.lat,
+            s.lng,
+            busy.get(s.driver_id, MapStatus.AVAILABLE if s.available else MapStatus.OFFLINE),
+        )
+        for s in states
+    ]
+    return World(drivers, rides.rides())
