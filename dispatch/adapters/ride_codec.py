@@ -37,6 +37,7 @@ def encode(ride: Ride) -> bytes:
             "declined": list(ride.declined),
             "cancelled_by": ride.cancelled_by,
             "v": ride.version,
+            "surge": ride.surge,
         }
     )
 
@@ -62,4 +63,5 @@ def decode(raw: bytes) -> Ride:
         declined=tuple(d["declined"]),
         cancelled_by=d["cancelled_by"],
         version=d["v"],
+        surge=d.get("surge"),  # rides stored before quotes have none
     )

@@ -67,6 +67,7 @@ class Ride:
     declined: tuple[str, ...] = ()  # drivers who declined or let the offer time out
     cancelled_by: str | None = None
     version: int = 1
+    surge: float | None = None  # the multiplier a fare quote locked in; None: no quote
 
     @property
     def active(self) -> bool:

@@ -1,0 +1,75 @@
+"""Fare quotes: what a rider would pay from a pickup (the surge of its cell, the pickup
+ETA, the fare table's estimate), kept for a while so a ride request can lock it in; and
+the market's count of every ride request."""
+
+from __future__ import annotations
+
+import uuid
+
+from dispatch.domain import quotes
+from dispatch.domain.fares import estimate
+from dispatch.domain.geo import LatLng, haversine_m
+from dispatch.domain.principals import Principal, Role
+from dispatch.domain.quotes import Quote
+from dispatch.domain.rides import Ride, RideStatus
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.errors import Forbidden
+from dispatch.service_layer.market import cell_of, count_ask, surge_at
+from dispatch.service_layer.ports import Outcome
+
+
+def new_quote_id() -> str:
+    return "q_" + uuid.uuid4().hex
+
+
+async def pickup_eta_s(deps: Deps, pickup: LatLng) -> int | None:
+    """The nearest available driver's ETA within the widest search radius, if any."""
+    widest = deps.policy.radius_steps_m[-1]
+    found = await deps.index.nearest(pickup.lat, pickup.lng, 1, widest)
+    return deps.policy.eta_s(found[0].distance_m) if found else None
+
+
+async def make_quote(deps: Deps, actor: Principal, pickup: LatLng, dropoff: LatLng | None) -> Quote:
+    if actor.role is not Role.RIDER:
+        raise Forbidden("only a rider token may ask for a quote")
+    market = deps.market
+    now = deps.clock.now_ms()
+    cell, surge = await surge_at(market, pickup)
+    eta = await pickup_eta_s(deps, pickup)
+    fare = market.config.fare
+    trip = None
+    if dropoff is not None:
+        metres = haversine_m(pickup, dropoff) * deps.policy.detour_factor
+        trip = estimate(fare, metres, metres / deps.policy.speed_mps, surge)
+    quote = Quote(
+        id=new_quote_id(),
+        rider_id=actor.id,
+        cell=cell,
+        pickup=pickup,
+        dropoff=dropoff,
+        surge=surge,
+        pickup_eta_s=eta,
+        fare=fare,
+        estimate=trip,
+        created_at=now,
+        expires_at=now + market.config.quote_ttl_ms,
+    )
+    await market.quotes.put(quote)
+    await count_ask(market, actor.id, pickup, now, Outcome.QUOTE)
+    return quote
+
+
+async def locked_surge(deps: Deps, actor: Principal, quote_id: str, pickup: LatLng) -> float:
+    """The multiplier a ride request locks in with `quote_id`, or QuoteExpired /
+    QuoteMismatch (raised before anything is reserved)."""
+    cell, _ = cell_of(deps.market.config, pickup)
+    quote = await deps.market.quotes.get(quote_id)
+    return quotes.check(quote, actor.id, cell, deps.clock.now_ms()).surge
+
+
+async def count_request(deps: Deps, ride: Ride) -> None:
+    """A stored ride request, counted into its pickup cell with how it ended."""
+    no_driver = ride.status is RideStatus.NO_DRIVER
+    outcome = Outcome.NO_DRIVER if no_driver else Outcome.OFFERED
+    eta = None if no_driver else ride.eta_s
+    await count_ask(deps.market, ride.rider_id, ride.pickup, ride.created_at, outcome, eta)
