@@ -1,21 +1,25 @@
 """Service settings: read once, from DISPATCH_* environment variables and CLI flags, into
-one typed object that the app factory receives."""
+one typed object that the app factory receives. Each value is converted by its field's
+type and checked by its rule; a bad one is a SettingsError naming where it came from."""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, get_type_hints
 
 DEV_JWT_SECRET = "dispatch-dev-secret-change-me-0123456789"  # noqa: S105 - a documented dev default
+MIN_JWT_SECRET_BYTES = 32  # HS256's key should be no shorter than its hash (RFC 7518 3.2)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = 8080  # 0: any free port (tests)
     redis_url: str | None = None
     redis_cluster_url: str | None = None
     instance_id: str | None = None  # default: <hostname>-<port>
@@ -92,24 +96,147 @@ class Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
-def _convert(kind: Any, raw: str) -> Any:
-    text = str(kind)
-    if "int" in text and "str" not in text:
-        return int(raw)
-    if "float" in text:
-        return float(raw)
-    return raw
+class SettingsError(ValueError):
+    """One line for the operator: which setting, and what is wrong with it."""
+
+
+# -- rules: each says what is wrong with a value, or None ---------------------------------
+Rule = Callable[[Any], str | None]
+
+
+def between(lo: float, hi: float) -> Rule:
+    return lambda v: None if lo <= v <= hi else f"must be from {lo:g} to {hi:g}, not {v!r}"
+
+
+def positive(v: float) -> str | None:
+    return None if v > 0 else f"must be above 0, not {v!r}"
+
+
+def at_least_one(v: int) -> str | None:
+    return None if v >= 1 else f"must be at least 1, not {v!r}"
+
+
+def non_empty(v: str) -> str | None:
+    return None if v else "must not be empty"
+
+
+def jwt_secret(v: str) -> str | None:
+    size = len(v.encode())
+    if size >= MIN_JWT_SECRET_BYTES:
+        return None
+    return f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256, not {size}"
+
+
+RULES: dict[str, Rule] = {
+    "host": non_empty,
+    "port": between(0, 65535),
+    "jwt_secret": jwt_secret,
+    "offer_timeout_s": positive,
+    "max_attempts": at_least_one,
+    "rider_max_active_rides": at_least_one,
+    "driver_ttl_s": positive,
+    "region_res": between(0, 10),  # no finer than the index's search cells (res 10)
+    "redis_timeout_s": positive,
+    "request_timeout_s": positive,
+    "max_body_bytes": at_least_one,
+    "max_batch_body_bytes": at_least_one,
+    "max_batch_items": at_least_one,
+    "max_ws_message_bytes": at_least_one,
+    "driver_rate_per_s": positive,
+    "driver_rate_burst": at_least_one,
+    "nearby_rate_per_s": positive,
+    "nearby_rate_burst": at_least_one,
+    "max_streams_per_owner": at_least_one,
+    "shutdown_timeout_s": positive,
+    "sweep_interval_s": positive,
+    "index_sweep_interval_s": positive,
+    "ops_lat": between(-90, 90),
+    "ops_lng": between(-180, 180),
+    "ops_radius_m": positive,
+    "ops_max_drivers": at_least_one,
+    "ops_interval_s": positive,
+    "market_res": between(0, 15),  # and not coarser than region_res (bootstrap checks)
+    "market_bucket_s": positive,
+    "market_window_s": positive,
+    "surge_cap": between(1, 10),
+    "surge_interval_s": positive,
+    "surge_lease_s": positive,
+    "quote_ttl_s": between(1, 3600),
+    "quote_rate_per_s": positive,
+    "quote_rate_burst": at_least_one,
+    "fare_base": between(0, 10_000),
+    "fare_per_km": between(0, 10_000),
+    "fare_per_min": between(0, 10_000),
+    "fare_minimum": between(0, 10_000),
+}
+
+
+# -- conversion by the field's type --------------------------------------------------------
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _int(raw: str) -> int:
+    if not _INT.fullmatch(raw.strip()):
+        raise ValueError("must be a whole number")
+    return int(raw)
+
+
+def _float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+_CONVERT: dict[Any, Callable[[str], Any]] = {
+    int: _int,
+    float: _float,
+    str: str,
+    str | None: str,  # unset is the field's default, None
+}
+_TYPES = get_type_hints(Settings)
+
+
+def env_name(name: str) -> str:
+    return f"DISPATCH_{name.upper()}"
 
 
 def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """DISPATCH_<FIELD> variables (for example DISPATCH_PORT), then explicit overrides."""
+    """DISPATCH_<FIELD> variables (for example DISPATCH_PORT), then explicit overrides
+    (the CLI's flags), checked; SettingsError names the first bad one."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for f in fields(Settings):
-        raw = env.get(f"DISPATCH_{f.name.upper()}")
-        if raw is not None and raw != "":
-            values[f.name] = _convert(f.type, raw)
-    settings = Settings(**values).with_overrides(**overrides)
-    if settings.redis_url and settings.redis_cluster_url:
-        raise ValueError("give a Redis URL or a Redis Cluster URL, not both")
+        var = env_name(f.name)
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[f.name] = _CONVERT[_TYPES[f.name]](raw)
+        except ValueError as exc:
+            raise SettingsError(f"{var} {exc}, not {raw[:40]!r}") from None
+        sources[f.name] = var
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = value
+            sources[name] = "--" + name.replace("_", "-")
+    settings = Settings(**values)
+    check(settings, sources)
     return settings
+
+
+def check(settings: Settings, sources: Mapping[str, str] | None = None) -> None:
+    """Every rule; `sources` says where a value came from (default: its variable)."""
+    where = dict(sources or {})
+    for name, rule in RULES.items():
+        problem = rule(getattr(settings, name))
+        if problem is not None:
+            raise SettingsError(f"{where.get(name, env_name(name))} {problem}")
+    if settings.redis_url and settings.redis_cluster_url:
+        raise SettingsError(
+            "DISPATCH_REDIS_URL and DISPATCH_REDIS_CLUSTER_URL: give one or the other, not both"
+        )

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import TokenCodec
@@ -14,8 +15,9 @@ from dispatch.bootstrap import bootstrap
 from dispatch.entrypoints import appkeys, sse, ws_driver
 from dispatch.entrypoints.errors import Handler, errors_middleware
 from dispatch.entrypoints.metrics import Metrics
+from dispatch.entrypoints.openapi import document
 from dispatch.entrypoints.ratelimit import RateLimiter
-from dispatch.entrypoints.routes import ROUTES
+from dispatch.entrypoints.routes import ROUTES, route_table
 from dispatch.entrypoints.streams import Streams
 from dispatch.entrypoints.surge_task import surge_job
 from dispatch.service_layer.deadlines import run_sweeper
@@ -38,9 +40,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
-        m = request.app[appkeys.METRICS]
-        m.requests.inc(route=route, method=request.method, status=str(status))
-        m.latency.observe(time.perf_counter() - started, route=route, method=request.method)
+        elapsed = time.perf_counter() - started
+        request.app[appkeys.METRICS].request(request.method, route, status, elapsed)
 
 
 @web.middleware
@@ -93,15 +94,18 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
     app[appkeys.TOKENS] = TokenCodec(settings.jwt_secret)
-    app[appkeys.LIMITER] = RateLimiter(settings.driver_rate_per_s, settings.driver_rate_burst)
+    app[appkeys.LOCATION_LIMITER] = RateLimiter(
+        settings.driver_rate_per_s, settings.driver_rate_burst
+    )
     app[appkeys.NEARBY_LIMITER] = RateLimiter(
         settings.nearby_rate_per_s, settings.nearby_rate_burst
     )
     app[appkeys.STREAMS] = Streams(settings.max_streams_per_owner)
+    app[appkeys.OPENAPI] = orjson.dumps(document(settings, ROUTES))
     app.cleanup_ctx.append(_backend)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(surge_job)
     app.on_shutdown.append(_close_streams)
     app.on_response_prepare.append(_instance_header)
-    app.router.add_routes(ROUTES)
+    app.router.add_routes(route_table(ROUTES))
     return app

@@ -12,7 +12,7 @@ import uvloop
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
 from dispatch.service_layer.errors import BackendUnavailable
-from dispatch.settings import DEV_JWT_SECRET, Settings, from_env
+from dispatch.settings import DEV_JWT_SECRET, Settings, SettingsError, from_env
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -90,11 +90,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     handlers = {"serve": _serve, "token": _token, "demo": _demo}
     try:
         return handlers[args.command](args)
+    except SettingsError as exc:
+        # A bad setting is the operator's to fix: one line that names it, no traceback.
+        print(f"dispatch {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130

@@ -43,7 +43,9 @@ class Unauthorized(Exception):
 
 
 class RateLimited(Exception):
-    pass
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # whole seconds until the bucket has a token
 
 
 def to_response(exc: BaseException) -> web.Response | None:
@@ -58,7 +60,7 @@ def to_response(exc: BaseException) -> web.Response | None:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="dispatch"'
         return resp
     if isinstance(exc, InvalidBody):
-        return error_response(422, exc.code, str(exc))
+        return error_response(422, exc.code, str(exc), exc.field)
     if isinstance(exc, InvalidInput):
         return error_response(422, "invalid_input", str(exc))
     if isinstance(exc, MalformedJson):
@@ -66,7 +68,9 @@ def to_response(exc: BaseException) -> web.Response | None:
     if isinstance(exc, BodyTooLarge):
         return error_response(413, "body_too_large", str(exc))
     if isinstance(exc, RateLimited):
-        return error_response(429, "rate_limited", str(exc))
+        resp = error_response(429, "rate_limited", str(exc))
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
     if isinstance(exc, svc.BackendUnavailable):
         return error_response(503, "backend_unavailable", "the data store is unavailable; retry")
     return None
@@ -92,6 +96,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             log.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(500, "internal", "internal error")
         if known.status == 503:
-            request.app[appkeys.METRICS].backend_errors.inc()
+            request.app[appkeys.METRICS].backend_error()
             log.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
         return known

@@ -1,13 +1,12 @@
-"""JSON in and out: orjson only (it refuses NaN and Infinity), bodies read within limits."""
+"""JSON in and out: bodies read within their limits, responses encoded once."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
-
-from dispatch.entrypoints.schemas import InvalidBody
 
 
 class BodyTooLarge(Exception):
@@ -19,15 +18,20 @@ class MalformedJson(Exception):
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+    """orjson for plain data, msgspec for the contract's Structs."""
+    body = msgspec.json.encode(data) if isinstance(data, msgspec.Struct) else orjson.dumps(data)
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def raw_json_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": code, "message": message}, status)
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return json_response(body, status)
 
 
 def loads(raw: bytes | str) -> Any:
@@ -37,8 +41,9 @@ def loads(raw: bytes | str) -> Any:
         raise MalformedJson(f"body is not valid JSON: {exc}") from exc
 
 
-async def read_json_object(request: web.Request, limit: int) -> tuple[dict[str, Any], bytes]:
-    """The body as a JSON object, and its raw bytes (for idempotency fingerprints)."""
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or BodyTooLarge past `limit` bytes (checked before reading when the
+    client announced its length, and while reading when it did not)."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"body above the limit of {limit} bytes")
     # read(n) returns what has arrived so far, up to n: loop until the end or the limit,
@@ -54,7 +59,4 @@ async def read_json_object(request: web.Request, limit: int) -> tuple[dict[str, 
     raw = b"".join(chunks)
     if len(raw) > limit:
         raise BodyTooLarge(f"body above the limit of {limit} bytes")
-    data = loads(raw)
-    if not isinstance(data, dict):
-        raise InvalidBody("body must be a JSON object")
-    return data, raw
+    return raw

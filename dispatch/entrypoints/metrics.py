@@ -1,129 +1,108 @@
-"""Prometheus metrics in the text exposition format (0.0.4), written by hand: counters,
-gauges and histograms with labels, and nothing else."""
+"""The service's Prometheus metrics, through prometheus_client, in a registry of their
+own per app: tests run many apps in one process, and each instance reports only itself
+(counters are per instance; sum them across instances)."""
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from dispatch.domain.rides import TERMINAL, Ride
 
-Labels = tuple[tuple[str, str], ...]
+# The text format every Prometheus reads (0.0.4), whatever this library's newest is.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _fmt(labels: Labels, extra: tuple[tuple[str, str], ...] = ()) -> str:
-    pairs = labels + extra
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
-
-
-def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
-
-
-class Counter:
-    kind = "counter"
-
-    def __init__(self, name: str, help_text: str) -> None:
-        self.name, self.help = name, help_text
-        self.values: dict[Labels, float] = defaultdict(float)
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        self.values[tuple(sorted(labels.items()))] += amount
-
-    def lines(self) -> list[str]:
-        return [f"{self.name}{_fmt(k)} {_num(v)}" for k, v in sorted(self.values.items())]
-
-
-class Gauge(Counter):
-    kind = "gauge"
-
-    def set(self, value: float, **labels: str) -> None:
-        self.values[tuple(sorted(labels.items()))] = value
-
-
-class Histogram:
-    kind = "histogram"
-
-    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
-        self.name, self.help, self.buckets = name, help_text, buckets
-        self.counts: dict[Labels, list[int]] = {}
-        self.sums: dict[Labels, float] = defaultdict(float)
-
-    def observe(self, value: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        counts = self.counts.setdefault(key, [0] * (len(self.buckets) + 1))
-        counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sums[key] += value
-
-    def lines(self) -> list[str]:
-        out: list[str] = []
-        for key, counts in sorted(self.counts.items()):
-            running = 0
-            for bound, n in zip((*self.buckets, float("inf")), counts, strict=True):
-                running += n
-                le = "+Inf" if bound == float("inf") else _num(bound)
-                out.append(f"{self.name}_bucket{_fmt(key, (('le', le),))} {running}")
-            out.append(f"{self.name}_sum{_fmt(key)} {_num(self.sums[key])}")
-            out.append(f"{self.name}_count{_fmt(key)} {running}")
-        return out
+# No `<name>_created` series beside every counter: nothing here reads them. (A process-wide
+# switch of the library; this service is its only user in the process.)
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
     """The service's metrics; also the use cases' Observer (rides, location updates)."""
 
     def __init__(self) -> None:
-        self.requests = Counter("dispatch_http_requests_total", "HTTP requests by route and status")
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "dispatch_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
         self.latency = Histogram(
             "dispatch_http_request_duration_seconds",
             "HTTP request latency by route",
-            LATENCY_BUCKETS,
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.location_updates = Counter(
-            "dispatch_location_updates_total", "Position fixes by result (accepted, stale)"
+            "dispatch_location_updates_total",
+            "Position fixes by result (accepted, stale)",
+            ["result"],
+            registry=r,
         )
         self.ride_changes = Counter(
-            "dispatch_ride_changes_total", "Ride state changes made here, by new status"
+            "dispatch_ride_changes_total",
+            "Ride state changes made here, by new status",
+            ["status"],
+            registry=r,
         )
         self.rides_finished = Counter(
-            "dispatch_rides_finished_total", "Rides that ended, by outcome"
+            "dispatch_rides_finished_total", "Rides that ended, by outcome", ["outcome"], registry=r
         )
-        self.websockets = Gauge("dispatch_websockets_open", "Open driver WebSockets")
-        self.event_streams = Gauge("dispatch_event_streams_open", "Open rider event streams")
+        self.websockets = Gauge("dispatch_websockets_open", "Open driver WebSockets", registry=r)
+        self.event_streams = Gauge(
+            "dispatch_event_streams_open", "Open rider event streams", registry=r
+        )
         self.backend_errors = Counter(
-            "dispatch_backend_errors_total", "Requests failed because the backend was unavailable"
+            "dispatch_backend_errors_total",
+            "Requests failed because the backend was unavailable",
+            registry=r,
         )
         self.rate_limited = Counter(
-            "dispatch_rate_limited_total", "Requests refused by a rate limit, by limit"
+            "dispatch_rate_limited_total",
+            "Requests refused by a rate limit, by limit",
+            ["limit"],
+            registry=r,
         )
-        self.websockets.set(0)
-        self.event_streams.set(0)
+        # Children by label values, looked up once: labels() costs more than the update,
+        # and these run on every request and every fix.
+        self._served: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._accepted = self.location_updates.labels("accepted")
+        self._stale = self.location_updates.labels("stale")
 
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request served."""
+        key = (method, route, status)
+        children = self._served.get(key)
+        if children is None:
+            children = self._served[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def backend_error(self) -> None:
+        self.backend_errors.inc()
+
+    def refused(self, limit: str) -> None:
+        self.rate_limited.labels(limit).inc()
+
+    # -- Observer ----------------------------------------------------------------------
     def ride_changed(self, ride: Ride) -> None:
-        self.ride_changes.inc(status=ride.status.value)
+        self.ride_changes.labels(ride.status.value).inc()
         if ride.status in TERMINAL:
-            self.rides_finished.inc(outcome=ride.status.value)
+            self.rides_finished.labels(ride.status.value).inc()
 
     def locations(self, accepted: int, stale: int) -> None:
         if accepted:
-            self.location_updates.inc(accepted, result="accepted")
+            self._accepted.inc(accepted)
         if stale:
-            self.location_updates.inc(stale, result="stale")
+            self._stale.inc(stale)
 
-    def render(self) -> str:
-        out: list[str] = []
-        for m in (
-            self.requests, self.latency, self.location_updates, self.ride_changes,
-            self.rides_finished, self.websockets, self.event_streams, self.backend_errors,
-            self.rate_limited,
-        ):  # fmt: skip
-            out.append(f"# HELP {m.name} {m.help}")
-            out.append(f"# TYPE {m.name} {m.kind}")
-            out.extend(m.lines())
-        return "\n".join(out) + "\n"
+    def render(self) -> bytes:
+        return prometheus_client.generate_latest(self.registry)

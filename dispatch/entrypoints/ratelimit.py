@@ -1,4 +1,5 @@
-"""Per-driver update rate: a token bucket per driver, kept by each instance.
+"""Request rates per key (a driver's location updates, a caller's map queries): a token
+bucket per key, kept by each instance.
 
 A driver normally streams to one instance (its WebSocket), so a per-instance bucket is
 the right place; behind a balancer that spreads one driver's HTTP posts over N
@@ -6,6 +7,7 @@ instances the effective limit is up to N times higher, which is documented."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,3 +35,9 @@ class RateLimiter:
         if len(self._buckets) > MAX_TRACKED:
             self._buckets.popitem(last=False)  # forget the longest idle: its bucket is full
         return allowed
+
+    def retry_after_s(self, key: str) -> int:
+        """Whole seconds until `key` has a token again (Retry-After); 0 if it has one."""
+        tokens, at = self._buckets.get(key, (self._burst, self._clock()))
+        missing = 1.0 - min(self._burst, tokens + (self._clock() - at) * self._rate)
+        return math.ceil(missing / self._rate) if missing > 0 else 0

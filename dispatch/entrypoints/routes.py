@@ -1,29 +1,169 @@
-"""Every route of the service, in one place (the OpenAPI test reads this table too)."""
+"""Every route of the service, in one table: the app serves it and /openapi.json is
+generated from it (openapi.py), with the shapes of contract.py."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from aiohttp import web
 
+from dispatch.entrypoints import contract as c
 from dispatch.entrypoints import sse, views_drivers, views_ops, views_rides, ws_driver
 
-ROUTES = [
-    web.get("/healthz", views_ops.healthz),
-    web.get("/readyz", views_ops.readyz),
-    web.get("/metrics", views_ops.metrics),
-    web.get("/openapi.json", views_ops.openapi),
-    web.post("/v1/drivers/{driver_id}/location", views_drivers.post_location),
-    web.post("/v1/locations", views_drivers.post_locations),
-    web.put("/v1/drivers/{driver_id}/status", views_drivers.put_status),
-    web.get("/v1/drivers/{driver_id}", views_drivers.get_driver, allow_head=False),
-    web.get("/v1/drivers/{driver_id}/stream", ws_driver.driver_stream, allow_head=False),
-    web.get("/v1/nearby", views_drivers.get_nearby, allow_head=False),
-    web.post("/v1/rides", views_rides.post_ride),
-    web.get("/v1/rides/{ride_id}", views_rides.get_ride, allow_head=False),
-    web.get("/v1/rides/{ride_id}/events", sse.ride_events, allow_head=False),
-    web.post("/v1/rides/{ride_id}/accept", views_rides.accept),
-    web.post("/v1/rides/{ride_id}/decline", views_rides.decline),
-    web.post("/v1/rides/{ride_id}/arrived", views_rides.arrived),
-    web.post("/v1/rides/{ride_id}/start", views_rides.start),
-    web.post("/v1/rides/{ride_id}/complete", views_rides.complete),
-    web.post("/v1/rides/{ride_id}/cancel", views_rides.cancel),
-]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    description: str
+    shape: Any = None  # a type of contract.py (or str); None: the body is not described
+    media: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str  # may name Settings fields, filled in from the running settings
+    answers: Mapping[int, Answer]
+    errors: tuple[int, ...] = ()  # statuses answered with contract.Error
+    body: Any = None  # the request body's type
+    body_required: bool = True
+    query: Any = None  # a Struct whose fields are the query parameters
+    idempotency_key: bool = False
+    access_token: bool = False  # the token may also come as a query parameter
+    auth: bool = True
+    allow_head: bool = False
+
+
+def _ride_step(verb: str, handler: Handler, summary: str) -> Endpoint:
+    return Endpoint(
+        "POST",
+        f"/v1/rides/{{ride_id}}/{verb}",
+        handler,
+        summary,
+        {200: Answer("The ride after the step", c.Ride)},
+        (400, 401, 403, 404, 409, 413, 422, 503),
+        body=c.NoFields,
+        body_required=False,
+    )
+
+
+ROUTES: list[Endpoint] = [
+    Endpoint(
+        "GET", "/healthz", views_ops.healthz, "Process alive (never touches the backend)",
+        {200: Answer("Alive", c.Health)}, auth=False, allow_head=True,
+    ),
+    Endpoint(
+        "GET", "/readyz", views_ops.readyz, "Backend reachable",
+        {200: Answer("Ready", c.Ready)}, (503,), auth=False, allow_head=True,
+    ),
+    Endpoint(
+        "GET", "/metrics", views_ops.metrics, "Prometheus metrics",
+        {200: Answer("Text format 0.0.4", str, "text/plain")}, auth=False, allow_head=True,
+    ),
+    Endpoint(
+        "GET", "/openapi.json", views_ops.openapi, "This document",
+        {200: Answer("OpenAPI 3.1")}, auth=False, allow_head=True,
+    ),
+    Endpoint(
+        "POST", "/v1/drivers/{driver_id}/location", views_drivers.post_location,
+        "Post one fix (driver token for this id; at most {driver_rate_per_s:g}/s, burst "
+        "{driver_rate_burst}; body at most {max_body_bytes} bytes)",
+        {
+            202: Answer("Accepted", c.Accepted),
+            409: Answer("Stale: an equal or newer fix is stored; the body names it", c.StaleFix),
+        },
+        (400, 401, 403, 413, 422, 429, 503),
+        body=c.Location,
+    ),
+    Endpoint(
+        "POST", "/v1/locations", views_drivers.post_locations,
+        "Post a batch of fixes (fleet token; at most {max_batch_items} updates, "
+        "{max_batch_body_bytes} bytes); an invalid item does not stop the others",
+        {200: Answer("One result per update, in order", c.BatchResults)},
+        (400, 401, 403, 413, 422, 503),
+        body=c.LocationBatch,
+    ),
+    Endpoint(
+        "PUT", "/v1/drivers/{driver_id}/status", views_drivers.put_status,
+        "Go available or offline (not while reserved or on a ride: 409)",
+        {200: Answer("The driver", c.Driver)},
+        (400, 401, 403, 409, 413, 422, 503),
+        body=c.StatusChange,
+    ),
+    Endpoint(
+        "GET", "/v1/drivers/{driver_id}", views_drivers.get_driver,
+        "The driver's status, last fix and ride (404: nothing is known of this driver)",
+        {200: Answer("The driver", c.Driver)},
+        (401, 403, 404, 422, 503),
+    ),
+    Endpoint(
+        "GET", "/v1/drivers/{driver_id}/stream", ws_driver.driver_stream,
+        "Driver WebSocket (token in the header or ?access_token=); frames: docs/api.md and "
+        "the ClientFrame and ServerFrame schemas; messages above {max_ws_message_bytes} "
+        "bytes close the socket with 1009; a driver's socket beyond "
+        "{max_streams_per_owner} on one instance closes its oldest with 4000",
+        {101: Answer("Switching protocols")},
+        (400, 401, 403, 422),
+        access_token=True,
+    ),
+    Endpoint(
+        "GET", "/v1/nearby", views_drivers.get_nearby,
+        "Nearby available cars for a map, without driver identities (any token; at most "
+        "{nearby_rate_per_s:g}/s per caller, burst {nearby_rate_burst})",
+        {200: Answer("Cars, nearest first", c.Nearby)},
+        (401, 422, 429, 503),
+        query=c.NearbyQuery,
+    ),
+    Endpoint(
+        "POST", "/v1/rides", views_rides.post_ride,
+        "Request a ride (rider token). Reserves the nearest free driver and offers the "
+        "ride, or answers no_driver",
+        {201: Answer("The ride: offered, or no_driver", c.Ride)},
+        (400, 401, 403, 409, 413, 422, 503),
+        body=c.RideRequest,
+        idempotency_key=True,
+    ),
+    Endpoint(
+        "GET", "/v1/rides/{ride_id}", views_rides.get_ride,
+        "A ride (its rider or its current driver)",
+        {200: Answer("The ride", c.Ride)},
+        (401, 403, 404, 503),
+    ),
+    Endpoint(
+        "GET", "/v1/rides/{ride_id}/events", sse.ride_events,
+        "Server-sent events for the ride's rider: the current state, then every change",
+        {200: Answer("`data: <Ride json>` per change", c.Event, "text/event-stream")},
+        (401, 403, 404, 503),
+        access_token=True,
+    ),
+    _ride_step("accept", views_rides.accept, "The offered driver accepts"),
+    _ride_step("decline", views_rides.decline, "The offered driver declines; next candidate"),
+    _ride_step("arrived", views_rides.arrived, "The driver is at the pickup"),
+    _ride_step("start", views_rides.start, "The trip starts"),
+    _ride_step("complete", views_rides.complete, "The trip ends; the driver is free again"),
+    _ride_step(
+        "cancel", views_rides.cancel,
+        "The rider or the driver cancels (offered, accepted or arrived only)",
+    ),
+]  # fmt: skip
+
+
+def route_table(endpoints: list[Endpoint] = ROUTES) -> list[web.RouteDef]:
+    return [
+        web.get(e.path, e.handler, allow_head=e.allow_head)
+        if e.method == "GET"
+        else web.route(e.method, e.path, e.handler)
+        for e in endpoints
+    ]
+
+
+# The WebSocket's frames, documented beside the routes' shapes.
+FRAMES: dict[str, Any] = {
+    "ClientFrame": c.AnyClientFrame,
+    "ServerFrame": c.AnyServerFrame,
+}

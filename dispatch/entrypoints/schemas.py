@@ -1,5 +1,5 @@
-"""Validation of request bodies, frames and query strings: exact field sets (an unknown
-field is an error, so nobody can slip in `status` or `driver_id`), types, ranges."""
+"""Validation: raw bodies, query strings, path parts and frames into the contract's Structs
+(contract.py), or errors with the documented codes and a JSON pointer to the field."""
 
 from __future__ import annotations
 
@@ -7,74 +7,150 @@ import math
 import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import valid_id
+from dispatch.entrypoints import contract
+from dispatch.entrypoints.jsonio import MalformedJson
 from dispatch.service_layer.drivers import Fix
 from dispatch.service_layer.errors import NotFound
 
-MAX_INT = 2**53 - 1
-_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
-_RIDE_ID = re.compile(r"r_[0-9a-f]{32}")
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+T = TypeVar("T")
 
-FIX_FIELDS = {"lat", "lng", "ts", "seq"}
-FIX_OPTIONAL = {"heading", "speed", "accuracy"}
+_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
+_INTEGER = re.compile(r"-?(0|[1-9]\d*)")
+_RIDE_ID = re.compile(r"r_[0-9a-f]{32}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+# msgspec's messages: "<what> - at `$.pickup.lat`" (no suffix at the root).
+_AT = re.compile(r" - at `(\$[^`]*)`$")
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_NAMED = re.compile(r"Object (?:contains unknown|missing required) field `(.*)`$", re.S)
+
+LOCATION = msgspec.json.Decoder(contract.Location)
+STATUS_CHANGE = msgspec.json.Decoder(contract.StatusChange)
+RIDE_REQUEST = msgspec.json.Decoder(contract.RideRequest)
+NO_FIELDS = msgspec.json.Decoder(contract.NoFields)
+CLIENT_FRAME = msgspec.json.Decoder(contract.AnyClientFrame)
+
+
+class _Batch(contract.Shape):
+    updates: list[contract.BatchItem]
+
+
+_BATCH = msgspec.json.Decoder(_Batch)  # every item valid: the common case, one pass
+_RAW_BATCH = msgspec.json.Decoder(contract.LocationBatch)  # else item by item
+_ITEM = msgspec.json.Decoder(contract.BatchItem)
+
+
+class _Named(msgspec.Struct):
+    """Just an invalid batch item's driver_id, to name it in its result."""
+
+    driver_id: Any = None
+
+
+_NAMED_ITEM = msgspec.json.Decoder(_Named)
 
 
 class InvalidBody(ValueError):
-    def __init__(self, message: str, code: str = "invalid_body") -> None:
+    def __init__(self, message: str, code: str = "invalid_body", field: str | None = None):
         super().__init__(message)
         self.code = code
+        self.field = field  # a JSON pointer (RFC 6901) to the field at fault
 
 
-def only(
-    data: Mapping[str, Any], required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
-) -> None:
-    unknown = sorted(set(data) - required - optional)
-    if unknown:
-        raise InvalidBody(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
-    missing = sorted(required - set(data))
-    if missing:
-        raise InvalidBody(f"missing field(s): {', '.join(missing)}")
+def pointer(path: str, name: str | None = None) -> str:
+    """msgspec's `$.updates[3].lat` as the JSON pointer `/updates/3/lat`."""
+    steps = [m.group(1) or m.group(2) for m in _STEP.finditer(path[1:])]
+    if name is not None:
+        steps.append(name)
+    return "".join("/" + s.replace("~", "~0").replace("/", "~1") for s in steps)
 
 
-def number(data: Mapping[str, Any], key: str, lo: float, hi: float) -> float:
-    v = data[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise InvalidBody(f"{key} must be a finite number")
-    if not lo <= v <= hi:
-        raise InvalidBody(f"{key} must be within [{lo:g}, {hi:g}]")
-    return float(v)
+def invalid(exc: msgspec.ValidationError) -> InvalidBody | MalformedJson:
+    """A msgspec validation error as the documented error, naming the field at fault."""
+    text = str(exc)
+    at = _AT.search(text)
+    what, path = (text[: at.start()], at.group(1)) if at else (text, "$")
+    named = _NAMED.match(what)
+    field = pointer(path, named.group(1) if named else None)
+    if what == "Number out of range":  # 1e999: not a double, so not JSON we can read
+        return MalformedJson(f"body is not valid JSON: number out of range at {field}")
+    code = "unknown_field" if what.startswith("Object contains unknown") else "invalid_body"
+    return InvalidBody(f"{what} at {field}" if field else what, code, field or None)
 
 
-def integer(data: Mapping[str, Any], key: str, lo: int = 0, hi: int = MAX_INT) -> int:
-    v = data[key]
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise InvalidBody(f"{key} must be an integer within [{lo}, {hi}]")
-    return v
+def parse(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise invalid(exc) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(f"body is not valid JSON: {exc}") from None
 
 
-def latlng(data: Any, where: str) -> LatLng:
-    if not isinstance(data, dict):
-        raise InvalidBody(f"{where} must be an object with lat and lng")
-    only(data, {"lat", "lng"})
-    return LatLng(number(data, "lat", -90, 90), number(data, "lng", -180, 180))
+def fix_of(location: contract.Location) -> Fix:
+    return Fix(location.lat, location.lng, location.ts, location.seq)
 
 
-def fix(data: Mapping[str, Any], extra: AbstractSet[str] = frozenset()) -> Fix:
-    """A position fix. heading, speed and accuracy are checked, then not stored."""
-    only(data, FIX_FIELDS | extra, FIX_OPTIONAL)
-    point = latlng({"lat": data["lat"], "lng": data["lng"]}, "position")
-    if "heading" in data:
-        number(data, "heading", 0, 360)
-    if "speed" in data:
-        number(data, "speed", 0, 150)
-    if "accuracy" in data:
-        number(data, "accuracy", 0, 100_000)
-    return Fix(point.lat, point.lng, integer(data, "ts"), integer(data, "seq"))
+def ride_request(raw: bytes) -> tuple[LatLng, LatLng | None]:
+    """POST /v1/rides's body: pickup, and dropoff if given."""
+    body = parse(RIDE_REQUEST, raw)
+    dropoff = None if body.dropoff is None else LatLng(body.dropoff.lat, body.dropoff.lng)
+    return LatLng(body.pickup.lat, body.pickup.lng), dropoff
+
+
+def batch(raw: bytes) -> list[contract.BatchItem | contract.BatchResult]:
+    """The fleet batch, item by item: a valid item, or the `invalid` result naming why.
+    A body that is not a batch at all raises as any other body would."""
+    try:
+        return list(_BATCH.decode(raw).updates)
+    except msgspec.ValidationError as exc:
+        error = invalid(exc)
+        if isinstance(error, MalformedJson) or not (error.field or "").startswith("/updates/"):
+            raise error from None  # the batch itself is wrong, not one of its items
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(f"body is not valid JSON: {exc}") from None
+    return [_item(item) for item in parse(_RAW_BATCH, raw).updates]
+
+
+def _item(raw: msgspec.Raw) -> contract.BatchItem | contract.BatchResult:
+    try:
+        return _ITEM.decode(raw)
+    except msgspec.ValidationError as exc:
+        error = invalid(exc)
+        if isinstance(error, MalformedJson):
+            raise error from None  # as for any body: a number beyond a double is a 400
+        try:
+            named = _NAMED_ITEM.decode(raw).driver_id
+        except msgspec.ValidationError:
+            named = None  # not even an object
+        shown = named if isinstance(named, str) and len(named) <= 64 else None
+        return contract.BatchResult(driver_id=shown, status="invalid", error=str(error))
+
+
+def query(params: Mapping[str, str], kind: type[T]) -> T:
+    """A query string into its Struct. Numbers must be plain decimals: float() would also
+    take "nan", "inf", "0x10" and "1_0"."""
+    values: dict[str, Any] = {}
+    for key in params:
+        raw = params[key]
+        if _INTEGER.fullmatch(raw):
+            values[key] = int(raw)
+        elif _NUMBER.fullmatch(raw) and math.isfinite(number := float(raw)):
+            values[key] = number
+        else:
+            values[key] = raw  # refused by the Struct's number type, naming the parameter
+    try:
+        return msgspec.convert(values, kind)
+    except msgspec.ValidationError as exc:
+        error = invalid(exc)
+        if isinstance(error, MalformedJson):  # a number beyond a double: still a 422 here
+            raise InvalidBody(str(error)) from None
+        raise error from None
 
 
 def driver_id(value: Any) -> str:
@@ -89,17 +165,8 @@ def ride_id(value: str) -> str:
     return value
 
 
-def status(data: Mapping[str, Any]) -> DriverStatus:
-    only(data, {"status"})
-    if data["status"] not in ("available", "offline"):
-        raise InvalidBody("status must be available or offline")
-    return DriverStatus(data["status"])
-
-
-def ride_request(data: Mapping[str, Any]) -> tuple[LatLng, LatLng | None]:
-    only(data, {"pickup"}, {"dropoff"})
-    dropoff = data.get("dropoff")
-    return latlng(data["pickup"], "pickup"), None if dropoff is None else latlng(dropoff, "dropoff")
+def status(change: contract.StatusChange) -> DriverStatus:
+    return DriverStatus(change.status)
 
 
 def idempotency_key(value: str | None) -> str | None:
@@ -110,17 +177,25 @@ def idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def query_number(
-    query: Mapping[str, str], key: str, default: float | None, lo: float, hi: float
-) -> float:
-    raw = query.get(key)
-    if raw is None:
-        if default is None:
-            raise InvalidBody(f"query parameter {key} is required")
-        return default
-    # float() would take "nan", "inf" and "1_0"; only plain decimal numbers pass here.
-    if not _NUMBER.fullmatch(raw) or not math.isfinite(value := float(raw)):
-        raise InvalidBody(f"query parameter {key} must be a finite number")
-    if not lo <= value <= hi:
-        raise InvalidBody(f"query parameter {key} must be within [{lo:g}, {hi:g}]")
-    return value
+# -- for ws_driver.py until it decodes frames with CLIENT_FRAME ------------------------------
+def only(
+    data: Mapping[str, Any], required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
+) -> None:
+    unknown = sorted(set(data) - required - optional)
+    if unknown:
+        raise InvalidBody(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
+    missing = sorted(required - set(data))
+    if missing:
+        raise InvalidBody(f"missing field(s): {', '.join(missing)}")
+
+
+def fix(data: Mapping[str, Any], extra: AbstractSet[str] = frozenset()) -> Fix:
+    """A decoded frame's fix; `extra` fields (the frame's type) are left out."""
+    only(data, extra, set(data) - extra)
+    try:
+        location = msgspec.convert(
+            {k: v for k, v in data.items() if k not in extra}, contract.Location
+        )
+    except msgspec.ValidationError as exc:
+        raise invalid(exc) from None
+    return fix_of(location)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dispatch.entrypoints import appkeys
-from dispatch.entrypoints.jsonio import error_response, json_response
-from dispatch.entrypoints.openapi import document
+from dispatch.entrypoints import appkeys, contract
+from dispatch.entrypoints.jsonio import error_response, json_response, raw_json_response
+from dispatch.entrypoints.metrics import CONTENT_TYPE
 
 
 async def healthz(request: web.Request) -> web.Response:
     # Alive means the event loop answers; the backend is readyz's business.
-    return json_response({"status": "ok"})
+    return json_response(contract.Health(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -20,18 +20,15 @@ async def readyz(request: web.Request) -> web.Response:
         await runtime.ping()
     except Exception as exc:
         return error_response(503, "backend_unavailable", f"{runtime.backend}: {exc}")
-    return json_response({"status": "ready", "backend": runtime.backend})
+    return json_response(contract.Ready(status="ready", backend=runtime.backend))
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[appkeys.METRICS].render()
     return web.Response(
-        text=body,
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Content-Type-Options": "nosniff"},
+        body=request.app[appkeys.METRICS].render(),
+        headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"},
     )
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(document(request.app[appkeys.SETTINGS]))
+    return raw_json_response(request.app[appkeys.OPENAPI])

@@ -11,7 +11,7 @@ from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import Ride
 from dispatch.entrypoints import appkeys, schemas
 from dispatch.entrypoints.auth import principal
-from dispatch.entrypoints.jsonio import json_response, raw_json_response, read_json_object
+from dispatch.entrypoints.jsonio import json_response, raw_json_response, read_body
 from dispatch.service_layer import idempotency, ride_steps
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
@@ -30,8 +30,8 @@ async def post_ride(request: web.Request) -> web.Response:
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
     key = schemas.idempotency_key(request.headers.get("Idempotency-Key"))
-    body, _ = await read_json_object(request, request.app[appkeys.SETTINGS].max_body_bytes)
-    pickup, dropoff = schemas.ride_request(body)
+    raw = await read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
+    pickup, dropoff = schemas.ride_request(raw)
     deps = _deps(request)
     ride_id = new_ride_id(actor.id, key)
 
@@ -42,7 +42,7 @@ async def post_ride(request: web.Request) -> web.Response:
     if key is None:
         return raw_json_response(await produce(), 201)
     # Same key + same body -> the stored answer, byte for byte; another body -> 422.
-    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
     fingerprint = idempotency.fingerprint(b"POST /v1/rides", canonical)
     # A duplicate waits for the first request at most 0.8 of its own deadline, so it
     # answers 409 request_in_progress rather than the deadline's 503.
@@ -68,8 +68,8 @@ def _step(step: Step) -> Callable[[web.Request], Awaitable[web.Response]]:
         actor = principal(request)
         ride_id = schemas.ride_id(request.match_info["ride_id"])
         if request.can_read_body:
-            body, _ = await read_json_object(request, request.app[appkeys.SETTINGS].max_body_bytes)
-            schemas.only(body, set())
+            raw = await read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
+            schemas.parse(schemas.NO_FIELDS, raw)
         ride = await step(_deps(request), actor, ride_id)
         other = actor.role is Role.DRIVER and ride.driver_id != actor.id
         return json_response(ride_view(ride, for_other_driver=other))

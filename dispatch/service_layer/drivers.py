@@ -9,7 +9,7 @@ from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.errors import Forbidden, InvalidRequest
+from dispatch.service_layer.errors import Forbidden, InvalidRequest, NotFound
 from dispatch.service_layer.matching import release_driver
 from geoindex import DriverState, Position, UpsertResult
 
@@ -94,8 +94,14 @@ async def _release_if_its_ride_is_over(deps: Deps, driver_id: str) -> None:
 async def get_driver(
     deps: Deps, actor: Principal, driver_id: str
 ) -> tuple[DriverRecord, DriverState | None]:
+    """NotFound for a driver nothing is known of: no stored fix, and a record as a driver
+    never seen has (available, no ride, never reserved). So a mistyped id is not mistaken
+    for a real driver that is available."""
     authorize_driver(actor, driver_id)
-    return await deps.drivers.get(driver_id), await deps.index.get(driver_id)
+    rec, state = await deps.drivers.get(driver_id), await deps.index.get(driver_id)
+    if state is None and rec == DriverRecord(driver_id):
+        raise NotFound(f"nothing is known of driver {driver_id}")
+    return rec, state
 
 
 async def pending_offer(deps: Deps, driver_id: str) -> Ride | None:

@@ -114,10 +114,11 @@ async def live(redis_url: str) -> AsyncIterator[Client]:
 
 
 def assert_clean_error(reply: Reply, *codes: int) -> None:
-    """A JSON error body, {error, message} (a stale fix adds seq), and no stack trace."""
+    """A JSON error body, {error, message} (field: the one field at fault; a stale fix
+    adds the stored seq and ts), and no stack trace."""
     assert reply.status in codes, (reply.status, reply.body)
     assert isinstance(reply.body, dict), reply.body
-    assert {"error", "message"} <= set(reply.body) <= {"error", "message", "seq"}
+    assert {"error", "message"} <= set(reply.body) <= {"error", "message", "field", "seq", "ts"}
     text = json.dumps(reply.body)
     for trace in ("Traceback", 'File \\"', '.py\\"'):
         assert trace not in text, text

@@ -96,8 +96,13 @@ async def test_a_driver_token_cannot_move_or_read_another_driver(service: Instan
     assert status == 403
     status, _, _ = await service.call("GET", "/v1/drivers/d2", D1)
     assert status == 403
+    # A driver id nothing is known of is 404 (a typo must not look like a real driver),
+    # until the driver posts a fix or sets a status.
+    status, data, _ = await service.call("GET", "/v1/drivers/d2", ("driver", "d2"))
+    assert (status, data["error"]) == (404, "not_found")
+    await service.call("PUT", "/v1/drivers/d2/status", ("driver", "d2"), json={"status": "offline"})
     status, d2, _ = await service.call("GET", "/v1/drivers/d2", ("driver", "d2"))
-    assert status == 200 and d2["lat"] is None and d2["status"] == "available"
+    assert (status, d2["lat"], d2["status"]) == (200, None, "offline")
 
 
 async def test_riders_see_only_their_own_rides(service: Instance) -> None:
@@ -126,39 +131,44 @@ async def test_location_is_accepted_then_an_older_one_is_stale(service: Instance
     assert (status, data) == (202, {"status": "accepted", "seq": 5})
     for older in (loc(4, ts + 1), loc(6, ts - 1)):
         status, data, _ = await service.call("POST", "/v1/drivers/d1/location", D1, json=older)
-        assert status == 409 and data["error"] == "stale"
+        # The stored fix, to resync from: not the seq the client sent.
+        assert (status, data["error"], data["seq"], data["ts"]) == (409, "stale", 5, ts)
     _, me, _ = await service.call("GET", "/v1/drivers/d1", D1)
     assert (me["ts"], me["seq"], me["status"]) == (ts, 5, "available")
 
 
 @pytest.mark.parametrize(
-    ("raw", "status", "code"),
+    ("raw", "status", "code", "field"),
     [
-        (b'{"lat": NaN, "lng": 13.4, "ts": 1, "seq": 1}', 400, "invalid_json"),
-        (b'{"lat": Infinity, "lng": 13.4, "ts": 1, "seq": 1}', 400, "invalid_json"),
-        (b'{"lat": 1e999, "lng": 13.4, "ts": 1, "seq": 1}', 400, "invalid_json"),
-        (b"[1, 2]", 422, "invalid_body"),
-        (b"not json", 400, "invalid_json"),
-        (b'{"lat": 91, "lng": 13.4, "ts": 1, "seq": 1}', 422, "invalid_body"),
-        (b'{"lat": 52, "lng": 181, "ts": 1, "seq": 1}', 422, "invalid_body"),
-        (b'{"lat": "52", "lng": 13.4, "ts": 1, "seq": 1}', 422, "invalid_body"),
-        (b'{"lat": true, "lng": 13.4, "ts": 1, "seq": 1}', 422, "invalid_body"),
-        (b'{"lat": 52, "lng": 13.4, "ts": -1, "seq": 1}', 422, "invalid_body"),
-        (b'{"lat": 52, "lng": 13.4, "ts": 1.5, "seq": 1}', 422, "invalid_body"),
-        (b'{"lat": 52, "lng": 13.4, "ts": 1}', 422, "invalid_body"),
-        (b'{"lat": 52, "lng": 13.4, "ts": 1, "seq": 1, "status": "on_ride"}', 422, "unknown_field"),
-        (b'{"lat": 52, "lng": 13.4, "ts": 1, "seq": 1, "driver_id": "d2"}', 422, "unknown_field"),
-        (b'{"lat": 52, "lng": 13.4, "ts": 1, "seq": 1, "heading": 400}', 422, "invalid_body"),
-        (b'{"lat": 52, "lng": 13.4, "ts": 99999999999999, "seq": 1}', 422, "invalid_request"),
+        (b'{"lat": NaN, "lng": 13.4, "ts": 1, "seq": 1}', 400, "invalid_json", None),
+        (b'{"lat": Infinity, "lng": 13.4, "ts": 1, "seq": 1}', 400, "invalid_json", None),
+        (b'{"lat": 1e999, "lng": 13.4, "ts": 1, "seq": 1}', 400, "invalid_json", None),
+        (b"[1, 2]", 422, "invalid_body", None),
+        (b"not json", 400, "invalid_json", None),
+        (b'{"lat": 91, "lng": 13.4, "ts": 1, "seq": 1}', 422, "invalid_body", "/lat"),
+        (b'{"lat": 52, "lng": 181, "ts": 1, "seq": 1}', 422, "invalid_body", "/lng"),
+        (b'{"lat": "52", "lng": 13.4, "ts": 1, "seq": 1}', 422, "invalid_body", "/lat"),
+        (b'{"lat": true, "lng": 13.4, "ts": 1, "seq": 1}', 422, "invalid_body", "/lat"),
+        (b'{"lat": 52, "lng": 13.4, "ts": -1, "seq": 1}', 422, "invalid_body", "/ts"),
+        (b'{"lat": 52, "lng": 13.4, "ts": 1.5, "seq": 1}', 422, "invalid_body", "/ts"),
+        (b'{"lat": 52, "lng": 13.4, "ts": 1}', 422, "invalid_body", "/seq"),
+        (b'{"lat": 52, "lng": 13.4, "ts": 1, "seq": 1, "status": "on_ride"}', 422,
+         "unknown_field", "/status"),
+        (b'{"lat": 52, "lng": 13.4, "ts": 1, "seq": 1, "driver_id": "d2"}', 422,
+         "unknown_field", "/driver_id"),
+        (b'{"lat": 52, "lng": 13.4, "ts": 1, "seq": 1, "heading": 400}', 422,
+         "invalid_body", "/heading"),
+        (b'{"lat": 52, "lng": 13.4, "ts": 99999999999999, "seq": 1}', 422,
+         "invalid_request", None),
     ],
-)
+)  # fmt: skip
 async def test_bad_location_bodies_get_a_clear_error_and_change_nothing(
-    service: Instance, raw: bytes, status: int, code: str
+    service: Instance, raw: bytes, status: int, code: str, field: str | None
 ) -> None:
     got, data, _ = await service.call("POST", "/v1/drivers/d1/location", D1, data=raw)
-    assert (got, data["error"]) == (status, code)
-    _, me, _ = await service.call("GET", "/v1/drivers/d1", D1)
-    assert me["ts"] is None
+    assert (got, data["error"], data.get("field")) == (status, code, field)
+    got, _, _ = await service.call("GET", "/v1/drivers/d1", D1)
+    assert got == 404  # still nothing known of d1
 
 
 async def test_bodies_above_the_limit_get_413(service: Instance) -> None:
@@ -179,6 +189,10 @@ async def test_a_driver_posting_too_fast_gets_429(service: Instance) -> None:
         statuses[: service.settings.driver_rate_burst] == [202] * service.settings.driver_rate_burst
     )
     assert 429 in statuses[service.settings.driver_rate_burst :]
+    status, _, resp = await service.call(
+        "POST", "/v1/drivers/d1/location", D1, json=loc(100, ts + 100)
+    )
+    assert status == 429 and resp.headers["Retry-After"] == "1"  # 10/s: a token within 1 s
     # Another driver has its own budget.
     status, _, _ = await service.call(
         "POST", "/v1/drivers/d2/location", ("driver", "d2"), json=loc()
@@ -210,6 +224,7 @@ async def test_fleet_batches_get_a_result_per_item(service: Instance) -> None:
         (None, "invalid"),
     ]
     assert all("error" in r for r in data["results"] if r["status"] == "invalid")
+    assert "/lat" in data["results"][3]["error"]
     status, _, _ = await service.call("POST", "/v1/locations", D1, json={"updates": []})
     assert status == 403
     too_many = [{"driver_id": f"x{i}", **loc(1, ts)} for i in range(1001)]
@@ -348,6 +363,7 @@ async def test_bad_ride_requests_get_422_and_create_nothing(
     await service.fix("d1", *BERLIN)
     status, data, _ = await service.call("POST", "/v1/rides", U1, json=body)
     assert status == 422, data
+    assert data["field"] in ("/status", "/driver_id", "/pickup/alt", "/pickup/lng", "/pickup")
     _, me, _ = await service.call("GET", "/v1/drivers/d1", D1)
     assert me["status"] == "available"
 

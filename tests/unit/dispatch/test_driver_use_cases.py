@@ -9,7 +9,7 @@ from dispatch.domain.errors import DriverBusy
 from dispatch.domain.principals import Principal, Role
 from dispatch.service_layer import drivers
 from dispatch.service_layer.drivers import Fix
-from dispatch.service_layer.errors import Forbidden, InvalidRequest
+from dispatch.service_layer.errors import Forbidden, InvalidRequest, NotFound
 from geoindex import Position, UpsertResult
 
 from .conftest import PICKUP, World, driver, rider
@@ -80,3 +80,15 @@ async def test_a_reserved_driver_cannot_go_offline(world: World) -> None:
         await drivers.set_status(world.deps, driver("a"), "a", DriverStatus.OFFLINE)
     rec, _ = await drivers.get_driver(world.deps, driver("a"), "a")
     assert (rec.status, rec.ride_id) == (DriverStatus.RESERVED, "r_1")
+
+
+async def test_a_driver_nothing_is_known_of_is_not_found(world: World) -> None:
+    with pytest.raises(NotFound):
+        await drivers.get_driver(world.deps, driver("typo"), "typo")
+    # Known once it has a fix, or a status of its own.
+    await drivers.update_location(world.deps, driver("a"), "a", Fix(52.5, 13.4, world.clock.now, 1))
+    rec, state = await drivers.get_driver(world.deps, driver("a"), "a")
+    assert (rec.status, state is not None) == (DriverStatus.AVAILABLE, True)
+    await drivers.set_status(world.deps, driver("b"), "b", DriverStatus.OFFLINE)
+    rec, state = await drivers.get_driver(world.deps, driver("b"), "b")
+    assert (rec.status, state) == (DriverStatus.OFFLINE, None)
