@@ -91,6 +91,9 @@ class CoalescingGeoIndex:
     ) -> dict[str, int]:
         return await self.inner.supply(lat, lng, radius_m, resolution)
 
+    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
+        return await self.inner.supply_in(cells)
+
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int
     ) -> list[DriverState]:

@@ -17,7 +17,7 @@ from geoindex.cells import position_score, region_of, score_latlng
 from geoindex.knn import Candidate, k_nearest, scan_region
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import DensityHints, SearchConfig, Step
-from geoindex.supply import count_supply, supply_cells
+from geoindex.supply import count_supply, named_cells, supply_cells
 from geoindex.within import check_limit, nearest_first
 
 
@@ -170,6 +170,15 @@ class MemoryGeoIndex:
             return sum(1 for c in self._fetch(region)(lo, hi) if c[1] >= min_ts)
 
         return count_supply(cells, count)
+
+    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
+        named = named_cells(cells, self._config.region_res)
+        min_ts = self._clock() - self.ttl_ms
+
+        def count(region: int, lo: int, hi: int) -> int:
+            return sum(1 for c in self._fetch(region)(lo, hi) if c[1] >= min_ts)
+
+        return count_supply(named, count)
 
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int

@@ -51,6 +51,11 @@ class GeoIndex(Protocol):
         whose centre lies within radius_m; cells with no drivers are left out."""
         ...
 
+    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
+        """Available fresh drivers in each named H3 cell (hex ids, from the region's
+        resolution to 15; at most 5000 per call); cells with no drivers are left out."""
+        ...
+
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int
     ) -> list[DriverState]:

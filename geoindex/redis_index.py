@@ -30,7 +30,7 @@ from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.search import DensityHints, SearchConfig, Step
-from geoindex.supply import count_supply, supply_cells
+from geoindex.supply import SupplyCell, count_supply, named_cells, supply_cells
 from geoindex.within import check_limit, nearest_first, regions_within
 
 KNN = Script("knn")
@@ -243,6 +243,12 @@ class RedisGeoIndex:
         self, lat: float, lng: float, radius_m: float, resolution: int
     ) -> dict[str, int]:
         cells = supply_cells(lat, lng, radius_m, resolution, self._config.region_res)
+        return await self._count_supply(cells)
+
+    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
+        return await self._count_supply(named_cells(cells, self._config.region_res))
+
+    async def _count_supply(self, cells: list[SupplyCell]) -> dict[str, int]:
         by_region: dict[int, list[int]] = {}
         for _, region, lo, hi in cells:
             by_region.setdefault(region, []).extend([lo, hi])

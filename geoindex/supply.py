@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 
 from h3.api import basic_int as h3
 
@@ -43,6 +44,29 @@ def supply_cells(
             f"area too large for resolution {resolution}: at most {MAX_SUPPLY_CELLS} cells"
         )
     return [(c, int(h3.cell_to_parent(c, region_res)), *score_range(c)) for c in cells]
+
+
+_CELL_HEX = re.compile(r"[0-9a-f]{15}")
+
+
+def named_cells(cells: Sequence[str], region_res: int) -> list[SupplyCell]:
+    """The cells a caller names (H3 hex strings, from the region's resolution to 15),
+    validated, in the shape count_supply takes."""
+    if isinstance(cells, str) or not isinstance(cells, Sequence):
+        raise InvalidQuery("cells must be a sequence of H3 cell ids")
+    if len(cells) > MAX_SUPPLY_CELLS:
+        raise InvalidQuery(f"at most {MAX_SUPPLY_CELLS} cells per call")
+    out: list[SupplyCell] = []
+    for name in cells:
+        if not isinstance(name, str) or not _CELL_HEX.fullmatch(name):
+            raise InvalidQuery(f"not an H3 cell id: {str(name)[:20]!r}")
+        cell = int(name, 16)
+        if not h3.is_valid_cell(cell):
+            raise InvalidQuery(f"not an H3 cell id: {name!r}")
+        if h3.get_resolution(cell) < region_res:
+            raise InvalidQuery(f"cell {name} is coarser than a region (resolution {region_res})")
+        out.append((cell, int(h3.cell_to_parent(cell, region_res)), *score_range(cell)))
+    return out
 
 
 def count_supply(cells: list[SupplyCell], count: Callable[[int, int, int], int]) -> dict[str, int]:
