@@ -55,6 +55,15 @@ class _Named(msgspec.Struct):
 _NAMED_ITEM = msgspec.json.Decoder(_Named)
 
 
+class _Framed(msgspec.Struct):
+    """Just a frame's id, to echo it in the error that answers an invalid frame."""
+
+    id: Any = None
+
+
+_FRAMED = msgspec.json.Decoder(_Framed)
+
+
 class InvalidBody(ValueError):
     def __init__(self, message: str, code: str = "invalid_body", field: str | None = None):
         super().__init__(message)
@@ -167,6 +176,15 @@ def ride_id(value: str) -> str:
 
 def status(change: contract.StatusChange) -> DriverStatus:
     return DriverStatus(change.status)
+
+
+def frame_id(raw: bytes | str) -> str | msgspec.UnsetType:
+    """The id a client gave a frame that did not validate, if it is a usable one."""
+    try:
+        given = _FRAMED.decode(raw).id
+    except msgspec.DecodeError:  # not JSON, or not an object
+        return msgspec.UNSET
+    return given if isinstance(given, str) and len(given) <= 64 else msgspec.UNSET
 
 
 def idempotency_key(value: str | None) -> str | None:

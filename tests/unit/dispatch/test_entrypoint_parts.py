@@ -199,6 +199,12 @@ def test_client_frames_decode_by_type_with_an_optional_id() -> None:
     assert refused(schemas.CLIENT_FRAME, b'{"type": "ping", "x": 1}').code == "unknown_field"
 
 
+def test_an_invalid_frame_still_gives_its_id_for_the_error_reply() -> None:
+    assert schemas.frame_id(b'{"type": "nope", "id": "f9"}') == "f9"
+    for raw in (b'{"type": "ping", "id": 7}', b"[1]", b"not json", b'{"id": "' + b"x" * 65 + b'"}'):
+        assert schemas.frame_id(raw) is msgspec.UNSET
+
+
 def test_replies_to_a_frame_echo_its_id_and_a_result_is_not_a_ride_frame() -> None:
     ack = contract.AckFrame(id="f1", seq=4, status="stale", stored_seq=7, stored_ts=9)
     assert msgspec.json.decode(msgspec.json.encode(ack)) == {
