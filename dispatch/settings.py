@@ -152,8 +152,8 @@ RULES: dict[str, Rule] = {
     "index_sweep_interval_s": positive,
     "ops_lat": between(-90, 90),
     "ops_lng": between(-180, 180),
-    "ops_radius_m": positive,
-    "ops_max_drivers": at_least_one,
+    "ops_radius_m": between(0, 50_000),  # geoindex.MAX_RADIUS_M
+    "ops_max_drivers": between(1, 50_000),  # geoindex.MAX_WITHIN
     "ops_interval_s": positive,
     "market_res": between(0, 15),  # and not coarser than region_res (bootstrap checks)
     "market_bucket_s": positive,
