@@ -92,7 +92,6 @@ class OpsFeed:
                 started = time.monotonic()
                 try:
                     await self.tick()
-                    self._live = True
                 except Exception:
                     # The backend is down or slow: pages keep what they have, and hear
                     # again once a look succeeds.
@@ -121,6 +120,7 @@ class OpsFeed:
                 page.send(snapshot_frame)
             elif delta_frame is not None:
                 page.send(delta_frame)
+        self._live = True
 
     async def _listen(self) -> None:
         async with self._deps.notifier.subscribe(OPS_TOPIC) as subscription:
