@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 
@@ -56,17 +57,24 @@ def named_cells(cells: Sequence[str], region_res: int) -> list[SupplyCell]:
         raise InvalidQuery("cells must be a sequence of H3 cell ids")
     if len(cells) > MAX_SUPPLY_CELLS:
         raise InvalidQuery(f"at most {MAX_SUPPLY_CELLS} cells per call")
-    out: list[SupplyCell] = []
     for name in cells:
-        if not isinstance(name, str) or not _CELL_HEX.fullmatch(name):
+        if not isinstance(name, str):
             raise InvalidQuery(f"not an H3 cell id: {str(name)[:20]!r}")
-        cell = int(name, 16)
-        if not h3.is_valid_cell(cell):
-            raise InvalidQuery(f"not an H3 cell id: {name!r}")
-        if h3.get_resolution(cell) < region_res:
-            raise InvalidQuery(f"cell {name} is coarser than a region (resolution {region_res})")
-        out.append((cell, int(h3.cell_to_parent(cell, region_res)), *score_range(cell)))
-    return out
+    return [_named(name, region_res) for name in cells]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _named(name: str, region_res: int) -> SupplyCell:
+    """One checked cell; cached, since a caller such as the market's recompute names the
+    same cells every few seconds (errors are not cached)."""
+    if not _CELL_HEX.fullmatch(name):
+        raise InvalidQuery(f"not an H3 cell id: {name[:20]!r}")
+    cell = int(name, 16)
+    if not h3.is_valid_cell(cell):
+        raise InvalidQuery(f"not an H3 cell id: {name!r}")
+    if h3.get_resolution(cell) < region_res:
+        raise InvalidQuery(f"cell {name} is coarser than a region (resolution {region_res})")
+    return (cell, int(h3.cell_to_parent(cell, region_res)), *score_range(cell))
 
 
 def count_supply(cells: list[SupplyCell], count: Callable[[int, int, int], int]) -> dict[str, int]:

@@ -4,9 +4,8 @@ MarketStore partition everything by the geo index's region."""
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from h3.api import basic_str as h3
@@ -63,8 +62,11 @@ def region_of(config: MarketConfig, cell: str) -> int:
     return int(h3.cell_to_parent(cell, config.region_res), 16)
 
 
-def ring1(cell: str) -> list[str]:
-    return [c for c in h3.grid_disk(cell, 1) if c != cell]
+@functools.lru_cache(maxsize=65_536)
+def ring1(cell: str) -> tuple[str, ...]:
+    """A cell's ring-1 neighbours (six, five around a pentagon). They never change, and a
+    region's recompute asks for the same ones every round: cached."""
+    return tuple(c for c in h3.grid_disk(cell, 1) if c != cell)
 
 
 async def count_ask(
@@ -158,15 +160,3 @@ async def area_view(
             )
         )
     return out
-
-
-def supply_discs(config: MarketConfig, cells: Sequence[str]) -> list[tuple[LatLng, float]]:
-    """Circles that together cover every cell's centre, for GeoIndex.supply: one per
-    parent cell three resolutions up (at most 343 market cells each), so no circle
-    passes the index's per-call cell limit whatever the market resolution."""
-    parent_res = max(0, config.res - 3)
-    parents = {h3.cell_to_parent(c, parent_res) for c in cells}
-    radius = 1.15 * h3.average_hexagon_edge_length(parent_res, "m") + math.ceil(
-        h3.average_hexagon_edge_length(config.res, "m")
-    )
-    return [(LatLng(*h3.cell_to_latlng(p)), radius) for p in sorted(parents)]

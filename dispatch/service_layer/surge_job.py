@@ -16,10 +16,12 @@ import logging
 
 from dispatch.domain.market import effective, per_minute, recompute
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.market import ring1, supply_discs
+from dispatch.service_layer.market import ring1
 from geoindex import BackendUnavailable
 
 log = logging.getLogger(__name__)
+
+SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_in call, its documented limit
 
 
 async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> bool:
@@ -40,8 +42,9 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
         wanted.add(c)
         wanted.update(ring1(c))
     supply: dict[str, float] = {}
-    for centre, radius in supply_discs(config, sorted(wanted)):
-        supply.update(await index.supply(centre.lat, centre.lng, radius, config.res))
+    cells = list(wanted)
+    for start in range(0, len(cells), SUPPLY_CHUNK):
+        supply.update(await index.supply_in(cells[start : start + SUPPLY_CHUNK]))
     computed = recompute(demand, supply, current, ring1, config.policy)
     quoted = {}
     for c in set(computed) | set(pins):
