@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         settings.nearby_rate_per_s, settings.nearby_rate_burst
     )
     app[appkeys.STREAMS] = Streams(settings.max_streams_per_owner)
+    app[appkeys.QUOTE_LIMITER] = RateLimiter(settings.quote_rate_per_s, settings.quote_rate_burst)
     app[appkeys.OPENAPI] = orjson.dumps(document(settings, ROUTES))
     app.cleanup_ctx.append(_backend)
     app.cleanup_ctx.append(_sweeper)

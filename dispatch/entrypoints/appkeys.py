@@ -18,4 +18,5 @@ TOKENS = web.AppKey("tokens", TokenCodec)
 LOCATION_LIMITER = web.AppKey("location_limiter", RateLimiter)  # per driver
 NEARBY_LIMITER = web.AppKey("nearby_limiter", RateLimiter)  # map queries, per caller
 STREAMS = web.AppKey("streams", Streams)
+QUOTE_LIMITER = web.AppKey("quote_limiter", RateLimiter)  # fare quotes, per rider
 OPENAPI = web.AppKey("openapi", bytes)  # /openapi.json, generated once per app

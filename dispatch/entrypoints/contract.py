@@ -142,6 +142,7 @@ class Ride(Shape):
     offer_expires_at: int | None
     created_at: int
     updated_at: int
+    surge: float | None = None  # the multiplier a quote locked in (POST /v1/quotes)
 
 
 class Car(Shape):

@@ -14,6 +14,7 @@ from dispatch.domain.errors import (
     InvalidTransition,
     NotParticipant,
 )
+from dispatch.domain.quotes import QuoteMismatch
 from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.jsonio import BodyTooLarge, MalformedJson, error_response
 from dispatch.entrypoints.schemas import InvalidBody
@@ -34,6 +35,7 @@ _DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (svc.Contended, 409),
     (svc.ActiveRideLimit, 409),
     (svc.IdempotencyMismatch, 422),
+    (QuoteMismatch, 422),  # QuoteExpired: 409, as any other domain error
     (svc.InvalidRequest, 422),
 ]
 

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from dispatch.entrypoints import contract as c
-from dispatch.entrypoints import sse, views_drivers, views_ops, views_rides, ws_driver
+from dispatch.entrypoints import market_contract as mc
+from dispatch.entrypoints import sse, views_drivers, views_market, views_ops, views_rides, ws_driver
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -149,6 +150,51 @@ ROUTES: list[Endpoint] = [
     _ride_step(
         "cancel", views_rides.cancel,
         "The rider or the driver cancels (offered, accepted or arrived only)",
+    ),
+    Endpoint(
+        "POST", "/v1/quotes", views_market.post_quote,
+        "A fare quote (rider token; at most {quote_rate_per_s:g}/s per rider, burst "
+        "{quote_rate_burst}): the pickup cell's surge, the pickup ETA and the fare table's "
+        "estimate, kept {quote_ttl_s:g} s; POST /v1/rides with its quote_id locks the surge",
+        {201: Answer("The quote", mc.Quote)},
+        (400, 401, 403, 413, 422, 429, 503),
+        body=mc.QuoteRequest,
+    ),
+    Endpoint(
+        "GET", "/v1/market", views_market.get_market,
+        "Supply, demand, no-driver rate and surge per H3 cell of resolution {market_res} "
+        "around a point (ops token; radius at most 5000 m and 2000 cells, else 422); cells "
+        "with nothing to show are left out",
+        {200: Answer("The cells", mc.MarketView)},
+        (401, 403, 422, 503),
+        query=mc.MarketQuery,
+    ),
+    Endpoint(
+        "GET", "/v1/market/stream", views_market.market_stream,
+        "Server-sent events for ops tokens: `event: market` with every cell first, then "
+        "the cells that changed and the ids of those gone, every {surge_interval_s:g} s "
+        "(at least 1 s)",
+        {200: Answer("`data: <MarketDelta json>` per change", mc.MarketDelta, "text/event-stream")},
+        (401, 403, 422, 503),
+        query=mc.MarketQuery,
+        access_token=True,
+    ),
+    Endpoint(
+        "POST", "/v1/market/pins", views_market.post_pins,
+        "Pin a group of cells to a multiplier, or unpin them with multiplier null (ops "
+        "token; market cells or coarser ones standing for every market cell inside, at "
+        "most 500 ids and 5000 market cells); effective at the next recompute",
+        {200: Answer("What was pinned", mc.Pinned)},
+        (400, 401, 403, 413, 422, 503),
+        body=mc.PinRequest,
+    ),
+    Endpoint(
+        "PUT", "/v1/market/surge", views_market.put_surge_switch,
+        "Turn surge off (every unpinned cell quotes 1.0) or back on (ops token); "
+        "effective at the next recompute",
+        {200: Answer("The switch", mc.SurgeSwitch)},
+        (400, 401, 403, 413, 422, 503),
+        body=mc.SurgeSwitch,
     ),
 ]  # fmt: skip
 

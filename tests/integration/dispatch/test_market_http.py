@@ -1,0 +1,192 @@
+"""The market over HTTP on a real instance: quotes and their lock on a ride request, the
+ops view, its stream and the surge controls, with their errors and limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from h3.api import basic_str as h3
+
+from dispatch.settings import Settings
+from tests.waiting import eventually
+
+from .conftest import Instance, running
+
+HERE = {"lat": 52.5200, "lng": 13.4050}
+THERE = {"lat": 52.5400, "lng": 13.4300}
+OPS = ("ops", "o1")
+
+
+@pytest.fixture
+async def market() -> AsyncIterator[Instance]:
+    # Tests poll with quotes: the per-rider limit has its own test, on the defaults.
+    settings = Settings(
+        instance_id="m-1", surge_interval_s=0.1, surge_lease_s=1.0, quote_rate_burst=10_000
+    )
+    async with running(settings) as inst:
+        yield inst
+
+
+async def quote(inst: Instance, who: str = "u1", **body: object) -> dict[str, object]:
+    status, data, _ = await inst.call(
+        "POST", "/v1/quotes", ("rider", who), json={"pickup": HERE, **body}
+    )
+    assert status == 201, data
+    return data  # type: ignore[no-any-return]
+
+
+async def test_a_quote_has_the_documented_shape(market: Instance) -> None:
+    await market.fix("d1", HERE["lat"] + 0.003, HERE["lng"])
+    q = await quote(market, dropoff=THERE)
+    assert set(q) == {"id", "cell", "pickup_eta_s", "surge", "fare", "expires_at"}
+    assert q["surge"] == 1.0 and isinstance(q["pickup_eta_s"], int)
+    fare = q["fare"]
+    assert isinstance(fare, dict)
+    assert fare["currency"] == "EUR" and fare["estimate_low"] < fare["estimate_high"]
+    assert q["cell"] == h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"pickup": {"lat": 91, "lng": 0}}, 422, "invalid_body"),
+        ({"pickup": HERE, "surge": 1.0}, 422, "unknown_field"),
+        ({}, 422, "invalid_body"),
+    ],
+)
+async def test_a_bad_quote_request_is_refused(
+    market: Instance, body: object, status: int, error: str
+) -> None:
+    got, data, _ = await market.call("POST", "/v1/quotes", ("rider", "u1"), json=body)
+    assert (got, data["error"]) == (status, error)
+
+
+async def test_only_riders_get_quotes_and_only_so_often(service: Instance) -> None:
+    market = service
+    status, data, _ = await market.call(
+        "POST", "/v1/quotes", ("driver", "d1"), json={"pickup": HERE}
+    )
+    assert (status, data["error"]) == (403, "forbidden")
+    statuses = []
+    for _ in range(15):  # burst 10
+        s, _, resp = await market.call("POST", "/v1/quotes", ("rider", "u9"), json={"pickup": HERE})
+        statuses.append(s)
+    assert statuses.count(201) == 10 and statuses[-1] == 429
+    assert int(resp.headers["Retry-After"]) >= 1
+
+
+async def test_the_ops_view_shows_supply_demand_and_surge(market: Instance) -> None:
+    await market.fix("d1", HERE["lat"] + 0.0005, HERE["lng"])
+    await quote(market, "u1")
+    await quote(market, "u2")
+    status, view, _ = await market.call(
+        "GET", "/v1/market", OPS, params={"lat": HERE["lat"], "lng": HERE["lng"], "radius_m": 800}
+    )
+    assert status == 200, view
+    assert view["res"] == 8 and view["surge_enabled"] is True
+    cell = h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8)
+    [mine] = [c for c in view["cells"] if c["id"] == cell]
+    assert mine["supply"] == 1 and mine["demand_per_min"] == 2.0
+    assert set(mine) == {
+        "id", "lat", "lng", "supply", "demand_per_min", "requests", "no_driver_rate",
+        "mean_eta_s", "surge",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("who", "params", "status"),
+    [
+        (("rider", "u1"), {"lat": 52.5, "lng": 13.4}, 403),
+        (OPS, {"lat": 52.5, "lng": 13.4, "radius_m": 5001}, 422),
+        (OPS, {"lat": "nan", "lng": 13.4}, 422),
+        (OPS, {"lng": 13.4}, 422),
+    ],
+)
+async def test_the_ops_view_is_bounded_and_for_ops(
+    market: Instance, who: tuple[str, str], params: dict[str, object], status: int
+) -> None:
+    got, data, _ = await market.call("GET", "/v1/market", who, params=params)
+    assert got == status, data
+
+
+async def test_pins_are_validated(market: Instance) -> None:
+    region = h3.cell_to_parent(h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8), 5)
+    for body in (
+        {"cells": ["zz"], "multiplier": 1.5},
+        {"cells": ["8f1f1d489800000"], "multiplier": 1.5},  # res 15: finer than the market
+        {"cells": [h3.cell_to_parent(region, 4)], "multiplier": 1.5},  # coarser than a region
+        {"cells": [h3.latlng_to_cell(52.5, 13.4, 8)], "multiplier": 3.5},  # above the cap
+        {"cells": [], "multiplier": 1.5},
+    ):
+        status, data, _ = await market.call("POST", "/v1/market/pins", OPS, json=body)
+        assert status == 422, (body, data)
+    status, data, _ = await market.call(
+        "POST", "/v1/market/pins", OPS, json={"cells": [region], "multiplier": None}
+    )
+    assert (status, data["cells"]) == (200, 343)  # a region stands for its 7^3 cells
+    status, _, _ = await market.call(
+        "POST", "/v1/market/pins", ("rider", "u1"), json={"cells": [region], "multiplier": None}
+    )
+    assert status == 403
+
+
+async def test_surge_off_quotes_one_and_on_again(market: Instance) -> None:
+    for i in range(40):
+        await quote(market, f"crowd{i}")
+
+    async def surging() -> bool:
+        return (await quote(market, "me"))["surge"] > 1.0
+
+    await eventually(surging, timeout_s=5)
+    status, data, _ = await market.call("PUT", "/v1/market/surge", OPS, json={"enabled": False})
+    assert (status, data) == (200, {"enabled": False})
+
+    async def calm() -> bool:
+        return (await quote(market, "me"))["surge"] == 1.0
+
+    await eventually(calm, timeout_s=5)
+    await market.call("PUT", "/v1/market/surge", OPS, json={"enabled": True})
+    await eventually(surging, timeout_s=5)
+
+
+async def test_the_market_stream_sends_a_snapshot_then_changes(market: Instance) -> None:
+    await market.fix("d1", HERE["lat"] + 0.0005, HERE["lng"])
+    url = f"{market.url}/v1/market/stream"
+    params = {"lat": HERE["lat"], "lng": HERE["lng"], "radius_m": 800}
+    async with market.session.get(url, params=params, headers=market.auth(*OPS)) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        first = await _event(resp)
+        assert first["snapshot"] is True and len(first["cells"]) == 1
+        await quote(market, "u1")
+        changed = await _event(resp)
+        assert "snapshot" not in changed
+        assert changed["cells"][0]["demand_per_min"] == 1.0
+
+
+async def test_the_market_stream_is_for_ops(market: Instance) -> None:
+    status, _, _ = await market.call(
+        "GET", "/v1/market/stream", ("rider", "u1"), params={"lat": 52.5, "lng": 13.4}
+    )
+    assert status == 403
+
+
+async def _event(resp: object) -> dict[str, object]:
+    lines: list[bytes] = []
+    async with asyncio.timeout(5):
+        while True:
+            line = await resp.content.readline()  # type: ignore[attr-defined]
+            if line == b"\n" and lines:
+                break
+            if line.startswith(b"data: "):
+                lines.append(line[6:])
+    return orjson.loads(b"".join(lines))  # type: ignore[no-any-return]
+
+
+async def test_the_openapi_document_has_the_market(market: Instance) -> None:
+    _, doc, _ = await market.call("GET", "/openapi.json")
+    for path in ("/v1/quotes", "/v1/market", "/v1/market/stream", "/v1/market/pins"):
+        assert path in doc["paths"]
