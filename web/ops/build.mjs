@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 import * as esbuild from 'esbuild';
@@ -64,8 +65,13 @@ const html = fs
   .replace('%JS%', names.js);
 fs.writeFileSync(path.join(outDir, 'index.html'), html);
 const manifest = { sources_sha256: sourcesHash(), assets: [...Object.values(names), workerName].sort() };
+// A gzip copy beside each asset: the service sends it to browsers that accept gzip.
+for (const name of manifest.assets) {
+  const file = path.join(assetsDir, name);
+  fs.writeFileSync(`${file}.gz`, gzipSync(fs.readFileSync(file), { level: 9 }));
+}
 fs.writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 for (const name of manifest.assets) {
-  const kb = (fs.statSync(path.join(assetsDir, name)).size / 1024).toFixed(0);
-  console.log(`ops map: ${name} ${kb} KiB`);
+  const kib = (file) => (fs.statSync(path.join(assetsDir, file)).size / 1024).toFixed(0);
+  console.log(`ops map: ${name} ${kib(name)} KiB (gzip ${kib(`${name}.gz`)} KiB)`);
 }

@@ -46,7 +46,7 @@ def test_the_page_names_every_asset_and_each_is_shipped() -> None:
     assert isinstance(assets, list)
     page = (STATIC / "index.html").read_text()
     shipped = sorted(p.name for p in (STATIC / "assets").iterdir())
-    assert shipped == sorted(assets)
+    assert shipped == sorted([*assets, *(f"{name}.gz" for name in assets)])
     assert all(f"/ops/assets/{name}" in page for name in assets if not name.endswith(".mjs"))
 
 
