@@ -1,4 +1,4 @@
-"""Local delivery of notifications to this instance's listeners (WebSockets, SSE).
+"""Local delivery of ride notices to this instance's listeners (WebSockets, SSE).
 
 Each subscriber gets a bounded queue: a listener too slow to keep up loses messages
 rather than growing memory without bound (notifications are best effort; the state is
@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from dispatch.service_layer.notices import RideNotice
 from dispatch.service_layer.ports import Subscription
 
 log = logging.getLogger(__name__)
@@ -19,27 +20,27 @@ QUEUE_SIZE = 256
 
 
 class _QueueSubscription:
-    def __init__(self, queue: asyncio.Queue[bytes]) -> None:
+    def __init__(self, queue: asyncio.Queue[RideNotice]) -> None:
         self._queue = queue
 
-    async def get(self) -> bytes:
+    async def get(self) -> RideNotice:
         return await self._queue.get()
 
 
 class Fanout:
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[RideNotice]]] = {}
 
-    def deliver(self, topic: str, message: bytes) -> None:
+    def deliver(self, topic: str, notice: RideNotice) -> None:
         for queue in self._subscribers.get(topic, ()):
             try:
-                queue.put_nowait(message)
+                queue.put_nowait(notice)
             except asyncio.QueueFull:
                 log.warning("listener on %s is too slow; message dropped", topic)
 
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
-        queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[RideNotice] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.setdefault(topic, set()).add(queue)
         try:
             yield _QueueSubscription(queue)
@@ -57,8 +58,8 @@ class MemoryNotifier:
     def __init__(self) -> None:
         self._fanout = Fanout()
 
-    async def publish(self, topic: str, message: bytes) -> None:
-        self._fanout.deliver(topic, message)
+    async def publish(self, topic: str, notice: RideNotice) -> None:
+        self._fanout.deliver(topic, notice)
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._fanout.subscribe(topic)

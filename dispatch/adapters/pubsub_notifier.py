@@ -19,8 +19,10 @@ from contextlib import AbstractAsyncContextManager
 
 from redis.asyncio import Redis, RedisCluster
 
+from dispatch.adapters import ride_codec
 from dispatch.adapters.fanout import Fanout
 from dispatch.adapters.redis_client import AnyRedis
+from dispatch.service_layer.notices import NoticeKind, RideNotice
 from dispatch.service_layer.ports import Subscription
 from geoindex import translated
 
@@ -40,9 +42,9 @@ class PubSubNotifier:
         self._closing = False
         self.subscribed = asyncio.Event()  # set while the listener is subscribed
 
-    async def publish(self, topic: str, message: bytes) -> None:
+    async def publish(self, topic: str, notice: RideNotice) -> None:
         with translated():
-            await self._client.publish(CHANNEL, topic.encode() + b"\n" + message)
+            await self._client.publish(CHANNEL, encode(topic, notice))
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._fanout.subscribe(topic)
@@ -98,8 +100,7 @@ class PubSubNotifier:
                 if self._closing:
                     raise asyncio.CancelledError
                 if msg is not None and msg.get("type") == "message":
-                    topic, _, body = bytes(msg["data"]).partition(b"\n")
-                    self._fanout.deliver(topic.decode(), body)
+                    self._fanout.deliver(*decode(bytes(msg["data"])))
                 if loop.time() >= next_ping:
                     await pubsub.ping()
                     next_ping = loop.time() + PING_EVERY_S
@@ -109,3 +110,18 @@ class PubSubNotifier:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             with contextlib.suppress(Exception):
                 await conn.aclose()
+
+
+def encode(topic: str, notice: RideNotice) -> bytes:
+    """topic, kind and the ride as stored, one line each: every instance renders it for
+    its own listeners."""
+    return b"%s\n%s\n%s" % (
+        topic.encode(),
+        notice.kind.value.encode(),
+        ride_codec.encode(notice.ride),
+    )
+
+
+def decode(message: bytes) -> tuple[str, RideNotice]:
+    topic, kind, ride = message.split(b"\n", 2)
+    return topic.decode(), RideNotice(NoticeKind(kind.decode()), ride_codec.decode(ride))

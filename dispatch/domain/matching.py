@@ -44,10 +44,6 @@ class MatchingPolicy:
         if self.offer_timeout_ms <= 0 or self.speed_mps <= 0 or self.detour_factor < 1:
             raise ValueError("offer timeout and speed must be positive, detour at least 1")
 
-    @property
-    def max_radius_m(self) -> float:
-        return self.radius_steps_m[-1]
-
     def eta_s(self, distance_m: float) -> int:
         return math.ceil(distance_m * self.detour_factor / self.speed_mps)
 

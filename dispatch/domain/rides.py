@@ -207,3 +207,57 @@ def cancel(ride: Ride, by_rider: str | None, by_driver: str | None, now_ms: int)
     _require(ride, CANCELLABLE, "cancel")
     cancelled = replace(_step(ride, now_ms), status=RideStatus.CANCELLED, offer_expires_at=None)
     return replace(cancelled, cancelled_by=who)
+
+
+@dataclass(frozen=True, slots=True)
+class RideChange:
+    """What one stored step did to a ride: the version it replaced (None for a new ride)
+    and the one now stored. Everything that must follow a change (timers, releasing a
+    driver, the rider's count, notifications) is read off these facts, in one place."""
+
+    before: Ride | None
+    after: Ride
+
+    @property
+    def offer_due(self) -> int | None:
+        """When the offer the ride now holds runs out, if it holds one."""
+        if self.after.status is RideStatus.OFFERED:
+            return self.after.offer_expires_at
+        return None
+
+    @property
+    def offer_closed(self) -> bool:
+        """The ride holds no offer any more (or never got one): its offer timer goes."""
+        was_offered = self.before is None or self.before.status is RideStatus.OFFERED
+        return was_offered and self.after.status is not RideStatus.OFFERED
+
+    @property
+    def new_offer(self) -> bool:
+        """The ride is now offered to a driver it was not offered to before."""
+        return self.after.status is RideStatus.OFFERED and (
+            self.before is None or self.before.driver_id != self.after.driver_id
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self.after.status in TERMINAL and (
+            self.before is None or self.before.status not in TERMINAL
+        )
+
+    @property
+    def released(self) -> tuple[str, int] | None:
+        """The reservation (driver, fence) this change lets go: the ride ended, or moved
+        on to another driver."""
+        b = self.before
+        if b is None or b.driver_id is None or b.fence is None:
+            return None
+        moved = (self.after.driver_id, self.after.fence) != (b.driver_id, b.fence)
+        return (b.driver_id, b.fence) if moved or self.after.status in TERMINAL else None
+
+    @property
+    def left_driver(self) -> str | None:
+        """A driver the ride no longer names (declined, timed out, no driver left)."""
+        b = self.before
+        if b is None or b.driver_id is None or b.driver_id == self.after.driver_id:
+            return None
+        return b.driver_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -50,32 +51,53 @@ class RateLimited(Exception):
         self.retry_after_s = retry_after_s  # whole seconds until the bucket has a token
 
 
-def to_response(exc: BaseException) -> web.Response | None:
-    """The JSON error for a known failure, or None for a bug."""
+@dataclass(frozen=True, slots=True)
+class ApiError:
+    """A known failure as the client sees it, over HTTP or as a WebSocket error frame."""
+
+    status: int
+    code: str
+    message: str
+    field: str | None = None  # JSON pointer to the offending field, when there is one
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def to_error(exc: BaseException) -> ApiError | None:
+    """The API error for a known failure, or None for a bug."""
     if isinstance(exc, DomainError):
-        for kind, status in _DOMAIN_STATUS:
-            if isinstance(exc, kind):
-                return error_response(status, exc.code, str(exc))
-        return error_response(409, exc.code, str(exc))
+        status = next((s for kind, s in _DOMAIN_STATUS if isinstance(exc, kind)), 409)
+        return ApiError(status, exc.code, str(exc))
     if isinstance(exc, (Unauthorized, InvalidToken)):
-        resp = error_response(401, "unauthorized", str(exc) or "a valid bearer token is required")
-        resp.headers["WWW-Authenticate"] = 'Bearer realm="dispatch"'
-        return resp
+        message = str(exc) or "a valid bearer token is required"
+        return ApiError(401, "unauthorized", message, None, _BEARER)
     if isinstance(exc, InvalidBody):
-        return error_response(422, exc.code, str(exc), exc.field)
+        return ApiError(422, exc.code, str(exc), exc.field)
     if isinstance(exc, InvalidInput):
-        return error_response(422, "invalid_input", str(exc))
+        return ApiError(422, "invalid_input", str(exc))
     if isinstance(exc, MalformedJson):
-        return error_response(400, "invalid_json", str(exc))
+        return ApiError(400, "invalid_json", str(exc))
     if isinstance(exc, BodyTooLarge):
-        return error_response(413, "body_too_large", str(exc))
+        return ApiError(413, "body_too_large", str(exc))
     if isinstance(exc, RateLimited):
-        resp = error_response(429, "rate_limited", str(exc))
-        resp.headers["Retry-After"] = str(exc.retry_after_s)
-        return resp
+        return ApiError(
+            429, "rate_limited", str(exc), None, (("Retry-After", str(exc.retry_after_s)),)
+        )
     if isinstance(exc, svc.BackendUnavailable):
-        return error_response(503, "backend_unavailable", "the data store is unavailable; retry")
+        return ApiError(503, "backend_unavailable", "the data store is unavailable; retry")
     return None
+
+
+_BEARER = (("WWW-Authenticate", 'Bearer realm="dispatch"'),)
+
+
+def to_response(exc: BaseException) -> web.Response | None:
+    """The JSON error response for a known failure, or None for a bug."""
+    error = to_error(exc)
+    if error is None:
+        return None
+    resp = error_response(error.status, error.code, error.message, error.field)
+    resp.headers.update(error.headers)
+    return resp
 
 
 @web.middleware

@@ -34,13 +34,6 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return json_response(body, status)
 
 
-def loads(raw: bytes | str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJson(f"body is not valid JSON: {exc}") from exc
-
-
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, or BodyTooLarge past `limit` bytes (checked before reading when the
     client announced its length, and while reading when it did not)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 import msgspec
@@ -99,6 +98,16 @@ def parse(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
         raise invalid(exc) from None
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"body is not valid JSON: {exc}") from None
+
+
+def client_frame(raw: bytes) -> contract.AnyClientFrame:
+    """A driver WebSocket frame. Not an object, or no known `type`: `invalid_frame`."""
+    try:
+        return parse(CLIENT_FRAME, raw)
+    except InvalidBody as exc:
+        if exc.field in (None, "/type"):
+            raise InvalidBody(str(exc), "invalid_frame", exc.field) from None
+        raise
 
 
 def fix_of(location: contract.Location) -> Fix:
@@ -194,26 +203,3 @@ def idempotency_key(value: str | None) -> str | None:
         raise InvalidBody("Idempotency-Key must be 1-128 printable ASCII characters")
     return value
 
-
-# -- for ws_driver.py until it decodes frames with CLIENT_FRAME ------------------------------
-def only(
-    data: Mapping[str, Any], required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
-) -> None:
-    unknown = sorted(set(data) - required - optional)
-    if unknown:
-        raise InvalidBody(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
-    missing = sorted(required - set(data))
-    if missing:
-        raise InvalidBody(f"missing field(s): {', '.join(missing)}")
-
-
-def fix(data: Mapping[str, Any], extra: AbstractSet[str] = frozenset()) -> Fix:
-    """A decoded frame's fix; `extra` fields (the frame's type) are left out."""
-    only(data, extra, set(data) - extra)
-    try:
-        location = msgspec.convert(
-            {k: v for k, v in data.items() if k not in extra}, contract.Location
-        )
-    except msgspec.ValidationError as exc:
-        raise invalid(exc) from None
-    return fix_of(location)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
 from aiohttp import web
 
 from dispatch.domain.principals import Role
@@ -14,11 +13,11 @@ from dispatch.domain.rides import TERMINAL, Ride
 from dispatch.entrypoints import appkeys, schemas
 from dispatch.entrypoints.auth import stream_principal
 from dispatch.entrypoints.streams import next_message
+from dispatch.entrypoints.wire import ride_event
 from dispatch.service_layer import ride_steps
-from dispatch.service_layer.changes import ride_topic
 from dispatch.service_layer.errors import Forbidden
+from dispatch.service_layer.notices import ride_topic
 from dispatch.service_layer.ports import Subscription
-from dispatch.service_layer.views import ride_view
 
 KEEPALIVE_S = 15.0
 
@@ -62,7 +61,7 @@ async def _follow(
     stops: tuple[asyncio.Event, ...],
 ) -> None:
     """Write the ride, then each newer version of it, until it ends or the stream must."""
-    await resp.write(b"data: " + orjson.dumps(ride_view(ride)) + b"\n\n")
+    await resp.write(ride_event(ride))
     version, finished = ride.version, ride.status in TERMINAL
     while not finished:
         wait_s = min(KEEPALIVE_S, expires - time.time())
@@ -74,9 +73,7 @@ async def _follow(
         if msg is None:
             await resp.write(b": keep-alive\n\n")
             continue
-        event = orjson.loads(msg)
-        if event["v"] <= version:
+        if msg.ride.version <= version:
             continue  # an older change delivered late: the client has newer
-        version = event["v"]
-        finished = event["ride"]["status"] in TERMINAL
-        await resp.write(b"data: " + orjson.dumps(event["ride"]) + b"\n\n")
+        version, finished = msg.ride.version, msg.ride.status in TERMINAL
+        await resp.write(ride_event(msg.ride))

@@ -11,6 +11,7 @@ from typing import Literal
 
 from aiohttp import WSCloseCode, web
 
+from dispatch.service_layer.notices import RideNotice
 from dispatch.service_layer.ports import Subscription
 
 
@@ -51,8 +52,8 @@ class Streams:
 
 async def next_message(
     subscription: Subscription, stops: tuple[asyncio.Event, ...], timeout_s: float
-) -> bytes | None | Literal[False]:
-    """The next message; None when `timeout_s` passed first; False once a stop is set."""
+) -> RideNotice | None | Literal[False]:
+    """The next notice; None when `timeout_s` passed first; False once a stop is set."""
     if any(stop.is_set() for stop in stops):
         return False
     getter = asyncio.ensure_future(subscription.get())

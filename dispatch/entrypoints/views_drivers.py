@@ -9,10 +9,10 @@ from dispatch.entrypoints import appkeys, contract, schemas
 from dispatch.entrypoints.auth import principal
 from dispatch.entrypoints.errors import RateLimited
 from dispatch.entrypoints.jsonio import BodyTooLarge, json_response, read_body
+from dispatch.entrypoints.wire import driver_view
 from dispatch.service_layer import drivers
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import InvalidRequest
-from dispatch.service_layer.views import driver_view
 from geoindex import Position, UpsertResult
 
 
@@ -42,11 +42,9 @@ async def post_location(request: web.Request) -> web.Response:
     raw = await read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
     fix = schemas.fix_of(schemas.parse(schemas.LOCATION, raw))
     check_rate(request, driver_id)
-    result = await drivers.update_location(deps(request), actor, driver_id, fix)
-    if result is UpsertResult.STALE:
-        # The fix it lost to, so the app resyncs without another call (None if it has
-        # expired meanwhile). Only the stale path pays for this read.
-        stored = await deps(request).index.get(driver_id)
+    outcome = await drivers.update_location(deps(request), actor, driver_id, fix)
+    if outcome.result is UpsertResult.STALE:
+        stored = outcome.stored
         answer = contract.StaleFix(
             error="stale",
             message="an equal or newer fix is stored: its seq and ts are in this answer",

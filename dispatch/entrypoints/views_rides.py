@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from dispatch.domain.principals import Principal, Role
@@ -12,11 +11,10 @@ from dispatch.domain.rides import Ride
 from dispatch.entrypoints import appkeys, schemas
 from dispatch.entrypoints.auth import principal
 from dispatch.entrypoints.jsonio import json_response, raw_json_response, read_body
-from dispatch.service_layer import idempotency, ride_steps
+from dispatch.entrypoints.wire import encode, ride_view
+from dispatch.service_layer import ride_requests, ride_steps
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
-from dispatch.service_layer.ride_requests import new_ride_id, request_ride
-from dispatch.service_layer.views import ride_view
 
 Step = Callable[[Deps, Principal, str], Awaitable[Ride]]
 
@@ -25,42 +23,32 @@ def _deps(request: web.Request) -> Deps:
     return request.app[appkeys.RUNTIME].deps
 
 
+def _render(ride: Ride) -> bytes:
+    return encode(ride_view(ride))
+
+
 async def post_ride(request: web.Request) -> web.Response:
     actor = principal(request)
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
     key = schemas.idempotency_key(request.headers.get("Idempotency-Key"))
-    raw = await read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
+    settings = request.app[appkeys.SETTINGS]
+    raw = await read_body(request, settings.max_body_bytes)
     pickup, dropoff = schemas.ride_request(raw)
-    deps = _deps(request)
-    ride_id = new_ride_id(actor.id, key)
-
-    async def produce() -> bytes:
-        ride = await request_ride(deps, actor, ride_id, pickup, dropoff)
-        return orjson.dumps(ride_view(ride))
-
-    if key is None:
-        return raw_json_response(await produce(), 201)
-    # Same key + same body -> the stored answer, byte for byte; another body -> 422.
-    canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
-    fingerprint = idempotency.fingerprint(b"POST /v1/rides", canonical)
+    quote_id = schemas.parse(schemas.RIDE_REQUEST, raw).quote_id
     # A duplicate waits for the first request at most 0.8 of its own deadline, so it
     # answers 409 request_in_progress rather than the deadline's 503.
-    deadline_s = request.app[appkeys.SETTINGS].request_timeout_s
-
-    async def ride_still_stored(_answer: bytes) -> bool:
-        # The ride's id comes from the key: a retry after its loss stores it again.
-        return await deps.rides.get(ride_id) is not None
-
-    payload = await idempotency.once(
-        deps.idempotency,
-        f"{actor.id}:{key}",
-        fingerprint,
-        produce,
-        wait_s=deadline_s * 0.8,
-        still_true=ride_still_stored,
+    answer = await ride_requests.request_ride_once(
+        _deps(request),
+        actor,
+        pickup,
+        dropoff,
+        key,
+        _render,
+        settings.request_timeout_s * 0.8,
+        quote_id,
     )
-    return raw_json_response(payload, 201)
+    return raw_json_response(answer, 201)
 
 
 def _step(step: Step) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -10,70 +10,71 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
-import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from dispatch.domain.principals import Principal
-from dispatch.entrypoints import appkeys, schemas
+from dispatch.entrypoints import appkeys, contract, schemas
 from dispatch.entrypoints.auth import stream_principal
-from dispatch.entrypoints.errors import to_response
-from dispatch.entrypoints.jsonio import loads
+from dispatch.entrypoints.errors import to_error
 from dispatch.entrypoints.views_drivers import check_rate
+from dispatch.entrypoints.wire import driver_frame, encode, offer_frame, ride_view
 from dispatch.service_layer import drivers, ride_steps
-from dispatch.service_layer.changes import driver_topic, offer_frame
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.notices import driver_topic
 from dispatch.service_layer.ports import Subscription
-from dispatch.service_layer.views import ride_view
+from geoindex import UpsertResult
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 20.0
 REPLACED = 4000  # close code: this driver opened more sockets here than allowed
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": code, "message": message}
-
-
-async def _handle(request: web.Request, deps: Deps, actor: Principal, frame: Any) -> dict[str, Any]:
-    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-        return _error("invalid_frame", "a frame is a JSON object with a string 'type'")
-    kind = frame["type"]
-    if kind == "ping":
-        schemas.only(frame, {"type"})
-        return {"type": "pong"}
-    if kind == "location":
-        fix = schemas.fix(frame, extra={"type"})
-        check_rate(request, actor.id)
-        result = await drivers.update_location(deps, actor, actor.id, fix)
-        return {"type": "ack", "seq": fix.seq, "status": result.value}
-    if kind in ("accept", "decline"):
-        schemas.only(frame, {"type", "ride_id"})
-        if not isinstance(frame["ride_id"], str):
-            raise schemas.InvalidBody("ride_id must be a string")
-        ride_id = schemas.ride_id(frame["ride_id"])
-        step = ride_steps.accept if kind == "accept" else ride_steps.decline
-        ride = await step(deps, actor, ride_id)
-        return {
-            "type": "ride",
-            "ride": ride_view(ride, for_other_driver=ride.driver_id != actor.id),
-        }
-    return _error("invalid_frame", f"unknown frame type {kind[:40]!r}")
+async def _handle(
+    request: web.Request, deps: Deps, actor: Principal, frame: contract.AnyClientFrame
+) -> contract.Reply:
+    match frame:
+        case contract.PingFrame():
+            return contract.PongFrame(id=frame.id)
+        case contract.LocationFrame():
+            fix = schemas.fix_of(frame)
+            check_rate(request, actor.id)
+            outcome = await drivers.update_location(deps, actor, actor.id, fix)
+            if outcome.result is UpsertResult.ACCEPTED:
+                return contract.AckFrame(id=frame.id, seq=fix.seq, status="accepted")
+            stored = outcome.stored
+            return contract.AckFrame(
+                id=frame.id,
+                seq=fix.seq,
+                status="stale",
+                stored_seq=None if stored is None else stored.seq,
+                stored_ts=None if stored is None else stored.ts_ms,
+            )
+        case contract.AcceptFrame() | contract.DeclineFrame():
+            step = (
+                ride_steps.accept if isinstance(frame, contract.AcceptFrame) else ride_steps.decline
+            )
+            ride = await step(deps, actor, schemas.ride_id(frame.ride_id))
+            view = ride_view(ride, for_other_driver=ride.driver_id != actor.id)
+            return contract.ResultFrame(id=frame.id, ride=view)
 
 
 async def _answer(request: web.Request, deps: Deps, actor: Principal, data: str) -> bytes:
     try:
-        reply = await _handle(request, deps, actor, loads(data))
+        frame = schemas.client_frame(data.encode())
+        reply = await _handle(request, deps, actor, frame)
     except Exception as exc:
-        resp = to_response(exc)
-        if resp is None:
+        error = to_error(exc)
+        if error is None:
             log.exception("unhandled error on a driver WebSocket frame")
-            reply = _error("internal", "internal error")
+            reply = contract.ErrorFrame(error="internal", message="internal error")
         else:
-            reply = orjson.loads(resp.body)  # type: ignore[arg-type]
-            reply = _error(reply["error"], reply["message"])
-    return orjson.dumps(reply)
+            reply = contract.ErrorFrame(
+                id=schemas.frame_id(data), error=error.code, message=error.message
+            )
+            if error.field is not None:
+                reply.field = error.field
+    return encode(reply)
 
 
 class _Sender:
@@ -90,7 +91,7 @@ class _Sender:
 
 async def _pump(sender: _Sender, subscription: Subscription) -> None:
     while True:
-        await sender.send(await subscription.get())
+        await sender.send(driver_frame(await subscription.get()))
 
 
 async def _resend_offer(sender: _Sender, deps: Deps, driver_id: str) -> None:
@@ -138,7 +139,10 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
                     if msg.type is WSMsgType.TEXT:
                         await sender.send(await _answer(request, deps, actor, msg.data))
                     elif msg.type is WSMsgType.BINARY:
-                        await sender.send(orjson.dumps(_error("invalid_frame", "send text frames")))
+                        refused = contract.ErrorFrame(
+                            error="invalid_frame", message="send text frames"
+                        )
+                        await sender.send(encode(refused))
             except ConnectionError:
                 pass  # the driver's connection dropped mid-send
             finally:

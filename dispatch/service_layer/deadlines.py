@@ -8,11 +8,13 @@ import logging
 
 from dispatch.domain import rides
 from dispatch.domain.drivers import DriverRecord, DriverStatus
-from dispatch.domain.rides import COMMITTED, Ride, RideStatus
-from dispatch.service_layer.changes import ride_changed
+from dispatch.domain.rides import COMMITTED, Ride, RideChange, RideStatus
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import BackendUnavailable
-from dispatch.service_layer.offers import pass_on
+from dispatch.service_layer.offers import offer_to_next
+from dispatch.service_layer.reservations import free_expired_lease
+from dispatch.service_layer.timers import LeaseCheck, OfferTimeout, parse_timer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ async def expire_offer(deps: Deps, ride_id: str) -> int | None:
         if lost_accept(ride, await deps.drivers.get(ride.driver_id)):
             if await restore_accept(deps, ride):
                 return None
-        elif await pass_on(deps, ride) is not None:
+        elif await offer_to_next(deps, ride) is not None:
             return None
     return deps.clock.now_ms() + 200  # the ride kept changing: look again shortly
 
@@ -68,8 +70,7 @@ async def expire_lease(deps: Deps, driver_id: str) -> int | None:
     now = deps.clock.now_ms()
     if rec.lease_until > now:
         return rec.lease_until
-    if await deps.drivers.expire_lease(driver_id, now):
-        await deps.index.set_available(driver_id, True)
+    await free_expired_lease(deps, driver_id, now)
     return None
 
 
@@ -88,16 +89,16 @@ async def restore_accept(deps: Deps, ride: Ride) -> bool:
     new = rides.restore_accept(ride, deps.clock.now_ms())
     if not await deps.rides.replace(new):
         return False
-    await ride_changed(deps, new, ride)
+    await settle(deps, RideChange(ride, new))
     return True
 
 
 async def handle(deps: Deps, item: str) -> int | None:
-    kind, _, ident = item.partition(":")
-    if kind == "r":
-        return await expire_offer(deps, ident)
-    if kind == "l":
-        return await expire_lease(deps, ident)
+    match parse_timer(item):
+        case OfferTimeout(ride_id):
+            return await expire_offer(deps, ride_id)
+        case LeaseCheck(driver_id):
+            return await expire_lease(deps, driver_id)
     log.warning("dropping unknown timer item %r", item)
     return None
 

@@ -33,7 +33,7 @@ class Deps:
     index: GeoIndex
     drivers: DriverStore
     rides: RideStore
-    riders: RiderRideStore
+    active_rides: RiderRideStore  # each rider's active rides, counted against a cap
     idempotency: IdempotencyStore
     deadlines: DeadlineQueue
     notifier: Notifier

@@ -10,7 +10,7 @@ from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden, InvalidRequest, NotFound
-from dispatch.service_layer.matching import release_driver
+from dispatch.service_layer.reservations import release_driver
 from geoindex import DriverState, Position, UpsertResult
 
 # A fix stamped further ahead than this is refused: it would shadow every real fix that
@@ -45,13 +45,23 @@ def authorize_fleet(actor: Principal) -> None:
         raise Forbidden("only a fleet token may post location batches")
 
 
-async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix) -> UpsertResult:
+@dataclass(frozen=True, slots=True)
+class FixOutcome:
+    result: UpsertResult
+    # When stale: the fix it lost to, so the app can resync without another call (None
+    # if that one expired meanwhile). Only the stale path pays for reading it.
+    stored: DriverState | None = None
+
+
+async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix) -> FixOutcome:
     authorize_driver(actor, driver_id)
     check_not_future(deps, fix.ts_ms)
     [result] = await deps.index.upsert([Position(driver_id, fix.lat, fix.lng, fix.ts_ms, fix.seq)])
     accepted = result is UpsertResult.ACCEPTED
     deps.observer.locations(int(accepted), int(not accepted))
-    return result
+    if accepted:
+        return FixOutcome(result)
+    return FixOutcome(result, await deps.index.get(driver_id))
 
 
 async def update_locations(

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from dispatch.domain import rides
-from dispatch.domain.rides import Ride
-from dispatch.service_layer.changes import ride_changed
+from dispatch.domain.rides import Ride, RideChange
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.matching import find_offer, release_driver
+from dispatch.service_layer.effects import settle
+from dispatch.service_layer.reservations import find_offer, release_driver
 
 
-async def pass_on(deps: Deps, ride: Ride) -> Ride | None:
+async def offer_to_next(deps: Deps, ride: Ride) -> Ride | None:
     """`ride` is offered to a driver who declined or let the offer run out.
 
     The next candidate is reserved before the ride is rewritten, so the ride never points
     at a driver not held for it. If another step changed the ride first (compare-and-set
     lost), the new reservation is released and None returned: the caller reloads.
     """
-    assert ride.driver_id is not None and ride.fence is not None
+    assert ride.driver_id is not None
     now = deps.clock.now_ms()
     offer = None
     if rides.may_reoffer(ride, deps.policy.max_attempts):
@@ -27,6 +27,5 @@ async def pass_on(deps: Deps, ride: Ride) -> Ride | None:
         if offer is not None:
             await release_driver(deps, offer.driver_id, ride.id, offer.fence)
         return None
-    await release_driver(deps, ride.driver_id, ride.id, ride.fence)
-    await ride_changed(deps, new, ride)
+    await settle(deps, RideChange(ride, new))  # frees the driver who passed
     return new

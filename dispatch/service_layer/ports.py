@@ -13,6 +13,7 @@ from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
 from dispatch.domain.rides import Ride
+from dispatch.service_layer.notices import RideNotice
 
 
 class Clock(Protocol):
@@ -121,15 +122,15 @@ class DeadlineQueue(Protocol):
 
 
 class Subscription(Protocol):
-    async def get(self) -> bytes:
-        """The next message; safe to cancel (nothing is lost by cancelling a wait)."""
+    async def get(self) -> RideNotice:
+        """The next notice; safe to cancel (nothing is lost by cancelling a wait)."""
         ...
 
 
 class Notifier(Protocol):
-    """Best-effort messages to whoever listens on a topic, on any instance."""
+    """Best-effort notices to whoever listens on a topic, on any instance."""
 
-    async def publish(self, topic: str, message: bytes) -> None: ...
+    async def publish(self, topic: str, notice: RideNotice) -> None: ...
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]: ...
 

@@ -1,19 +1,25 @@
-"""Request a ride: find and reserve the nearest driver, store the ride, offer it."""
+"""Request a ride: find and reserve the nearest driver, store the ride, offer it; with an
+Idempotency-Key, at most once per rider and key (invariant 5)."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 
 from dispatch.domain import rides
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
-from dispatch.domain.rides import Ride
-from dispatch.service_layer.changes import ride_changed
+from dispatch.domain.rides import Ride, RideChange
+from dispatch.service_layer import idempotency
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
-from dispatch.service_layer.matching import find_offer, release_driver, ride_item
+from dispatch.service_layer.quotes import count_request, locked_surge
+from dispatch.service_layer.reservations import find_offer, release_driver
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
+from dispatch.service_layer.timers import OfferTimeout
 
 
 def new_ride_id(rider_id: str, idempotency_key: str | None) -> str:
@@ -25,8 +31,30 @@ def new_ride_id(rider_id: str, idempotency_key: str | None) -> str:
     return "r_" + digest[:32]
 
 
+def record_key(rider_id: str, idempotency_key: str) -> str:
+    """The idempotency record of one (rider, key) pair. Ids and keys may both hold ':',
+    never a NUL (ids are [A-Za-z0-9_.:-], keys printable ASCII): no two pairs share one."""
+    return f"{rider_id}\0{idempotency_key}"
+
+
+def request_fingerprint(pickup: LatLng, dropoff: LatLng | None, quote_id: str | None = None) -> str:
+    """The validated request, not its bytes: `10` and `10.0`, or `"dropoff": null` and no
+    dropoff, are the same request."""
+    points = [pickup] if dropoff is None else [pickup, dropoff]
+    return idempotency.fingerprint(
+        b"POST /v1/rides",
+        *(f"{float(p.lat)!r},{float(p.lng)!r}".encode() for p in points),
+        *([] if quote_id is None else [b"quote " + quote_id.encode()]),
+    )
+
+
 async def request_ride(
-    deps: Deps, actor: Principal, ride_id: str, pickup: LatLng, dropoff: LatLng | None
+    deps: Deps,
+    actor: Principal,
+    ride_id: str,
+    pickup: LatLng,
+    dropoff: LatLng | None,
+    quote_id: str | None = None,
 ) -> Ride:
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
@@ -36,10 +64,13 @@ async def request_ride(
             raise Forbidden("this ride is not yours")
         return existing
     now = deps.clock.now_ms()
+    # A quote is checked first: refused, nothing is counted or reserved.
+    surge = None if quote_id is None else await locked_surge(deps, actor, quote_id, pickup)
     await count_ride(deps, actor.id, ride_id, now)
+    timer = OfferTimeout(ride_id)
     try:
         # The timer goes in first: should we die after storing the ride, it still fires.
-        await deps.deadlines.schedule(ride_item(ride_id), now + deps.policy.offer_timeout_ms)
+        await deps.deadlines.schedule(timer.key, now + deps.policy.offer_timeout_ms)
         offer = await find_offer(deps, ride_id, pickup, (), now)
     except BaseException:
         # Nothing stored: the ride does not count. (A driver reserved meanwhile goes back
@@ -47,6 +78,8 @@ async def request_ride(
         await uncount_briefly(deps, actor.id, ride_id)
         raise
     ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now)
+    if surge is not None:
+        ride = replace(ride, surge=surge)  # the quoted price holds
     if not await deps.rides.create(ride):
         if offer is not None:
             await release_driver(deps, offer.driver_id, ride_id, offer.fence)
@@ -54,7 +87,43 @@ async def request_ride(
         if existing is None or existing.rider_id != actor.id:
             raise Forbidden("this ride is not yours")
         return existing
-    await ride_changed(deps, ride, None)
-    if offer is None:
-        await deps.deadlines.cancel(ride_item(ride_id))
+    await settle(deps, RideChange(None, ride))  # no offer: the timer goes
+    await count_request(deps, ride)
     return ride
+
+
+async def request_ride_once(
+    deps: Deps,
+    actor: Principal,
+    pickup: LatLng,
+    dropoff: LatLng | None,
+    key: str | None,
+    render: Callable[[Ride], bytes],
+    wait_s: float = idempotency.WAIT_S,
+    quote_id: str | None = None,
+) -> bytes:
+    """The answer to a ride request, rendered by `render`. With a key, a retry gets the
+    first answer byte for byte (concurrent duplicates wait for it, at most `wait_s`), and
+    the same key with another request is IdempotencyMismatch."""
+    if actor.role is not Role.RIDER:
+        raise Forbidden("only a rider token may request a ride")
+    ride_id = new_ride_id(actor.id, key)
+
+    async def produce() -> bytes:
+        return render(await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id))
+
+    if key is None:
+        return await produce()
+
+    async def ride_still_stored(_answer: bytes) -> bool:
+        # The ride's id comes from the key: a retry after its loss stores it again.
+        return await deps.rides.get(ride_id) is not None
+
+    return await idempotency.once(
+        deps.idempotency,
+        record_key(actor.id, key),
+        request_fingerprint(pickup, dropoff, quote_id),
+        produce,
+        wait_s=wait_s,
+        still_true=ride_still_stored,
+    )

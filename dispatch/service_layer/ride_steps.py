@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dispatch.domain import rides
 from dispatch.domain.errors import InvalidTransition
 from dispatch.domain.principals import Principal, Role
-from dispatch.domain.rides import TERMINAL, Ride, RideStatus
-from dispatch.service_layer.changes import ride_changed
+from dispatch.domain.rides import Ride, RideChange, RideStatus
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Contended, Forbidden, NotFound
-from dispatch.service_layer.matching import release_driver
-from dispatch.service_layer.offers import pass_on
+from dispatch.service_layer.offers import offer_to_next
+from dispatch.service_layer.reservations import release_driver
 
 MAX_RETRIES = 8  # compare-and-set retries when other steps change the ride meanwhile
 
@@ -53,7 +53,7 @@ async def accept(deps: Deps, actor: Principal, ride_id: str) -> Ride:
             return current  # the same driver accepted twice at once
         await release_driver(deps, driver_id, ride.id, ride.fence)
         raise InvalidTransition(f"the ride changed meanwhile; it is {current.status.value}")
-    await ride_changed(deps, new, ride)
+    await settle(deps, RideChange(ride, new))
     return new
 
 
@@ -62,7 +62,7 @@ async def decline(deps: Deps, actor: Principal, ride_id: str) -> Ride:
     for _ in range(MAX_RETRIES):
         ride = await load(deps, ride_id)
         rides.check_decline(ride, driver_id)
-        new = await pass_on(deps, ride)
+        new = await offer_to_next(deps, ride)
         if new is not None:
             return new
     raise Contended("the ride kept changing; try again")
@@ -74,9 +74,7 @@ async def _advance(deps: Deps, ride_id: str, step: Callable[[Ride, int], Ride]) 
         new = step(ride, deps.clock.now_ms())
         if not await deps.rides.replace(new):
             continue
-        if new.status in TERMINAL and ride.driver_id is not None and ride.fence is not None:
-            await release_driver(deps, ride.driver_id, ride.id, ride.fence)
-        await ride_changed(deps, new, ride)
+        await settle(deps, RideChange(ride, new))  # an ended ride frees its driver
         return new
     raise Contended("the ride kept changing; try again")
 

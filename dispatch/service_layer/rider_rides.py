@@ -1,7 +1,7 @@
 """A cap on each rider's active rides. Every active ride holds a driver; without a cap one
 rider token requesting rides back to back takes every driver in an area off the market.
 
-A ride is counted before its search starts and uncounted when it ends (ride_changed).
+A ride is counted before its search starts and uncounted when it ends (effects.settle).
 The two writes are in different slots, so a crash between a ride's end and its uncount,
 or a request that died before storing its ride, leaves a stale count behind: a rider at
 the cap has theirs checked against the rides themselves before being refused."""
@@ -24,13 +24,13 @@ UNCOUNT_WAIT_S = 0.25
 async def count_ride(deps: Deps, rider_id: str, ride_id: str, now_ms: int) -> None:
     """Count `ride_id` among the rider's active rides, or raise ActiveRideLimit."""
     cap = deps.policy.max_active_rides
-    held = await deps.riders.hold(rider_id, ride_id, now_ms, cap)
+    held = await deps.active_rides.hold(rider_id, ride_id, now_ms, cap)
     if not held:
         return
     stale = [h for h in held if await _over(deps, h, now_ms)]
     for h in stale:
-        await deps.riders.drop(rider_id, h.ride_id)
-    if stale and not await deps.riders.hold(rider_id, ride_id, now_ms, cap):
+        await deps.active_rides.drop(rider_id, h.ride_id)
+    if stale and not await deps.active_rides.hold(rider_id, ride_id, now_ms, cap):
         return
     raise ActiveRideLimit(
         f"a rider may have {cap} active ride(s) at once; cancel or finish one first"
@@ -42,7 +42,7 @@ async def uncount_briefly(deps: Deps, rider_id: str, ride_id: str) -> None:
     store must not hold a failed request longer. A count left behind is found stale by
     the rider's next request at the cap."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(deps.riders.drop(rider_id, ride_id), UNCOUNT_WAIT_S)
+        await asyncio.wait_for(deps.active_rides.drop(rider_id, ride_id), UNCOUNT_WAIT_S)
 
 
 async def _over(deps: Deps, held: HeldRide, now_ms: int) -> bool:

@@ -21,7 +21,7 @@ from dispatch.service_layer import drivers as driver_cases
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import sweep_once
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.matching import ride_item
+from dispatch.service_layer.timers import OfferTimeout
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from geoindex import Position
@@ -144,7 +144,7 @@ async def test_a_lost_accept_on_the_ride_is_put_back_not_passed_on(
     await ride_steps.accept(deps, D1, ride.id)
     await replay.as_the_replica_had_it(f"dispatch:ride:{{{ride.id}}}", offered)
     if timer_cancel == "lost":
-        await deps.deadlines.schedule(ride_item(ride.id), ride.offer_expires_at)
+        await deps.deadlines.schedule(OfferTimeout(ride.id).key, ride.offer_expires_at)
 
     await replay.timers_fire(drivers)  # both timers' times pass
     restored = await deps.rides.get(ride.id)

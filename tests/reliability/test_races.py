@@ -98,7 +98,7 @@ class Dispatch(RuleBasedStateMachine):
         if ts < 0 or seq < 0:
             return
         fix = Fix(PICKUP.lat + north * 1e-4, PICKUP.lng, ts, seq)
-        result = self.run(driver_cases.update_location(self.deps, self.driver(d), d, fix))
+        result = self.run(driver_cases.update_location(self.deps, self.driver(d), d, fix)).result
         newer = last is None or (ts > last[0] and seq > last[1])
         # The very same fix again (a retry) is accepted and changes nothing.
         same = last == (ts, seq) and abs(self.last_lat.get(d, 0.0) - fix.lat) < 1e-9

@@ -93,7 +93,11 @@ def check_answer(msg: aiohttp.WSMessage) -> dict[str, Any]:
     reply = orjson.loads(msg.data)
     assert reply["type"] in ANSWERS, reply
     if reply["type"] == "error":
-        assert set(reply) == {"type", "error", "message"}, reply
+        assert (
+            {"type", "error", "message"}
+            <= set(reply)
+            <= {"type", "error", "message", "field", "id"}
+        ), reply
         assert "Traceback" not in reply["message"] and "File " not in reply["message"]
         assert reply["error"] != "internal", reply  # no frame may find a bug
     return reply  # type: ignore[no-any-return]

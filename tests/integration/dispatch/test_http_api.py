@@ -283,6 +283,7 @@ async def test_nearby_shows_cars_without_identities(service: Instance) -> None:
 
 # -- rides ---------------------------------------------------------------------------------
 RIDE_FIELDS = {
+    "surge",
     "id",
     "status",
     "rider_id",

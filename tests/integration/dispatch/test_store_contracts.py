@@ -11,6 +11,7 @@ from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.errors import DriverBusy
 from dispatch.domain.geo import LatLng
 from dispatch.domain.rides import Offer, Ride, RideStatus, request
+from dispatch.service_layer.notices import NoticeKind, RideNotice
 from dispatch.service_layer.ports import ClaimState
 
 from .conftest import Backend
@@ -170,7 +171,7 @@ async def test_concurrent_replaces_of_one_version_have_one_winner(backend: Backe
 async def test_a_rider_counts_rides_up_to_the_cap_and_a_drop_frees_a_place(
     backend: Backend,
 ) -> None:
-    riders, now = backend.deps.riders, backend.clock.now
+    riders, now = backend.deps.active_rides, backend.clock.now
     assert await riders.hold("u1", "r1", now, 2) == []
     assert await riders.hold("u1", "r2", now + 5, 2) == []
     assert await riders.hold("u1", "r1", now + 9, 2) == []  # counted before: still yes
@@ -184,7 +185,7 @@ async def test_a_rider_counts_rides_up_to_the_cap_and_a_drop_frees_a_place(
 
 
 async def test_concurrent_holds_never_pass_the_cap(backend: Backend) -> None:
-    riders, now = backend.deps.riders, backend.clock.now
+    riders, now = backend.deps.active_rides, backend.clock.now
     results = await asyncio.gather(*(riders.hold("u1", f"r{i}", now, 3) for i in range(20)))
     assert sum(1 for r in results if r == []) == 3
 
@@ -284,11 +285,14 @@ async def test_concurrent_claims_hand_each_item_to_one_claimer(backend: Backend)
 async def test_notifications_reach_subscribers_of_their_topic_only(backend: Backend) -> None:
     await backend.notifier_ready()
     n = backend.deps.notifier
+    offered = request("r1", "u1", LatLng(52.5, 13.4), None, Offer("d1", 7, 10.0, 5, 99), 1)
+    offer, update = RideNotice(NoticeKind.OFFER, offered), RideNotice(NoticeKind.RIDE, offered)
+    nobody = RideNotice(NoticeKind.LEFT, offered)
     async with n.subscribe("driver:d1") as mine, n.subscribe("driver:d2") as other:
-        await n.publish("driver:d1", b'{"type":"offer"}')
-        await n.publish("driver:d2", b"for d2")
-        assert await asyncio.wait_for(mine.get(), 5) == b'{"type":"offer"}'
-        assert await asyncio.wait_for(other.get(), 5) == b"for d2"
-        await n.publish("driver:d3", b"nobody listens")
-        await n.publish("driver:d1", b"second")
-        assert await asyncio.wait_for(mine.get(), 5) == b"second"
+        await n.publish("driver:d1", offer)
+        await n.publish("driver:d2", update)
+        assert await asyncio.wait_for(mine.get(), 5) == offer  # the ride as stored, whole
+        assert await asyncio.wait_for(other.get(), 5) == update
+        await n.publish("driver:d3", nobody)
+        await n.publish("driver:d1", update)
+        assert await asyncio.wait_for(mine.get(), 5) == update

@@ -50,7 +50,15 @@ async def test_location_frames_are_acked_with_their_seq(service: Instance) -> No
         assert await recv(ws) == {"type": "ack", "seq": 1, "status": "accepted"}
         stale = {**location(0), "ts": 1}
         await ws.send_json(stale)
-        assert await recv(ws) == {"type": "ack", "seq": 0, "status": "stale"}
+        stale = await recv(ws)  # with the fix it lost to, to resync from
+        assert stale == {
+            "type": "ack",
+            "seq": 0,
+            "status": "stale",
+            "stored_seq": 1,
+            "stored_ts": stale["stored_ts"],
+        }
+        assert isinstance(stale["stored_ts"], int)
         await ws.send_json({"type": "ping"})
         assert await recv(ws) == {"type": "pong"}
 

@@ -18,11 +18,12 @@ from .conftest import PICKUP, World, driver, rider
 async def test_a_fix_is_stored_and_an_older_one_never_overwrites_it(world: World) -> None:
     now = world.clock.now
     d = world.deps
-    assert await drivers.update_location(d, driver("a"), "a", Fix(52.5, 13.4, now, 5)) is (
-        UpsertResult.ACCEPTED
-    )
+    first = await drivers.update_location(d, driver("a"), "a", Fix(52.5, 13.4, now, 5))
+    assert (first.result, first.stored) == (UpsertResult.ACCEPTED, None)
     for fix in (Fix(52.6, 13.5, now - 1, 6), Fix(52.6, 13.5, now + 1, 5), Fix(52.6, 13.5, now, 6)):
-        assert await drivers.update_location(d, driver("a"), "a", fix) is UpsertResult.STALE
+        stale = await drivers.update_location(d, driver("a"), "a", fix)
+        assert stale.result is UpsertResult.STALE
+        assert stale.stored is not None and (stale.stored.ts_ms, stale.stored.seq) == (now, 5)
     state = await d.index.get("a")
     assert state is not None and (state.lat, state.ts_ms, state.seq) == (
         pytest.approx(52.5, abs=1e-5),

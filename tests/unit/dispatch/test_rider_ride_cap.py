@@ -80,7 +80,7 @@ async def test_a_count_whose_ride_ended_without_uncounting_is_healed(world: Worl
     await drivers_around(world, cap + 1)
     rides = [await ask(world) for _ in range(cap)]
     ended = await ride_steps.cancel(world.deps, rider("u1"), rides[0].id)
-    await world.deps.riders.hold("u1", ended.id, world.clock.now, cap + 1)  # the lost uncount
+    await world.deps.active_rides.hold("u1", ended.id, world.clock.now, cap + 1)  # the lost uncount
     assert (await ask(world)).status is RideStatus.OFFERED
 
 
@@ -90,7 +90,7 @@ async def test_a_count_with_no_ride_is_healed_only_after_requests_could_still_ru
     cap = world.deps.policy.max_active_rides
     await drivers_around(world, 1)
     for i in range(cap):  # requests that died before storing their rides
-        assert not await world.deps.riders.hold("u1", f"r_dead{i}", world.clock.now, cap)
+        assert not await world.deps.active_rides.hold("u1", f"r_dead{i}", world.clock.now, cap)
     world.clock.advance(ORPHAN_AFTER_MS - 1)
     with pytest.raises(ActiveRideLimit):
         await ask(world)

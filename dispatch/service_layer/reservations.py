@@ -1,4 +1,6 @@
-"""Find and reserve the best candidate for a ride, following the matching policy."""
+"""Reserving drivers and letting them go: the only places a driver leaves or rejoins the
+geo index's search because of a ride (and so the only places that call set_available
+for one)."""
 
 from __future__ import annotations
 
@@ -8,17 +10,10 @@ from dispatch.domain.geo import LatLng
 from dispatch.domain.matching import Candidate, next_candidates
 from dispatch.domain.rides import Offer
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.timers import LeaseCheck
 from geoindex import MAX_K
 
 LEASE_CHECK_LEAD_MS = 5_000
-
-
-def lease_item(driver_id: str) -> str:
-    return f"l:{driver_id}"
-
-
-def ride_item(ride_id: str) -> str:
-    return f"r:{ride_id}"
 
 
 async def find_offer(
@@ -51,7 +46,7 @@ async def find_offer(
             # is stored; the offer's own timer normally releases it long before. It fires
             # a little before the lease runs out, to repair a lost accept first (deadlines).
             await deps.deadlines.schedule(
-                lease_item(cand.driver_id), lease_until - LEASE_CHECK_LEAD_MS
+                LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
             )
             await deps.index.set_available(cand.driver_id, False)
             return Offer(
@@ -67,6 +62,14 @@ async def find_offer(
 async def release_driver(deps: Deps, driver_id: str, ride_id: str, fence: int) -> bool:
     """Free a driver held for `ride_id` under `fence`; a stale token changes nothing."""
     if not await deps.drivers.release(driver_id, ride_id, fence):
+        return False
+    await deps.index.set_available(driver_id, True)
+    return True
+
+
+async def free_expired_lease(deps: Deps, driver_id: str, now_ms: int) -> bool:
+    """Free a reservation whose lease ran out (its holder never came back)."""
+    if not await deps.drivers.expire_lease(driver_id, now_ms):
         return False
     await deps.index.set_available(driver_id, True)
     return True

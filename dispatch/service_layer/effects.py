@@ -1,0 +1,40 @@
+"""What follows every stored ride change, in one place: a released driver goes back to
+search, the offer timer is set or cleared, an ended ride stops counting against its
+rider, and listeners and metrics hear of it. Use cases store a step, then call settle()."""
+
+from __future__ import annotations
+
+from dispatch.domain.rides import RideChange
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.notices import NoticeKind, RideNotice, driver_topic, ride_topic
+from dispatch.service_layer.ops_view import OPS_TOPIC
+from dispatch.service_layer.reservations import release_driver
+from dispatch.service_layer.timers import OfferTimeout
+
+
+async def settle(deps: Deps, change: RideChange) -> None:
+    ride = change.after
+    if change.released is not None:
+        driver_id, fence = change.released
+        await release_driver(deps, driver_id, ride.id, fence)
+    if change.offer_due is not None:
+        await deps.deadlines.schedule(OfferTimeout(ride.id).key, change.offer_due)
+    elif change.offer_closed:
+        await deps.deadlines.cancel(OfferTimeout(ride.id).key)
+    if change.ended:
+        await deps.active_rides.drop(ride.rider_id, ride.id)
+    deps.observer.ride_changed(ride)
+    await _notify(deps, change)
+
+
+async def _notify(deps: Deps, change: RideChange) -> None:
+    ride = change.after
+    await deps.notifier.publish(ride_topic(ride.id), RideNotice(NoticeKind.RIDE, ride))
+    await deps.notifier.publish(OPS_TOPIC, RideNotice(NoticeKind.RIDE, ride))  # the ops map
+    if ride.driver_id is not None:
+        kind = NoticeKind.OFFER if change.new_offer else NoticeKind.RIDE
+        await deps.notifier.publish(driver_topic(ride.driver_id), RideNotice(kind, ride))
+    if change.left_driver is not None:
+        await deps.notifier.publish(
+            driver_topic(change.left_driver), RideNotice(NoticeKind.LEFT, ride)
+        )

@@ -1,0 +1,65 @@
+"""Idempotent ride requests on every backend: one record per (rider, key) pair, and the
+validated request, not its bytes, decides whether a retry is the same request."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from dispatch.domain.geo import LatLng
+from dispatch.domain.principals import Principal, Role
+from dispatch.domain.rides import Ride
+from dispatch.service_layer.errors import IdempotencyMismatch
+from dispatch.service_layer.ride_requests import request_ride_once
+
+from .conftest import Backend, Instance
+
+HERE = LatLng(52.52, 13.40)
+THERE = LatLng(52.53, 13.41)
+
+
+def render(ride: Ride) -> bytes:
+    return orjson.dumps({"id": ride.id, "rider": ride.rider_id, "pickup": ride.pickup.lat})
+
+
+def rider(ident: str) -> Principal:
+    return Principal(Role.RIDER, ident)
+
+
+async def test_riders_whose_id_and_key_join_alike_get_their_own_rides(backend: Backend) -> None:
+    # "acme" + "b:c" and "acme:b" + "c" both read "acme:b:c" when joined with ':'.
+    first = await request_ride_once(backend.deps, rider("acme"), HERE, None, "b:c", render)
+    second = await request_ride_once(backend.deps, rider("acme:b"), THERE, None, "c", render)
+    a, b = orjson.loads(first), orjson.loads(second)
+    assert a["rider"] == "acme" and b["rider"] == "acme:b"
+    assert a["id"] != b["id"] and b["pickup"] == THERE.lat
+    again = await request_ride_once(backend.deps, rider("acme"), HERE, None, "b:c", render)
+    assert again == first
+
+
+async def test_a_retry_is_the_same_request_when_its_values_are(backend: Backend) -> None:
+    deps = backend.deps
+    first = await request_ride_once(deps, rider("u1"), LatLng(52.0, 13.0), None, "k", render)
+    retry = await request_ride_once(deps, rider("u1"), LatLng(52, 13), None, "k", render)
+    assert retry == first
+    with pytest.raises(IdempotencyMismatch):
+        await request_ride_once(deps, rider("u1"), LatLng(52.0, 13.0), THERE, "k", render)
+
+
+async def test_over_http_integers_and_explicit_null_dropoff_replay_the_answer(
+    service: Instance,
+) -> None:
+    key = {"Idempotency-Key": "retry-1"}
+    who = ("rider", "u1")
+    body = {"pickup": {"lat": 52.5, "lng": 13.0}}
+    status, first, _ = await service.call("POST", "/v1/rides", who, json=body, headers=key)
+    assert status == 201
+    for same in (
+        {"pickup": {"lat": 52.5, "lng": 13}},
+        {"pickup": {"lng": 13.0, "lat": 52.5}, "dropoff": None},
+    ):
+        status, again, _ = await service.call("POST", "/v1/rides", who, json=same, headers=key)
+        assert (status, again) == (201, first)
+    other = {"pickup": {"lat": 52.5, "lng": 13.0}, "dropoff": {"lat": 52.6, "lng": 13.1}}
+    status, data, _ = await service.call("POST", "/v1/rides", who, json=other, headers=key)
+    assert (status, data["error"]) == (422, "idempotency_key_reused")
