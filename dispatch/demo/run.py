@@ -20,6 +20,7 @@ from dispatch.demo.sim_driver import SimDriver
 from dispatch.demo.sim_rider import ride_once
 from dispatch.demo.stats import Stats
 from dispatch.domain.principals import Principal, Role
+from dispatch.entrypoints.ops_feed import FEED, OpsFeed
 from dispatch.entrypoints.server import start
 from dispatch.settings import Settings
 
@@ -67,7 +68,20 @@ async def _progress(stats: Stats, duration: float, drivers: int, stop: asyncio.E
         print(file=sys.stderr)
 
 
-async def run_demo(duration: float, drivers: int, riders_per_s: float, seed: int) -> int:
+async def while_watched(
+    feed: OpsFeed, stop: asyncio.Event, grace_s: float = 5.0, poll_s: float = 1.0
+) -> None:
+    """Until no ops map page has been open for grace_s (a reload reconnects meanwhile)."""
+    unwatched_s = 0.0
+    while not stop.is_set() and unwatched_s < grace_s:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_s)
+        unwatched_s = 0.0 if feed.watching else unwatched_s + poll_s
+
+
+async def run_demo(
+    duration: float, drivers: int, riders_per_s: float, seed: int, keep_running: bool = False
+) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("dispatch").setLevel(logging.WARNING)
     settings = Settings(port=0, instance_id="demo", offer_timeout_s=OFFER_TIMEOUT_S)
@@ -84,6 +98,9 @@ async def run_demo(duration: float, drivers: int, riders_per_s: float, seed: int
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     rng, city, stats = random.Random(seed), City(), Stats()
     tokens = TokenCodec(settings.jwt_secret)
+    # The token rides in the fragment, which the browser never sends nor logs.
+    ops_token = tokens.issue(Principal(Role.OPS, "demo"), int(duration) + 3600)
+    print(f"dispatch demo: live ops map at {base}/ops#token={ops_token}", file=sys.stderr)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     sims = [
         SimDriver(
@@ -106,8 +123,12 @@ async def run_demo(duration: float, drivers: int, riders_per_s: float, seed: int
     started = time.monotonic()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), duration)
+    if keep_running:
+        print("dispatch demo: the city keeps running while the ops map is open", file=sys.stderr)
+        await while_watched(runner.app[FEED], stop)
     stop.set()
-    ran_for = min(duration, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    ran_for = elapsed if keep_running else min(duration, elapsed)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     stats.errors += sum(isinstance(r, Exception) for r in results)
     await session.close()

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import bootstrap
-from dispatch.entrypoints import appkeys, sse, ws_driver
+from dispatch.entrypoints import appkeys, ops_feed, ops_stream, sse, views_ops_map, ws_driver
 from dispatch.entrypoints.errors import Handler, errors_middleware
 from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.openapi import document
@@ -48,7 +48,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A request that runs past its deadline (Redis slow, not down) is a 503, not a wait
     of many Redis timeouts. Streams live long by design and are left alone."""
-    if handler in (ws_driver.driver_stream, sse.ride_events):
+    if handler in (ws_driver.driver_stream, sse.ride_events, ops_stream.ops_stream):
         return await handler(request)
     try:
         async with asyncio.timeout(request.app[appkeys.SETTINGS].request_timeout_s):
@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_backend)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(surge_job)
+    app.cleanup_ctx.append(ops_feed.run_feed)
     app.on_shutdown.append(_close_streams)
     app.on_response_prepare.append(_instance_header)
     app.router.add_routes(route_table(ROUTES))
+    app.router.add_routes([views_ops_map.ASSETS])  # the ops map's files: not API
     return app

@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--drivers", type=int, default=60)
     demo.add_argument("--riders-per-s", type=float, default=2.0)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--keep-running", action="store_true",
+        help="past --duration, keep the city running while an ops map page is open",
+    )  # fmt: skip
     return p
 
 
@@ -85,7 +89,8 @@ def _token(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from dispatch.demo.run import run_demo
 
-    return int(uvloop.run(run_demo(args.duration, args.drivers, args.riders_per_s, args.seed)))
+    demo = run_demo(args.duration, args.drivers, args.riders_per_s, args.seed, args.keep_running)
+    return int(uvloop.run(demo))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,10 @@ class OpsFeed:
         self._wake = asyncio.Event()
         self._live = False  # the view is current: the loop is looking for some page
 
+    @property
+    def watching(self) -> int:
+        return len(self._pages)
+
     @contextlib.contextmanager
     def watch(self) -> Iterator[Page]:
         page = Page()

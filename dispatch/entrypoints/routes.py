@@ -11,7 +11,16 @@ from aiohttp import web
 
 from dispatch.entrypoints import contract as c
 from dispatch.entrypoints import market_contract as mc
-from dispatch.entrypoints import sse, views_drivers, views_market, views_ops, views_rides, ws_driver
+from dispatch.entrypoints import (
+    ops_stream,
+    sse,
+    views_drivers,
+    views_market,
+    views_ops,
+    views_ops_map,
+    views_rides,
+    ws_driver,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,6 +159,20 @@ ROUTES: list[Endpoint] = [
     _ride_step(
         "cancel", views_rides.cancel,
         "The rider or the driver cancels (offered, accepted or arrived only)",
+    ),
+    Endpoint(
+        "GET", "/ops", views_ops_map.ops_page,
+        "The live ops map, a page for people (open it as /ops#token=<ops token>: the "
+        "fragment never leaves the browser)",
+        {200: Answer("The page", str, "text/html")}, auth=False,
+    ),
+    Endpoint(
+        "GET", "/v1/ops/stream", ops_stream.ops_stream,
+        "Server-sent events for ops tokens: a snapshot of the drivers and rides in the "
+        "watched area, then deltas at most every {ops_interval_s:g} s (docs/api.md)",
+        {200: Answer("`event: snapshot` then `event: delta` frames", str, "text/event-stream")},
+        (401, 403),
+        access_token=True,
     ),
     Endpoint(
         "POST", "/v1/quotes", views_market.post_quote,
