@@ -37,9 +37,14 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     demand = {
         c: per_minute(n.riders, config.window.window_ms) for c, n in counts.items() if n.riders
     }
-    wanted = set(current)
+    # A cell with demand in its disk is priced by the supply of its own disk: the supply
+    # of every cell within two rings of demand (cells without demand nearby fall to 1.0
+    # whatever their supply).
+    priced = set(demand)
     for c in demand:
-        wanted.add(c)
+        priced.update(ring1(c))
+    wanted = set(priced)
+    for c in priced:
         wanted.update(ring1(c))
     supply: dict[str, float] = {}
     cells = list(wanted)

@@ -14,6 +14,7 @@ from dispatch.service_layer.errors import Forbidden, InvalidRequest
 from dispatch.service_layer.market import surge_at
 from dispatch.service_layer.quotes import make_quote
 from dispatch.service_layer.surge_job import surge_round
+from geoindex import Position
 from tests.unit.dispatch.conftest import PICKUP, World, rider
 
 HERE = LatLng(*PICKUP)
@@ -115,3 +116,22 @@ async def test_only_ops_tokens_steer_or_read_the_market(world: World) -> None:
         await market_ops.view(world.deps, OPS, HERE, 5_001)
     with pytest.raises(Forbidden):
         await make_quote(world.deps, OPS, HERE, None)
+
+
+async def test_drivers_two_rings_out_damp_the_ring_around_a_spike(world: World) -> None:
+    """A ring-1 cell is priced by the supply of its own disk, which reaches two rings out
+    from the spike: drivers there must count."""
+    hot = h3.latlng_to_cell(HERE.lat, HERE.lng, 8)
+    near = h3.grid_ring(hot, 1)[0]
+    outer = [c for c in h3.grid_ring(hot, 2) if h3.grid_distance(c, near) == 1]
+    assert outer
+    await surge_up(world, 40)
+    lonely = (await surge_at(world.deps.market, LatLng(*h3.cell_to_latlng(near))))[1]
+    for i, cell in enumerate(outer):
+        lat, lng = h3.cell_to_latlng(cell)
+        await world.deps.index.upsert(
+            [Position(f"o{i}-{k}", lat, lng + k * 1e-5, world.clock.now) for k in range(20)]
+        )
+    await rounds(world, 8)
+    helped = (await surge_at(world.deps.market, LatLng(*h3.cell_to_latlng(near))))[1]
+    assert helped < lonely
