@@ -76,7 +76,9 @@ class Api:
         return body
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop of its own while
+# it is open, and the asyncio tests of other modules need theirs.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: scripts/test installs it (apt-get install chromium)")
@@ -84,7 +86,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield b
