@@ -256,7 +256,10 @@ class RedisGeoIndex:
         regions = list(by_region)
         replies = (
             await self._scripts.run(
-                [(REGION_COUNT, self._region_keys(r)[:1], [min_ts, *by_region[r]]) for r in regions]
+                [
+                    (REGION_COUNT, self._region_keys(r)[:1], [min_ts, _joined(by_region[r])])
+                    for r in regions
+                ]
             )
             if regions
             else []
@@ -288,6 +291,10 @@ class RedisGeoIndex:
     async def close(self) -> None:
         with translated():
             await self._redis.aclose()
+
+
+def _joined(bounds: list[int]) -> str:
+    return " ".join(map(str, bounds))
 
 
 def _s(value: Any) -> str:
