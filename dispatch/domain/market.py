@@ -29,6 +29,7 @@ smaller than the band leaves it where it is: it does not flicker between two val
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -111,23 +112,26 @@ def recompute(
     # seven, as few dict operations as the smoothing allows.
     cw, rw = policy.centre_weight, policy.ring_weight
     rings: dict[C, Sequence[C]] = {}
-    d_sum: dict[C, float] = dict.fromkeys(current, 0.0)
+    d_sum: defaultdict[C, float] = defaultdict(float, dict.fromkeys(current, 0.0))
     for c, v in demand_per_min.items():
         if v > 0:
             around = rings[c] = ring(c)
-            d_sum[c] = d_sum.get(c, 0.0) + cw * v
+            d_sum[c] += cw * v
+            share = rw * v
             for n in around:
-                d_sum[n] = d_sum.get(n, 0.0) + rw * v
-    s_sum: dict[C, float] = {}
+                d_sum[n] += share
+    s_sum: defaultdict[C, float] = defaultdict(float)
     for c, v in supply.items():
         if v > 0:
             around = rings.get(c) or ring(c)
-            s_sum[c] = s_sum.get(c, 0.0) + cw * v
+            s_sum[c] += cw * v
+            share = rw * v
             for n in around:
-                s_sum[n] = s_sum.get(n, 0.0) + rw * v
+                s_sum[n] += share
     hexagon = cw + 6 * rw
     floor = policy.min_supply
-    now_of, drivers_of, ring_of = current.get, s_sum.get, rings.get
+    now_of, ring_of = current.get, rings.get
+    drivers_of = s_sum.get  # .get: a missing cell must not be added while iterating
     out: dict[C, float] = {}
     for c, d in d_sum.items():
         now = now_of(c, 1.0)
