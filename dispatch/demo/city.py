@@ -1,4 +1,5 @@
-"""A small square of Berlin for the demo: random points and straight-line driving."""
+"""A small square of Berlin for the demo: random points, a hot spot where many riders
+ask at once (a station at rush hour: it surges), and straight-line driving."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from dispatch.domain.geo import LatLng, haversine_m
 
 CENTRE = LatLng(52.5200, 13.4050)
 HALF_SIDE_M = 3_000.0
+HOT_SPOT = LatLng(52.5251, 13.3694)  # the main station, 2.5 km west of the centre
+HOT_SHARE = 0.4  # of pickups, within HOT_RADIUS_M of the hot spot
+HOT_RADIUS_M = 250.0
 M_PER_DEG_LAT = 111_195.0
 
 
@@ -22,6 +26,11 @@ class City:
         dy = rng.uniform(-self.half_side_m, self.half_side_m)
         dx = rng.uniform(-self.half_side_m, self.half_side_m)
         return offset(self.centre, dy, dx)
+
+    def pickup_point(self, rng: random.Random) -> LatLng:
+        if rng.random() < HOT_SHARE:
+            return self.point_near(rng, HOT_SPOT, 0, HOT_RADIUS_M)
+        return self.random_point(rng)
 
     def point_near(self, rng: random.Random, p: LatLng, min_m: float, max_m: float) -> LatLng:
         angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(min_m, max_m)

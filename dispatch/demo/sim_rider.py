@@ -1,5 +1,6 @@
-"""A simulated rider app: requests a ride over HTTP (with an Idempotency-Key), then
-follows it on the server-sent event stream until it ends; a few riders cancel."""
+"""A simulated rider app: asks for a fare quote, requests a ride locking the quote in
+(with an Idempotency-Key), then follows it on the server-sent event stream until it
+ends; a few riders cancel."""
 
 from __future__ import annotations
 
@@ -22,13 +23,21 @@ async def ride_once(
     base: str, token: str, session: aiohttp.ClientSession, city: City, rng: random.Random,
     stats: Stats,
 ) -> None:  # fmt: skip
-    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
-    pickup = city.random_point(rng)
+    auth = {"Authorization": f"Bearer {token}"}
+    headers = {**auth, "Idempotency-Key": uuid.uuid4().hex}
+    pickup = city.pickup_point(rng)
     dropoff = city.point_near(rng, pickup, 400, 1_500)
-    body = {
+    body: dict[str, Any] = {
         "pickup": {"lat": pickup.lat, "lng": pickup.lng},
         "dropoff": {"lat": dropoff.lat, "lng": dropoff.lng},
     }
+    async with session.post(f"{base}/v1/quotes", json=body, headers=auth) as resp:
+        quote = orjson.loads(await resp.read())
+        if resp.status == 201:
+            stats.quoted(quote["cell"], quote["surge"])
+            body["quote_id"] = quote["id"]  # the ride keeps the quoted price
+        else:
+            stats.errors += 1
     stats.requests += 1
     started = time.perf_counter()
     async with session.post(f"{base}/v1/rides", json=body, headers=headers) as resp:

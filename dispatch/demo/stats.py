@@ -28,6 +28,22 @@ class Stats:
     match_latency_s: list[float] = field(default_factory=list)
     accept_latency_s: list[float] = field(default_factory=list)
     pickup_m: list[float] = field(default_factory=list)
+    quotes: int = 0
+    surge_by_cell: dict[str, float] = field(default_factory=dict)  # highest quoted
+
+    def quoted(self, cell: str, surge: float) -> None:
+        self.quotes += 1
+        self.surge_by_cell[cell] = max(surge, self.surge_by_cell.get(cell, 1.0))
+
+    def surge_line(self) -> str:
+        surging = {c: m for c, m in self.surge_by_cell.items() if m > 1.0}
+        if not surging:
+            return f"{self.quotes} quoted, none above 1.0x"
+        hottest = max(surging, key=lambda c: (surging[c], c))
+        return (
+            f"{self.quotes} quoted; {len(surging)} cell(s) surged, the hottest {hottest} "
+            f"up to {surging[hottest]:.1f}x"
+        )
 
     def progress(self, elapsed: float, duration: float, drivers: int) -> str:
         p50 = percentile(self.match_latency_s, 50)
@@ -64,6 +80,7 @@ class Stats:
                 "and offered)",
                 f"  time to accept         p50 {secs(50)}, p99 {secs(99)}",
                 f"  mean pickup distance   {mean_pickup}",
+                f"  fare quotes            {self.surge_line()}",
                 f"  location fixes         {self.locations} acked",
                 f"  errors                 {self.errors}",
             ]

@@ -20,6 +20,7 @@ from dispatch.entrypoints.ratelimit import RateLimiter
 from dispatch.entrypoints.routes import ROUTES, route_table
 from dispatch.entrypoints.streams import Streams
 from dispatch.entrypoints.surge_task import surge_job
+from dispatch.entrypoints.views_market import market_stream
 from dispatch.service_layer.deadlines import run_sweeper
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.index_sweep import run_index_sweeper
@@ -48,7 +49,12 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A request that runs past its deadline (Redis slow, not down) is a 503, not a wait
     of many Redis timeouts. Streams live long by design and are left alone."""
-    if handler in (ws_driver.driver_stream, sse.ride_events, ops_stream.ops_stream):
+    if handler in (
+        ws_driver.driver_stream,
+        sse.ride_events,
+        ops_stream.ops_stream,
+        market_stream,
+    ):
         return await handler(request)
     try:
         async with asyncio.timeout(request.app[appkeys.SETTINGS].request_timeout_s):

@@ -73,6 +73,8 @@ class StatusChange(Shape):
 class RideRequest(Shape):
     pickup: LatLng
     dropoff: LatLng | None = None
+    # A fare quote (POST /v1/quotes) whose multiplier the ride keeps.
+    quote_id: Annotated[str, Meta(pattern="^q_[0-9a-f]{32}$")] | None = None
 
 
 class NoFields(Shape):

@@ -67,6 +67,7 @@ def test_the_demo_runs_and_prints_its_summary() -> None:
     out = run_cli("demo", "--duration", "4", "--drivers", "8", "--riders-per-s", "2")
     assert out.returncode == 0, out.stderr
     assert "rides matched" in out.stdout and "match latency" in out.stdout
+    assert "fare quotes" in out.stdout  # every simulated rider asks for a quote first
     assert "errors                 0" in out.stdout
 
 

@@ -1,0 +1,86 @@
+"""A quote's lock on a ride request over HTTP: the ride keeps the quoted multiplier; a
+quote of another rider, for another cell, expired or malformed is refused and nobody
+is reserved."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from h3.api import basic_str as h3
+
+from dispatch.settings import Settings
+from tests.waiting import eventually
+
+from .conftest import Instance, running
+
+HERE = {"lat": 52.5200, "lng": 13.4050}
+THERE = {"lat": 52.5400, "lng": 13.4300}
+OPS = ("ops", "o1")
+
+
+@pytest.fixture
+async def market() -> AsyncIterator[Instance]:
+    # Tests poll with quotes: the per-rider limit has its own test, on the defaults.
+    settings = Settings(
+        instance_id="m-1", surge_interval_s=0.1, surge_lease_s=1.0, quote_rate_burst=10_000
+    )
+    async with running(settings) as inst:
+        yield inst
+
+
+async def quote(inst: Instance, who: str = "u1", **body: object) -> dict[str, object]:
+    status, data, _ = await inst.call(
+        "POST", "/v1/quotes", ("rider", who), json={"pickup": HERE, **body}
+    )
+    assert status == 201, data
+    return data  # type: ignore[no-any-return]
+
+
+async def test_a_ride_keeps_its_quotes_multiplier(market: Instance) -> None:
+    await market.fix("d1", HERE["lat"] + 0.003, HERE["lng"])
+    cell = h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8)
+    status, _, _ = await market.call(
+        "POST", "/v1/market/pins", OPS, json={"cells": [cell], "multiplier": 1.7}
+    )
+    assert status == 200
+
+    async def pinned() -> bool:
+        return (await quote(market))["surge"] == 1.7
+
+    await eventually(pinned, timeout_s=5)
+    q = await quote(market)
+    status, ride, _ = await market.call(
+        "POST", "/v1/rides", ("rider", "u1"), json={"pickup": HERE, "quote_id": q["id"]}
+    )
+    assert status == 201, ride
+    assert ride["status"] == "offered" and ride["surge"] == 1.7
+
+
+@pytest.mark.parametrize(
+    ("who", "pickup", "status", "error"),
+    [
+        ("u2", HERE, 422, "quote_mismatch"),
+        ("u1", THERE, 422, "quote_mismatch"),
+        ("u1", HERE, 409, "quote_expired"),  # an id that was never issued
+    ],
+)
+async def test_a_refused_quote_reserves_nobody(
+    market: Instance, who: str, pickup: dict[str, float], status: int, error: str
+) -> None:
+    await market.fix("d1", HERE["lat"] + 0.003, HERE["lng"])
+    q = await quote(market)
+    qid = q["id"] if status == 422 else "q_" + "0" * 32
+    got, data, _ = await market.call(
+        "POST", "/v1/rides", ("rider", who), json={"pickup": pickup, "quote_id": qid}
+    )
+    assert (got, data["error"]) == (status, error)
+    _, driver, _ = await market.call("GET", "/v1/drivers/d1", ("driver", "d1"))
+    assert driver["status"] == "available" and driver["ride_id"] is None
+
+
+async def test_a_malformed_quote_id_is_invalid(market: Instance) -> None:
+    status, data, _ = await market.call(
+        "POST", "/v1/rides", ("rider", "u1"), json={"pickup": HERE, "quote_id": "q_../x"}
+    )
+    assert (status, data["error"], data.get("field")) == (422, "invalid_body", "/quote_id")
