@@ -107,6 +107,7 @@ class OpsFeed:
                 await listener
 
     async def tick(self) -> None:
+        self.rides.forget_silent(self._now_ms())
         world = await look(self._deps, self._area, self._limit, self.rides)
         # From here to the last send nothing awaits: every page sees one sequence of frames.
         now = self._now_ms()

@@ -17,6 +17,9 @@ from dispatch.domain.rides import COMMITTED, TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
 
 OPS_TOPIC = "ops"  # every ride change, for the ops stream of every instance
+# Notices are at most once: a ride whose final notice was lost would stay on the map for
+# ever, so one unchanged this long leaves it (far longer than any offer or trip).
+RIDE_SILENCE_MS = 2 * 3_600_000
 
 
 class MapStatus(enum.StrEnum):
@@ -77,6 +80,11 @@ class RidesInFlight:
     def rides(self) -> list[Ride]:
         return list(self._rides.values())
 
+    def forget_silent(self, now_ms: int) -> None:
+        cutoff = now_ms - RIDE_SILENCE_MS
+        for ride_id in [r.id for r in self._rides.values() if r.updated_at < cutoff]:
+            del self._rides[ride_id]
+
     def driver_statuses(self) -> dict[str, MapStatus]:
         statuses: dict[str, MapStatus] = {}
         for ride in self._rides.values():
@@ -98,7 +106,9 @@ async def look(deps: Deps, area: Area, limit: int, rides: RidesInFlight) -> Worl
             s.driver_id,
             s.lat,
             s.lng,
-            busy.get(s.driver_id, MapStatus.AVAILABLE if s.available else MapStatus.OFFLINE),
+            # The index knows for sure who is free (a reservation takes a driver out of
+            # search, its release puts it back); the rides say why the others are not.
+            MapStatus.AVAILABLE if s.available else busy.get(s.driver_id, MapStatus.OFFLINE),
         )
         for s in states
     ]

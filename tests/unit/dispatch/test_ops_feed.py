@@ -71,6 +71,7 @@ async def test_a_page_too_slow_to_keep_up_starts_over_from_a_snapshot() -> None:
 async def test_rides_published_on_the_ops_topic_colour_their_drivers() -> None:
     index = MemoryGeoIndex(clock=lambda: NOW)
     await index.upsert([Position("d1", 52.52, 13.405, NOW - 10)])
+    await index.set_available("d1", False)  # as its reservation does
     notifier = MemoryNotifier()
     feed = feed_over(index, notifier)
     running = asyncio.create_task(feed.run())

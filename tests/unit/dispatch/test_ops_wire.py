@@ -11,7 +11,14 @@ import orjson
 from dispatch.domain.geo import LatLng
 from dispatch.domain.rides import Ride, RideStatus
 from dispatch.entrypoints.ops_wire import E5, View
-from dispatch.service_layer.ops_view import Area, MapDriver, MapStatus, RidesInFlight, World
+from dispatch.service_layer.ops_view import (
+    RIDE_SILENCE_MS,
+    Area,
+    MapDriver,
+    MapStatus,
+    RidesInFlight,
+    World,
+)
 
 AREA = Area(52.52, 13.405, 10_000)
 STATUSES = list(MapStatus)
@@ -158,3 +165,6 @@ def test_rides_in_flight_keep_the_newest_version_and_forget_ended_rides() -> Non
     rides.apply(ride("x", RideStatus.COMPLETED, "d1", version=5))
     rides.apply(ride("x", RideStatus.ARRIVED, "d1", version=3))  # late: stays ended
     assert [r.id for r in rides.rides()] == ["y"]
+    # A ride silent for hours (its final notice lost) leaves the map.
+    rides.forget_silent(RIDE_SILENCE_MS + 1)
+    assert rides.rides() == []
