@@ -20,6 +20,7 @@ from dispatch.adapters.clock import WallClock
 from dispatch.adapters.fanout import MemoryNotifier
 from dispatch.adapters.memory_deadlines import MemoryDeadlineQueue
 from dispatch.adapters.memory_drivers import MemoryDriverStore
+from dispatch.adapters.memory_eta import MemoryEtaStore
 from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
 from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
 from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
@@ -28,6 +29,7 @@ from dispatch.adapters.pubsub_notifier import PubSubNotifier
 from dispatch.adapters.redis_client import connect
 from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
 from dispatch.adapters.redis_drivers import RedisDriverStore
+from dispatch.adapters.redis_eta import RedisEtaStore
 from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
 from dispatch.adapters.redis_market import RedisMarketStore, RedisQuoteStore
 from dispatch.adapters.redis_rider_rides import RedisRiderRideStore
@@ -36,6 +38,7 @@ from dispatch.domain.fares import FareTable
 from dispatch.domain.market import CountWindow, SurgePolicy
 from dispatch.domain.matching import MatchingPolicy
 from dispatch.service_layer.deps import Deps, NullObserver
+from dispatch.service_layer.eta import EtaModel
 from dispatch.service_layer.market import Market, MarketConfig
 from dispatch.service_layer.ports import Clock, Observer
 from dispatch.settings import Settings
@@ -137,6 +140,7 @@ async def bootstrap(
                 MemoryQuoteStore(clock.now_ms),
                 market_config_for(settings),
             ),
+            eta=EtaModel(MemoryEtaStore(), region_res=settings.region_res),
         )
         yield Runtime(deps, settings.backend, _nothing)
         return
@@ -178,6 +182,7 @@ async def bootstrap(
                 RedisQuoteStore(client, clock.now_ms),
                 market_config_for(settings),
             ),
+            eta=EtaModel(RedisEtaStore(client), region_res=settings.region_res),
         )
         yield Runtime(deps, settings.backend, ping)
     finally:

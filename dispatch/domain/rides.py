@@ -261,3 +261,14 @@ class RideChange:
         if b is None or b.driver_id is None or b.driver_id == self.after.driver_id:
             return None
         return b.driver_id
+
+    @property
+    def pickup_ms(self) -> int | None:
+        """How long the driver took from accepting to arriving, when this is the arrival:
+        an observed pickup, for the ETA model."""
+        b = self.before
+        if b is None or b.status is not RideStatus.ACCEPTED:
+            return None
+        if self.after.status is not RideStatus.ARRIVED:
+            return None
+        return self.after.updated_at - b.updated_at

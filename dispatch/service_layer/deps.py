@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dispatch.domain.matching import MatchingPolicy
 from dispatch.domain.rides import Ride
+from dispatch.service_layer.eta import EtaModel
 from dispatch.service_layer.market import Market
 from dispatch.service_layer.ports import (
     Clock,
@@ -41,6 +42,7 @@ class Deps:
     policy: MatchingPolicy
     observer: Observer
     market: Market  # demand, surge and quotes per H3 cell
+    eta: EtaModel  # pickup ETAs, learned per area and hour
     # A reservation outlives its offer by this much, so the offer's own timeout (handled
     # by any instance) always releases it first; the lease only frees orphans.
     lease_grace_ms: int = 15_000

@@ -23,6 +23,10 @@ async def settle(deps: Deps, change: RideChange) -> None:
         await deps.deadlines.cancel(OfferTimeout(ride.id).key)
     if change.ended:
         await deps.active_rides.drop(ride.rider_id, ride.id)
+    if change.pickup_ms is not None and ride.pickup_distance_m is not None:
+        await deps.eta.observe_pickup(
+            ride.pickup, ride.pickup_distance_m, change.pickup_ms, ride.updated_at
+        )
     deps.observer.ride_changed(ride)
     await _notify(deps, change)
 

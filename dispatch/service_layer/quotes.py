@@ -26,7 +26,9 @@ async def pickup_eta_s(deps: Deps, pickup: LatLng) -> int | None:
     """The nearest available driver's ETA within the widest search radius, if any."""
     widest = deps.policy.radius_steps_m[-1]
     found = await deps.index.nearest(pickup.lat, pickup.lng, 1, widest)
-    return deps.policy.eta_s(found[0].distance_m) if found else None
+    if not found:
+        return None
+    return await deps.eta.eta_s(pickup, found[0].distance_m, deps.clock.now_ms())
 
 
 async def make_quote(deps: Deps, actor: Principal, pickup: LatLng, dropoff: LatLng | None) -> Quote:
@@ -39,8 +41,9 @@ async def make_quote(deps: Deps, actor: Principal, pickup: LatLng, dropoff: LatL
     fare = market.config.fare
     trip = None
     if dropoff is not None:
-        metres = haversine_m(pickup, dropoff) * deps.policy.detour_factor
-        trip = estimate(fare, metres, metres / deps.policy.speed_mps, surge)
+        road = await deps.eta.params(pickup, now)  # the pickup area's, for the whole trip
+        metres = haversine_m(pickup, dropoff) * road.circuity
+        trip = estimate(fare, metres, metres / road.speed_mps, surge)
     quote = Quote(
         id=new_quote_id(),
         rider_id=actor.id,

@@ -53,7 +53,7 @@ async def find_offer(
                 cand.driver_id,
                 rec.fence,
                 cand.distance_m,
-                policy.eta_s(cand.distance_m),
+                await deps.eta.eta_s(pickup, cand.distance_m, now_ms),
                 now_ms + policy.offer_timeout_ms,
             )
     return None

@@ -27,7 +27,7 @@ async def test_the_nearest_driver_is_reserved_and_offered(world: World) -> None:
     ride = await ask(world)
     assert (ride.status, ride.driver_id, ride.attempts) == (RideStatus.OFFERED, "near", 1)
     assert ride.pickup_distance_m == pytest.approx(200, abs=2)
-    assert ride.eta_s == world.deps.policy.eta_s(ride.pickup_distance_m)
+    assert ride.eta_s == await world.deps.eta.eta_s(HERE, ride.pickup_distance_m, world.clock.now)
     rec = await world.deps.drivers.get("near")
     assert (rec.status, rec.ride_id, rec.fence) == (DriverStatus.RESERVED, ride.id, ride.fence)
     assert [n.driver_id for n in await world.deps.index.nearest(*PICKUP, 10, 5000)] == ["far"]

@@ -1,0 +1,85 @@
+"""The ETA port: pickup times for matching, offers, quotes and the ride JSON, from one
+model every instance shares (its parameters live in the backend), learned from the
+pickups drivers make (dispatch.domain.eta)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from h3.api import basic_str as h3
+
+from dispatch.domain.eta import EtaParams, Learning, hour_of_week, observe
+from dispatch.domain.geo import LatLng
+
+ETA_RES = 7  # about 5 km²: enough pickups per cell and hour to learn from
+
+
+@dataclass(frozen=True, slots=True)
+class EtaKey:
+    cell: str  # H3 hex at ETA_RES
+    hour: int  # hour of the week, 0-167
+    region: int  # the partition (Redis Cluster slot) the cell's parameters live in
+
+
+class EtaStore(Protocol):
+    async def get(self, keys: Sequence[EtaKey]) -> list[EtaParams | None]:
+        """Each key's learned parameters, None where nothing was learned yet."""
+        ...
+
+    async def put(self, key: EtaKey, params: EtaParams) -> None: ...
+
+
+class EtaModel:
+    def __init__(
+        self,
+        store: EtaStore,
+        *,
+        region_res: int,
+        defaults: EtaParams | None = None,
+        learning: Learning | None = None,
+    ) -> None:
+        self.store = store
+        self.defaults = defaults or EtaParams()
+        self.learning = learning or Learning()
+        # The parameters of a cell live under its parent at the index's region resolution
+        # (never finer than the cell itself), as the geo index and the market partition.
+        self._tag_res = min(region_res, ETA_RES)
+
+    def key(self, at: LatLng, now_ms: int) -> EtaKey:
+        cell = h3.latlng_to_cell(at.lat, at.lng, ETA_RES)
+        region = h3.str_to_int(h3.cell_to_parent(cell, self._tag_res))
+        return EtaKey(cell, hour_of_week(now_ms), region)
+
+    async def params(self, at: LatLng, now_ms: int) -> EtaParams:
+        (found,) = await self.store.get([self.key(at, now_ms)])
+        return found or self.defaults
+
+    async def eta_s(self, pickup: LatLng, distance_m: float, now_ms: int) -> int:
+        return (await self.params(pickup, now_ms)).eta_s(distance_m)
+
+    async def etas_s(self, pickup: LatLng, distances_m: Sequence[float], now_ms: int) -> list[int]:
+        """One model read for many candidates of one pickup."""
+        p = await self.params(pickup, now_ms)
+        return [p.eta_s(d) for d in distances_m]
+
+    async def observe_pickup(
+        self,
+        pickup: LatLng,
+        distance_m: float,
+        duration_ms: int,
+        now_ms: int,
+        path_m: float | None = None,
+    ) -> EtaParams | None:
+        """Learn from one pickup (accepted `duration_ms` ago from `distance_m` away).
+        Two instances learning in one cell at once may lose one of the two updates: a
+        smoothed average shrugs that off, so no atomic read-modify-write is paid for."""
+        key = self.key(pickup, now_ms)
+        (found,) = await self.store.get([key])
+        moved = observe(
+            found or self.defaults, self.learning, distance_m, duration_ms / 1000, path_m
+        )
+        if moved is not None:
+            await self.store.put(key, moved)
+        return moved
