@@ -18,7 +18,7 @@ from aiohttp import web
 from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.ops_wire import View
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.ops_view import OPS_TOPIC, Area, RidesInFlight, look
+from dispatch.service_layer.ops_view import OPS_TOPIC, Area, RidesInFlight, RideStats, look
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class OpsFeed:
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.rides = RidesInFlight()
+        self.stats = RideStats()
         self._deps = deps
         self._area = area
         self._limit = limit
@@ -107,8 +108,10 @@ class OpsFeed:
                 await listener
 
     async def tick(self) -> None:
-        self.rides.forget_silent(self._now_ms())
-        world = await look(self._deps, self._area, self._limit, self.rides)
+        before = self._now_ms()
+        self.rides.forget_silent(before)
+        figures = self.stats.figures(before)
+        world = await look(self._deps, self._area, self._limit, self.rides, figures)
         # From here to the last send nothing awaits: every page sees one sequence of frames.
         now = self._now_ms()
         delta = self._view.advance(world, now)
@@ -132,6 +135,7 @@ class OpsFeed:
             while True:
                 notice = await subscription.get()
                 self.rides.apply(notice.ride)
+                self.stats.apply(notice.ride)
 
 
 FEED = web.AppKey("ops_feed", OpsFeed)

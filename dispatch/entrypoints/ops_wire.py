@@ -11,7 +11,7 @@ page a new snapshot. docs/api.md gives the format."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from dispatch.domain.rides import Ride
@@ -70,6 +70,7 @@ class View:
         self._slots: list[_Slot | None] = []
         self._slot_of: dict[str, int] = {}
         self._rides: dict[str, RideRow] = {}
+        self._figures: dict[str, Any] = {}
 
     @property
     def holes(self) -> int:
@@ -94,6 +95,7 @@ class View:
             "statuses": [s.value for s in STATUSES],
             "drivers": cols,
             "rides": ride_columns(self._rides.values()),
+            "figures": self._figures,
         }
 
     def advance(self, world: World, t_ms: int) -> dict[str, Any] | None:
@@ -101,6 +103,9 @@ class View:
         delta: dict[str, Any] = {}
         self._drivers_delta(world, delta)
         self._rides_delta(world.rides, delta)
+        figures = asdict(world.figures)
+        if figures != self._figures:
+            delta["figures"] = self._figures = figures
         if not delta:
             return None
         delta["t"] = t_ms

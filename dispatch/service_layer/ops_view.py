@@ -10,8 +10,9 @@ does (the stored rides stay the truth, readable over HTTP)."""
 from __future__ import annotations
 
 import enum
+import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dispatch.domain.rides import COMMITTED, TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
@@ -20,6 +21,7 @@ OPS_TOPIC = "ops"  # every ride change, for the ops stream of every instance
 # Notices are at most once: a ride whose final notice was lost would stay on the map for
 # ever, so one unchanged this long leaves it (far longer than any offer or trip).
 RIDE_SILENCE_MS = 2 * 3_600_000
+STATS_WINDOW_MS = 5 * 60_000  # the side panel's figures cover this much
 
 
 class MapStatus(enum.StrEnum):
@@ -47,9 +49,55 @@ class MapDriver:
 
 
 @dataclass(frozen=True, slots=True)
+class RideFigures:
+    """The last STATS_WINDOW_MS of ride requests; None where there is nothing to say."""
+
+    requests_per_min: float
+    match_rate: float | None  # accepted, of the requests whose first round is over
+    p95_eta_s: int | None  # pickup ETA of the accepted ones
+
+
+@dataclass(frozen=True, slots=True)
 class World:
     drivers: list[MapDriver]
     rides: list[Ride]
+    figures: RideFigures = field(default_factory=lambda: RideFigures(0.0, None, None))
+
+
+class RideStats:
+    """Requests, matches and pickup ETAs over a sliding window, from the same notices as
+    the rides in flight (so also per instance, and starting empty)."""
+
+    def __init__(self, window_ms: int = STATS_WINDOW_MS) -> None:
+        self._window_ms = window_ms
+        self._requested: dict[str, int] = {}  # ride id -> created_at
+        self._matched: dict[str, bool] = {}  # ride id -> accepted, once its round is over
+        self._etas: dict[str, tuple[int, int]] = {}  # ride id -> (created_at, eta_s)
+
+    def apply(self, ride: Ride) -> None:
+        self._requested.setdefault(ride.id, ride.created_at)
+        if ride.id in self._matched:
+            return
+        if ride.status in COMMITTED:
+            self._matched[ride.id] = True
+            if ride.eta_s is not None:
+                self._etas[ride.id] = (ride.created_at, ride.eta_s)
+        elif ride.status in (RideStatus.NO_DRIVER, RideStatus.CANCELLED):
+            self._matched[ride.id] = False
+
+    def figures(self, now_ms: int) -> RideFigures:
+        cutoff = now_ms - self._window_ms
+        for ride_id in [i for i, at in self._requested.items() if at < cutoff]:
+            del self._requested[ride_id]
+            self._matched.pop(ride_id, None)
+            self._etas.pop(ride_id, None)
+        decided = list(self._matched.values())
+        etas = sorted(eta for _, eta in self._etas.values())
+        return RideFigures(
+            round(len(self._requested) * 60_000 / self._window_ms, 1),
+            round(sum(decided) / len(decided), 3) if decided else None,
+            etas[math.ceil(0.95 * len(etas)) - 1] if etas else None,
+        )
 
 
 class RidesInFlight:
@@ -97,7 +145,9 @@ class RidesInFlight:
         return statuses
 
 
-async def look(deps: Deps, area: Area, limit: int, rides: RidesInFlight) -> World:
+async def look(
+    deps: Deps, area: Area, limit: int, rides: RidesInFlight, figures: RideFigures
+) -> World:
     """One look at the area: at most `limit` fresh drivers (nearest first) and the rides."""
     states = await deps.index.within(area.lat, area.lng, area.radius_m, limit)
     busy = rides.driver_statuses()
@@ -112,4 +162,4 @@ async def look(deps: Deps, area: Area, limit: int, rides: RidesInFlight) -> Worl
         )
         for s in states
     ]
-    return World(drivers, rides.rides())
+    return World(drivers, rides.rides(), figures)

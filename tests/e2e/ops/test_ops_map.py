@@ -165,6 +165,10 @@ def test_a_requested_ride_shows_its_line_and_changes_colour_when_accepted(
     )
     watched.page.wait_for_timeout(300)  # one more frame drawn
     assert pixels_like(watched.page.locator("#map").screenshot(), ACCEPTED) > 30
+    # The panel's last five minutes: one request, matched, and its pickup ETA.
+    assert watched.page.inner_text("[data-testid=requests-per-min]") == "0.2"
+    assert watched.page.inner_text("[data-testid=match-rate]") == "100 %"
+    assert watched.page.inner_text("[data-testid=p95-eta]") != "–"
     # Clicking the driver shows its details in the panel.
     driver = api.driver("d1")
     x, y = screen_of(watched.page, driver["lat"], driver["lng"])

@@ -4,6 +4,7 @@ exactly the world the server looked at, in few bytes."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -13,10 +14,13 @@ from dispatch.domain.rides import Ride, RideStatus
 from dispatch.entrypoints.ops_wire import E5, View
 from dispatch.service_layer.ops_view import (
     RIDE_SILENCE_MS,
+    STATS_WINDOW_MS,
     Area,
     MapDriver,
     MapStatus,
+    RideFigures,
     RidesInFlight,
+    RideStats,
     World,
 )
 
@@ -168,3 +172,19 @@ def test_rides_in_flight_keep_the_newest_version_and_forget_ended_rides() -> Non
     # A ride silent for hours (its final notice lost) leaves the map.
     rides.forget_silent(RIDE_SILENCE_MS + 1)
     assert rides.rides() == []
+
+
+def test_the_panel_figures_cover_the_last_five_minutes_of_requests() -> None:
+    stats = RideStats()
+    for i in range(10):  # ten requests, one a minute: request i at t = i minutes
+        r = Ride(f"x{i}", "r1", LatLng(52.5, 13.4), None, RideStatus.OFFERED, i * 60_000, 0)
+        stats.apply(r)
+        if i % 2 == 0:  # every other one accepted, with an ETA of i + 1 minutes
+            stats.apply(replace(r, status=RideStatus.ACCEPTED, eta_s=60 * (i + 1), version=2))
+        elif i % 4 == 1:
+            stats.apply(replace(r, status=RideStatus.NO_DRIVER, version=2))
+    # At t = 10 min the window holds requests 5..9: 6 and 8 accepted, 5 and 9 not
+    # (no driver), 7 still waiting (not counted in the match rate).
+    now = 10 * 60_000 - 1
+    assert stats.figures(now) == RideFigures(1.0, 0.5, 540)
+    assert stats.figures(now + STATS_WINDOW_MS + 60_000) == RideFigures(0.0, None, None)

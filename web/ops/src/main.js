@@ -9,7 +9,7 @@ import { Map as MapLibreMap, setWorkerUrl } from 'maplibre-gl';
 import { gridCells } from './grid.js';
 import { driversLayer, dropoffsLayer, gridLayer, pickupsLayer, rideLinksLayer } from './layers.js';
 import { DRIVER_COLOURS, UNKNOWN_COLOUR } from './palette.js';
-import { showConnection, showCounts, showDetails, showLegend } from './panel.js';
+import { showConnection, showCounts, showDetails, showFigures, showLegend } from './panel.js';
 import { applyDelta, applySnapshot, countBy, createState, driverAt, driverColumns, driverPosition } from './state.js';
 import { follow } from './stream.js';
 
@@ -71,6 +71,7 @@ function render() {
   overlay.setProps({ layers });
   const statuses = drawn.slots.map((slot) => state.statuses[state.status[slot]]);
   showCounts(countBy(statuses), countBy([...state.rides.values()].map((r) => r.status)));
+  showFigures(state.figures);
 }
 
 function scheduleRender() {

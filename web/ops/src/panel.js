@@ -16,6 +16,12 @@ export function showCounts(driverCounts, rideCounts) {
   $('rides-total').textContent = sum(rideCounts);
 }
 
+export function showFigures({ requests_per_min: rate, match_rate: matched, p95_eta_s: eta }) {
+  $('requests-per-min').textContent = rate === undefined ? '–' : rate.toFixed(1);
+  $('match-rate').textContent = matched == null ? '–' : `${Math.round(matched * 100)} %`;
+  $('p95-eta').textContent = eta == null ? '–' : `${Math.floor(eta / 60)}:${String(eta % 60).padStart(2, '0')}`;
+}
+
 export function showDetails(item) {
   const el = $('details');
   el.textContent = item === null ? 'click a driver or a ride' : JSON.stringify(item, null, 1);

@@ -15,6 +15,7 @@ export function createState() {
     slotOf: new Map(), // driver id -> slot
     rides: new Map(), // ride id -> {id, status, driver, pickup, dropoff}
     area: null,
+    figures: {}, // the last 5 minutes of ride requests (requests_per_min, match_rate, p95_eta_s)
     t: 0,
     frames: 0,
   };
@@ -24,6 +25,7 @@ export function applySnapshot(state, snap) {
   const fresh = createState();
   fresh.statuses = snap.statuses;
   fresh.area = snap.area;
+  fresh.figures = snap.figures ?? {};
   fresh.frames = state.frames;
   appendDrivers(fresh, snap.drivers);
   upsertRides(fresh, snap.rides);
@@ -54,6 +56,7 @@ export function applyDelta(state, delta) {
   if (delta.added) appendDrivers(state, delta.added);
   if (delta.rides) upsertRides(state, delta.rides);
   for (const id of delta.rides_gone ?? []) state.rides.delete(id);
+  if (delta.figures) state.figures = delta.figures;
   state.t = delta.t;
   state.frames += 1;
   return state;
