@@ -1,6 +1,9 @@
 """GET /v1/ops/stream: the ops map's live view as server-sent events, for ops tokens only:
 `event: snapshot` first, then `event: delta` at most once a second (ops_wire.py), and a
-`: keep-alive` comment when nothing changed for a while."""
+`: keep-alive` comment when nothing changed for a while. A stream the page should not
+reopen ends with `event: end` saying why: its token expired, or a newer stream of the
+same token replaced it (so two tabs over the cap do not take turns knocking each other
+off)."""
 
 from __future__ import annotations
 
@@ -35,23 +38,34 @@ async def ops_stream(request: web.Request) -> web.StreamResponse:
     streams = app[appkeys.STREAMS]
     with app[FEED].watch() as page, streams.held(actor.subject) as replaced:
         try:
-            await _follow(resp, page, expires, (streams.closing, replaced))
+            await _follow(resp, page, expires, streams.closing, replaced)
         except (ConnectionResetError, ConnectionError):
             pass  # the page went away
     return resp
 
 
 async def _follow(
-    resp: web.StreamResponse, page: Page, expires: float, stops: tuple[asyncio.Event, ...]
+    resp: web.StreamResponse,
+    page: Page,
+    expires: float,
+    closing: asyncio.Event,
+    replaced: asyncio.Event,
 ) -> None:
-    while not any(stop.is_set() for stop in stops):
+    while True:
         wait_s = min(KEEPALIVE_S, expires - time.time())
         if wait_s <= 0:
-            break  # the token that opened the stream has expired
-        data = await _next_frame(page, stops, wait_s)
+            await resp.write(end_frame("expired"))
+            return
+        data = await _next_frame(page, (closing, replaced), wait_s)
         if data is False:
-            break
+            if replaced.is_set():
+                await resp.write(end_frame("replaced"))
+            return  # at shutdown the page reconnects, to another instance if need be
         await resp.write(data or b": keep-alive\n\n")
+
+
+def end_frame(reason: str) -> bytes:
+    return b'event: end\ndata: {"reason":"' + reason.encode() + b'"}\n\n'
 
 
 async def _next_frame(

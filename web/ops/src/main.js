@@ -117,6 +117,11 @@ if (!token) {
     onEvent,
     onDown: (why) => showConnection(`reconnecting (${why})`),
     onRefused: (status) => showConnection(`stream refused (${status}): an ops token is needed`, true),
+    onEnded: (reason) =>
+      showConnection(
+        reason === 'replaced' ? 'ended: a newer page of this token took over' : 'ended: the token expired',
+        true,
+      ),
   });
 }
 

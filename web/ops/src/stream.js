@@ -1,6 +1,7 @@
 // GET /v1/ops/stream read with fetch, not EventSource: the token travels in the
 // Authorization header, so it is in no URL, log or history. Server-sent events are parsed
-// here (event + data lines); the stream is reopened after a drop, with backoff.
+// here (event + data lines); the stream is reopened after a drop, with backoff, but not
+// after `event: end` (the token expired, or a newer page of the same token took over).
 
 export async function follow(url, token, handlers) {
   for (let attempt = 0; ; attempt += 1) {
@@ -23,7 +24,11 @@ export async function follow(url, token, handlers) {
       attempt = 0;
       handlers.onOpen();
       try {
-        await readEvents(response.body, handlers.onEvent);
+        const end = await readEvents(response.body, handlers.onEvent);
+        if (end !== null) {
+          handlers.onEnded(end.reason);
+          return;
+        }
       } catch (err) {
         handlers.onDown(String(err));
       }
@@ -39,13 +44,14 @@ async function readEvents(body, onEvent) {
   let buffer = '';
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
+    if (done) return null;
     buffer += value;
     let end;
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
       const parsed = parseEvent(block);
+      if (parsed?.event === 'end') return parsed.data;
       if (parsed !== null) onEvent(parsed.event, parsed.data);
     }
   }
