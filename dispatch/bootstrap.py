@@ -23,6 +23,7 @@ from dispatch.adapters.memory_drivers import MemoryDriverStore
 from dispatch.adapters.memory_eta import MemoryEtaStore
 from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
 from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
+from dispatch.adapters.memory_pending import MemoryPendingStore
 from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
@@ -32,6 +33,7 @@ from dispatch.adapters.redis_drivers import RedisDriverStore
 from dispatch.adapters.redis_eta import RedisEtaStore
 from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
 from dispatch.adapters.redis_market import RedisMarketStore, RedisQuoteStore
+from dispatch.adapters.redis_pending import RedisPendingStore
 from dispatch.adapters.redis_rider_rides import RedisRiderRideStore
 from dispatch.adapters.redis_rides import RedisRideStore
 from dispatch.domain.fares import FareTable
@@ -40,6 +42,7 @@ from dispatch.domain.matching import MatchingPolicy
 from dispatch.service_layer.deps import Deps, NullObserver
 from dispatch.service_layer.eta import EtaModel
 from dispatch.service_layer.market import Market, MarketConfig
+from dispatch.service_layer.match_window import Batching, PendingStore, WindowConfig
 from dispatch.service_layer.ports import Clock, Observer
 from dispatch.settings import Settings
 from geoindex import (
@@ -102,6 +105,20 @@ def market_config_for(settings: Settings) -> MarketConfig:
         raise ValueError(f"market settings (DISPATCH_MARKET_*, SURGE_*, FARE_*): {exc}") from None
 
 
+def batching_for(settings: Settings, store: PendingStore) -> Batching | None:
+    """None in immediate mode (DISPATCH_MATCH_WINDOW_MS=0)."""
+    if settings.match_window_ms == 0:
+        return None
+    config = WindowConfig(
+        window_ms=settings.match_window_ms,
+        max_wait_ms=round(settings.match_max_wait_s * 1000),
+        candidates=settings.match_candidates,
+        radius_m=settings.match_radius_m,
+        lease_windows=settings.match_lease_windows,
+    )
+    return Batching(config, store, settings.region_res)
+
+
 async def _nothing() -> None:
     return None
 
@@ -141,6 +158,7 @@ async def bootstrap(
                 market_config_for(settings),
             ),
             eta=EtaModel(MemoryEtaStore(), region_res=settings.region_res),
+            batching=batching_for(settings, MemoryPendingStore(clock.now_ms)),
         )
         yield Runtime(deps, settings.backend, _nothing)
         return
@@ -183,6 +201,7 @@ async def bootstrap(
                 market_config_for(settings),
             ),
             eta=EtaModel(RedisEtaStore(client), region_res=settings.region_res),
+            batching=batching_for(settings, RedisPendingStore(scripts)),
         )
         yield Runtime(deps, settings.backend, ping)
     finally:

@@ -27,6 +27,18 @@ class Settings:
     offer_timeout_s: float = 15.0
     max_attempts: int = 3
     rider_max_active_rides: int = 2  # no one rider holds many drivers at once
+    # Matching (docs/api.md, "Matching modes"): 0 offers each request the nearest free
+    # driver at once; above 0, requests wait (status searching) for their region's window,
+    # solved every match_window_ms as one assignment by one instance at a time (a lease
+    # of match_lease_windows windows), each rider drawing up to match_candidates drivers
+    # within match_radius_m; a ride still searching after match_max_wait_s ends
+    # no_driver. A client's `Prefer: wait=N` holds the answer at most prefer_wait_max_s.
+    match_window_ms: int = 0
+    match_max_wait_s: float = 30.0
+    match_candidates: int = 16
+    match_radius_m: float = 5_000.0
+    match_lease_windows: int = 5
+    prefer_wait_max_s: float = 30.0
     driver_ttl_s: float = 30.0  # a driver silent longer is not searched nor dispatched
     # Geo index regions: H3 cells of this resolution, each one Redis Cluster slot
     # (docs/capacity.md: a finer one spreads a dense city over more slots). Every instance
@@ -134,6 +146,12 @@ RULES: dict[str, Rule] = {
     "offer_timeout_s": positive,
     "max_attempts": at_least_one,
     "rider_max_active_rides": at_least_one,
+    "match_window_ms": between(0, 60_000),
+    "match_max_wait_s": between(1, 3600),
+    "match_candidates": between(1, 100),  # geoindex.MAX_K
+    "match_radius_m": between(1, 50_000),  # geoindex.MAX_RADIUS_M
+    "match_lease_windows": between(2, 100),  # at least two windows, so renewals land
+    "prefer_wait_max_s": between(0, 120),
     "driver_ttl_s": positive,
     "region_res": between(0, 10),  # no finer than the index's search cells (res 10)
     "redis_timeout_s": positive,

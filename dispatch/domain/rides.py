@@ -5,6 +5,12 @@
     offered -> no_driver (no candidate left, or the attempts are used up)
     offered | accepted | arrived -> cancelled (by the rider or the ride's driver)
 
+Batched matching (DISPATCH_MATCH_WINDOW_MS > 0) adds a first state:
+
+    searching -> offered (its window was solved) | no_driver (waited too long)
+    offered -> searching (a decline or timeout sends the ride to the next window)
+    searching -> cancelled (by the rider)
+
 A ride in progress cannot be cancelled: the passenger is in the car, and the trip ends
 with `complete`. Every step returns a new Ride with `version` one higher; stores write
 it only over the version it was computed from (compare-and-set), so two concurrent steps
@@ -21,6 +27,7 @@ from dispatch.domain.geo import LatLng
 
 
 class RideStatus(enum.StrEnum):
+    SEARCHING = "searching"  # batched matching: waiting for its window to be solved
     OFFERED = "offered"
     ACCEPTED = "accepted"
     ARRIVED = "arrived"
@@ -31,11 +38,19 @@ class RideStatus(enum.StrEnum):
 
 
 ACTIVE = frozenset(
-    {RideStatus.OFFERED, RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS}
+    {
+        RideStatus.SEARCHING,
+        RideStatus.OFFERED,
+        RideStatus.ACCEPTED,
+        RideStatus.ARRIVED,
+        RideStatus.IN_PROGRESS,
+    }
 )
 COMMITTED = frozenset({RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS})
 TERMINAL = frozenset({RideStatus.COMPLETED, RideStatus.CANCELLED, RideStatus.NO_DRIVER})
-CANCELLABLE = frozenset({RideStatus.OFFERED, RideStatus.ACCEPTED, RideStatus.ARRIVED})
+CANCELLABLE = frozenset(
+    {RideStatus.SEARCHING, RideStatus.OFFERED, RideStatus.ACCEPTED, RideStatus.ARRIVED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +126,38 @@ def request(
     if offer is None:
         return ride
     return replace(_with_offer(ride, offer), attempts=1)
+
+
+def searching(
+    ride_id: str, rider_id: str, pickup: LatLng, dropoff: LatLng | None, now_ms: int
+) -> Ride:
+    """A new ride in batched mode: waiting for its window."""
+    return Ride(ride_id, rider_id, pickup, dropoff, RideStatus.SEARCHING, now_ms, now_ms)
+
+
+def matched(ride: Ride, offer: Offer, now_ms: int) -> Ride:
+    """A searching ride's window gave it a driver (reserved under `offer`)."""
+    _require(ride, RideStatus.SEARCHING, "match")
+    if offer.driver_id in ride.declined:
+        raise ValueError(f"driver {offer.driver_id} already passed on this ride")
+    return replace(_with_offer(_step(ride, now_ms), offer), attempts=ride.attempts + 1)
+
+
+def search_ended(ride: Ride, now_ms: int) -> Ride:
+    """A searching ride waited its longest without a driver."""
+    _require(ride, RideStatus.SEARCHING, "end the search of")
+    return replace(_step(ride, now_ms), status=RideStatus.NO_DRIVER)
+
+
+def pass_back(ride: Ride, max_attempts: int, now_ms: int) -> Ride:
+    """Batched mode's pass_on: the offered driver declined or timed out; the ride goes
+    back to searching (the driver excluded from then on), or ends if its attempts are
+    used up."""
+    _require(ride, RideStatus.OFFERED, "pass on")
+    assert ride.driver_id is not None
+    passed = replace(_step(ride, now_ms), declined=(*ride.declined, ride.driver_id))
+    status = RideStatus.SEARCHING if may_reoffer(ride, max_attempts) else RideStatus.NO_DRIVER
+    return _without_driver(passed, status)
 
 
 def _step(ride: Ride, now_ms: int) -> Ride:

@@ -8,6 +8,7 @@ from dispatch.domain.matching import MatchingPolicy
 from dispatch.domain.rides import Ride
 from dispatch.service_layer.eta import EtaModel
 from dispatch.service_layer.market import Market
+from dispatch.service_layer.match_window import Batching
 from dispatch.service_layer.ports import (
     Clock,
     DeadlineQueue,
@@ -46,6 +47,8 @@ class Deps:
     # A reservation outlives its offer by this much, so the offer's own timeout (handled
     # by any instance) always releases it first; the lease only frees orphans.
     lease_grace_ms: int = 15_000
+    # Batched matching (dispatch.service_layer.batching); None: immediate matching.
+    batching: Batching | None = None
 
     @property
     def lease_ms(self) -> int:

@@ -49,7 +49,7 @@ class EtaModel:
 
     def key(self, at: LatLng, now_ms: int) -> EtaKey:
         cell = h3.latlng_to_cell(at.lat, at.lng, ETA_RES)
-        region = h3.str_to_int(h3.cell_to_parent(cell, self._tag_res))
+        region = int(h3.str_to_int(h3.cell_to_parent(cell, self._tag_res)))
         return EtaKey(cell, hour_of_week(now_ms), region)
 
     async def params(self, at: LatLng, now_ms: int) -> EtaParams:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dispatch.domain import rides
 from dispatch.domain.rides import Ride, RideChange
+from dispatch.service_layer.batching import pass_back
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.reservations import find_offer, release_driver
@@ -17,6 +18,8 @@ async def offer_to_next(deps: Deps, ride: Ride) -> Ride | None:
     lost), the new reservation is released and None returned: the caller reloads.
     """
     assert ride.driver_id is not None
+    if deps.batching is not None:
+        return await pass_back(deps, ride)  # to the next window, without this driver
     now = deps.clock.now_ms()
     offer = None
     if rides.may_reoffer(ride, deps.policy.max_attempts):

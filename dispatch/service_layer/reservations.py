@@ -59,6 +59,20 @@ async def find_offer(
     return None
 
 
+async def reserve_chosen(
+    deps: Deps, ride_id: str, driver_id: str, distance_m: float, eta_s: int, now_ms: int
+) -> Offer | None:
+    """Reserve the driver a matching window chose for `ride_id` (batched mode): the same
+    reservation, lease timer and index availability as find_offer's; None if refused."""
+    lease_until = now_ms + deps.lease_ms
+    rec = await deps.drivers.reserve(driver_id, ride_id, now_ms, lease_until)
+    if rec is None:
+        return None
+    await deps.deadlines.schedule(LeaseCheck(driver_id).key, lease_until - LEASE_CHECK_LEAD_MS)
+    await deps.index.set_available(driver_id, False)
+    return Offer(driver_id, rec.fence, distance_m, eta_s, now_ms + deps.policy.offer_timeout_ms)
+
+
 async def release_driver(deps: Deps, driver_id: str, ride_id: str, fence: int) -> bool:
     """Free a driver held for `ride_id` under `fence`; a stale token changes nothing."""
     if not await deps.drivers.release(driver_id, ride_id, fence):

@@ -13,6 +13,7 @@ from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import Ride, RideChange
 from dispatch.service_layer import idempotency
+from dispatch.service_layer.batching import enqueue
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
@@ -71,13 +72,16 @@ async def request_ride(
     try:
         # The timer goes in first: should we die after storing the ride, it still fires.
         await deps.deadlines.schedule(timer.key, now + deps.policy.offer_timeout_ms)
-        offer = await find_offer(deps, ride_id, pickup, (), now)
+        offer = None if deps.batching else await find_offer(deps, ride_id, pickup, (), now)
     except BaseException:
         # Nothing stored: the ride does not count. (A driver reserved meanwhile goes back
         # with its lease.) A failure from here on leaves the count to the staleness check.
         await uncount_briefly(deps, actor.id, ride_id)
         raise
     ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now)
+    if deps.batching is not None:  # batched: the ride waits for its region's window
+        ride = rides.searching(ride_id, actor.id, pickup, dropoff, now)
+        await enqueue(deps, ride, now)
     if surge is not None:
         ride = replace(ride, surge=surge)  # the quoted price holds
     if not await deps.rides.create(ride):

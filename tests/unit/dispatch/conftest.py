@@ -11,6 +11,7 @@ from dispatch.bootstrap import bootstrap
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import Ride
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.match_window import WindowStats
 from dispatch.settings import Settings
 from geoindex import Position
 from tests.fake_clock import FakeClock
@@ -23,6 +24,7 @@ class Recorder:
     rides: list[Ride] = field(default_factory=list)
     accepted: int = 0
     stale: int = 0
+    windows: list[WindowStats] = field(default_factory=list)  # batched matching's
 
     def ride_changed(self, ride: Ride) -> None:
         self.rides.append(ride)
@@ -30,6 +32,9 @@ class Recorder:
     def locations(self, accepted: int, stale: int) -> None:
         self.accepted += accepted
         self.stale += stale
+
+    def window_solved(self, stats: WindowStats) -> None:
+        self.windows.append(stats)
 
 
 @dataclass

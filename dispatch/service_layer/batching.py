@@ -1,0 +1,197 @@
+"""Batched matching: rides wait in their region's queue (status searching) and each
+window of a region is solved as one assignment (dispatch.domain.assignment) by the one
+instance holding the region's lease.
+
+Nothing is lost or solved twice: the ride's own record is the truth. A queue entry is
+added before the ride is stored or sent back to searching, and removed only once the
+ride has left searching (or never appeared); a window moves a ride from searching to
+offered by compare-and-set, so of two solvers (a stalled holder and its successor) only
+one can; and the driver is reserved by the atomic reservation with its fencing token
+before the ride names it. A rider near a region border draws candidates across it (the
+index's search is exact across regions); two regions wanting one driver are settled by
+the reservation: the loser's rider waits for its next window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from dispatch.domain import rides
+from dispatch.domain.assignment import Edge
+from dispatch.domain.rides import Ride, RideChange, RideStatus
+from dispatch.service_layer.assignment import solve
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.effects import settle
+from dispatch.service_layer.match_window import Batching, WindowObserver, WindowStats
+from dispatch.service_layer.reservations import release_driver, reserve_chosen
+from geoindex import MAX_K, BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+ORPHAN_GRACE_MS = 10_000  # an entry whose ride is not stored yet: its request may be running
+REGIONS_SEEN_MS = 3_600_000  # regions with a request this recent are looked at each window
+PARALLEL = 64  # index searches and reservations in flight per window
+
+
+def _batching(deps: Deps) -> Batching:
+    assert deps.batching is not None, "batched matching is off"
+    return deps.batching
+
+
+async def enqueue(deps: Deps, ride: Ride, now_ms: int) -> None:
+    """Queue a searching ride (before it is stored: a crash in between leaves an entry
+    the window drops, never a ride nobody will solve)."""
+    b = _batching(deps)
+    await b.store.add(b.region_of(ride.pickup), ride.id, now_ms)
+
+
+async def pass_back(deps: Deps, ride: Ride) -> Ride | None:
+    """Batched offer_to_next: the offered driver declined or let the offer run out; the
+    ride goes back to its region's queue without that driver (or ends once its attempts
+    are used). None if another step changed the ride first."""
+    now = deps.clock.now_ms()
+    new = rides.pass_back(ride, deps.policy.max_attempts, now)
+    if new.status is RideStatus.SEARCHING:
+        await enqueue(deps, new, now)
+    if not await deps.rides.replace(new):
+        return None
+    await settle(deps, RideChange(ride, new))  # frees the driver who passed
+    return new
+
+
+async def _in_chunks(jobs: list, size: int = PARALLEL) -> list:  # type: ignore[type-arg]
+    out = []
+    for start in range(0, len(jobs), size):
+        out.extend(await asyncio.gather(*jobs[start : start + size]))
+    return out
+
+
+async def _candidates(deps: Deps, ride: Ride, now_ms: int) -> list[tuple[str, float, int]]:
+    """(driver, distance, ETA) of the ride's nearest free drivers, decliners left out."""
+    cfg = _batching(deps).config
+    k = min(MAX_K, cfg.candidates + len(ride.declined))
+    found = await deps.index.nearest(ride.pickup.lat, ride.pickup.lng, k, cfg.radius_m)
+    found = [n for n in found if n.driver_id not in ride.declined][: cfg.candidates]
+    etas = await deps.eta.etas_s(ride.pickup, [n.distance_m for n in found], now_ms)
+    return [(n.driver_id, n.distance_m, e) for n, e in zip(found, etas, strict=True)]
+
+
+async def _end_search(deps: Deps, ride: Ride, now_ms: int) -> bool:
+    new = rides.search_ended(ride, now_ms)
+    if not await deps.rides.replace(new):
+        return False
+    await settle(deps, RideChange(ride, new))
+    return True
+
+
+async def _offer(
+    deps: Deps, ride: Ride, driver_id: str, distance_m: float, eta_s: int, now_ms: int
+) -> str:
+    """'matched', 'refused' (the driver's record said no) or 'changed' (the ride did)."""
+    offer = await reserve_chosen(deps, ride.id, driver_id, distance_m, eta_s, now_ms)
+    if offer is None:
+        return "refused"
+    new = rides.matched(ride, offer, now_ms)
+    if not await deps.rides.replace(new):
+        await release_driver(deps, driver_id, ride.id, offer.fence)
+        return "changed"
+    await settle(deps, RideChange(ride, new))
+    return "matched"
+
+
+async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> WindowStats:
+    """One window of one region, under the lease `fence`."""
+    b = _batching(deps)
+    cfg = b.config
+    now = deps.clock.now_ms()
+    stats = WindowStats(region=region)
+    entries = await b.store.pending(region, cfg.max_pending)
+    loaded = await _in_chunks([deps.rides.get(e.ride_id) for e in entries])
+    done: list[str] = []  # entries whose ride left searching (or never came)
+    searching: list[Ride] = []
+    for entry, ride in zip(entries, loaded, strict=True):
+        if ride is None:
+            if now - entry.since_ms > ORPHAN_GRACE_MS:
+                done.append(entry.ride_id)
+        elif ride.status is not RideStatus.SEARCHING:
+            done.append(ride.id)
+        elif now - entry.since_ms >= cfg.max_wait_ms:  # since it (re-)entered the queue
+            if await _end_search(deps, ride, now):
+                stats.gave_up += 1
+                done.append(ride.id)
+        else:
+            searching.append(ride)
+    stats.pending = len(searching)
+    found = await _in_chunks([_candidates(deps, r, now) for r in searching])
+    pairs: dict[tuple[str, str], tuple[float, int]] = {}
+    edges = []
+    for ride, cands in zip(searching, found, strict=True):
+        for driver_id, distance, eta in cands:
+            pairs[(ride.id, driver_id)] = (distance, eta)
+            edges.append(Edge(ride.id, driver_id, float(eta)))
+    stats.candidates = len(edges)
+    started = time.process_time()
+    waited = {r.id: float(now - r.created_at) for r in searching}
+    chosen = solve(cfg.objective, waited, edges)
+    stats.solve_s = time.process_time() - started
+    # Still ours? A holder that stalled past its lease leaves the window to its successor.
+    if await b.store.take_lease(region, holder, cfg.lease_ms) != fence:
+        stats.carried = len(searching)
+        return stats
+    by_id = {r.id: r for r in searching}
+    jobs = [_offer(deps, by_id[r], d, *pairs[(r, d)], now) for r, d in chosen.items()]
+    results = await _in_chunks(jobs)
+    for ride_id, result in zip(chosen, results, strict=True):
+        if result == "matched":
+            stats.matched += 1
+            done.append(ride_id)
+        elif result == "refused":
+            stats.refused += 1
+    stats.carried = stats.pending - stats.matched
+    await b.store.remove(region, done)
+    if isinstance(deps.observer, WindowObserver):
+        deps.observer.window_solved(stats)
+    return stats
+
+
+async def window_round(deps: Deps, holder: str, held: dict[int, int]) -> list[WindowStats]:
+    """Take or renew every queued region's lease and solve the windows of those held.
+    `held` (region -> fence) is this instance's, kept from round to round."""
+    b = _batching(deps)
+    now = deps.clock.now_ms()
+    out = []
+    for region in await b.store.regions(now - REGIONS_SEEN_MS):
+        fence = await b.store.take_lease(region, holder, b.config.lease_ms)
+        if fence is None:
+            held.pop(region, None)
+            continue
+        held[region] = fence
+        out.append(await solve_region(deps, region, holder, fence))
+    return out
+
+
+async def run_window_job(deps: Deps, holder: str, *, give_up_leases: bool = True) -> None:
+    """Solve every window_ms until cancelled; then give the leases up, so another
+    instance takes over at once (`give_up_leases=False` leaves like a killed process)."""
+    held: dict[int, int] = {}
+    interval_s = _batching(deps).config.window_ms / 1000
+    try:
+        while True:
+            started = time.monotonic()
+            try:
+                await window_round(deps, holder, held)
+            except BackendUnavailable as exc:
+                log.warning("matching window skipped: %s", exc)
+            except Exception:
+                log.exception("matching window failed; solving on")  # the loop must live
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+    finally:
+        if not give_up_leases:
+            held.clear()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                for region, fence in held.items():
+                    await _batching(deps).store.drop_lease(region, holder, fence)

@@ -1,0 +1,95 @@
+"""Batched matching's configuration and its store port: the pending requests of each
+region and the lease on solving a region's window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from h3.api import basic_str as h3
+
+from dispatch.domain.assignment import Objective
+from dispatch.domain.geo import LatLng
+
+
+@dataclass(frozen=True, slots=True)
+class WindowConfig:
+    window_ms: int = 2_000
+    max_wait_ms: int = 30_000  # a ride still searching then ends no_driver
+    candidates: int = 16  # drivers drawn per rider from the exact k-nearest index
+    radius_m: float = 5_000.0
+    lease_windows: int = 5  # the solving lease lives this many windows
+    max_pending: int = 5_000  # riders of one region solved per window, oldest first
+    objective: Objective = field(default_factory=Objective)
+
+    def __post_init__(self) -> None:
+        if self.window_ms <= 0 or self.max_wait_ms <= 0 or self.candidates < 1:
+            raise ValueError("window, maximum wait and candidates must be positive")
+        if self.lease_windows < 2:
+            raise ValueError("the lease must outlive at least two windows")
+
+    @property
+    def lease_ms(self) -> int:
+        return self.window_ms * self.lease_windows
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    ride_id: str
+    since_ms: int  # when it (re-)entered the queue
+
+
+class PendingStore(Protocol):
+    """Searching rides per region (on Redis Cluster: in the region's slot), so that any
+    instance can take a request and the region's solver finds it."""
+
+    async def add(self, region: int, ride_id: str, now_ms: int) -> None: ...
+
+    async def pending(self, region: int, limit: int) -> list[Pending]:
+        """The region's oldest `limit` entries."""
+        ...
+
+    async def remove(self, region: int, ride_ids: Sequence[str]) -> None: ...
+
+    async def regions(self, since_ms: int) -> list[int]:
+        """Regions a request was added to since `since_ms`."""
+        ...
+
+    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
+        """Hold or renew the lease on solving the region's windows: its fencing token
+        (the same while renewed, a larger one when taken over), or None while another
+        holder's lease lives."""
+        ...
+
+    async def drop_lease(self, region: int, holder: str, fence: int) -> None: ...
+
+
+@runtime_checkable
+class WindowObserver(Protocol):
+    """An Observer that also watches solved windows (the metrics do)."""
+
+    def window_solved(self, stats: WindowStats) -> None: ...
+
+
+@dataclass(slots=True)
+class WindowStats:
+    region: int = 0
+    pending: int = 0  # searching rides in the window
+    candidates: int = 0  # (rider, driver) pairs offered to the solver
+    matched: int = 0  # offered a driver
+    refused: int = 0  # pairs whose reservation the driver's record refused
+    carried: int = 0  # left for the next window
+    gave_up: int = 0  # ended no_driver after the maximum wait
+    solve_s: float = 0.0  # the assignment's own time
+
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    config: WindowConfig
+    store: PendingStore
+    region_res: int
+
+    def region_of(self, at: LatLng) -> int:
+        """The geo index's region of a pickup: the pending request's partition."""
+        return int(h3.str_to_int(h3.latlng_to_cell(at.lat, at.lng, self.region_res)))

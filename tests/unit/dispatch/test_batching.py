@@ -1,0 +1,183 @@
+"""Batched matching on the embedded backend with a hand-moved clock: requests wait as
+`searching`, a window is solved as one assignment, declines go back to the queue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatch.bootstrap import bootstrap
+from dispatch.domain.drivers import DriverStatus
+from dispatch.domain.geo import LatLng
+from dispatch.domain.rides import RideStatus
+from dispatch.service_layer import ride_steps
+from dispatch.service_layer.batching import solve_region, window_round
+from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from dispatch.settings import Settings
+from tests.fake_clock import FakeClock
+from tests.unit.dispatch.conftest import PICKUP, Recorder, World, driver, rider
+
+WINDOW_MS = 2_000
+
+
+@pytest.fixture
+async def batched() -> AsyncIterator[World]:
+    clock = FakeClock()
+    seen = Recorder()
+    settings = Settings(match_window_ms=WINDOW_MS, match_max_wait_s=30)
+    async with bootstrap(settings, clock=clock, observer=seen) as runtime:
+        yield World(runtime.deps, clock, seen)
+
+
+def north(metres: float) -> LatLng:
+    return LatLng(PICKUP[0] + metres / 111_195.0, PICKUP[1])
+
+
+async def ask(world: World, who: str, at: LatLng | None = None):  # type: ignore[no-untyped-def]
+    at = at or LatLng(*PICKUP)
+    return await request_ride(world.deps, rider(who), new_ride_id(who, None), at, None)
+
+
+async def solve(world: World, holder: str = "i1") -> None:
+    world.clock.advance(WINDOW_MS)
+    await window_round(world.deps, holder, {})
+
+
+async def test_a_request_searches_until_its_window_is_solved(batched: World) -> None:
+    await batched.driver_at("d1", 300)
+    ride = await ask(batched, "u1")
+    assert (ride.status, ride.driver_id, ride.attempts) == (RideStatus.SEARCHING, None, 0)
+    assert (await batched.deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
+    await solve(batched)
+    ride = await batched.deps.rides.get(ride.id)
+    assert ride is not None
+    assert (ride.status, ride.driver_id, ride.attempts) == (RideStatus.OFFERED, "d1", 1)
+    assert ride.eta_s == await batched.deps.eta.eta_s(
+        ride.pickup, ride.pickup_distance_m, batched.clock.now
+    )
+    rec = await batched.deps.drivers.get("d1")
+    assert (rec.status, rec.fence) == (DriverStatus.RESERVED, ride.fence)
+
+
+async def test_the_window_beats_nearest_first_when_supply_is_tight(batched: World) -> None:
+    # a at 0 m, b 1,500 m north; d1 between them but nearer a, d2 1 km south of a.
+    await batched.driver_at("d1", 600)
+    await batched.driver_at("d2", -1_000)
+    a = await ask(batched, "a", north(0))
+    b = await ask(batched, "b", north(1_500))
+    await solve(batched)
+    got = {r: (await batched.deps.rides.get(x.id)).driver_id for r, x in (("a", a), ("b", b))}  # type: ignore[union-attr]
+    assert got == {"a": "d2", "b": "d1"}  # nearest-first would give b a 2.5 km pickup
+
+
+async def test_a_declined_offer_reenters_the_next_window_without_the_decliner(
+    batched: World,
+) -> None:
+    await batched.driver_at("near", 200)
+    await batched.driver_at("far", 900)
+    ride = await ask(batched, "u1")
+    await solve(batched)
+    await ride_steps.decline(batched.deps, driver("near"), ride.id)
+    back = await batched.deps.rides.get(ride.id)
+    assert back is not None
+    assert (back.status, back.declined) == (RideStatus.SEARCHING, ("near",))
+    assert (await batched.deps.drivers.get("near")).status is DriverStatus.AVAILABLE
+    await solve(batched)
+    again = await batched.deps.rides.get(ride.id)
+    assert again is not None
+    assert (again.status, again.driver_id, again.attempts) == (RideStatus.OFFERED, "far", 2)
+
+
+async def test_an_offer_timeout_sends_the_ride_back_and_attempts_run_out(batched: World) -> None:
+    from dispatch.service_layer.deadlines import sweep_once
+
+    ride = await ask(batched, "u1")
+    for attempt in range(1, 4):
+        for i in range(4):  # fresh fixes: the drivers are still around
+            await batched.driver_at(f"d{i}", 100 * (i + 1))
+        await solve(batched)
+        offered = await batched.deps.rides.get(ride.id)
+        assert offered is not None
+        assert (offered.status, offered.attempts) == (RideStatus.OFFERED, attempt)
+        batched.clock.advance(batched.deps.policy.offer_timeout_ms)
+        await sweep_once(batched.deps)
+    final = await batched.deps.rides.get(ride.id)
+    assert final is not None
+    assert final.status is RideStatus.NO_DRIVER  # three attempts, the policy's limit
+    assert len(set(final.declined)) == 3
+
+
+async def test_a_searching_ride_may_be_cancelled_and_is_never_offered(batched: World) -> None:
+    await batched.driver_at("d1", 300)
+    ride = await ask(batched, "u1")
+    cancelled = await ride_steps.cancel(batched.deps, rider("u1"), ride.id)
+    assert cancelled.status is RideStatus.CANCELLED
+    await solve(batched)
+    assert (await batched.deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
+    region = batched.deps.batching.region_of(ride.pickup)  # type: ignore[union-attr]
+    assert await batched.deps.batching.store.pending(region, 10) == []  # type: ignore[union-attr]
+
+
+async def test_a_ride_without_a_driver_ends_no_driver_after_the_maximum_wait(
+    batched: World,
+) -> None:
+    ride = await ask(batched, "u1")
+    await solve(batched)
+    assert (await batched.deps.rides.get(ride.id)).status is RideStatus.SEARCHING  # type: ignore[union-attr]
+    batched.clock.advance(30_000)
+    await solve(batched)
+    assert (await batched.deps.rides.get(ride.id)).status is RideStatus.NO_DRIVER  # type: ignore[union-attr]
+    # It stops counting against the rider: two more may be requested.
+    await ask(batched, "u1-again")
+
+
+async def test_a_refused_reservation_leaves_the_rider_for_the_next_window(batched: World) -> None:
+    await batched.driver_at("d1", 300)
+    ride = await ask(batched, "u1")
+    # Someone else reserves d1 between the search and the reservation.
+    now = batched.clock.now + WINDOW_MS
+    await batched.deps.drivers.reserve("d1", "other", now, now + 60_000)
+    await solve(batched)
+    assert (await batched.deps.rides.get(ride.id)).status is RideStatus.SEARCHING  # type: ignore[union-attr]
+    assert batched.seen.windows[-1].refused == 1
+    assert batched.seen.windows[-1].carried == 1
+
+
+async def test_one_instance_solves_a_region_until_its_lease_lapses(batched: World) -> None:
+    await batched.driver_at("d1", 300)
+    ride = await ask(batched, "u1")
+    store = batched.deps.batching.store  # type: ignore[union-attr]
+    region = batched.deps.batching.region_of(ride.pickup)  # type: ignore[union-attr]
+    lease_ms = batched.deps.batching.config.lease_ms  # type: ignore[union-attr]
+    first = await store.take_lease(region, "i1", lease_ms)
+    assert first is not None
+    assert await store.take_lease(region, "i2", lease_ms) is None
+    await window_round(batched.deps, "i2", {})  # not its region: nothing solved
+    assert (await batched.deps.rides.get(ride.id)).status is RideStatus.SEARCHING  # type: ignore[union-attr]
+    batched.clock.advance(lease_ms)  # i1 died: its lease lapses
+    second = await store.take_lease(region, "i2", lease_ms)
+    assert second is not None and second > first
+    # The old holder's window, solved late under its old fence, changes nothing.
+    stale = await solve_region(batched.deps, region, "i1", first)
+    assert stale.matched == 0
+    await window_round(batched.deps, "i2", {})
+    assert (await batched.deps.rides.get(ride.id)).status is RideStatus.OFFERED  # type: ignore[union-attr]
+
+
+async def test_a_rider_near_a_region_border_is_offered_a_driver_across_it(batched: World) -> None:
+    from h3.api import basic_str as h3
+
+    res = batched.deps.batching.region_res  # type: ignore[union-attr]
+    here = LatLng(*PICKUP)
+    home = h3.latlng_to_cell(here.lat, here.lng, res)
+    # Walk north until the region changes: the driver stands just across the border.
+    step = 0.0
+    while h3.latlng_to_cell(here.lat + step / 111_195.0, here.lng, res) == home:
+        step += 50
+    rider_at = LatLng(here.lat + (step - 100) / 111_195.0, here.lng)
+    await batched.driver_at("across", step + 100)
+    ride = await ask(batched, "u1", rider_at)
+    await solve(batched)
+    got = await batched.deps.rides.get(ride.id)
+    assert got is not None and got.driver_id == "across"
