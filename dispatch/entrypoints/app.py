@@ -21,6 +21,7 @@ from dispatch.entrypoints.routes import ROUTES, route_table
 from dispatch.entrypoints.streams import Streams
 from dispatch.entrypoints.surge_task import surge_job
 from dispatch.entrypoints.views_market import market_stream
+from dispatch.entrypoints.window_task import window_job
 from dispatch.service_layer.deadlines import run_sweeper
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.index_sweep import run_index_sweeper
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_backend)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(surge_job)
+    app.cleanup_ctx.append(window_job)
     app.cleanup_ctx.append(ops_feed.run_feed)
     app.on_shutdown.append(_close_streams)
     app.on_response_prepare.append(_instance_header)

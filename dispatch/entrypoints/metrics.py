@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from dispatch.domain.rides import TERMINAL, Ride
+from dispatch.service_layer.match_window import WindowStats
 
 # The text format every Prometheus reads (0.0.4), whatever this library's newest is.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -68,6 +69,29 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        # Batched matching: one observation per solved window of a region.
+        self.window_solve = Histogram(
+            "dispatch_match_window_solve_seconds",
+            "CPU time of one window's assignment",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.window_riders = Counter(
+            "dispatch_match_window_riders_total",
+            "Searching riders in solved windows, by outcome (matched, carried over, gave up)",
+            ["outcome"],
+            registry=r,
+        )
+        self.window_candidates = Counter(
+            "dispatch_match_window_candidates_total",
+            "Candidate (rider, driver) pairs given to the solver",
+            registry=r,
+        )
+        self.window_refused = Counter(
+            "dispatch_match_window_refused_total",
+            "Chosen pairs whose reservation the driver's record refused",
+            registry=r,
+        )
         # Children by label values, looked up once: labels() costs more than the update,
         # and these run on every request and every fix.
         self._served: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -103,6 +127,18 @@ class Metrics:
             self._accepted.inc(accepted)
         if stale:
             self._stale.inc(stale)
+
+    def window_solved(self, stats: WindowStats) -> None:
+        self.window_solve.observe(stats.solve_s)
+        self.window_candidates.inc(stats.candidates)
+        self.window_refused.inc(stats.refused)
+        for outcome, n in (
+            ("matched", stats.matched),
+            ("carried", stats.carried),
+            ("gave_up", stats.gave_up),
+        ):
+            if n:
+                self.window_riders.labels(outcome).inc(n)
 
     def render(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)

@@ -131,9 +131,10 @@ ROUTES: list[Endpoint] = [
     ),
     Endpoint(
         "POST", "/v1/rides", views_rides.post_ride,
-        "Request a ride (rider token). Reserves the nearest free driver and offers the "
-        "ride, or answers no_driver",
-        {201: Answer("The ride: offered, or no_driver", c.Ride)},
+        "Request a ride (rider token). Immediate matching reserves the nearest free driver "
+        "and offers the ride, or answers no_driver; batched matching answers searching "
+        "(held until matched with `Prefer: wait=N`, N capped at {prefer_wait_max_s:g} s)",
+        {201: Answer("The ride: searching (batched), offered, or no_driver", c.Ride)},
         (400, 401, 403, 409, 413, 422, 503),
         body=c.RideRequest,
         idempotency_key=True,
@@ -152,13 +153,16 @@ ROUTES: list[Endpoint] = [
         access_token=True,
     ),
     _ride_step("accept", views_rides.accept, "The offered driver accepts"),
-    _ride_step("decline", views_rides.decline, "The offered driver declines; next candidate"),
+    _ride_step(
+        "decline", views_rides.decline,
+        "The offered driver declines; next candidate (batched: back to searching)",
+    ),
     _ride_step("arrived", views_rides.arrived, "The driver is at the pickup"),
     _ride_step("start", views_rides.start, "The trip starts"),
     _ride_step("complete", views_rides.complete, "The trip ends; the driver is free again"),
     _ride_step(
         "cancel", views_rides.cancel,
-        "The rider or the driver cancels (offered, accepted or arrived only)",
+        "The rider or the driver cancels (searching, offered, accepted or arrived only)",
     ),
     Endpoint(
         "GET", "/ops", views_ops_map.ops_page,

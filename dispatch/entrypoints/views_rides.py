@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import Ride
-from dispatch.entrypoints import appkeys, schemas
+from dispatch.entrypoints import appkeys, prefer, schemas
 from dispatch.entrypoints.auth import principal
 from dispatch.entrypoints.jsonio import json_response, raw_json_response, read_body
 from dispatch.entrypoints.wire import encode, ride_view
-from dispatch.service_layer import ride_requests, ride_steps
+from dispatch.service_layer import ride_requests, ride_steps, ride_wait
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
 
@@ -48,6 +49,15 @@ async def post_ride(request: web.Request) -> web.Response:
         settings.request_timeout_s * 0.8,
         quote_id,
     )
+    # Batched mode: `Prefer: wait=N` holds a searching ride's answer until its window
+    # matched it (within N s, capped; and within the request's own deadline).
+    cap = min(settings.prefer_wait_max_s, settings.request_timeout_s * 0.8)
+    wait = prefer.wait_s(request.headers.get("Prefer"), cap)
+    if wait > 0 and b'"status":"searching"' in answer:
+        ride_id = orjson.loads(answer)["id"]
+        ride = await ride_wait.until_matched(_deps(request), ride_id, wait)
+        if ride is not None:
+            answer = _render(ride)
     return raw_json_response(answer, 201)
 
 

@@ -1,0 +1,30 @@
+"""Hold a ride request's answer until its window has matched it (batched mode's
+`Prefer: wait`): the ride as it stands when it leaves searching, or when time is up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from dispatch.domain.rides import Ride, RideStatus
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.notices import ride_topic
+
+
+async def until_matched(deps: Deps, ride_id: str, wait_s: float) -> Ride | None:
+    """The ride once no longer searching, or as it is after `wait_s`."""
+    async with deps.notifier.subscribe(ride_topic(ride_id)) as sub:
+        # Read after subscribing: a change between the two is then never missed.
+        ride = await deps.rides.get(ride_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while ride is not None and ride.status is RideStatus.SEARCHING:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 1.0)):
+                    await sub.get()
+            # Notices are best effort: the stored ride is the answer.
+            ride = await deps.rides.get(ride_id)
+        return ride
