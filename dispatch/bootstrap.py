@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from redis.asyncio import RedisCluster
 
 from dispatch.adapters import (
+    redis_areas,
     redis_deadlines,
     redis_drivers,
     redis_idempotency,
@@ -18,6 +19,7 @@ from dispatch.adapters import (
 )
 from dispatch.adapters.clock import WallClock
 from dispatch.adapters.fanout import MemoryNotifier
+from dispatch.adapters.memory_areas import MemoryAreaStore
 from dispatch.adapters.memory_deadlines import MemoryDeadlineQueue
 from dispatch.adapters.memory_drivers import MemoryDriverStore
 from dispatch.adapters.memory_eta import MemoryEtaStore
@@ -27,6 +29,7 @@ from dispatch.adapters.memory_pending import MemoryPendingStore
 from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
+from dispatch.adapters.redis_areas import RedisAreaStore
 from dispatch.adapters.redis_client import connect
 from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
 from dispatch.adapters.redis_drivers import RedisDriverStore
@@ -39,6 +42,7 @@ from dispatch.adapters.redis_rides import RedisRideStore
 from dispatch.domain.fares import FareTable
 from dispatch.domain.market import CountWindow, SurgePolicy
 from dispatch.domain.matching import MatchingPolicy
+from dispatch.service_layer.areas import AreaBook
 from dispatch.service_layer.deps import Deps, NullObserver
 from dispatch.service_layer.eta import EtaModel
 from dispatch.service_layer.market import Market, MarketConfig
@@ -62,6 +66,7 @@ STORE_SCRIPTS = (
     *redis_idempotency.SCRIPTS,
     *redis_deadlines.SCRIPTS,
     *redis_market.SCRIPTS,
+    *redis_areas.SCRIPTS,
 )
 
 
@@ -159,6 +164,7 @@ async def bootstrap(
             ),
             eta=EtaModel(MemoryEtaStore(), region_res=settings.region_res),
             batching=batching_for(settings, MemoryPendingStore(clock.now_ms)),
+            areas=AreaBook(MemoryAreaStore()),
         )
         yield Runtime(deps, settings.backend, _nothing)
         return
@@ -202,7 +208,9 @@ async def bootstrap(
             ),
             eta=EtaModel(RedisEtaStore(client), region_res=settings.region_res),
             batching=batching_for(settings, RedisPendingStore(scripts)),
+            areas=AreaBook(RedisAreaStore(scripts)),
         )
+        await deps.areas.refresh()  # a restarted instance starts with the stored areas
         yield Runtime(deps, settings.backend, ping)
     finally:
         await notifier.close()

@@ -93,6 +93,9 @@ class Settings:
     fare_per_km: float = 1.2
     fare_per_min: float = 0.3
     fare_minimum: float = 6.0
+    # Areas (docs/api.md, "Areas"): each instance reads the areas' version this often and
+    # recompiles what changed.
+    areas_refresh_s: float = 1.0
 
     @property
     def backend(self) -> str:
@@ -186,6 +189,7 @@ RULES: dict[str, Rule] = {
     "fare_per_km": between(0, 10_000),
     "fare_per_min": between(0, 10_000),
     "fare_minimum": between(0, 10_000),
+    "areas_refresh_s": between(0.05, 60),
 }
 
 

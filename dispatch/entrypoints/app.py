@@ -13,6 +13,7 @@ from aiohttp import web
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import bootstrap
 from dispatch.entrypoints import appkeys, ops_feed, ops_stream, sse, views_ops_map, ws_driver
+from dispatch.entrypoints.areas_task import area_refresher
 from dispatch.entrypoints.errors import Handler, errors_middleware
 from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.openapi import document
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(surge_job)
     app.cleanup_ctx.append(window_job)
     app.cleanup_ctx.append(ops_feed.run_feed)
+    app.cleanup_ctx.append(area_refresher)
     app.on_shutdown.append(_close_streams)
     app.on_response_prepare.append(_instance_header)
     app.router.add_routes(route_table(ROUTES))

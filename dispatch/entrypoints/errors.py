@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import InvalidToken
+from dispatch.domain.areas import InvalidArea, OutsideServiceArea, PickupNotAllowed
 from dispatch.domain.errors import (
     DomainError,
     DriverBusy,
@@ -17,7 +18,7 @@ from dispatch.domain.errors import (
 )
 from dispatch.domain.quotes import QuoteMismatch
 from dispatch.entrypoints import appkeys
-from dispatch.entrypoints.jsonio import BodyTooLarge, MalformedJson, error_response
+from dispatch.entrypoints.jsonio import BodyTooLarge, MalformedJson, error_response, json_response
 from dispatch.entrypoints.schemas import InvalidBody
 from dispatch.service_layer import errors as svc
 from geoindex import InvalidInput
@@ -38,6 +39,9 @@ _DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (svc.IdempotencyMismatch, 422),
     (QuoteMismatch, 422),  # QuoteExpired: 409, as any other domain error
     (svc.InvalidRequest, 422),
+    (InvalidArea, 422),
+    (OutsideServiceArea, 422),
+    (PickupNotAllowed, 422),
 ]
 
 
@@ -92,6 +96,10 @@ _BEARER = (("WWW-Authenticate", 'Bearer realm="dispatch"'),)
 
 def to_response(exc: BaseException) -> web.Response | None:
     """The JSON error response for a known failure, or None for a bug."""
+    if isinstance(exc, PickupNotAllowed):  # the body also says where a pickup may be
+        near = None if exc.nearest is None else {"lat": exc.nearest.lat, "lng": exc.nearest.lng}
+        body = {"error": exc.code, "message": str(exc), "area_id": exc.area_id}
+        return json_response({**body, "nearest_allowed": near}, 422)
     error = to_error(exc)
     if error is None:
         return None

@@ -16,7 +16,11 @@ from dispatch.settings import Settings
 J = dict[str, Any]
 Schemas = dict[Any, J]  # a contract type -> its schema (a $ref for a Struct)
 REF = "#/components/schemas/{name}"
-PATH_PARAMS = {"driver_id": contract.DriverId, "ride_id": contract.RideId}
+PATH_PARAMS = {
+    "driver_id": contract.DriverId,
+    "ride_id": contract.RideId,
+    "area_id": contract.DriverId,  # areas_contract.AreaId: the same alphabet
+}
 _PLACEHOLDER = re.compile(r"{(\w+)}")
 
 ERRORS = {

@@ -9,11 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatch.entrypoints import areas_contract as ac
 from dispatch.entrypoints import contract as c
 from dispatch.entrypoints import market_contract as mc
 from dispatch.entrypoints import (
     ops_stream,
     sse,
+    views_areas,
     views_drivers,
     views_market,
     views_ops,
@@ -222,6 +224,32 @@ ROUTES: list[Endpoint] = [
         {200: Answer("The switch", mc.SurgeSwitch)},
         (400, 401, 403, 413, 422, 503),
         body=mc.SurgeSwitch,
+    ),
+    Endpoint(
+        "GET", "/v1/areas", views_areas.list_areas,
+        "Every area, as GeoJSON Features with what they compiled to (ops token)",
+        {200: Answer("The areas and their version", ac.AreaList)},
+        (401, 403, 503),
+    ),
+    Endpoint(
+        "PUT", "/v1/areas/{area_id}", views_areas.put_area,
+        "Store or replace an area (ops token): a GeoJSON Feature, Polygon or MultiPolygon "
+        "(holes allowed, either winding, at most 2000 positions, latitudes within 85, "
+        "edges the shorter way round so the antimeridian may be crossed); every instance "
+        "applies it within {areas_refresh_s:g} s. 422 invalid_area names what is wrong",
+        {200: Answer("The stored area", ac.StoredArea)},
+        (400, 401, 403, 413, 422, 503),
+        body=ac.AreaFeature,
+    ),
+    Endpoint(
+        "GET", "/v1/areas/{area_id}", views_areas.get_area, "One area (ops token)",
+        {200: Answer("The area", ac.StoredArea)},
+        (401, 403, 404, 422, 503),
+    ),
+    Endpoint(
+        "DELETE", "/v1/areas/{area_id}", views_areas.delete_area, "Delete an area (ops token)",
+        {204: Answer("Deleted")},
+        (401, 403, 404, 422, 503),
     ),
 ]  # fmt: skip
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dispatch.domain.geo import LatLng
 from dispatch.domain.matching import Candidate, next_candidates
 from dispatch.domain.rides import Offer
+from dispatch.service_layer.areas import in_zone
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.timers import LeaseCheck
 from geoindex import MAX_K
@@ -29,11 +30,15 @@ async def find_offer(
     excluded = frozenset(excluded)
     tried: set[str] = set()
     refused = 0
+    # Only drivers inside the service area the pickup is in (anyone, with no such areas).
+    zone = deps.areas.zone(pickup.lat, pickup.lng)
     for radius in policy.radius_steps_m:
         # Ask for enough to see past everyone already tried or excluded.
         k = min(MAX_K, policy.candidates_per_step + len(tried) + len(excluded))
         found = await deps.index.nearest(pickup.lat, pickup.lng, k, radius)
-        batch = [Candidate(n.driver_id, n.distance_m) for n in found]
+        batch = [
+            Candidate(n.driver_id, n.distance_m) for n in in_zone(deps.areas, zone, found, tried)
+        ]
         for cand in next_candidates(batch, excluded, tried):
             lease_until = now_ms + deps.lease_ms
             rec = await deps.drivers.reserve(cand.driver_id, ride_id, now_ms, lease_until)

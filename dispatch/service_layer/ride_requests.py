@@ -13,6 +13,7 @@ from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import Ride, RideChange
 from dispatch.service_layer import idempotency
+from dispatch.service_layer.area_rules import check_ride
 from dispatch.service_layer.batching import enqueue
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
@@ -67,6 +68,7 @@ async def request_ride(
     now = deps.clock.now_ms()
     # A quote is checked first: refused, nothing is counted or reserved.
     surge = None if quote_id is None else await locked_surge(deps, actor, quote_id, pickup)
+    check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
     await count_ride(deps, actor.id, ride_id, now)
     timer = OfferTimeout(ride_id)
     try:

@@ -1,0 +1,172 @@
+"""Point-in-area through the compiled cells answers exactly what shapely answers on the
+same polygon: near every edge and vertex, in holes, across the antimeridian and at high
+latitudes."""
+
+from __future__ import annotations
+
+import math
+
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Polygon as ShapelyPolygon
+
+from dispatch.domain.areas import Area, AreaKind, Ring
+from dispatch.service_layer.area_index import ancestor, build_index, compile_area
+from dispatch.service_layer.area_shapes import area_geometry
+
+FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def star(lng: float, lat: float, radius_deg: float, n: int, jag: float, turn: float) -> Ring:
+    """A star-shaped ring (never self-intersecting), lng radius widened with latitude."""
+    stretch = 1 / max(math.cos(math.radians(lat)), 0.1)
+    points = []
+    for i in range(n):
+        a = turn + 2 * math.pi * i / n
+        r = radius_deg * (1 - jag * ((i * 7919) % 5) / 5)
+        points.append((lng + r * stretch * math.cos(a), lat + r * math.sin(a)))
+    return (*points, points[0])
+
+
+def wrap(lng: float) -> float:
+    return (lng + 180.0) % 360.0 - 180.0
+
+
+def wrapped(ring: Ring) -> Ring:
+    return tuple((wrap(x), y) for x, y in ring)
+
+
+def near_boundary(ring: Ring, t: float, off: float) -> tuple[float, float]:
+    """A point a fraction `t` along the ring's perimeter, `off` degrees off the edge."""
+    i = int(t * (len(ring) - 1)) % (len(ring) - 1)
+    (x0, y0), (x1, y1) = ring[i], ring[i + 1]
+    f = (t * (len(ring) - 1)) % 1
+    dx, dy = x1 - x0, y1 - y0
+    norm = math.hypot(dx, dy) or 1.0
+    return x0 + f * dx - dy / norm * off, y0 + f * dy + dx / norm * off
+
+
+offsets = st.sampled_from([0.0, 1e-9, -1e-9, 1e-7, -1e-7, 1e-5, -1e-5, 1e-3, -1e-3, 0.02])
+
+
+def check_points(area: Area, points: list[tuple[float, float]]) -> None:
+    index = build_index([area])
+    truth = area_geometry(area)
+    for lng, lat in points:
+        lng, lat = wrap(lng), max(-90.0, min(90.0, lat))
+        got = bool(index.holding(lat, lng))
+        want = bool(shapely.intersects_xy(truth, lng, lat))
+        assert got == want, (lng, lat, want)
+
+
+@FAST
+@given(
+    lng=st.floats(-179, 179),
+    lat=st.floats(-80, 80),
+    radius=st.floats(0.002, 0.3),
+    n=st.integers(3, 60),
+    jag=st.floats(0, 0.6),
+    turn=st.floats(0, 6.3),
+    ts=st.lists(st.tuples(st.floats(0, 1), offsets), min_size=20, max_size=60),
+)
+def test_points_near_edges_and_vertices_agree_with_shapely(
+    lng: float, lat: float, radius: float, n: int, jag: float, turn: float, ts: list
+) -> None:
+    ring = star(lng, lat, radius, n, jag, turn)
+    area = Area("a", AreaKind.SERVICE_AREA, "a", ((wrapped(ring),),))
+    points = [near_boundary(ring, t, off) for t, off in ts]
+    points += [(x + dx, y + dy) for x, y in ring for dx, dy in ((1e-9, 0), (0, -1e-9))]
+    check_points(area, points)
+
+
+@FAST
+@given(
+    lat=st.floats(-60, 60),
+    lng=st.floats(-170, 170),
+    ts=st.lists(st.tuples(st.floats(0, 1), offsets), min_size=20, max_size=60),
+)
+def test_holes_are_outside(lat: float, lng: float, ts: list) -> None:
+    outer = star(lng, lat, 0.2, 24, 0.1, 0.3)
+    hole = star(lng, lat, 0.05, 9, 0.3, 0.1)
+    area = Area("a", AreaKind.NO_PICKUP, "a", ((outer, hole),))
+    points = [near_boundary(hole, t, off) for t, off in ts] + [(lng, lat)]
+    check_points(area, points)
+    assert not build_index([area]).holding(lat, lng)  # the hole's centre
+
+
+@FAST
+@given(
+    lat=st.floats(-70, 70),
+    centre=st.floats(179.0, 181.0),
+    radius=st.floats(0.01, 0.8),
+    n=st.integers(3, 40),
+    ts=st.lists(st.tuples(st.floats(0, 1), offsets), min_size=20, max_size=60),
+)
+def test_polygons_across_the_antimeridian(
+    lat: float, centre: float, radius: float, n: int, ts: list
+) -> None:
+    ring = star(centre, lat, radius, n, 0.2, 0.5)  # unwrapped: may pass 180
+    area = Area("a", AreaKind.AIRPORT, "a", ((wrapped(ring),),))
+    # The reference: the same ring in continuous longitudes, the point tried both ways.
+    plain = ShapelyPolygon(ring)
+    index = build_index([area])
+    for t, off in ts:
+        x, y = near_boundary(ring, t, off)
+        if plain.exterior.distance(shapely.Point(x, y)) < 1e-9:
+            continue  # on the edge: wrapping moves the last bits, either answer is right
+        want = any(shapely.intersects_xy(plain, x + s, y) for s in (-360.0, 0.0, 360.0))
+        assert bool(index.holding(y, wrap(x))) == want, (x, y)
+
+
+@FAST
+@given(
+    lat=st.floats(70, 84),
+    sign=st.sampled_from([1, -1]),
+    lng=st.floats(-180, 180),
+    ts=st.lists(st.tuples(st.floats(0, 1), offsets), min_size=20, max_size=60),
+)
+def test_high_latitudes(lat: float, sign: int, lng: float, ts: list) -> None:
+    ring = star(lng, sign * lat, 0.3, 17, 0.3, 0.2)
+    ring = tuple((x, max(-85.0, min(85.0, y))) for x, y in ring)
+    area = Area("a", AreaKind.SERVICE_AREA, "a", ((wrapped(ring),),))
+    plain = ShapelyPolygon(ring)
+    index = build_index([area])
+    for t, off in ts:
+        x, y = near_boundary(ring, t, off)
+        if plain.exterior.distance(shapely.Point(x, y)) < 1e-9:
+            continue  # on the edge: wrapping moves the last bits, either answer is right
+        want = any(shapely.intersects_xy(plain, x + s, y) for s in (-360.0, 0.0, 360.0))
+        assert bool(index.holding(y, wrap(x))) == want, (x, y)
+
+
+def test_overlapping_areas_are_all_found() -> None:
+    big = star(13.4, 52.5, 0.2, 30, 0, 0)
+    small = star(13.4, 52.5, 0.01, 8, 0, 0)
+    areas = [
+        Area("city", AreaKind.SERVICE_AREA, "city", ((big,),)),
+        Area("ber", AreaKind.AIRPORT, "ber", ((small,),)),
+    ]
+    index = build_index(areas)
+    assert {c.area.id for c in index.holding(52.5, 13.4)} == {"city", "ber"}
+    assert {c.area.id for c in index.holding(52.6, 13.4)} == {"city"}
+    assert index.holding(53.0, 13.4) == []
+
+
+def test_most_of_a_large_area_answers_without_the_exact_test() -> None:
+    c = compile_area(
+        Area("city", AreaKind.SERVICE_AREA, "c", ((star(13.4, 52.5, 0.2, 200, 0.1, 0),),))
+    )
+    from h3.api import basic_int as h3
+
+    inside_area = sum(h3.cell_area(x, "km^2") for x in c.inside)
+    edge_area = sum(h3.cell_area(x, "km^2") for x in c.edge)
+    assert inside_area > 5 * edge_area
+
+
+def test_ancestor_by_bits_is_h3s_parent() -> None:
+    from h3.api import basic_int as h3
+
+    cell = h3.latlng_to_cell(-33.9, 151.2, 10)
+    for res in range(0, 11):
+        assert ancestor(cell, res) == h3.cell_to_parent(cell, res)
