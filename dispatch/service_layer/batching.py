@@ -74,7 +74,12 @@ async def _candidates(deps: Deps, ride: Ride, now_ms: int) -> list[tuple[str, fl
     cfg = _batching(deps).config
     k = min(MAX_K, cfg.candidates + len(ride.declined))
     found = await deps.index.nearest(ride.pickup.lat, ride.pickup.lng, k, cfg.radius_m)
-    found = [n for n in found if n.driver_id not in ride.declined][: cfg.candidates]
+    zone = deps.areas.zone(ride.pickup.lat, ride.pickup.lng)  # its service area's drivers
+    found = [
+        n
+        for n in found
+        if n.driver_id not in ride.declined and deps.areas.admits(zone, n.lat, n.lng)
+    ][: cfg.candidates]
     etas = await deps.eta.etas_s(ride.pickup, [n.distance_m for n in found], now_ms)
     return [(n.driver_id, n.distance_m, e) for n, e in zip(found, etas, strict=True)]
 

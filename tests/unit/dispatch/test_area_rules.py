@@ -111,3 +111,26 @@ async def test_areas_reach_the_rules_after_a_refresh(world: World) -> None:
     assert other.zone(*PICKUP).open  # not refreshed yet
     assert await other.refresh() and not other.zone(*PICKUP).open
     assert not await other.refresh()  # nothing changed: no reload
+
+
+async def test_a_batched_window_also_keeps_to_the_pickups_service_area() -> None:
+    from dispatch.bootstrap import bootstrap
+    from dispatch.service_layer.batching import window_round
+    from dispatch.settings import Settings
+    from tests.fake_clock import FakeClock
+
+    from .conftest import Recorder
+
+    clock = FakeClock()
+    settings = Settings(match_window_ms=2_000, match_max_wait_s=30)
+    async with bootstrap(settings, clock=clock, observer=Recorder()) as runtime:
+        world = World(runtime.deps, clock, Recorder())
+        await draw(world, "south", AreaKind.SERVICE_AREA, PICKUP[0] - 0.0995, PICKUP[1], 0.1)
+        await draw(world, "north", AreaKind.SERVICE_AREA, PICKUP[0] + 0.1015, PICKUP[1], 0.1)
+        await world.driver_at("across", 400)
+        await world.driver_at("inside", -700)
+        ride = await ask(world)
+        clock.advance(2_000)
+        await window_round(world.deps, "i1", {})
+        got = await world.deps.rides.get(ride.id)
+        assert got is not None and got.driver_id == "inside"
