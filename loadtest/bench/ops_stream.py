@@ -136,11 +136,16 @@ async def mover(
 
 
 async def phase(
-    session: aiohttp.ClientSession, url: str, token: str, pages: int, seconds: float, pid: int,
-    latencies: list[float], naive: list[int],
+    session: aiohttp.ClientSession, url: str, tokens: TokenCodec, pages: int, seconds: float,
+    pid: int, latencies: list[float], naive: list[int],
 ) -> dict[str, Any]:  # fmt: skip
     counts = [Counted() for _ in range(pages)]
-    tasks = [asyncio.create_task(follow(session, url, token, c)) for c in counts]
+    # One operator per page: one token holds at most max_streams_per_owner streams.
+    tokens_ = [tokens.issue(Principal(Role.OPS, f"bench{i}"), 3600) for i in range(pages)]
+    tasks = [
+        asyncio.create_task(follow(session, url, t, c))
+        for t, c in zip(tokens_, counts, strict=True)
+    ]
     await asyncio.sleep(2.0)  # every page past its snapshot
     base = [(c.delta_bytes, c.deltas) for c in counts]
     latencies.clear()
@@ -170,7 +175,6 @@ async def phase(
 
 async def run(url: str, secret: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     tokens = TokenCodec(secret)
-    ops = tokens.issue(Principal(Role.OPS, "bench"), 3600)
     fleet_token = tokens.issue(Principal(Role.FLEET, "bench"), 3600)
     fleet = Fleet(args.drivers, random.Random(args.seed))
     latencies: list[float] = []
@@ -183,7 +187,7 @@ async def run(url: str, secret: str, pid: int, args: argparse.Namespace) -> dict
         )
         await asyncio.sleep(3.0)  # every driver placed and moving
         phases = [
-            await phase(session, url, ops, n, args.seconds, pid, latencies, naive)
+            await phase(session, url, tokens, n, args.seconds, pid, latencies, naive)
             for n in args.pages
         ]
         stop.set()
