@@ -110,6 +110,9 @@ def test_a_driver_moved_through_the_api_moves_on_the_page_within_two_seconds(
     took = time.monotonic() - moved_at
     assert took < 2.0
     assert drawn_at(watched, before["lat"], before["lng"]) is None
+    # It points where it went: about 42 degrees east of north.
+    picked = watched.page.evaluate("([x, y]) => window.opsMap.pickDriver(x, y)", [x, y])
+    assert 37 <= picked["heading"] <= 47
     watched.shot("after-the-move")
     assert watched.errors == []
 

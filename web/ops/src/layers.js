@@ -2,7 +2,7 @@
 // (supply, demand, surge hexagons) and area (service, no-pickup, airport) layers come from
 // their own issues: add a builder here and list it in buildLayers() in main.js.
 import { H3HexagonLayer } from '@deck.gl/geo-layers';
-import { LineLayer, ScatterplotLayer } from '@deck.gl/layers';
+import { IconLayer, LineLayer, ScatterplotLayer } from '@deck.gl/layers';
 
 import { DROPOFF_COLOUR, GRID_COLOUR, RIDE_COLOURS, UNKNOWN_COLOUR } from './palette.js';
 
@@ -38,6 +38,44 @@ export function driversLayer(columns) {
     getLineColor: [14, 22, 33, 255],
     lineWidthMinPixels: 1,
     pickable: true,
+  });
+}
+
+// A wedge pointing north, drawn once on a canvas (nothing is fetched); tinted per driver.
+const ARROW_ATLAS = (() => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 64;
+  canvas.height = 64;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#fff';
+  ctx.beginPath();
+  ctx.moveTo(32, 0);
+  ctx.lineTo(50, 34);
+  ctx.lineTo(14, 34);
+  ctx.closePath();
+  ctx.fill();
+  return canvas;
+})();
+const ARROW_MAPPING = { arrow: { x: 0, y: 0, width: 64, height: 64, mask: true } };
+
+// Each moving driver's heading: a wedge under its dot, its tip out where it last went.
+export function headingsLayer(arrows) {
+  return new IconLayer({
+    id: 'driver-headings',
+    data: {
+      length: arrows.length,
+      attributes: {
+        getPosition: { value: arrows.positions, size: 2 },
+        getAngle: { value: arrows.angles, size: 1 },
+        getColor: { value: arrows.colours, size: 4, normalized: true },
+      },
+    },
+    iconAtlas: ARROW_ATLAS,
+    iconMapping: ARROW_MAPPING,
+    getIcon: () => 'arrow',
+    sizeUnits: 'pixels',
+    getSize: 20,
+    pickable: false,
   });
 }
 

@@ -7,7 +7,7 @@ import { MapboxOverlay } from '@deck.gl/mapbox';
 import { Map as MapLibreMap, setWorkerUrl } from 'maplibre-gl';
 
 import { gridCells } from './grid.js';
-import { driversLayer, dropoffsLayer, gridLayer, pickupsLayer, rideLinksLayer } from './layers.js';
+import { driversLayer, dropoffsLayer, gridLayer, headingsLayer, pickupsLayer, rideLinksLayer } from './layers.js';
 import { DRIVER_COLOURS, UNKNOWN_COLOUR } from './palette.js';
 import { showConnection, showCounts, showDetails, showFigures, showLegend } from './panel.js';
 import { applyDelta, applySnapshot, countBy, createState, driverAt, driverColumns, driverPosition } from './state.js';
@@ -61,7 +61,14 @@ function buildLayers() {
   const rides = [...state.rides.values()];
   drawn = driverColumns(state, driverColour);
   // Market and area layers go here, below the drivers, when their issues land.
-  return [gridLayer(cells), rideLinksLayer(rideLinks(rides)), dropoffsLayer(rides), pickupsLayer(rides), driversLayer(drawn)];
+  return [
+    gridLayer(cells),
+    rideLinksLayer(rideLinks(rides)),
+    dropoffsLayer(rides),
+    pickupsLayer(rides),
+    headingsLayer(drawn.arrows),
+    driversLayer(drawn),
+  ];
 }
 
 // One render call, at most once per animation frame however many events arrived.

@@ -4,6 +4,7 @@
 // drivers by offsets in 1e-5 degrees. docs/api.md describes the format.
 
 const E5 = 1e-5;
+const MIN_HEADING_MOVE = 2; // in 1e-5 degrees: shorter moves are GPS jitter, not a heading
 
 export function createState() {
   return {
@@ -12,6 +13,7 @@ export function createState() {
     lat: [], // by slot, in 1e-5 degrees (integers, as sent)
     lng: [],
     status: [],
+    heading: [], // by slot: degrees clockwise from north of the last move, or null
     slotOf: new Map(), // driver id -> slot
     rides: new Map(), // ride id -> {id, status, driver, pickup, dropoff}
     area: null,
@@ -38,8 +40,15 @@ export function applyDelta(state, delta) {
   if (delta.moved) {
     const slots = ungap(delta.moved.slot);
     slots.forEach((slot, i) => {
-      state.lat[slot] += delta.moved.dlat[i];
-      state.lng[slot] += delta.moved.dlng[i];
+      const dlat = delta.moved.dlat[i];
+      const dlng = delta.moved.dlng[i];
+      state.lat[slot] += dlat;
+      state.lng[slot] += dlng;
+      if (Math.abs(dlat) + Math.abs(dlng) >= MIN_HEADING_MOVE) {
+        // The service keeps no heading; the map points where the driver last went.
+        const east = dlng * Math.cos(state.lat[slot] * E5 * (Math.PI / 180));
+        state.heading[slot] = (Math.atan2(east, dlat) * 180) / Math.PI;
+      }
     });
   }
   if (delta.status) {
@@ -69,6 +78,7 @@ function appendDrivers(state, cols) {
     state.lat.push(cols.lat[i]);
     state.lng.push(cols.lng[i]);
     state.status.push(cols.status[i]);
+    state.heading.push(null);
     if (id !== null) state.slotOf.set(id, slot); // null: an empty slot of a snapshot
   });
 }
@@ -104,21 +114,37 @@ export function driverColumns(state, colourOf) {
   });
   const positions = new Float64Array(slots.length * 2);
   const colours = new Uint8Array(slots.length * 4);
+  const headed = slots.filter((slot) => state.heading[slot] !== null);
+  const arrows = {
+    length: headed.length,
+    positions: new Float64Array(headed.length * 2),
+    angles: new Float32Array(headed.length),
+    colours: new Uint8Array(headed.length * 4),
+  };
   slots.forEach((slot, i) => {
     positions[2 * i] = state.lng[slot] * E5;
     positions[2 * i + 1] = state.lat[slot] * E5;
     const [r, g, b] = colourOf(state.statuses[state.status[slot]]);
     colours.set([r, g, b, 230], 4 * i);
   });
-  return { length: slots.length, slots, positions, colours };
+  headed.forEach((slot, i) => {
+    arrows.positions[2 * i] = state.lng[slot] * E5;
+    arrows.positions[2 * i + 1] = state.lat[slot] * E5;
+    arrows.angles[i] = -state.heading[slot]; // deck.gl turns counter-clockwise
+    const [r, g, b] = colourOf(state.statuses[state.status[slot]]);
+    arrows.colours.set([r, g, b, 230], 4 * i);
+  });
+  return { length: slots.length, slots, positions, colours, arrows };
 }
 
 export function driverAt(state, slot) {
+  const heading = state.heading[slot];
   return {
     id: state.ids[slot],
     status: state.statuses[state.status[slot]],
     lat: state.lat[slot] * E5,
     lng: state.lng[slot] * E5,
+    heading: heading === null ? null : Math.round((heading + 360) % 360),
   };
 }
 
