@@ -2,9 +2,10 @@
 full JSON snapshots (one object per driver, every second) of the same drivers in the same
 run; and what a watching page costs the server.
 
-    python -m loadtest.bench.ops_stream [--drivers 10000] [--seconds 20] [--pages 0,1,4]
+    python -m loadtest.bench.ops_stream [--drivers 10000] [--seconds 20] [--pages 0,1,4] [--redis]
 
-One instance on the embedded backend. A fleet client moves every driver 8-12 m once a
+One instance on the embedded backend (or, with --redis, on a standalone Redis whose CPU is
+measured too). A fleet client moves every driver 8-12 m once a
 second through POST /v1/locations (1,000 per batch); for each page count in --pages that
 many pages follow GET /v1/ops/stream for --seconds while the server's CPU and the batch
 posts' latency are measured. Target: at most 200 KB/s per page.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import random
@@ -27,6 +29,7 @@ import orjson
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import Principal, Role
 from loadtest.bench.harness import Servers, cpu_seconds, machine, median
+from loadtest.redis_procs import RedisServer
 
 TARGET_BYTES_PER_S = 200_000
 CENTRE = (52.52, 13.405)  # the default watched area
@@ -137,7 +140,7 @@ async def mover(
 
 async def phase(
     session: aiohttp.ClientSession, url: str, tokens: TokenCodec, pages: int, seconds: float,
-    pid: int, latencies: list[float], naive: list[int],
+    pids: dict[str, int], latencies: list[float], naive: list[int],
 ) -> dict[str, Any]:  # fmt: skip
     counts = [Counted() for _ in range(pages)]
     # One operator per page: one token holds at most max_streams_per_owner streams.
@@ -149,11 +152,12 @@ async def phase(
     await asyncio.sleep(2.0)  # every page past its snapshot
     base = [(c.delta_bytes, c.deltas) for c in counts]
     latencies.clear()
-    cpu0, t0, rounds0 = cpu_seconds(pid), time.perf_counter(), len(naive)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    t0, rounds0 = time.perf_counter(), len(naive)
     await asyncio.sleep(seconds)
     wall = time.perf_counter() - t0
     rounds = len(naive) - rounds0
-    cpu = cpu_seconds(pid) - cpu0
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
     per_page = [(c.delta_bytes - b[0]) / wall for c, b in zip(counts, base, strict=True)]
     for task in tasks:
         task.cancel()
@@ -168,12 +172,15 @@ async def phase(
         else 0,
         "snapshot_bytes": counts[0].snapshot_bytes if counts else 0,
         "fleet_moves_per_s": round(rounds / wall, 2),  # 1.0: every driver moved each second
-        "server_cpu_util": round(cpu / wall, 3),
+        "server_cpu_util": round(cpu["server"] / wall, 3),
+        **({"redis_cpu_util": round(cpu["redis"] / wall, 3)} if "redis" in cpu else {}),
         "batch_post_ms_median": round(median(latencies) * 1e3, 1) if latencies else None,
     }
 
 
-async def run(url: str, secret: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+async def run(
+    url: str, secret: str, pids: dict[str, int], args: argparse.Namespace
+) -> dict[str, Any]:
     tokens = TokenCodec(secret)
     fleet_token = tokens.issue(Principal(Role.FLEET, "bench"), 3600)
     fleet = Fleet(args.drivers, random.Random(args.seed))
@@ -187,7 +194,7 @@ async def run(url: str, secret: str, pid: int, args: argparse.Namespace) -> dict
         )
         await asyncio.sleep(3.0)  # every driver placed and moving
         phases = [
-            await phase(session, url, tokens, n, args.seconds, pid, latencies, naive)
+            await phase(session, url, tokens, n, args.seconds, pids, latencies, naive)
             for n in args.pages
         ]
         stop.set()
@@ -202,6 +209,7 @@ async def run(url: str, secret: str, pid: int, args: argparse.Namespace) -> dict
     feed_cpu = round(cpu[1] - cpu[0], 4) if 0 in cpu and 1 in cpu else None
     extra_page_cpu = round((cpu[most] - cpu[1]) / (most - 1), 4) if 1 in cpu and most > 1 else None
     return {
+        "backend": "redis" if args.redis else "embedded",
         "drivers": args.drivers,
         "seconds": args.seconds,
         "phases": phases,
@@ -222,11 +230,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--pages", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 4])
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--redis", action="store_true", help="a standalone Redis, not embedded")
     args = p.parse_args(argv)
-    with Servers() as servers:
-        inst = servers.dispatch("ops-bench", {})
+    with contextlib.ExitStack() as stack:
+        servers = stack.enter_context(Servers())
+        backend, pids = {}, {}
+        if args.redis:
+            redis = stack.enter_context(RedisServer(tie_to_parent=True))
+            backend = {"DISPATCH_REDIS_URL": redis.url}
+            assert redis.node.proc is not None
+            pids["redis"] = redis.node.proc.pid
+        inst = servers.dispatch("ops-bench", backend)
         assert inst.proc is not None
-        result = asyncio.run(run(inst.url, servers.secret, inst.proc.pid, args))
+        pids["server"] = inst.proc.pid
+        result = asyncio.run(run(inst.url, servers.secret, pids, args))
     print(json.dumps(result))
 
 
