@@ -17,10 +17,10 @@ const config = JSON.parse(document.getElementById('ops-config').textContent);
 // The fragment never leaves the browser: not in the page request, not in any log.
 const token = new URLSearchParams(window.location.hash.slice(1)).get('token');
 
-// No tile server by default: a plain background, with the H3 grid for orientation.
 /* global MAPLIBRE_WORKER_URL */
 setWorkerUrl(MAPLIBRE_WORKER_URL); // a hashed asset beside the bundle (build.mjs)
 
+// No tile server by default: a plain background, with the H3 grid for orientation.
 const PLAIN_STYLE = {
   version: 8,
   sources: {},
