@@ -84,6 +84,7 @@ async def run_surge_job(deps: Deps, holder: str, *, give_up_leases: bool = True)
     leaves like a killed process: the others wait for the lease to lapse)."""
     held: dict[int, int] = {}
     interval_s = deps.market.config.interval_ms / 1000
+    task = asyncio.current_task()
     try:
         while True:
             try:
@@ -92,6 +93,11 @@ async def run_surge_job(deps: Deps, holder: str, *, give_up_leases: bool = True)
                 log.warning("surge round skipped: %s", exc)
             except Exception:
                 log.exception("surge round failed; recomputing on")  # the loop must live
+            # redis-py can swallow a cancel that lands in a read (raising a timeout
+            # instead): the loop must stop all the same, or a stopped instance would go
+            # on renewing its leases.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(interval_s)
     finally:
         if not give_up_leases:
