@@ -5,6 +5,7 @@
     python -m loadtest.bench.loadgen seed --drivers 100000  # fleet batches, as fast as it can
     python -m loadtest.bench.loadgen fleet --rate 5000      # background updates, open loop
     python -m loadtest.bench.loadgen rides --rate 100       # ride requests, open loop
+    python -m loadtest.bench.loadgen market --rate 5        # ops market reads, open loop
 
 Open-loop modes time each request from when it was due, not from when it was sent, so a
 stalled server shows up in the percentiles instead of slowing the generator down.
@@ -221,12 +222,36 @@ async def rides(a: argparse.Namespace, rec: Recorder) -> None:
         await asyncio.gather(*tasks)
 
 
+async def market(a: argparse.Namespace, rec: Recorder) -> None:
+    """GET /v1/market around the city centre (radius --radius-m), as an ops map would."""
+    start = time.perf_counter()
+    tasks: set[asyncio.Task[None]] = set()
+    hdr = {"Authorization": f"Bearer {mint('ops', f'{a.prefix}ops', a.secret)}"}
+    url = f"{a.url}/v1/market?lat={CITY.lat}&lng={CITY.lng}&radius_m={a.radius_m}"
+
+    async def one(due: float, s: aiohttp.ClientSession) -> None:
+        async with s.get(url, headers=hdr) as r:
+            await r.read()
+            rec.add(time.perf_counter() - due, str(r.status))
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=a.concurrency)) as s:
+        n = 0
+        while (due := start + n / a.rate) - start < a.seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            task = asyncio.create_task(one(due, s))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        await asyncio.gather(*tasks)
+
+
 MODES = {
     "http-location": http_location,
     "ws-location": ws_location,
     "fleet": fleet,
     "seed": seed,
     "rides": rides,
+    "market": market,
 }
 
 
@@ -242,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window", type=int, default=1, help="ws: fixes in flight per socket")
     p.add_argument("--rate", type=float, default=100.0, help="per second (fleet: updates)")
     p.add_argument("--batch", type=int, default=1000, help="fleet: updates per request")
+    p.add_argument("--radius-m", type=float, default=2000.0, help="market: the area read")
     a = p.parse_args(argv)
     rec = Recorder()
     uvloop.install()
