@@ -104,12 +104,13 @@ async def get_market(request: web.Request) -> web.Response:
     q = schemas.query(request.query, mc.MarketQuery)
     deps = _deps(request)
     config = deps.market.config
+    cells = await _look(deps, actor, q)  # refuses a bad area before anything else is read
     return json_response(
         mc.MarketView(
             res=config.res,
             window_s=config.window.window_ms / 1000,
             surge_enabled=await market_ops.enabled(deps),
-            cells=await _look(deps, actor, q),
+            cells=cells,
         )
     )
 
