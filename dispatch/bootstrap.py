@@ -14,11 +14,14 @@ from dispatch.adapters import (
     redis_drivers,
     redis_idempotency,
     redis_market,
+    redis_presence,
+    redis_queues,
     redis_rider_rides,
     redis_rides,
 )
 from dispatch.adapters.clock import WallClock
 from dispatch.adapters.fanout import MemoryNotifier
+from dispatch.adapters.memory_area_events import MemoryAreaEventLog
 from dispatch.adapters.memory_areas import MemoryAreaStore
 from dispatch.adapters.memory_deadlines import MemoryDeadlineQueue
 from dispatch.adapters.memory_drivers import MemoryDriverStore
@@ -26,9 +29,12 @@ from dispatch.adapters.memory_eta import MemoryEtaStore
 from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
 from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
 from dispatch.adapters.memory_pending import MemoryPendingStore
+from dispatch.adapters.memory_presence import MemoryPresenceStore
+from dispatch.adapters.memory_queues import MemoryQueueStore
 from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
+from dispatch.adapters.redis_area_events import RedisAreaEventLog
 from dispatch.adapters.redis_areas import RedisAreaStore
 from dispatch.adapters.redis_client import connect
 from dispatch.adapters.redis_deadlines import RedisDeadlineQueue
@@ -37,6 +43,8 @@ from dispatch.adapters.redis_eta import RedisEtaStore
 from dispatch.adapters.redis_idempotency import RedisIdempotencyStore
 from dispatch.adapters.redis_market import RedisMarketStore, RedisQuoteStore
 from dispatch.adapters.redis_pending import RedisPendingStore
+from dispatch.adapters.redis_presence import RedisPresenceStore
+from dispatch.adapters.redis_queues import RedisQueueStore
 from dispatch.adapters.redis_rider_rides import RedisRiderRideStore
 from dispatch.adapters.redis_rides import RedisRideStore
 from dispatch.domain.fares import FareTable
@@ -45,6 +53,7 @@ from dispatch.domain.matching import MatchingPolicy
 from dispatch.service_layer.areas import AreaBook
 from dispatch.service_layer.deps import Deps, NullObserver
 from dispatch.service_layer.eta import EtaModel
+from dispatch.service_layer.geofence import Geofence
 from dispatch.service_layer.market import Market, MarketConfig
 from dispatch.service_layer.match_window import Batching, PendingStore, WindowConfig
 from dispatch.service_layer.ports import Clock, Observer
@@ -67,6 +76,8 @@ STORE_SCRIPTS = (
     *redis_deadlines.SCRIPTS,
     *redis_market.SCRIPTS,
     *redis_areas.SCRIPTS,
+    *redis_presence.SCRIPTS,
+    *redis_queues.SCRIPTS,
 )
 
 
@@ -164,7 +175,13 @@ async def bootstrap(
             ),
             eta=EtaModel(MemoryEtaStore(), region_res=settings.region_res),
             batching=batching_for(settings, MemoryPendingStore(clock.now_ms)),
-            areas=AreaBook(MemoryAreaStore()),
+            areas=(book := AreaBook(MemoryAreaStore())),
+            fences=Geofence(
+                book,
+                MemoryPresenceStore(),
+                MemoryAreaEventLog(settings.area_events_maxlen),
+                MemoryQueueStore(),
+            ),
         )
         yield Runtime(deps, settings.backend, _nothing)
         return
@@ -208,7 +225,13 @@ async def bootstrap(
             ),
             eta=EtaModel(RedisEtaStore(client), region_res=settings.region_res),
             batching=batching_for(settings, RedisPendingStore(scripts)),
-            areas=AreaBook(RedisAreaStore(scripts)),
+            areas=(book := AreaBook(RedisAreaStore(scripts))),
+            fences=Geofence(
+                book,
+                RedisPresenceStore(scripts),
+                RedisAreaEventLog(client, settings.area_events_maxlen),
+                RedisQueueStore(scripts),
+            ),
         )
         await deps.areas.refresh()  # a restarted instance starts with the stored areas
         yield Runtime(deps, settings.backend, ping)

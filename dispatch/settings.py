@@ -96,6 +96,7 @@ class Settings:
     # Areas (docs/api.md, "Areas"): each instance reads the areas' version this often and
     # recompiles what changed.
     areas_refresh_s: float = 1.0
+    area_events_maxlen: int = 100_000  # the area event stream keeps about this many
 
     @property
     def backend(self) -> str:
@@ -190,6 +191,7 @@ RULES: dict[str, Rule] = {
     "fare_per_min": between(0, 10_000),
     "fare_minimum": between(0, 10_000),
     "areas_refresh_s": between(0.05, 60),
+    "area_events_maxlen": between(100, 10_000_000),
 }
 
 

@@ -109,3 +109,54 @@ def check_area(area: Area) -> None:
             raise InvalidArea(f"polygon {p}: no rings")
         for r, ring in enumerate(polygon):
             check_ring(ring, f"polygon {p}, ring {r}")
+
+
+class Crossing(enum.StrEnum):
+    ENTER = "enter"
+    EXIT = "exit"  # only once out longer than the area's dwell_s
+
+
+@dataclass(frozen=True, slots=True)
+class AreaEvent:
+    """A driver crossed an area's boundary (geofence)."""
+
+    event: Crossing
+    area_id: str
+    driver_id: str
+    ts: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class QueueChange:
+    """An airport queue's order after a change, head first."""
+
+    area_id: str
+    drivers: tuple[str, ...]
+    ts: int  # ms
+
+
+# A driver's presence: area id -> (out since (ms) or None while inside, the dwell in ms).
+Presence = dict[str, tuple[int | None, int]]
+
+
+def presence_step(
+    state: Presence, holding: dict[str, int], now_ms: int
+) -> tuple[Presence, list[tuple[Crossing, str]]]:
+    """After a fix held by `holding` (area id -> dwell ms): enter at once, exit once out
+    for the dwell; back inside within it, nothing happened. The Redis store's Lua script
+    (area_presence.lua) applies the same rule."""
+    new: Presence = {}
+    crossings: list[tuple[Crossing, str]] = []
+    for area_id, dwell in holding.items():
+        if area_id not in state:
+            crossings.append((Crossing.ENTER, area_id))
+        new[area_id] = (None, dwell)
+    for area_id, (since, dwell) in state.items():
+        if area_id in holding:
+            continue
+        out_since = now_ms if since is None else since
+        if now_ms - out_since >= dwell:
+            crossings.append((Crossing.EXIT, area_id))
+        else:
+            new[area_id] = (out_since, dwell)
+    return new, crossings

@@ -13,6 +13,7 @@ from aiohttp import web
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import bootstrap
 from dispatch.entrypoints import appkeys, ops_feed, ops_stream, sse, views_ops_map, ws_driver
+from dispatch.entrypoints.area_streams import area_event_follower, area_events
 from dispatch.entrypoints.areas_task import area_refresher
 from dispatch.entrypoints.errors import Handler, errors_middleware
 from dispatch.entrypoints.metrics import Metrics
@@ -56,6 +57,7 @@ async def deadline_middleware(request: web.Request, handler: Handler) -> web.Str
         sse.ride_events,
         ops_stream.ops_stream,
         market_stream,
+        area_events,
     ):
         return await handler(request)
     try:
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(window_job)
     app.cleanup_ctx.append(ops_feed.run_feed)
     app.cleanup_ctx.append(area_refresher)
+    app.cleanup_ctx.append(area_event_follower)
     app.on_shutdown.append(_close_streams)
     app.on_response_prepare.append(_instance_header)
     app.router.add_routes(route_table(ROUTES))

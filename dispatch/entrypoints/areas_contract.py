@@ -77,3 +77,44 @@ class PickupRefused(Struct, kw_only=True):
     message: str
     area_id: str
     nearest_allowed: LatLng | None
+
+
+class QueuedDriver(Shape):
+    driver_id: str
+    position: int  # 1: the head
+    offered_ride: str | None  # the ride offered to it out of the queue, if one is
+
+
+class AirportQueue(Shape):
+    area_id: str
+    drivers: list[QueuedDriver]
+
+
+class AreaEventFrame(Shape):
+    """On the driver's WebSocket and the ops stream: a driver entered or left an area."""
+
+    type: Literal["area"]
+    event: Literal["enter", "exit"]
+    area_id: str
+    driver_id: str
+    ts: int
+
+
+class QueuePlaceFrame(Shape):
+    """On the driver's WebSocket: its place in an airport queue changed (null: out)."""
+
+    type: Literal["queue"]
+    area_id: str
+    driver_id: str
+    position: int | None
+    length: int
+    ts: int
+
+
+class QueueOrderEvent(Shape):
+    """On the ops stream: an airport queue's order after a change, head first."""
+
+    type: Literal["queue"]
+    area_id: str
+    drivers: list[str]
+    ts: int

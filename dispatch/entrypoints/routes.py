@@ -9,10 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatch.entrypoints import areas_contract as ac
-from dispatch.entrypoints import contract as c
-from dispatch.entrypoints import market_contract as mc
 from dispatch.entrypoints import (
+    area_streams,
     ops_stream,
     sse,
     views_areas,
@@ -23,6 +21,9 @@ from dispatch.entrypoints import (
     views_rides,
     ws_driver,
 )
+from dispatch.entrypoints import areas_contract as ac
+from dispatch.entrypoints import contract as c
+from dispatch.entrypoints import market_contract as mc
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -230,6 +231,23 @@ ROUTES: list[Endpoint] = [
         "Every area, as GeoJSON Features with what they compiled to (ops token)",
         {200: Answer("The areas and their version", ac.AreaList)},
         (401, 403, 503),
+    ),
+    Endpoint(
+        "GET", "/v1/areas/events", area_streams.area_events,
+        "Server-sent events for ops tokens: `event: area` when a driver enters or leaves "
+        "an area (after its dwell_s), `event: queue` when an airport queue's order changes, "
+        "from every instance (docs/api.md)",
+        {200: Answer("`data: <AreaEventFrame or QueueOrderEvent json>` per event",
+                     ac.AreaEventFrame, "text/event-stream")},
+        (401, 403),
+        access_token=True,
+    ),
+    Endpoint(
+        "GET", "/v1/areas/{area_id}/queue", area_streams.get_queue,
+        "An airport's queue, head first, with the ride offered out of it to each driver "
+        "that holds one (ops token; 404 if the area is not an airport)",
+        {200: Answer("The queue", ac.AirportQueue)},
+        (401, 403, 404, 422, 503),
     ),
     Endpoint(
         "PUT", "/v1/areas/{area_id}", views_areas.put_area,

@@ -15,6 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from dispatch.domain.principals import Principal
 from dispatch.entrypoints import appkeys, contract, schemas
+from dispatch.entrypoints.area_streams import driver_area_frames
 from dispatch.entrypoints.auth import stream_principal
 from dispatch.entrypoints.errors import to_error
 from dispatch.entrypoints.views_drivers import check_rate
@@ -131,6 +132,8 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
             gauge.inc()
             sender = _Sender(ws)
             pump = asyncio.create_task(_pump(sender, subscription))
+            # Area crossings and airport queue places, as this instance hears of them.
+            areas = asyncio.create_task(driver_area_frames(request, driver_id, sender.send))
             # The token was checked once, at the upgrade: the socket ends when it expires.
             closer = asyncio.create_task(_close_when(ws, expires, replaced))
             try:
@@ -146,7 +149,7 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
             except ConnectionError:
                 pass  # the driver's connection dropped mid-send
             finally:
-                for task in (pump, closer):
+                for task in (pump, closer, areas):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task

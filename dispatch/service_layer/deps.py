@@ -8,6 +8,7 @@ from dispatch.domain.matching import MatchingPolicy
 from dispatch.domain.rides import Ride
 from dispatch.service_layer.areas import AreaBook
 from dispatch.service_layer.eta import EtaModel
+from dispatch.service_layer.geofence import Geofence
 from dispatch.service_layer.market import Market
 from dispatch.service_layer.match_window import Batching
 from dispatch.service_layer.ports import (
@@ -46,6 +47,7 @@ class Deps:
     market: Market  # demand, surge and quotes per H3 cell
     eta: EtaModel  # pickup ETAs, learned per area and hour
     areas: AreaBook  # service areas, no-pickup areas, airports: compiled, kept fresh
+    fences: Geofence  # area crossings, their events, the airport queues
     # A reservation outlives its offer by this much, so the offer's own timeout (handled
     # by any instance) always releases it first; the lease only frees orphans.
     lease_grace_ms: int = 15_000

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
+from dispatch.service_layer.airport import on_status, track_fix, track_fixes
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden, InvalidRequest, NotFound
 from dispatch.service_layer.reservations import release_driver
@@ -60,6 +61,7 @@ async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix
     accepted = result is UpsertResult.ACCEPTED
     deps.observer.locations(int(accepted), int(not accepted))
     if accepted:
+        await track_fix(deps, driver_id, fix.lat, fix.lng)  # areas entered or left
         return FixOutcome(result)
     return FixOutcome(result, await deps.index.get(driver_id))
 
@@ -74,6 +76,7 @@ async def update_locations(
     results = await deps.index.upsert(positions)
     accepted = sum(r is UpsertResult.ACCEPTED for r in results)
     deps.observer.locations(accepted, len(results) - accepted)
+    await track_fixes(deps, positions, results)  # areas entered or left
     return results
 
 
@@ -84,6 +87,7 @@ async def set_status(
     await _release_if_its_ride_is_over(deps, driver_id)
     rec = await deps.drivers.set_status(driver_id, status, deps.clock.now_ms())
     await deps.index.set_available(driver_id, status is DriverStatus.AVAILABLE)
+    await on_status(deps, driver_id, status)  # airport queues: in when available, out offline
     return rec, await deps.index.get(driver_id)
 
 

@@ -5,6 +5,7 @@ rider, and listeners and metrics hear of it. Use cases store a step, then call s
 from __future__ import annotations
 
 from dispatch.domain.rides import RideChange
+from dispatch.service_layer.airport import on_ride_change
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.notices import NoticeKind, RideNotice, driver_topic, ride_topic
 from dispatch.service_layer.ops_view import OPS_TOPIC
@@ -27,6 +28,7 @@ async def settle(deps: Deps, change: RideChange) -> None:
         await deps.eta.observe_pickup(
             ride.pickup, ride.pickup_distance_m, change.pickup_ms, ride.updated_at
         )
+    await on_ride_change(deps, change)  # airport queues: back, served, head again
     deps.observer.ride_changed(ride)
     await _notify(deps, change)
 

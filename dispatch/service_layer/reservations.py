@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dispatch.domain.geo import LatLng
 from dispatch.domain.matching import Candidate, next_candidates
 from dispatch.domain.rides import Offer
+from dispatch.service_layer.airport import queue_offer
 from dispatch.service_layer.areas import in_zone
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.timers import LeaseCheck
@@ -32,6 +33,12 @@ async def find_offer(
     refused = 0
     # Only drivers inside the service area the pickup is in (anyone, with no such areas).
     zone = deps.areas.zone(pickup.lat, pickup.lng)
+    # A pickup inside an airport goes to the head of its queue first (if anyone waits).
+    queued = await queue_offer(deps, ride_id, pickup, excluded, now_ms)
+    if queued is not None:
+        driver_id, fence, distance = queued
+        eta_s = await deps.eta.eta_s(pickup, distance, now_ms)
+        return Offer(driver_id, fence, distance, eta_s, now_ms + policy.offer_timeout_ms)
     for radius in policy.radius_steps_m:
         # Ask for enough to see past everyone already tried or excluded.
         k = min(MAX_K, policy.candidates_per_step + len(tried) + len(excluded))

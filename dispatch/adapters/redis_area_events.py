@@ -1,0 +1,42 @@
+"""AreaEventLog on Redis / Redis Cluster: one Redis Stream, bounded with MAXLEN, that
+every instance follows to reach its own listeners, and that other services may read with
+a consumer group (XREADGROUP): each entry has one field, `j`, the event's JSON."""
+
+from __future__ import annotations
+
+from geoindex import translated
+
+STREAM_KEY = "dispatch:area_events"
+
+
+class RedisAreaEventLog:
+    def __init__(self, client: object, maxlen: int) -> None:
+        self._r = client
+        self._maxlen = maxlen
+
+    async def append(self, events: list[bytes]) -> None:
+        with translated():
+            for event in events:
+                await self._r.xadd(  # type: ignore[attr-defined]
+                    STREAM_KEY, {"j": event}, maxlen=self._maxlen, approximate=True
+                )
+
+    async def tail(self) -> str:
+        with translated():
+            last = await self._r.xrevrange(STREAM_KEY, count=1)  # type: ignore[attr-defined]
+        return bytes(last[0][0]).decode() if last else "0-0"
+
+    async def read(self, after: str, block_ms: int) -> tuple[str, list[bytes]]:
+        with translated():
+            got = await self._r.xread(  # type: ignore[attr-defined]
+                {STREAM_KEY: after}, count=1000, block=block_ms
+            )
+        if not got:
+            return after, []
+        entries = got[0][1] if isinstance(got, list) else next(iter(got.values()))[0]
+        return bytes(entries[-1][0]).decode(), [bytes(f[b"j"]) for _, f in entries]
+
+    async def recent(self, count: int) -> list[bytes]:
+        with translated():
+            last = await self._r.xrevrange(STREAM_KEY, count=count)  # type: ignore[attr-defined]
+        return [bytes(f[b"j"]) for _, f in reversed(last)]

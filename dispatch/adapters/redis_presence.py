@@ -1,0 +1,42 @@
+"""PresenceStore on Redis / Redis Cluster: one hash per driver under the driver's tag,
+changed by lua/area_presence.lua (the rule of dispatch.domain.areas.presence_step)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, script
+from dispatch.domain.areas import Crossing
+from geoindex import ScriptRunner, translated
+
+PRESENCE = script("area_presence")
+SCRIPTS = (PRESENCE,)
+
+
+def presence_key(driver_id: str) -> str:
+    return f"dispatch:driver:{{{driver_id}}}:areas"
+
+
+class RedisPresenceStore:
+    def __init__(self, scripts: ScriptRunner) -> None:
+        self._scripts = scripts
+        self._r = scripts.client
+
+    async def step(
+        self, driver_id: str, holding: Mapping[str, int], now_ms: int
+    ) -> tuple[list[tuple[Crossing, str]], frozenset[str]]:
+        args: list[str | int] = [now_ms, UNTOUCHED_KEEP_MS, len(holding)]
+        for area_id, dwell_ms in holding.items():
+            args += [area_id, dwell_ms]
+        flat = [
+            bytes(x).decode()
+            for x in await self._scripts.call(PRESENCE, [presence_key(driver_id)], args)
+        ]
+        cut = flat.index("|")
+        crossings = [(Crossing(flat[i]), flat[i + 1]) for i in range(0, cut, 2)]
+        return crossings, frozenset(flat[cut + 1 :])
+
+    async def areas_of(self, driver_id: str) -> frozenset[str]:
+        with translated():
+            keys = await self._r.hkeys(presence_key(driver_id))
+        return frozenset(bytes(k).decode() for k in keys)

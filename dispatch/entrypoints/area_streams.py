@@ -1,0 +1,93 @@
+"""Area events as they reach this instance (from the area event log every instance
+follows): the ops stream GET /v1/areas/events, the driver WebSocket's area and queue
+frames, and the airport queue's ops view."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from dispatch.domain.principals import Role
+from dispatch.entrypoints import appkeys
+from dispatch.entrypoints import areas_contract as ac
+from dispatch.entrypoints.auth import principal, stream_principal
+from dispatch.entrypoints.jsonio import json_response
+from dispatch.entrypoints.views_areas import area_id
+from dispatch.service_layer.airport import queue_of
+from dispatch.service_layer.errors import Forbidden
+from dispatch.service_layer.geofence import OPS_TOPIC, follow
+
+KEEPALIVE_S = 15.0
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    deps = request.app[appkeys.RUNTIME].deps
+    ident = area_id(request)
+    order, held = await queue_of(deps, principal(request), ident)
+    return json_response(
+        ac.AirportQueue(
+            area_id=ident,
+            drivers=[
+                ac.QueuedDriver(driver_id=d, position=i + 1, offered_ride=held.get(d))
+                for i, d in enumerate(order)
+            ],
+        )
+    )
+
+
+async def area_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events for ops tokens: `event: area` per crossing, `event: queue` per
+    change of an airport queue's order, from every instance."""
+    actor, expires = stream_principal(request)
+    if actor.role is not Role.OPS:
+        raise Forbidden("the area event stream is for ops tokens")
+    hub = request.app[appkeys.RUNTIME].deps.fences.hub
+    closing = request.app[appkeys.STREAMS].closing
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: pass events through unbuffered
+        }
+    )
+    async with hub.listen(OPS_TOPIC) as events:
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionResetError, ConnectionError):
+            await resp.write(b": area events\n\n")
+            while not closing.is_set():
+                wait_s = min(KEEPALIVE_S, expires - time.time())
+                if wait_s <= 0:
+                    break  # the token that opened the stream has expired
+                try:
+                    event = await asyncio.wait_for(events.get(), wait_s)
+                except TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                kind = str(event["type"]).encode()
+                await resp.write(b"event: " + kind + b"\ndata: " + orjson.dumps(event) + b"\n\n")
+    return resp
+
+
+async def driver_area_frames(
+    request: web.Request, driver_id: str, send: Callable[[bytes], Awaitable[None]]
+) -> None:
+    """Forever: this driver's area crossings and queue places, as WebSocket frames."""
+    hub = request.app[appkeys.RUNTIME].deps.fences.hub
+    async with hub.listen(f"driver:{driver_id}") as events:
+        while True:
+            await send(orjson.dumps(await events.get()))
+
+
+async def area_event_follower(app: web.Application) -> AsyncIterator[None]:
+    """Every instance follows the area event log to reach its own listeners."""
+    fences = app[appkeys.RUNTIME].deps.fences
+    task = asyncio.create_task(follow(fences.log, fences.hub))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,211 @@
+"""Geofence events: per accepted fix, which areas a driver entered or (after the area's
+dwell) left; the events go to a bounded log every instance follows (a Redis Stream on
+Redis), and from there to the driver's WebSocket and the ops event stream.
+
+The hot path stays cheap: the areas holding a fix come from the compiled index (a few
+microseconds), and the backend is asked only when they differ from what this instance
+last saw for the driver, or that is older than SEEN_TTL_MS (fixes of one driver may reach
+several instances: an event can then come up to that late, never twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from dispatch.domain.areas import AreaEvent, AreaKind, Crossing, QueueChange
+from dispatch.service_layer.areas import AreaBook
+
+SEEN_TTL_MS = 5_000
+MAX_SEEN = 200_000  # drivers remembered per instance; past it, forget and ask again
+LISTENER_QUEUE = 256
+OPS_TOPIC = "ops"
+
+
+class PresenceStore(Protocol):
+    async def step(
+        self, driver_id: str, holding: Mapping[str, int], now_ms: int
+    ) -> tuple[list[tuple[Crossing, str]], frozenset[str]]:
+        """Apply a fix held by `holding` (area id -> dwell ms): the crossings, and every
+        area the driver is now counted in (those it is out of within their dwell too)."""
+        ...
+
+    async def areas_of(self, driver_id: str) -> frozenset[str]: ...
+
+
+class AreaEventLog(Protocol):
+    async def append(self, events: list[bytes]) -> None: ...
+
+    async def tail(self) -> str:
+        """The id of the newest entry: read after it for what comes next."""
+        ...
+
+    async def read(self, after: str, block_ms: int) -> tuple[str, list[bytes]]: ...
+
+    async def recent(self, count: int) -> list[bytes]: ...
+
+
+class QueueStore(Protocol):
+    """The airport queues (service_layer.airport)."""
+
+    async def join(
+        self, area_id: str, driver_id: str, now_ms: int, max_len: int
+    ) -> tuple[bool, list[str]]:
+        """(changed, the order after, head first), as every change below answers."""
+        ...
+
+    async def leave(self, area_id: str, driver_id: str) -> tuple[bool, list[str]]: ...
+
+    async def claim(self, area_id: str, ride_id: str, excluded: Sequence[str]) -> str | None:
+        """The first queued driver not out on an offer from the queue and not excluded,
+        marked as offered `ride_id`; None if there is none."""
+        ...
+
+    async def settle(
+        self, area_id: str, driver_id: str, ride_id: str, how: str, now_ms: int
+    ) -> tuple[bool, list[str]]:
+        """how: back (declined, timed out), keep (the rider cancelled the offer),
+        served (accepted), gone (not reservable), restore (the rider cancelled the
+        accepted ride: the head again), forget (it ended otherwise)."""
+        ...
+
+    async def order(self, area_id: str) -> list[str]: ...
+
+    async def held(self, area_id: str) -> dict[str, str]: ...
+
+
+def area_event_json(e: AreaEvent) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "area",
+            "event": e.event.value,
+            "area_id": e.area_id,
+            "driver_id": e.driver_id,
+            "ts": e.ts,
+        }
+    )
+
+
+def queue_change_json(q: QueueChange) -> bytes:
+    return orjson.dumps(
+        {"type": "queue", "area_id": q.area_id, "drivers": list(q.drivers), "ts": q.ts}
+    )
+
+
+class Geofence:
+    def __init__(
+        self, book: AreaBook, presence: PresenceStore, log: AreaEventLog, queues: QueueStore
+    ) -> None:
+        self.book = book
+        self.presence = presence
+        self.log = log
+        self.queues = queues
+        self.hub = EventHub()  # this instance's listeners
+        self._seen: dict[str, tuple[frozenset[str], int]] = {}
+
+    def _holding(self, lat: float, lng: float) -> dict[str, int]:
+        return {c.area.id: round(c.area.dwell_s * 1000) for c in self.book.holding(lat, lng)}
+
+    async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
+        """The crossings of one accepted fix (most fixes: none, and no backend call)."""
+        if len(self.book.index) == 0 and driver_id not in self._seen:
+            return []
+        holding = self._holding(lat, lng)
+        ids = frozenset(holding)
+        seen = self._seen.get(driver_id)
+        if seen is not None and seen[0] == ids and now_ms - seen[1] < SEEN_TTL_MS:
+            return []
+        crossings, counted = await self.presence.step(driver_id, holding, now_ms)
+        if len(self._seen) >= MAX_SEEN:
+            self._seen.clear()
+        if counted == ids:
+            self._seen[driver_id] = (ids, now_ms)
+        else:  # out of an area within its dwell: ask again at the next fix
+            self._seen.pop(driver_id, None)
+        events = [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
+        if events:
+            await self.log.append([area_event_json(e) for e in events])
+        return events
+
+    def airports_of(self, events: list[AreaEvent]) -> list[AreaEvent]:
+        out = []
+        for e in events:
+            c = self.book.get(e.area_id)
+            if c is not None and c.area.kind is AreaKind.AIRPORT:
+                out.append(e)
+        return out
+
+
+class EventHub:
+    """This instance's listeners of area and queue events, by topic: `ops`, and
+    `driver:<id>` (its area crossings and its place in any airport queue)."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._places: dict[tuple[str, str], int] = {}  # (area, driver) -> last place sent
+
+    @contextlib.asynccontextmanager
+    async def listen(self, topic: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(LISTENER_QUEUE)
+        self._listeners.setdefault(topic, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            subs = self._listeners.get(topic)
+            if subs is not None:
+                subs.discard(queue)
+                if not subs:
+                    del self._listeners[topic]
+
+    def _send(self, topic: str, event: dict[str, Any]) -> None:
+        for queue in self._listeners.get(topic, ()):
+            with contextlib.suppress(asyncio.QueueFull):  # too slow a listener loses some
+                queue.put_nowait(event)
+
+    def deliver(self, raw: bytes) -> None:
+        event = orjson.loads(raw)
+        self._send(OPS_TOPIC, event)
+        if event["type"] == "area":
+            self._send(f"driver:{event['driver_id']}", event)
+            return
+        area_id, drivers = event["area_id"], event["drivers"]
+        # Each queued driver hears of its place when it changes, and of leaving.
+        places = {d: i + 1 for i, d in enumerate(drivers)}
+        for d, place in places.items():
+            if self._places.get((area_id, d)) != place:
+                self._places[(area_id, d)] = place
+                self._send(f"driver:{d}", _place(area_id, d, place, len(drivers), event["ts"]))
+        for key in [k for k in self._places if k[0] == area_id and k[1] not in places]:
+            del self._places[key]
+            self._send(f"driver:{key[1]}", _place(area_id, key[1], None, len(drivers), event["ts"]))
+
+
+def _place(area_id: str, driver_id: str, place: int | None, length: int, ts: int) -> dict[str, Any]:
+    return {
+        "type": "queue",
+        "area_id": area_id,
+        "driver_id": driver_id,
+        "position": place,
+        "length": length,
+        "ts": ts,
+    }
+
+
+async def follow(log: AreaEventLog, hub: EventHub, block_ms: int = 1_000) -> None:
+    """Deliver every new entry of the log to this instance's listeners, forever."""
+    after: str | None = None
+    while True:
+        try:
+            if after is None:
+                after = await log.tail()
+            after, events = await log.read(after, block_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the backend is away: try again shortly
+            await asyncio.sleep(0.5)
+            continue
+        for raw in events:
+            hub.deliver(raw)
