@@ -88,6 +88,7 @@ class OpsFeed:
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name="ops-rides")
+        failing = False
         try:
             while True:
                 if not self._pages:
@@ -97,10 +98,15 @@ class OpsFeed:
                 started = time.monotonic()
                 try:
                     await self.tick()
+                    if failing:
+                        log.info("ops feed: looking at the area again")
+                    failing = False
                 except Exception:
                     # The backend is down or slow: pages keep what they have, and hear
-                    # again once a look succeeds.
-                    log.warning("ops feed: a look at the area failed", exc_info=True)
+                    # again once a look succeeds. Said once, not every second.
+                    if not failing:
+                        log.warning("ops feed: a look at the area failed", exc_info=True)
+                    failing = True
                 await asyncio.sleep(max(0.0, self._interval_s - (time.monotonic() - started)))
         finally:
             listener.cancel()

@@ -4,6 +4,7 @@ deltas; a page too slow to keep up starts over; rides come from the ops topic.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +16,7 @@ from dispatch.domain.rides import Ride, RideStatus
 from dispatch.entrypoints.ops_feed import PAGE_QUEUE, OpsFeed, Page
 from dispatch.service_layer.notices import NoticeKind, RideNotice
 from dispatch.service_layer.ops_view import OPS_TOPIC, Area
-from geoindex import MemoryGeoIndex, Position
+from geoindex import BackendUnavailable, MemoryGeoIndex, Position
 from tests.waiting import eventually
 
 NOW = 1_800_000_000_000
@@ -96,3 +97,30 @@ async def test_rides_published_on_the_ops_topic_colour_their_drivers() -> None:
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_backend_outage_is_logged_once_and_the_feed_resumes(caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="dispatch.entrypoints.ops_feed")
+    index = MemoryGeoIndex(clock=lambda: NOW)
+    await index.upsert([Position("d1", 52.52, 13.405, NOW - 10)])
+    real_within, calls = index.within, {"n": 0}
+
+    async def flaky_within(*args: Any) -> Any:
+        calls["n"] += 1
+        if 2 <= calls["n"] <= 5:
+            raise BackendUnavailable("redis unavailable")
+        return await real_within(*args)
+
+    index.within = flaky_within  # type: ignore[method-assign]
+    feed = feed_over(index)
+    running = asyncio.create_task(feed.run())
+    try:
+        with feed.watch() as page:
+            await eventually(lambda: calls["n"] >= 7, what="looks past the outage")
+            assert [k for k, _ in frames(page)] == ["snapshot"]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    failed = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 1
+    assert any("again" in r.getMessage() for r in caplog.records)
