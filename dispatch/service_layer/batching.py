@@ -183,6 +183,7 @@ async def run_window_job(deps: Deps, holder: str, *, give_up_leases: bool = True
     instance takes over at once (`give_up_leases=False` leaves like a killed process)."""
     held: dict[int, int] = {}
     interval_s = _batching(deps).config.window_ms / 1000
+    task = asyncio.current_task()
     try:
         while True:
             started = time.monotonic()
@@ -192,6 +193,9 @@ async def run_window_job(deps: Deps, holder: str, *, give_up_leases: bool = True
                 log.warning("matching window skipped: %s", exc)
             except Exception:
                 log.exception("matching window failed; solving on")  # the loop must live
+            # A cancel that redis-py turned into a connection error must still stop us.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
     finally:
         if not give_up_leases:
