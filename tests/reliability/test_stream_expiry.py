@@ -31,8 +31,8 @@ async def test_a_websocket_closes_when_its_token_expires(live: Client) -> None:
         msg = await ws.receive(timeout=6)  # nothing sent: the server closes it by itself
         assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1008, msg
     # Nothing it might have sent after that counted; a fresh token works.
-    view = (await live.call("GET", "/v1/drivers/d1", "driver:d1")).body
-    assert view["seq"] is None
+    never_seen = await live.call("GET", "/v1/drivers/d1", "driver:d1")
+    assert (never_seen.status, never_seen.body["error"]) == (404, "not_found")
     async with live.session.ws_connect(url, headers=live.auth("driver:d1")) as ws:
         fix = {"type": "location", **BERLIN, "ts": int(time.time() * 1000), "seq": 1}
         await ws.send_json(fix)
