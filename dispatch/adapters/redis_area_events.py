@@ -4,9 +4,12 @@ a consumer group (XREADGROUP): each entry has one field, `j`, the event's JSON."
 
 from __future__ import annotations
 
+import asyncio
+
 from geoindex import translated
 
 STREAM_KEY = "dispatch:area_events"
+POLL_S = 0.1
 
 
 class RedisAreaEventLog:
@@ -27,11 +30,13 @@ class RedisAreaEventLog:
         return bytes(last[0][0]).decode() if last else "0-0"
 
     async def read(self, after: str, block_ms: int) -> tuple[str, list[bytes]]:
+        """Polled, not a blocking XREAD: a blocking read through the cluster client holds
+        up the instance's other commands; an empty poll waits POLL_S (events arrive at
+        most that late)."""
         with translated():
-            got = await self._r.xread(  # type: ignore[attr-defined]
-                {STREAM_KEY: after}, count=1000, block=block_ms
-            )
+            got = await self._r.xread({STREAM_KEY: after}, count=1000)  # type: ignore[attr-defined]
         if not got:
+            await asyncio.sleep(min(block_ms / 1000, POLL_S))
             return after, []
         entries = got[0][1] if isinstance(got, list) else next(iter(got.values()))[0]
         return bytes(entries[-1][0]).decode(), [bytes(f[b"j"]) for _, f in entries]

@@ -2,11 +2,15 @@
 
 A lookup computes the point's res-10 cell once and walks its ancestors (bit arithmetic on
 the integer cell) through one dict. A cell well inside an area answers at once; a cell
-the boundary may cross falls back to an exact test on a prepared shapely geometry; a
-point in no listed cell is in no area. Exactness rests on two margins, both generous:
-a cell counts as inside only when the cell's hexagon grown by one edge length is inside
-(an H3 cell's descendants stray past its hexagon by well under one edge), and candidate
-cells are taken from the area grown by 2.5 edge lengths."""
+the boundary may cross is decided exactly from the few boundary segments near it: the
+point is on the same side as the cell's centre (known) if the segment between them
+crosses the boundary an even number of times. A configuration too close to call in
+floating point (the point on an edge, a vertex on that segment) falls back to a prepared
+shapely geometry, as do cells across the antimeridian or near a pole. A point in no
+listed cell is in no area. Exactness rests on two margins, both generous: a cell counts
+as inside only when the cell's hexagon grown by one edge length is inside (an H3 cell's
+descendants stray past its hexagon by well under one edge), and candidate cells are
+taken from the area grown by 2.5 edge lengths."""
 
 from __future__ import annotations
 
@@ -39,6 +43,12 @@ def ancestor(cell: int, res: int) -> int:
     return (cell & ~_RES_FIELD) | (res << _RES_SHIFT) | _digits(res)
 
 
+# An edge cell's local test: (centre inside?, centre lng, centre lat, the boundary
+# segments near the cell as ax, ay, bx, by, ...); None: ask shapely.
+Local = tuple[bool, float, float, tuple[float, ...]] | None
+_TOO_CLOSE = 1e-12  # relative: an orientation this near 0 is not trusted to floats
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledArea:
     area: Area
@@ -46,6 +56,78 @@ class CompiledArea:
     res: int
     inside: tuple[int, ...]  # compacted: every point in these cells is in the area
     edge: tuple[int, ...]  # cells at `res` the boundary may cross
+    local: tuple[Local, ...] = ()  # per edge cell, in the same order
+
+
+def _orient(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> float | None:
+    """Which side of a->b the point c is (its sign), or None when too close to tell."""
+    left = (bx - ax) * (cy - ay)
+    right = (by - ay) * (cx - ax)
+    det = left - right
+    if abs(det) <= _TOO_CLOSE * (abs(left) + abs(right)) or det == 0.0:
+        return None
+    return det
+
+
+def local_test(
+    local: tuple[bool, float, float, tuple[float, ...]], x: float, y: float
+) -> bool | None:
+    """Inside, by the parity of boundary crossings between the point and the cell's
+    centre; None when a configuration is too close to call. (The hot path: segments
+    whose bounding box misses the point-centre segment's are skipped first.)"""
+    centre_in, cx, cy, segs = local
+    lox, hix = (x, cx) if x < cx else (cx, x)
+    loy, hiy = (y, cy) if y < cy else (cy, y)
+    crossings = 0
+    for k in range(0, len(segs), 4):
+        ax, bx = segs[k], segs[k + 2]
+        if (ax < lox and bx < lox) or (ax > hix and bx > hix):
+            continue
+        ay, by = segs[k + 1], segs[k + 3]
+        if (ay < loy and by < loy) or (ay > hiy and by > hiy):
+            continue
+        d1 = _orient(ax, ay, bx, by, x, y)
+        d2 = _orient(ax, ay, bx, by, cx, cy)
+        d3 = _orient(x, y, cx, cy, ax, ay)
+        d4 = _orient(x, y, cx, cy, bx, by)
+        if d1 is None or d2 is None or d3 is None or d4 is None:
+            return None
+        if (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0):
+            crossings += 1
+    return centre_in != bool(crossings & 1)
+
+
+def _segments(geometry: shapely.Geometry) -> np.ndarray:
+    """Every boundary segment of the geometry, one row each: ax, ay, bx, by."""
+    rows = []
+    for ring in shapely.get_rings(shapely.get_parts(geometry)):
+        xy = shapely.get_coordinates(ring)
+        rows.append(np.hstack([xy[:-1], xy[1:]]))
+    return np.vstack(rows)
+
+
+def _locals(geometry: shapely.Geometry, cells: list[int], grown: np.ndarray) -> list[Local]:
+    """The local test of each edge cell: the segments meeting its grown hexagon (all that
+    the segment from a point in the cell to its centre can cross)."""
+    segs = _segments(geometry)
+    lines = shapely.linestrings(segs.reshape(-1, 2, 2))
+    cell_at, seg_at = shapely.STRtree(lines).query(grown, predicate="intersects")
+    near: list[list[int]] = [[] for _ in cells]
+    for c, k in zip(cell_at.tolist(), seg_at.tolist(), strict=True):
+        near[c].append(k)
+    centres = [h3.cell_to_latlng(cell) for cell in cells]
+    lats = np.asarray([lat for lat, _ in centres])
+    lngs = np.asarray([lng for _, lng in centres])
+    centre_in = shapely.intersects_xy(geometry, lngs, lats)
+    on_edge = shapely.distance(geometry.boundary, shapely.points(lngs, lats)) < 1e-9
+    out: list[Local] = []
+    for i in range(len(cells)):
+        if on_edge[i]:
+            out.append(None)  # a centre on the boundary: no side to start from
+        else:
+            seg = tuple(segs[near[i]].ravel().tolist())
+            out.append((bool(centre_in[i]), float(lngs[i]), float(lats[i]), seg))
+    return out
 
 
 def _resolution(geometry: shapely.Geometry) -> int:
@@ -62,26 +144,43 @@ def _edge_deg(res: int) -> float:
     return float(h3.average_hexagon_edge_length(res, "m")) / 111_320.0
 
 
-def _candidates(geometry: shapely.Geometry, res: int) -> set[int]:
-    """Every cell at `res` any point of the area may fall in (and some more)."""
-    edge = _edge_deg(res)
-    top = max(abs(geometry.bounds[1]), abs(geometry.bounds[3]))
-    grown = geometry.buffer(2.5 * edge / max(math.cos(math.radians(min(top, 89.0))), 0.05))
+def _fill(shape: shapely.Geometry, res: int) -> set[int]:
+    """The cells at `res` whose centres the shape holds (by h3's own test), the shape
+    taken in plain longitudes: parts past the antimeridian are moved round first."""
     cells: set[int] = set()
+    if shape.is_empty:
+        return cells
     for part in (
-        grown.intersection(shapely.box(-180, -90, 180, 90)),
-        shapely.affinity.translate(grown.intersection(shapely.box(180, -90, 540, 90)), -360),
-        shapely.affinity.translate(grown.intersection(shapely.box(-540, -90, -180, 90)), 360),
+        shape.intersection(shapely.box(-180, -90, 180, 90)),
+        shapely.affinity.translate(shape.intersection(shapely.box(180, -90, 540, 90)), -360),
+        shapely.affinity.translate(shape.intersection(shapely.box(-540, -90, -180, 90)), 360),
     ):
         for poly in shapely.get_parts(part):
             if not isinstance(poly, shapely.Polygon) or poly.is_empty:
                 continue
-            shape = h3.LatLngPoly(
+            outline = h3.LatLngPoly(
                 [(y, x) for x, y in poly.exterior.coords[:-1]],
                 *[[(y, x) for x, y in ring.coords[:-1]] for ring in poly.interiors],
             )
-            cells.update(h3.h3shape_to_cells(shape, res))
+            cells.update(h3.h3shape_to_cells(outline, res))
     return cells
+
+
+def _lng_scale(geometry: shapely.Geometry) -> float:
+    """Degrees of longitude per degree of latitude at the area's worst latitude."""
+    top = max(abs(geometry.bounds[1]), abs(geometry.bounds[3]))
+    return 1.0 / max(math.cos(math.radians(min(top, 89.0))), 0.05)
+
+
+def _candidates(geometry: shapely.Geometry, res: int) -> set[int]:
+    """Every cell at `res` any point of the area may fall in (and some more)."""
+    return _fill(geometry.buffer(2.5 * _edge_deg(res) * _lng_scale(geometry)), res)
+
+
+def _core(geometry: shapely.Geometry, res: int) -> set[int]:
+    """Cells at `res` inside for certain: their centres at least three average edge
+    lengths inside, further than any point of the cell or of its descendants strays."""
+    return _fill(geometry.buffer(-3.0 * _edge_deg(res) * _lng_scale(geometry)), res)
 
 
 def compile_area(area: Area) -> CompiledArea:
@@ -89,7 +188,9 @@ def compile_area(area: Area) -> CompiledArea:
     geometry = area_geometry(area)
     shapely.prepare(geometry)
     res = _resolution(geometry)
-    cells = sorted(_candidates(geometry, res))
+    core = _core(geometry, res)
+    # Only the band between the core and the outside needs a closer look.
+    cells = sorted(_candidates(geometry, res) - core)
     edge = _edge_deg(res)
     plain: list[int] = []
     rings: list[list[tuple[float, float]]] = []
@@ -106,8 +207,9 @@ def compile_area(area: Area) -> CompiledArea:
         rings.append([(lng, lat) for lat, lng in boundary])
         top = max(abs(v) for v in lats)
         margins.append(edge / max(math.cos(math.radians(top)), 0.05))
-    inside: list[int] = []
+    inside: list[int] = list(core)
     edge_cells = list(always_exact)
+    local: list[Local] = [None] * len(always_exact)
     if plain:
         # Hexagons, pentagons and the cells with extra vertices where they cross an
         # icosahedron edge: rings of several lengths, built in one call.
@@ -117,13 +219,21 @@ def compile_area(area: Area) -> CompiledArea:
         grown = shapely.buffer(hexagons, np.asarray(margins), quad_segs=1)
         within = shapely.contains(geometry, grown)
         apart = shapely.disjoint(geometry, grown)
-        for cell, is_in, is_apart in zip(plain, within, apart, strict=True):
+        crossed: list[int] = []
+        for n, (cell, is_in, is_apart) in enumerate(zip(plain, within, apart, strict=True)):
             if is_in:
                 inside.append(cell)
             elif not is_apart:
-                edge_cells.append(cell)
+                crossed.append(n)
+        edge_cells += [plain[n] for n in crossed]
+        local += _locals(geometry, [plain[n] for n in crossed], grown[crossed])
     return CompiledArea(
-        area, geometry, res, tuple(h3.compact_cells(inside)) if inside else (), tuple(edge_cells)
+        area,
+        geometry,
+        res,
+        tuple(h3.compact_cells(inside)) if inside else (),
+        tuple(edge_cells),
+        tuple(local),
     )
 
 
@@ -132,7 +242,8 @@ class AreaIndex:
     """Which areas hold a point. Built once from compiled areas, then only read."""
 
     areas: tuple[CompiledArea, ...]
-    _cells: dict[int, list[tuple[int, bool]]] = field(default_factory=dict)
+    # cell -> (area, True: inside; else the cell's local test, None: ask shapely)
+    _cells: dict[int, list[tuple[int, object]]] = field(default_factory=dict)
     _levels: tuple[tuple[int, int, int], ...] = ()  # (res, bits to clear, bits to set)
 
     @classmethod
@@ -143,8 +254,8 @@ class AreaIndex:
             for cell in c.inside:
                 index._cells.setdefault(cell, []).append((i, True))
                 levels.add(h3.get_resolution(cell))
-            for cell in c.edge:
-                index._cells.setdefault(cell, []).append((i, False))
+            for cell, local in zip(c.edge, c.local or [None] * len(c.edge), strict=True):
+                index._cells.setdefault(cell, []).append((i, local))
                 levels.add(c.res)
         index._levels = tuple(
             (r, _RES_FIELD | _digits(r), (r << _RES_SHIFT) | _digits(r)) for r in sorted(levels)
@@ -163,10 +274,15 @@ class AreaIndex:
             entries = get((cell & ~clear) | bits)
             if entries is None:
                 continue
-            for i, inside in entries:
-                c = self.areas[i]
-                if inside or shapely.intersects_xy(c.geometry, lng, lat):
-                    found.append(c)
+            for i, how in entries:
+                if how is True:
+                    found.append(self.areas[i])
+                    continue
+                answer = None if how is None else local_test(how, lng, lat)  # type: ignore[arg-type]
+                if answer is None:
+                    answer = bool(shapely.intersects_xy(self.areas[i].geometry, lng, lat))
+                if answer:
+                    found.append(self.areas[i])
         return found
 
     def __len__(self) -> int:
