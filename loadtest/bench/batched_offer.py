@@ -1,0 +1,114 @@
+"""Request-to-offer latency in batched mode, through a real instance on Redis.
+
+    python -m loadtest.bench.batched_offer [--window-ms 2000] [--rates 25,50,100]
+                                           [--seconds 20] [--drivers 5000]
+
+One dispatch process (DISPATCH_MATCH_WINDOW_MS=--window-ms) on one redis-server, both
+started here on free ports; --drivers drivers loaded through the fleet batch endpoint
+(TTL raised so they stay online). Then, per rate, ride requests at that rate (open loop,
+each timed from when it was due, new riders every time) with `Prefer: wait=10`: the
+answer comes once the ride's window has offered it, so the time to an `offered` answer is
+the rider's request-to-offer. Target: p99 ≤ window + 100 ms. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+
+from loadtest.bench.harness import Servers, machine
+from loadtest.redis_procs import RedisServer
+from loadtest.scenario.city import City
+from loadtest.scenario.tokens import mint
+
+
+async def load_drivers(url: str, secret: str, n: int, rng: random.Random) -> None:
+    city = City()
+    headers = {"Authorization": f"Bearer {mint('fleet', 'bench', secret)}"}
+    ts = int(time.time() * 1000)
+    async with aiohttp.ClientSession() as s:
+        for start in range(0, n, 1000):
+            updates = []
+            for i in range(start, min(n, start + 1000)):
+                lat, lng = city.uniform_point(rng)
+                updates.append({"driver_id": f"d{i}", "lat": lat, "lng": lng, "ts": ts, "seq": 1})
+            async with s.post(
+                f"{url}/v1/locations", json={"updates": updates}, headers=headers
+            ) as r:
+                assert r.status == 200, await r.text()
+
+
+async def run_rate(url: str, secret: str, rate: float, seconds: float, tag: str) -> dict[str, Any]:
+    city, rng = City(), random.Random(hash(tag) & 0xFFFF)
+    n = int(rate * seconds)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            lat, lng = city.demand_point(rng)
+            headers = {
+                "Authorization": f"Bearer {mint('rider', f'{tag}-{i}', secret)}",
+                "Prefer": "wait=10",
+            }
+            body = {"pickup": {"lat": lat, "lng": lng}}
+            try:
+                async with s.post(f"{url}/v1/rides", json=body, headers=headers) as r:
+                    data = orjson.loads(await r.read())
+                status = data.get("status", str(r.status))
+            except TimeoutError:
+                status = "client_timeout"  # the instance could not keep up
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == "offered":
+                latencies.append((time.perf_counter() - due) * 1000)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+    ms = np.array(latencies) if latencies else np.array([float("nan")])
+    return {
+        "rate_per_s": rate,
+        "requests": n,
+        "statuses": statuses,
+        "offer_ms_p50": round(float(np.percentile(ms, 50)), 1),
+        "offer_ms_p99": round(float(np.percentile(ms, 99)), 1),
+        "offer_ms_max": round(float(ms.max()), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--window-ms", type=int, default=2000)
+    p.add_argument("--rates", default="25,50,100")
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--drivers", type=int, default=5000)
+    args = p.parse_args(argv)
+    out: dict[str, Any] = {"machine": machine(), "window_ms": args.window_ms, "runs": []}
+    with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
+        inst = servers.dispatch(
+            "batched",
+            {"DISPATCH_REDIS_URL": redis.url},
+            {"DISPATCH_MATCH_WINDOW_MS": str(args.window_ms), "DISPATCH_DRIVER_TTL_S": "3600"},
+        )
+        asyncio.run(load_drivers(inst.url, servers.secret, args.drivers, random.Random(1)))
+        for rate in (float(r) for r in args.rates.split(",")):
+            run = asyncio.run(run_rate(inst.url, servers.secret, rate, args.seconds, f"r{rate:g}"))
+            run["target_p99_ms"] = args.window_ms + 100
+            out["runs"].append(run)
+            sys.stderr.write(orjson.dumps(run).decode() + "\n")
+    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
