@@ -12,6 +12,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from dispatch.entrypoints.app import create_app
+from dispatch.entrypoints.parse_errors import JsonErrorAppRunner
 from dispatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 async def start(settings: Settings) -> tuple[web.AppRunner, int]:
     """Start serving; returns the runner (for cleanup) and the port actually bound."""
-    runner = web.AppRunner(
+    runner = JsonErrorAppRunner(
         create_app(settings),
         handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout_s,
