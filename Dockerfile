@@ -23,6 +23,8 @@ ENTRYPOINT ["locust", "-f", "/app/loadtest/locustfile.py"]
 
 FROM base AS service
 USER app
+# Listens on 0.0.0.0, so DISPATCH_JWT_SECRET must be given (docker run -e ...): with the
+# built-in development secret `dispatch serve` refuses to start on a non-loopback address.
 ENV DISPATCH_HOST=0.0.0.0 \
     DISPATCH_PORT=8080
 EXPOSE 8080

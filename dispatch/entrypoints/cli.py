@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ import uvloop
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
+from dispatch.entrypoints.exposure import dev_secret_refusal, insecure_allowed
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.settings import DEV_JWT_SECRET, Settings, SettingsError, from_env
 
@@ -28,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     backend.add_argument("--redis-cluster-url", help="Redis Cluster (DISPATCH_REDIS_CLUSTER_URL)")
     serve.add_argument("--instance-id", help="X-Instance-Id (DISPATCH_INSTANCE_ID)")
     serve.add_argument("--offer-timeout-s", type=float, help="DISPATCH_OFFER_TIMEOUT_S, default 15")
+    serve.add_argument(
+        "--insecure-dev-secret", action="store_true",
+        help="allow the built-in development JWT secret on a non-loopback address "
+        "(DISPATCH_INSECURE_DEV_SECRET=1); anyone can then mint tokens",
+    )  # fmt: skip
     token = sub.add_parser("token", help="print a bearer token for local use")
     token.add_argument("role", choices=["driver", "rider", "fleet", "ops"])
     token.add_argument("id", help="driver id, rider id, fleet gateway or operator name")
@@ -64,6 +71,10 @@ def _serve(args: argparse.Namespace) -> int:
         instance_id=args.instance_id,
         offer_timeout_s=args.offer_timeout_s,
     )
+    refusal = dev_secret_refusal(settings, insecure_allowed(args.insecure_dev_secret, os.environ))
+    if refusal is not None:
+        print(f"dispatch serve: {refusal}", file=sys.stderr)
+        return 2
     _warn_dev_secret(settings)
     try:
         uvloop.run(serve(settings, announce(settings)))

@@ -62,6 +62,14 @@ def test_the_dev_secret_comes_with_a_warning() -> None:
     assert out.returncode == 0 and "development JWT secret" in out.stderr
 
 
+def test_serve_refuses_the_dev_secret_on_a_public_address() -> None:
+    out = run_cli("serve", "--host", "0.0.0.0", "--port", "0", secret=None)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "development JWT secret" in lines[0], out.stderr
+    assert "--insecure-dev-secret" in lines[0]
+
+
 @pytest.mark.slow
 def test_the_demo_runs_and_prints_its_summary() -> None:
     out = run_cli("demo", "--duration", "4", "--drivers", "8", "--riders-per-s", "2")
