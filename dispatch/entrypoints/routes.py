@@ -204,7 +204,8 @@ ROUTES: list[Endpoint] = [
         "Server-sent events for ops tokens: `event: market` with every cell first, then "
         "the cells that changed and the ids of those gone, every {surge_interval_s:g} s "
         "(at least 1 s)",
-        {200: Answer("`data: <MarketDelta json>` per change", mc.MarketDelta, "text/event-stream")},
+        {200: Answer("`event: market`, `data: <MarketDelta json>` per change", c.Event,
+                     "text/event-stream")},
         (401, 403, 422, 503),
         query=mc.MarketQuery,
         access_token=True,

@@ -23,6 +23,8 @@ def principal_for(path: str, params: dict[str, Any]) -> str:
         return f"driver:{driver}" if isinstance(driver, str) and valid_id(driver) else "driver:d1"
     if path == "/v1/locations":
         return "fleet:gw"
+    if path.startswith("/v1/market"):
+        return "ops:o1"
     if path.endswith(("/accept", "/decline", "/arrived", "/start", "/complete")):
         return "driver:d1"
     return "rider:u1"
