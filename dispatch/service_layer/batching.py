@@ -21,6 +21,7 @@ import time
 
 from dispatch.domain import rides
 from dispatch.domain.assignment import Edge
+from dispatch.domain.eta import EtaParams
 from dispatch.domain.rides import Ride, RideChange, RideStatus
 from dispatch.service_layer.assignment import solve
 from dispatch.service_layer.deps import Deps
@@ -69,8 +70,9 @@ async def _in_chunks(jobs: list, size: int = PARALLEL) -> list:  # type: ignore[
     return out
 
 
-async def _candidates(deps: Deps, ride: Ride, now_ms: int) -> list[tuple[str, float, int]]:
-    """(driver, distance, ETA) of the ride's nearest free drivers, decliners left out."""
+async def _candidates(deps: Deps, ride: Ride, road: EtaParams) -> list[tuple[str, float, int]]:
+    """(driver, distance, ETA) of the ride's nearest free drivers, decliners left out;
+    `road`: the ETA model's parameters at its pickup (read for the whole window at once)."""
     cfg = _batching(deps).config
     k = min(MAX_K, cfg.candidates + len(ride.declined))
     found = await deps.index.nearest(ride.pickup.lat, ride.pickup.lng, k, cfg.radius_m)
@@ -80,8 +82,7 @@ async def _candidates(deps: Deps, ride: Ride, now_ms: int) -> list[tuple[str, fl
         for n in found
         if n.driver_id not in ride.declined and deps.areas.admits(zone, n.lat, n.lng)
     ][: cfg.candidates]
-    etas = await deps.eta.etas_s(ride.pickup, [n.distance_m for n in found], now_ms)
-    return [(n.driver_id, n.distance_m, e) for n, e in zip(found, etas, strict=True)]
+    return [(n.driver_id, n.distance_m, road.eta_s(n.distance_m)) for n in found]
 
 
 async def _end_search(deps: Deps, ride: Ride, now_ms: int) -> bool:
@@ -130,7 +131,10 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
         else:
             searching.append(ride)
     stats.pending = len(searching)
-    found = await _in_chunks([_candidates(deps, r, now) for r in searching])
+    roads = await deps.eta.params_many([r.pickup for r in searching], now)
+    found = await _in_chunks(
+        [_candidates(deps, r, p) for r, p in zip(searching, roads, strict=True)]
+    )
     pairs: dict[tuple[str, str], tuple[float, int]] = {}
     edges = []
     for ride, cands in zip(searching, found, strict=True):

@@ -56,13 +56,13 @@ class EtaModel:
         (found,) = await self.store.get([self.key(at, now_ms)])
         return found or self.defaults
 
+    async def params_many(self, points: Sequence[LatLng], now_ms: int) -> list[EtaParams]:
+        """One store read (pipelined) for many pickups: a matching window's."""
+        found = await self.store.get([self.key(p, now_ms) for p in points])
+        return [f or self.defaults for f in found]
+
     async def eta_s(self, pickup: LatLng, distance_m: float, now_ms: int) -> int:
         return (await self.params(pickup, now_ms)).eta_s(distance_m)
-
-    async def etas_s(self, pickup: LatLng, distances_m: Sequence[float], now_ms: int) -> list[int]:
-        """One model read for many candidates of one pickup."""
-        p = await self.params(pickup, now_ms)
-        return [p.eta_s(d) for d in distances_m]
 
     async def observe_pickup(
         self,

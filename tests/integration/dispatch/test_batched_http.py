@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 
 from dispatch.domain.rides import ACTIVE, RideStatus
@@ -127,3 +128,18 @@ async def test_two_instances_on_a_cluster_500_riders_50_drivers(
     for ride in active:
         rec = await driver_record(settings, ride.driver_id)
         assert (rec[b"ride"].decode(), int(rec[b"fence"])) == (ride.id, ride.fence)
+
+
+async def test_ten_concurrent_requests_with_one_key_make_one_searching_ride() -> None:
+    async with running(BATCHED) as inst:
+        headers = {**inst.auth("rider", "u1"), "Idempotency-Key": "same-key"}
+        body = orjson.dumps({"pickup": BERLIN})
+
+        async def ask() -> tuple[int, bytes]:
+            async with inst.session.post(f"{inst.url}/v1/rides", data=body, headers=headers) as r:
+                return r.status, await r.read()
+
+        answers = await asyncio.gather(*(ask() for _ in range(10)))
+        assert {status for status, _ in answers} == {201}
+        assert len({raw for _, raw in answers}) == 1  # byte for byte
+        assert orjson.loads(answers[0][1])["status"] == "searching"

@@ -181,3 +181,15 @@ async def test_a_rider_near_a_region_border_is_offered_a_driver_across_it(batche
     await solve(batched)
     got = await batched.deps.rides.get(ride.id)
     assert got is not None and got.driver_id == "across"
+
+
+async def test_searching_rides_count_against_the_riders_cap(batched: World) -> None:
+    from dispatch.service_layer.errors import ActiveRideLimit
+
+    first = await request_ride(batched.deps, rider("u1"), "r_1", LatLng(*PICKUP), None)
+    await request_ride(batched.deps, rider("u1"), "r_2", LatLng(*PICKUP), None)
+    with pytest.raises(ActiveRideLimit):
+        await request_ride(batched.deps, rider("u1"), "r_3", LatLng(*PICKUP), None)
+    await ride_steps.cancel(batched.deps, rider("u1"), first.id)
+    third = await request_ride(batched.deps, rider("u1"), "r_3", LatLng(*PICKUP), None)
+    assert third.status is RideStatus.SEARCHING
