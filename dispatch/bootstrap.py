@@ -20,6 +20,7 @@ from dispatch.adapters import (
     redis_rides,
 )
 from dispatch.adapters.clock import WallClock
+from dispatch.adapters.durable import DurableScripts
 from dispatch.adapters.fanout import MemoryNotifier
 from dispatch.adapters.memory_area_events import MemoryAreaEventLog
 from dispatch.adapters.memory_areas import MemoryAreaStore
@@ -50,6 +51,7 @@ from dispatch.adapters.redis_rides import RedisRideStore
 from dispatch.domain.fares import FareTable
 from dispatch.domain.market import CountWindow, SurgePolicy
 from dispatch.domain.matching import MatchingPolicy
+from dispatch.durability import parse_durability
 from dispatch.service_layer.areas import AreaBook
 from dispatch.service_layer.deps import Deps, NullObserver
 from dispatch.service_layer.eta import EtaModel
@@ -193,6 +195,8 @@ async def bootstrap(
         client, ttl_ms=ttl_ms, clock=clock.now_ms, config=search, prefix=index_prefix
     )
     scripts = ScriptRunner(client, STORE_SCRIPTS)
+    durability = parse_durability(settings.durable_writes)
+    durable = None if durability is None else DurableScripts(scripts, durability)
 
     async def ping() -> None:
         with translated():
@@ -209,8 +213,8 @@ async def bootstrap(
         deps = Deps(
             # Fixes arriving one per request or frame travel to Redis in shared batches.
             index=CoalescingGeoIndex(redis_index),
-            drivers=RedisDriverStore(scripts, redis_index),
-            rides=RedisRideStore(scripts),
+            drivers=RedisDriverStore(scripts, redis_index, durable=durable),
+            rides=RedisRideStore(scripts, durable=durable),
             active_rides=RedisRiderRideStore(scripts),
             idempotency=RedisIdempotencyStore(scripts),
             deadlines=RedisDeadlineQueue(scripts),

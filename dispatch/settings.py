@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, get_type_hints
 
+from dispatch.durability import parse_durability
+
 DEV_JWT_SECRET = "dispatch-dev-secret-change-me-0123456789"  # noqa: S105 - a documented dev default
 MIN_JWT_SECRET_BYTES = 32  # HS256's key should be no shorter than its hash (RFC 7518 3.2)
 
@@ -97,6 +99,12 @@ class Settings:
     # recompiles what changed.
     areas_refresh_s: float = 1.0
     area_events_maxlen: int = 100_000  # the area event stream keeps about this many
+    # Replica-acknowledged critical writes (docs/reliability.md): "off", or
+    # "<replicas>:<timeout_ms>" (e.g. "1:200"): reservations, accepts, a ride's creation
+    # and end, and releases are answered only once that many replicas have them (WAIT),
+    # else 503 durability_timeout. Off by default: while a master has no replica (after a
+    # failover, until the dead node is back as a replica) every such write would fail.
+    durable_writes: str = "off"
 
     @property
     def backend(self) -> str:
@@ -134,6 +142,14 @@ def at_least_one(v: int) -> str | None:
 
 def non_empty(v: str) -> str | None:
     return None if v else "must not be empty"
+
+
+def durable_writes(v: str) -> str | None:
+    try:
+        parse_durability(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def jwt_secret(v: str) -> str | None:
@@ -192,6 +208,7 @@ RULES: dict[str, Rule] = {
     "fare_minimum": between(0, 10_000),
     "areas_refresh_s": between(0.05, 60),
     "area_events_maxlen": between(100, 10_000_000),
+    "durable_writes": durable_writes,
 }
 
 
@@ -260,6 +277,12 @@ def check(settings: Settings, sources: Mapping[str, str] | None = None) -> None:
         problem = rule(getattr(settings, name))
         if problem is not None:
             raise SettingsError(f"{where.get(name, env_name(name))} {problem}")
+    durability = parse_durability(settings.durable_writes)
+    if durability is not None and durability.timeout_ms >= settings.redis_timeout_s * 1000:
+        raise SettingsError(  # the socket would time out before WAIT answers
+            f"DISPATCH_DURABLE_WRITES timeout ({durability.timeout_ms} ms) must be below"
+            f" DISPATCH_REDIS_TIMEOUT_S ({settings.redis_timeout_s:g} s)"
+        )
     if settings.redis_url and settings.redis_cluster_url:
         raise SettingsError(
             "DISPATCH_REDIS_URL and DISPATCH_REDIS_CLUSTER_URL: give one or the other, not both"

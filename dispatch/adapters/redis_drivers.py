@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from dispatch.adapters.durable import ScriptCalls
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, driver_key, script
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.errors import DriverBusy
@@ -32,9 +33,14 @@ def _s(value: bytes | str | None) -> str | None:
 
 
 class RedisDriverStore:
-    def __init__(self, scripts: ScriptRunner, index: FixTimes) -> None:
+    def __init__(
+        self, scripts: ScriptRunner, index: FixTimes, durable: ScriptCalls | None = None
+    ) -> None:
         self._scripts = scripts
         self._r = scripts.client
+        # Reserve, confirm and release: a double booking depends on them, so with
+        # DISPATCH_DURABLE_WRITES they are answered only once a replica has them.
+        self._critical: ScriptCalls = durable or scripts
         # For the freshness of the last fix (invariant 4), read in the reserving script.
         self._index = index
 
@@ -66,18 +72,18 @@ class RedisDriverStore:
         # One script: the freshness check and the compare-and-set are one atomic step.
         keys = [driver_key(driver_id), self._index.driver_key(driver_id)]
         args = [ride_id, now_ms, lease_until, self._index.ttl_ms, call_id(), UNTOUCHED_KEEP_MS]
-        res = await self._scripts.call(RESERVE, keys, args)
+        res = await self._critical.call(RESERVE, keys, args)
         if len(res) == 2:
             return None
         return DriverRecord(driver_id, DriverStatus.RESERVED, ride_id, int(res[0]), lease_until)
 
     async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool:
         args = [ride_id, fence, now_ms, UNTOUCHED_KEEP_MS]
-        return bool(int(await self._scripts.call(CONFIRM, [driver_key(driver_id)], args)))
+        return bool(int(await self._critical.call(CONFIRM, [driver_key(driver_id)], args)))
 
     async def release(self, driver_id: str, ride_id: str, fence: int) -> bool:
         args = [ride_id, fence, call_id(), UNTOUCHED_KEEP_MS]
-        return bool(int(await self._scripts.call(RELEASE, [driver_key(driver_id)], args)))
+        return bool(int(await self._critical.call(RELEASE, [driver_key(driver_id)], args)))
 
     async def expire_lease(self, driver_id: str, now_ms: int) -> bool:
         args = [now_ms, call_id(), UNTOUCHED_KEEP_MS]

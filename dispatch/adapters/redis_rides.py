@@ -4,8 +4,10 @@ with the ride id, written only over the expected version by lua/ride_put.lua."""
 from __future__ import annotations
 
 from dispatch.adapters import ride_codec
+from dispatch.adapters.durable import ScriptCalls
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, ride_key, script
-from dispatch.domain.rides import TERMINAL, Ride
+from dispatch.domain.retention import kept_for
+from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from geoindex import ScriptRunner, translated
 
 PUT = script("ride_put")
@@ -14,13 +16,20 @@ FINISHED_KEEP_MS = 24 * 3600 * 1000
 
 
 class RedisRideStore:
-    def __init__(self, scripts: ScriptRunner, finished_keep_ms: int = FINISHED_KEEP_MS) -> None:
+    def __init__(
+        self,
+        scripts: ScriptRunner,
+        finished_keep_ms: int = FINISHED_KEEP_MS,
+        durable: ScriptCalls | None = None,
+    ) -> None:
         self._scripts = scripts
         self._r = scripts.client
         self._finished_keep_ms = finished_keep_ms
+        self._durable = durable  # DISPATCH_DURABLE_WRITES: see _critical
 
     async def _write(self, ride: Ride, expected: int) -> bool:
         keep = self._finished_keep_ms if ride.status in TERMINAL else UNTOUCHED_KEEP_MS
+        keep = kept_for(ride, keep)  # a no_driver ride: an hour (dispatch.domain.retention)
         args: list[bytes | int | str] = [
             expected,
             ride.version,
@@ -28,7 +37,10 @@ class RedisRideStore:
             keep,
             call_id(),
         ]
-        return bool(int(await self._scripts.call(PUT, [ride_key(ride.id)], args)))
+        runner: ScriptCalls = self._scripts
+        if self._durable is not None and _critical(ride, expected):
+            runner = self._durable
+        return bool(int(await runner.call(PUT, [ride_key(ride.id)], args)))
 
     async def create(self, ride: Ride) -> bool:
         return await self._write(ride, 0)
@@ -40,3 +52,9 @@ class RedisRideStore:
 
     async def replace(self, ride: Ride) -> bool:
         return await self._write(ride, ride.version - 1)
+
+
+def _critical(ride: Ride, expected: int) -> bool:
+    """The ride writes a client's acknowledgement must not outlive: its creation, its
+    accept and its end. Offers, arrivals and starts are repaired or repeated."""
+    return expected == 0 or ride.status is RideStatus.ACCEPTED or ride.status in TERMINAL

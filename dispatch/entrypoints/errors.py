@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from dispatch.adapters.durable import DurabilityTimeout
 from dispatch.adapters.jwt_tokens import InvalidToken
 from dispatch.domain.areas import InvalidArea, OutsideServiceArea, PickupNotAllowed
 from dispatch.domain.errors import (
@@ -86,6 +87,9 @@ def to_error(exc: BaseException) -> ApiError | None:
         return ApiError(
             429, "rate_limited", str(exc), None, (("Retry-After", str(exc.retry_after_s)),)
         )
+    if isinstance(exc, DurabilityTimeout):  # DISPATCH_DURABLE_WRITES; before its base class
+        message = "the write was not acknowledged by a replica in time; retry with the same request"
+        return ApiError(503, DurabilityTimeout.code, message)
     if isinstance(exc, svc.BackendUnavailable):
         return ApiError(503, "backend_unavailable", "the data store is unavailable; retry")
     return None
