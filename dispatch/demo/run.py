@@ -80,11 +80,19 @@ async def while_watched(
 
 
 async def run_demo(
-    duration: float, drivers: int, riders_per_s: float, seed: int, keep_running: bool = False
+    duration: float,
+    drivers: int,
+    riders_per_s: float,
+    seed: int,
+    keep_running: bool = False,
+    match_window_ms: int = 0,
 ) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("dispatch").setLevel(logging.WARNING)
-    settings = Settings(port=0, instance_id="demo", offer_timeout_s=OFFER_TIMEOUT_S)
+    settings = Settings(
+        port=0, instance_id="demo", offer_timeout_s=OFFER_TIMEOUT_S,
+        match_window_ms=match_window_ms,
+    )  # fmt: skip
     runner, port = await start(settings)
     base = f"http://127.0.0.1:{port}"
     print(
@@ -97,6 +105,9 @@ async def run_demo(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     rng, city, stats = random.Random(seed), City(), Stats()
+    if match_window_ms:
+        stats.matching = f"batched, {match_window_ms} ms windows"
+    print(f"dispatch demo: matching {stats.matching}", file=sys.stderr)
     tokens = TokenCodec(settings.jwt_secret)
     # The token rides in the fragment, which the browser never sends nor logs.
     ops_token = tokens.issue(Principal(Role.OPS, "demo"), int(duration) + 3600)

@@ -24,7 +24,8 @@ async def ride_once(
     stats: Stats,
 ) -> None:  # fmt: skip
     auth = {"Authorization": f"Bearer {token}"}
-    headers = {**auth, "Idempotency-Key": uuid.uuid4().hex}
+    # Batched matching answers once the ride's window has matched it (at most 10 s).
+    headers = {**auth, "Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=10"}
     pickup = city.pickup_point(rng)
     dropoff = city.point_near(rng, pickup, 400, 1_500)
     body: dict[str, Any] = {
@@ -48,8 +49,9 @@ async def ride_once(
     if ride["status"] == "no_driver":
         stats.no_driver += 1
         return
-    stats.offered += 1
-    stats.match_latency_s.append(time.perf_counter() - started)
+    if ride["status"] == "offered":  # else still searching: its events tell what follows
+        stats.offered += 1
+        stats.match_latency_s.append(time.perf_counter() - started)
     await follow(base, token, session, ride, started, rng, stats)
 
 

@@ -30,6 +30,7 @@ class Stats:
     pickup_m: list[float] = field(default_factory=list)
     quotes: int = 0
     surge_by_cell: dict[str, float] = field(default_factory=dict)  # highest quoted
+    matching: str = "immediate"  # the mode the service ran (DISPATCH_MATCH_WINDOW_MS)
 
     def quoted(self, cell: str, surge: float) -> None:
         self.quotes += 1
@@ -71,13 +72,14 @@ class Stats:
             [
                 f"dispatch demo: {duration:.0f} s, {drivers} drivers, {rate:g} ride requests/s, "
                 "embedded backend",
+                f"  matching               {self.matching}",
                 f"  ride requests          {self.requests}",
                 f"  rides matched          {self.accepted} ({share(self.accepted)}), accepted",
                 f"  no driver              {self.no_driver} ({share(self.no_driver)})",
                 f"  completed / cancelled  {self.completed} / {self.cancelled}",
                 f"  declined / timed out   {self.declines} / {self.timeouts} offers",
                 f"  match latency          p50 {ms(50)}, p99 {ms(99)} (request -> driver reserved "
-                "and offered)",
+                "and offered: the rider's wait)",
                 f"  time to accept         p50 {secs(50)}, p99 {secs(99)}",
                 f"  mean pickup distance   {mean_pickup}",
                 f"  fare quotes            {self.surge_line()}",

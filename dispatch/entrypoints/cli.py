@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--riders-per-s", type=float, default=2.0)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument(
+        "--match-window-ms", type=int, default=0,
+        help="0: immediate matching (default); above 0: batched in windows of this length",
+    )  # fmt: skip
+    demo.add_argument(
         "--keep-running", action="store_true",
         help="past --duration, keep the city running while an ops map page is open",
     )  # fmt: skip
@@ -100,7 +104,10 @@ def _token(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from dispatch.demo.run import run_demo
 
-    demo = run_demo(args.duration, args.drivers, args.riders_per_s, args.seed, args.keep_running)
+    demo = run_demo(
+        args.duration, args.drivers, args.riders_per_s, args.seed, args.keep_running,
+        args.match_window_ms,
+    )  # fmt: skip
     return int(uvloop.run(demo))
 
 

@@ -77,6 +77,19 @@ def test_the_demo_runs_and_prints_its_summary() -> None:
     assert "rides matched" in out.stdout and "match latency" in out.stdout
     assert "fare quotes" in out.stdout  # every simulated rider asks for a quote first
     assert "errors                 0" in out.stdout
+    assert "matching               immediate" in out.stdout
+
+
+@pytest.mark.slow
+def test_the_demo_runs_batched_matching_and_says_so() -> None:
+    out = run_cli(
+        "demo", "--duration", "5", "--drivers", "8", "--riders-per-s", "2",
+        "--match-window-ms", "1000",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "matching               batched, 1000 ms windows" in out.stdout
+    assert "errors                 0" in out.stdout
+    assert "rides matched          0 " not in out.stdout
 
 
 @pytest.mark.slow
