@@ -27,6 +27,7 @@ from dispatch.service_layer.assignment import solve
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.match_window import Batching, WindowObserver, WindowStats
+from dispatch.service_layer.quotes import count_request
 from dispatch.service_layer.reservations import release_driver, reserve_chosen
 from geoindex import MAX_K, BackendUnavailable
 
@@ -90,6 +91,8 @@ async def _end_search(deps: Deps, ride: Ride, now_ms: int) -> bool:
     if not await deps.rides.replace(new):
         return False
     await settle(deps, RideChange(ride, new))
+    if ride.attempts == 0:
+        await count_request(deps, new)  # the market hears the request's outcome once
     return True
 
 
@@ -105,6 +108,8 @@ async def _offer(
         await release_driver(deps, driver_id, ride.id, offer.fence)
         return "changed"
     await settle(deps, RideChange(ride, new))
+    if ride.attempts == 0:
+        await count_request(deps, new)  # its first offer: counted as offered, with its ETA
     return "matched"
 
 

@@ -94,7 +94,8 @@ async def request_ride(
             raise Forbidden("this ride is not yours")
         return existing
     await settle(deps, RideChange(None, ride))  # no offer: the timer goes
-    await count_request(deps, ride)
+    if deps.batching is None:  # batched: counted once a window offers it or gives up
+        await count_request(deps, ride)
     return ride
 
 

@@ -193,3 +193,28 @@ async def test_searching_rides_count_against_the_riders_cap(batched: World) -> N
     await ride_steps.cancel(batched.deps, rider("u1"), first.id)
     third = await request_ride(batched.deps, rider("u1"), "r_3", LatLng(*PICKUP), None)
     assert third.status is RideStatus.SEARCHING
+
+
+async def test_the_market_counts_a_batched_request_once_with_its_outcome(batched: World) -> None:
+    from dispatch.service_layer.market import cell_of
+
+    market = batched.deps.market
+    cell, region = cell_of(market.config, LatLng(*PICKUP))
+
+    async def counts():  # type: ignore[no-untyped-def]
+        now = batched.clock.now
+        return (await market.store.counts([region], market.config.window, now))[region][cell]
+
+    await batched.driver_at("d1", 300)
+    await ask(batched, "u1")
+    await ask(batched, "u2")
+    assert not (await market.store.counts([region], market.config.window, batched.clock.now))[
+        region
+    ]  # searching: no outcome yet
+    await solve(batched)  # u1 or u2 offered d1, the other waits
+    offered = await counts()
+    assert (offered.requests, offered.no_driver, offered.etas) == (1, 0, 1)
+    batched.clock.advance(30_000)
+    await solve(batched)  # the other gave up
+    ended = await counts()
+    assert (ended.requests, ended.no_driver) == (2, 1)
