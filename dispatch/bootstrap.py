@@ -16,6 +16,7 @@ from dispatch.adapters import (
     redis_market,
     redis_presence,
     redis_queues,
+    redis_rider_limits,
     redis_rider_rides,
     redis_rides,
 )
@@ -32,6 +33,7 @@ from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
 from dispatch.adapters.memory_pending import MemoryPendingStore
 from dispatch.adapters.memory_presence import MemoryPresenceStore
 from dispatch.adapters.memory_queues import MemoryQueueStore
+from dispatch.adapters.memory_rider_limits import MemoryLimitStore
 from dispatch.adapters.memory_rider_rides import MemoryRiderRideStore
 from dispatch.adapters.memory_rides import MemoryRideStore
 from dispatch.adapters.pubsub_notifier import PubSubNotifier
@@ -59,6 +61,7 @@ from dispatch.service_layer.geofence import Geofence
 from dispatch.service_layer.market import Market, MarketConfig
 from dispatch.service_layer.match_window import Batching, PendingStore, WindowConfig
 from dispatch.service_layer.ports import Clock, Observer
+from dispatch.service_layer.rider_limits import QUOTES, RIDES, LimitStore, Rate, RiderLimits
 from dispatch.settings import Settings
 from geoindex import (
     CoalescingGeoIndex,
@@ -74,6 +77,7 @@ STORE_SCRIPTS = (
     *redis_drivers.SCRIPTS,
     *redis_rides.SCRIPTS,
     *redis_rider_rides.SCRIPTS,
+    *redis_rider_limits.SCRIPTS,
     *redis_idempotency.SCRIPTS,
     *redis_deadlines.SCRIPTS,
     *redis_market.SCRIPTS,
@@ -137,6 +141,12 @@ def batching_for(settings: Settings, store: PendingStore) -> Batching | None:
     return Batching(config, store, settings.region_res)
 
 
+def rider_limits_for(settings: Settings, store: LimitStore) -> RiderLimits:
+    rides = Rate(settings.ride_request_rate_per_s, settings.ride_request_rate_burst)
+    quotes = Rate(settings.quote_rate_per_s, settings.quote_rate_burst)
+    return RiderLimits(store, {RIDES: rides, QUOTES: quotes})
+
+
 async def _nothing() -> None:
     return None
 
@@ -164,6 +174,7 @@ async def bootstrap(
             drivers=MemoryDriverStore(index),
             rides=MemoryRideStore(clock.now_ms),
             active_rides=MemoryRiderRideStore(),
+            rider_limits=rider_limits_for(settings, MemoryLimitStore()),
             idempotency=MemoryIdempotencyStore(clock.now_ms),
             deadlines=MemoryDeadlineQueue(),
             notifier=MemoryNotifier(),
@@ -216,6 +227,7 @@ async def bootstrap(
             drivers=RedisDriverStore(scripts, redis_index, durable=durable),
             rides=RedisRideStore(scripts, durable=durable),
             active_rides=RedisRiderRideStore(scripts),
+            rider_limits=rider_limits_for(settings, redis_rider_limits.RedisLimitStore(scripts)),
             idempotency=RedisIdempotencyStore(scripts),
             deadlines=RedisDeadlineQueue(scripts),
             notifier=notifier,

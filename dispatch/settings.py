@@ -29,6 +29,10 @@ class Settings:
     offer_timeout_s: float = 15.0
     max_attempts: int = 3
     rider_max_active_rides: int = 2  # no one rider holds many drivers at once
+    # Ride requests that would make a new ride, per rider, counted in the backend (so on
+    # every instance together): a token bucket. Quotes have the same, from quote_rate_*.
+    ride_request_rate_per_s: float = 0.5
+    ride_request_rate_burst: int = 10
     # Matching (docs/api.md, "Matching modes"): 0 offers each request the nearest free
     # driver at once; above 0, requests wait (status searching) for their region's window,
     # solved every match_window_ms as one assignment by one instance at a time (a lease
@@ -99,6 +103,9 @@ class Settings:
     # recompiles what changed.
     areas_refresh_s: float = 1.0
     area_events_maxlen: int = 100_000  # the area event stream keeps about this many
+    # Service logs: one JSON object a line ("json") or plain text ("text"), at this level.
+    log_level: str = "INFO"
+    log_format: str = "json"
     # Replica-acknowledged critical writes (docs/reliability.md): "off", or
     # "<replicas>:<timeout_ms>" (e.g. "1:200"): reservations, accepts, a ride's creation
     # and end, and releases are answered only once that many replicas have them (WAIT),
@@ -144,6 +151,10 @@ def non_empty(v: str) -> str | None:
     return None if v else "must not be empty"
 
 
+def one_of(*allowed: str) -> Rule:
+    return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}, not {v!r}"
+
+
 def durable_writes(v: str) -> str | None:
     try:
         parse_durability(v)
@@ -166,6 +177,8 @@ RULES: dict[str, Rule] = {
     "offer_timeout_s": positive,
     "max_attempts": at_least_one,
     "rider_max_active_rides": at_least_one,
+    "ride_request_rate_per_s": positive,
+    "ride_request_rate_burst": at_least_one,
     "match_window_ms": between(0, 60_000),
     "match_max_wait_s": between(1, 3600),
     "match_candidates": between(1, 100),  # geoindex.MAX_K
@@ -185,6 +198,8 @@ RULES: dict[str, Rule] = {
     "nearby_rate_per_s": positive,
     "nearby_rate_burst": at_least_one,
     "max_streams_per_owner": at_least_one,
+    "log_level": one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_format": one_of("json", "text"),
     "shutdown_timeout_s": positive,
     "sweep_interval_s": positive,
     "index_sweep_interval_s": positive,

@@ -22,6 +22,7 @@ from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.jsonio import BodyTooLarge, MalformedJson, error_response, json_response
 from dispatch.entrypoints.schemas import InvalidBody
 from dispatch.service_layer import errors as svc
+from dispatch.service_layer.rider_limits import RiderRateLimited
 from geoindex import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def to_error(exc: BaseException) -> ApiError | None:
         return ApiError(400, "invalid_json", str(exc))
     if isinstance(exc, BodyTooLarge):
         return ApiError(413, "body_too_large", str(exc))
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, RiderRateLimited)):
         return ApiError(
             429, "rate_limited", str(exc), None, (("Retry-After", str(exc.retry_after_s)),)
         )

@@ -136,9 +136,11 @@ ROUTES: list[Endpoint] = [
         "POST", "/v1/rides", views_rides.post_ride,
         "Request a ride (rider token). Immediate matching reserves the nearest free driver "
         "and offers the ride, or answers no_driver; batched matching answers searching "
-        "(held until matched with `Prefer: wait=N`, N capped at {prefer_wait_max_s:g} s)",
+        "(held until matched with `Prefer: wait=N`, N capped at {prefer_wait_max_s:g} s); "
+        "at most {ride_request_rate_per_s:g} requests/s per rider, burst "
+        "{ride_request_rate_burst}, on all instances together",
         {201: Answer("The ride: searching (batched), offered, or no_driver", c.Ride)},
-        (400, 401, 403, 409, 413, 422, 503),
+        (400, 401, 403, 409, 413, 422, 429, 503),
         body=c.RideRequest,
         idempotency_key=True,
     ),

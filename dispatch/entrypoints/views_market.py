@@ -18,7 +18,7 @@ from dispatch.entrypoints import market_contract as mc
 from dispatch.entrypoints.auth import principal, stream_principal
 from dispatch.entrypoints.errors import RateLimited
 from dispatch.entrypoints.jsonio import json_response, read_body
-from dispatch.service_layer import market_ops
+from dispatch.service_layer import market_ops, rider_limits
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
 from dispatch.service_layer.market import CellView
@@ -51,6 +51,10 @@ async def post_quote(request: web.Request) -> web.Response:
     if not limiter.allow(actor.subject):
         request.app[appkeys.METRICS].refused("quotes")
         raise RateLimited("too many quotes; slow down", limiter.retry_after_s(actor.subject))
+    # The same rate on every instance together (the local bucket above sheds a flood on
+    # one instance without a backend round trip).
+    deps = _deps(request)
+    await rider_limits.take(deps.rider_limits, rider_limits.QUOTES, actor.id, deps.clock.now_ms())
     pickup = _point(body.pickup)
     assert pickup is not None
     quote = await make_quote(_deps(request), actor, pickup, _point(body.dropoff))

@@ -21,6 +21,7 @@ from dispatch.service_layer.ports import (
     RiderRideStore,
     RideStore,
 )
+from dispatch.service_layer.rider_limits import RiderLimits
 from geoindex import GeoIndex
 
 
@@ -53,6 +54,8 @@ class Deps:
     lease_grace_ms: int = 15_000
     # Batched matching (dispatch.service_layer.batching); None: immediate matching.
     batching: Batching | None = None
+    # Per-rider request rates kept in the backend (rider_limits); None: not limited.
+    rider_limits: RiderLimits | None = None
 
     @property
     def lease_ms(self) -> int:

@@ -36,13 +36,15 @@ async def once(
     wait_s: float = WAIT_S,
     lock_ms: int = LOCK_MS,
     still_true: Callable[[bytes], Awaitable[bool]] | None = None,
+    keep_ms: Callable[[], int] | None = None,
 ) -> bytes:
     """The answer `produce` gave for the first request with this key (running it now if
     this is the first). Concurrent duplicates wait for it and get the same bytes.
 
     `still_true` vets a stored answer before it is replayed: one that describes what no
     longer exists (a ride lost in a Redis failover while its answer, on another master,
-    survived) is forgotten, and the request runs again."""
+    survived) is forgotten, and the request runs again. `keep_ms`, asked once the answer
+    is made, says how long to keep it (default KEEP_MS)."""
     deadline = time.monotonic() + wait_s
     pause = 0.005
     while True:
@@ -72,7 +74,7 @@ async def once(
             await asyncio.wait_for(store.abandon(key, claim.token), ABANDON_WAIT_S)
         raise
     await _stop(holding)
-    await store.finish(key, claim.token, payload, KEEP_MS)
+    await store.finish(key, claim.token, payload, KEEP_MS if keep_ms is None else keep_ms())
     return payload
 
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from dispatch.domain import rides
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
+from dispatch.domain.retention import kept_for
 from dispatch.domain.rides import Ride, RideChange
 from dispatch.service_layer import idempotency
 from dispatch.service_layer.area_rules import check_ride
@@ -20,6 +21,7 @@ from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
 from dispatch.service_layer.quotes import count_request, locked_surge
 from dispatch.service_layer.reservations import find_offer, release_driver
+from dispatch.service_layer.rider_limits import RIDES, take
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
 from dispatch.service_layer.timers import OfferTimeout
 
@@ -115,9 +117,14 @@ async def request_ride_once(
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
     ride_id = new_ride_id(actor.id, key)
+    answered: list[Ride] = []
 
     async def produce() -> bytes:
-        return render(await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id))
+        # Counted against the rider's rate only when the request runs (a retry answered
+        # from its Idempotency-Key does not count); refused, nothing is stored.
+        await take(deps.rider_limits, RIDES, actor.id, deps.clock.now_ms())
+        answered.append(await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id))
+        return render(answered[-1])
 
     if key is None:
         return await produce()
@@ -133,4 +140,5 @@ async def request_ride_once(
         produce,
         wait_s=wait_s,
         still_true=ride_still_stored,
+        keep_ms=lambda: kept_for(answered[-1], idempotency.KEEP_MS),  # no_driver: 1 h
     )
