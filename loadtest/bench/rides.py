@@ -1,6 +1,7 @@
 """Ride requests per second and their p50/p99 at 100k online drivers, with background updates.
 
     python -m loadtest.bench.rides [--drivers 100000] [--rates 25,50,100] [--background 5000]
+                                   [--durable 1:200]
 
 One instance on a Redis Cluster (3 masters + 3 replicas). The drivers are loaded through the
 fleet batch endpoint and the driver TTL is raised for the run so they stay online without a
@@ -56,6 +57,27 @@ def _with_background(url: str, secret: str, a: argparse.Namespace, rate: float) 
             "background_updates_per_s": round(background["per_s"] * a.batch, 1)}  # fmt: skip
 
 
+def _durable_alone(
+    url: str,
+    pid: int,
+    pids: dict[str, int],
+    masters: list[int],
+    secret: str,
+    a: argparse.Namespace,
+    rate: float,
+) -> dict[str, Any]:
+    """The same rides alone through the instance with durable writes (WAIT after the
+    reservation and the ride's creation); the same figures as "alone"."""
+    with measured({**pids, "service": pid}, masters) as m:
+        r = loadgen("rides", url, secret, "--rate", str(rate), "--seconds", str(a.seconds),
+                    "--prefix", f"d{rate}-", "-c", "256")  # fmt: skip
+    n = max(r["count"], 1)
+    r["service_cpu_ms_per_ride"] = round(m["cpu_s"]["service"] * 1e3 / n, 3)
+    r["redis_cpu_ms_per_ride"] = round(_redis_cpu(m) * 1e3 / n, 3)
+    r["redis_calls_per_ride"] = {k: round(v / n, 2) for k, v in m["redis_calls"].items()}
+    return r
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.rides")
     p.add_argument("--drivers", type=int, default=100_000)
@@ -63,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--background", type=int, default=5000, help="updates/s")
     p.add_argument("--batch", type=int, default=500, help="updates per fleet request")
     p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument(
+        "--durable", default="off",
+        help="also run each rate alone on a second instance with DISPATCH_DURABLE_WRITES=this",
+    )  # fmt: skip
     a = p.parse_args(argv)
     rates = [float(r) for r in a.rates.split(",")]
     results: dict[str, Any] = {}
@@ -76,6 +102,14 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         assert inst.proc
         pid = inst.proc.pid
+        durable = None
+        if a.durable != "off":  # same cluster, same drivers: on and off in one run
+            durable = servers.dispatch(
+                "bench-rides-durable", {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
+                {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600",
+                 "DISPATCH_DURABLE_WRITES": a.durable},
+            )  # fmt: skip
+            assert durable.proc
         # Every Redis process: masters do the work, replicas pay for replication.
         pids = {"service": pid} | {
             f"redis_{n.port}": n.proc.pid for n in cluster.nodes if n.proc is not None
@@ -108,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
             alone["redis_calls_per_ride"] = {
                 k: round(v / rides_n, 2) for k, v in m["redis_calls"].items()
             }
+            if durable is not None and durable.proc is not None:
+                results[f"{rate}_durable_{a.durable}"] = _durable_alone(
+                    durable.url, durable.proc.pid, pids, masters, servers.secret, a, rate
+                )
             loaded = _with_background(inst.url, servers.secret, a, rate)
             results[str(rate)] = {
                 "alone": alone,
@@ -117,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
                 ),
                 "met": loaded["rides"]["p99_ms"] < TARGET_P99_MS,
             }
-    met = [float(r) for r, v in results.items() if v["met"]]
+    met = [float(r) for r, v in results.items() if v.get("met")]
     print(json.dumps({
         "bench": "ride_requests_at_100k_drivers",
         "machine": machine(),

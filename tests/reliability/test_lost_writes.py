@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from dispatch.adapters.durable import DurabilityTimeout
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.geo import LatLng
@@ -29,6 +30,7 @@ from tests.fake_clock import FakeClock
 
 from .conftest import BERLIN, Client
 from .redis_state import double_assignments, load_state
+from .replica_pair import ReplicaPair
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 HERE = LatLng(52.52, 13.405)
@@ -187,3 +189,60 @@ async def test_a_lost_ride_whose_keyed_answer_survived_is_stored_again_on_retry(
         assert replay.body == again.body
     finally:
         await raw.aclose()
+
+
+@pytest.mark.parametrize("durable", ["off", "1:200"])
+async def test_the_residual_case_a_reservation_and_its_confirm_lost_together(durable: str) -> None:
+    """docs/reliability.md's residual case, on a real master and replica: the driver's
+    master acknowledges the reservation, the confirm and the lease timer, then dies before
+    its replica has any of them, while the ride's own master keeps the accepted ride.
+    Without durable writes the ride says accepted by d1 while d1's key says free: d1 is
+    booked for a second ride. With them nothing was acknowledged (503 durability_timeout
+    at the reservation): the rider's retry on the promoted replica is matched afresh and
+    the second ride goes to nobody else's driver."""
+    clock = FakeClock()
+    async with ReplicaPair() as pair:
+        settings = Settings(redis_url=pair.master_url, durable_writes=durable)
+        async with bootstrap(settings, clock=clock) as runtime:
+            old = Replay(runtime.deps, clock, None)
+            await old.fix("d1", 0, 1)
+            await pair.wait_counted()  # the fix is on the replica, nothing after it
+            await pair.cut_off()
+            kept: dict[bytes, bytes] = {}
+            if durable == "off":
+                first = await old.ask("u1")
+                told = await ride_steps.accept(runtime.deps, D1, first.id)
+                assert told.status is RideStatus.ACCEPTED  # acknowledged, then lost
+                async with Redis.from_url(pair.master_url) as master:
+                    kept = await master.hgetall(f"dispatch:ride:{{{first.id}}}")
+            else:
+                with pytest.raises(DurabilityTimeout):
+                    await old.ask("u1")
+        pair.kill_master()
+        raw = Redis.from_url(pair.replica_url)
+        try:
+            if kept:  # the ride's own master (another one, on a cluster) kept it
+                await raw.hset(f"dispatch:ride:{{{first.id}}}", mapping=kept)
+            async with bootstrap(Settings(redis_url=pair.replica_url), clock=clock) as runtime:
+                new = Replay(runtime.deps, clock, raw)
+                if durable != "off":  # the rider, answered 503, asks again; d1 accepts
+                    first = await new.ask("u1")
+                    assert first.driver_id == "d1"
+                    await ride_steps.accept(runtime.deps, D1, first.id)
+                clock.advance(1_000)
+                await new.fix("d1", 0, 2)
+                second = await new.ask("u2")
+                rides, drivers = await load_state(raw)
+        finally:
+            await raw.aclose()
+    report = double_assignments(rides, drivers, clock.now)
+    if durable == "off":
+        # The gap: d1 was told it has ride 1 and is now offered ride 2.
+        assert second.driver_id == "d1"
+        assert report["drivers_in_two_active_rides"] != {}
+    else:
+        assert second.driver_id is None  # d1 is on ride 1; nobody else is near
+        assert rides[first.id].status is RideStatus.ACCEPTED
+        assert (drivers["d1"].status, drivers["d1"].ride) == ("on_ride", first.id)
+        assert report["drivers_in_two_active_rides"] == {}
+        assert report["committed_rides_not_held_by_their_driver"] == []
