@@ -1,0 +1,3 @@
+from loadtest.campaign.run import main
+
+main()
