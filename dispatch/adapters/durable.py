@@ -7,11 +7,16 @@ acknowledge every write made so far *on the connection it is sent on*, and canno
 inside a script. So the script and its WAIT travel together on one connection to the
 master of the script's keys:
 
-- single Redis: a non-transactional pipeline, which redis-py sends on one connection;
+- single Redis: the pair on one connection taken from the pool;
 - Redis Cluster: the pair is sent to the node that holds the key's slot, through that
   node's own pipeline (one connection). redis-py's cluster pipeline cannot be used: it
   routes WAIT (which has no key) to some node of its choice, and after a MOVED it re-sends
   the script alone on another connection.
+
+Neither path lets redis-py re-send the pair after a broken connection: a re-sent script
+call is answered from its call id without writing (lua/*.lua), so a WAIT on the new
+connection would cover nothing and report the first send's write as replicated. A broken
+connection is a 503; the client's retry is a new call.
 
 A WAIT that returns fewer replicas than asked is a DurabilityTimeout (503
 `durability_timeout`): the write was made on the master and may or may not survive; the
@@ -97,12 +102,28 @@ class DurableScripts:
     async def _send(self, evalsha: tuple[Any, ...], key: Any) -> tuple[Any, Any]:
         wait = ("WAIT", self.durability.replicas, self.durability.timeout_ms)
         if not self._cluster:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.execute_command(*evalsha)
-            pipe.execute_command(*wait)
-            result, acked = await pipe.execute(raise_on_error=False)
-            return result, acked
+            return await self._send_single(evalsha, wait)
         node = self.client.get_node_from_key(key)
         commands = [PipelineCommand(0, *evalsha), PipelineCommand(1, *wait)]
         await node.execute_pipeline(commands)  # one connection; errors land in .result
         return commands[0].result, commands[1].result
+
+    async def _send_single(
+        self, evalsha: tuple[Any, ...], wait: tuple[Any, ...]
+    ) -> tuple[Any, Any]:
+        pool = self.client.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command(conn.pack_commands([evalsha, wait]))
+            replies: list[Any] = []
+            for _ in range(2):
+                try:
+                    replies.append(await conn.read_response())
+                except rx.ResponseError as exc:  # an error reply; the connection is fine
+                    replies.append(exc)
+            return replies[0], replies[1]
+        except BaseException:
+            await conn.disconnect()  # half-read: nobody may use it as it stands
+            raise
+        finally:
+            await pool.release(conn)
