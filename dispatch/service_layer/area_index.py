@@ -7,10 +7,11 @@ point is on the same side as the cell's centre (known) if the segment between th
 crosses the boundary an even number of times. A configuration too close to call in
 floating point (the point on an edge, a vertex on that segment) falls back to a prepared
 shapely geometry, as do cells across the antimeridian or near a pole. A point in no
-listed cell is in no area. Exactness rests on two margins, both generous: a cell counts
-as inside only when the cell's hexagon grown by one edge length is inside (an H3 cell's
-descendants stray past its hexagon by well under one edge), and candidate cells are
-taken from the area grown by 2.5 edge lengths."""
+listed cell is in no area. Exactness rests on two margins: a cell counts as inside only
+when its hexagon grown by a margin is inside (one edge length for cells coarser than the
+lookup's, whose descendants stray past the hexagon by well under one edge; a twentieth
+of one at the lookup's resolution, where only the hexagon's arcs differ from straight
+lines in lat/lng), and candidate cells are taken from the area grown by 2.5 edges."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ MAX_CELLS = 20_000  # candidate cells per area: the resolution is chosen to fit
 _RES_SHIFT = 52
 _RES_FIELD = 0xF << _RES_SHIFT
 _HIGH_LAT = 84.0  # cells reaching past this are always tested exactly
+STRAY_SAME_RES = 0.05  # edge lengths
+STRAY_COARSER = 1.0
 
 
 def _digits(res: int) -> int:
@@ -191,7 +194,10 @@ def compile_area(area: Area) -> CompiledArea:
     core = _core(geometry, res)
     # Only the band between the core and the outside needs a closer look.
     cells = sorted(_candidates(geometry, res) - core)
-    edge = _edge_deg(res)
+    # How far past its hexagon a cell's points may lie: at the lookup's own resolution
+    # only the hexagon's edges (arcs, not straight in lat/lng) by a hair; coarser cells
+    # stand for descendants that stray up to about half an edge: one edge, to be sure.
+    edge = _edge_deg(res) * (STRAY_SAME_RES if res == KEY_RES else STRAY_COARSER)
     plain: list[int] = []
     rings: list[list[tuple[float, float]]] = []
     margins: list[float] = []
@@ -243,20 +249,25 @@ class AreaIndex:
 
     areas: tuple[CompiledArea, ...]
     # cell -> (area, True: inside; else the cell's local test, None: ask shapely)
-    _cells: dict[int, list[tuple[int, object]]] = field(default_factory=dict)
+    _cells: dict[int, Sequence[tuple[int, object]]] = field(default_factory=dict)
     _levels: tuple[tuple[int, int, int], ...] = ()  # (res, bits to clear, bits to set)
 
     @classmethod
     def build(cls, compiled: Iterable[CompiledArea]) -> AreaIndex:
         index = cls(tuple(compiled))
         levels: set[int] = set()
+        table: dict[int, list[tuple[int, object]]] = {}
         for i, c in enumerate(index.areas):
             for cell in c.inside:
-                index._cells.setdefault(cell, []).append((i, True))
+                table.setdefault(cell, []).append((i, True))
                 levels.add(h3.get_resolution(cell))
             for cell, local in zip(c.edge, c.local or [None] * len(c.edge), strict=True):
-                index._cells.setdefault(cell, []).append((i, local))
+                table.setdefault(cell, []).append((i, local))
                 levels.add(c.res)
+        # Tuples, not lists: a table of atomic values the garbage collector stops
+        # tracking, so collections during ingest do not walk hundreds of thousands of
+        # cells.
+        index._cells = {cell: tuple(entries) for cell, entries in table.items()}
         index._levels = tuple(
             (r, _RES_FIELD | _digits(r), (r << _RES_SHIFT) | _digits(r)) for r in sorted(levels)
         )
@@ -267,8 +278,17 @@ class AreaIndex:
         valid (lat in [-90, 90], lng in [-180, 180]): callers validate first."""
         if not self._levels:
             return []
-        cell = h3.latlng_to_cell(lat, lng, KEY_RES)
+        return self.holding_in(h3.latlng_to_cell(lat, lng, KEY_RES), lat, lng)[0]
+
+    @staticmethod
+    def cell_of(lat: float, lng: float) -> int:
+        return int(h3.latlng_to_cell(lat, lng, KEY_RES))
+
+    def holding_in(self, cell: int, lat: float, lng: float) -> tuple[list[CompiledArea], bool]:
+        """holding() for a point already known to be in `cell` (cell_of), and whether
+        the answer is the same for every point of that cell (no boundary crosses it)."""
         found: list[CompiledArea] = []
+        pure = True
         get = self._cells.get
         for _res, clear, bits in self._levels:
             entries = get((cell & ~clear) | bits)
@@ -278,12 +298,13 @@ class AreaIndex:
                 if how is True:
                     found.append(self.areas[i])
                     continue
+                pure = False
                 answer = None if how is None else local_test(how, lng, lat)  # type: ignore[arg-type]
                 if answer is None:
                     answer = bool(shapely.intersects_xy(self.areas[i].geometry, lng, lat))
                 if answer:
                     found.append(self.areas[i])
-        return found
+        return found, pure
 
     def __len__(self) -> int:
         return len(self.areas)

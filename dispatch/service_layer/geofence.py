@@ -5,7 +5,8 @@ Redis), and from there to the driver's WebSocket and the ops event stream.
 The hot path stays cheap: the areas holding a fix come from the compiled index (a few
 microseconds), and the backend is asked only when they differ from what this instance
 last saw for the driver, or that is older than SEEN_TTL_MS (fixes of one driver may reach
-several instances: an event can then come up to that late, never twice)."""
+several instances: an event can then come up to that late, never twice; a driver app on
+its WebSocket stays on one instance)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import orjson
 from dispatch.domain.areas import AreaEvent, AreaKind, Crossing, QueueChange
 from dispatch.service_layer.areas import AreaBook
 
-SEEN_TTL_MS = 5_000
+SEEN_TTL_MS = 30_000
 MAX_SEEN = 200_000  # drivers remembered per instance; past it, forget and ask again
 LISTENER_QUEUE = 256
 OPS_TOPIC = "ops"
@@ -104,25 +105,31 @@ class Geofence:
         self.log = log
         self.queues = queues
         self.hub = EventHub()  # this instance's listeners
-        self._seen: dict[str, tuple[frozenset[str], int]] = {}
-
-    def _holding(self, lat: float, lng: float) -> dict[str, int]:
-        return {c.area.id: round(c.area.dwell_s * 1000) for c in self.book.holding(lat, lng)}
+        # driver -> (areas it is counted in, when the backend said so, its last cell, the
+        # cell decides alone (no boundary crosses it), the areas' version then)
+        self._seen: dict[str, tuple[frozenset[str], int, int, bool, int]] = {}
 
     async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
         """The crossings of one accepted fix (most fixes: none, and no backend call)."""
-        if len(self.book.index) == 0 and driver_id not in self._seen:
+        index, version = self.book.index, self.book.version
+        if len(index) == 0 and driver_id not in self._seen:
             return []
-        holding = self._holding(lat, lng)
-        ids = frozenset(holding)
+        cell = index.cell_of(lat, lng)
         seen = self._seen.get(driver_id)
-        if seen is not None and seen[0] == ids and now_ms - seen[1] < SEEN_TTL_MS:
+        fresh = seen is not None and now_ms - seen[1] < SEEN_TTL_MS and seen[4] == version
+        if fresh and seen[3] and seen[2] == cell:  # type: ignore[index]
+            return []  # the same cell, no boundary in it: the same areas
+        found, pure = index.holding_in(cell, lat, lng) if len(index) else ([], True)
+        ids = frozenset(c.area.id for c in found)
+        if fresh and seen[0] == ids:  # type: ignore[index]
+            self._seen[driver_id] = (ids, seen[1], cell, pure, version)  # type: ignore[index]
             return []
+        holding = {c.area.id: round(c.area.dwell_s * 1000) for c in found}
         crossings, counted = await self.presence.step(driver_id, holding, now_ms)
         if len(self._seen) >= MAX_SEEN:
             self._seen.clear()
         if counted == ids:
-            self._seen[driver_id] = (ids, now_ms)
+            self._seen[driver_id] = (ids, now_ms, cell, pure, version)
         else:  # out of an area within its dwell: ask again at the next fix
             self._seen.pop(driver_id, None)
         events = [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]

@@ -1,0 +1,239 @@
+"""Benchmark: point-in-area lookups and location ingest with areas.
+
+    python -m loadtest.bench.areas [--areas 1000] [--points 100000] [--fixes 40000]
+                                   [--redis-url URL]
+
+1. Lookups: `--areas` district-sized polygons (50 to 500 vertices, smooth district-like
+   outlines, a fifth with a hole) over a city, compiled as the service compiles them
+   (H3 cells; boundary cells by their local segments, else shapely); `--points` random
+   points over the same city answered one at a time by the compiled index and, in the
+   same run, by shapely's STRtree as it is usually used (`query(point)` for candidates
+   by bounding box, then `intersects` (contains, boundary included) on each: the
+   ratio), and in its best form (prepared polygons, `query(point,
+   predicate="intersects")`: reported beside it). Answers are compared point by point.
+2. Ingest: the service's own location use case (drivers.update_location: the index write,
+   then the geofence and the airport queues) for `--fixes` fixes of 2,000 drivers moving
+   about the city (`--step-m`, 10 m, between fixes: 36 km/h at a fix a second), with
+   no areas, then with the `--areas` areas (a tenth of them airports) and events on;
+   the ratio of the throughputs. On the embedded backend by default; with
+   --redis, on a redis-server started on a free port; with --redis-url, on that Redis
+   (it is FLUSHED).
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+import orjson
+import shapely
+import uvloop
+
+from dispatch.bootstrap import bootstrap
+from dispatch.domain.areas import Area, AreaKind, Ring
+from dispatch.domain.principals import Principal, Role
+from dispatch.service_layer import drivers
+from dispatch.service_layer.area_index import build_index
+from dispatch.service_layer.area_shapes import area_geometry
+from dispatch.service_layer.drivers import Fix
+from dispatch.settings import Settings
+from loadtest.redis_procs import RedisServer
+
+CENTRE = (52.52, 13.405)
+SPAN = 0.4  # degrees of latitude and longitude the city covers
+OPS = Principal(Role.OPS, "bench")
+
+
+def district_ring(rng: np.random.Generator, lat: float, lng: float, r: float, n: int) -> Ring:
+    """A district-like outline: a radius that wanders smoothly round the centre (two
+    slow waves) with a little noise per vertex, never crossing itself."""
+    stretch = 1 / math.cos(math.radians(lat))
+    k1, k2 = int(rng.integers(2, 5)), int(rng.integers(5, 11))
+    p1, p2 = rng.uniform(0, 2 * math.pi, 2)
+    pts = []
+    for i in range(n):
+        a = 2 * math.pi * i / n
+        rr = r * (1 + 0.25 * math.sin(k1 * a + p1) + 0.1 * math.sin(k2 * a + p2))
+        rr *= 1 + float(rng.uniform(-0.02, 0.02))
+        pts.append((lng + rr * stretch * math.cos(a), lat + rr * math.sin(a)))
+    return (*pts, pts[0])
+
+
+def make_areas(rng: np.random.Generator, count: int) -> list[Area]:
+    areas = []
+    for i in range(count):
+        lat = CENTRE[0] + rng.uniform(-SPAN / 2, SPAN / 2)
+        lng = CENTRE[1] + rng.uniform(-SPAN / 2, SPAN / 2)
+        r = float(rng.uniform(0.004, 0.02))
+        outer = district_ring(rng, lat, lng, r, int(rng.integers(50, 450)))
+        rings: tuple[Ring, ...] = (outer,)
+        if i % 5 == 0:  # a hole well inside: a ring of radius below the outer's minimum
+            rings += (tuple(reversed(district_ring(rng, lat, lng, r * 0.3, 49))),)
+        kind = AreaKind.AIRPORT if i % 10 == 0 else AreaKind.NO_PICKUP
+        areas.append(Area(f"a{i}", kind, f"area {i}", (rings,), 30.0))
+    return areas
+
+
+def lookups(areas: list[Area], points: np.ndarray) -> dict[str, Any]:
+    started = time.perf_counter()
+    index = build_index(areas)
+    compile_s = time.perf_counter() - started
+    geoms = [area_geometry(a) for a in areas]
+    for g in geoms:
+        shapely.prepare(g)
+    tree = shapely.STRtree(geoms)
+    pairs = [(float(lat), float(lng)) for lat, lng in points]
+    shapes = [shapely.Point(lng, lat) for lat, lng in pairs]
+
+    started = time.perf_counter()
+    ours = [sorted(c.area.id for c in index.holding(lat, lng)) for lat, lng in pairs]
+    ours_s = time.perf_counter() - started
+
+    # The baseline as usually written: the tree's candidates, then contains on each.
+    plain = [area_geometry(a) for a in areas]
+    plain_tree = shapely.STRtree(plain)
+    started = time.perf_counter()
+    theirs = [[int(i) for i in plain_tree.query(p) if plain[int(i)].intersects(p)] for p in shapes]
+    tree_s = time.perf_counter() - started
+    # Its best form: prepared polygons, the exact test inside the tree's query.
+    started = time.perf_counter()
+    best = [tree.query(p, predicate="intersects") for p in shapes]
+    best_s = time.perf_counter() - started
+    theirs_ids = [sorted(areas[i].id for i in hits) for hits in theirs]
+    best_ids = [sorted(areas[int(i)].id for i in hits) for hits in best]
+    mismatches = sum(a != b for a, b in zip(ours, theirs_ids, strict=True))
+    mismatches += sum(a != b for a, b in zip(ours, best_ids, strict=True))
+    compiled = index.areas
+    return {
+        "areas": len(areas),
+        "vertices_mean": round(sum(a.vertex_count for a in areas) / len(areas)),
+        "points": len(pairs),
+        "points_in_some_area": sum(bool(x) for x in ours),
+        "compile_s": round(compile_s, 2),
+        "inside_cells": sum(len(c.inside) for c in compiled),
+        "edge_cells": sum(len(c.edge) for c in compiled),
+        "ours_us_per_lookup": round(ours_s / len(pairs) * 1e6, 2),
+        "strtree_query_contains_us_per_lookup": round(tree_s / len(pairs) * 1e6, 2),
+        "ratio": round(tree_s / ours_s, 1),
+        "strtree_prepared_predicate_us_per_lookup": round(best_s / len(pairs) * 1e6, 2),
+        "ratio_to_prepared_predicate": round(best_s / ours_s, 1),
+        "mismatches": mismatches,
+    }
+
+
+async def ingest_rate(
+    settings: Settings, areas: list[Area], fixes: int, seed: int, step_m: float
+) -> float:
+    """Fixes per second through drivers.update_location, 64 in flight at a time."""
+    rng = np.random.default_rng(seed)
+    async with bootstrap(settings) as runtime:
+        deps = runtime.deps
+        for area in areas:
+            await deps.areas.store.put(area, len(areas) + 1)
+        await deps.areas.refresh()
+        if areas:
+            assert len(deps.areas.index) == len(areas)
+        fleet = 2_000
+        lats = CENTRE[0] + rng.uniform(-SPAN / 2, SPAN / 2, fleet)
+        lngs = CENTRE[1] + rng.uniform(-SPAN / 2, SPAN / 2, fleet)
+        seq = [0] * fleet
+        step_deg = step_m / 111_195 / math.sqrt(2)  # about step_m per fix, any direction
+        ts0 = deps.clock.now_ms() - 60_000
+
+        def step(i: int, k: int) -> Any:
+            lats[i] += rng.normal(0, step_deg)
+            lngs[i] += rng.normal(0, step_deg * 1.6)
+            seq[i] += 1
+            fix = Fix(float(lats[i]), float(lngs[i]), ts0 + k, seq[i])
+            who = f"d{i}"
+            return drivers.update_location(deps, Principal(Role.DRIVER, who), who, fix)
+
+        # warm up: every driver once (first sight of each driver is not the steady state)
+        for start in range(0, fleet, 64):
+            await asyncio.gather(*(step(i, start) for i in range(start, min(fleet, start + 64))))
+        order = rng.integers(0, fleet, fixes)
+        warm_ms = deps.clock.now_ms()
+        started = time.perf_counter()
+        for start in range(0, fixes, 64):
+            batch = order[start : start + 64]
+            # one fix per driver per batch: a driver's fixes arrive in order
+            await asyncio.gather(
+                *(step(int(i), fleet + start + j) for j, i in enumerate(dict.fromkeys(batch)))
+            )
+        elapsed = time.perf_counter() - started
+        logged = [orjson.loads(e) for e in await deps.fences.log.recent(1_000_000)]
+        events = sum(e["type"] == "area" and e["ts"] >= warm_ms for e in logged)
+        print(
+            f"ingest with {len(areas)} areas: {fixes / elapsed:,.0f}/s, {events} events",
+            file=sys.stderr,
+        )
+        return fixes / elapsed
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    rng = np.random.default_rng(args.seed)
+    areas = make_areas(rng, args.areas)
+    lat = CENTRE[0] + rng.uniform(-SPAN / 2, SPAN / 2, args.points)
+    lng = CENTRE[1] + rng.uniform(-SPAN / 2, SPAN / 2, args.points)
+    out: dict[str, Any] = {}
+    if not args.skip_lookups:
+        out["lookup"] = lookups(areas, np.stack([lat, lng], axis=1))
+    settings = Settings(redis_url=args.redis_url) if args.redis_url else Settings()
+    if args.redis_url:
+        from redis import Redis
+
+        Redis.from_url(args.redis_url).flushall()
+    # Alternate the two runs, so the machine's noise falls on both alike.
+    plain, fenced = [], []
+    for r in range(args.rounds):
+        plain.append(await ingest_rate(settings, [], args.fixes, args.seed + r, args.step_m))
+        if args.redis_url:
+            Redis.from_url(args.redis_url).flushall()
+        fenced.append(await ingest_rate(settings, areas, args.fixes, args.seed + r, args.step_m))
+        if args.redis_url:
+            Redis.from_url(args.redis_url).flushall()
+    best_plain, best_fenced = max(plain), max(fenced)
+    out["ingest"] = {
+        "backend": settings.backend,
+        "fixes": args.fixes,
+        "rounds": args.rounds,
+        "no_areas_per_s": round(best_plain),
+        "with_areas_and_events_per_s": round(best_fenced),
+        "ratio": round(best_fenced / best_plain, 3),
+    }
+    return out
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--areas", type=int, default=1_000)
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--fixes", type=int, default=40_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--step-m", type=float, default=10.0, help="metres a driver moves between fixes"
+    )
+    parser.add_argument("--redis-url", default=None)
+    parser.add_argument(
+        "--redis", action="store_true", help="ingest on a redis-server started on a free port"
+    )
+    parser.add_argument("--skip-lookups", action="store_true")
+    args = parser.parse_args()
+    uvloop.install()
+    with ExitStack() as stack:
+        if args.redis and not args.redis_url:
+            args.redis_url = stack.enter_context(RedisServer()).url
+        print(orjson.dumps(asyncio.run(main(args)), option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    cli()
