@@ -12,7 +12,15 @@ from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import bootstrap
-from dispatch.entrypoints import appkeys, ops_feed, ops_stream, sse, views_ops_map, ws_driver
+from dispatch.entrypoints import (
+    appkeys,
+    ops_feed,
+    ops_stream,
+    request_ids,
+    sse,
+    views_ops_map,
+    ws_driver,
+)
 from dispatch.entrypoints.area_streams import area_event_follower, area_events
 from dispatch.entrypoints.areas_task import area_refresher
 from dispatch.entrypoints.errors import Handler, errors_middleware
@@ -99,7 +107,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or from_env()
     app = web.Application(
         client_max_size=settings.max_batch_body_bytes,
-        middlewares=[metrics_middleware, errors_middleware, deadline_middleware],
+        middlewares=[
+            request_ids.request_id_middleware,  # outermost: every log line has the id
+            metrics_middleware,
+            errors_middleware,
+            deadline_middleware,
+        ],
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
@@ -122,6 +135,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(area_event_follower)
     app.on_shutdown.append(_close_streams)
     app.on_response_prepare.append(_instance_header)
+    app.on_response_prepare.append(request_ids.stamp)
     app.router.add_routes(route_table(ROUTES))
     app.router.add_routes([views_ops_map.ASSETS])  # the ops map's files: not API
     return app

@@ -13,6 +13,7 @@ import uvloop
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
 from dispatch.entrypoints.exposure import dev_secret_refusal, insecure_allowed
+from dispatch.entrypoints.logs import configure as configure_logs
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.settings import DEV_JWT_SECRET, Settings, SettingsError, from_env
 
@@ -75,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         instance_id=args.instance_id,
         offer_timeout_s=args.offer_timeout_s,
     )
+    configure_logs(settings)  # JSON lines (DISPATCH_LOG_FORMAT) at DISPATCH_LOG_LEVEL
     refusal = dev_secret_refusal(settings, insecure_allowed(args.insecure_dev_secret, os.environ))
     if refusal is not None:
         print(f"dispatch serve: {refusal}", file=sys.stderr)

@@ -96,6 +96,8 @@ class Error(Shape):
     message: str
     # A JSON pointer (RFC 6901) to the one field at fault, when there is one.
     field: str | UnsetType = UNSET
+    # The request's X-Request-Id, as in the response header and the service's logs.
+    request_id: str | UnsetType = UNSET
 
 
 class StaleFix(Shape):
@@ -105,6 +107,7 @@ class StaleFix(Shape):
     message: str
     seq: int | None
     ts: int | None
+    request_id: str | UnsetType = UNSET  # the request's X-Request-Id
 
 
 class Accepted(Shape):

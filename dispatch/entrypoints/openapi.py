@@ -59,7 +59,8 @@ def document(settings: Settings, endpoints: list[Endpoint] = ROUTES) -> J:
             "version": "1.0.0",
             "description": "Driver matching: location streams, ride requests with atomic "
             "reservation, the ride lifecycle. Errors are always {error, message} JSON, "
-            "with field when one field is at fault. Limits: docs/api.md.",
+            "with field when one field is at fault, and request_id (the X-Request-Id "
+            "every response carries). Limits: docs/api.md.",
         },
         "paths": paths,
         "components": {

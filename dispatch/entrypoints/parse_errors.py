@@ -18,6 +18,8 @@ from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, InvalidHeader,
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from dispatch.entrypoints import request_ids
+
 log = logging.getLogger(__name__)
 
 # (kind of parser error, status, error code, message), first match wins.
@@ -53,12 +55,20 @@ class JsonErrorRequestHandler(RequestHandler):
         if request.writer.output_size > 0:  # a response is half sent: nothing to add
             raise ConnectionError("response already started; cannot send an error")
         status, code, text = parser_error(status, exc)
-        if status >= 500:
-            log.error("error handling a request: %s", type(exc).__name__ if exc else status)
-        else:  # a client's malformed bytes: noted, never quoted
-            log.info("refused a malformed request: %s", type(exc).__name__ if exc else status)
-        body = {"error": code, "message": text}
+        # Never the id the client sent: its headers are what failed to parse.
+        request_id = request_ids.new_id()
+        token = request_ids.current.set(request_id)
+        try:
+            kind = type(exc).__name__ if exc else status
+            if status >= 500:
+                log.error("error handling a request: %s", kind)
+            else:  # a client's malformed bytes: noted, never quoted
+                log.info("refused a malformed request: %s", kind)
+        finally:
+            request_ids.current.reset(token)
+        body = {"error": code, "message": text, "request_id": request_id}
         resp = web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+        resp.headers[request_ids.HEADER] = request_id
         resp.force_close()  # after a parser error the connection's framing is unknown
         return resp
 

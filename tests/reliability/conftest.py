@@ -118,7 +118,8 @@ def assert_clean_error(reply: Reply, *codes: int) -> None:
     adds the stored seq and ts), and no stack trace."""
     assert reply.status in codes, (reply.status, reply.body)
     assert isinstance(reply.body, dict), reply.body
-    assert {"error", "message"} <= set(reply.body) <= {"error", "message", "field", "seq", "ts"}
+    allowed = {"error", "message", "field", "seq", "ts", "request_id"}
+    assert {"error", "message", "request_id"} <= set(reply.body) <= allowed
     text = json.dumps(reply.body)
     for trace in ("Traceback", 'File \\"', '.py\\"'):
         assert trace not in text, text

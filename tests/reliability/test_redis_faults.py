@@ -135,7 +135,7 @@ async def test_ride_requests_fail_fast_with_503_and_recover_once_redis_is_back(
                 continue  # a one- or two-call request still makes it within its deadline
             assert reply.status == 503, (reply.status, reply.body)
             assert reply.body["error"] == "backend_unavailable"
-            assert set(reply.body) == {"error", "message"}
+            assert set(reply.body) == {"error", "message", "request_id"}
         assert all(r.status == 503 for r in failed[:6])  # every ride request
         slowest = max(r.elapsed_s for r in failed)
         assert slowest < FAIL_WITHIN_S

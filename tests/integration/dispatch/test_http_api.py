@@ -38,7 +38,8 @@ async def test_health_ready_and_instance_id_on_every_response(service: Instance)
         assert status == expected
         assert resp.headers["X-Instance-Id"] == "test-1"
         if status >= 400:
-            assert set(data) == {"error", "message"}
+            assert set(data) == {"error", "message", "request_id"}
+            assert data["request_id"] == resp.headers["X-Request-Id"]
 
 
 async def test_openapi_documents_exactly_the_routes_that_exist(service: Instance) -> None:
