@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 TEMPLATE = Path(__file__).parent / "nginx" / "nginx.conf.template"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    """Per client address. Generous: many phones share one address behind a carrier's
+    NAT; these stop one client flooding, the service's per-token limits do the rest."""
+
+    rate_locations: str = "50r/s"  # POST .../location and fleet batches
+    burst_locations: int = 100
+    rate_rides: str = "10r/s"  # POST /v1/rides and /v1/quotes
+    burst_rides: int = 20
+    rate_reads: str = "100r/s"  # everything else
+    burst_reads: int = 200
+    conn_per_addr: int = 200  # requests in progress, open WebSockets and streams included
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,9 @@ class NginxSettings:
     max_fails: int = 3
     fail_timeout_s: int = 10
     client_max_body_size: str = "1m"
+    limits: GatewayLimits = GatewayLimits()
+    # Client addresses or CIDRs never limited (a load generator on this machine).
+    limit_exempt: tuple[str, ...] = ()
 
 
 def placeholders(template: str) -> set[str]:
@@ -56,6 +73,8 @@ def render(settings: NginxSettings, template: str | None = None) -> str:
         "worker_processes": settings.worker_processes,
         "keepalive": str(settings.keepalive),
         "client_max_body_size": settings.client_max_body_size,
+        "limit_exempt": "\n".join(f"        {a} 1;" for a in settings.limit_exempt),
+        **{f.name: str(getattr(settings.limits, f.name)) for f in fields(GatewayLimits)},
     }
     missing = placeholders(text) - values.keys()
     if missing:
@@ -71,6 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--access-log", default="/dev/stdout")
     p.add_argument("--error-log", default="stderr")
     p.add_argument("--worker-processes", default="auto")
+    p.add_argument(
+        "--limit-exempt", action="append", default=[],
+        help="a client address or CIDR never limited (a load generator), repeatable; "
+        "'none' for nobody",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     settings = NginxSettings(
@@ -80,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=a.access_log,
         error_log=a.error_log,
         worker_processes=a.worker_processes,
+        limit_exempt=tuple(x for x in a.limit_exempt if x != "none"),
     )
     Path(a.run_dir).mkdir(parents=True, exist_ok=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)

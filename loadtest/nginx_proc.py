@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.nginx_conf import NginxSettings, render
+from loadtest.nginx_conf import GatewayLimits, NginxSettings, render
 from loadtest.redis_procs import die_with_parent
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -30,6 +30,10 @@ class NginxProcess:
         access_log: bool = True,
         worker_processes: str = "1",
         tie_to_parent: bool = False,
+        limits: GatewayLimits | None = None,
+        # The local stack's clients are its load generator and tests on this machine:
+        # not limited unless a test says so (limit_exempt=()).
+        limit_exempt: tuple[str, ...] = ("127.0.0.0/8",),
     ) -> None:
         self.tie_to_parent = tie_to_parent
         self.port = port
@@ -47,6 +51,8 @@ class NginxProcess:
             access_log=str(self.access_log) if access_log else "off",
             error_log=str(self.error_log),
             worker_processes=worker_processes,
+            limits=limits or GatewayLimits(),
+            limit_exempt=limit_exempt,
         )
         self.conf.write_text(render(settings))
         self.proc: subprocess.Popen[bytes] | None = None

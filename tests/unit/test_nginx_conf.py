@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 
+import orjson
 import pytest
 
-from loadtest.nginx_conf import TEMPLATE, NginxSettings, placeholders, render
+from loadtest.nginx_conf import TEMPLATE, GatewayLimits, NginxSettings, placeholders, render
 
 
 def _settings(**kw: object) -> NginxSettings:
@@ -70,5 +72,79 @@ def test_a_template_placeholder_without_a_value_is_an_error() -> None:
 def test_template_placeholders_are_the_known_ones() -> None:
     assert placeholders(TEMPLATE.read_text()) == {
         "servers", "listen", "run_dir", "access_log", "error_log",
-        "worker_processes", "keepalive", "client_max_body_size",
+        "worker_processes", "keepalive", "client_max_body_size", "limit_exempt",
+        *(f.name for f in fields(GatewayLimits)),
     }  # fmt: skip
+
+
+def test_the_request_id_is_the_clients_valid_one_or_nginxs_and_is_logged() -> None:
+    out = render(_settings())
+    # the same rule as the service's (dispatch.entrypoints.request_ids.VALID)
+    assert '"~^[A-Za-z0-9._-]{1,64}$" $http_x_request_id;' in out
+    assert "default                   $request_id;" in out
+    assert "proxy_set_header X-Request-Id $req_id;" in out
+    assert "rid=$req_id" in out
+
+
+def test_per_address_limits_one_zone_per_class_and_a_connection_cap() -> None:
+    limits = GatewayLimits(rate_rides="3r/s", burst_rides=7, conn_per_addr=9)
+    out = render(_settings(limits=limits))
+    assert "limit_req_zone $limit_rides zone=rides:10m rate=3r/s;" in out
+    assert "limit_req zone=rides burst=7 nodelay;" in out
+    for zone in ("locations", "rides", "reads"):
+        assert f"limit_req_zone $limit_{zone} zone={zone}:10m" in out
+        assert f'"0 {zone}" $binary_remote_addr;' in out  # counted in its own zone only
+    assert "limit_conn_zone $limit_addr zone=conns:10m;" in out
+    assert "limit_conn conns 9;" in out
+    assert "limit_req_status 429;" in out and "limit_conn_status 429;" in out
+    # every location inherits the limits: none sets its own
+    server = out[out.index("    server {") :]
+    assert server.count("limit_req zone=") == 3 and server.count("limit_conn ") == 1
+
+
+def test_the_request_classes() -> None:
+    out = render(_settings())
+    classes = dict(
+        (m.group(1).replace("\\?", "?"), m.group(2))
+        for m in re.finditer(r'"~\^(.+?)"\s+(\w+);', out[out.index("$request_class {") :])
+    )
+    assert classes["POST /v1/drivers/[^/?]+/location(?|$)"] == "locations"
+    assert classes["POST /v1/locations(?|$)"] == "locations"
+    assert classes["POST /v1/(rides|quotes)(?|$)"] == "rides"
+
+
+def test_exempt_addresses_are_not_limited() -> None:
+    out = render(_settings(limit_exempt=("127.0.0.0/8", "10.1.2.3")))
+    geo = out[out.index("geo $limit_exempt {") :]
+    geo = geo[: geo.index("}")]
+    assert "127.0.0.0/8 1;" in geo and "10.1.2.3 1;" in geo and "default 0;" in geo
+    assert "geo $limit_exempt {\n        default 0;\n\n    }" in render(_settings())
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retry"),
+    [
+        (400, "bad_request", False),
+        (413, "body_too_large", False),
+        (429, "rate_limited", True),
+        (431, "headers_too_large", False),
+        (502, "bad_gateway", True),
+        (503, "unavailable", True),
+        (504, "gateway_timeout", False),
+    ],
+)
+def test_every_error_nginx_makes_is_json(status: int, code: str, retry: bool) -> None:
+    out = render(_settings())
+    page = f"error_page {status} /__error/{status};"
+    if status == 431:  # nginx's own code for headers too large, answered as 431
+        page = "error_page 414 494 =431 /__error/431;"
+    assert page in out
+    block = out[out.index(f"location = /__error/{status} {{") :]
+    block = block[: block.index("}\n")]
+    assert "internal;" in block and "default_type application/json;" in block
+    assert "add_header X-Request-Id $req_id always;" in block
+    assert ("add_header Retry-After 1 always;" in block) is retry
+    body = re.search(rf"return {status} '(.*)\\n';", block)
+    assert body is not None
+    parsed = orjson.loads(body.group(1).replace("$req_id", "abc"))
+    assert parsed["error"] == code and parsed["message"] and parsed["request_id"] == "abc"
