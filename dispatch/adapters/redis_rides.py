@@ -7,7 +7,6 @@ from dispatch.adapters import ride_codec
 from dispatch.adapters.durable import ScriptCalls
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, ride_key, script
 from dispatch.domain.retention import kept_for
-from dispatch.domain.retention import kept_for
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from geoindex import ScriptRunner, translated
 
@@ -30,7 +29,6 @@ class RedisRideStore:
 
     async def _write(self, ride: Ride, expected: int) -> bool:
         keep = self._finished_keep_ms if ride.status in TERMINAL else UNTOUCHED_KEEP_MS
-        keep = kept_for(ride, keep)  # a no_driver ride: an hour (dispatch.domain.retention)
         keep = kept_for(ride, keep)  # a no_driver ride: an hour (dispatch.domain.retention)
         args: list[bytes | int | str] = [
             expected,
