@@ -80,6 +80,14 @@ class MemoryMarketStore:
             out[region] = {cell: CellCounts(*row) for cell, row in sums.items()}
         return out
 
+    async def riders(
+        self, regions: Sequence[int], window: CountWindow, now_ms: int
+    ) -> dict[int, dict[str, int]]:
+        counted = await self.counts(regions, window, now_ms)
+        return {
+            r: {c: n.riders for c, n in cells.items() if n.riders} for r, cells in counted.items()
+        }
+
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
         return sorted(r for r, at in self._active.items() if at >= since_ms)
 

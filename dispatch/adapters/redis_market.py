@@ -82,6 +82,17 @@ class RedisMarketStore:
         replies = await self._scripts.run(calls)
         return {r: _cell_counts(reply) for r, reply in zip(regions, replies, strict=True)}
 
+    async def riders(
+        self, regions: Sequence[int], window: CountWindow, now_ms: int
+    ) -> dict[int, dict[str, int]]:
+        calls: list[Call] = [
+            (WINDOW, [f"{region_tag(r)}:b:{b}" for b in window.buckets(now_ms)], ["riders"])
+            for r in regions
+        ]
+        replies = await self._scripts.run(calls)
+        # {cell: riders} as the script sums it: nothing to regroup.
+        return {r: orjson.loads(reply) for r, reply in zip(regions, replies, strict=True)}
+
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
         touched, self._touched = self._touched, set()
         with translated():
@@ -119,16 +130,21 @@ class RedisMarketStore:
         tag = region_tag(region)
         # One JSON argument per hash: redis-py packs tens of thousands of separate
         # arguments far slower than orjson writes one.
+        # The quoted surge as strings (the hash holds them as written); the recompute's
+        # own state as JSON numbers, which orjson writes and reads back exactly.
         args: list[Any] = [holder, fence, ttl_ms]
-        for values in (effective, computed):
-            args.append(orjson.dumps({cell: repr(m) for cell, m in values.items()}))
+        args.append(orjson.dumps({cell: repr(m) for cell, m in effective.items()}))
+        args.append(orjson.dumps(computed))
         keys = [f"{tag}:lease", f"{tag}:surge", f"{tag}:calc"]
         return bool(await self._scripts.call(SURGE_PUT, keys, args))
 
     async def computed(self, region: int) -> dict[str, float]:
         with translated():
             raw = await self._r.get(f"{region_tag(region)}:calc")
-        return {} if raw is None else {c: float(m) for c, m in orjson.loads(raw).items()}
+        state: dict[str, float] = {} if raw is None else orjson.loads(raw)
+        if isinstance(next(iter(state.values()), None), str):  # as written before (strings)
+            return {c: float(m) for c, m in state.items()}
+        return state
 
     async def surge(self, cells: Sequence[tuple[str, int]]) -> dict[str, float]:
         by_region: dict[int, list[str]] = {}

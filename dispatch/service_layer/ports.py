@@ -188,6 +188,13 @@ class MarketStore(Protocol):
         """Per region, every cell with counts in the window at `now_ms`."""
         ...
 
+    async def riders(
+        self, regions: Sequence[int], window: CountWindow, now_ms: int
+    ) -> dict[int, dict[str, int]]:
+        """Per region, the distinct riders of every cell with any in the window: the part
+        of `counts` a surge recompute reads, at a fraction of its cost."""
+        ...
+
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
         """Regions with demand counted (by any instance) or kept active since `since_ms`."""
         ...

@@ -14,14 +14,19 @@ import asyncio
 import contextlib
 import logging
 
-from dispatch.domain.market import effective, per_minute, recompute
+from dispatch.domain.market import per_minute
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.market import ring1
+from dispatch.service_layer.surge_cells import Layouts
+from dispatch.service_layer.surge_fast import cells_to_supply, lay_out, next_surge, quoted_surge
 from geoindex import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
 SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_in call, its documented limit
+# Which market cells neighbour which, per region: H3 geometry, the same for every
+# instance and lease, so one per process (bounded) outlives the rounds that fill it.
+LAYOUTS = Layouts(ring1)
 
 
 async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> bool:
@@ -30,32 +35,22 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     market, index = deps.market, deps.index
     store, config = market.store, market.config
     now = deps.clock.now_ms()
-    counts = (await store.counts([region], config.window, now))[region]
+    riders = (await store.riders([region], config.window, now))[region]
     current = await store.computed(region)
     pins = await store.pins(region)
     enabled = await store.enabled()
-    demand = {
-        c: per_minute(n.riders, config.window.window_ms) for c, n in counts.items() if n.riders
-    }
+    window_ms = config.window.window_ms
+    demand = {c: per_minute(n, window_ms) for c, n in riders.items()}
     # A cell with demand in its disk is priced by the supply of its own disk: the supply
     # of every cell within two rings of demand (cells without demand nearby fall to 1.0
-    # whatever their supply).
-    priced = set(demand)
-    for c in demand:
-        priced.update(ring1(c))
-    wanted = set(priced)
-    for c in priced:
-        wanted.update(ring1(c))
-    supply: dict[str, float] = {}
-    cells = list(wanted)
+    # whatever their supply). The layout keeps the rings from round to round.
+    laid = lay_out(LAYOUTS.get(region), demand, current)
+    cells = cells_to_supply(laid)
+    supply: dict[str, int] = {}
     for start in range(0, len(cells), SUPPLY_CHUNK):
         supply.update(await index.supply_in(cells[start : start + SUPPLY_CHUNK]))
-    computed = recompute(demand, supply, current, ring1, config.policy)
-    quoted = {}
-    for c in set(computed) | set(pins):
-        m = effective(computed.get(c, 1.0), pins.get(c), enabled, now)
-        if m != 1.0:
-            quoted[c] = m
+    computed = next_surge(laid, supply, config.policy)
+    quoted = quoted_surge(computed, pins, enabled, now)
     written = await store.put_surge(region, holder, fence, computed, quoted, config.surge_ttl_ms)
     if written and (computed or pins):
         await store.keep_active([region], now)  # until it has fallen back to 1.0

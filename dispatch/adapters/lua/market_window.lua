@@ -1,13 +1,18 @@
 -- Sum one region's bucket hashes over the window, field by field.
 -- KEYS mk:{r<region>}:b:<bucket>, one per bucket of the window (absent ones are empty)
+-- ARGV[1] (optional) "riders": only the distinct riders' fields (<cell>), not requests,
+--         no_driver or ETAs (<cell>|<suffix>): what a surge recompute reads
 -- Returns a JSON object {field: total} (fields as market_count.lua writes them): one
 -- string, which the caller decodes far faster than a reply of tens of thousands of items.
+local riders_only = ARGV[1] == 'riders'
 local totals = {}
 for i = 1, #KEYS do
   local flat = redis.call('HGETALL', KEYS[i])
   for j = 1, #flat, 2 do
     local f = flat[j]
-    totals[f] = (totals[f] or 0) + tonumber(flat[j + 1])
+    if not (riders_only and string.find(f, '|', 1, true)) then
+      totals[f] = (totals[f] or 0) + tonumber(flat[j + 1])
+    end
   end
 end
 if next(totals) == nil then

@@ -87,6 +87,17 @@ async def test_requests_no_driver_and_etas_are_counted(stores: Stores) -> None:
     )
 
 
+async def test_riders_are_the_counts_distinct_riders_alone(stores: Stores) -> None:
+    await stores.market.count(ask(stores, "a", Outcome.OFFERED, eta_s=120), WINDOW)
+    await stores.market.count(ask(stores, "b", Outcome.NO_DRIVER), WINDOW)
+    stores.clock.advance(10_000)
+    await stores.market.count(ask(stores, "a", cell=OTHER), WINDOW)
+    await stores.market.count(ask(stores, "a", Outcome.OFFERED), WINDOW)  # counted already
+    empty = REGION + 1
+    got = await stores.market.riders([REGION, empty], WINDOW, stores.clock.now)
+    assert got == {REGION: {CELL: 2, OTHER: 1}, empty: {}}
+
+
 async def test_the_window_slides_and_forgets(stores: Stores) -> None:
     await stores.market.count(ask(stores, "a"), WINDOW)
     stores.clock.advance(30_000)
@@ -136,6 +147,16 @@ async def test_surge_is_written_only_under_the_current_fence(stores: Stores) -> 
     assert taken is not None
     assert not await m.put_surge(REGION, "i1", fence, {}, {}, 60_000)  # the old holder
     assert await m.surge([(CELL, REGION)]) == {CELL: 1.5}
+
+
+async def test_state_written_as_strings_by_an_older_instance_still_reads(
+    stores: Stores,
+) -> None:
+    if not isinstance(stores.market, RedisMarketStore):
+        pytest.skip("a stored format: Redis only")
+    tag = f"mk:{{r{REGION:x}}}"
+    await stores.market._r.set(f"{tag}:calc", b'{"%s": "1.7"}' % CELL.encode())
+    assert await stores.market.computed(REGION) == {CELL: 1.7}
 
 
 async def test_many_cells_are_written_at_once(stores: Stores) -> None:

@@ -1,0 +1,114 @@
+"""A region's surge recompute vectorised: dispatch.domain.market.recompute (the pure
+reference) as a few numpy passes over the region's cell layout (surge_cells.py).
+
+The reference spends about 45 ms of CPU on 10,000 active cells in dict operations; this
+pass, about 2 ms. Both give the same multipliers (tests/unit/dispatch/test_surge_fast.py,
+hypothesis): each step is the same float operation on the same operands, except the
+smoothing's sums, which add the same terms in another order. With the service's inputs
+(whole riders per minute over the default window, whole drivers; weights 1 and 1/2) every
+such sum is exact, so the order cannot matter; with fractional inputs the two could
+differ by one rounding of a sum, which moves a multiplier only when the pressure lands
+within that rounding of a step's edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dispatch.domain.market import Pin, SurgePolicy, effective
+from dispatch.service_layer.surge_cells import CellLayout, Snapshot
+
+_EPS = 1e-9  # as the domain's: a target just over a step does not count
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One recompute's inputs laid out: the region's cells and, per row, its demand and
+    current multiplier (and a zero slot after the rows, which absent neighbours read)."""
+
+    snap: Snapshot
+    demand: Floats
+    current: Floats
+
+
+def lay_out(layout: CellLayout, demand: Mapping[str, float], current: Mapping[str, float]) -> Round:
+    snap = layout.snapshot(demand, current)
+    return Round(snap, _values(snap, demand, 0.0), _values(snap, current, 1.0))
+
+
+def cells_to_supply(r: Round) -> list[str]:
+    """The cells whose supply prices some cell: those within two rings of demand (a cell
+    within one ring of demand is priced by the drivers of its own ring)."""
+    nbr = r.snap.nbr
+    priced = r.demand > 0
+    priced[nbr[priced[:-1]]] = True
+    priced[-1] = False  # the zero slot absent neighbours point at
+    wanted = priced.copy()
+    wanted[nbr[priced[:-1]]] = True
+    return list(r.snap.cells[wanted[:-1]].tolist())
+
+
+def next_surge(r: Round, supply: Mapping[str, float], policy: SurgePolicy) -> dict[str, float]:
+    """dispatch.domain.market.recompute over the round's cells, given the supply of (at
+    least) its cells_to_supply; each supply cell must be laid out in the round."""
+    snap = r.snap
+    cw, rw = policy.centre_weight, policy.ring_weight
+    d = _smoothed(snap, r.demand, cw, rw)
+    s = _smoothed(snap, _values(snap, supply, 0.0), cw, rw)
+    now = r.current[:-1]
+    # A cell's sums stay unnormalised, as in the reference: the weights cancel in the ratio.
+    weight = cw + rw * snap.degree
+    pressure = d / np.maximum(s, policy.min_supply * weight)
+    raw = 1.0 + policy.sensitivity * (pressure - 1.0)
+    stepped = np.round(np.floor(raw / policy.step + _EPS) * policy.step, 6)
+    goal = np.where(pressure > 1.0, np.clip(stepped, 1.0, policy.cap), 1.0)
+    # next_multiplier, every cell at once
+    gap = goal - now
+    at_bound = (goal <= 1.0 + _EPS) | (goal >= policy.cap - _EPS)
+    still = (np.abs(gap) < _EPS) | ((np.abs(gap) < policy.band - _EPS) & ~at_bound)
+    move = np.clip(gap, -policy.max_move, policy.max_move)
+    moved = np.clip(np.round(now + move, 6), 1.0, policy.cap)
+    out = np.where(still, now, moved)
+    surging = out > 1.0
+    return dict(zip(snap.cells[surging].tolist(), out[surging].tolist(), strict=True))
+
+
+def quoted_surge(
+    computed: Mapping[str, float], pins: Mapping[str, Pin], enabled: bool, now_ms: int
+) -> dict[str, float]:
+    """What riders are quoted in every cell not at 1.0: dispatch.domain.market.effective
+    cell by cell, where only the pinned cells can differ from the computed ones."""
+    out = {c: m for c, m in computed.items() if m != 1.0} if enabled else {}
+    for cell, pin in pins.items():
+        m = effective(computed.get(cell, 1.0), pin, enabled, now_ms)
+        if m != 1.0:
+            out[cell] = m
+        else:
+            out.pop(cell, None)
+    return out
+
+
+def _smoothed(snap: Snapshot, values: Floats, cw: float, rw: float) -> Floats:
+    """Each row's centre and ring-1 values, weighted and summed (absent neighbours: 0)."""
+    share = rw * values
+    out: Floats = cw * values[:-1] + share[snap.nbr].sum(axis=1)
+    return out
+
+
+def _values(snap: Snapshot, by_cell: Mapping[str, float], fill: float) -> Floats:
+    """A value per row (`fill` where none is given) and the zero slot. Where `fill` is 0,
+    values <= 0 count as 0 (the reference spreads only positive counts)."""
+    n = len(snap.cells)
+    rows = np.fromiter(map(snap.index.__getitem__, by_cell), dtype=np.intp, count=len(by_cell))
+    if len(rows) and rows.max() >= n:
+        raise ValueError("a cell laid out after the snapshot")
+    vals = np.fromiter(by_cell.values(), dtype=np.float64, count=len(by_cell))
+    out = np.full(n + 1, fill)
+    out[rows] = vals if fill else np.maximum(vals, 0.0)
+    out[-1] = 0.0
+    return out
