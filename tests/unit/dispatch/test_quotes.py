@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from dispatch.domain.eta import EtaParams
 from dispatch.domain.geo import LatLng
 from dispatch.domain.quotes import QuoteExpired, QuoteMismatch
 from dispatch.domain.rides import RideStatus
@@ -81,6 +82,22 @@ async def test_requests_and_no_driver_outcomes_are_counted(world: World) -> None
     [cell] = [c for c in cells if c.requests]
     assert (cell.requests, cell.no_driver_rate) == (2, 0.5)
     assert cell.mean_eta_s is not None and cell.demand_per_min == 2.0
+
+
+async def test_a_quotes_pickup_eta_follows_the_learned_model(world: World) -> None:
+    await world.driver_at("d1", 500)
+    [nearest] = await world.deps.index.nearest(HERE.lat, HERE.lng, 1, 5_000)
+    metres, eta = nearest.distance_m, world.deps.eta
+    before = await make_quote(world.deps, rider("r1"), HERE, None)
+    assert before.pickup_eta_s == EtaParams().eta_s(metres) == 78  # 500 m x 1.3, 30 km/h
+    # Pickups here take twice what the default model says: slow streets, by a path of
+    # 1.5 times the straight line.
+    for _ in range(40):
+        await eta.observe_pickup(HERE, 1_000, 2 * 156_000, world.clock.now, path_m=1_500)
+    learned = await eta.params(HERE, world.clock.now)
+    assert learned.observations == 40 and learned.eta_s(metres) > 140
+    after = await make_quote(world.deps, rider("r1"), HERE, None)
+    assert after.pickup_eta_s == learned.eta_s(metres)
 
 
 async def test_a_lost_count_does_not_fail_a_stored_ride(
