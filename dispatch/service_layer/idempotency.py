@@ -8,6 +8,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 
+from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.errors import IdempotencyInProgress, IdempotencyMismatch
 from dispatch.service_layer.ports import ClaimState, IdempotencyStore
 
@@ -37,6 +38,7 @@ async def once(
     lock_ms: int = LOCK_MS,
     still_true: Callable[[bytes], Awaitable[bool]] | None = None,
     keep_ms: Callable[[], int] | None = None,
+    cleanup: CleanupBudget | None = None,
 ) -> bytes:
     """The answer `produce` gave for the first request with this key (running it now if
     this is the first). Concurrent duplicates wait for it and get the same bytes.
@@ -70,6 +72,10 @@ async def once(
         await _stop(holding)
         # Best effort, briefly: the lock runs out by itself, and a slow store must not hold
         # a request that already failed (or ran out of time) any longer.
+        # With `cleanup`, within what the request's other undoing left of its budget.
+        if cleanup is not None:
+            await cleanup.run(store.abandon(key, claim.token))
+            raise
         with contextlib.suppress(Exception):
             await asyncio.wait_for(store.abandon(key, claim.token), ABANDON_WAIT_S)
         raise

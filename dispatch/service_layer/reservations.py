@@ -11,6 +11,7 @@ from dispatch.domain.matching import Candidate, next_candidates
 from dispatch.domain.rides import Offer
 from dispatch.service_layer.airport import queue_offer
 from dispatch.service_layer.areas import in_zone
+from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.timers import LeaseCheck
 from geoindex import MAX_K
@@ -19,7 +20,12 @@ LEASE_CHECK_LEAD_MS = 5_000
 
 
 async def find_offer(
-    deps: Deps, ride_id: str, pickup: LatLng, excluded: Iterable[str], now_ms: int
+    deps: Deps,
+    ride_id: str,
+    pickup: LatLng,
+    excluded: Iterable[str],
+    now_ms: int,
+    cleanup: CleanupBudget | None = None,
 ) -> Offer | None:
     """Reserve the nearest free driver not in `excluded`, widening the radius in steps.
 
@@ -37,7 +43,11 @@ async def find_offer(
     queued = await queue_offer(deps, ride_id, pickup, excluded, now_ms)
     if queued is not None:
         driver_id, fence, distance = queued
-        eta_s = await deps.eta.eta_s(pickup, distance, now_ms)
+        try:
+            eta_s = await deps.eta.eta_s(pickup, distance, now_ms)
+        except BaseException:
+            await give_back(deps, driver_id, ride_id, fence, cleanup)
+            raise
         return Offer(driver_id, fence, distance, eta_s, now_ms + policy.offer_timeout_ms)
     for radius in policy.radius_steps_m:
         # Ask for enough to see past everyone already tried or excluded.
@@ -54,19 +64,21 @@ async def find_offer(
                 if refused >= policy.max_reservation_tries:
                     return None
                 continue
-            # The lease timer frees the driver should this instance die before the ride
-            # is stored; the offer's own timer normally releases it long before. It fires
-            # a little before the lease runs out, to repair a lost accept first (deadlines).
-            await deps.deadlines.schedule(
-                LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
-            )
-            await deps.index.set_available(cand.driver_id, False)
+            try:
+                # The lease timer frees the driver should this instance die before the
+                # ride is stored; the offer's own timer normally releases it long before.
+                # It fires a little before the lease runs out, to repair a lost accept
+                # first (deadlines).
+                await deps.deadlines.schedule(
+                    LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
+                )
+                await deps.index.set_available(cand.driver_id, False)
+                eta_s = await deps.eta.eta_s(pickup, cand.distance_m, now_ms)
+            except BaseException:
+                await give_back(deps, cand.driver_id, ride_id, rec.fence, cleanup)
+                raise
             return Offer(
-                cand.driver_id,
-                rec.fence,
-                cand.distance_m,
-                await deps.eta.eta_s(pickup, cand.distance_m, now_ms),
-                now_ms + policy.offer_timeout_ms,
+                cand.driver_id, rec.fence, cand.distance_m, eta_s, now_ms + policy.offer_timeout_ms
             )
     return None
 
@@ -91,6 +103,14 @@ async def release_driver(deps: Deps, driver_id: str, ride_id: str, fence: int) -
         return False
     await deps.index.set_available(driver_id, True)
     return True
+
+
+async def give_back(
+    deps: Deps, driver_id: str, ride_id: str, fence: int, cleanup: CleanupBudget | None
+) -> None:
+    """A request that failed after reserving the driver frees it at once, best effort
+    within the request's clean-up budget; the lease is the backstop."""
+    await (cleanup or CleanupBudget()).run(release_driver(deps, driver_id, ride_id, fence))
 
 
 async def free_expired_lease(deps: Deps, driver_id: str, now_ms: int) -> bool:

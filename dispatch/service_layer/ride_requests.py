@@ -16,11 +16,12 @@ from dispatch.domain.rides import Ride, RideChange
 from dispatch.service_layer import idempotency
 from dispatch.service_layer.area_rules import check_ride
 from dispatch.service_layer.batching import enqueue
+from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
 from dispatch.service_layer.quotes import count_request, locked_surge
-from dispatch.service_layer.reservations import find_offer, release_driver
+from dispatch.service_layer.reservations import find_offer, give_back, release_driver
 from dispatch.service_layer.rider_limits import RIDES, take
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
 from dispatch.service_layer.timers import OfferTimeout
@@ -59,7 +60,10 @@ async def request_ride(
     pickup: LatLng,
     dropoff: LatLng | None,
     quote_id: str | None = None,
+    cleanup: CleanupBudget | None = None,
 ) -> Ride:
+    """`cleanup`: the budget for undoing what a failed request did (one is made if none
+    is given; request_ride_once shares its own with giving up the Idempotency-Key)."""
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
     existing = await deps.rides.get(ride_id)
@@ -76,19 +80,31 @@ async def request_ride(
     try:
         # The timer goes in first: should we die after storing the ride, it still fires.
         await deps.deadlines.schedule(timer.key, now + deps.policy.offer_timeout_ms)
-        offer = None if deps.batching else await find_offer(deps, ride_id, pickup, (), now)
+        offer = None if deps.batching else await find_offer(deps, ride_id, pickup, (), now, cleanup)
     except BaseException:
-        # Nothing stored: the ride does not count. (A driver reserved meanwhile goes back
-        # with its lease.) A failure from here on leaves the count to the staleness check.
-        await uncount_briefly(deps, actor.id, ride_id)
+        # Nothing stored: the ride does not count. (A driver find_offer reserved before
+        # it failed, it gave back itself.)
+        await uncount_briefly(deps, actor.id, ride_id, cleanup)
         raise
     ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now)
-    if deps.batching is not None:  # batched: the ride waits for its region's window
-        ride = rides.searching(ride_id, actor.id, pickup, dropoff, now)
-        await enqueue(deps, ride, now)
-    if surge is not None:
-        ride = replace(ride, surge=surge)  # the quoted price holds
-    if not await deps.rides.create(ride):
+    try:
+        if deps.batching is not None:  # batched: the ride waits for its region's window
+            ride = rides.searching(ride_id, actor.id, pickup, dropoff, now)
+            await enqueue(deps, ride, now)
+        if surge is not None:
+            ride = replace(ride, surge=surge)  # the quoted price holds
+        created = await deps.rides.create(ride)
+    except BaseException:
+        # Failed between reserving a driver and storing the ride: no supply held for a
+        # ride nobody was told of. The driver goes back at once (the lease stays the
+        # backstop), then the count. Should the ride have been stored after all (its
+        # reply lost), its offer can never be accepted (the driver's key no longer holds
+        # it) and its timer moves it on.
+        if offer is not None:
+            await give_back(deps, offer.driver_id, ride_id, offer.fence, cleanup)
+        await uncount_briefly(deps, actor.id, ride_id, cleanup)
+        raise
+    if not created:
         if offer is not None:
             await release_driver(deps, offer.driver_id, ride_id, offer.fence)
         existing = await deps.rides.get(ride_id)
@@ -118,12 +134,14 @@ async def request_ride_once(
         raise Forbidden("only a rider token may request a ride")
     ride_id = new_ride_id(actor.id, key)
     answered: list[Ride] = []
+    cleanup = CleanupBudget()  # one budget for undoing a failed request, key included
 
     async def produce() -> bytes:
         # Counted against the rider's rate only when the request runs (a retry answered
         # from its Idempotency-Key does not count); refused, nothing is stored.
         await take(deps.rider_limits, RIDES, actor.id, deps.clock.now_ms())
-        answered.append(await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id))
+        ride = await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id, cleanup)
+        answered.append(ride)
         return render(answered[-1])
 
     if key is None:
@@ -141,4 +159,5 @@ async def request_ride_once(
         wait_s=wait_s,
         still_true=ride_still_stored,
         keep_ms=lambda: kept_for(answered[-1], idempotency.KEEP_MS),  # no_driver: 1 h
+        cleanup=cleanup,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import ActiveRideLimit
 from dispatch.service_layer.ports import HeldRide
@@ -37,10 +38,16 @@ async def count_ride(deps: Deps, rider_id: str, ride_id: str, now_ms: int) -> No
     )
 
 
-async def uncount_briefly(deps: Deps, rider_id: str, ride_id: str) -> None:
+async def uncount_briefly(
+    deps: Deps, rider_id: str, ride_id: str, cleanup: CleanupBudget | None = None
+) -> None:
     """After a request failed before storing its ride: best effort, and brief, as a slow
-    store must not hold a failed request longer. A count left behind is found stale by
-    the rider's next request at the cap."""
+    store must not hold a failed request longer (within `cleanup`, the request's budget
+    for undoing, when given). A count left behind is found stale by the rider's next
+    request at the cap."""
+    if cleanup is not None:
+        await cleanup.run(deps.active_rides.drop(rider_id, ride_id))
+        return
     with contextlib.suppress(Exception):
         await asyncio.wait_for(deps.active_rides.drop(rider_id, ride_id), UNCOUNT_WAIT_S)
 
