@@ -44,6 +44,10 @@ class NginxSettings:
     limits: GatewayLimits = GatewayLimits()
     # Client addresses or CIDRs never limited (a load generator on this machine).
     limit_exempt: tuple[str, ...] = ()
+    # TLS termination (HTTP/1.1 and HTTP/2) on a second listener, when given.
+    tls_listen: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 def placeholders(template: str) -> set[str]:
@@ -53,6 +57,24 @@ def placeholders(template: str) -> set[str]:
 def _access_log(path: str) -> str:
     # Buffered so logging stays off the hot path; flushed every second for tail -f.
     return "off" if path == "off" else f"{path} upstream buffer=64k flush=1s"
+
+
+def _tls(settings: NginxSettings) -> str:
+    if settings.tls_listen is None:
+        return ""
+    if not (settings.tls_cert and settings.tls_key):
+        raise ValueError("a TLS listener needs a certificate and its key")
+    # `listen ... ssl http2`: nginx 1.22 (Debian's) knows no separate `http2 on;` yet.
+    return "\n".join(
+        [
+            f"        listen {settings.tls_listen} ssl http2;",
+            f"        ssl_certificate {settings.tls_cert};",
+            f"        ssl_certificate_key {settings.tls_key};",
+            "        ssl_protocols TLSv1.2 TLSv1.3;",
+            "        ssl_session_cache shared:tls:10m;",
+            "        ssl_session_timeout 1h;",
+        ]
+    )
 
 
 def render(settings: NginxSettings, template: str | None = None) -> str:
@@ -74,6 +96,7 @@ def render(settings: NginxSettings, template: str | None = None) -> str:
         "keepalive": str(settings.keepalive),
         "client_max_body_size": settings.client_max_body_size,
         "limit_exempt": "\n".join(f"        {a} 1;" for a in settings.limit_exempt),
+        "tls": _tls(settings),
         **{f.name: str(getattr(settings.limits, f.name)) for f in fields(GatewayLimits)},
     }
     missing = placeholders(text) - values.keys()

@@ -7,10 +7,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from loadtest.nginx_conf import GatewayLimits, NginxSettings, render
 from loadtest.redis_procs import die_with_parent
+from loadtest.tls import make_certificate
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -34,6 +36,7 @@ class NginxProcess:
         # The local stack's clients are its load generator and tests on this machine:
         # not limited unless a test says so (limit_exempt=()).
         limit_exempt: tuple[str, ...] = ("127.0.0.0/8",),
+        tls_port: int | None = None,  # also HTTPS and HTTP/2 there, with a fresh certificate
     ) -> None:
         self.tie_to_parent = tie_to_parent
         self.port = port
@@ -54,6 +57,16 @@ class NginxProcess:
             limits=limits or GatewayLimits(),
             limit_exempt=limit_exempt,
         )
+        self.tls_port = tls_port
+        self.tls_cert: Path | None = None
+        if tls_port is not None:
+            self.tls_cert, key = make_certificate(self.run_dir / "tls")
+            settings = replace(
+                settings,
+                tls_listen=f"127.0.0.1:{tls_port}",
+                tls_cert=str(self.tls_cert),
+                tls_key=str(key),
+            )
         self.conf.write_text(render(settings))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -110,6 +123,11 @@ class NginxProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        assert self.tls_port is not None, "started without tls_port"
+        return f"https://127.0.0.1:{self.tls_port}"
 
     def __enter__(self) -> NginxProcess:
         try:

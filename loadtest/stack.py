@@ -16,7 +16,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
@@ -36,6 +36,9 @@ class StackOptions:
     run_dir: Path | None = None  # logs and nginx files; a temporary folder (removed) if None
     extra_env: dict[str, str] = field(default_factory=dict)  # more DISPATCH_* settings
     serve_cmd: tuple[str, ...] = SERVE_CMD
+    # nginx also terminates TLS (HTTP/1.1 and HTTP/2) here, with a certificate it makes
+    # for 127.0.0.1 (run_dir/nginx/tls/tls-cert.pem: clients trust that file); 0: a free one
+    tls_port: int | None = None
 
 
 class Stack:
@@ -99,6 +102,7 @@ class Stack:
             run_dir=nginx_dir,
             access_log=o.access_log,
             tie_to_parent=o.tie_to_parent,
+            tls_port=None if o.tls_port is None else (o.tls_port or free_port()),
         )
         self.nginx.start()
 
@@ -128,6 +132,8 @@ class Stack:
             "url": self.url,
             "instances": {i.instance_id: i.url for i in self.instances},
             "redis_cluster_url": self.redis_url,
+            "tls_url": self.nginx.tls_url if self.nginx and self.nginx.tls_port else None,
+            "tls_cert": str(self.nginx.tls_cert) if self.nginx and self.nginx.tls_cert else None,
             "jwt_secret": self.jwt_secret,
             "run_dir": str(self.run_dir),
             "pids": self.pids(),
@@ -155,11 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedded", action="store_true", help="one instance, no Redis")
     p.add_argument("--port", type=int, default=None, help="nginx port (default: a free one)")
     p.add_argument("--run-dir", type=Path, default=None, help="keep logs here")
+    p.add_argument(
+        "--tls-port", type=int, default=None,
+        help="also HTTPS and HTTP/2 here (0: a free port), with a certificate for 127.0.0.1",
+    )  # fmt: skip
     a = p.parse_args(argv)
     instances = 1 if a.embedded else a.instances
     options = StackOptions(
         instances=instances, embedded=a.embedded, port=a.port, run_dir=a.run_dir, tie_to_parent=True
     )
+    options = replace(options, tls_port=a.tls_port)
     stack = Stack(options)
     # Explicitly: a launcher started from a script's background job inherits SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -72,7 +72,7 @@ def test_a_template_placeholder_without_a_value_is_an_error() -> None:
 def test_template_placeholders_are_the_known_ones() -> None:
     assert placeholders(TEMPLATE.read_text()) == {
         "servers", "listen", "run_dir", "access_log", "error_log",
-        "worker_processes", "keepalive", "client_max_body_size", "limit_exempt",
+        "worker_processes", "keepalive", "client_max_body_size", "limit_exempt", "tls",
         *(f.name for f in fields(GatewayLimits)),
     }  # fmt: skip
 
@@ -84,6 +84,16 @@ def test_the_request_id_is_the_clients_valid_one_or_nginxs_and_is_logged() -> No
     assert "default                   $request_id;" in out
     assert "proxy_set_header X-Request-Id $req_id;" in out
     assert "rid=$req_id" in out
+
+
+def test_tls_is_a_second_listener_with_http2_when_asked() -> None:
+    assert "ssl" not in render(_settings())
+    out = render(_settings(tls_listen="127.0.0.1:8443", tls_cert="/c.pem", tls_key="/k.pem"))
+    assert "listen 127.0.0.1:8443 ssl http2;" in out and "listen 127.0.0.1:8000;" in out
+    assert "ssl_certificate /c.pem;" in out and "ssl_certificate_key /k.pem;" in out
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in out
+    with pytest.raises(ValueError):
+        render(_settings(tls_listen="127.0.0.1:8443"))
 
 
 def test_per_address_limits_one_zone_per_class_and_a_connection_cap() -> None:
