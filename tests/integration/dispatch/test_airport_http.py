@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from dispatch.settings import Settings
 from tests.waiting import eventually
@@ -133,3 +134,39 @@ async def test_two_instances_serve_airport_rides_from_one_queue(
             assert [x["driver_id"] for x in q["drivers"]] == drivers
             by_ride = {r["id"]: r["driver_id"] for r in rides if r.get("status") == "offered"}
             assert {x["offered_ride"]: x["driver_id"] for x in q["drivers"]} == by_ride
+
+
+@pytest.mark.redis
+async def test_crossings_reach_a_socket_on_another_instance_and_the_redis_stream(
+    request: pytest.FixtureRequest,
+) -> None:
+    url = request.getfixturevalue("redis_url")
+    settings = Settings(redis_url=url, areas_refresh_s=0.2)
+    async with running(settings.with_overrides(instance_id="A")) as a:
+        async with running(settings.with_overrides(instance_id="B")) as b:
+            await put(a, "ber", feature("airport", *AIRPORT, 0.01, dwell_s=0))
+            ws_url = f"{b.url}/v1/drivers/d1/stream"
+            async with b.session.ws_connect(ws_url, headers=b.auth("driver", "d1")) as ws:
+                await asyncio.sleep(0.3)  # B follows the stream from now on
+                for seq, at in enumerate((AIRPORT, TOWN), 1):  # fixes through A, which
+                    # decides the crossings; B hears of them through the Redis Stream
+                    await asyncio.sleep(0.005)
+                    await a.fix("d1", *at, seq=seq)
+                got = await frames_until(ws, 2, {"area"})
+                assert [(f["event"], f["area_id"]) for f in got] == [
+                    ("enter", "ber"),
+                    ("exit", "ber"),
+                ]
+    client = Redis.from_url(url)
+    try:
+        await client.xgroup_create("dispatch:area_events", "billing", id="0")
+        read = await client.xreadgroup("billing", "c1", {"dispatch:area_events": ">"})
+        events = [orjson.loads(f[b"j"]) for _, f in read[0][1]]
+        assert [(e["type"], e.get("event")) for e in events] == [
+            ("area", "enter"),
+            ("queue", None),
+            ("area", "exit"),
+            ("queue", None),
+        ]
+    finally:
+        await client.aclose()
