@@ -1,7 +1,8 @@
 """The ops stream's source on this instance: while at least one page watches, one loop
 looks at the area about once a second and hands every page the same encoded frames, so a
 page costs a queue and its writes, not a look of its own. The rides in flight are learned
-from the ops topic for as long as the app runs."""
+from the ops topic for as long as the app runs. The market and area layers (ops_layers.py)
+are looked at in the same tick and travel in the same frames."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import orjson
 from aiohttp import web
 
 from dispatch.entrypoints import appkeys
+from dispatch.entrypoints.ops_layer_wire import LayerView
+from dispatch.entrypoints.ops_layers import LayerLook, LayerSource
 from dispatch.entrypoints.ops_wire import View
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.ops_view import OPS_TOPIC, Area, RidesInFlight, RideStats, look
@@ -55,6 +58,7 @@ class OpsFeed:
         limit: int,
         interval_s: float = 1.0,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        layers: LayerSource | None = None,  # None: drivers and rides only
     ) -> None:
         self.rides = RidesInFlight()
         self.stats = RideStats()
@@ -64,6 +68,8 @@ class OpsFeed:
         self._interval_s = interval_s
         self._now_ms = now_ms
         self._view = View(area)
+        self._layers = layers
+        self._layer_view = LayerView()
         self._pages: set[Page] = set()
         self._wake = asyncio.Event()
         self._live = False  # the view is current: the loop is looking for some page
@@ -77,7 +83,7 @@ class OpsFeed:
         page = Page()
         if self._live:
             # The view is what the other pages hold: this one starts from it at once.
-            page.send(frame("snapshot", self._view.snapshot(self._now_ms())))
+            page.send(frame("snapshot", self._snapshot(self._now_ms())))
             page.fresh = False
         self._pages.add(page)
         self._wake.set()
@@ -117,10 +123,16 @@ class OpsFeed:
         before = self._now_ms()
         self.rides.forget_silent(before)
         figures = self.stats.figures(before)
-        world = await look(self._deps, self._area, self._limit, self.rides, figures)
+        drivers = look(self._deps, self._area, self._limit, self.rides, figures)
+        if self._layers is None:
+            world, layers = await drivers, None
+        else:  # both at once: the tick costs one look's time
+            world, layers = await asyncio.gather(drivers, self._layers.look(before))
         # From here to the last send nothing awaits: every page sees one sequence of frames.
         now = self._now_ms()
         delta = self._view.advance(world, now)
+        if layers is not None and (changed := self._layer_view.advance(layers)):
+            delta = {**(delta or {}), **changed, "t": now}
         if self._view.holes > max(RENUMBER_HOLES, len(world.drivers)):
             self._view.renumber()
             for page in self._pages:
@@ -129,12 +141,15 @@ class OpsFeed:
         snapshot_frame: bytes | None = None
         for page in list(self._pages):
             if page.fresh:
-                snapshot_frame = snapshot_frame or frame("snapshot", self._view.snapshot(now))
+                snapshot_frame = snapshot_frame or frame("snapshot", self._snapshot(now))
                 page.fresh = False
                 page.send(snapshot_frame)
             elif delta_frame is not None:
                 page.send(delta_frame)
         self._live = True
+
+    def _snapshot(self, now: int) -> dict[str, Any]:
+        return {**self._view.snapshot(now), **self._layer_view.snapshot()}
 
     async def _listen(self) -> None:
         async with self._deps.notifier.subscribe(OPS_TOPIC) as subscription:
@@ -151,8 +166,13 @@ async def run_feed(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the feed of this instance, over the backend's deps."""
     settings = app[appkeys.SETTINGS]
     area = Area(settings.ops_lat, settings.ops_lng, settings.ops_radius_m)
+    deps = app[appkeys.RUNTIME].deps
     feed = OpsFeed(
-        app[appkeys.RUNTIME].deps, area, settings.ops_max_drivers, settings.ops_interval_s
+        deps,
+        area,
+        settings.ops_max_drivers,
+        settings.ops_interval_s,
+        layers=LayerLook(deps, area),
     )
     app[FEED] = feed
     task = asyncio.create_task(feed.run(), name="ops-feed")

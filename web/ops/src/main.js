@@ -1,5 +1,6 @@
 // The live ops map: reads the ops token from the URL fragment, follows GET /v1/ops/stream
-// and draws drivers, rides in flight and an H3 grid with deck.gl over MapLibre.
+// and draws drivers, rides in flight, market cells, areas and an H3 grid with deck.gl
+// over MapLibre.
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 
@@ -7,9 +8,28 @@ import { MapboxOverlay } from '@deck.gl/mapbox';
 import { Map as MapLibreMap, setWorkerUrl } from 'maplibre-gl';
 
 import { gridCells } from './grid.js';
-import { driversLayer, dropoffsLayer, gridLayer, headingsLayer, pickupsLayer, rideLinksLayer } from './layers.js';
+import {
+  airportLabelsLayer,
+  areasLayer,
+  driversLayer,
+  dropoffsLayer,
+  gridLayer,
+  headingsLayer,
+  marketLayer,
+  pickupsLayer,
+  rideLinksLayer,
+} from './layers.js';
 import { DRIVER_COLOURS, UNKNOWN_COLOUR } from './palette.js';
-import { showConnection, showCounts, showDetails, showFigures, showLegend } from './panel.js';
+import {
+  describe,
+  showAreas,
+  showConnection,
+  showCounts,
+  showDetails,
+  showFigures,
+  showLegend,
+  showMarketToggle,
+} from './panel.js';
 import { applyDelta, applySnapshot, countBy, createState, driverAt, driverColumns, driverPosition } from './state.js';
 import { follow } from './stream.js';
 
@@ -34,7 +54,7 @@ const map = new MapLibreMap({
   zoom: 12,
   attributionControl: false,
 });
-const overlay = new MapboxOverlay({ interleaved: false, layers: [], onClick: select });
+const overlay = new MapboxOverlay({ interleaved: false, layers: [], onClick: select, getTooltip: tooltip });
 map.addControl(overlay);
 
 let state = createState();
@@ -42,6 +62,8 @@ let cells = [];
 let drawn = driverColumns(state, driverColour);
 let layers = [];
 let pending = false;
+let marketMetric = 'surge'; // the side panel's toggle: off, supply, demand or surge
+let marketCells = { state: null, changes: -1, cells: [] }; // the cells last drawn, kept while unchanged
 
 function driverColour(status) {
   return DRIVER_COLOURS[status] ?? UNKNOWN_COLOUR;
@@ -60,9 +82,14 @@ function rideLinks(rides) {
 function buildLayers() {
   const rides = [...state.rides.values()];
   drawn = driverColumns(state, driverColour);
-  // Market and area layers go here, below the drivers, when their issues land.
+  if (marketCells.state !== state || marketCells.changes !== state.marketChanges) {
+    marketCells = { state, changes: state.marketChanges, cells: [...state.market.values()] };
+  }
   return [
     gridLayer(cells),
+    areasLayer(state.areas),
+    ...(marketMetric === 'off' ? [] : [marketLayer(marketCells.cells, marketMetric)]),
+    airportLabelsLayer(state.areas, state.queues),
     rideLinksLayer(rideLinks(rides)),
     dropoffsLayer(rides),
     pickupsLayer(rides),
@@ -79,6 +106,7 @@ function render() {
   const statuses = drawn.slots.map((slot) => state.statuses[state.status[slot]]);
   showCounts(countBy(statuses), countBy([...state.rides.values()].map((r) => r.status)));
   showFigures(state.figures);
+  showAreas(state.areas, state.queues);
 }
 
 function scheduleRender() {
@@ -91,8 +119,22 @@ function scheduleRender() {
 function select(info) {
   if (!info.layer) return showDetails(null);
   if (info.layer.id === 'drivers') return showDetails(driverAt(state, drawn.slots[info.index]));
+  if (info.layer.id === 'areas') {
+    const { id, kind, name } = info.object.area;
+    return showDetails(kind === 'airport' ? { id, kind, name, queue: state.queues[id] ?? 0 } : { id, kind, name });
+  }
   const ride = info.object?.ride ?? info.object;
   return showDetails(ride ?? null);
+}
+
+function tooltip(info) {
+  const text = info.object && info.layer ? describe(info.layer.id, info.object, state.queues) : null;
+  return text && { text, className: 'ops-tooltip' };
+}
+
+function pickMarket(metric) {
+  marketMetric = metric;
+  scheduleRender();
 }
 
 function onEvent(event, data) {
@@ -112,6 +154,7 @@ map.on('moveend', () => {
 });
 
 showLegend();
+showMarketToggle(marketMetric, pickMarket);
 showCounts({}, {});
 cells = gridCells(map);
 scheduleRender();
@@ -140,6 +183,9 @@ window.opsMap = {
   drawnDrivers: () => drawn.length,
   layer: (id) => layers.find((layer) => layer.id === id),
   driver: (id) => driverPosition(state, id),
+  marketCell: (id) => state.market.get(id) ?? null,
+  // The object of a layer drawn at a point of the map (deck.gl's picking), or null.
+  pick: (layerId, x, y) => overlay.pickObject({ x, y, radius: 2, layerIds: [layerId] })?.object ?? null,
   // The driver drawn at a point of the map (deck.gl's own picking), or null.
   pickDriver: (x, y) => {
     const info = overlay.pickObject({ x, y, radius: 4, layerIds: ['drivers'] });

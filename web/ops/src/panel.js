@@ -1,5 +1,16 @@
-// The side panel: connection state, live counters, the selected item, the legend.
-import { css, DRIVER_COLOURS, DROPOFF_COLOUR, RIDE_COLOURS } from './palette.js';
+// The side panel: connection state, live counters, the market toggle, the areas, the
+// selected item, the legend; and the text shown when hovering a cell or an area.
+import {
+  AREA_COLOURS,
+  css,
+  DRIVER_COLOURS,
+  DROPOFF_COLOUR,
+  MARKET_COLOURS,
+  RIDE_COLOURS,
+  SURGE_LOW,
+} from './palette.js';
+
+export const MARKET_METRICS = ['off', 'supply', 'demand', 'surge'];
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,8 +44,75 @@ export function showLegend() {
     ...Object.entries(DRIVER_COLOURS).map(([s, c]) => swatch(c, `driver ${s.replace('_', ' ')}`)),
     ...Object.entries(RIDE_COLOURS).map(([s, c]) => swatch(c, `ride ${s.replace('_', ' ')}`, 'line')),
     swatch(DROPOFF_COLOUR, 'drop-off'),
+    ...Object.entries(AREA_COLOURS).map(([k, c]) => swatch(c, k.replace('_', ' '), 'area')),
+    ramp([MARKET_COLOURS.supply, MARKET_COLOURS.supply], 'supply (available drivers)'),
+    ramp([MARKET_COLOURS.demand, MARKET_COLOURS.demand], 'demand (riders a minute)'),
+    ramp([SURGE_LOW, MARKET_COLOURS.surge], 'surge ×1.1 to ×3'),
   ];
   $('legend').replaceChildren(...rows);
+}
+
+// One button per metric; the page redraws the market layer with the one picked.
+export function showMarketToggle(current, onPick) {
+  const buttons = MARKET_METRICS.map((metric) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = metric;
+    b.dataset.testid = `market-${metric}`;
+    b.setAttribute('role', 'radio');
+    b.setAttribute('aria-checked', String(metric === current));
+    b.addEventListener('click', () => {
+      showMarketToggle(metric, onPick);
+      onPick(metric);
+    });
+    return b;
+  });
+  $('market-toggle').replaceChildren(...buttons);
+}
+
+export function showAreas(areas, queues) {
+  const rows = areas.map((area) => {
+    const li = swatch(AREA_COLOURS[area.kind] ?? [200, 200, 200], `${area.name} (${area.kind.replace('_', ' ')})`, 'area');
+    li.dataset.testid = `area-${area.id}`;
+    if (area.kind === 'airport') {
+      const n = document.createElement('b');
+      n.textContent = `${queues[area.id] ?? 0} in queue`;
+      n.dataset.testid = `queue-${area.id}`;
+      li.append(n);
+    }
+    return li;
+  });
+  $('area-list').replaceChildren(...rows);
+  $('areas-total').textContent = areas.length;
+}
+
+// Hover text: a market cell's figures, or an area's kind, name and queue.
+export function describe(layerId, object, queues) {
+  if (layerId === 'market') {
+    const rate = object.no_driver_rate === null ? '–' : `${Math.round(object.no_driver_rate * 100)} %`;
+    return [
+      `cell ${object.id}`,
+      `supply ${object.supply} available`,
+      `demand ${object.demand_per_min.toFixed(1)} riders/min`,
+      `no driver ${rate} of ${object.requests} requests`,
+      `surge ×${object.surge.toFixed(1)}`,
+    ].join('\n');
+  }
+  if (layerId === 'areas') {
+    const { area } = object;
+    const queue = area.kind === 'airport' ? `\n${queues[area.id] ?? 0} in queue` : '';
+    return `${area.name} (${area.kind.replace('_', ' ')})${queue}`;
+  }
+  return null;
+}
+
+function ramp([from, to], label) {
+  const li = document.createElement('li');
+  const bar = document.createElement('span');
+  bar.className = 'swatch ramp';
+  bar.style.background = `linear-gradient(to right, ${css(from)}, ${css(to)})`;
+  li.append(bar, document.createTextNode(label));
+  return li;
 }
 
 function fillCounts(list, counts, colours, what) {

@@ -18,6 +18,10 @@ export function createState() {
     rides: new Map(), // ride id -> {id, status, driver, pickup, dropoff}
     area: null,
     figures: {}, // the last 5 minutes of ride requests (requests_per_min, match_rate, p95_eta_s)
+    market: new Map(), // market cell id -> {id, supply, demand_per_min, requests, no_driver_rate, surge}
+    marketChanges: 0, // counts the market's changes: the page redraws its cells only then
+    areas: [], // {id, kind, name, polygons: [[[lng, lat], ...] rings, ...]}
+    queues: {}, // airport id -> drivers waiting
     t: 0,
     frames: 0,
   };
@@ -31,6 +35,9 @@ export function applySnapshot(state, snap) {
   fresh.frames = state.frames;
   appendDrivers(fresh, snap.drivers);
   upsertRides(fresh, snap.rides);
+  if (snap.market) upsertCells(fresh, snap.market.cells);
+  if (snap.areas) fresh.areas = areaRows(snap.areas);
+  fresh.queues = snap.queues ?? {};
   fresh.t = snap.t;
   fresh.frames += 1;
   return fresh;
@@ -66,6 +73,13 @@ export function applyDelta(state, delta) {
   if (delta.rides) upsertRides(state, delta.rides);
   for (const id of delta.rides_gone ?? []) state.rides.delete(id);
   if (delta.figures) state.figures = delta.figures;
+  if (delta.market) {
+    upsertCells(state, delta.market.cells);
+    for (const id of delta.market.removed) state.market.delete(id);
+    state.marketChanges += 1;
+  }
+  if (delta.areas) state.areas = areaRows(delta.areas);
+  if (delta.queues) state.queues = delta.queues;
   state.t = delta.t;
   state.frames += 1;
   return state;
@@ -93,6 +107,23 @@ function upsertRides(state, cols) {
       dropoff: cols.dropoff_lat[i] === null ? null : [cols.dropoff_lng[i] * E5, cols.dropoff_lat[i] * E5],
     });
   });
+}
+
+function upsertCells(state, cols) {
+  cols.id.forEach((id, i) => {
+    state.market.set(id, {
+      id,
+      supply: cols.supply[i],
+      demand_per_min: cols.demand_per_min[i],
+      requests: cols.requests[i],
+      no_driver_rate: cols.no_driver_rate[i],
+      surge: cols.surge[i],
+    });
+  });
+}
+
+function areaRows(cols) {
+  return cols.id.map((id, i) => ({ id, kind: cols.kind[i], name: cols.name[i], polygons: cols.polygons[i] }));
 }
 
 function ungap(gaps) {

@@ -1,0 +1,86 @@
+"""The ops map's market and area layers, looked at by the ops feed beside its drivers and
+sent on the same stream (one stream per page; one look per instance, shared by its pages).
+
+- Market cells (supply, demand, no-driver rate, surge) from the market's ops view around
+  the watched centre, out to the view's bound (MAX_VIEW_RADIUS_M). Surge only changes at
+  each recompute, so the market is looked at once per recompute interval, not every tick.
+- Areas from this instance's compiled copy (in memory, kept fresh by the area refresher):
+  those whose bounding box meets the watched area's. Airport queue lengths: one read per
+  airport drawn."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from dispatch.domain.areas import AreaKind
+from dispatch.domain.geo import LatLng
+from dispatch.service_layer.area_index import CompiledArea
+from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.market import MAX_VIEW_RADIUS_M, CellView, area_view
+from dispatch.service_layer.ops_view import Area
+
+M_PER_DEGREE = 111_320.0
+
+
+@dataclass(frozen=True, slots=True)
+class Layers:
+    market: list[CellView]
+    areas_version: int
+    areas: list[CompiledArea]
+    queues: dict[str, int]  # airport id -> drivers waiting
+
+
+class LayerSource(Protocol):
+    async def look(self, now_ms: int) -> Layers: ...
+
+
+def _bbox_meets(area: Area, c: CompiledArea) -> bool:
+    """Whether an area's bounding box meets the watched circle's (cheap, generous)."""
+    dlat = area.radius_m / M_PER_DEGREE
+    dlng = dlat / max(0.01, math.cos(math.radians(area.lat)))
+    xs = [x for polygon in c.area.polygons for x, _ in polygon[0]]
+    ys = [y for polygon in c.area.polygons for _, y in polygon[0]]
+    return (
+        min(ys) <= area.lat + dlat
+        and max(ys) >= area.lat - dlat
+        and min(xs) <= area.lng + dlng
+        and max(xs) >= area.lng - dlng
+    )
+
+
+class LayerLook:
+    """What the market and the areas hold now, around the watched area."""
+
+    def __init__(self, deps: Deps, area: Area) -> None:
+        self._deps = deps
+        self._area = area
+        self._market: list[CellView] = []
+        self._market_at: int | None = None
+        self._areas_version = -2
+        self._areas: list[CompiledArea] = []
+
+    async def look(self, now_ms: int) -> Layers:
+        market, queues = await asyncio.gather(self._market_look(now_ms), self._queues())
+        return Layers(market, self._areas_version, self._areas, queues)
+
+    async def _market_look(self, now_ms: int) -> list[CellView]:
+        market = self._deps.market
+        due = self._market_at is None or now_ms - self._market_at >= market.config.interval_ms
+        if due:
+            centre = LatLng(self._area.lat, self._area.lng)
+            radius = min(self._area.radius_m, MAX_VIEW_RADIUS_M)
+            self._market = await area_view(market, self._deps.index, centre, radius, now_ms)
+            self._market_at = now_ms
+        return self._market
+
+    async def _queues(self) -> dict[str, int]:
+        book = self._deps.areas
+        if book.version != self._areas_version:
+            self._areas_version = book.version
+            self._areas = [c for c in book.all() if _bbox_meets(self._area, c)]
+        airports = [c.area.id for c in self._areas if c.area.kind is AreaKind.AIRPORT]
+        orders = await asyncio.gather(*(self._deps.fences.queues.order(a) for a in airports))
+        return {a: len(order) for a, order in zip(airports, orders, strict=True)}

@@ -1,0 +1,113 @@
+"""The ops stream's market and area layers: every page starts with every cell, area and
+queue length, then hears only what changed; areas far from the watched area stay off it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from dispatch.domain.areas import Area, AreaKind
+from dispatch.domain.geo import LatLng
+from dispatch.entrypoints.ops_feed import OpsFeed, Page
+from dispatch.entrypoints.ops_layer_wire import LayerView
+from dispatch.entrypoints.ops_layers import Layers, _bbox_meets
+from dispatch.service_layer import ops_view
+from dispatch.service_layer.area_index import CompiledArea, compile_area
+from dispatch.service_layer.market import CellView
+from geoindex import MemoryGeoIndex
+
+NOW = 1_800_000_000_000
+AREA = ops_view.Area(52.52, 13.405, 5_000)
+CELL = "881f1d4895fffff"
+
+
+def square(area_id: str, kind: AreaKind, lat: float, lng: float, half: float) -> CompiledArea:
+    ring = (
+        (lng - half, lat - half),
+        (lng + half, lat - half),
+        (lng + half, lat + half),
+        (lng - half, lat + half),
+        (lng - half, lat - half),
+    )
+    return compile_area(Area(area_id, kind, area_id.upper(), ((ring,),)))
+
+
+def cell(surge: float, supply: int = 0, cell_id: str = CELL) -> CellView:
+    return CellView(cell_id, LatLng(52.52, 13.405), supply, 1.5, 2, 0.5, None, surge)
+
+
+def test_a_page_hears_every_layer_first_then_only_what_changed() -> None:
+    ber = square("ber", AreaKind.AIRPORT, 52.51, 13.42, 0.004)
+    view = LayerView()
+    first = view.advance(Layers([cell(1.5)], 3, [ber], {"ber": 2}))
+    assert first["market"] == {
+        "cells": {
+            "id": [CELL], "supply": [0], "demand_per_min": [1.5], "requests": [2],
+            "no_driver_rate": [0.5], "surge": [1.5],
+        },
+        "removed": [],
+    }  # fmt: skip
+    assert first["areas"]["id"] == ["ber"] and first["areas"]["kind"] == ["airport"]
+    # By area, polygon, ring: [longitude, latitude] positions, as GeoJSON has them.
+    assert first["areas"]["polygons"][0][0][0][0] == pytest.approx([13.416, 52.506])
+    assert first["queues"] == {"ber": 2}
+    assert view.snapshot()["market"]["cells"]["surge"] == [1.5]
+
+    assert view.advance(Layers([cell(1.5)], 3, [ber], {"ber": 2})) == {}  # nothing changed
+    later = view.advance(Layers([cell(2.0)], 3, [ber], {"ber": 1}))
+    assert later == {
+        "market": {"cells": {**first["market"]["cells"], "surge": [2.0]}, "removed": []},
+        "queues": {"ber": 1},
+    }
+    gone = view.advance(Layers([], 4, [], {}))
+    assert gone["market"] == {"cells": {name: [] for name in later["market"]["cells"]},
+                              "removed": [CELL]}  # fmt: skip
+    assert gone["areas"]["id"] == [] and gone["queues"] == {}
+    assert view.snapshot() == {"market": {"cells": gone["market"]["cells"]},
+                               "areas": gone["areas"], "queues": {}}  # fmt: skip
+
+
+def test_areas_far_from_the_watched_area_stay_off_the_map() -> None:
+    assert _bbox_meets(AREA, square("near", AreaKind.NO_PICKUP, 52.52, 13.405, 0.001))
+    assert _bbox_meets(AREA, square("around", AreaKind.SERVICE_AREA, 52.52, 13.405, 1.0))
+    assert not _bbox_meets(AREA, square("far", AreaKind.AIRPORT, 52.36, 13.5, 0.01))
+
+
+class StubLayers:
+    def __init__(self) -> None:
+        self.now = Layers([cell(1.0, supply=1)], 1, [], {})
+
+    async def look(self, now_ms: int) -> Layers:
+        return self.now
+
+
+def frames(page: Page) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    while not page.frames.empty():
+        head, _, data = page.frames.get_nowait().partition(b"\ndata: ")
+        out.append((head.removeprefix(b"event: ").decode(), orjson.loads(data)))
+    return out
+
+
+async def test_the_feed_sends_the_layers_in_the_same_frames_as_the_drivers() -> None:
+    layers = StubLayers()
+    deps: Any = SimpleNamespace(index=MemoryGeoIndex(clock=lambda: NOW), notifier=None)
+    feed = OpsFeed(deps, AREA, 1_000, 0.01, now_ms=lambda: NOW, layers=layers)
+    with feed.watch() as page:
+        await feed.tick()
+        [(kind, snap)] = frames(page)
+        assert kind == "snapshot" and snap["market"]["cells"]["id"] == [CELL]
+        assert snap["drivers"]["id"] == [] and snap["areas"]["id"] == []
+        layers.now = Layers([cell(1.8, supply=1)], 2, [], {})
+        await feed.tick()
+        [(kind, delta)] = frames(page)
+        assert kind == "delta" and delta["t"] == NOW
+        assert delta["market"]["cells"]["surge"] == [1.8] and "areas" in delta
+        await feed.tick()
+        assert frames(page) == []
+        with feed.watch() as late:  # joins a live feed: every layer at once
+            [(kind, snap)] = frames(late)
+            assert kind == "snapshot" and snap["market"]["cells"]["surge"] == [1.8]
