@@ -18,6 +18,11 @@ call is answered from its call id without writing (lua/*.lua), so a WAIT on the 
 connection would cover nothing and report the first send's write as replicated. A broken
 connection is a 503; the client's retry is a new call.
 
+Between the script and WAIT goes a short-lived write on the same slot (a barrier), so that
+WAIT also covers a script that wrote nothing because an earlier try, whose answer was
+lost, had done the work; `barrier(key)` alone serves a retry that finds its ride already
+stored without running a script.
+
 A WAIT that returns fewer replicas than asked is a DurabilityTimeout (503
 `durability_timeout`): the write was made on the master and may or may not survive; the
 client's retry (Idempotency-Key, or repeating the step) settles it through the usual
@@ -39,6 +44,7 @@ from geoindex import BackendUnavailable, Script, ScriptRunner, translated
 
 # A redirect means the script did not run: learn the new route and send the pair again.
 _REDIRECTS = (rx.MovedError, rx.AskError, rx.TryAgainError)
+BARRIER_KEEP_MS = 10_000  # barrier keys only need to outlive their WAIT
 
 
 class DurabilityTimeout(BackendUnavailable):
@@ -55,7 +61,8 @@ class ScriptCalls(Protocol):
 
 
 class DurableScripts:
-    """Runs one script call, then WAIT on the same connection (see the module's doc)."""
+    """Runs one script call, then a barrier write and WAIT on the same connection (see
+    the module's doc and _durably)."""
 
     def __init__(self, runner: ScriptRunner, durability: Durability) -> None:
         self._runner = runner
@@ -68,62 +75,88 @@ class DurableScripts:
 
     async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         evalsha = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await self._durably(keys[0], evalsha, script)
+
+    async def barrier(self, key: str) -> None:
+        """Returns once every write made so far on `key`'s master (by anyone: a first try
+        whose answer was lost) is on the replicas; DurabilityTimeout otherwise."""
+        await self._durably(key, None, None)
+
+    async def _durably(
+        self, key: Any, evalsha: tuple[Any, ...] | None, script: Script | None
+    ) -> Any:
+        """The script (if any), then a barrier write, then WAIT, on one connection to the
+        key's master. The barrier is what makes WAIT cover a script that wrote nothing
+        (it found its work already done by a try whose answer was lost): WAIT waits for
+        the replication offset of its connection's last write, and the barrier's is the
+        master's offset at that moment, past every earlier write."""
+        barrier = ("SET", barrier_key(key), 1, "PX", BARRIER_KEEP_MS)
+        wait = ("WAIT", self.durability.replicas, self.durability.timeout_ms)
+        commands = [c for c in (evalsha, barrier, wait) if c is not None]
+        what = "a barrier" if script is None else script.name
         for attempt in range(3):
             with translated():
                 if self._cluster and (self._relearn or attempt > 0):
-                    await self.client.execute_command("EXISTS", keys[0])
+                    await self.client.execute_command("EXISTS", key)
                     self._relearn = False
                 try:
-                    result, acked = await self._send(evalsha, keys[0])
+                    replies = await self._send(commands, key)
                 except BaseException:
                     self._relearn = True
                     raise
-            if isinstance(result, Exception) or isinstance(acked, Exception):
+            if any(isinstance(r, Exception) for r in replies):
                 self._relearn = True
-            if isinstance(result, rx.NoScriptError):
+            first = replies[0]
+            if script is not None and isinstance(first, rx.NoScriptError):
                 with translated():
                     await self.client.script_load(script.source)  # a promoted or restarted node
                 continue
-            if isinstance(result, _REDIRECTS) and self._cluster:
-                continue
+            if isinstance(first, _REDIRECTS) and self._cluster:
+                continue  # it did not run: learn the route and send it all again
             with translated():
-                if isinstance(result, Exception):
-                    raise result
-                if isinstance(acked, Exception):
-                    raise acked
-            if int(acked) < self.durability.replicas:
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+            acked = int(replies[-1])
+            if acked < self.durability.replicas:
                 raise DurabilityTimeout(
-                    f"{int(acked)} of {self.durability.replicas} replicas acknowledged"
-                    f" {script.name} within {self.durability.timeout_ms} ms"
+                    f"{acked} of {self.durability.replicas} replicas acknowledged"
+                    f" {what} within {self.durability.timeout_ms} ms"
                 )
-            return result
-        raise BackendUnavailable(f"{script.name}: still redirected after 3 tries")
+            return first if script is not None else None
+        raise BackendUnavailable(f"{what}: still redirected after 3 tries")
 
-    async def _send(self, evalsha: tuple[Any, ...], key: Any) -> tuple[Any, Any]:
-        wait = ("WAIT", self.durability.replicas, self.durability.timeout_ms)
+    async def _send(self, commands: list[tuple[Any, ...]], key: Any) -> list[Any]:
         if not self._cluster:
-            return await self._send_single(evalsha, wait)
+            return await self._send_single(commands)
         node = self.client.get_node_from_key(key)
-        commands = [PipelineCommand(0, *evalsha), PipelineCommand(1, *wait)]
-        await node.execute_pipeline(commands)  # one connection; errors land in .result
-        return commands[0].result, commands[1].result
+        piped = [PipelineCommand(i, *c) for i, c in enumerate(commands)]
+        await node.execute_pipeline(piped)  # one connection; errors land in .result
+        return [c.result for c in piped]
 
-    async def _send_single(
-        self, evalsha: tuple[Any, ...], wait: tuple[Any, ...]
-    ) -> tuple[Any, Any]:
+    async def _send_single(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool = self.client.connection_pool
         conn = await pool.get_connection()
         try:
-            await conn.send_packed_command(conn.pack_commands([evalsha, wait]))
+            await conn.send_packed_command(conn.pack_commands(commands))
             replies: list[Any] = []
-            for _ in range(2):
+            for _ in commands:
                 try:
                     replies.append(await conn.read_response())
                 except rx.ResponseError as exc:  # an error reply; the connection is fine
                     replies.append(exc)
-            return replies[0], replies[1]
+            return replies
         except BaseException:
             await conn.disconnect()  # half-read: nobody may use it as it stands
             raise
         finally:
             await pool.release(conn)
+
+
+def barrier_key(key: Any) -> str:
+    """A short-lived key in `key`'s slot: its hash tag, or the whole key as one."""
+    text = key.decode() if isinstance(key, bytes) else str(key)
+    start = text.find("{")
+    end = text.find("}", start + 1)
+    tag = text[start : end + 1] if start >= 0 and end > start + 1 else "{" + text + "}"
+    return f"dispatch:durable:{tag}"

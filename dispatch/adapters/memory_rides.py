@@ -39,6 +39,9 @@ class MemoryRideStore:
     async def get(self, ride_id: str) -> Ride | None:
         return self._rides.get(ride_id)
 
+    async def kept(self, ride_id: str) -> None:
+        return None  # one process: nothing to replicate
+
     async def replace(self, ride: Ride) -> bool:
         current = self._rides.get(ride.id)
         if current is None or current.version != ride.version - 1:

@@ -4,7 +4,7 @@ with the ride id, written only over the expected version by lua/ride_put.lua."""
 from __future__ import annotations
 
 from dispatch.adapters import ride_codec
-from dispatch.adapters.durable import ScriptCalls
+from dispatch.adapters.durable import DurableScripts, ScriptCalls
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, ride_key, script
 from dispatch.domain.retention import kept_for
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
@@ -20,7 +20,7 @@ class RedisRideStore:
         self,
         scripts: ScriptRunner,
         finished_keep_ms: int = FINISHED_KEEP_MS,
-        durable: ScriptCalls | None = None,
+        durable: DurableScripts | None = None,
     ) -> None:
         self._scripts = scripts
         self._r = scripts.client
@@ -52,6 +52,10 @@ class RedisRideStore:
 
     async def replace(self, ride: Ride) -> bool:
         return await self._write(ride, ride.version - 1)
+
+    async def kept(self, ride_id: str) -> None:
+        if self._durable is not None:
+            await self._durable.barrier(ride_key(ride_id))
 
 
 def _critical(ride: Ride, expected: int) -> bool:

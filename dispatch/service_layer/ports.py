@@ -54,6 +54,12 @@ class RideStore(Protocol):
         """Write `ride` only if the stored version is ride.version - 1 (compare-and-set)."""
         ...
 
+    async def kept(self, ride_id: str) -> None:
+        """Returns once the stored ride would survive a failover of its master: with
+        durable writes (DISPATCH_DURABLE_WRITES) once a replica has it, else at once. For a
+        retry that finds its ride stored by a try whose answer was lost."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class HeldRide:

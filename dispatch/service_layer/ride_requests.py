@@ -70,6 +70,9 @@ async def request_ride(
     if existing is not None:
         if existing.rider_id != actor.id:
             raise Forbidden("this ride is not yours")
+        # Stored by a try whose answer was lost (perhaps 503 durability_timeout): answer
+        # 201 only once it would survive a failover.
+        await deps.rides.kept(ride_id)
         return existing
     now = deps.clock.now_ms()
     # A quote is checked first: refused, nothing is counted or reserved.

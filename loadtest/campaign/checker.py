@@ -3,8 +3,9 @@ what went wrong. Pure: tested on small hand-made histories (tests/unit/loadtest)
 
 - Double bookings, by the acknowledged answers: a driver holds a ride from the end of
   its accept answered 200 until the first try (whatever its answer) to complete or cancel
-  it, or to the end of the run if none was tried. Two such periods of one driver that
-  overlap are a double booking, whatever Redis says at the end.
+  it, or the first answer telling it the ride is gone or not its own (404, 403), or the
+  end of the run. Two such periods of one driver that overlap are a double booking,
+  whatever Redis says at the end.
 - Acknowledged writes lost: a ride answered 201 missing at the end; an accept answered
   200 whose ride is not, at the end, that driver's (committed, completed, or cancelled by
   a later try); a completion or cancel answered 200 whose ride is not so at the end.
@@ -84,8 +85,12 @@ def held_periods(ops: Sequence[Op], run_end: float) -> dict[str, list[tuple[floa
     """driver -> [(from, to, ride)]: when each acknowledged accept surely held its driver."""
     first_end_try: dict[str, float] = {}
     for op in ops:
-        if op.kind in ENDING and op.ride_id is not None:
+        if op.ride_id is None:
+            continue
+        if op.kind in ENDING:
             first_end_try[op.ride_id] = min(first_end_try.get(op.ride_id, run_end), op.start)
+        elif op.kind != ACCEPT and op.status in (403, 404):  # the driver is told it is over
+            first_end_try[op.ride_id] = min(first_end_try.get(op.ride_id, run_end), op.end)
     periods: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for op in ops:
         if op.kind == ACCEPT and op.acknowledged(200) and op.driver_id and op.ride_id:

@@ -5,6 +5,10 @@ six nodes (three masters, each with a replica in sync) and two instances:
   the servers keep nothing on disk) and rejoins as the new master's replica.
 - pause_master: SIGSTOP a master longer than the node timeout, so its replica is promoted,
   then SIGCONT: a zombie master that comes back and is demoted to replica.
+- partition_master: the link between a master and its replica cut (the master drops it,
+  the replica is kept from reconnecting) for a random 0.5-1.5 s under load while the
+  master goes on answering, then the master killed: what it acknowledged meanwhile was
+  never replicated (the case WAIT is for). Healed as kill_master.
 - kill_replica: kill -9 a replica, restart it.
 - kill_instance: kill -9 one dispatch instance, start it again.
 
@@ -23,7 +27,7 @@ import redis
 from loadtest.instances import DispatchInstance
 from loadtest.redis_procs import RedisCluster, RedisNode
 
-KINDS = ("kill_master", "pause_master", "kill_replica", "kill_instance")
+KINDS = ("kill_master", "pause_master", "partition_master", "kill_replica", "kill_instance")
 NODE_TIMEOUT_S = 2.0  # loadtest.redis_procs starts cluster nodes with 2000 ms
 HEAL_WITHIN_S = 60.0
 
@@ -86,6 +90,33 @@ def kill_master(cluster: RedisCluster, rng: random.Random) -> str:
     victim.stop(sig_kill=True)
     wait_until("promoted", lambda: _promoted_without(cluster, victim))
     victim.start()  # empty; its nodes.conf makes it rejoin, as a replica now
+    wait_until("healed", lambda: healthy(cluster, 6))
+    return f"redis:{victim.port}"
+
+
+def _replica_of(cluster: RedisCluster, master: RedisNode) -> RedisNode:
+    info = _info(master) or {}
+    slave = info.get("slave0")
+    port = int(slave["port"]) if isinstance(slave, dict) else -1
+    return next(n for n in cluster.nodes if n.port == port)
+
+
+def partition_master(cluster: RedisCluster, rng: random.Random) -> str:
+    victim = rng.choice(masters(cluster))
+    replica = _replica_of(cluster, victim)
+    with redis.Redis(port=replica.port, socket_timeout=1) as r:
+        # A password the master does not have: every reconnection fails at AUTH.
+        r.config_set("masterauth", "partitioned")
+    try:
+        with redis.Redis(port=victim.port, socket_timeout=1) as m:
+            m.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        time.sleep(rng.uniform(0.5, 1.5))
+        victim.stop(sig_kill=True)
+    finally:
+        with redis.Redis(port=replica.port, socket_timeout=1) as r:
+            r.config_set("masterauth", "")
+    wait_until("promoted", lambda: _promoted_without(cluster, victim))
+    victim.start()
     wait_until("healed", lambda: healthy(cluster, 6))
     return f"redis:{victim.port}"
 

@@ -53,8 +53,12 @@ async def inject(
 ) -> str:
     if kind == "kill_instance":
         return await asyncio.to_thread(f.kill_instance, instances, rng)
-    act = {"kill_master": f.kill_master, "pause_master": f.pause_master,
-           "kill_replica": f.kill_replica}[kind]  # fmt: skip
+    act = {
+        "kill_master": f.kill_master,
+        "pause_master": f.pause_master,
+        "partition_master": f.partition_master,
+        "kill_replica": f.kill_replica,
+    }[kind]
     return await asyncio.to_thread(act, cluster, rng)
 
 

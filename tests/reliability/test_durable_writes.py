@@ -177,3 +177,16 @@ async def test_a_stale_slot_map_is_learned_again_before_the_pair_is_sent(cluster
     assert held is not None
     assert client.get_node_from_key(key).name == right.name
     assert await clustered.replica.hget(key, "status") == b"reserved"
+
+
+async def test_a_barrier_waits_for_writes_made_before_on_other_connections(pair: Pair) -> None:
+    """A retry that finds its work done by a try whose answer was lost writes nothing
+    itself; WAIT alone would then cover nothing (its connection made no write) and answer
+    at once. The barrier write makes it wait for everything the master had."""
+    durable = DurableScripts(ScriptRunner(pair.client), WAIT)
+    with stopped(pair.replica_pid):
+        await pair.client.set("{d1}first-try", 1)  # made, not acknowledged by a replica
+        with pytest.raises(DurabilityTimeout, match="a barrier"):
+            await durable.barrier(driver_key("d1"))
+    await durable.barrier(driver_key("d1"))  # resumed: the replica catches up
+    assert await pair.replica.get("{d1}first-try") == b"1"

@@ -63,6 +63,18 @@ def test_a_ride_ended_before_the_next_accept_is_no_double_booking() -> None:
     assert f.double_bookings == [] and f.lost == []
 
 
+def test_a_ride_the_driver_is_told_is_gone_is_held_no_longer() -> None:
+    # r1 and its accept were lost; the driver's next step on it is answered 404.
+    ops = [
+        op("accept", 0.2, 0.3, 200, ride_id="r1", driver_id="d1"),
+        op("arrive", 0.8, 0.9, 404, ride_id="r1", driver_id="d1", error="not_found"),
+        op("accept", 1.4, 1.5, 200, ride_id="r2", driver_id="d1"),
+    ]
+    f = check(ops, {"r2": accepted("r2", "d1")}, {"d1": on("d1", "r2")}, 2.0, NOW_MS)
+    assert f.double_bookings == []
+    assert [(x.kind, x.ride_id) for x in f.lost] == [("accept", "r1")]
+
+
 def test_acknowledged_writes_missing_at_the_end_are_lost() -> None:
     ops = [
         op("request", 0, 0.1, 201, ride_id="r1", driver_id="d1"),
