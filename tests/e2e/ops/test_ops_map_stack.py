@@ -1,5 +1,6 @@
 """The ops map across instances: two instances on a Redis Cluster behind nginx; what one
-instance is told shows on a page following the other, and through nginx."""
+instance is told (a move, a ride, a surge pin, an area) shows on a page following the
+other, and through nginx."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from h3.api import basic_str as h3
 
 from dispatch.domain.principals import Role
 from loadtest.nginx_proc import nginx_available
@@ -27,7 +29,14 @@ pytestmark = [
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    with Stack(StackOptions(instances=2, jwt_secret=SECRET, tie_to_parent=True)) as s:
+    """Surge recomputed every second (not 2 s): a pin shows on the pages sooner."""
+    options = StackOptions(
+        instances=2,
+        jwt_secret=SECRET,
+        tie_to_parent=True,
+        extra_env={"DISPATCH_SURGE_INTERVAL_S": "1"},
+    )
+    with Stack(options) as s:
         yield s
 
 
@@ -66,6 +75,29 @@ def test_a_change_made_on_one_instance_shows_on_pages_of_the_other_and_through_n
             "id => window.opsMap.state().rides.get(id)?.status === 'offered'"
             " && document.querySelector('[data-testid=drivers-reserved] b').textContent === '1'",
             arg=ride["id"],
+        )
+
+    # The market and area layers: a cell pinned and an area stored through instance 2.
+    cell = h3.latlng_to_cell(*CENTRE, 8)
+    status, _ = writer.call(
+        "POST", "/v1/market/pins", ops, {"cells": [cell], "multiplier": 1.5, "ttl_s": 600}
+    )
+    assert status == 200
+    ring = [
+        [CENTRE[1] + dx, CENTRE[0] + dy] for dx, dy in ((0, 0), (0.01, 0), (0.01, 0.01), (0, 0))
+    ]
+    area = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"kind": "no_pickup", "name": "Works"},
+    }
+    assert writer.call("PUT", "/v1/areas/works", ops, area)[0] == 200
+    for watched in pages:
+        watched.page.wait_for_function(
+            "id => window.opsMap.marketCell(id)?.surge === 1.5"
+            " && !!document.querySelector('[data-testid=area-works]')",
+            arg=cell,
+            timeout=10_000,
         )
         assert watched.errors == []
     pages[1].shot("through-nginx")
