@@ -11,6 +11,7 @@ sent on the same stream (one stream per page; one look per instance, shared by i
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +22,8 @@ from dispatch.service_layer.area_index import CompiledArea
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.market import MAX_VIEW_RADIUS_M, CellView, area_view
 from dispatch.service_layer.ops_view import Area
+
+log = logging.getLogger(__name__)
 
 M_PER_DEGREE = 111_320.0
 
@@ -61,10 +64,22 @@ class LayerLook:
         self._market_at: int | None = None
         self._areas_version = -2
         self._areas: list[CompiledArea] = []
+        self._queue_lengths: dict[str, int] = {}
+        self._failing = False
 
     async def look(self, now_ms: int) -> Layers:
-        market, queues = await asyncio.gather(self._market_look(now_ms), self._queues())
-        return Layers(market, self._areas_version, self._areas, queues)
+        """Never fails: a read that does leaves the layers as last seen, and the drivers
+        keep moving on the map. Said once when it starts failing, once when it works."""
+        try:
+            _, self._queue_lengths = await asyncio.gather(self._market_look(now_ms), self._queues())
+            if self._failing:
+                log.info("ops map layers: reading the market and the queues again")
+            self._failing = False
+        except Exception:
+            if not self._failing:
+                log.warning("ops map layers: reading the market or a queue failed", exc_info=True)
+            self._failing = True
+        return Layers(self._market, self._areas_version, self._areas, self._queue_lengths)
 
     async def _market_look(self, now_ms: int) -> list[CellView]:
         market = self._deps.market

@@ -3,6 +3,7 @@ queue length, then hears only what changed; areas far from the watched area stay
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,12 +12,13 @@ import pytest
 
 from dispatch.domain.areas import Area, AreaKind
 from dispatch.domain.geo import LatLng
+from dispatch.entrypoints import ops_layers
 from dispatch.entrypoints.ops_feed import OpsFeed, Page
 from dispatch.entrypoints.ops_layer_wire import LayerView
-from dispatch.entrypoints.ops_layers import Layers, _bbox_meets
+from dispatch.entrypoints.ops_layers import LayerLook, Layers, _bbox_meets
 from dispatch.service_layer import ops_view
 from dispatch.service_layer.area_index import CompiledArea, compile_area
-from dispatch.service_layer.market import CellView
+from dispatch.service_layer.market import CellView, MarketConfig
 from geoindex import MemoryGeoIndex
 
 NOW = 1_800_000_000_000
@@ -111,3 +113,41 @@ async def test_the_feed_sends_the_layers_in_the_same_frames_as_the_drivers() -> 
         with feed.watch() as late:  # joins a live feed: every layer at once
             [(kind, snap)] = frames(late)
             assert kind == "snapshot" and snap["market"]["cells"]["surge"] == [1.8]
+
+
+async def test_a_failing_market_read_leaves_the_layers_as_last_seen(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ber = square("ber", AreaKind.AIRPORT, 52.51, 13.42, 0.004)
+    far = square("far", AreaKind.AIRPORT, 40.0, -3.7, 0.004)
+    answers: list[Any] = [[cell(1.5)], OSError("backend down"), OSError("still down"), []]
+
+    async def area_view(*_: Any) -> list[CellView]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return list(answer)
+
+    async def order(area_id: str) -> list[str]:
+        return ["d1", "d2"]
+
+    monkeypatch.setattr(ops_layers, "area_view", area_view)
+    caplog.set_level(logging.INFO, logger=ops_layers.__name__)
+    deps: Any = SimpleNamespace(
+        market=SimpleNamespace(config=MarketConfig(interval_ms=2_000)),
+        index=None,
+        areas=SimpleNamespace(version=7, all=lambda: [ber, far]),
+        fences=SimpleNamespace(queues=SimpleNamespace(order=order)),
+    )
+    look = LayerLook(deps, AREA)
+    first = await look.look(NOW)
+    assert first == Layers([cell(1.5)], 7, [ber], {"ber": 2})  # the far airport left out
+    assert await look.look(NOW + 1_000) == first  # not due: the market is not read again
+    assert await look.look(NOW + 2_000) == first  # the read failed: as last seen
+    assert await look.look(NOW + 4_000) == first
+    assert (await look.look(NOW + 6_000)).market == []  # it works again
+    said = [r.getMessage() for r in caplog.records if r.name == ops_layers.__name__]
+    assert said == [
+        "ops map layers: reading the market or a queue failed",
+        "ops map layers: reading the market and the queues again",
+    ]
