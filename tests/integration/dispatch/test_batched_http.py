@@ -44,6 +44,10 @@ async def test_a_request_answers_searching_then_its_window_offers_it() -> None:
 
         now = await eventually(offered, interval_s=0.05, what="the window to offer the ride")
         assert now["driver_id"] == "d1" and now["eta_s"] > 0
+        status, text, _ = await inst.call("GET", "/metrics")
+        assert status == 200
+        assert b'dispatch_match_window_riders_total{outcome="matched"} 1.0' in text
+        assert b"dispatch_match_window_solve_seconds_count" in text
 
 
 async def test_prefer_wait_answers_with_the_matched_ride() -> None:
