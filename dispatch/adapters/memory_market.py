@@ -88,6 +88,12 @@ class MemoryMarketStore:
             r: {c: n.riders for c, n in cells.items() if n.riders} for r, cells in counted.items()
         }
 
+    async def riders_in(
+        self, cells: Mapping[int, Sequence[str]], window: CountWindow, now_ms: int
+    ) -> dict[str, int]:
+        counted = await self.riders(list(cells), window, now_ms)
+        return {c: n for r, named in cells.items() for c in named if (n := counted[r].get(c, 0))}
+
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
         return sorted(r for r, at in self._active.items() if at >= since_ms)
 

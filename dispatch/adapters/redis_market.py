@@ -93,6 +93,19 @@ class RedisMarketStore:
         # {cell: riders} as the script sums it: nothing to regroup.
         return {r: orjson.loads(reply) for r, reply in zip(regions, replies, strict=True)}
 
+    async def riders_in(
+        self, cells: Mapping[int, Sequence[str]], window: CountWindow, now_ms: int
+    ) -> dict[str, int]:
+        calls: list[Call] = [
+            (WINDOW, [f"{region_tag(r)}:b:{b}" for b in window.buckets(now_ms)], ["riders", *named])
+            for r, named in cells.items()
+            if named
+        ]
+        out: dict[str, int] = {}
+        for reply in await self._scripts.run(calls) if calls else []:
+            out.update(orjson.loads(reply))
+        return out
+
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
         touched, self._touched = self._touched, set()
         with translated():

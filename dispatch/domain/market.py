@@ -107,9 +107,10 @@ def recompute(
 ) -> dict[C, float]:
     """The next multiplier of every cell that may surge: cells with demand, their
     neighbours, and cells surging now (so they can fall back). Cells at 1.0 are left out."""
-    # The hot path of a region's recompute (10,000 cells in a few tens of ms): each
-    # value is spread to its cell and ring (scatter) rather than each cell gathering its
-    # seven, as few dict operations as the smoothing allows.
+    # The reference the service's vectorised recompute is held equal to
+    # (dispatch/service_layer/surge_fast.py, by a property test): plain enough to read,
+    # and fast enough for small regions. Each value is spread to its cell and ring
+    # (scatter) rather than each cell gathering its seven.
     cw, rw = policy.centre_weight, policy.ring_weight
     rings: dict[C, Sequence[C]] = {}
     d_sum: defaultdict[C, float] = defaultdict(float, dict.fromkeys(current, 0.0))

@@ -201,6 +201,13 @@ class MarketStore(Protocol):
         of `counts` a surge recompute reads, at a fraction of its cost."""
         ...
 
+    async def riders_in(
+        self, cells: Mapping[int, Sequence[str]], window: CountWindow, now_ms: int
+    ) -> dict[str, int]:
+        """The distinct riders of the named cells of each region (a region's own read:
+        one slot each), cells without any left out: a neighbouring region's border."""
+        ...
+
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
         """Regions with demand counted (by any instance) or kept active since `since_ms`."""
         ...

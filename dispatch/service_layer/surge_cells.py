@@ -30,15 +30,22 @@ class Snapshot:
     index: dict[str, int]  # cell id -> row (may hold rows added later: check < len)
     nbr: npt.NDArray[np.int32]  # (rows, 6) ring-1 rows, ABSENT-padded
     degree: npt.NDArray[np.int8]  # len(ring1): 6, or 5 around a pentagon
+    inside: npt.NDArray[np.bool_]  # the region's own cells (it prices no others)
+
+
+def _everywhere(cell: str) -> bool:
+    return True
 
 
 class CellLayout:
-    def __init__(self, ring: Ring) -> None:
+    def __init__(self, ring: Ring, inside: Callable[[str], bool] = _everywhere) -> None:
         self._ring = ring
+        self._is_inside = inside
         self._cells: list[str] = []
         self._index: dict[str, int] = {}
         self._nbr = np.full((1024, 6), ABSENT, dtype=np.int32)
         self._degree = np.zeros(1024, dtype=np.int8)
+        self._inside = np.zeros(1024, dtype=np.bool_)
         self._complete: set[str] = set()  # rows whose six (five) neighbours are laid out
         self._disks: set[str] = set()  # cells whose ring-1 rows are all complete
         self._names: npt.NDArray[np.object_] = np.array([], dtype=object)  # _cells, for numpy
@@ -64,7 +71,13 @@ class CellLayout:
         if len(self._names) != n:
             self._names = np.array(self._cells, dtype=object)
         # Copies (a few hundred KB): a later round may complete rows meanwhile.
-        return Snapshot(self._names, index, self._nbr[:n].copy(), self._degree[:n].copy())
+        return Snapshot(
+            self._names,
+            index,
+            self._nbr[:n].copy(),
+            self._degree[:n].copy(),
+            self._inside[:n].copy(),
+        )
 
     def _row(self, cell: str) -> int:
         row = self._index.get(cell)
@@ -74,7 +87,9 @@ class CellLayout:
             if row == len(self._degree):  # full: double (rows already handed out stay)
                 self._nbr = np.concatenate([self._nbr, np.full_like(self._nbr, ABSENT)])
                 self._degree = np.concatenate([self._degree, np.zeros_like(self._degree)])
+                self._inside = np.concatenate([self._inside, np.zeros_like(self._inside)])
             self._degree[row] = len(self._ring(cell))
+            self._inside[row] = self._is_inside(cell)
         return row
 
     def _complete_row(self, cell: str) -> None:
@@ -97,10 +112,12 @@ class Layouts:
         self._max_cells = max_cells
         self._by_region: OrderedDict[int, CellLayout] = OrderedDict()
 
-    def get(self, region: int) -> CellLayout:
+    def get(self, region: int, inside: Callable[[str], bool] = _everywhere) -> CellLayout:
+        """The region's layout; `inside` (which cells are the region's own) is kept by a
+        new layout, and must not change for the region."""
         layout = self._by_region.pop(region, None)
         if layout is None or len(layout) > self._max_cells:
-            layout = CellLayout(self._ring)
+            layout = CellLayout(self._ring, inside)
         self._by_region[region] = layout
         while len(self._by_region) > self._max_regions:
             self._by_region.popitem(last=False)

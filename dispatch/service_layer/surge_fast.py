@@ -55,7 +55,8 @@ def cells_to_supply(r: Round) -> list[str]:
 
 def next_surge(r: Round, supply: Mapping[str, float], policy: SurgePolicy) -> dict[str, float]:
     """dispatch.domain.market.recompute over the round's cells, given the supply of (at
-    least) its cells_to_supply; each supply cell must be laid out in the round."""
+    least) its cells_to_supply; each supply cell must be laid out in the round. Cells
+    not inside the layout's region are left out (their own region prices them)."""
     snap = r.snap
     cw, rw = policy.centre_weight, policy.ring_weight
     d = _smoothed(snap, r.demand, cw, rw)
@@ -74,7 +75,7 @@ def next_surge(r: Round, supply: Mapping[str, float], policy: SurgePolicy) -> di
     move = np.clip(gap, -policy.max_move, policy.max_move)
     moved = np.clip(np.round(now + move, 6), 1.0, policy.cap)
     out = np.where(still, now, moved)
-    surging = out > 1.0
+    surging = (out > 1.0) & snap.inside
     return dict(zip(snap.cells[surging].tolist(), out[surging].tolist(), strict=True))
 
 

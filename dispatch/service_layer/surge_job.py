@@ -3,9 +3,11 @@
 Every instance runs the loop. Each round it lists the regions with recent demand (or
 surge or pins still standing), takes or renews each region's lease (a fencing token
 comes with it) and, for the regions it holds, recomputes every active cell from the
-window's counts and the index's supply, and writes the result under its fence: a holder
-that stalled past its lease can no longer write over the one that took over. An
-instance that dies stops renewing; another takes the region once the lease lapses.
+window's counts (the region's, and its neighbours' along the border: surge_border.py)
+and the index's supply, vectorised (surge_fast.py), and writes the result under its
+fence: a holder that stalled past its lease can no longer write over the one that took
+over. An instance that dies stops renewing; another takes the region once the lease
+lapses.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import logging
 
 from dispatch.domain.market import per_minute
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.market import ring1
+from dispatch.service_layer.market import region_of, ring1
+from dispatch.service_layer.surge_border import border_of, neighbours_to_wake
 from dispatch.service_layer.surge_cells import Layouts
 from dispatch.service_layer.surge_fast import cells_to_supply, lay_out, next_surge, quoted_surge
 from geoindex import BackendUnavailable
@@ -35,16 +38,23 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     market, index = deps.market, deps.index
     store, config = market.store, market.config
     now = deps.clock.now_ms()
-    riders = (await store.riders([region], config.window, now))[region]
+    # Its own cells' riders, and its neighbours' along the border (one read per region,
+    # all in flight together): a border cell is smoothed over both sides.
+    border = border_of(region, config.region_res, config.res)
+    own, across = await asyncio.gather(
+        store.riders([region], config.window, now),
+        store.riders_in(border.outer if border else {}, config.window, now),
+    )
     current = await store.computed(region)
     pins = await store.pins(region)
     enabled = await store.enabled()
     window_ms = config.window.window_ms
-    demand = {c: per_minute(n, window_ms) for c, n in riders.items()}
+    demand = {c: per_minute(n, window_ms) for c, n in (own[region] | across).items()}
     # A cell with demand in its disk is priced by the supply of its own disk: the supply
     # of every cell within two rings of demand (cells without demand nearby fall to 1.0
     # whatever their supply). The layout keeps the rings from round to round.
-    laid = lay_out(LAYOUTS.get(region), demand, current)
+    layout = LAYOUTS.get(region, lambda cell: region_of(config, cell) == region)
+    laid = lay_out(layout, demand, current)
     cells = cells_to_supply(laid)
     supply: dict[str, int] = {}
     for start in range(0, len(cells), SUPPLY_CHUNK):
@@ -52,8 +62,14 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     computed = next_surge(laid, supply, config.policy)
     quoted = quoted_surge(computed, pins, enabled, now)
     written = await store.put_surge(region, holder, fence, computed, quoted, config.surge_ttl_ms)
-    if written and (computed or pins):
-        await store.keep_active([region], now)  # until it has fallen back to 1.0
+    if written:
+        # Itself until it has fallen back to 1.0; the neighbours its demand borders, so
+        # that they price their side of the border.
+        wake = neighbours_to_wake(border, own[region]) if border else []
+        if computed or pins:
+            wake.append(region)
+        if wake:
+            await store.keep_active(wake, now)
     return written
 
 

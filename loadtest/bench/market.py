@@ -141,7 +141,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         domain_cpu = []
         for _ in range(args.rounds):
             c0 = time.process_time()
-            recompute(demand_map, supply_map, current_map, ring1, policy)
+            reference = recompute(demand_map, supply_map, current_map, ring1, policy)
             domain_cpu.append(time.process_time() - c0)
         # The service's vectorised step alone, on the same maps (a kept layout).
         layout = CellLayout(ring1)
@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         for _ in range(args.rounds + 1):
             c0 = time.process_time()
             laid = lay_out(layout, demand_map, current_map)
-            next_surge(laid, supply_map, policy)
+            vectorised = next_surge(laid, supply_map, policy)
             fast_cpu.append(time.process_time() - c0)
         fast_cpu.pop(0)  # the layout's first round
         ours = statistics.median(ours_cpu)
@@ -167,6 +167,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "first_round_cpu_ms": round(first_cpu * 1000, 2),
             "domain_step_cpu_ms_median": round(statistics.median(domain_cpu) * 1000, 2),
             "vectorised_step_cpu_ms_median": round(statistics.median(fast_cpu) * 1000, 2),
+            "vectorised_equals_reference": vectorised == reference,
             "surging_cells": len(current_map),
             "numpy_pass_cpu_ms_median": round(base * 1000, 3),
             "ratio_recompute_to_numpy": round(ours / base, 1) if base else None,

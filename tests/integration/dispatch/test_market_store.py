@@ -98,6 +98,19 @@ async def test_riders_are_the_counts_distinct_riders_alone(stores: Stores) -> No
     assert got == {REGION: {CELL: 2, OTHER: 1}, empty: {}}
 
 
+async def test_riders_in_reads_only_the_named_cells_of_each_region(stores: Stores) -> None:
+    far = h3.latlng_to_cell(48.85, 2.35, 8)  # another region
+    far_region = int(h3.cell_to_parent(far, 5), 16)
+    await stores.market.count(ask(stores, "a"), WINDOW)
+    await stores.market.count(ask(stores, "b", cell=OTHER), WINDOW)
+    stores.clock.advance(10_000)
+    await stores.market.count(Ask(far, far_region, "c", stores.clock.now, Outcome.QUOTE), WINDOW)
+    named = {REGION: [CELL, h3.grid_ring(CELL, 3)[0]], far_region: [far], REGION + 1: []}
+    got = await stores.market.riders_in(named, WINDOW, stores.clock.now)
+    assert got == {CELL: 1, far: 1}
+    assert await stores.market.riders_in({}, WINDOW, stores.clock.now) == {}
+
+
 async def test_the_window_slides_and_forgets(stores: Stores) -> None:
     await stores.market.count(ask(stores, "a"), WINDOW)
     stores.clock.advance(30_000)
