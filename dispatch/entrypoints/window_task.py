@@ -5,7 +5,7 @@ takes the regions over at once) when the app shuts down."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,6 +13,10 @@ from aiohttp import web
 
 from dispatch.entrypoints import appkeys
 from dispatch.service_layer.batching import run_window_job
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 5.0
 
 
 async def window_job(app: web.Application) -> AsyncIterator[None]:
@@ -25,5 +29,10 @@ async def window_job(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(run_window_job(deps, holder))
     yield
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Bounded: a cancel swallowed deep in a Redis client call must not hold the shutdown
+    # (the leases then lapse by themselves).
+    done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+    if not done:
+        log.warning("the matching window job did not stop within %s s", STOP_TIMEOUT_S)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("the matching window job failed", exc_info=task.exception())
