@@ -1,15 +1,13 @@
-"""The matching policy: where to look for drivers, whom to offer first, and the ETA we quote.
+"""The matching policy: where to look for drivers and whom to offer first.
 
 The search widens in steps (1 km, 2.5 km, 5 km by default) so a rider in a busy area is
 matched with someone close before we look further; candidates are tried nearest first
-(ties by driver id, as the index orders them). ETA is straight-line distance times a
-detour factor over an average city speed: 1.4 and 30 km/h by default, a rough figure
-that is honest about being rough.
+(ties by driver id, as the index orders them). The ETA quoted is the ETA model's
+(dispatch.domain.eta), learned per area from observed pickups.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,8 +28,6 @@ class MatchingPolicy:
     # Active rides one rider may have at once: each holds a driver, so without a cap one
     # rider requesting back to back could take every driver in an area off the market.
     max_active_rides: int = 2
-    speed_mps: float = 30_000 / 3600
-    detour_factor: float = 1.4
 
     def __post_init__(self) -> None:
         steps = self.radius_steps_m
@@ -41,11 +37,8 @@ class MatchingPolicy:
             raise ValueError("radius, candidates per step and attempts must be positive")
         if self.max_active_rides < 1:
             raise ValueError("a rider must be allowed at least one active ride")
-        if self.offer_timeout_ms <= 0 or self.speed_mps <= 0 or self.detour_factor < 1:
-            raise ValueError("offer timeout and speed must be positive, detour at least 1")
-
-    def eta_s(self, distance_m: float) -> int:
-        return math.ceil(distance_m * self.detour_factor / self.speed_mps)
+        if self.offer_timeout_ms <= 0:
+            raise ValueError("the offer timeout must be positive")
 
 
 def next_candidates(

@@ -9,13 +9,6 @@ from dispatch.domain.matching import Candidate, MatchingPolicy, next_candidates
 from dispatch.domain.principals import Principal, Role, parse_subject
 
 
-def test_eta_is_distance_times_detour_over_speed_rounded_up() -> None:
-    policy = MatchingPolicy(speed_mps=10.0, detour_factor=1.5)
-    assert policy.eta_s(1000.0) == 150
-    assert policy.eta_s(1.0) == 1
-    assert policy.eta_s(0.0) == 0
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -24,7 +17,6 @@ def test_eta_is_distance_times_detour_over_speed_rounded_up() -> None:
         {"max_attempts": 0},
         {"candidates_per_step": 0},
         {"offer_timeout_ms": 0},
-        {"detour_factor": 0.5},
     ],
 )
 def test_nonsense_policies_are_refused(kwargs: dict[str, object]) -> None:
