@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest.report import chart, locust_csv, nginx_log, prom, redis_check
+from loadtest.report import chart, locust_csv, nginx_log, prom, redis_check, request_join
 from loadtest.scenario.timeline import Timeline, percentile
 from loadtest.stack import Stack, StackOptions
 
@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         redis = redis_check.check(stack.redis_url) if stack.redis_url else {"skipped": "embedded"}
         assert stack.nginx is not None
         access_log = stack.nginx.access_log
+        instance_logs = [i.log_path for i in stack.instances]
     nginx = nginx_log.summarize(access_log)  # after nginx stopped: its log buffer is flushed
+    # nginx's lines and the instances' on the request id: the failed ones with their story
+    nginx["joined_on_request_id"] = request_join.join(access_log, instance_logs)
     timeline = (
         json.loads((out / "timeline.json").read_text()) if (out / "timeline.json").exists() else {}
     )

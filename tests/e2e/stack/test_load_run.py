@@ -44,6 +44,9 @@ def test_no_request_failed_with_a_5xx(report: tuple[dict, Path]) -> None:
     summary, _ = report
     assert summary["nginx"]["requests"] > 1000
     assert summary["nginx"]["5xx"] == 0, summary["nginx"]["5xx_examples"]
+    # every nginx line carries a request id the instances' logs can be joined on
+    joined = summary["nginx"]["joined_on_request_id"]
+    assert joined["requests"] == summary["nginx"]["requests"]
 
 
 @pytest.mark.timeout(300)
