@@ -132,6 +132,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if known is None:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(500, "internal", "internal error")
+        if isinstance(exc, RiderRateLimited):  # counted in the backend, across instances
+            request.app[appkeys.METRICS].refused(f"rider_{exc.action}")
         if known.status == 503:
             request.app[appkeys.METRICS].backend_error()
             log.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
