@@ -13,13 +13,14 @@ class MemoryPresenceStore:
 
     async def step(
         self, driver_id: str, holding: Mapping[str, int], now_ms: int
-    ) -> tuple[list[tuple[Crossing, str]], frozenset[str]]:
+    ) -> tuple[list[tuple[Crossing, str]], frozenset[str], int | None]:
         new, crossings = presence_step(self._state.get(driver_id, {}), dict(holding), now_ms)
         if new:
             self._state[driver_id] = new
         else:
             self._state.pop(driver_id, None)
-        return crossings, frozenset(new)
+        pending = [since + dwell for since, dwell in new.values() if since is not None]
+        return crossings, frozenset(new), min(pending, default=None)
 
     async def areas_of(self, driver_id: str) -> frozenset[str]:
         return frozenset(self._state.get(driver_id, {}))

@@ -24,7 +24,7 @@ class RedisPresenceStore:
 
     async def step(
         self, driver_id: str, holding: Mapping[str, int], now_ms: int
-    ) -> tuple[list[tuple[Crossing, str]], frozenset[str]]:
+    ) -> tuple[list[tuple[Crossing, str]], frozenset[str], int | None]:
         args: list[str | int] = [now_ms, UNTOUCHED_KEEP_MS, len(holding)]
         for area_id, dwell_ms in holding.items():
             args += [area_id, dwell_ms]
@@ -34,7 +34,8 @@ class RedisPresenceStore:
         ]
         cut = flat.index("|")
         crossings = [(Crossing(flat[i]), flat[i + 1]) for i in range(0, cut, 2)]
-        return crossings, frozenset(flat[cut + 1 :])
+        due = int(float(flat[cut + 1]))
+        return crossings, frozenset(flat[cut + 2 :]), None if due < 0 else due
 
     async def areas_of(self, driver_id: str) -> frozenset[str]:
         with translated():

@@ -23,6 +23,7 @@ from dispatch.service_layer.errors import Forbidden
 from dispatch.service_layer.geofence import OPS_TOPIC, follow
 
 KEEPALIVE_S = 15.0
+TICK_S = 0.5
 
 
 async def get_queue(request: web.Request) -> web.Response:
@@ -59,15 +60,22 @@ async def area_events(request: web.Request) -> web.StreamResponse:
         await resp.prepare(request)
         with contextlib.suppress(ConnectionResetError, ConnectionError):
             await resp.write(b": area events\n\n")
+            quiet_s = 0.0
             while not closing.is_set():
-                wait_s = min(KEEPALIVE_S, expires - time.time())
-                if wait_s <= 0:
+                if expires <= time.time():
                     break  # the token that opened the stream has expired
-                try:
-                    event = await asyncio.wait_for(events.get(), wait_s)
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # the client went away
+                try:  # a short tick: shutdown and a client gone are noticed within it
+                    event = await asyncio.wait_for(events.get(), TICK_S)
                 except TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
+                    quiet_s += TICK_S
+                    if quiet_s >= KEEPALIVE_S:
+                        await resp.write(b": keep-alive\n\n")
+                        quiet_s = 0.0
                     continue
+                quiet_s = 0.0
                 kind = str(event["type"]).encode()
                 await resp.write(b"event: " + kind + b"\ndata: " + orjson.dumps(event) + b"\n\n")
     return resp

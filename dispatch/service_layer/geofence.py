@@ -29,9 +29,10 @@ OPS_TOPIC = "ops"
 class PresenceStore(Protocol):
     async def step(
         self, driver_id: str, holding: Mapping[str, int], now_ms: int
-    ) -> tuple[list[tuple[Crossing, str]], frozenset[str]]:
-        """Apply a fix held by `holding` (area id -> dwell ms): the crossings, and every
-        area the driver is now counted in (those it is out of within their dwell too)."""
+    ) -> tuple[list[tuple[Crossing, str]], frozenset[str], int | None]:
+        """Apply a fix held by `holding` (area id -> dwell ms): the crossings, every area
+        the driver is now counted in (those it is out of within their dwell too), and
+        when the first of those exits matures (ms), if one is pending."""
         ...
 
     async def areas_of(self, driver_id: str) -> frozenset[str]: ...
@@ -105,8 +106,9 @@ class Geofence:
         self.log = log
         self.queues = queues
         self.hub = EventHub()  # this instance's listeners
-        # driver -> (areas it is counted in, when the backend said so, its last cell, the
-        # cell decides alone (no boundary crosses it), the areas' version then)
+        # driver -> (the areas holding its last fix, asked again from this time (ms) on,
+        # its last cell, the cell decides alone (no boundary crosses it), the areas'
+        # version then)
         self._seen: dict[str, tuple[frozenset[str], int, int, bool, int]] = {}
 
     async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
@@ -116,7 +118,7 @@ class Geofence:
             return []
         cell = index.cell_of(lat, lng)
         seen = self._seen.get(driver_id)
-        fresh = seen is not None and now_ms - seen[1] < SEEN_TTL_MS and seen[4] == version
+        fresh = seen is not None and now_ms < seen[1] and seen[4] == version
         if fresh and seen[3] and seen[2] == cell:  # type: ignore[index]
             return []  # the same cell, no boundary in it: the same areas
         found, pure = index.holding_in(cell, lat, lng) if len(index) else ([], True)
@@ -125,13 +127,13 @@ class Geofence:
             self._seen[driver_id] = (ids, seen[1], cell, pure, version)  # type: ignore[index]
             return []
         holding = {c.area.id: round(c.area.dwell_s * 1000) for c in found}
-        crossings, counted = await self.presence.step(driver_id, holding, now_ms)
+        crossings, _counted, exit_due = await self.presence.step(driver_id, holding, now_ms)
         if len(self._seen) >= MAX_SEEN:
             self._seen.clear()
-        if counted == ids:
-            self._seen[driver_id] = (ids, now_ms, cell, pure, version)
-        else:  # out of an area within its dwell: ask again at the next fix
-            self._seen.pop(driver_id, None)
+        # Out of an area within its dwell: nothing can happen before that exit matures
+        # unless the fix moves to other areas, which asks at once.
+        due = now_ms + SEEN_TTL_MS if exit_due is None else min(exit_due, now_ms + SEEN_TTL_MS)
+        self._seen[driver_id] = (ids, due, cell, pure, version)
         events = [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
         if events:
             await self.log.append([area_event_json(e) for e in events])

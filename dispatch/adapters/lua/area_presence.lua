@@ -2,11 +2,13 @@
 -- KEYS[1] dispatch:driver:{id}:areas, a hash: area id -> 'i:<dwell_ms>' (inside) or
 --         'o:<out since ms>:<dwell_ms>' (outside, within its dwell: still counted in)
 -- ARGV now_ms, keep_ms, n, then n pairs: area_id, dwell_ms (the areas holding the fix)
--- Returns {'enter'|'exit', area_id, ..., '|', every area the driver is counted in}.
+-- Returns {'enter'|'exit', area_id, ..., '|', when the first pending exit matures (ms,
+-- or -1 if none), every area the driver is counted in}.
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[3])
 local inside = {}
 local out = {}
+local due = -1
 for i = 0, n - 1 do
   local id, dwell = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   inside[id] = true
@@ -33,12 +35,17 @@ for i = 1, #all, 2 do
       redis.call('HDEL', KEYS[1], id)
       out[#out + 1] = 'exit'
       out[#out + 1] = id
-    elseif string.sub(v, 1, 1) == 'i' then
-      redis.call('HSET', KEYS[1], id, 'o:' .. since .. ':' .. dwell)
+    else
+      if string.sub(v, 1, 1) == 'i' then
+        redis.call('HSET', KEYS[1], id, 'o:' .. since .. ':' .. dwell)
+      end
+      local at = tonumber(since) + tonumber(dwell)
+      if due < 0 or at < due then due = at end
     end
   end
 end
 out[#out + 1] = '|'
+out[#out + 1] = tostring(due)
 local left = redis.call('HKEYS', KEYS[1])
 for i = 1, #left do
   out[#out + 1] = left[i]

@@ -21,14 +21,20 @@ async def test_presence_enters_at_once_and_exits_after_the_dwell(backend: Backen
     assert await p.step("d1", {"a": MINUTE, "b": 0}, t) == (
         [(Crossing.ENTER, "a"), (Crossing.ENTER, "b")],
         frozenset({"a", "b"}),
+        None,
     )
-    assert await p.step("d1", {"a": MINUTE, "b": 0}, t + 1) == ([], frozenset({"a", "b"}))
-    # out of both: b (no dwell) exits at once, a is still counted in
-    assert await p.step("d1", {}, t + 2) == ([(Crossing.EXIT, "b")], frozenset({"a"}))
-    assert await p.step("d1", {"a": MINUTE}, t + 30_000) == ([], frozenset({"a"}))
-    assert await p.step("d1", {}, t + 40_000) == ([], frozenset({"a"}))
-    assert await p.step("d1", {}, t + 40_000 + MINUTE - 1) == ([], frozenset({"a"}))
-    assert await p.step("d1", {}, t + 40_000 + MINUTE) == ([(Crossing.EXIT, "a")], frozenset())
+    assert await p.step("d1", {"a": MINUTE, "b": 0}, t + 1) == ([], frozenset({"a", "b"}), None)
+    # out of both: b (no dwell) exits at once, a is still counted in until its dwell ends
+    assert await p.step("d1", {}, t + 2) == (
+        [(Crossing.EXIT, "b")],
+        frozenset({"a"}),
+        t + 2 + MINUTE,
+    )
+    assert await p.step("d1", {"a": MINUTE}, t + 30_000) == ([], frozenset({"a"}), None)
+    out = t + 40_000
+    assert await p.step("d1", {}, out) == ([], frozenset({"a"}), out + MINUTE)
+    assert await p.step("d1", {}, out + MINUTE - 1) == ([], frozenset({"a"}), out + MINUTE)
+    assert await p.step("d1", {}, out + MINUTE) == ([(Crossing.EXIT, "a")], frozenset(), None)
     assert await p.areas_of("d1") == frozenset()
 
 
