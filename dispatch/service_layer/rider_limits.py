@@ -33,9 +33,10 @@ class LimitStore(Protocol):
 class RiderRateLimited(Exception):
     code = "rate_limited"
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str, retry_after_s: int, action: str = "") -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s  # whole seconds, at least 1 (Retry-After)
+        self.action = action  # RIDES or QUOTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,9 @@ class RiderLimits:
             return
         wait_ms = await self.store.take(rider_id, action, rate, now_ms)
         if wait_ms > 0:
+            retry_after_s = max(1, math.ceil(wait_ms / 1000))
             raise RiderRateLimited(
-                f"too many {action} for this rider; slow down", max(1, math.ceil(wait_ms / 1000))
+                f"too many {action} for this rider; slow down", retry_after_s, action
             )
 
 

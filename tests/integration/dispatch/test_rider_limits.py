@@ -85,6 +85,9 @@ async def test_one_rider_flooding_two_instances_writes_a_bounded_number_of_rides
         # another rider is served meanwhile
         status, other, _ = await a.call("POST", "/v1/rides", ("rider", "calm"), json=pickup)
         assert status == 201 and other["status"] == "no_driver"
+        # each instance counts the refusals it answered
+        _, metrics, _ = await a.call("GET", "/metrics")
+        assert b'dispatch_rate_limited_total{limit="rider_rides"}' in metrics
 
     made = [d for s, d, _ in answers if s == 201]
     refused = [(d, retry) for s, d, retry in answers if s == 429]
