@@ -110,6 +110,7 @@ def in_zone(
 
 async def run_refresher(book: AreaBook, interval_s: float) -> None:
     """Keep the book fresh: one version read per interval; a failure waits for the next."""
+    task = asyncio.current_task()
     while True:
         try:
             await book.refresh()
@@ -117,6 +118,9 @@ async def run_refresher(book: AreaBook, interval_s: float) -> None:
             raise
         except Exception:  # noqa: BLE001 - the backend is down or an area is broken: retry
             pass
+        # redis-py can swallow a cancel that lands in a read: stop all the same.
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         await asyncio.sleep(interval_s)
 
 

@@ -206,6 +206,7 @@ def _place(area_id: str, driver_id: str, place: int | None, length: int, ts: int
 async def follow(log: AreaEventLog, hub: EventHub, block_ms: int = 1_000) -> None:
     """Deliver every new entry of the log to this instance's listeners, forever."""
     after: str | None = None
+    task = asyncio.current_task()
     while True:
         try:
             if after is None:
@@ -214,7 +215,13 @@ async def follow(log: AreaEventLog, hub: EventHub, block_ms: int = 1_000) -> Non
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the backend is away: try again shortly
+            # redis-py can swallow a cancel that lands in a read (raising a timeout
+            # instead): stop all the same, or shutting down would wait for ever.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from None
             await asyncio.sleep(0.5)
             continue
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         for raw in events:
             hub.deliver(raw)
