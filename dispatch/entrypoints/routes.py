@@ -288,4 +288,7 @@ def route_table(endpoints: list[Endpoint] = ROUTES) -> list[web.RouteDef]:
 FRAMES: dict[str, Any] = {
     "ClientFrame": c.AnyClientFrame,
     "ServerFrame": c.AnyServerFrame,
+    # Also pushed to the driver: its area crossings and its place in an airport queue.
+    "AreaFrame": ac.AreaEventFrame,
+    "QueuePlaceFrame": ac.QueuePlaceFrame,
 }
