@@ -275,11 +275,23 @@ ROUTES: list[Endpoint] = [
 ]  # fmt: skip
 
 
+# `events` is the areas' event stream, never an area id: the router must not match
+# /v1/areas/events as /v1/areas/{area_id}, or a wrong method there would be answered
+# with the area's methods in Allow.
+_ROUTER_PATHS = {"{area_id}": "{area_id:(?!events$)[^{}/]+}"}
+
+
+def _router_path(path: str) -> str:
+    for documented, matched in _ROUTER_PATHS.items():
+        path = path.replace(documented, matched)
+    return path
+
+
 def route_table(endpoints: list[Endpoint] = ROUTES) -> list[web.RouteDef]:
     return [
-        web.get(e.path, e.handler, allow_head=e.allow_head)
+        web.get(_router_path(e.path), e.handler, allow_head=e.allow_head)
         if e.method == "GET"
-        else web.route(e.method, e.path, e.handler)
+        else web.route(e.method, _router_path(e.path), e.handler)
         for e in endpoints
     ]
 

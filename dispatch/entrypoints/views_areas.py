@@ -26,8 +26,6 @@ def area_id(request: web.Request) -> str:
     value = request.match_info["area_id"]
     if not valid_id(value):
         raise schemas.InvalidBody("area id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
-    if value == "events":  # GET /v1/areas/events is the event stream
-        raise schemas.InvalidBody("area id 'events' is reserved")
     return value
 
 

@@ -103,6 +103,13 @@ async def test_a_bad_area_is_refused_and_nothing_is_stored(
     assert (await service.call("GET", "/v1/areas/bad", OPS))[0] == 404
 
 
+async def test_the_event_streams_path_is_never_taken_for_an_area_id(service: Instance) -> None:
+    status, data, _ = await put(service, "events", feature("service_area", *BERLIN, 0.1))
+    assert (status, data["error"]) == (405, "method_not_allowed")
+    status, _, resp = await service.call("OPTIONS", "/v1/areas/events", OPS)
+    assert status == 405 and resp.headers["Allow"] == "GET"  # the stream's, not an area's
+
+
 async def test_only_ops_tokens_manage_areas(service: Instance) -> None:
     for who in (("rider", "u1"), ("driver", "d1"), ("fleet", "f1")):
         status, data, _ = await put(service, "x", feature("airport", *BERLIN, 0.01), who)
