@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -14,6 +13,7 @@ from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import bootstrap
 from dispatch.entrypoints import (
     appkeys,
+    background,
     ops_feed,
     ops_stream,
     request_ids,
@@ -87,16 +87,11 @@ async def _backend(app: web.Application) -> AsyncIterator[None]:
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     deps, settings = app[appkeys.RUNTIME].deps, app[appkeys.SETTINGS]
-    tasks = [
-        asyncio.create_task(run_sweeper(deps, settings.sweep_interval_s)),
-        asyncio.create_task(run_index_sweeper(deps, settings.index_sweep_interval_s)),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with background.running(
+        ("timer-sweeper", run_sweeper(deps, settings.sweep_interval_s)),
+        ("index-sweeper", run_index_sweeper(deps, settings.index_sweep_interval_s)),
+    ):
+        yield
 
 
 async def _close_streams(app: web.Application) -> None:

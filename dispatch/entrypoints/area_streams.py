@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from dispatch.domain.principals import Role
-from dispatch.entrypoints import appkeys
+from dispatch.entrypoints import appkeys, background
 from dispatch.entrypoints import areas_contract as ac
 from dispatch.entrypoints.auth import principal, stream_principal
 from dispatch.entrypoints.jsonio import json_response
@@ -94,8 +94,5 @@ async def driver_area_frames(
 async def area_event_follower(app: web.Application) -> AsyncIterator[None]:
     """Every instance follows the area event log to reach its own listeners."""
     fences = app[appkeys.RUNTIME].deps.fences
-    task = asyncio.create_task(follow(fences.log, fences.hub))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background.running(("area-event-follower", follow(fences.log, fences.hub))):
+        yield

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dispatch.entrypoints import appkeys
+from dispatch.entrypoints import appkeys, background
 from dispatch.service_layer.areas import run_refresher
 
 
 async def area_refresher(app: web.Application) -> AsyncIterator[None]:
     deps, settings = app[appkeys.RUNTIME].deps, app[appkeys.SETTINGS]
-    task = asyncio.create_task(run_refresher(deps.areas, settings.areas_refresh_s))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background.running(
+        ("area-refresher", run_refresher(deps.areas, settings.areas_refresh_s))
+    ):
+        yield

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from dispatch.entrypoints import appkeys
+from dispatch.entrypoints import appkeys, background
 from dispatch.entrypoints.ops_layer_wire import LayerView
 from dispatch.entrypoints.ops_layers import LayerLook, LayerSource
 from dispatch.entrypoints.ops_wire import View
@@ -175,8 +175,5 @@ async def run_feed(app: web.Application) -> AsyncIterator[None]:
         layers=LayerLook(deps, area),
     )
     app[FEED] = feed
-    task = asyncio.create_task(feed.run(), name="ops-feed")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background.running(("ops-feed", feed.run())):
+        yield

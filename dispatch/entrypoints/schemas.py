@@ -202,4 +202,3 @@ def idempotency_key(value: str | None) -> str | None:
     if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise InvalidBody("Idempotency-Key must be 1-128 printable ASCII characters")
     return value
-
