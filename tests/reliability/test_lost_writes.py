@@ -22,8 +22,8 @@ from dispatch.service_layer import drivers as driver_cases
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import sweep_once
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.timers import OfferTimeout
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from dispatch.service_layer.timers import OfferTimeout
 from dispatch.settings import Settings
 from geoindex import Position
 from tests.fake_clock import FakeClock
