@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from dispatch.adapters.memory_leases import MemoryLeases
 from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
 from dispatch.service_layer.ports import Ask, CellCounts, Outcome
@@ -18,20 +19,12 @@ class _Bucket:
     cells: dict[str, list[int]] = field(default_factory=dict)  # riders, n, x, eta sum, etas
 
 
-@dataclass
-class _Lease:
-    holder: str
-    fence: int
-    until_ms: int
-
-
 class MemoryMarketStore:
     def __init__(self, clock: Callable[[], int]) -> None:
         self._clock = clock
         self._buckets: dict[tuple[int, int], _Bucket] = {}  # (region, bucket)
         self._active: dict[int, int] = {}  # region -> last activity (ms)
-        self._leases: dict[int, _Lease] = {}
-        self._fences: dict[int, int] = {}
+        self._leases = MemoryLeases(clock)
         self._computed: dict[int, dict[str, float]] = {}
         self._surge: dict[int, tuple[dict[str, float], int]] = {}  # values, until (ms)
         self._pins: dict[int, dict[str, Pin]] = {}
@@ -102,28 +95,10 @@ class MemoryMarketStore:
             self._active[r] = max(self._active.get(r, 0), now_ms)
 
     async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
-        now = self._clock()
-        lease = self._leases.get(region)
-        if lease is not None and lease.until_ms > now:
-            if lease.holder != holder:
-                return None
-            lease.until_ms = now + ttl_ms
-            return lease.fence
-        fence = self._fences[region] = self._fences.get(region, 0) + 1
-        self._leases[region] = _Lease(holder, fence, now + ttl_ms)
-        return fence
-
-    def _holds(self, region: int, holder: str, fence: int) -> bool:
-        lease = self._leases.get(region)
-        return (
-            lease is not None
-            and lease.until_ms > self._clock()
-            and (lease.holder, lease.fence) == (holder, fence)
-        )
+        return self._leases.take(region, holder, ttl_ms)
 
     async def drop_lease(self, region: int, holder: str, fence: int) -> None:
-        if self._holds(region, holder, fence):
-            del self._leases[region]
+        self._leases.drop(region, holder, fence)
 
     async def put_surge(
         self,
@@ -134,7 +109,7 @@ class MemoryMarketStore:
         effective: Mapping[str, float],
         ttl_ms: int,
     ) -> bool:
-        if not self._holds(region, holder, fence):
+        if not self._leases.holds(region, holder, fence):
             return False
         self._computed[region] = dict(computed)
         self._surge[region] = (dict(effective), self._clock() + ttl_ms)

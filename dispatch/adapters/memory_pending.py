@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from dispatch.adapters.memory_leases import MemoryLeases
 from dispatch.service_layer.match_window import Pending
-
-
-@dataclass
-class _Lease:
-    holder: str
-    fence: int
-    until_ms: int
 
 
 class MemoryPendingStore:
@@ -20,8 +13,7 @@ class MemoryPendingStore:
         self._clock = clock
         self._queues: dict[int, dict[str, int]] = {}
         self._added: dict[int, int] = {}  # region -> last add (ms)
-        self._leases: dict[int, _Lease] = {}
-        self._fences: dict[int, int] = {}
+        self._leases = MemoryLeases(clock)
 
     async def add(self, region: int, ride_id: str, now_ms: int) -> None:
         self._queues.setdefault(region, {})[ride_id] = now_ms
@@ -46,18 +38,7 @@ class MemoryPendingStore:
         return sorted(live)
 
     async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
-        now = self._clock()
-        lease = self._leases.get(region)
-        if lease is not None and lease.until_ms > now:
-            if lease.holder != holder:
-                return None
-            lease.until_ms = now + ttl_ms
-            return lease.fence
-        fence = self._fences[region] = self._fences.get(region, 0) + 1
-        self._leases[region] = _Lease(holder, fence, now + ttl_ms)
-        return fence
+        return self._leases.take(region, holder, ttl_ms)
 
     async def drop_lease(self, region: int, holder: str, fence: int) -> None:
-        lease = self._leases.get(region)
-        if lease is not None and (lease.holder, lease.fence) == (holder, fence):
-            del self._leases[region]
+        self._leases.drop(region, holder, fence)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
 
 from aiohttp import web
 
@@ -17,6 +16,7 @@ from dispatch.domain.principals import Role
 from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.auth import stream_principal
 from dispatch.entrypoints.ops_feed import FEED, Page
+from dispatch.entrypoints.streams import next_message
 from dispatch.service_layer.errors import Forbidden
 
 KEEPALIVE_S = 15.0
@@ -56,7 +56,7 @@ async def _follow(
         if wait_s <= 0:
             await resp.write(end_frame("expired"))
             return
-        data = await _next_frame(page, (closing, replaced), wait_s)
+        data = await next_message(page.frames.get, (closing, replaced), wait_s)
         if data is False:
             if replaced.is_set():
                 await resp.write(end_frame("replaced"))
@@ -66,23 +66,3 @@ async def _follow(
 
 def end_frame(reason: str) -> bytes:
     return b'event: end\ndata: {"reason":"' + reason.encode() + b'"}\n\n'
-
-
-async def _next_frame(
-    page: Page, stops: tuple[asyncio.Event, ...], timeout_s: float
-) -> bytes | None | Literal[False]:
-    """The next frame; None when `timeout_s` passed first; False once a stop is set."""
-    getter = asyncio.ensure_future(page.frames.get())
-    stoppers = [asyncio.ensure_future(stop.wait()) for stop in stops]
-    try:
-        done, _ = await asyncio.wait(
-            {getter, *stoppers}, timeout=timeout_s, return_when="FIRST_COMPLETED"
-        )
-    finally:
-        for stopper in stoppers:
-            stopper.cancel()
-        if not getter.done():
-            getter.cancel()
-    if getter in done:
-        return getter.result()
-    return False if any(stop.is_set() for stop in stops) else None

@@ -67,7 +67,7 @@ async def _follow(
         wait_s = min(KEEPALIVE_S, expires - time.time())
         if wait_s <= 0:
             break  # the token that opened the stream has expired
-        msg = await next_message(subscription, stops, wait_s)
+        msg = await next_message(subscription.get, stops, wait_s)
         if msg is False:
             break
         if msg is None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Literal, TypeVar
 
 from aiohttp import WSCloseCode, web
 
-from dispatch.service_layer.notices import RideNotice
-from dispatch.service_layer.ports import Subscription
+T = TypeVar("T")
 
 
 class Streams:
@@ -51,12 +50,13 @@ class Streams:
 
 
 async def next_message(
-    subscription: Subscription, stops: tuple[asyncio.Event, ...], timeout_s: float
-) -> RideNotice | None | Literal[False]:
-    """The next notice; None when `timeout_s` passed first; False once a stop is set."""
+    get: Callable[[], Awaitable[T]], stops: tuple[asyncio.Event, ...], timeout_s: float
+) -> T | None | Literal[False]:
+    """What `get` answers next; None when `timeout_s` passed first; False once a stop is
+    set (a stream's end: shutdown, a newer stream of its owner, its token's expiry)."""
     if any(stop.is_set() for stop in stops):
         return False
-    getter = asyncio.ensure_future(subscription.get())
+    getter = asyncio.ensure_future(get())
     stoppers = [asyncio.ensure_future(stop.wait()) for stop in stops]
     try:
         done, _ = await asyncio.wait(
