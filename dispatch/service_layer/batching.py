@@ -15,7 +15,6 @@ the reservation: the loser's rider waits for its next window.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -28,8 +27,9 @@ from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.match_window import Batching, WindowObserver, WindowStats
 from dispatch.service_layer.quotes import count_request
+from dispatch.service_layer.region_jobs import run_region_job
 from dispatch.service_layer.reservations import release_driver, reserve_chosen
-from geoindex import MAX_K, BackendUnavailable
+from geoindex import MAX_K
 
 log = logging.getLogger(__name__)
 
@@ -188,28 +188,16 @@ async def window_round(deps: Deps, holder: str, held: dict[int, int]) -> list[Wi
 
 
 async def run_window_job(deps: Deps, holder: str, *, give_up_leases: bool = True) -> None:
-    """Solve every window_ms until cancelled; then give the leases up, so another
-    instance takes over at once (`give_up_leases=False` leaves like a killed process)."""
-    held: dict[int, int] = {}
-    interval_s = _batching(deps).config.window_ms / 1000
-    task = asyncio.current_task()
-    try:
-        while True:
-            started = time.monotonic()
-            try:
-                await window_round(deps, holder, held)
-            except BackendUnavailable as exc:
-                log.warning("matching window skipped: %s", exc)
-            except Exception:
-                log.exception("matching window failed; solving on")  # the loop must live
-            # A cancel that redis-py turned into a connection error must still stop us.
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
-            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
-    finally:
-        if not give_up_leases:
-            held.clear()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                for region, fence in held.items():
-                    await _batching(deps).store.drop_lease(region, holder, fence)
+    """Solve every window_ms until cancelled; then give the leases up (see region_jobs)."""
+    batching = _batching(deps)
+
+    async def drop(region: int, fence: int) -> None:
+        await batching.store.drop_lease(region, holder, fence)
+
+    await run_region_job(
+        "matching window",
+        lambda held: window_round(deps, holder, held),
+        drop,
+        batching.config.window_ms / 1000,
+        give_up_leases=give_up_leases,
+    )

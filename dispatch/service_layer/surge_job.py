@@ -13,16 +13,15 @@ lapses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from dispatch.domain.market import per_minute
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.market import region_of, ring1
+from dispatch.service_layer.region_jobs import run_region_job
 from dispatch.service_layer.surge_border import border_of, neighbours_to_wake
 from dispatch.service_layer.surge_cells import Layouts
 from dispatch.service_layer.surge_fast import cells_to_supply, lay_out, next_surge, quoted_surge
-from geoindex import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -90,30 +89,17 @@ async def surge_round(deps: Deps, holder: str, held: dict[int, int]) -> None:
 
 
 async def run_surge_job(deps: Deps, holder: str, *, give_up_leases: bool = True) -> None:
-    """Recompute every `interval_ms` until cancelled; then give the leases up, so another
-    instance takes over at once rather than after the lease (`give_up_leases=False`
-    leaves like a killed process: the others wait for the lease to lapse)."""
-    held: dict[int, int] = {}
-    interval_s = deps.market.config.interval_ms / 1000
-    task = asyncio.current_task()
-    try:
-        while True:
-            try:
-                await surge_round(deps, holder, held)
-            except BackendUnavailable as exc:
-                log.warning("surge round skipped: %s", exc)
-            except Exception:
-                log.exception("surge round failed; recomputing on")  # the loop must live
-            # redis-py can swallow a cancel that lands in a read (raising a timeout
-            # instead): the loop must stop all the same, or a stopped instance would go
-            # on renewing its leases.
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
-            await asyncio.sleep(interval_s)
-    finally:
-        if not give_up_leases:
-            held.clear()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                for region, fence in held.items():
-                    await deps.market.store.drop_lease(region, holder, fence)
+    """Recompute every `interval_ms` until cancelled; then give the leases up (see
+    region_jobs)."""
+    store = deps.market.store
+
+    async def drop(region: int, fence: int) -> None:
+        await store.drop_lease(region, holder, fence)
+
+    await run_region_job(
+        "surge round",
+        lambda held: surge_round(deps, holder, held),
+        drop,
+        deps.market.config.interval_ms / 1000,
+        give_up_leases=give_up_leases,
+    )
