@@ -89,13 +89,15 @@ async def request_ride(
         # it failed, it gave back itself.)
         await uncount_briefly(deps, actor.id, ride_id, cleanup)
         raise
-    ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now)
+    if deps.batching is None:
+        ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now)
+    else:  # batched: the ride waits for its region's window
+        ride = rides.searching(ride_id, actor.id, pickup, dropoff, now)
+    if surge is not None:
+        ride = replace(ride, surge=surge)  # the quoted price holds
     try:
-        if deps.batching is not None:  # batched: the ride waits for its region's window
-            ride = rides.searching(ride_id, actor.id, pickup, dropoff, now)
+        if deps.batching is not None:
             await enqueue(deps, ride, now)
-        if surge is not None:
-            ride = replace(ride, surge=surge)  # the quoted price holds
         created = await deps.rides.create(ride)
     except BaseException:
         # Failed between reserving a driver and storing the ride: no supply held for a
@@ -145,7 +147,7 @@ async def request_ride_once(
         await take(deps.rider_limits, RIDES, actor.id, deps.clock.now_ms())
         ride = await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id, cleanup)
         answered.append(ride)
-        return render(answered[-1])
+        return render(ride)
 
     if key is None:
         return await produce()

@@ -4,38 +4,14 @@ ops view, its stream and the surge controls, with their errors and limits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 from h3.api import basic_str as h3
 
-from dispatch.settings import Settings
 from tests.waiting import eventually
 
-from .conftest import Instance, running
-
-HERE = {"lat": 52.5200, "lng": 13.4050}
-THERE = {"lat": 52.5400, "lng": 13.4300}
-OPS = ("ops", "o1")
-
-
-@pytest.fixture
-async def market() -> AsyncIterator[Instance]:
-    # Tests poll with quotes: the per-rider limit has its own test, on the defaults.
-    settings = Settings(
-        instance_id="m-1", surge_interval_s=0.1, surge_lease_s=1.0, quote_rate_burst=10_000
-    )
-    async with running(settings) as inst:
-        yield inst
-
-
-async def quote(inst: Instance, who: str = "u1", **body: object) -> dict[str, object]:
-    status, data, _ = await inst.call(
-        "POST", "/v1/quotes", ("rider", who), json={"pickup": HERE, **body}
-    )
-    assert status == 201, data
-    return data  # type: ignore[no-any-return]
+from .conftest import HERE, OPS, THERE, Instance, quote
 
 
 async def test_a_quote_has_the_documented_shape(market: Instance) -> None:
