@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest.report import chart, locust_csv, nginx_log, prom, redis_check, request_join
+from loadtest.report import chart, locust_csv, nginx_log, prom, redis_check, request_join, soak
 from loadtest.scenario.timeline import Timeline, percentile
 from loadtest.stack import Stack, StackOptions
 
@@ -38,6 +38,8 @@ def locust_cmd(args: argparse.Namespace, url: str, out: Path) -> list[str]:
         "--max-p95-ms", str(args.max_p95_ms), "--max-p99-ms", str(args.max_p99_ms),
         "--stop-timeout", "10", "--only-summary", "--loglevel", "WARNING",
     ]  # fmt: skip
+    if args.ramp_s:
+        cmd += ["--ramp-s", str(args.ramp_s)]
     if args.processes > 1:
         cmd += ["--processes", str(args.processes)]
     return cmd
@@ -74,11 +76,17 @@ def run(args: argparse.Namespace) -> int:
         instances = {i.instance_id: i.url for i in stack.instances}
         before = prom.scrape(instances, out / "metrics-before")
         env = {**os.environ, "DISPATCH_JWT_SECRET": stack.jwt_secret}
-        with (out / "locust.log").open("w") as log:
-            locust = subprocess.run(
-                locust_cmd(args, stack.url, out), env=env, stdout=log, stderr=subprocess.STDOUT,
-                timeout=args.duration + 120,
-            )  # fmt: skip
+        pids = {i.instance_id: i.proc.pid for i in stack.instances if i.proc}
+        sampler = soak.Sampler(pids, stack.redis_url, args.sample_s, out / "resources.jsonl")
+        sampler.start()
+        try:
+            with (out / "locust.log").open("w") as log:
+                locust = subprocess.run(
+                    locust_cmd(args, stack.url, out), env=env, stdout=log,
+                    stderr=subprocess.STDOUT, timeout=args.duration + 120,
+                )  # fmt: skip
+        finally:
+            sampler.stop()
         after = prom.scrape(instances, out / "metrics-after")
         redis = redis_check.check(stack.redis_url) if stack.redis_url else {"skipped": "embedded"}
         assert stack.nginx is not None
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     stats = out / "locust_stats.csv"
     scenario = locust_csv.summarize(locust_csv.read_stats(stats)) if stats.exists() else {}
     doubles = redis.get("drivers_in_two_active_rides", 0)
+    resources = _resources(args, sampler.samples, out, title)
     summary = {
         "config": {
             "instances": options.instances, "embedded": args.embedded, "users": args.users,
@@ -108,14 +117,28 @@ def run(args: argparse.Namespace) -> int:
         "nginx": nginx,
         "redis": redis,
         "metrics_delta": {name: prom.deltas(before[name], after[name]) for name in instances},
+        "resources": resources,
         "ok": locust.returncode == 0 and nginx["5xx"] == 0 and doubles == 0,
     }  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     brief = {k: summary[k] for k in ("ok", "locust_exit_code", "requests")}
     brief |= {"5xx": nginx["5xx"], "by_instance": nginx["by_instance"], "doubles": doubles}
+    brief |= {"resources_flagged": resources["flagged"]}
     print(json.dumps(brief))
     print(f"report: {out}")
     return 0 if summary["ok"] else 1
+
+
+def _resources(
+    args: argparse.Namespace, samples: list[dict[str, Any]], out: Path, title: str
+) -> dict[str, Any]:
+    """Slopes over the hold phase (ramps excluded, and the first minute of the hold, while
+    caches and pools fill) and the resources plot."""
+    ramp = args.ramp_s or max(1.0, 0.2 * args.duration)
+    steady = (ramp + min(60.0, args.duration / 10), args.duration - ramp)
+    found = soak.analyse(samples, *steady)
+    soak.draw(samples, out / "resources.png", title, steady)
+    return found
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,6 +154,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-fail-ratio", type=float, default=0.01)
     p.add_argument("--max-p95-ms", type=float, default=500.0)
     p.add_argument("--max-p99-ms", type=float, default=1000.0)
+    p.add_argument("--ramp-s", type=float, default=0.0, help="ramp up/down (20%% of the run)")
+    p.add_argument(
+        "--sample-s", type=float, default=10.0,
+        help="seconds between two samples of RSS, fds, Redis memory and keys",
+    )  # fmt: skip
     return p
 
 
