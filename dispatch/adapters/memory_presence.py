@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from dispatch.domain.areas import Crossing, Presence, presence_step
 
@@ -24,3 +24,7 @@ class MemoryPresenceStore:
 
     async def areas_of(self, driver_id: str) -> frozenset[str]:
         return frozenset(self._state.get(driver_id, {}))
+
+    async def clear(self, driver_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        out = {d: frozenset(self._state.pop(d, {})) for d in driver_ids}
+        return {d: areas for d, areas in out.items() if areas}

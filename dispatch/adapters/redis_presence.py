@@ -3,14 +3,15 @@ changed by lua/area_presence.lua (the rule of dispatch.domain.areas.presence_ste
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, script
 from dispatch.domain.areas import Crossing
 from geoindex import ScriptRunner, translated
 
 PRESENCE = script("area_presence")
-SCRIPTS = (PRESENCE,)
+CLEAR = script("area_presence_clear")
+SCRIPTS = (PRESENCE, CLEAR)
 
 
 def presence_key(driver_id: str) -> str:
@@ -41,3 +42,11 @@ class RedisPresenceStore:
         with translated():
             keys = await self._r.hkeys(presence_key(driver_id))
         return frozenset(bytes(k).decode() for k in keys)
+
+    async def clear(self, driver_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        replies = await self._scripts.run([(CLEAR, [presence_key(d)], []) for d in driver_ids])
+        return {
+            d: frozenset(bytes(k).decode() for k in keys)
+            for d, keys in zip(driver_ids, replies, strict=True)
+            if keys
+        }

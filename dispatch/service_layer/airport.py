@@ -163,6 +163,17 @@ async def track_fix(deps: Deps, driver_id: str, lat: float, lng: float) -> None:
         log.warning("geofence for %s skipped: %s", driver_id, exc)
 
 
+async def on_silent(deps: Deps, driver_ids: Sequence[str]) -> None:
+    """Drivers swept from the geo index (silent past the TTL) leave their areas and
+    airport queues. A failure here is the sweep's (logged, and the next sweep goes on)."""
+    exits = await deps.fences.forget(driver_ids, deps.clock.now_ms())
+    for driver_id, events in exits.items():
+        try:
+            await on_crossings(deps, driver_id, events)
+        except Exception as exc:  # noqa: BLE001 - the next driver still leaves
+            log.warning("queues of silent driver %s not cleared: %s", driver_id, exc)
+
+
 async def track_fixes(
     deps: Deps, positions: Sequence[Position], results: Sequence[UpsertResult]
 ) -> None:

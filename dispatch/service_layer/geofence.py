@@ -37,6 +37,11 @@ class PresenceStore(Protocol):
 
     async def areas_of(self, driver_id: str) -> frozenset[str]: ...
 
+    async def clear(self, driver_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Each driver out of every area at once: the areas each was counted in (drivers
+        in none left out; a second caller gets none)."""
+        ...
+
 
 class AreaEventLog(Protocol):
     async def append(self, events: list[bytes]) -> None: ...
@@ -137,6 +142,22 @@ class Geofence:
         events = [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
         if events:
             await self.log.append([area_event_json(e) for e in events])
+        return events
+
+    async def forget(self, driver_ids: Sequence[str], now_ms: int) -> dict[str, list[AreaEvent]]:
+        """Drivers gone silent (swept from the geo index) exit every area they were
+        counted in now, dwell or not: they can no longer be dispatched from any of them."""
+        for driver_id in driver_ids:
+            self._seen.pop(driver_id, None)
+        if not driver_ids:
+            return {}
+        cleared = await self.presence.clear(driver_ids)
+        events = {
+            d: [AreaEvent(Crossing.EXIT, area_id, d, now_ms) for area_id in sorted(areas)]
+            for d, areas in cleared.items()
+        }
+        if events:
+            await self.log.append([area_event_json(e) for es in events.values() for e in es])
         return events
 
     def airports_of(self, events: list[AreaEvent]) -> list[AreaEvent]:

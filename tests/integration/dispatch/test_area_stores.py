@@ -38,6 +38,20 @@ async def test_presence_enters_at_once_and_exits_after_the_dwell(backend: Backen
     assert await p.areas_of("d1") == frozenset()
 
 
+async def test_clearing_a_silent_driver_tells_its_areas_once(backend: Backend) -> None:
+    p = backend.deps.fences.presence
+    t = 1_800_000_000_000
+    await p.step("d1", {"a": MINUTE, "b": 0}, t)
+    await p.step("d2", {"a": MINUTE}, t)
+    await p.step("d2", {}, t + 1)  # out of a, still counted in within its dwell
+    assert await p.clear(["d1", "d2", "d3"]) == {
+        "d1": frozenset({"a", "b"}),
+        "d2": frozenset({"a"}),
+    }
+    assert await p.clear(["d1", "d2"]) == {}  # a second sweep has nothing to tell
+    assert await p.areas_of("d1") == frozenset()
+
+
 async def test_queue_order_claims_and_settling(backend: Backend) -> None:
     q = backend.deps.fences.queues
     for i, d in enumerate(["d1", "d2", "d3"]):

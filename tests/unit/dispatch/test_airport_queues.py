@@ -16,6 +16,7 @@ from dispatch.service_layer import drivers, ride_steps
 from dispatch.service_layer.airport import queue_of
 from dispatch.service_layer.areas import put_area
 from dispatch.service_layer.drivers import Fix
+from dispatch.service_layer.index_sweep import sweep_index_once
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 
 from .conftest import World, driver, rider
@@ -99,6 +100,32 @@ async def test_enter_at_once_exit_only_after_the_dwell(airport: World) -> None:
     await move.to("d1", *TOWN)
     await move.to("d1", *TOWN)
     assert await crossings(airport) == [("enter", "ber", "d1"), ("exit", "ber", "d1")]
+
+
+async def test_a_driver_gone_silent_exits_and_leaves_the_queue_when_swept(
+    airport: World,
+) -> None:
+    move = Moves(airport)
+    for who in ("d1", "d2"):
+        await move.into_airport(who)
+    assert await queue(airport) == ["d1", "d2"]
+    airport.clock.advance(airport.deps.index.ttl_ms - 1_000)
+    await move.into_airport("d2")  # d2 still sends fixes, d1 has gone quiet
+    airport.clock.advance(2_000)
+    assert await sweep_index_once(airport.deps) == ["d1"]
+    assert await crossings(airport) == [
+        ("enter", "ber", "d1"),
+        ("enter", "ber", "d2"),
+        ("exit", "ber", "d1"),
+    ]
+    assert await queue(airport) == ["d2"]
+    assert await airport.deps.fences.presence.areas_of("d1") == frozenset()
+    assert await sweep_index_once(airport.deps) == []  # nothing more to tell
+    assert len(await crossings(airport)) == 3
+    # back on the air: it enters again, at the back of the queue
+    await move.into_airport("d1")
+    assert (await crossings(airport))[-1] == ("enter", "ber", "d1")
+    assert await queue(airport) == ["d2", "d1"]
 
 
 async def test_the_queue_is_first_in_first_out_not_nearest(airport: World) -> None:
