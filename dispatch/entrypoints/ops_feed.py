@@ -1,7 +1,8 @@
 """The ops stream's source on this instance: while at least one page watches, one loop
 looks at the area about once a second and hands every page the same encoded frames, so a
 page costs a queue and its writes, not a look of its own. The rides in flight are learned
-from the ops topic for as long as the app runs. The market and area layers (ops_layers.py)
+from the ops topic while pages watch (the topic carries every ride change of the fleet,
+so an instance nobody watches does not hear it). The market and area layers (ops_layers.py)
 are looked at in the same tick and travel in the same frames."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dispatch.service_layer.ops_view import OPS_TOPIC, Area, RidesInFlight, Ride
 log = logging.getLogger(__name__)
 
 PAGE_QUEUE = 8  # frames a page may fall behind before it is sent a new snapshot instead
+LISTEN_AFTER_LAST_PAGE_S = 60.0  # the ride changes are still heard this long after
 RENUMBER_HOLES = 1_000  # empty slots tolerated (and at most half the view) before renumbering
 
 
@@ -68,6 +70,8 @@ class OpsFeed:
         self._interval_s = interval_s
         self._now_ms = now_ms
         self._view = View(area)
+        self._view_t = now_ms()  # when the view was last advanced
+        self._snapshot_bytes: bytes | None = None  # its snapshot frame, once encoded
         self._layers = layers
         self._layer_view = LayerView()
         self._pages: set[Page] = set()
@@ -83,7 +87,7 @@ class OpsFeed:
         page = Page()
         if self._live:
             # The view is what the other pages hold: this one starts from it at once.
-            page.send(frame("snapshot", self._snapshot(self._now_ms())))
+            page.send(self._snapshot_frame())
             page.fresh = False
         self._pages.add(page)
         self._wake.set()
@@ -93,14 +97,26 @@ class OpsFeed:
             self._pages.discard(page)
 
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen(), name="ops-rides")
+        listener: asyncio.Task[None] | None = None
         failing = False
         try:
             while True:
                 if not self._pages:
                     self._live = False
                     self._wake.clear()
-                    await self._wake.wait()
+                    # The ops topic carries every ride change of the fleet: heard only
+                    # while someone watches here (and for a while after, so a page that
+                    # reconnects keeps what it had).
+                    idle_s = LISTEN_AFTER_LAST_PAGE_S if listener is not None else None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), idle_s)
+                    if not self._pages:
+                        await _stop(listener)
+                        listener = None
+                        self.rides, self.stats = RidesInFlight(), RideStats()
+                        continue
+                if listener is None:
+                    listener = await self._listening()
                 started = time.monotonic()
                 try:
                     await self.tick()
@@ -115,9 +131,7 @@ class OpsFeed:
                     failing = True
                 await asyncio.sleep(max(0.0, self._interval_s - (time.monotonic() - started)))
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await _stop(listener)
 
     async def tick(self) -> None:
         before = self._now_ms()
@@ -130,6 +144,7 @@ class OpsFeed:
             world, layers = await asyncio.gather(drivers, self._layers.look(before))
         # From here to the last send nothing awaits: every page sees one sequence of frames.
         now = self._now_ms()
+        self._view_t, self._snapshot_bytes = now, None
         delta = self._view.advance(world, now)
         if layers is not None and (changed := self._layer_view.advance(layers)):
             delta = {**(delta or {}), **changed, "t": now}
@@ -137,26 +152,48 @@ class OpsFeed:
             self._view.renumber()
             for page in self._pages:
                 page.fresh = True
+        # Encoded once, whatever the number of pages.
         delta_frame = frame("delta", delta) if delta is not None else None
-        snapshot_frame: bytes | None = None
         for page in list(self._pages):
             if page.fresh:
-                snapshot_frame = snapshot_frame or frame("snapshot", self._snapshot(now))
                 page.fresh = False
-                page.send(snapshot_frame)
+                page.send(self._snapshot_frame())
             elif delta_frame is not None:
                 page.send(delta_frame)
         self._live = True
 
-    def _snapshot(self, now: int) -> dict[str, Any]:
-        return {**self._view.snapshot(now), **self._layer_view.snapshot()}
+    def _snapshot_frame(self) -> bytes:
+        """The view as of the last tick, encoded once for every page that needs it (many
+        pages joining at once cost one encoding of 10,000 drivers, not one each)."""
+        if self._snapshot_bytes is None:
+            snapshot = {**self._view.snapshot(self._view_t), **self._layer_view.snapshot()}
+            self._snapshot_bytes = frame("snapshot", snapshot)
+        return self._snapshot_bytes
 
-    async def _listen(self) -> None:
-        async with self._deps.notifier.subscribe(OPS_TOPIC) as subscription:
-            while True:
-                notice = await subscription.get()
-                self.rides.apply(notice.ride)
-                self.stats.apply(notice.ride)
+    async def _listening(self) -> asyncio.Task[None]:
+        """A task applying the ops topic's ride changes, subscribed before it returns."""
+        subscribed = asyncio.Event()
+
+        async def listen() -> None:
+            async with self._deps.notifier.subscribe(OPS_TOPIC) as subscription:
+                subscribed.set()
+                while True:
+                    notice = await subscription.get()
+                    self.rides.apply(notice.ride)
+                    self.stats.apply(notice.ride)
+
+        task = asyncio.create_task(listen(), name="ops-rides")
+        waiting = asyncio.create_task(subscribed.wait())
+        await asyncio.wait((task, waiting), return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        return task
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 FEED = web.AppKey("ops_feed", OpsFeed)

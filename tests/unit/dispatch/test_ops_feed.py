@@ -124,3 +124,26 @@ async def test_a_backend_outage_is_logged_once_and_the_feed_resumes(caplog: Any)
     failed = [r for r in caplog.records if "failed" in r.getMessage()]
     assert len(failed) == 1
     assert any("again" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_ops_topic_is_heard_only_while_a_page_watches(monkeypatch: Any) -> None:
+    monkeypatch.setattr("dispatch.entrypoints.ops_feed.LISTEN_AFTER_LAST_PAGE_S", 0.05)
+    notifier = MemoryNotifier()
+    feed = feed_over(MemoryGeoIndex(clock=lambda: NOW), notifier)
+    ride = Ride("r_1", "u1", LatLng(52.52, 13.405), None, RideStatus.ACCEPTED, NOW, NOW, "d1")
+    running = asyncio.create_task(feed.run())
+    try:
+        await asyncio.sleep(0.05)
+        assert notifier._fanout._subscribers == {}  # nobody watches: not subscribed
+        with feed.watch():
+            await eventually(lambda: OPS_TOPIC in notifier._fanout._subscribers)
+            await notifier.publish(OPS_TOPIC, RideNotice(NoticeKind.RIDE, ride))
+            await eventually(lambda: [r.id for r in feed.rides.rides()] == ["r_1"])
+        # The last page left: a while later the topic is let go and its rides forgotten.
+        await eventually(
+            lambda: notifier._fanout._subscribers == {} and feed.rides.rides() == [],
+            what="the topic let go and the rides forgotten",
+        )
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -1,0 +1,74 @@
+"""Which instances hold a listener (a driver's WebSocket, a rider's event stream, a ride
+request waiting for its match) for a topic: one sorted set per topic under the topic's
+own hash tag, member = instance, score = when that claim lapses (ms).
+
+An instance claims a topic when its first local listener subscribes, renews every claim
+it still holds every RENEW_EVERY_S, and gives a topic up when its last listener leaves.
+A claim it never gave up (the instance died) lapses by itself: publishers skip it, and
+the key expires with its last claim."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import cast
+
+from dispatch.adapters.redis_client import AnyRedis
+from geoindex import translated
+
+log = logging.getLogger(__name__)
+
+CLAIM_MS = 60_000
+RENEW_EVERY_S = 20.0  # a third of a claim: two renewals may fail before one lapses
+RENEW_BATCH = 500  # claims per pipeline
+
+
+def holders_key(topic: str) -> str:
+    return f"dispatch:holders:{{{topic}}}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class HolderRegistry:
+    def __init__(self, client: AnyRedis, instance: str) -> None:
+        self._r = client
+        self.instance = instance
+
+    async def claim(self, topics: Iterable[str]) -> None:
+        topics = list(topics)
+        now = now_ms()
+        until = now + CLAIM_MS
+        for start in range(0, len(topics), RENEW_BATCH):
+            # Not a transaction: each topic is its own slot; a pipeline only saves trips.
+            pipe = self._r.pipeline(transaction=False)
+            for topic in topics[start : start + RENEW_BATCH]:
+                key = holders_key(topic)
+                pipe.zremrangebyscore(key, "-inf", now)  # claims of dead instances
+                pipe.zadd(key, {self.instance: until})
+                pipe.pexpire(key, CLAIM_MS)
+            with translated():
+                await pipe.execute()
+
+    async def give_up(self, topic: str) -> None:
+        with translated():
+            await self._r.zrem(holders_key(topic), self.instance)
+
+    async def holders(self, topic: str) -> list[str]:
+        """The instances whose claim on `topic` has not lapsed."""
+        with translated():
+            found = await self._r.zrangebyscore(holders_key(topic), now_ms(), "+inf")
+        return [h.decode() for h in cast(list[bytes], found)]
+
+    async def renew_forever(self, held: Callable[[], list[str]]) -> None:
+        """Renew the claims on the topics `held()` names, until cancelled."""
+        while True:
+            await asyncio.sleep(RENEW_EVERY_S)
+            topics = held()
+            try:
+                await self.claim(topics)
+            except Exception as exc:  # Redis away: the next round tries again
+                log.warning("could not renew %d listener claims: %s", len(topics), exc)
