@@ -80,11 +80,16 @@ class CoalescingGeoIndex:
     async def set_available(self, driver_id: str, available: bool) -> bool:
         return await self.inner.set_available(driver_id, available)
 
+    async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
+        return await self.inner.set_products(driver_id, products)
+
     async def get(self, driver_id: str) -> DriverState | None:
         return await self.inner.get(driver_id)
 
-    async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
-        return await self.inner.nearest(lat, lng, k, radius_m)
+    async def nearest(
+        self, lat: float, lng: float, k: int, radius_m: float, product: str | None = None
+    ) -> list[Neighbor]:
+        return await self.inner.nearest(lat, lng, k, radius_m, product)
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int

@@ -35,8 +35,9 @@ async def k_nearest(
     config: SearchConfig,
     scan: ScanStep,
     hints: DensityHints,
+    product: str | None = None,
 ) -> list[Neighbor]:
-    step = first_step(lat, lng, radius_m, config, hints.get(lat, lng))
+    step = first_step(lat, lng, radius_m, config, hints.get(lat, lng, product))
     while True:
         latest: dict[str, Candidate] = {}
         for cand in await scan(step):
@@ -49,7 +50,8 @@ async def k_nearest(
         )
         distances = [d for d, _ in hits]
         if is_complete(step, k, radius_m, distances):
-            hints.put(lat, lng, distances[k - 1] if len(distances) >= k else radius_m)
+            reach = distances[k - 1] if len(distances) >= k else radius_m
+            hints.put(lat, lng, reach, product)
             return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits[:k]]
         step = next_step(lat, lng, k, radius_m, step, distances, config)
 

@@ -20,6 +20,10 @@ MAX_INT = 2**53 - 1
 # alphabet and length to every principal id (the domain imports nothing but the standard
 # library); tests/unit/test_geoindex_api.py holds the two to one rule.
 DRIVER_ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_LEN}}}")
+# Product names become parts of Redis keys and of comma-joined lists in Lua: lowercase
+# letters, digits, _ and -, starting with a letter or digit ('-' alone means "none").
+PRODUCT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_\-]{0,31}")
+MAX_PRODUCTS = 16  # products one driver may serve (one sorted-set write each)
 
 
 def check_driver_id(driver_id: object) -> str:
@@ -30,6 +34,21 @@ def check_driver_id(driver_id: object) -> str:
     if not DRIVER_ID_PATTERN.fullmatch(driver_id):
         raise InvalidDriverId("driver id may hold only letters, digits and _ . : -")
     return driver_id
+
+
+def check_product(product: object) -> str:
+    if not isinstance(product, str) or not PRODUCT_PATTERN.fullmatch(product):
+        raise InvalidQuery("a product is 1 to 32 of a-z, 0-9, _ and -, first a-z or 0-9")
+    return product
+
+
+def check_products(products: object) -> tuple[str, ...]:
+    """A driver's products, checked, without duplicates, in one order (sorted)."""
+    if isinstance(products, str) or not isinstance(products, (Sequence, set, frozenset)):
+        raise InvalidQuery("products must be a sequence of product names")
+    if len(products) > MAX_PRODUCTS:
+        raise InvalidQuery(f"at most {MAX_PRODUCTS} products per driver")
+    return tuple(sorted({check_product(p) for p in products}))
 
 
 def check_latlng(lat: object, lng: object) -> tuple[float, float]:

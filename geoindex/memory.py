@@ -1,7 +1,8 @@
 """MemoryGeoIndex: the embedded, in-process backend (the default when there is no Redis).
 
 The same layout as the Redis backend, minus the network: per region a sorted list of
-(score, driver_id) holding available drivers only, and one state record per driver. Every
+(score, driver_id) holding available drivers only, one more per region and product (a
+driver listed in each product it serves), and one state record per driver. Every
 method runs without awaiting in between, so each call is atomic within the event loop.
 """
 
@@ -34,6 +35,7 @@ class _Driver:
     seq: int | None
     available: bool
     region: int
+    products: tuple[str, ...]
 
 
 class MemoryGeoIndex:
@@ -44,6 +46,7 @@ class MemoryGeoIndex:
         clock: Callable[[], int] = wall_clock_ms,
         config: SearchConfig | None = None,
         new_drivers_available: bool = True,
+        default_products: Sequence[str] = (),
     ) -> None:
         self.ttl_ms = ttl_ms
         self._clock = clock
@@ -54,7 +57,11 @@ class MemoryGeoIndex:
         # backend keeps it for a day; here it lasts as long as the process.
         self._availability: dict[str, bool] = {}
         self._new_available = new_drivers_available
-        self._regions: dict[int, list[tuple[int, str]]] = {}
+        # Products outlive positions too, for as long as the process.
+        self._products: dict[str, tuple[str, ...]] = {}
+        self._default_products = limits.check_products(default_products)
+        # (region, product or None for every product) -> sorted (score, driver_id)
+        self._regions: dict[tuple[int, str | None], list[tuple[int, str]]] = {}
 
     # -- writes ---------------------------------------------------------------------------
     async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
@@ -76,7 +83,14 @@ class MemoryGeoIndex:
             available = self._availability.pop(p.driver_id, self._new_available)
         seq = p.seq if p.seq is not None else (old.seq if old is not None else None)
         new = _Driver(
-            score, lat, lng, p.ts_ms, seq, available, region_of(score, self._config.region_res)
+            score,
+            lat,
+            lng,
+            p.ts_ms,
+            seq,
+            available,
+            region_of(score, self._config.region_res),
+            self._products.get(p.driver_id, self._default_products),
         )
         self._unlist(p.driver_id, old)
         self._drivers[p.driver_id] = new
@@ -89,6 +103,7 @@ class MemoryGeoIndex:
 
     def _drop(self, driver_id: str) -> bool:
         self._availability.pop(driver_id, None)
+        self._products.pop(driver_id, None)
         old = self._drivers.pop(driver_id, None)
         self._unlist(driver_id, old)
         return old is not None
@@ -105,6 +120,19 @@ class MemoryGeoIndex:
             self._list(driver_id, d)
         return True
 
+    async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
+        limits.check_driver_id(driver_id)
+        served = limits.check_products(products)
+        self._products[driver_id] = served
+        d = self._drivers.get(driver_id)
+        if d is None:
+            return False
+        if d.products != served:
+            self._unlist(driver_id, d)
+            d.products = served
+            self._list(driver_id, d)
+        return True
+
     async def expire(self, cutoff_ms: int) -> list[str]:
         limits.check_ts(cutoff_ms)
         gone = [i for i, d in self._drivers.items() if d.ts_ms < cutoff_ms]
@@ -115,16 +143,19 @@ class MemoryGeoIndex:
 
     def _list(self, driver_id: str, d: _Driver) -> None:
         if d.available:
-            bisect.insort(self._regions.setdefault(d.region, []), (d.score, driver_id))
+            for product in (None, *d.products):
+                entries = self._regions.setdefault((d.region, product), [])
+                bisect.insort(entries, (d.score, driver_id))
 
     def _unlist(self, driver_id: str, d: _Driver | None) -> None:
         if d is None or not d.available:
             return
-        entries = self._regions[d.region]
-        i = bisect.bisect_left(entries, (d.score, driver_id))
-        del entries[i]
-        if not entries:
-            del self._regions[d.region]
+        for product in (None, *d.products):
+            entries = self._regions[(d.region, product)]
+            i = bisect.bisect_left(entries, (d.score, driver_id))
+            del entries[i]
+            if not entries:
+                del self._regions[(d.region, product)]
 
     # -- reads ----------------------------------------------------------------------------
     async def get(self, driver_id: str) -> DriverState | None:
@@ -132,10 +163,12 @@ class MemoryGeoIndex:
         d = self._drivers.get(driver_id)
         if d is None:
             return None
-        return DriverState(driver_id, d.lat, d.lng, d.ts_ms, d.seq, d.available)
+        return DriverState(driver_id, d.lat, d.lng, d.ts_ms, d.seq, d.available, d.products)
 
-    def _fetch(self, region: int) -> Callable[[int, int], Iterable[Candidate]]:
-        entries = self._regions.get(region, [])
+    def _fetch(
+        self, region: int, product: str | None = None
+    ) -> Callable[[int, int], Iterable[Candidate]]:
+        entries = self._regions.get((region, product), [])
 
         def fetch(lo: int, hi: int) -> Iterable[Candidate]:
             i = bisect.bisect_left(entries, (lo, ""))
@@ -146,19 +179,23 @@ class MemoryGeoIndex:
 
         return fetch
 
-    async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
+    async def nearest(
+        self, lat: float, lng: float, k: int, radius_m: float, product: str | None = None
+    ) -> list[Neighbor]:
         lat, lng = limits.check_latlng(lat, lng)
         k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
+        if product is not None:
+            limits.check_product(product)
         min_ts = self._clock() - self.ttl_ms
 
         async def scan(step: Step) -> list[Candidate]:
             out: list[Candidate] = []
             for region, rows in step.scans.items():
-                fetch = self._fetch(region)
+                fetch = self._fetch(region, product)
                 out += scan_region(rows.tolist(), fetch, lat, lng, k, radius_m, min_ts)
             return out
 
-        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints)
+        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints, product)
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int
@@ -187,7 +224,7 @@ class MemoryGeoIndex:
         radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
         min_ts = self._clock() - self.ttl_ms
         fresh = (
-            DriverState(i, d.lat, d.lng, d.ts_ms, None, d.available)
+            DriverState(i, d.lat, d.lng, d.ts_ms, None, d.available, d.products)
             for i, d in self._drivers.items()
             if d.ts_ms >= min_ts
         )

@@ -41,3 +41,4 @@ class DriverState:
     ts_ms: int
     seq: int | None
     available: bool
+    products: tuple[str, ...] = ()  # what the driver serves (sorted)

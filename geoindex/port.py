@@ -20,6 +20,10 @@ class GeoIndex(Protocol):
     sweep drops a silent driver's position, it applies to the driver's next fixes (the
     Redis backend remembers it for a day). A driver the index has never heard of starts
     available, or unavailable if the backend was built with new_drivers_available=False.
+
+    Products work the same way: a driver serves the products last set for it (kept like
+    its availability), or the backend's `default_products` if none were ever set. A
+    search for a product sees only the drivers serving it; a search without one, all.
     """
 
     ttl_ms: int
@@ -38,10 +42,19 @@ class GeoIndex(Protocol):
         yet (or any more): then the availability waits for its next fix."""
         ...
 
+    async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
+        """Replace the products a driver serves (at most MAX_PRODUCTS names); in one atomic
+        step per region, so no search sees it under a product it no longer serves. False
+        if the driver has no position: then the products wait for its next fix."""
+        ...
+
     async def get(self, driver_id: str) -> DriverState | None: ...
 
-    async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
-        """The k nearest available, fresh drivers within radius_m, by distance then id."""
+    async def nearest(
+        self, lat: float, lng: float, k: int, radius_m: float, product: str | None = None
+    ) -> list[Neighbor]:
+        """The k nearest available, fresh drivers within radius_m, by distance then id;
+        with `product`, only drivers serving it (the cost still follows k)."""
         ...
 
     async def supply(

@@ -2,13 +2,17 @@
 
 Keys (prefix "gi" by default):
   gi:d:{<driver>}            hash: lat, lng, ts, seq, score, region, prev (region), ver,
-                             avail; the sweep drops the position but keeps avail and ver
-                             (for a day) so a returning driver keeps its availability
+                             avail, prods (comma-joined, "-" for none); the sweep drops
+                             the position but keeps avail, prods and ver (for a day) so a
+                             returning driver keeps its availability and products
   gi:{r<region>}:geo         zset: available drivers, score = res-15 cell (see cells.py),
                              member = pack("<ddd", lat, lng, ts) + id, so a scan needs
                              no second lookup per candidate
-  gi:{r<region>}:meta        hash: driver -> pack("<dddd", ver, ts, lat, lng) + flag
-                             (a available, b busy, t tombstone)
+  gi:{r<region>}:geo:<p>     zset: the same, for the available drivers serving product p
+                             (a search for p scans only them: its cost follows k, not
+                             the drivers of other products nearer the query)
+  gi:{r<region>}:meta        hash: driver -> pack("<dddd", ver, ts, lat, lng) + prods +
+                             flag (a available, b busy, t tombstone)
   gi:{r<region>}:seen        zset: driver -> ts, for the sweep
   gi:regions                 set of regions ever written, for the sweep
 A region's keys share one hash tag, so one Lua call per region reads or writes them all.
@@ -66,6 +70,7 @@ class RedisGeoIndex:
         config: SearchConfig | None = None,
         prefix: str = "gi",
         new_drivers_available: bool = True,
+        default_products: Sequence[str] = (),
     ) -> None:
         self.ttl_ms = ttl_ms
         self._redis = client
@@ -79,6 +84,7 @@ class RedisGeoIndex:
         # then Redis drops it by itself.
         self._driver_pexpire = DRIVER_MEMORY_MS
         self._new_avail = "1" if new_drivers_available else "0"
+        self._default_prods = _joined_products(limits.check_products(default_products))
 
     # -- keys -----------------------------------------------------------------------------
     def driver_key(self, driver_id: str) -> str:
@@ -107,7 +113,7 @@ class RedisGeoIndex:
             seq = "-" if p.seq is None else p.seq
             fix = (
                 f"{lat!r} {lng!r} {p.ts_ms} {seq} {score} {region:x} {self._driver_pexpire} "
-                f"{self._new_avail}"
+                f"{self._new_avail} {self._default_prods}"
             )
             calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], [fix]))
         replies = await self._scripts.run(calls)
@@ -118,14 +124,14 @@ class RedisGeoIndex:
                 results.append(UpsertResult.STALE)
                 continue
             results.append(UpsertResult.ACCEPTED)
-            ver, old_region, avail = _s(reply[1]), _s(reply[2]), _s(reply[3])
+            ver, old_region, avail, prods = (_s(x) for x in reply[1:5])
             flag = "a" if avail == "1" else "b"
             ops.setdefault(region, []).append(
-                f"{flag} {p.driver_id} {ver} {p.ts_ms} {score} {lat!r} {lng!r}"
+                f"{flag} {p.driver_id} {ver} {p.ts_ms} {score} {lat!r} {lng!r} {prods}"
             )
             if old_region and int(old_region, 16) != region:
                 ops.setdefault(int(old_region, 16), []).append(
-                    f"t {p.driver_id} {ver} {p.ts_ms} 0 0 0"
+                    f"t {p.driver_id} {ver} {p.ts_ms} 0 0 0 -"
                 )
         await self._apply(ops)
         return results
@@ -142,11 +148,11 @@ class RedisGeoIndex:
                 await self._redis.sadd(f"{self._prefix}:regions", *(f"{r:x}" for r in new))
             self._known_regions |= new
 
-    async def _change(self, driver_ids: Sequence[str], op: str, arg: int = 0) -> list[str]:
+    async def _change(self, driver_ids: Sequence[str], op: str, arg: int | str = 0) -> list[str]:
         """Run driver_change.lua on each driver, then mirror the change into its region."""
         if not driver_ids:
             return []
-        args = [op, arg, self._driver_pexpire]
+        args = [op, arg, self._driver_pexpire, self._default_prods]
         replies = await self._scripts.run(
             [(DRIVER_CHANGE, [self.driver_key(d)], args) for d in driver_ids]
         )
@@ -156,11 +162,11 @@ class RedisGeoIndex:
             if int(reply[0]) == 0:
                 continue
             changed.append(driver_id)
-            ver, region, ts, lat, lng, score = (_s(x) for x in reply[1:7])
-            flag = {"1": "a", "0": "b"}.get(op, "t")
+            ver, region, ts, lat, lng, score, avail, prods = (_s(x) for x in reply[1:9])
+            flag = "t" if op == "del" else "a" if avail == "1" else "b"
             ts_out = ts if flag != "t" else str(self._clock())
             ops.setdefault(int(region, 16), []).append(
-                f"{flag} {driver_id} {ver} {ts_out} {score} {lat} {lng}"
+                f"{flag} {driver_id} {ver} {ts_out} {score} {lat} {lng} {prods}"
             )
         await self._apply(ops)
         return changed
@@ -172,6 +178,11 @@ class RedisGeoIndex:
     async def set_available(self, driver_id: str, available: bool) -> bool:
         limits.check_driver_id(driver_id)
         return bool(await self._change([driver_id], "1" if available else "0"))
+
+    async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
+        limits.check_driver_id(driver_id)
+        prods = _joined_products(limits.check_products(products))
+        return bool(await self._change([driver_id], "prods", prods))
 
     async def expire(self, cutoff_ms: int) -> list[str]:
         limits.check_ts(cutoff_ms)
@@ -192,7 +203,10 @@ class RedisGeoIndex:
             # its return), unless a fresh fix arrived meanwhile.
             if ids:
                 await self._scripts.run(
-                    [(DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms, 0]) for d in ids]
+                    [
+                        (DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms, 0, "-"])
+                        for d in ids
+                    ]
                 )
             gone.update(ids)
             regions = [
@@ -204,8 +218,8 @@ class RedisGeoIndex:
     async def get(self, driver_id: str) -> DriverState | None:
         limits.check_driver_id(driver_id)
         with translated():
-            lat, lng, ts, seq, avail = await self._redis.hmget(
-                self.driver_key(driver_id), "lat", "lng", "ts", "seq", "avail"
+            lat, lng, ts, seq, avail, prods = await self._redis.hmget(
+                self.driver_key(driver_id), "lat", "lng", "ts", "seq", "avail", "prods"
             )
         if ts is None:
             return None
@@ -216,17 +230,25 @@ class RedisGeoIndex:
             int(ts),
             int(seq) if seq is not None else None,
             _s(avail) == "1",
+            _products(_s(prods) if prods is not None else self._default_prods),
         )
 
-    async def nearest(self, lat: float, lng: float, k: int, radius_m: float) -> list[Neighbor]:
+    async def nearest(
+        self, lat: float, lng: float, k: int, radius_m: float, product: str | None = None
+    ) -> list[Neighbor]:
         lat, lng = limits.check_latlng(lat, lng)
         k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
+        suffix = "" if product is None else ":" + limits.check_product(product)
         head = [repr(lat), repr(lng), k, repr(radius_m), self._clock() - self.ttl_ms]
 
         async def scan(step: Step) -> list[Candidate]:
             replies = await self._scripts.run(
                 [
-                    (KNN, self._region_keys(r)[:1], [*head, rows.astype("<f8").tobytes()])
+                    (
+                        KNN,
+                        [self._region_keys(r)[0] + suffix],
+                        [*head, rows.astype("<f8").tobytes()],
+                    )
                     for r, rows in step.scans.items()
                 ]
             )
@@ -237,7 +259,7 @@ class RedisGeoIndex:
                     out.append((member[24:].decode(), int(ts), lat, lng))
             return out
 
-        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints)
+        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints, product)
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int
@@ -284,13 +306,29 @@ class RedisGeoIndex:
                 driver_id, value = _s(reply[i]), reply[i + 1]
                 ver, ts, d_lat, d_lng = _META.unpack_from(value)
                 if driver_id not in newest or newest[driver_id][0] < ver:
-                    state = DriverState(driver_id, d_lat, d_lng, int(ts), None, value[-1:] == b"a")
+                    state = DriverState(
+                        driver_id,
+                        d_lat,
+                        d_lng,
+                        int(ts),
+                        None,
+                        value[-1:] == b"a",
+                        _products(value[_META.size : -1].decode()),
+                    )
                     newest[driver_id] = (ver, state)
         return nearest_first(lat, lng, radius_m, limit, (s for _, s in newest.values()))
 
     async def close(self) -> None:
         with translated():
             await self._redis.aclose()
+
+
+def _joined_products(products: tuple[str, ...]) -> str:
+    return ",".join(products) or "-"
+
+
+def _products(joined: str) -> tuple[str, ...]:
+    return tuple(p for p in joined.split(",") if p and p != "-")
 
 
 def _joined(bounds: list[int]) -> str:

@@ -185,22 +185,23 @@ def next_step(
 
 
 class DensityHints:
-    """How far recent searches had to reach, per area: a cache, never needed for exactness."""
+    """How far recent searches had to reach, per area and product (a rare product's reach
+    says nothing about all drivers'): a cache, never needed for exactness."""
 
     AREA_RES = 6  # cells of about 36 km2
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._reach: OrderedDict[int, float] = OrderedDict()
+        self._reach: OrderedDict[tuple[int, str | None], float] = OrderedDict()
 
-    def _key(self, lat: float, lng: float) -> int:
-        return int(h3_cy.latlng_to_cell(lat, lng, self.AREA_RES))
+    def _key(self, lat: float, lng: float, product: str | None) -> tuple[int, str | None]:
+        return int(h3_cy.latlng_to_cell(lat, lng, self.AREA_RES)), product
 
-    def get(self, lat: float, lng: float) -> float | None:
-        return self._reach.get(self._key(lat, lng))
+    def get(self, lat: float, lng: float, product: str | None = None) -> float | None:
+        return self._reach.get(self._key(lat, lng, product))
 
-    def put(self, lat: float, lng: float, reach_m: float) -> None:
-        key = self._key(lat, lng)
+    def put(self, lat: float, lng: float, reach_m: float, product: str | None = None) -> None:
+        key = self._key(lat, lng, product)
         self._reach[key] = reach_m
         self._reach.move_to_end(key)
         if len(self._reach) > self._size:

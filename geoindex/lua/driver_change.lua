@@ -1,26 +1,36 @@
--- Change availability of, forget, or expire one driver on its own key, bumping its version.
+-- Change availability or products of, forget, or expire one driver on its own key,
+-- bumping its version.
 -- KEYS: driver hash
--- ARGV: op, arg, memory_ms. op: '1' available or '0' busy (remembered for the driver's next
---       fixes even while it has no position); 'del' forget entirely; 'expire' drop the
---       position (keeping availability) if the last fix is older than arg.
+-- ARGV: op, arg, memory_ms, default_prods. op: '1' available or '0' busy, or 'prods' (arg:
+--       the products, comma-joined, '-' for none): remembered for the driver's next fixes
+--       even while it has no position; 'del' forget entirely; 'expire' drop the position
+--       (keeping availability and products) if the last fix is older than arg.
+--       default_prods: the products of a driver that never had them set.
 -- Returns {0} if there is no position (or, for expire, a fresh one), else
---         {1, ver, region, ts, lat, lng, score}.
-local cur = redis.call('HMGET', KEYS[1], 'ver', 'region', 'ts', 'lat', 'lng', 'score')
+--         {1, ver, region, ts, lat, lng, score, avail, prods}.
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'region', 'ts', 'lat', 'lng', 'score', 'avail',
+  'prods')
 local op = ARGV[1]
 if op == 'expire' and not (cur[3] and tonumber(cur[3]) < tonumber(ARGV[2])) then return {0} end
 if op == 'del' and not cur[1] then return {0} end
 local t = redis.call('TIME')
 local ver = math.max((tonumber(cur[1]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local v = string.format('%.0f', ver)
+local avail, prods = cur[7] or '1', cur[8] or ARGV[4] or '-'
 if op == 'del' then
   redis.call('DEL', KEYS[1])
 elseif op == 'expire' then
   -- The sequence goes too: a driver app back after a silence may count from zero again.
   redis.call('HDEL', KEYS[1], 'lat', 'lng', 'ts', 'seq', 'score', 'region', 'prev')
   redis.call('HSET', KEYS[1], 'ver', v)
+elseif op == 'prods' then
+  prods = ARGV[2]
+  redis.call('HSET', KEYS[1], 'prods', prods, 'ver', v)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 else
+  avail = op
   redis.call('HSET', KEYS[1], 'avail', op, 'ver', v)
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 if not cur[3] then return {0} end
-return {1, v, cur[2], cur[3], cur[4], cur[5], cur[6]}
+return {1, v, cur[2], cur[3], cur[4], cur[5], cur[6], avail, prods}

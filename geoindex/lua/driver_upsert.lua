@@ -5,16 +5,19 @@
 -- (the client timed out after Redis applied it) redoes the region changes it may have
 -- missed, which region_apply.lua makes idempotent.
 -- KEYS: driver hash
--- ARGV[1]: "lat lng ts seq score region pexpire_ms new_avail", seq '-' when the fix has
---          none (one argument rather than eight: packing arguments is most of a client's
---          cost); new_avail is the availability of a driver the index has never seen
--- Returns {0} when stale, else {1, ver, previous region or '', avail}.
-local lat, lng, ts, seq, score, region, pexpire, new_avail =
-  string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+-- ARGV[1]: "lat lng ts seq score region pexpire_ms new_avail new_prods", seq '-' when the
+--          fix has none (one argument rather than nine: packing arguments is most of a
+--          client's cost); new_avail and new_prods are the availability and products
+--          (comma-joined, '-' for none) of a driver that never had them set
+-- Returns {0} when stale, else {1, ver, previous region or '', avail, prods}.
+local lat, lng, ts, seq, score, region, pexpire, new_avail, new_prods =
+  string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
 if seq == '-' then seq = '' end
-local cur = redis.call('HMGET', KEYS[1], 'ts', 'seq', 'ver', 'region', 'avail', 'score', 'prev')
+local cur = redis.call('HMGET', KEYS[1], 'ts', 'seq', 'ver', 'region', 'avail', 'score', 'prev',
+  'prods')
+local prods = cur[8] or new_prods
 if cur[1] == ts and cur[6] == score and (cur[2] or '') == seq then
-  return {1, cur[3], cur[7] or '', cur[5]}
+  return {1, cur[3], cur[7] or '', cur[5], prods}
 end
 if cur[1] and tonumber(ts) <= tonumber(cur[1]) then return {0} end
 if seq ~= '' and cur[2] and tonumber(seq) <= tonumber(cur[2]) then return {0} end
@@ -26,4 +29,4 @@ redis.call('HSET', KEYS[1], 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
   'region', region, 'prev', cur[4] or '', 'ver', v, 'avail', avail)
 if seq ~= '' then redis.call('HSET', KEYS[1], 'seq', seq) end
 redis.call('PEXPIRE', KEYS[1], pexpire)
-return {1, v, cur[4] or '', avail}
+return {1, v, cur[4] or '', avail, prods}

@@ -1,5 +1,6 @@
 -- One region's share of a k-nearest step (geoindex/knn.py scan_region is the reference).
--- KEYS: geo (available drivers: score = res-15 cell, member = pack('<ddd', lat, lng, ts) .. id)
+-- KEYS: geo, or geo:<product> for one product's drivers (score = res-15 cell,
+--       member = pack('<ddd', lat, lng, ts) .. id; region_apply.lua)
 -- ARGV: lat, lng, k, radius_m, min_ts, cells: packed little-endian doubles, three per
 --       cell in scan order: lo score, hi score, bound on every driver in later cells
 -- Returns the members of the region's k best (plus ties within 1 mm).
@@ -44,7 +45,10 @@ while pos < #cells do
     local m = members[i]
     local lat, lng, ts = unpack_d('<ddd', m)
     -- A great circle is never shorter than its change in latitude: a trig-free reject.
-    if ts >= min_ts and R * abs(lat - qlat) * RAD <= worst then
+    -- Due north or south the two are equal but for rounding, and this product can come
+    -- out a float step above the haversine of a driver at exactly the radius: the reject
+    -- allows a micrometre, and the haversine below decides.
+    if ts >= min_ts and R * abs(lat - qlat) * RAD <= worst + 1e-6 then
       local sdp = sin((lat * RAD - p1) / 2)
       local sdl = sin(((lng - qlng) * RAD) / 2)
       local a = sdp * sdp + cp1 * cos(lat * RAD) * sdl * sdl

@@ -17,8 +17,13 @@ for i = 1, #old do
     end
   else
     if flag == 'a' then
+      -- Out of geo and of every product set (meta lists the products: region_apply.lua).
       local _, ts, lat, lng = struct.unpack('<dddd', cur)
-      redis.call('ZREM', KEYS[1], struct.pack('<ddd', lat, lng, ts) .. id)
+      local member = struct.pack('<ddd', lat, lng, ts) .. id
+      redis.call('ZREM', KEYS[1], member)
+      for p in string.gmatch(string.sub(cur, 33, -2), '[^,%-][^,]*') do
+        redis.call('ZREM', KEYS[1] .. ':' .. p, member)
+      end
     end
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)

@@ -53,12 +53,14 @@ def make_index(backend: tuple[str, Any], clock: Clock) -> MakeIndex:
         config: SearchConfig | None = None,
         prefix: str = "gi",
         new_drivers_available: bool = True,
+        default_products: tuple[str, ...] | list[str] = (),
     ) -> GeoIndex:
         opts = {
             "ttl_ms": ttl_ms,
             "clock": clock,
             "config": config,
             "new_drivers_available": new_drivers_available,
+            "default_products": default_products,
         }
         if name == "memory":
             return MemoryGeoIndex(**opts)  # type: ignore[arg-type]

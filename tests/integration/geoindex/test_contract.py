@@ -410,7 +410,7 @@ async def test_a_retry_repairs_region_writes_lost_after_the_driver_write(
     lat, lng = LAT + 0.5, LNG
     score = position_score(lat, lng)
     qlat, qlng = score_latlng(score)
-    fix = f"{qlat!r} {qlng!r} {t + 1} 2 {score} {region_of(score, 5):x} 120000 1"
+    fix = f"{qlat!r} {qlng!r} {t + 1} 2 {score} {region_of(score, 5):x} 120000 1 -"
     key = driver_key(index, "d1")
     await raw_redis.evalsha(DRIVER_UPSERT.sha, 1, key, fix)
     assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["d1"]  # stale

@@ -139,3 +139,90 @@ async def test_nearest_matches_brute_force(
     await index.nearest(qlat, qlng, 1, 0.0)
     hits = await index.nearest(qlat, qlng, scenario["k"], scenario["radius"])
     assert [(h.distance_m, h.driver_id) for h in hits] == expected[: scenario["k"]]
+
+
+PRODUCTS = ("economy", "xl", "wav")
+vehicles = st.one_of(st.none(), st.sets(st.sampled_from(PRODUCTS), max_size=3).map(sorted))
+
+
+@st.composite
+def product_scenarios(draw: st.DrawFn) -> dict:
+    base = draw(scenarios())
+    n = len(base["drivers"])
+    indices = st.integers(0, max(n - 1, 0))
+    return {
+        **base,
+        # None: the driver keeps the index's default products (economy).
+        "first": [draw(vehicles) for _ in range(n)],
+        "early": draw(st.sets(indices, max_size=n // 3)),  # vehicle set before the first fix
+        "changed": draw(st.dictionaries(indices, vehicles.filter(bool), max_size=n // 2)),
+        "moved": draw(st.sets(indices, max_size=n // 3)),  # a second fix after the change
+        "swept": draw(st.booleans()),
+    }
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=product_scenarios())
+async def test_nearest_per_product_matches_brute_force_over_its_drivers(
+    make_index: MakeIndex, clock: Clock, scenario: dict
+) -> None:
+    ttl = 60_000
+    index = make_index(
+        ttl_ms=ttl,
+        config=scenario["config"],
+        prefix=f"ex{next(_prefixes)}",
+        default_products=["economy"],
+    )
+    now = clock.now_ms
+    names = [f"d{i:02d}" for i in range(len(scenario["drivers"]))]
+    for i in scenario["early"]:
+        if scenario["first"][i] is not None:
+            await index.set_products(names[i], scenario["first"][i])
+    await index.upsert(
+        [
+            Position(names[i], lat, lng, now - (ttl + 1 if i in scenario["old"] else 10))
+            for i, (lat, lng) in enumerate(scenario["drivers"])
+        ]
+    )
+    for i, first in enumerate(scenario["first"]):
+        if i not in scenario["early"] and first is not None:
+            await index.set_products(names[i], first)
+    for i in scenario["busy"]:
+        await index.set_available(names[i], False)
+    for i, vehicle in scenario["changed"].items():  # a new vehicle mid-shift
+        await index.set_products(names[i], vehicle)
+    for i in scenario["moved"]:
+        lat, lng = scenario["drivers"][(i + 1) % len(names)]
+        await index.upsert([Position(names[i], lat, lng, now - 5)])
+    if scenario["swept"]:
+        await index.expire(now - ttl)
+
+    served = {
+        name: tuple(
+            scenario["changed"].get(i)
+            or (scenario["first"][i] if scenario["first"][i] is not None else ["economy"])
+        )
+        for i, name in enumerate(names)
+    }
+    qlat, qlng = scenario["query"]
+    fresh = []
+    for i, name in enumerate(names):
+        state = await index.get(name)
+        if i in scenario["old"] and i not in scenario["moved"]:
+            assert state is None or not scenario["swept"]
+            continue
+        assert state is not None and state.products == tuple(sorted(served[name]))
+        if i not in scenario["busy"]:
+            fresh.append((haversine_m(qlat, qlng, state.lat, state.lng), name))
+    for product in (None, *PRODUCTS):
+        expected = sorted(
+            (d, name)
+            for d, name in fresh
+            if d <= scenario["radius"] and (product is None or product in served[name])
+        )
+        hits = await index.nearest(qlat, qlng, scenario["k"], scenario["radius"], product)
+        assert [(h.distance_m, h.driver_id) for h in hits] == expected[: scenario["k"]]
