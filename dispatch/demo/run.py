@@ -1,6 +1,7 @@
-"""`dispatch demo`: start the service on the embedded backend on a free port, run
-simulated drivers and riders against its real HTTP/WebSocket API, show a live progress
-line, stop after `duration` seconds or Ctrl-C, and print a summary."""
+"""`dispatch demo`: start the service on the embedded backend on a free port, create the
+city's areas (a service area, a no-pickup forecourt, an airport with its queue) with an
+ops token, run simulated drivers and riders against its real HTTP/WebSocket API, show a
+live progress line, stop after `duration` seconds or Ctrl-C, and print a summary."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 import aiohttp
 
 from dispatch.adapters.jwt_tokens import TokenCodec
+from dispatch.demo.areas import AIRPORT_DRIVER_SHARE, airport_point, create_areas
 from dispatch.demo.city import City
 from dispatch.demo.sim_driver import SimDriver
 from dispatch.demo.sim_rider import ride_once
@@ -113,6 +115,7 @@ async def run_demo(
     ops_token = tokens.issue(Principal(Role.OPS, "demo"), int(duration) + 3600)
     print(f"dispatch demo: live ops map at {base}/ops#token={ops_token}", file=sys.stderr)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    await create_areas(session, base, ops_token)
     sims = [
         SimDriver(
             f"drv{i:03d}",
@@ -125,6 +128,8 @@ async def run_demo(
         )
         for i in range(drivers)
     ]
+    for d in sims[: round(drivers * AIRPORT_DRIVER_SHARE)]:
+        d.home = d.pos = d.target = airport_point(d.rng)  # a taxi rank: they start there
     tasks = [asyncio.create_task(d.run(stop)) for d in sims]
     await asyncio.sleep(1.5)  # let the first positions arrive before riders ask
     tasks.append(

@@ -1,6 +1,8 @@
 """A simulated driver app: streams its position over the WebSocket, answers offers (most
 accepted, some declined, a few ignored until they time out), drives to the pickup and
-the drop-off, and reports arrived / start / complete over HTTP."""
+the drop-off, and reports arrived / start / complete over HTTP. An airport driver drives
+back to the airport between rides and waits there (in its queue: the service tells it
+its place)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from dispatch.demo.areas import in_airport
 from dispatch.demo.city import City, step_towards
 from dispatch.demo.stats import Stats
 from dispatch.domain.geo import LatLng
@@ -29,6 +32,9 @@ class SimDriver:
         self.id, self.base, self.session = ident, base, session
         self.headers = {"Authorization": f"Bearer {token}"}
         self.city, self.rng, self.stats = city, rng, stats
+        self.home: LatLng | None = None  # an airport driver waits here between rides
+        self.queue_place: int | None = None  # its place in the airport queue, if waiting
+        self.queue_ride: str | None = None  # the last airport ride offered from the queue
         self.pos = city.random_point(rng)
         self.target = city.random_point(rng)
         self.seq = 0
@@ -67,7 +73,7 @@ class SimDriver:
 
     async def _arrive(self) -> None:
         if self.phase == "idle" or self.ride is None:
-            self.target = self.city.random_point(self.rng)
+            self.target = self.home or self.city.random_point(self.rng)
             return
         ride_id = self.ride["id"]
         if self.phase == "to_pickup":
@@ -86,7 +92,7 @@ class SimDriver:
 
     def _idle(self) -> None:
         self.ride, self.phase = None, "idle"
-        self.target = self.city.random_point(self.rng)
+        self.target = self.home or self.city.random_point(self.rng)
 
     async def _step(self, ride_id: str, step: str) -> bool:
         url = f"{self.base}/v1/rides/{ride_id}/{step}"
@@ -104,15 +110,27 @@ class SimDriver:
                 break
             frame = orjson.loads(msg.data)
             if frame["type"] == "offer" and self.phase == "idle":
+                self._from_queue(frame["ride"])
                 task = asyncio.create_task(self._answer(ws, frame["ride"]))
                 self._answers.add(task)
                 task.add_done_callback(self._answers.discard)
             elif frame["type"] == "ride":
                 self._ride_update(frame["ride"])
+            elif frame["type"] == "queue" and frame.get("driver_id") == self.id:
+                self.queue_place = frame["position"]
+                self.stats.queued_peak = max(self.stats.queued_peak, frame["length"])
             elif frame["type"] == "ack":
                 self.stats.locations += 1
             elif frame["type"] == "error":
                 self.stats.errors += 1
+
+    def _from_queue(self, ride: dict[str, Any]) -> None:
+        """An airport ride offered while this driver waits in the airport's queue."""
+        pickup = LatLng(ride["pickup"]["lat"], ride["pickup"]["lng"])
+        if self.queue_place is not None and in_airport(pickup):
+            self.queue_ride = ride["id"]
+            self.stats.queue_offers += 1
+            self.stats.queue_offers_at_head += self.queue_place == 1
 
     async def _answer(self, ws: aiohttp.ClientWebSocketResponse, ride: dict[str, Any]) -> None:
         roll = self.rng.random()
@@ -129,6 +147,7 @@ class SimDriver:
     def _ride_update(self, ride: dict[str, Any]) -> None:
         mine = ride.get("driver_id") == self.id
         if ride["status"] == "accepted" and mine and self.phase == "idle":
+            self.stats.queue_accepted += ride["id"] == self.queue_ride
             self.ride, self.phase = ride, "to_pickup"
             self.target = LatLng(ride["pickup"]["lat"], ride["pickup"]["lng"])
         elif ride["status"] in ("cancelled", "no_driver", "completed") or not mine:

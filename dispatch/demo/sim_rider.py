@@ -1,6 +1,7 @@
 """A simulated rider app: asks for a fare quote, requests a ride locking the quote in
 (with an Idempotency-Key), then follows it on the server-sent event stream until it
-ends; a few riders cancel."""
+ends; a few riders cancel. Some ask at the airport; a few outside the service area (and
+are refused) or inside the no-pickup forecourt (and ask again where the refusal says)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from dispatch.demo.areas import rider_pickup
 from dispatch.demo.city import City
 from dispatch.demo.stats import Stats
 
@@ -26,7 +28,7 @@ async def ride_once(
     auth = {"Authorization": f"Bearer {token}"}
     # Batched matching answers once the ride's window has matched it (at most 10 s).
     headers = {**auth, "Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=10"}
-    pickup = city.pickup_point(rng)
+    where, pickup = rider_pickup(city, rng)
     dropoff = city.point_near(rng, pickup, 400, 1_500)
     body: dict[str, Any] = {
         "pickup": {"lat": pickup.lat, "lng": pickup.lng},
@@ -40,12 +42,24 @@ async def ride_once(
         else:
             stats.errors += 1
     stats.requests += 1
+    stats.airport_requests += where == "airport"
     started = time.perf_counter()
     async with session.post(f"{base}/v1/rides", json=body, headers=headers) as resp:
         ride = orjson.loads(await resp.read())
-        if resp.status != 201:
-            stats.errors += 1
-            return
+    if resp.status == 422 and ride["error"] == "pickup_not_allowed" and ride["nearest_allowed"]:
+        # The app offers the allowed point the error names; the rider takes it.
+        stats.moved_pickups += 1
+        body["pickup"] = ride["nearest_allowed"]
+        body.pop("quote_id", None)  # quoted for the refused pickup
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+        async with session.post(f"{base}/v1/rides", json=body, headers=headers) as resp:
+            ride = orjson.loads(await resp.read())
+    if resp.status == 422 and ride["error"] == "outside_service_area" and where == "outside":
+        stats.refused_outside += 1
+        return
+    if resp.status != 201:
+        stats.errors += 1
+        return
     if ride["status"] == "no_driver":
         stats.no_driver += 1
         return

@@ -31,6 +31,13 @@ class Stats:
     quotes: int = 0
     surge_by_cell: dict[str, float] = field(default_factory=dict)  # highest quoted
     matching: str = "immediate"  # the mode the service ran (DISPATCH_MATCH_WINDOW_MS)
+    airport_requests: int = 0  # pickups inside the airport
+    queue_offers: int = 0  # airport rides offered to a driver waiting in its queue
+    queue_accepted: int = 0  # ... and accepted by it
+    queue_offers_at_head: int = 0  # ... to the driver at place 1 (else one was out on an offer)
+    queued_peak: int = 0  # the longest the airport queue was
+    refused_outside: int = 0  # 422 outside_service_area
+    moved_pickups: int = 0  # 422 pickup_not_allowed, asked again at the point it named
 
     def quoted(self, cell: str, surge: float) -> None:
         self.quotes += 1
@@ -83,6 +90,12 @@ class Stats:
                 f"  time to accept         p50 {secs(50)}, p99 {secs(99)}",
                 f"  mean pickup distance   {mean_pickup}",
                 f"  fare quotes            {self.surge_line()}",
+                f"  airport queue          {self.airport_requests} requests at the airport; "
+                f"{self.queue_offers} offered from the queue ({self.queue_offers_at_head} to the "
+                f"first in line), {self.queue_accepted} accepted; up to {self.queued_peak} "
+                "waiting",
+                f"  areas                  {self.refused_outside} refused outside the service "
+                f"area; {self.moved_pickups} pickups moved out of the no-pickup forecourt",
                 f"  location fixes         {self.locations} acked",
                 f"  errors                 {self.errors}",
             ]

@@ -78,6 +78,8 @@ def test_the_demo_runs_and_prints_its_summary() -> None:
     assert "fare quotes" in out.stdout  # every simulated rider asks for a quote first
     assert "errors                 0" in out.stdout
     assert "matching               immediate" in out.stdout
+    # the city's areas, made through the API: an airport queue and a service area
+    assert "airport queue" in out.stdout and "refused outside the service area" in out.stdout
 
 
 @pytest.mark.slow
