@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from dispatch.domain.errors import DomainError
+from dispatch.domain.fares import FareTable
 from dispatch.domain.geo import LatLng
 
 MAX_VERTICES = 2_000  # per area, every ring of every polygon counted
@@ -41,6 +42,7 @@ class Area:
     # queue (GPS jitter at the edge); other kinds: the same for geofence exit events.
     dwell_s: float = DEFAULT_DWELL_S
     updated_at: int = 0  # ms
+    fare: FareTable | None = None  # service areas: quotes with a pickup inside use it
 
     @property
     def vertex_count(self) -> int:
@@ -104,6 +106,8 @@ def check_area(area: Area) -> None:
         raise InvalidArea(f"at most {MAX_VERTICES} positions per area, got {area.vertex_count}")
     if not 0 <= area.dwell_s <= MAX_DWELL_S:
         raise InvalidArea(f"dwell_s must be from 0 to {MAX_DWELL_S:g}")
+    if area.fare is not None and area.kind is not AreaKind.SERVICE_AREA:
+        raise InvalidArea("only a service_area has a fare")
     for p, polygon in enumerate(area.polygons):
         if not polygon:
             raise InvalidArea(f"polygon {p}: no rings")

@@ -11,10 +11,13 @@ import math
 from dataclasses import dataclass
 
 LOW, HIGH = 0.9, 1.25
+MAX_AMOUNT = 10_000.0  # per fare item: the settings' bound, and a service area's
 
 
 @dataclass(frozen=True, slots=True)
 class FareTable:
+    """The default from the settings, or a service area's own (its `fare` property)."""
+
     currency: str = "EUR"
     base: float = 2.50
     per_km: float = 1.20
@@ -22,10 +25,13 @@ class FareTable:
     minimum: float = 6.00
 
     def __post_init__(self) -> None:
-        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
+        if not (len(self.currency) == 3 and self.currency.isascii()):
             raise ValueError("currency must be an ISO 4217 code such as EUR")
-        if min(self.base, self.per_km, self.per_min, self.minimum) < 0:
-            raise ValueError("fare amounts must not be negative")
+        if not (self.currency.isalpha() and self.currency.isupper()):
+            raise ValueError("currency must be an ISO 4217 code such as EUR")
+        for amount in (self.base, self.per_km, self.per_min, self.minimum):
+            if not 0 <= amount <= MAX_AMOUNT:  # NaN fails too
+                raise ValueError(f"fare amounts must be from 0 to {MAX_AMOUNT:g}")
 
 
 @dataclass(frozen=True, slots=True)

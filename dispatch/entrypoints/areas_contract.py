@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from dispatch.domain.areas import MAX_DWELL_S, MAX_NAME_CHARS, MAX_VERTICES
+from dispatch.domain.fares import MAX_AMOUNT
 from dispatch.entrypoints.contract import Latitude, LatLng, Longitude, Shape
 from geoindex import DRIVER_ID_PATTERN
 
@@ -29,12 +30,27 @@ class MultiPolygonGeometry(Shape, tag_field="type", tag="MultiPolygon"):
     coordinates: Annotated[list[GeoPolygon], Meta(min_length=1, max_length=100)]
 
 
+FareAmount = Annotated[float, Meta(ge=0, le=MAX_AMOUNT)]
+
+
+class AreaFare(Shape):
+    """A service area's fare table: quotes with a pickup inside use it (the same rules as
+    the default table's settings)."""
+
+    currency: Annotated[str, Meta(pattern="^[A-Z]{3}$")]
+    base: FareAmount
+    per_km: FareAmount
+    per_min: FareAmount
+    minimum: FareAmount
+
+
 class AreaProperties(Shape):
     kind: Kind
     name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
     # Airports: out and back within this keeps a driver's place in the queue; every kind:
     # an exit is an event only once the driver has been out this long.
     dwell_s: Annotated[float, Meta(ge=0, le=MAX_DWELL_S)] | UnsetType = UNSET
+    fare: AreaFare | UnsetType = UNSET  # service_area only
 
 
 class AreaFeature(Shape):
@@ -55,6 +71,7 @@ class StoredProperties(Shape):
     res: int  # the H3 resolution it is compiled at
     inside_cells: int  # compacted cells answered at once
     edge_cells: int  # cells answered by the exact test
+    fare: AreaFare | UnsetType = UNSET  # left out when the area has none
 
 
 class StoredArea(Shape):

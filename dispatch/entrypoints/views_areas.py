@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from dispatch.domain.areas import DEFAULT_DWELL_S, Area, AreaKind, Polygon
+from dispatch.domain.areas import DEFAULT_DWELL_S, Area, AreaKind, InvalidArea, Polygon
+from dispatch.domain.fares import FareTable
 from dispatch.domain.principals import valid_id
 from dispatch.entrypoints import appkeys, schemas
 from dispatch.entrypoints import areas_contract as ac
@@ -44,7 +45,24 @@ def area_of(ident: str, feature: ac.AreaFeature) -> Area:
     )
     props = feature.properties
     dwell = DEFAULT_DWELL_S if props.dwell_s is msgspec.UNSET else props.dwell_s
-    return Area(ident, AreaKind(props.kind), props.name, polygons, dwell)
+    return Area(ident, AreaKind(props.kind), props.name, polygons, dwell, fare=_fare(props.fare))
+
+
+def _fare(f: ac.AreaFare | msgspec.UnsetType) -> FareTable | None:
+    if f is msgspec.UNSET:
+        return None
+    try:
+        return FareTable(f.currency, f.base, f.per_km, f.per_min, f.minimum)
+    except ValueError as exc:  # the contract's bounds are the table's: kept as a guard
+        raise InvalidArea(f"fare: {exc}") from None
+
+
+def _fare_view(f: FareTable | None) -> ac.AreaFare | msgspec.UnsetType:
+    if f is None:
+        return msgspec.UNSET
+    return ac.AreaFare(
+        currency=f.currency, base=f.base, per_km=f.per_km, per_min=f.per_min, minimum=f.minimum
+    )
 
 
 def stored_view(c: CompiledArea) -> ac.StoredArea:
@@ -67,6 +85,7 @@ def stored_view(c: CompiledArea) -> ac.StoredArea:
             res=c.res,
             inside_cells=len(c.inside),
             edge_cells=len(c.edge),
+            fare=_fare_view(a.fare),
         ),
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from dispatch.domain import quotes
-from dispatch.domain.fares import estimate
+from dispatch.domain.fares import FareTable, estimate
 from dispatch.domain.geo import LatLng, haversine_m
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.quotes import Quote
@@ -31,6 +31,15 @@ async def pickup_eta_s(deps: Deps, pickup: LatLng) -> int | None:
     return await deps.eta.eta_s(pickup, found[0].distance_m, deps.clock.now_ms())
 
 
+def fare_table(deps: Deps, at: LatLng) -> FareTable:
+    """The fare table of the service area holding `at` (the lowest id if several with a
+    fare do), else the default from the settings."""
+    own = sorted(
+        (c.area.id, c.area.fare) for c in deps.areas.holding(at.lat, at.lng) if c.area.fare
+    )
+    return own[0][1] if own else deps.market.config.fare
+
+
 async def make_quote(deps: Deps, actor: Principal, pickup: LatLng, dropoff: LatLng | None) -> Quote:
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may ask for a quote")
@@ -38,7 +47,7 @@ async def make_quote(deps: Deps, actor: Principal, pickup: LatLng, dropoff: LatL
     now = deps.clock.now_ms()
     cell, surge = await surge_at(market, pickup)
     eta = await pickup_eta_s(deps, pickup)
-    fare = market.config.fare
+    fare = fare_table(deps, pickup)
     trip = None
     if dropoff is not None:
         road = await deps.eta.params(pickup, now)  # the pickup area's, for the whole trip

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from dispatch.domain.fares import FareTable, estimate
+from dispatch.domain.fares import MAX_AMOUNT, FareTable, estimate
 
 TABLE = FareTable(currency="EUR", base=2.0, per_km=1.0, per_min=0.5, minimum=5.0)
 
@@ -25,3 +27,27 @@ def test_a_bad_table_is_refused() -> None:
         FareTable(currency="euro")
     with pytest.raises(ValueError):
         FareTable(per_km=-1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"currency": "EU"},
+        {"currency": "EURO"},
+        {"currency": "eur"},
+        {"currency": "E1R"},
+        {"currency": "ÉUR"},
+        {"base": -0.01},
+        {"per_min": MAX_AMOUNT + 0.01},
+        {"minimum": math.nan},
+        {"per_km": math.inf},
+    ],
+)
+def test_a_table_is_bounded_like_the_settings(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        FareTable(**bad)  # type: ignore[arg-type]
+
+
+def test_a_table_at_its_bounds_is_accepted() -> None:
+    table = FareTable("JPY", 0, MAX_AMOUNT, 0, MAX_AMOUNT)
+    assert estimate(table, 0, 0, 1.0).high == MAX_AMOUNT * 1.25
