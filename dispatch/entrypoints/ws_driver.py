@@ -2,7 +2,11 @@
 
 Client frames: location (acked with its seq and accepted|stale), accept, decline, ping.
 Server frames: offers and ride updates for this driver from any instance (pub/sub),
-acks, pongs and errors. A pending offer is sent again on every (re)connect."""
+acks, pongs and errors. A pending offer is sent again on every (re)connect.
+
+An instance that cannot reach its backend refuses the upgrade (503, which the gateway
+re-sends to another instance) and closes an open socket with 1013 at the first frame that
+fails for that reason: the driver reconnects, and lands on an instance that can serve it."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from dispatch.entrypoints.views_drivers import check_rate
 from dispatch.entrypoints.wire import driver_frame, encode, offer_frame, ride_view
 from dispatch.service_layer import drivers, ride_steps
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.notices import driver_topic
 from dispatch.service_layer.ports import Subscription
 from geoindex import UpsertResult
@@ -29,6 +34,8 @@ from geoindex import UpsertResult
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 20.0
 REPLACED = 4000  # close code: this driver opened more sockets here than allowed
+# Close code: this instance lost its backend; reconnect (through the gateway, elsewhere).
+BACKEND_LOST = WSCloseCode.TRY_AGAIN_LATER  # 1013
 
 
 async def _handle(
@@ -60,7 +67,7 @@ async def _handle(
             return contract.ResultFrame(id=frame.id, ride=view)
 
 
-async def _answer(request: web.Request, deps: Deps, actor: Principal, data: str) -> bytes:
+async def _answer(request: web.Request, deps: Deps, actor: Principal, data: str) -> contract.Reply:
     try:
         frame = schemas.client_frame(data.encode())
         reply = await _handle(request, deps, actor, frame)
@@ -75,7 +82,22 @@ async def _answer(request: web.Request, deps: Deps, actor: Principal, data: str)
             )
             if error.field is not None:
                 reply.field = error.field
-    return encode(reply)
+    return reply
+
+
+def _backend_lost(reply: contract.Reply) -> bool:
+    return isinstance(reply, contract.ErrorFrame) and reply.error == "backend_unavailable"
+
+
+async def _check_backend(request: web.Request) -> None:
+    """Before the upgrade, a ping within half a Redis call's timeout, as /readyz does: a
+    socket opened here while the backend is out of reach could serve no frame."""
+    budget_s = request.app[appkeys.SETTINGS].redis_timeout_s / 2
+    try:
+        async with asyncio.timeout(budget_s):
+            await request.app[appkeys.RUNTIME].ping()
+    except TimeoutError as exc:
+        raise BackendUnavailable(f"no answer within {budget_s:g} s") from exc
 
 
 class _Sender:
@@ -119,6 +141,7 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
     actor, expires = stream_principal(request)
     driver_id = schemas.driver_id(request.match_info["driver_id"])
     drivers.authorize_driver(actor, driver_id)
+    await _check_backend(request)
     app = request.app
     settings, deps = app[appkeys.SETTINGS], app[appkeys.RUNTIME].deps
     streams, gauge = app[appkeys.STREAMS], app[appkeys.METRICS].websockets
@@ -140,7 +163,11 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
                 await _resend_offer(sender, deps, driver_id)
                 async for msg in ws:
                     if msg.type is WSMsgType.TEXT:
-                        await sender.send(await _answer(request, deps, actor, msg.data))
+                        reply = await _answer(request, deps, actor, msg.data)
+                        await sender.send(encode(reply))
+                        if _backend_lost(reply):
+                            await ws.close(code=BACKEND_LOST, message=b"backend_unavailable")
+                            break
                     elif msg.type is WSMsgType.BINARY:
                         refused = contract.ErrorFrame(
                             error="invalid_frame", message="send text frames"

@@ -13,7 +13,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from dispatch.domain.rides import Ride, RideStatus
+from dispatch.service_layer.ride_requests import new_ride_id
+
 from .conftest import BERLIN, Client
+from .redis_state import DriverRow, double_assignments, orphans
 
 TERMINAL = {"completed", "cancelled", "no_driver"}
 
@@ -157,3 +161,30 @@ async def go_online(client: Client, drivers: int) -> None:
             "PUT", f"/v1/drivers/dr{n}/status", f"driver:dr{n}", json={"status": "available"}
         )
         assert reply.status == 200, reply.body
+
+
+def check_rides(
+    book: Book, rides: dict[str, Ride], drivers: dict[str, DriverRow], leased_ok: bool = False
+) -> dict[str, Any]:
+    """No acknowledged ride lost, none stored twice (a ride no key accounts for), no
+    double assignment, and every offer answered or run out with its driver freed.
+    leased_ok: a driver reserved for a ride never stored is allowed while its lease runs
+    (a partitioned instance can neither store the ride nor give the driver back)."""
+    lost = set(book.rides) - set(rides)
+    expected_ids = {new_ride_id(r, k) for r, k in book.keys}
+    strays = set(rides) - expected_ids  # a ride no key accounts for: a duplicate
+    report = double_assignments(rides, drivers)
+    assert not lost and not strays
+    assert report["drivers_in_two_active_rides"] == {}
+    assert report["committed_rides_not_held_by_their_driver"] == []
+    # Every offer ran out or was answered, and freed its driver when it ran out.
+    now_ms = int(time.time() * 1000)
+    stuck = [
+        r.id
+        for r in rides.values()
+        if r.status is RideStatus.OFFERED and (r.offer_expires_at or 0) < now_ms - 6_000
+    ]
+    held = orphans(rides, drivers)
+    reserved_for_nothing = [d for d, row in held.items() if not leased_ok or row.lease < now_ms]
+    assert not stuck and not reserved_for_nothing, (stuck, reserved_for_nothing)
+    return report | {"held_by_lease": len(held)}

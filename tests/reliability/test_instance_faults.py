@@ -18,15 +18,13 @@ import aiohttp
 import pytest
 from redis.asyncio import RedisCluster as AsyncCluster
 
-from dispatch.domain.rides import RideStatus
-from dispatch.service_layer.ride_requests import new_ride_id
 from loadtest.nginx_conf import NginxSettings
 from loadtest.nginx_proc import nginx_available
 from loadtest.stack import Stack, StackOptions
 
 from .conftest import Client, record_figure
-from .redis_state import double_assignments, load_state, orphans
-from .stack_load import Book, driver, go_online, rider
+from .redis_state import load_state
+from .stack_load import Book, check_rides, driver, go_online, rider
 
 pytestmark = [
     pytest.mark.slow,
@@ -82,26 +80,6 @@ async def stored(stack: Stack) -> tuple[dict[str, Any], dict[str, Any]]:
         return await load_state(raw)
     finally:
         await raw.aclose()
-
-
-def check_rides(book: Book, rides: dict[str, Any], drivers: dict[str, Any]) -> dict[str, Any]:
-    lost = set(book.rides) - set(rides)
-    expected_ids = {new_ride_id(r, k) for r, k in book.keys}
-    strays = set(rides) - expected_ids  # a ride no key accounts for: a duplicate
-    report = double_assignments(rides, drivers)
-    assert not lost and not strays
-    assert report["drivers_in_two_active_rides"] == {}
-    assert report["committed_rides_not_held_by_their_driver"] == []
-    # Every offer ran out or was answered, and freed its driver when it ran out.
-    now_ms = int(time.time() * 1000)
-    stuck = [
-        r.id
-        for r in rides.values()
-        if r.status is RideStatus.OFFERED and (r.offer_expires_at or 0) < now_ms - 6_000
-    ]
-    reserved_for_nothing = list(orphans(rides, drivers))
-    assert not stuck and not reserved_for_nothing, (stuck, reserved_for_nothing)
-    return report
 
 
 async def fault_and_settle(stack: Stack, sig: signal.Signals) -> tuple[Book, float, Any, float]:
