@@ -70,6 +70,8 @@ class OpsFeed:
         self._interval_s = interval_s
         self._now_ms = now_ms
         self._view = View(area)
+        self._view_t = now_ms()  # when the view was last advanced
+        self._snapshot_bytes: bytes | None = None  # its snapshot frame, once encoded
         self._layers = layers
         self._layer_view = LayerView()
         self._pages: set[Page] = set()
@@ -85,7 +87,7 @@ class OpsFeed:
         page = Page()
         if self._live:
             # The view is what the other pages hold: this one starts from it at once.
-            page.send(frame("snapshot", self._snapshot(self._now_ms())))
+            page.send(self._snapshot_frame())
             page.fresh = False
         self._pages.add(page)
         self._wake.set()
@@ -142,6 +144,7 @@ class OpsFeed:
             world, layers = await asyncio.gather(drivers, self._layers.look(before))
         # From here to the last send nothing awaits: every page sees one sequence of frames.
         now = self._now_ms()
+        self._view_t, self._snapshot_bytes = now, None
         delta = self._view.advance(world, now)
         if layers is not None and (changed := self._layer_view.advance(layers)):
             delta = {**(delta or {}), **changed, "t": now}
@@ -149,19 +152,23 @@ class OpsFeed:
             self._view.renumber()
             for page in self._pages:
                 page.fresh = True
+        # Encoded once, whatever the number of pages.
         delta_frame = frame("delta", delta) if delta is not None else None
-        snapshot_frame: bytes | None = None
         for page in list(self._pages):
             if page.fresh:
-                snapshot_frame = snapshot_frame or frame("snapshot", self._snapshot(now))
                 page.fresh = False
-                page.send(snapshot_frame)
+                page.send(self._snapshot_frame())
             elif delta_frame is not None:
                 page.send(delta_frame)
         self._live = True
 
-    def _snapshot(self, now: int) -> dict[str, Any]:
-        return {**self._view.snapshot(now), **self._layer_view.snapshot()}
+    def _snapshot_frame(self) -> bytes:
+        """The view as of the last tick, encoded once for every page that needs it (many
+        pages joining at once cost one encoding of 10,000 drivers, not one each)."""
+        if self._snapshot_bytes is None:
+            snapshot = {**self._view.snapshot(self._view_t), **self._layer_view.snapshot()}
+            self._snapshot_bytes = frame("snapshot", snapshot)
+        return self._snapshot_bytes
 
     async def _listening(self) -> asyncio.Task[None]:
         """A task applying the ops topic's ride changes, subscribed before it returns."""

@@ -11,15 +11,17 @@ page a new snapshot. docs/api.md gives the format."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from dispatch.domain.rides import Ride
-from dispatch.service_layer.ops_view import Area, MapStatus, World
+from dispatch.service_layer.ops_view import Area, Drivers, MapStatus, World
 
 E5 = 100_000  # coordinates travel as integers in 1e-5 degrees
-STATUSES = tuple(MapStatus)
-_CODE = {status: code for code, status in enumerate(STATUSES)}
+STATUSES = tuple(MapStatus)  # a status's code is its place here (ops_view.STATUS_CODE)
 
 RideRow = tuple[str, str, str | None, int, int, int | None, int | None]
 
@@ -50,50 +52,55 @@ def ride_columns(rows: Iterable[RideRow]) -> dict[str, list[Any]]:
     return cols
 
 
-def gaps(sorted_slots: list[int]) -> list[int]:
-    return [s - sorted_slots[i - 1] if i else s for i, s in enumerate(sorted_slots)]
+def gaps(sorted_slots: npt.NDArray[np.int64]) -> list[int]:
+    return np.diff(sorted_slots, prepend=0).tolist()  # type: ignore[no-any-return]
 
 
-@dataclass(slots=True)
-class _Slot:
-    id: str
-    lat: int
-    lng: int
-    status: int
+def _e5(degrees: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    return np.rint(degrees * E5).astype(np.int64)  # as e5(): round half to even
 
 
 class View:
-    """What every page of this instance was last sent, and how to say what changed."""
+    """What every page of this instance was last sent, and how to say what changed.
+
+    Slots are columns (ids, positions in 1e-5 degrees, status codes), so taking in a look
+    of 10,000 drivers costs one dict lookup per driver and a few numpy passes, not a
+    Python comparison per driver: the feed holds the event loop for milliseconds."""
 
     def __init__(self, area: Area) -> None:
         self.area = area
-        self._slots: list[_Slot | None] = []
+        self._ids: list[str | None] = []
         self._slot_of: dict[str, int] = {}
+        self._lat = np.zeros(0, np.int64)
+        self._lng = np.zeros(0, np.int64)
+        self._status = np.zeros(0, np.int8)
         self._rides: dict[str, RideRow] = {}
         self._figures: dict[str, Any] = {}
 
     @property
     def holes(self) -> int:
-        return len(self._slots) - len(self._slot_of)
+        return len(self._ids) - len(self._slot_of)
 
     def renumber(self) -> None:
         """Close the holes left by drivers gone; every page needs a new snapshot after."""
-        live = [s for s in self._slots if s is not None]
-        self._slots = list(live)
-        self._slot_of = {s.id: i for i, s in enumerate(live)}
+        live = np.array([i is not None for i in self._ids], np.bool_)
+        ids = [i for i in self._ids if i is not None]
+        self._ids = list(ids)
+        self._slot_of = {id_: slot for slot, id_ in enumerate(ids)}
+        self._lat, self._lng, self._status = self._lat[live], self._lng[live], self._status[live]
 
     def snapshot(self, t_ms: int) -> dict[str, Any]:
-        cols: dict[str, list[Any]] = {"id": [], "lat": [], "lng": [], "status": []}
-        for s in self._slots:
-            cols["id"].append(None if s is None else s.id)
-            cols["lat"].append(0 if s is None else s.lat)
-            cols["lng"].append(0 if s is None else s.lng)
-            cols["status"].append(0 if s is None else s.status)
+        # A hole's position and status are zeroed when its driver goes.
         return {
             "t": t_ms,
             "area": {"lat": self.area.lat, "lng": self.area.lng, "radius_m": self.area.radius_m},
             "statuses": [s.value for s in STATUSES],
-            "drivers": cols,
+            "drivers": {
+                "id": list(self._ids),
+                "lat": self._lat.tolist(),
+                "lng": self._lng.tolist(),
+                "status": self._status.tolist(),
+            },
             "rides": ride_columns(self._rides.values()),
             "figures": self._figures,
         }
@@ -101,7 +108,7 @@ class View:
     def advance(self, world: World, t_ms: int) -> dict[str, Any] | None:
         """Take in `world`; the delta from the last view to it, or None if nothing changed."""
         delta: dict[str, Any] = {}
-        self._drivers_delta(world, delta)
+        self._drivers_delta(world.drivers, delta)
         self._rides_delta(world.rides, delta)
         figures = asdict(world.figures)
         if figures != self._figures:
@@ -111,56 +118,50 @@ class View:
         delta["t"] = t_ms
         return delta
 
-    def _drivers_delta(self, world: World, delta: dict[str, Any]) -> None:
-        moved: list[tuple[int, int, int]] = []
-        changed: list[tuple[int, int]] = []
-        added: list[_Slot] = []
-        seen: set[str] = set()
-        for d in world.drivers:
-            seen.add(d.id)
-            lat, lng, code = e5(d.lat), e5(d.lng), _CODE[d.status]
-            slot = self._slot_of.get(d.id)
-            if slot is None:
-                added.append(_Slot(d.id, lat, lng, code))
-                continue
-            s = self._slots[slot]
-            assert s is not None
-            if lat != s.lat or lng != s.lng:
-                moved.append((slot, lat - s.lat, lng - s.lng))
-                s.lat, s.lng = lat, lng
-            if code != s.status:
-                changed.append((slot, code))
-                s.status = code
-        gone = sorted(slot for id_, slot in self._slot_of.items() if id_ not in seen)
-        for slot in gone:
-            s = self._slots[slot]
-            assert s is not None
-            del self._slot_of[s.id]
-            self._slots[slot] = None
-        for s in added:
-            self._slot_of[s.id] = len(self._slots)
-            self._slots.append(s)
-        if moved:
-            moved.sort()
+    def _drivers_delta(self, drivers: Drivers, delta: dict[str, Any]) -> None:
+        n = len(drivers)
+        lat, lng, status = _e5(drivers.lat), _e5(drivers.lng), drivers.status
+        get = self._slot_of.get
+        slot = np.fromiter((get(i, -1) for i in drivers.ids), np.int64, n)
+        known = slot >= 0
+        # Ascending slots, so that deltas name them gap-coded.
+        order = np.argsort(slot[known], kind="stable")
+        at, idx = slot[known][order], np.flatnonzero(known)[order]
+        dlat, dlng = lat[idx] - self._lat[at], lng[idx] - self._lng[at]
+        if (moved := (dlat != 0) | (dlng != 0)).any():
             delta["moved"] = {
-                "slot": gaps([m[0] for m in moved]),
-                "dlat": [m[1] for m in moved],
-                "dlng": [m[2] for m in moved],
+                "slot": gaps(at[moved]),
+                "dlat": dlat[moved].tolist(),
+                "dlng": dlng[moved].tolist(),
             }
-        if changed:
-            changed.sort()
+        if (changed := status[idx] != self._status[at]).any():
             delta["status"] = {
-                "slot": gaps([c[0] for c in changed]),
-                "status": [c[1] for c in changed],
+                "slot": gaps(at[changed]),
+                "status": status[idx][changed].tolist(),
             }
+        self._lat[at], self._lng[at], self._status[at] = lat[idx], lng[idx], status[idx]
+        seen = np.zeros(len(self._ids), np.bool_)
+        seen[at] = True
+        gone = [s for s in np.flatnonzero(~seen).tolist() if self._ids[s] is not None]
+        for s in gone:
+            del self._slot_of[self._ids[s]]  # type: ignore[arg-type]
+            self._ids[s] = None
         if gone:
-            delta["gone"] = gaps(gone)
-        if added:
+            hole = np.array(gone, np.int64)
+            self._lat[hole], self._lng[hole], self._status[hole] = 0, 0, 0
+            delta["gone"] = gaps(hole)
+        if (new := np.flatnonzero(~known)).size:
+            ids = [drivers.ids[i] for i in new.tolist()]
+            self._slot_of.update((id_, len(self._ids) + k) for k, id_ in enumerate(ids))
+            self._ids += ids
+            self._lat = np.concatenate([self._lat, lat[new]])
+            self._lng = np.concatenate([self._lng, lng[new]])
+            self._status = np.concatenate([self._status, status[new]])
             delta["added"] = {
-                "id": [s.id for s in added],
-                "lat": [s.lat for s in added],
-                "lng": [s.lng for s in added],
-                "status": [s.status for s in added],
+                "id": ids,
+                "lat": lat[new].tolist(),
+                "lng": lng[new].tolist(),
+                "status": status[new].tolist(),
             }
 
     def _rides_delta(self, rides: list[Ride], delta: dict[str, Any]) -> None:

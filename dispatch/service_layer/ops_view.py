@@ -12,7 +12,12 @@ from __future__ import annotations
 import enum
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
+
+import numpy as np
+import numpy.typing as npt
 
 from dispatch.domain.rides import COMMITTED, TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
@@ -33,6 +38,9 @@ class MapStatus(enum.StrEnum):
     OFFLINE = "offline"  # fresh position, but not searchable (went offline)
 
 
+STATUS_CODE = {status: code for code, status in enumerate(MapStatus)}
+
+
 @dataclass(frozen=True, slots=True)
 class Area:
     lat: float
@@ -49,6 +57,30 @@ class MapDriver:
 
 
 @dataclass(frozen=True, slots=True)
+class Drivers:
+    """The drivers of one look as columns (positions in degrees, statuses as their
+    STATUS_CODE): the feed compares 10,000 of them a second with the last look in numpy,
+    not one object at a time."""
+
+    ids: list[str]
+    lat: npt.NDArray[np.float64]
+    lng: npt.NDArray[np.float64]
+    status: npt.NDArray[np.int8]
+
+    @classmethod
+    def of(cls, drivers: Sequence[MapDriver]) -> Drivers:
+        return cls(
+            [d.id for d in drivers],
+            np.array([d.lat for d in drivers], np.float64),
+            np.array([d.lng for d in drivers], np.float64),
+            np.array([STATUS_CODE[d.status] for d in drivers], np.int8),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
 class RideFigures:
     """The last STATS_WINDOW_MS of ride requests; None where there is nothing to say."""
 
@@ -59,7 +91,7 @@ class RideFigures:
 
 @dataclass(frozen=True, slots=True)
 class World:
-    drivers: list[MapDriver]
+    drivers: Drivers
     rides: list[Ride]
     figures: RideFigures = field(default_factory=lambda: RideFigures(0.0, None, None))
 
@@ -150,16 +182,26 @@ async def look(
 ) -> World:
     """One look at the area: at most `limit` fresh drivers (nearest first) and the rides."""
     states = await deps.index.within(area.lat, area.lng, area.radius_m, limit)
-    busy = rides.driver_statuses()
-    drivers = [
-        MapDriver(
-            s.driver_id,
-            s.lat,
-            s.lng,
-            # The index knows for sure who is free (a reservation takes a driver out of
-            # search, its release puts it back); the rides say why the others are not.
-            MapStatus.AVAILABLE if s.available else busy.get(s.driver_id, MapStatus.OFFLINE),
-        )
-        for s in states
-    ]
+    n = len(states)
+    ids = list(map(_ID, states))
+    available = np.fromiter(map(_AVAILABLE, states), np.bool_, n)
+    # The index knows for sure who is free (a reservation takes a driver out of search,
+    # its release puts it back); the rides say why the others are not.
+    status = np.where(available, STATUS_CODE[MapStatus.AVAILABLE], _OFFLINE).astype(np.int8)
+    if busy := rides.driver_statuses():
+        for i in np.flatnonzero(~available).tolist():
+            if (why := busy.get(ids[i])) is not None:
+                status[i] = STATUS_CODE[why]
+    drivers = Drivers(
+        ids,
+        np.fromiter(map(_LAT, states), np.float64, n),
+        np.fromiter(map(_LNG, states), np.float64, n),
+        status,
+    )
     return World(drivers, rides.rides(), figures)
+
+
+_OFFLINE = STATUS_CODE[MapStatus.OFFLINE]
+# Columns out of 10,000 states at C speed (a generator costs a Python frame per state).
+_ID, _LAT, _LNG = attrgetter("driver_id"), attrgetter("lat"), attrgetter("lng")
+_AVAILABLE = attrgetter("available")

@@ -16,6 +16,7 @@ from dispatch.service_layer.ops_view import (
     RIDE_SILENCE_MS,
     STATS_WINDOW_MS,
     Area,
+    Drivers,
     MapDriver,
     MapStatus,
     RideFigures,
@@ -82,8 +83,12 @@ def ungap(gaps: list[int]) -> list[int]:
     return out
 
 
-def expected(world: World) -> dict[str, tuple[int, int, str]]:
-    return {d.id: (round(d.lat * E5), round(d.lng * E5), d.status.value) for d in world.drivers}
+def world_of(drivers: list[MapDriver], rides: list[Ride]) -> World:
+    return World(Drivers.of(drivers), rides)
+
+
+def expected(drivers: list[MapDriver]) -> dict[str, tuple[int, int, str]]:
+    return {d.id: (round(d.lat * E5), round(d.lng * E5), d.status.value) for d in drivers}
 
 
 def ride(ride_id: str, status: RideStatus, driver: str | None, version: int = 1) -> Ride:
@@ -105,10 +110,10 @@ def test_a_page_applying_every_delta_holds_the_world_the_server_saw() -> None:
     rng = random.Random(3)
     view = View(AREA)
     drivers = city(rng, 200)
-    world = World(drivers, [ride("x1", RideStatus.OFFERED, "d1")])
+    world = world_of(drivers, [ride("x1", RideStatus.OFFERED, "d1")])
     assert view.advance(world, 1) is not None
     page = Page(view.snapshot(1))
-    assert page.drivers() == expected(world)
+    assert page.drivers() == expected(drivers)
     for t in range(2, 30):
         # Some move, some change status, some leave, some arrive; rides come and go.
         drivers = [
@@ -119,41 +124,41 @@ def test_a_page_applying_every_delta_holds_the_world_the_server_saw() -> None:
             if rng.random() > 0.05
         ] + [MapDriver(f"n{t}.{k}", 52.5, 13.4, MapStatus.AVAILABLE) for k in range(t % 4)]
         rides = [ride(f"x{t}", RideStatus.ACCEPTED, drivers[0].id)] if t % 3 else []
-        world = World(drivers, rides)
+        world = world_of(drivers, rides)
         delta = view.advance(world, t)
         if delta is not None:
             page.apply(orjson.loads(orjson.dumps(delta)))
-        assert page.drivers() == expected(world)
+        assert page.drivers() == expected(drivers)
         assert set(page.rides) == {r.id for r in rides}
     # A page joining late starts from the snapshot of the same view.
-    assert Page(view.snapshot(99)).drivers() == expected(world)
+    assert Page(view.snapshot(99)).drivers() == expected(drivers)
 
 
 def test_nothing_changed_sends_nothing_and_holes_close_on_renumbering() -> None:
     view = View(AREA)
     drivers = city(random.Random(1), 10)
-    view.advance(World(drivers, []), 1)
-    assert view.advance(World(drivers, []), 2) is None
-    view.advance(World(drivers[5:], []), 3)
+    view.advance(world_of(drivers, []), 1)
+    assert view.advance(world_of(drivers, []), 2) is None
+    view.advance(world_of(drivers[5:], []), 3)
     assert view.holes == 5
     view.renumber()
     snap = view.snapshot(4)
     assert view.holes == 0 and None not in snap["drivers"]["id"]
-    assert Page(snap).drivers() == expected(World(drivers[5:], []))
+    assert Page(snap).drivers() == expected(drivers[5:])
 
 
 def test_ten_thousand_drivers_moving_cost_about_nine_bytes_each() -> None:
     rng = random.Random(5)
     view = View(AREA)
     drivers = city(rng, 10_000)
-    view.advance(World(drivers, []), 1)
+    view.advance(world_of(drivers, []), 1)
     # About 10 m each, as in a second of city driving.
     moved = [
         MapDriver(d.id, d.lat + rng.uniform(-9e-5, 9e-5), d.lng + rng.uniform(-1.3e-4, 1.3e-4),
                   d.status)
         for d in drivers
     ]  # fmt: skip
-    size = len(orjson.dumps(view.advance(World(moved, []), 2)))
+    size = len(orjson.dumps(view.advance(world_of(moved, []), 2)))
     assert size / 10_000 < 12
     assert size < 200_000 / 1.5
 

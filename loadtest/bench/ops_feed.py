@@ -1,0 +1,109 @@
+"""What one tick of the ops feed costs on the event loop at 10,000 drivers moving every
+second, in process on the embedded index (no HTTP): the look at the area, taking the
+world into the shared view, and encoding the frames. CPU time per tick (steadier than
+wall time on a busy machine) and the longest the loop was held in one piece (wall time:
+inflated when the machine is busy).
+
+    python -m loadtest.bench.ops_feed [--drivers 10000] [--ticks 30] [--profile]
+
+--profile prints cProfile's top functions (cumulative) over the same ticks instead of
+the JSON summary: where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import random
+import time
+from typing import Any
+
+from dispatch.adapters.fanout import MemoryNotifier
+from dispatch.entrypoints.ops_feed import OpsFeed
+from dispatch.service_layer.ops_view import Area
+from geoindex import MemoryGeoIndex, Position
+from loadtest.bench.harness import machine, median
+from loadtest.bench.ops_stream import BATCH, CENTRE, Fleet
+
+AREA = Area(CENTRE[0], CENTRE[1], 10_000.0)  # the default watched area
+
+
+class Deps:
+    def __init__(self, index: MemoryGeoIndex) -> None:
+        self.index = index
+        self.notifier = MemoryNotifier()
+
+
+async def held_ms(during: asyncio.Task[Any]) -> list[float]:
+    """How late a 1 ms sleep wakes while `during` runs: the loop's longest holds."""
+    late: list[float] = []
+    while not during.done():
+        t = time.perf_counter()
+        await asyncio.sleep(0.001)
+        late.append((time.perf_counter() - t) * 1e3 - 1.0)
+    return late
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    clock = {"ms": 1_800_000_000_000}
+    index = MemoryGeoIndex(clock=lambda: clock["ms"])
+    fleet = Fleet(args.drivers, random.Random(args.seed))
+    feed = OpsFeed(Deps(index), AREA, 20_000, now_ms=lambda: clock["ms"])  # type: ignore[arg-type]
+
+    async def move() -> None:
+        clock["ms"] += 1_000
+        fleet.step()
+        for start in range(0, fleet.n, BATCH):
+            await index.upsert(
+                [
+                    Position(f"d{i:05d}", fleet.lat[i], fleet.lng[i], clock["ms"], fleet.seq)
+                    for i in range(start, min(start + BATCH, fleet.n))
+                ]
+            )
+
+    ticks: list[float] = []
+    holds: list[float] = []
+    profile = cProfile.Profile() if args.profile else None
+    with feed.watch() as page:
+        for i in range(args.ticks + 2):
+            await move()
+            if profile is not None and i >= 2:
+                profile.enable()
+            cpu = time.thread_time()
+            tick = asyncio.create_task(feed.tick())
+            late = await held_ms(tick)
+            await tick
+            if profile is not None:
+                profile.disable()
+            while not page.frames.empty():
+                page.frames.get_nowait()
+            if i >= 2:  # past the first snapshot and the first delta
+                ticks.append((time.thread_time() - cpu) * 1e3)
+                holds.append(max(late, default=0.0))
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+    return {
+        "drivers": args.drivers,
+        "ticks": args.ticks,
+        "tick_cpu_ms_median": round(median(ticks), 1),
+        "loop_held_ms_median": round(median(holds), 1),
+        "loop_held_ms_max": round(max(holds), 1),
+        "machine": machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m loadtest.bench.ops_feed")
+    p.add_argument("--drivers", type=int, default=10_000)
+    p.add_argument("--ticks", type=int, default=30)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--profile", action="store_true")
+    args = p.parse_args(argv)
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
