@@ -1,9 +1,10 @@
 """The ops map's market and area layers, looked at by the ops feed beside its drivers and
 sent on the same stream (one stream per page; one look per instance, shared by its pages).
 
-- Market cells (supply, demand, no-driver rate, surge) from the market's ops view around
-  the watched centre, out to the view's bound (MAX_VIEW_RADIUS_M). Surge only changes at
-  each recompute, so the market is looked at once per recompute interval, not every tick.
+- Market cells (supply, demand, no-driver rate, surge) of the whole watched area, from the
+  market's ops view: several reads when the area is wider than one read's bound
+  (ops_market_reads.py). Surge only changes at each recompute, so the market is looked
+  at once per recompute interval, not every tick.
 - Areas from this instance's compiled copy (in memory, kept fresh by the area refresher):
   those whose bounding box meets the watched area's. Airport queue lengths: one read per
   airport drawn."""
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dispatch.domain.areas import AreaKind
-from dispatch.domain.geo import LatLng
+from dispatch.domain.geo import LatLng, haversine_m
+from dispatch.entrypoints.ops_market_reads import Read, plan_reads
 from dispatch.service_layer.area_index import CompiledArea
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.market import MAX_VIEW_RADIUS_M, CellView, area_view
@@ -62,6 +64,7 @@ class LayerLook:
         self._area = area
         self._market: list[CellView] = []
         self._market_at: int | None = None
+        self._reads: list[Read] | None = None  # planned at the first look
         self._areas_version = -2
         self._areas: list[CompiledArea] = []
         self._queue_lengths: dict[str, int] = {}
@@ -85,9 +88,18 @@ class LayerLook:
         market = self._deps.market
         due = self._market_at is None or now_ms - self._market_at >= market.config.interval_ms
         if due:
+            if self._reads is None:
+                self._reads = plan_reads(self._area, market.config.res, MAX_VIEW_RADIUS_M)
+            views = await asyncio.gather(
+                *(area_view(market, self._deps.index, c, r, now_ms) for c, r in self._reads)
+            )
+            # The reads overlap, and reach past the watched radius: each cell once, and
+            # only those the area holds.
             centre = LatLng(self._area.lat, self._area.lng)
-            radius = min(self._area.radius_m, MAX_VIEW_RADIUS_M)
-            self._market = await area_view(market, self._deps.index, centre, radius, now_ms)
+            cells = {c.cell: c for view in views for c in view}
+            self._market = [
+                c for c in cells.values() if haversine_m(centre, c.centre) <= self._area.radius_m
+            ]
             self._market_at = now_ms
         return self._market
 
