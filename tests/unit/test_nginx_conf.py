@@ -36,9 +36,10 @@ def test_only_keyed_posts_may_be_resent_after_reaching_an_instance() -> None:
     out = render(_settings())
     lines = [ln.strip() for ln in out.splitlines()]
     next_upstream = [ln for ln in lines if ln.startswith("proxy_next_upstream ")]
+    # http_503: an instance that cannot reach Redis; its 503 is re-sent like an error.
     assert next_upstream == [
-        "proxy_next_upstream error timeout;",
-        "proxy_next_upstream error timeout non_idempotent;",
+        "proxy_next_upstream error timeout http_503;",
+        "proxy_next_upstream error timeout http_503 non_idempotent;",
     ]
     # The non_idempotent variant lives only in the internal location that keyed POSTs reach.
     keyed = out[out.index("location = /__keyed_post") :]
