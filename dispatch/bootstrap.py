@@ -54,6 +54,7 @@ from dispatch.domain.fares import FareTable
 from dispatch.domain.market import CountWindow, SurgePolicy
 from dispatch.domain.matching import MatchingPolicy
 from dispatch.durability import parse_durability
+from dispatch.products_config import load_catalog
 from dispatch.service_layer.areas import AreaBook
 from dispatch.service_layer.deps import Deps, NullObserver
 from dispatch.service_layer.eta import EtaModel
@@ -166,9 +167,14 @@ async def bootstrap(
     ttl_ms = round(settings.driver_ttl_s * 1000)
     search = SearchConfig(region_res=settings.region_res)
     policy = policy_for(settings)
+    catalog = load_catalog(settings.products_file, settings.default_product)
+    # A driver that never set a vehicle serves the default product.
+    served = (catalog.default,)
     url = settings.redis_cluster_url or settings.redis_url
     if url is None:
-        index = MemoryGeoIndex(ttl_ms=ttl_ms, clock=clock.now_ms, config=search)
+        index = MemoryGeoIndex(
+            ttl_ms=ttl_ms, clock=clock.now_ms, config=search, default_products=served
+        )
         deps = Deps(
             index=index,
             drivers=MemoryDriverStore(index),
@@ -188,6 +194,7 @@ async def bootstrap(
             ),
             eta=EtaModel(MemoryEtaStore(), region_res=settings.region_res),
             batching=batching_for(settings, MemoryPendingStore(clock.now_ms)),
+            products=catalog,
             areas=(book := AreaBook(MemoryAreaStore())),
             fences=Geofence(
                 book,
@@ -203,7 +210,12 @@ async def bootstrap(
     )
     notifier = PubSubNotifier(client, url)
     redis_index = RedisGeoIndex(
-        client, ttl_ms=ttl_ms, clock=clock.now_ms, config=search, prefix=index_prefix
+        client,
+        ttl_ms=ttl_ms,
+        clock=clock.now_ms,
+        config=search,
+        prefix=index_prefix,
+        default_products=served,
     )
     scripts = ScriptRunner(client, STORE_SCRIPTS)
     durability = parse_durability(settings.durable_writes)
@@ -241,6 +253,7 @@ async def bootstrap(
             ),
             eta=EtaModel(RedisEtaStore(client), region_res=settings.region_res),
             batching=batching_for(settings, RedisPendingStore(scripts)),
+            products=catalog,
             areas=(book := AreaBook(RedisAreaStore(scripts))),
             fences=Geofence(
                 book,

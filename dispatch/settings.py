@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, get_type_hints
 
+from dispatch.domain.products import ProductError
 from dispatch.durability import parse_durability
+from dispatch.products_config import load_catalog
 
 DEV_JWT_SECRET = "dispatch-dev-secret-change-me-0123456789"  # noqa: S105 - a documented dev default
 MIN_JWT_SECRET_BYTES = 32  # HS256's key should be no shorter than its hash (RFC 7518 3.2)
@@ -112,6 +114,11 @@ class Settings:
     # else 503 durability_timeout. Off by default: while a master has no replica (after a
     # failover, until the dead node is back as a replica) every such write would fail.
     durable_writes: str = "off"
+    # Products (docs/api.md, "Products"): the built-in catalog (economy, comfort, xl, wav),
+    # or a JSON file of products; a ride request naming no product asks for the default,
+    # and a driver that never set a vehicle serves it.
+    products_file: str | None = None
+    default_product: str = "economy"
 
     @property
     def backend(self) -> str:
@@ -224,6 +231,7 @@ RULES: dict[str, Rule] = {
     "areas_refresh_s": between(0.05, 60),
     "area_events_maxlen": between(100, 10_000_000),
     "durable_writes": durable_writes,
+    "default_product": non_empty,
 }
 
 
@@ -298,6 +306,11 @@ def check(settings: Settings, sources: Mapping[str, str] | None = None) -> None:
             f"DISPATCH_DURABLE_WRITES timeout ({durability.timeout_ms} ms) must be below"
             f" DISPATCH_REDIS_TIMEOUT_S ({settings.redis_timeout_s:g} s)"
         )
+    try:
+        load_catalog(settings.products_file, settings.default_product)
+    except ProductError as exc:
+        var = "DISPATCH_PRODUCTS_FILE" if settings.products_file else "DISPATCH_DEFAULT_PRODUCT"
+        raise SettingsError(f"{where.get('products_file', var)} {exc}") from None
     if settings.redis_url and settings.redis_cluster_url:
         raise SettingsError(
             "DISPATCH_REDIS_URL and DISPATCH_REDIS_CLUSTER_URL: give one or the other, not both"

@@ -38,6 +38,7 @@ def encode(ride: Ride) -> bytes:
             "cancelled_by": ride.cancelled_by,
             "v": ride.version,
             "surge": ride.surge,
+            "product": ride.product,
         }
     )
 
@@ -64,4 +65,5 @@ def decode(raw: bytes) -> Ride:
         cancelled_by=d["cancelled_by"],
         version=d["v"],
         surge=d.get("surge"),  # rides stored before quotes have none
+        product=d.get("product"),  # nor before products
     )

@@ -83,6 +83,7 @@ class Ride:
     cancelled_by: str | None = None
     version: int = 1
     surge: float | None = None  # the multiplier a fare quote locked in; None: no quote
+    product: str | None = None  # what the rider asked for; None: stored before products
 
     @property
     def active(self) -> bool:

@@ -15,6 +15,7 @@ from msgspec import UNSET, Meta, UnsetType
 from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.rides import RideStatus
 from geoindex import DRIVER_ID_PATTERN, MAX_K
+from geoindex.limits import PRODUCT_PATTERN
 
 # Sequence numbers and times pass through Lua, whose numbers are doubles.
 MAX_INT = 2**53 - 1
@@ -30,6 +31,8 @@ RideId = Annotated[str, Meta(pattern="^r_[0-9a-f]{32}$")]
 IdempotencyKey = Annotated[str, Meta(pattern="^[\\x21-\\x7e]{1,128}$")]  # printable, no space
 # A WebSocket client's own name for a frame, echoed in the reply to it.
 FrameId = Annotated[str, Meta(max_length=64)]
+# One of GET /v1/products' names (the configured catalog decides which exist).
+ProductName = Annotated[str, Meta(pattern=f"^{PRODUCT_PATTERN.pattern}$")]
 
 
 class Shape(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -66,8 +69,17 @@ class LocationBatch(Shape):
     updates: list[msgspec.Raw]
 
 
+class Vehicle(Shape):
+    """A driver's car: it serves `products`, each of which it must fit (seats, flags)."""
+
+    seats: Annotated[int, Meta(ge=1, le=20)]
+    products: Annotated[list[ProductName], Meta(min_length=1, max_length=16)]
+    flags: Annotated[list[ProductName], Meta(max_length=16)] = []  # e.g. "accessible"
+
+
 class StatusChange(Shape):
     status: Literal["available", "offline"]
+    vehicle: Vehicle | None = None  # given: from now on the driver serves its products
 
 
 class RideRequest(Shape):
@@ -75,6 +87,7 @@ class RideRequest(Shape):
     dropoff: LatLng | None = None
     # A fare quote (POST /v1/quotes) whose multiplier the ride keeps.
     quote_id: Annotated[str, Meta(pattern="^q_[0-9a-f]{32}$")] | None = None
+    product: ProductName | None = None  # default: the configured default product
 
 
 class NoFields(Shape):
@@ -133,6 +146,7 @@ class Driver(Shape):
     ts: int | None
     seq: int | None
     ride_id: str | None
+    products: list[str] | None = None  # what the driver serves; null without a position
 
 
 class Ride(Shape):
@@ -148,6 +162,7 @@ class Ride(Shape):
     created_at: int
     updated_at: int
     surge: float | None = None  # the multiplier a quote locked in (POST /v1/quotes)
+    product: str | None = None  # what the rider asked for
 
 
 class Car(Shape):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, UnsetType
 
-from dispatch.entrypoints.contract import Latitude, LatLng, Longitude, Shape
+from dispatch.entrypoints.contract import Latitude, LatLng, Longitude, ProductName, Shape
 from dispatch.service_layer.market import MAX_VIEW_RADIUS_M
 
 QuoteId = Annotated[str, Meta(pattern="^q_[0-9a-f]{32}$")]
@@ -23,6 +23,9 @@ MAX_PIN_TTL_S = 7 * 24 * 3600
 class QuoteRequest(Shape):
     pickup: LatLng
     dropoff: LatLng | None = None
+    # The pickup ETA is that of the product's nearest driver (its upgrades' if none is
+    # near); default: the configured default product.
+    product: ProductName | None = None
 
 
 class MarketQuery(Shape):

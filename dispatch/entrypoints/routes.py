@@ -18,12 +18,14 @@ from dispatch.entrypoints import (
     views_market,
     views_ops,
     views_ops_map,
+    views_products,
     views_rides,
     ws_driver,
 )
 from dispatch.entrypoints import areas_contract as ac
 from dispatch.entrypoints import contract as c
 from dispatch.entrypoints import market_contract as mc
+from dispatch.entrypoints import products_contract as pc
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -107,6 +109,19 @@ ROUTES: list[Endpoint] = [
         {200: Answer("The driver", c.Driver)},
         (400, 401, 403, 409, 413, 422, 503),
         body=c.StatusChange,
+    ),
+    Endpoint(
+        "PUT", "/v1/fleet/drivers/{driver_id}/vehicle", views_products.put_vehicle,
+        "Set a driver's vehicle (fleet token): from now on the driver serves its products",
+        {200: Answer("The products the driver serves", pc.VehicleSet)},
+        (400, 401, 403, 413, 422, 503),
+        body=c.Vehicle,
+    ),
+    Endpoint(
+        "GET", "/v1/products", views_products.get_products,
+        "The products riders may ask for, and which vehicles serve them (any token)",
+        {200: Answer("The product catalog", pc.Products)},
+        (401,),
     ),
     Endpoint(
         "GET", "/v1/drivers/{driver_id}", views_drivers.get_driver,

@@ -9,6 +9,7 @@ from dispatch.entrypoints import appkeys, contract, schemas
 from dispatch.entrypoints.auth import principal
 from dispatch.entrypoints.errors import RateLimited
 from dispatch.entrypoints.jsonio import BodyTooLarge, json_response, read_body
+from dispatch.entrypoints.views_products import vehicle_of
 from dispatch.entrypoints.wire import driver_view
 from dispatch.service_layer import drivers
 from dispatch.service_layer.deps import Deps
@@ -87,8 +88,14 @@ async def post_locations(request: web.Request) -> web.Response:
 async def put_status(request: web.Request) -> web.Response:
     actor, driver_id = _path_driver(request)
     raw = await read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
-    status = schemas.status(schemas.parse(schemas.STATUS_CHANGE, raw))
-    rec, state = await drivers.set_status(deps(request), actor, driver_id, status)
+    change = schemas.parse(schemas.STATUS_CHANGE, raw)
+    vehicle = (
+        None
+        if change.vehicle is None
+        else vehicle_of(deps(request).products, change.vehicle, "/vehicle")
+    )
+    status = schemas.status(change)
+    rec, state = await drivers.set_status(deps(request), actor, driver_id, status, vehicle)
     return json_response(driver_view(rec, state))
 
 

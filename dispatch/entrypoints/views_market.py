@@ -18,6 +18,7 @@ from dispatch.entrypoints import market_contract as mc
 from dispatch.entrypoints.auth import principal, stream_principal
 from dispatch.entrypoints.errors import RateLimited
 from dispatch.entrypoints.jsonio import json_response, read_body
+from dispatch.entrypoints.views_products import product_of
 from dispatch.service_layer import market_ops, rider_limits
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
@@ -46,6 +47,7 @@ async def post_quote(request: web.Request) -> web.Response:
         raise Forbidden("only a rider token may ask for a quote")
     settings = request.app[appkeys.SETTINGS]
     body = schemas.parse(QUOTE_REQUEST, await read_body(request, settings.max_body_bytes))
+    product = product_of(_deps(request).products, body.product)
     # Counted once valid, like nearby: only a quote that reaches the backend costs.
     limiter = request.app[appkeys.QUOTE_LIMITER]
     if not limiter.allow(actor.subject):
@@ -57,7 +59,7 @@ async def post_quote(request: web.Request) -> web.Response:
     await rider_limits.take(deps.rider_limits, rider_limits.QUOTES, actor.id, deps.clock.now_ms())
     pickup = _point(body.pickup)
     assert pickup is not None
-    quote = await make_quote(_deps(request), actor, pickup, _point(body.dropoff))
+    quote = await make_quote(deps, actor, pickup, _point(body.dropoff), product)
     return json_response(quote_view(quote), 201)
 
 

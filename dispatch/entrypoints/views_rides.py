@@ -12,6 +12,7 @@ from dispatch.domain.rides import Ride
 from dispatch.entrypoints import appkeys, prefer, schemas
 from dispatch.entrypoints.auth import principal
 from dispatch.entrypoints.jsonio import json_response, raw_json_response, read_body
+from dispatch.entrypoints.views_products import product_of
 from dispatch.entrypoints.wire import encode, ride_view
 from dispatch.service_layer import ride_requests, ride_steps, ride_wait
 from dispatch.service_layer.deps import Deps
@@ -36,7 +37,8 @@ async def post_ride(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     raw = await read_body(request, settings.max_body_bytes)
     pickup, dropoff = schemas.ride_request(raw)
-    quote_id = schemas.parse(schemas.RIDE_REQUEST, raw).quote_id
+    body = schemas.parse(schemas.RIDE_REQUEST, raw)
+    product = product_of(_deps(request).products, body.product)
     # A duplicate waits for the first request at most 0.8 of its own deadline, so it
     # answers 409 request_in_progress rather than the deadline's 503.
     answer = await ride_requests.request_ride_once(
@@ -47,7 +49,8 @@ async def post_ride(request: web.Request) -> web.Response:
         key,
         _render,
         settings.request_timeout_s * 0.8,
-        quote_id,
+        body.quote_id,
+        product,
     )
     # Batched mode: `Prefer: wait=N` holds a searching ride's answer until its window
     # matched it (within N s, capped; and within the request's own deadline).

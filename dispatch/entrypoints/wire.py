@@ -37,6 +37,7 @@ def ride_view(ride: Ride, *, for_other_driver: bool = False) -> contract.Ride:
         created_at=ride.created_at,
         updated_at=ride.updated_at,
         surge=ride.surge,
+        product=ride.product,
     )
 
 
@@ -49,6 +50,7 @@ def driver_view(rec: DriverRecord, state: DriverState | None) -> contract.Driver
         ts=None if state is None else state.ts_ms,
         seq=None if state is None else state.seq,
         ride_id=rec.ride_id,
+        products=None if state is None else list(state.products),
     )
 
 

@@ -76,7 +76,9 @@ async def _candidates(deps: Deps, ride: Ride, road: EtaParams) -> list[tuple[str
     `road`: the ETA model's parameters at its pickup (read for the whole window at once)."""
     cfg = _batching(deps).config
     k = min(MAX_K, cfg.candidates + len(ride.declined))
-    found = await deps.index.nearest(ride.pickup.lat, ride.pickup.lng, k, cfg.radius_m)
+    found = await deps.index.nearest(
+        ride.pickup.lat, ride.pickup.lng, k, cfg.radius_m, ride.product
+    )
     zone = deps.areas.zone(ride.pickup.lat, ride.pickup.lng)  # its service area's drivers
     found = [
         n

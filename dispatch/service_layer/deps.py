@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dispatch.domain.matching import MatchingPolicy
+from dispatch.domain.products import DEFAULT_CATALOG, Catalog
 from dispatch.domain.rides import Ride
 from dispatch.service_layer.areas import AreaBook
 from dispatch.service_layer.eta import EtaModel
@@ -56,6 +57,7 @@ class Deps:
     batching: Batching | None = None
     # Per-rider request rates kept in the backend (rider_limits); None: not limited.
     rider_limits: RiderLimits | None = None
+    products: Catalog = DEFAULT_CATALOG  # what riders may ask for, vehicles may serve
 
     @property
     def lease_ms(self) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.principals import Principal, Role
+from dispatch.domain.products import Vehicle
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from dispatch.service_layer.airport import on_status, track_fix, track_fixes
 from dispatch.service_layer.deps import Deps
@@ -81,11 +82,19 @@ async def update_locations(
 
 
 async def set_status(
-    deps: Deps, actor: Principal, driver_id: str, status: DriverStatus
+    deps: Deps,
+    actor: Principal,
+    driver_id: str,
+    status: DriverStatus,
+    vehicle: Vehicle | None = None,
 ) -> tuple[DriverRecord, DriverState | None]:
+    """`vehicle`: the driver's car from now on (its products), set once the status
+    change is allowed and before the driver becomes available with it."""
     authorize_driver(actor, driver_id)
     await _release_if_its_ride_is_over(deps, driver_id)
     rec = await deps.drivers.set_status(driver_id, status, deps.clock.now_ms())
+    if vehicle is not None:
+        await deps.index.set_products(driver_id, vehicle.products)
     await deps.index.set_available(driver_id, status is DriverStatus.AVAILABLE)
     await on_status(deps, driver_id, status)  # airport queues: in when available, out offline
     return rec, await deps.index.get(driver_id)

@@ -24,7 +24,7 @@ async def offer_to_next(deps: Deps, ride: Ride) -> Ride | None:
     offer = None
     if rides.may_reoffer(ride, deps.policy.max_attempts):
         excluded = (*ride.declined, ride.driver_id)
-        offer = await find_offer(deps, ride.id, ride.pickup, excluded, now)
+        offer = await find_offer(deps, ride.id, ride.pickup, excluded, now, product=ride.product)
     new = rides.pass_on(ride, offer, deps.policy.max_attempts, now)
     if not await deps.rides.replace(new):
         if offer is not None:

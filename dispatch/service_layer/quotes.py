@@ -16,16 +16,18 @@ from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
 from dispatch.service_layer.market import cell_of, count_ask, surge_at
 from dispatch.service_layer.ports import Outcome
+from dispatch.service_layer.product_search import nearest_eligible
 
 
 def new_quote_id() -> str:
     return "q_" + uuid.uuid4().hex
 
 
-async def pickup_eta_s(deps: Deps, pickup: LatLng) -> int | None:
-    """The nearest available driver's ETA within the widest search radius, if any."""
+async def pickup_eta_s(deps: Deps, pickup: LatLng, product: str | None = None) -> int | None:
+    """The nearest available driver's ETA within the widest search radius, if any (with
+    a product: of its drivers, or of its upgrades' when none of them is near)."""
     widest = deps.policy.radius_steps_m[-1]
-    found = await deps.index.nearest(pickup.lat, pickup.lng, 1, widest)
+    found = await nearest_eligible(deps, pickup.lat, pickup.lng, 1, widest, product)
     if not found:
         return None
     return await deps.eta.eta_s(pickup, found[0].distance_m, deps.clock.now_ms())
@@ -40,13 +42,19 @@ def fare_table(deps: Deps, at: LatLng) -> FareTable:
     return own[0][1] if own else deps.market.config.fare
 
 
-async def make_quote(deps: Deps, actor: Principal, pickup: LatLng, dropoff: LatLng | None) -> Quote:
+async def make_quote(
+    deps: Deps,
+    actor: Principal,
+    pickup: LatLng,
+    dropoff: LatLng | None,
+    product: str | None = None,
+) -> Quote:
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may ask for a quote")
     market = deps.market
     now = deps.clock.now_ms()
     cell, surge = await surge_at(market, pickup)
-    eta = await pickup_eta_s(deps, pickup)
+    eta = await pickup_eta_s(deps, pickup, product)
     fare = fare_table(deps, pickup)
     trip = None
     if dropoff is not None:

@@ -13,6 +13,7 @@ from dispatch.service_layer.airport import queue_offer
 from dispatch.service_layer.areas import in_zone
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.product_search import nearest_upgrades
 from dispatch.service_layer.timers import LeaseCheck
 from geoindex import MAX_K
 
@@ -26,8 +27,11 @@ async def find_offer(
     excluded: Iterable[str],
     now_ms: int,
     cleanup: CleanupBudget | None = None,
+    product: str | None = None,
 ) -> Offer | None:
     """Reserve the nearest free driver not in `excluded`, widening the radius in steps.
+    With `product`, only drivers serving it; at a step where none of them is left to try,
+    the drivers serving its upgrades (product_search).
 
     A refused reservation (someone else was faster, or the driver went stale or offline)
     moves on to the next candidate; after `max_reservation_tries` refusals we give up,
@@ -52,11 +56,19 @@ async def find_offer(
     for radius in policy.radius_steps_m:
         # Ask for enough to see past everyone already tried or excluded.
         k = min(MAX_K, policy.candidates_per_step + len(tried) + len(excluded))
-        found = await deps.index.nearest(pickup.lat, pickup.lng, k, radius)
+        found = await deps.index.nearest(pickup.lat, pickup.lng, k, radius, product)
         batch = [
             Candidate(n.driver_id, n.distance_m) for n in in_zone(deps.areas, zone, found, tried)
         ]
-        for cand in next_candidates(batch, excluded, tried):
+        candidates = next_candidates(batch, excluded, tried)
+        if not candidates and product is not None:
+            found = await nearest_upgrades(deps, pickup.lat, pickup.lng, k, radius, product)
+            batch = [
+                Candidate(n.driver_id, n.distance_m)
+                for n in in_zone(deps.areas, zone, found, tried)
+            ]
+            candidates = next_candidates(batch, excluded, tried)
+        for cand in candidates:
             lease_until = now_ms + deps.lease_ms
             rec = await deps.drivers.reserve(cand.driver_id, ride_id, now_ms, lease_until)
             if rec is None:

@@ -42,14 +42,17 @@ def record_key(rider_id: str, idempotency_key: str) -> str:
     return f"{rider_id}\0{idempotency_key}"
 
 
-def request_fingerprint(pickup: LatLng, dropoff: LatLng | None, quote_id: str | None = None) -> str:
+def request_fingerprint(
+    pickup: LatLng, dropoff: LatLng | None, quote_id: str | None = None, product: str | None = None
+) -> str:
     """The validated request, not its bytes: `10` and `10.0`, or `"dropoff": null` and no
-    dropoff, are the same request."""
+    dropoff, are the same request (and no product the same as the default one named)."""
     points = [pickup] if dropoff is None else [pickup, dropoff]
     return idempotency.fingerprint(
         b"POST /v1/rides",
         *(f"{float(p.lat)!r},{float(p.lng)!r}".encode() for p in points),
         *([] if quote_id is None else [b"quote " + quote_id.encode()]),
+        *([] if product is None else [b"product " + product.encode()]),
     )
 
 
@@ -61,6 +64,7 @@ async def request_ride(
     dropoff: LatLng | None,
     quote_id: str | None = None,
     cleanup: CleanupBudget | None = None,
+    product: str | None = None,
 ) -> Ride:
     """`cleanup`: the budget for undoing what a failed request did (one is made if none
     is given; request_ride_once shares its own with giving up the Idempotency-Key)."""
@@ -83,7 +87,11 @@ async def request_ride(
     try:
         # The timer goes in first: should we die after storing the ride, it still fires.
         await deps.deadlines.schedule(timer.key, now + deps.policy.offer_timeout_ms)
-        offer = None if deps.batching else await find_offer(deps, ride_id, pickup, (), now, cleanup)
+        offer = (
+            None
+            if deps.batching
+            else await find_offer(deps, ride_id, pickup, (), now, cleanup, product)
+        )
     except BaseException:
         # Nothing stored: the ride does not count. (A driver find_offer reserved before
         # it failed, it gave back itself.)
@@ -95,6 +103,8 @@ async def request_ride(
         ride = rides.searching(ride_id, actor.id, pickup, dropoff, now)
     if surge is not None:
         ride = replace(ride, surge=surge)  # the quoted price holds
+    if product is not None:
+        ride = replace(ride, product=product)
     try:
         if deps.batching is not None:
             await enqueue(deps, ride, now)
@@ -131,6 +141,7 @@ async def request_ride_once(
     render: Callable[[Ride], bytes],
     wait_s: float = idempotency.WAIT_S,
     quote_id: str | None = None,
+    product: str | None = None,
 ) -> bytes:
     """The answer to a ride request, rendered by `render`. With a key, a retry gets the
     first answer byte for byte (concurrent duplicates wait for it, at most `wait_s`), and
@@ -145,7 +156,7 @@ async def request_ride_once(
         # Counted against the rider's rate only when the request runs (a retry answered
         # from its Idempotency-Key does not count); refused, nothing is stored.
         await take(deps.rider_limits, RIDES, actor.id, deps.clock.now_ms())
-        ride = await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id, cleanup)
+        ride = await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id, cleanup, product)
         answered.append(ride)
         return render(ride)
 
@@ -159,7 +170,7 @@ async def request_ride_once(
     return await idempotency.once(
         deps.idempotency,
         record_key(actor.id, key),
-        request_fingerprint(pickup, dropoff, quote_id),
+        request_fingerprint(pickup, dropoff, quote_id, product),
         produce,
         wait_s=wait_s,
         still_true=ride_still_stored,

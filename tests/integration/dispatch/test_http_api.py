@@ -285,6 +285,7 @@ async def test_nearby_shows_cars_without_identities(service: Instance) -> None:
 # -- rides ---------------------------------------------------------------------------------
 RIDE_FIELDS = {
     "surge",
+    "product",
     "id",
     "status",
     "rider_id",
@@ -309,6 +310,7 @@ async def test_a_whole_ride_over_http(service: Instance) -> None:
     )
     assert status == 201 and set(ride) == RIDE_FIELDS
     assert (ride["status"], ride["driver_id"], ride["rider_id"]) == ("offered", "d1", "u1")
+    assert ride["product"] == "economy"  # the default product
     assert ride["pickup_distance_m"] == pytest.approx(111, abs=2) and ride["eta_s"] > 0
     path = f"/v1/rides/{ride['id']}"
     assert (await service.call("POST", path + "/start", D1))[0] == 409
