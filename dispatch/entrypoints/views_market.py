@@ -110,13 +110,13 @@ async def get_market(request: web.Request) -> web.Response:
     q = schemas.query(request.query, mc.MarketQuery)
     deps = _deps(request)
     config = deps.market.config
-    cells = await _look(deps, actor, q)  # refuses a bad area before anything else is read
+    cells, enabled = await market_ops.view_and_switch(deps, actor, LatLng(q.lat, q.lng), q.radius_m)
     return json_response(
         mc.MarketView(
             res=config.res,
             window_s=config.window.window_ms / 1000,
-            surge_enabled=await market_ops.enabled(deps),
-            cells=cells,
+            surge_enabled=enabled,
+            cells=[cell_view(c) for c in cells],
         )
     )
 

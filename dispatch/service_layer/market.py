@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from h3.api import basic_str as h3
@@ -46,11 +47,39 @@ class MarketConfig:
         return 3 * self.lease_ms
 
 
+class ViewCounts:
+    """This instance's copy of each region's window counts for the ops view, read again
+    once a recompute interval (at most a second) has passed: reading a region's counters
+    is the costliest part of a read (every bucket of the whole region, in Redis and here),
+    ops maps poll the same regions every second or two, and the surge they show moves
+    only once per recompute anyway. The quoted surge and the supply are read every time."""
+
+    MAX_REGIONS = 1_024
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[int, dict[str, CellCounts]]] = {}
+
+    async def get(
+        self, market: Market, regions: Sequence[int], now_ms: int
+    ) -> dict[int, dict[str, CellCounts]]:
+        config = market.config
+        ttl_ms = min(1_000, config.interval_ms)
+        kept = self._kept
+        stale = [r for r in regions if r not in kept or not 0 <= now_ms - kept[r][0] < ttl_ms]
+        if stale:
+            fresh = await market.store.counts(stale, config.window, now_ms)
+            if len(kept) + len(stale) > self.MAX_REGIONS:
+                kept.clear()  # an operator panning across a continent: start over
+            kept.update((r, (now_ms, fresh[r])) for r in stale)
+        return {r: kept[r][1] for r in regions}
+
+
 @dataclass(frozen=True, slots=True)
 class Market:
     store: MarketStore
     quotes: QuoteStore
     config: MarketConfig
+    view_counts: ViewCounts = field(default_factory=ViewCounts, compare=False)
 
 
 def cell_of(config: MarketConfig, at: LatLng) -> tuple[str, int]:
@@ -112,23 +141,42 @@ class AreaTooLarge(ValueError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class AreaCell:
+    cell: str
+    region: int
+    centre: LatLng
+
+
 def cells_within(config: MarketConfig, at: LatLng, radius_m: float) -> list[str]:
     """Market cells whose centre lies within radius_m; AreaTooLarge past the limits."""
+    return [c.cell for c in area_cells(config, at, radius_m)]
+
+
+def area_cells(config: MarketConfig, at: LatLng, radius_m: float) -> tuple[AreaCell, ...]:
+    """cells_within with each cell's region and centre; AreaTooLarge past the limits."""
     if not 0 <= radius_m <= MAX_VIEW_RADIUS_M:
         raise AreaTooLarge(f"radius_m must be in [0, {MAX_VIEW_RADIUS_M:g}]")
-    edge = h3.average_hexagon_edge_length(config.res, "m")
+    return _area_cells(at, float(radius_m), config.res, config.region_res)
+
+
+@functools.lru_cache(maxsize=256)
+def _area_cells(at: LatLng, radius_m: float, res: int, region_res: int) -> tuple[AreaCell, ...]:
+    """Cached: an ops map and the market stream look at the same area again and again, and
+    this geometry (an H3 disk, a centre and a distance per cell) was a third of a read's
+    CPU. Errors are not cached."""
+    edge = h3.average_hexagon_edge_length(res, "m")
     rings = int(radius_m / (1.3 * edge)) + 2  # ring j's nearest centres: ~1.5 j edges
     if 3 * rings * (rings + 1) + 1 > 4 * MAX_VIEW_CELLS:
-        raise AreaTooLarge(f"at most {MAX_VIEW_CELLS} cells of resolution {config.res}")
-    origin = h3.latlng_to_cell(at.lat, at.lng, config.res)
-    cells = [
-        c
-        for c in h3.grid_disk(origin, rings)
-        if haversine_m(at, LatLng(*h3.cell_to_latlng(c))) <= radius_m
-    ]
-    if len(cells) > MAX_VIEW_CELLS:
-        raise AreaTooLarge(f"at most {MAX_VIEW_CELLS} cells of resolution {config.res}")
-    return cells
+        raise AreaTooLarge(f"at most {MAX_VIEW_CELLS} cells of resolution {res}")
+    out = []
+    for c in h3.grid_disk(h3.latlng_to_cell(at.lat, at.lng, res), rings):
+        centre = LatLng(*h3.cell_to_latlng(c))
+        if haversine_m(at, centre) <= radius_m:
+            out.append(AreaCell(c, int(h3.cell_to_parent(c, region_res), 16), centre))
+    if len(out) > MAX_VIEW_CELLS:
+        raise AreaTooLarge(f"at most {MAX_VIEW_CELLS} cells of resolution {res}")
+    return tuple(out)
 
 
 async def area_view(
@@ -136,29 +184,31 @@ async def area_view(
 ) -> list[CellView]:
     """Every market cell within radius_m with drivers, demand or surge (others left out)."""
     config = market.config
-    cells = cells_within(config, at, radius_m)
-    regions = {c: region_of(config, c) for c in cells}
+    cells = area_cells(config, at, radius_m)
     if not cells:
         return []
-    # Three independent reads: in flight together, the view costs one round trip's time.
+    # Independent reads, in flight together: the view costs one round trip's time. The
+    # index is asked for these very cells (its own supply(lat, lng, radius) would lay the
+    # same disk out a second time); the counts come from this instance's copy when fresh.
     supply, counts, surge = await asyncio.gather(
-        index.supply(at.lat, at.lng, radius_m, config.res),
-        market.store.counts(sorted(set(regions.values())), config.window, now_ms),
-        market.store.surge(list(regions.items())),
+        index.supply_in([c.cell for c in cells]),
+        market.view_counts.get(market, sorted({c.region for c in cells}), now_ms),
+        market.store.surge([(c.cell, c.region) for c in cells]),
     )
     out = []
-    for c in cells:
-        n = counts[regions[c]].get(c, CellCounts())
-        s = supply.get(c, 0)
-        m = surge.get(c, 1.0)
+    window_ms = config.window.window_ms
+    for a in cells:
+        n = counts[a.region].get(a.cell, _NONE)
+        s = supply.get(a.cell, 0)
+        m = surge.get(a.cell, 1.0)
         if not (s or n.riders or n.requests or m > 1.0):
             continue
         out.append(
             CellView(
-                cell=c,
-                centre=LatLng(*h3.cell_to_latlng(c)),
+                cell=a.cell,
+                centre=a.centre,
                 supply=s,
-                demand_per_min=round(per_minute(n.riders, config.window.window_ms), 2),
+                demand_per_min=round(per_minute(n.riders, window_ms), 2),
                 requests=n.requests,
                 no_driver_rate=round(n.no_driver / n.requests, 3) if n.requests else None,
                 mean_eta_s=round(n.eta_sum_s / n.etas, 1) if n.etas else None,
@@ -166,3 +216,6 @@ async def area_view(
             )
         )
     return out
+
+
+_NONE = CellCounts()

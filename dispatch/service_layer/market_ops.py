@@ -4,6 +4,7 @@ at the next recompute of each region (DISPATCH_SURGE_INTERVAL_S)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from h3.api import basic_str as h3
@@ -13,7 +14,13 @@ from dispatch.domain.market import Pin
 from dispatch.domain.principals import Principal, Role
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden, InvalidRequest
-from dispatch.service_layer.market import AreaTooLarge, CellView, area_view, region_of
+from dispatch.service_layer.market import (
+    AreaTooLarge,
+    CellView,
+    area_cells,
+    area_view,
+    region_of,
+)
 
 
 def _ops_only(actor: Principal) -> None:
@@ -27,6 +34,23 @@ async def view(deps: Deps, actor: Principal, at: LatLng, radius_m: float) -> lis
         return await area_view(deps.market, deps.index, at, radius_m, deps.clock.now_ms())
     except AreaTooLarge as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+async def view_and_switch(
+    deps: Deps, actor: Principal, at: LatLng, radius_m: float
+) -> tuple[list[CellView], bool]:
+    """`view` and whether surge is on, the switch read in flight with the area's reads (one
+    round trip's time, not two)."""
+    _ops_only(actor)
+    try:
+        area_cells(deps.market.config, at, radius_m)  # a bad area is refused before any read
+    except AreaTooLarge as exc:
+        raise InvalidRequest(str(exc)) from None
+    cells, on = await asyncio.gather(
+        area_view(deps.market, deps.index, at, radius_m, deps.clock.now_ms()),
+        deps.market.store.enabled(),
+    )
+    return cells, on
 
 
 def expand(deps: Deps, ids: Sequence[str], limit: int) -> list[str]:
@@ -83,7 +107,3 @@ async def set_enabled(deps: Deps, actor: Principal, enabled: bool) -> bool:
     _ops_only(actor)
     await deps.market.store.set_enabled(enabled)
     return enabled
-
-
-async def enabled(deps: Deps) -> bool:
-    return await deps.market.store.enabled()

@@ -228,6 +228,8 @@ async def market(a: argparse.Namespace, rec: Recorder) -> None:
     tasks: set[asyncio.Task[None]] = set()
     hdr = {"Authorization": f"Bearer {mint('ops', f'{a.prefix}ops', a.secret)}"}
     url = f"{a.url}/v1/market?lat={CITY.lat}&lng={CITY.lng}&radius_m={a.radius_m}"
+    if a.path:  # the same reads of another path: a baseline such as /healthz
+        url = a.url + a.path
 
     async def one(due: float, s: aiohttp.ClientSession) -> None:
         async with s.get(url, headers=hdr) as r:
@@ -268,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rate", type=float, default=100.0, help="per second (fleet: updates)")
     p.add_argument("--batch", type=int, default=1000, help="fleet: updates per request")
     p.add_argument("--radius-m", type=float, default=2000.0, help="market: the area read")
+    p.add_argument("--path", help="market: read this path instead (a baseline)")
     a = p.parse_args(argv)
     rec = Recorder()
     uvloop.install()

@@ -1,12 +1,19 @@
 """Benchmark: market reads (GET /v1/market) p99, alone and at the rides benchmark's load.
 
     python -m loadtest.bench.market_reads [--drivers 20000] [--rides 10] [--reads 5]
+    python -m loadtest.bench.market_reads --profile /tmp/market.prof   # then:
+    python -m pstats /tmp/market.prof   # sort tottime / cumtime, stats 30
+
+With --profile the instance runs under cProfile (loadtest/bench/profiled.py) switched on
+for the reads alone only (not the seeding, not the loaded run).
 
 One instance on a Redis Cluster (3 masters + 3 replicas), drivers seeded through the fleet
 batch endpoint (TTL raised so they stay online). Market reads of a 2 km area at the city
-centre (about 80 market cells) run open loop at --reads per second, first alone, then
+centre (19 market cells) run open loop at --reads per second, first alone, then
 beside ride requests at --rides per second (the rate the rides benchmark meets its p99 at)
 and --background fleet updates per second; every read is timed from when it was due.
+The same reads of /healthz at the same rate, before the market reads alone and beside
+them under load, are the baseline: what any read costs on this machine at that moment.
 Target: p99 ≤ 5 ms with the load. Prints one JSON object.
 """
 
@@ -14,15 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
 from typing import Any
 
-from loadtest.bench.harness import Servers, loadgen, machine
-from loadtest.redis_procs import RedisCluster
+from loadtest.bench.harness import Servers, cpu_seconds, loadgen, machine
+from loadtest.instances import SERVE_CMD, DispatchInstance, instance_env
+from loadtest.redis_procs import RedisCluster, free_port
 
 TARGET_P99_MS = 5.0
+BASELINE = "/healthz"
 
 
 def _spawn(mode: str, url: str, secret: str, *args: str) -> subprocess.Popen[str]:
@@ -35,6 +45,28 @@ def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def _instance(servers: Servers, cluster_url: str, profile: str | None) -> DispatchInstance:
+    env = {
+        **instance_env(free_port(), "bench-market", servers.secret, cluster_url),
+        "DISPATCH_DRIVER_TTL_S": "3600",  # the seeded drivers stay online
+        "DISPATCH_OFFER_TIMEOUT_S": "600",
+    }
+    cmd = SERVE_CMD
+    if profile:
+        cmd = (sys.executable, "-m", "loadtest.bench.profiled", profile, "serve")
+    inst = DispatchInstance(env, servers.dir / "bench-market.log", cmd, tie_to_parent=True)
+    servers.instances.append(inst)
+    inst.start()
+    inst.wait_ready()
+    return inst
+
+
+def _signal(inst: DispatchInstance, sig: signal.Signals) -> None:
+    assert inst.proc is not None
+    inst.proc.send_signal(sig)
+    time.sleep(0.5)  # the stats are written before the next phase starts
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.market_reads")
     p.add_argument("--drivers", type=int, default=20_000)
@@ -42,34 +74,57 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reads", type=float, default=5.0, help="market reads/s")
     p.add_argument("--background", type=int, default=2000, help="fleet updates/s")
     p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--profile", metavar="PATH", help="cProfile the reads alone into PATH")
     a = p.parse_args(argv)
     with RedisCluster(tie_to_parent=True) as cluster, Servers() as servers:
-        inst = servers.dispatch(
-            "bench-market", {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
-            {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600"},
-        )  # fmt: skip
+        inst = _instance(servers, cluster.url, a.profile)
         secret, url = servers.secret, inst.url
         loadgen("seed", url, secret, "--drivers", str(a.drivers), "--batch", "1000", "-c", "4",
                 "--prefix", "s")  # fmt: skip
         seconds = str(a.seconds)
-        alone = loadgen("market", url, secret, "--rate", str(a.reads), "--seconds", seconds,
-                        "--prefix", "alone", "-c", "16")  # fmt: skip
+        reads = ("--rate", str(a.reads), "--seconds", seconds, "-c", "16")
+        assert inst.proc is not None
+        cpu = cpu_seconds(inst.proc.pid)
+        floor_alone = loadgen("market", url, secret, *reads, "--path", BASELINE)
+        floor_cpu = cpu_seconds(inst.proc.pid) - cpu
+        cpu += floor_cpu
+        if a.profile:
+            _signal(inst, signal.SIGUSR1)
+        alone = loadgen("market", url, secret, *reads, "--prefix", "alone")
+        market_cpu = cpu_seconds(inst.proc.pid) - cpu
+        if a.profile:
+            _signal(inst, signal.SIGUSR2)
         bg = _spawn("fleet", url, secret, "--rate", str(a.background), "--batch", "500",
                     "--drivers", str(a.drivers), "--prefix", "s", "--seconds",
                     str(a.seconds + 2), "-c", "8")  # fmt: skip
         rides = _spawn("rides", url, secret, "--rate", str(a.rides), "--seconds", seconds,
                        "--prefix", "m-", "-c", "256")  # fmt: skip
         time.sleep(1.0)  # the load is running before the first read
-        loaded = loadgen("market", url, secret, "--rate", str(a.reads), "--seconds", seconds,
-                         "--prefix", "loaded", "-c", "16")  # fmt: skip
+        floor = _spawn("market", url, secret, *reads, "--path", BASELINE)
+        loaded = loadgen("market", url, secret, *reads, "--prefix", "loaded")
+        floor_loaded = _result(floor, a.seconds + 120)
         ride_result = _result(rides, a.seconds + 120)
         background = _result(bg, a.seconds + 120)
     print(json.dumps({
         "bench": "market_reads",
         "machine": machine(),
         "drivers": a.drivers,
+        "profile": a.profile,
         "reads_alone": alone,
         "reads_loaded": loaded,
+        # The same reads of /healthz (no backend, no work) at the same rate and time: the
+        # floor this machine, the HTTP stack and the event loop set for any read.
+        "baseline_alone": floor_alone,
+        "baseline_loaded": floor_loaded,
+        "p99_over_baseline_ms": {
+            "alone": round(alone["p99_ms"] - floor_alone["p99_ms"], 2),
+            "loaded": round(loaded["p99_ms"] - floor_loaded["p99_ms"], 2),
+        },
+        # The instance's CPU per market read, less what as many /healthz reads cost it
+        # (background loops included in both).
+        "instance_cpu_ms_per_read": round(
+            1000 * (market_cpu - floor_cpu) / max(1, alone["count"]), 3
+        ),
         "rides_beside": ride_result,
         "background_batches": background,
         "target_p99_ms": TARGET_P99_MS,
