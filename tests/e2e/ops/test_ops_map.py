@@ -144,6 +144,13 @@ def test_a_page_without_an_ops_token_gets_no_stream(
         assert api.call("GET", "/v1/ops/stream", token(role, "x1"))[0] == 403
 
 
+def panel(page: Any) -> tuple[str, str, str]:
+    """The side panel's requests a minute, match rate and p95 pickup ETA, as shown."""
+    ids = ("requests-per-min", "match-rate", "p95-eta")
+    shown = [page.inner_text(f"[data-testid={i}]") for i in ids]
+    return shown[0], shown[1], shown[2]
+
+
 def test_a_requested_ride_shows_its_line_and_changes_colour_when_accepted(
     service: Served, api: Api, open_page: Any
 ) -> None:
@@ -168,10 +175,22 @@ def test_a_requested_ride_shows_its_line_and_changes_colour_when_accepted(
     )
     watched.page.wait_for_timeout(300)  # one more frame drawn
     assert pixels_like(watched.page.locator("#map").screenshot(), ACCEPTED) > 30
-    # The panel's last five minutes: one request, matched, and its pickup ETA.
-    assert watched.page.inner_text("[data-testid=requests-per-min]") == "0.2"
-    assert watched.page.inner_text("[data-testid=match-rate]") == "100 %"
-    assert watched.page.inner_text("[data-testid=p95-eta]") != "–"
+    # The panel's last five minutes: one request, matched, and its pickup ETA (m:ss).
+    eta = f"{ride['eta_s'] // 60}:{ride['eta_s'] % 60:02d}"
+    assert panel(watched.page) == ("0.2", "100 %", eta)
+    # A second request finds no driver (d1 is on its ride): two requests, half matched,
+    # and the p95 ETA still the matched one's.
+    status, lonely = api.call(
+        "POST",
+        "/v1/rides",
+        token(Role.RIDER, "r2"),
+        {"pickup": {"lat": CENTRE[0], "lng": CENTRE[1]}},
+    )
+    assert status == 201 and lonely["status"] == "no_driver"
+    watched.page.wait_for_function(
+        "() => document.querySelector('[data-testid=match-rate]').textContent === '50 %'"
+    )
+    assert panel(watched.page) == ("0.4", "50 %", eta)
     # Clicking the driver shows its details in the panel.
     driver = api.driver("d1")
     x, y = screen_of(watched.page, driver["lat"], driver["lng"])
