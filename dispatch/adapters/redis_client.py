@@ -9,6 +9,8 @@ import os
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.cluster import PRIMARY
 
 from geoindex import Script
 
@@ -27,6 +29,24 @@ def script(name: str) -> Script:
     return Script(name, package=_LUA)
 
 
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, following an ASK to a master it has not met: one added
+    to a live cluster owns no slot until its first one has moved, so it is in no slot map
+    redis-py has read, and redis-py fails the command on the missing node
+    (redis/redis-py#4015) instead of asking it."""
+
+    def get_node(
+        self, host: str | None = None, port: int | None = None, node_name: str | None = None
+    ) -> ClusterNode | None:
+        node = super().get_node(host, port, node_name)
+        if node is None and node_name is not None:  # the ASK path looks nodes up by name
+            host, _, port_text = node_name.rpartition(":")
+            manager = self.nodes_manager
+            node = ClusterNode(host, int(port_text), PRIMARY, **manager.connection_kwargs)
+            manager.set_nodes(manager.nodes_cache, {node.name: node})
+        return node
+
+
 def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
     opts: dict[str, Any] = {
         "socket_timeout": timeout_s,
@@ -34,7 +54,11 @@ def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
         "decode_responses": False,
     }
     if cluster:
-        return RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **opts)
+        # reinitialize_steps=0: on a MOVED (a slot moved, a replica promoted) patch the
+        # slot map from the redirect. redis-py's default rebuilds the map every fifth
+        # MOVED by closing every connection, failing the commands in flight on them:
+        # during a live reshard, most of its 503s (tests/reliability/test_live_reshard.py).
+        return _Cluster.from_url(url, max_connections=MAX_CONNECTIONS, reinitialize_steps=0, **opts)
     # A blocking pool: a burst above the pool size queues (up to timeout_s) instead of
     # failing with "too many connections".
     pool = BlockingConnectionPool.from_url(
