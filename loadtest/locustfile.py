@@ -22,6 +22,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from loadtest.scenario import ledger
 from loadtest.scenario.driver import DriverUser
 from loadtest.scenario.rider import RiderUser
 from loadtest.scenario.shape import RampHoldRampDown
@@ -72,6 +73,21 @@ def _options(parser: Any) -> None:
     )
     parser.add_argument("--max-p95-ms", type=float, default=500.0, env_var="LOADTEST_MAX_P95_MS")
     parser.add_argument("--max-p99-ms", type=float, default=1000.0, env_var="LOADTEST_MAX_P99_MS")
+    parser.add_argument(
+        "--gateways",
+        default="",
+        env_var="LOADTEST_GATEWAYS",
+        help="nginx nodes, comma-separated; users spread over them (default: the host)",
+    )
+    parser.add_argument(
+        "--rides-out", default="", env_var="LOADTEST_RIDES_OUT", help="acknowledged ride ids"
+    )
+    parser.add_argument(
+        "--failures-out",
+        default="",
+        env_var="LOADTEST_FAILURES_OUT",
+        help="failed requests with their time and status (JSON lines)",
+    )
 
 
 # Module-level because locust's request event carries no environment to hang it on.
@@ -79,8 +95,26 @@ TIMELINE = Timeline()  # this process's requests; on the master, everyone's
 
 
 @events.request.add_listener
-def _on_request(request_type: str, response_time: float, exception: Any, **_kw: Any) -> None:
+def _on_request(
+    request_type: str,
+    name: str,
+    response_time: float,
+    exception: Any,
+    response: Any = None,
+    **_kw: Any,
+) -> None:
     TIMELINE.add(time.time(), request_type, response_time or 0.0, exception is not None)
+    if exception is not None and _ENV is not None:
+        ledger.failed(_ENV, request_type, name, response, exception)
+
+
+_ENV: Environment | None = None  # the request event carries no environment
+
+
+@events.init.add_listener
+def _keep_environment(environment: Environment, **_kw: Any) -> None:
+    global _ENV
+    _ENV = environment
 
 
 @events.report_to_master.add_listener

@@ -39,6 +39,9 @@ class StackOptions:
     # nginx also terminates TLS (HTTP/1.1 and HTTP/2) here, with a certificate it makes
     # for 127.0.0.1 (run_dir/nginx/tls/tls-cert.pem: clients trust that file); 0: a free one
     tls_port: int | None = None
+    # nginx nodes in front of the same instances (the proxy layer's X axis): clients spread
+    # over them and move to another when theirs is gone. The first is on `port`.
+    gateways: int = 1
 
 
 class Stack:
@@ -56,7 +59,8 @@ class Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.redis: RedisCluster | None = None
         self.instances: list[DispatchInstance] = []
-        self.nginx: NginxProcess | None = None
+        self.nginx: NginxProcess | None = None  # the first gateway
+        self.gateways: list[NginxProcess] = []
 
     @property
     def url(self) -> str:
@@ -94,22 +98,27 @@ class Stack:
             inst.start()
         for inst in self.instances:  # started together, awaited together: faster start-up
             inst.wait_ready()
-        nginx_dir = self.run_dir / "nginx"
-        nginx_dir.mkdir(exist_ok=True)
-        self.nginx = NginxProcess(
-            [f"127.0.0.1:{i.port}" for i in self.instances],
-            o.port or free_port(),
-            run_dir=nginx_dir,
-            access_log=o.access_log,
-            tie_to_parent=o.tie_to_parent,
-            tls_port=None if o.tls_port is None else (o.tls_port or free_port()),
-        )
-        self.nginx.start()
+        for g in range(o.gateways):
+            # The first node keeps the folder name it always had (run_dir/nginx).
+            nginx_dir = self.run_dir / ("nginx" if g == 0 else f"nginx-{g + 1}")
+            nginx_dir.mkdir(exist_ok=True)
+            tls_port = None if o.tls_port is None else (o.tls_port if g == 0 else 0) or free_port()
+            node = NginxProcess(
+                [f"127.0.0.1:{i.port}" for i in self.instances],
+                (o.port if g == 0 else None) or free_port(),
+                run_dir=nginx_dir,
+                access_log=o.access_log,
+                tie_to_parent=o.tie_to_parent,
+                tls_port=tls_port,
+            )
+            self.gateways.append(node)
+            node.start()
+        self.nginx = self.gateways[0]
 
     def stop(self) -> None:
         """Front to back, so no request finds its instance gone; safe to call twice."""
-        if self.nginx:
-            self.nginx.stop()
+        for node in self.gateways:
+            node.stop()
         for inst in self.instances:
             if inst.proc and inst.proc.poll() is None:
                 inst.proc.terminate()  # all at once, then wait: a graceful stop each
@@ -123,7 +132,7 @@ class Stack:
 
     def pids(self) -> list[int]:
         procs = [i.proc for i in self.instances]
-        procs += [self.nginx.proc] if self.nginx else []
+        procs += [n.proc for n in self.gateways]
         procs += [n.proc for n in self.redis.nodes] if self.redis else []
         return [p.pid for p in procs if p is not None]
 
@@ -134,6 +143,7 @@ class Stack:
             "redis_cluster_url": self.redis_url,
             "tls_url": self.nginx.tls_url if self.nginx and self.nginx.tls_port else None,
             "tls_cert": str(self.nginx.tls_cert) if self.nginx and self.nginx.tls_cert else None,
+            "gateways": [n.url for n in self.gateways],
             "jwt_secret": self.jwt_secret,
             "run_dir": str(self.run_dir),
             "pids": self.pids(),
@@ -165,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         "--tls-port", type=int, default=None,
         help="also HTTPS and HTTP/2 here (0: a free port), with a certificate for 127.0.0.1",
     )  # fmt: skip
+    p.add_argument("--gateways", type=int, default=1, help="nginx nodes in front")
     a = p.parse_args(argv)
     instances = 1 if a.embedded else a.instances
     options = StackOptions(
         instances=instances, embedded=a.embedded, port=a.port, run_dir=a.run_dir, tie_to_parent=True
     )
-    options = replace(options, tls_port=a.tls_port)
+    options = replace(options, tls_port=a.tls_port, gateways=a.gateways)
     stack = Stack(options)
     # Explicitly: a launcher started from a script's background job inherits SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -38,8 +38,15 @@ def series(timeline: dict[str, Any], window_s: int = 2) -> dict[str, list[float]
     return out
 
 
-def draw(timeline: dict[str, Any], png: Path, title: str) -> None:
+def draw(
+    timeline: dict[str, Any],
+    png: Path,
+    title: str,
+    marks: list[tuple[float, str]] | None = None,
+) -> None:
+    """marks: (time.time(), label) of events to draw as vertical lines (injected faults)."""
     s = series(timeline)
+    start = min((int(k) for k in timeline), default=0)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     top.plot(s["t"], s["rps"], label="requests/s", color="tab:blue")
     top.plot(s["t"], s["fps"], label="failures/s", color="tab:red")
@@ -52,6 +59,10 @@ def draw(timeline: dict[str, Any], png: Path, title: str) -> None:
     bottom.set_xlabel("seconds since start")
     bottom.legend(loc="upper left")
     bottom.grid(alpha=0.3)
+    for t, label in marks or []:
+        for ax in (top, bottom):
+            ax.axvline(t - start, color="black", linestyle="--", alpha=0.6)
+        top.annotate(label, (t - start, 1.0), xycoords=("data", "axes fraction"), fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(png, dpi=100)

@@ -73,5 +73,21 @@ def check(cluster_url: str) -> dict[str, Any]:
     }
 
 
+def missing(cluster_url: str, ride_ids: list[str]) -> list[str]:
+    """The rides a client was answered 201 for that Redis does not hold: lost writes."""
+    client = RedisCluster.from_url(cluster_url)
+    try:
+        gone = []
+        for i in range(0, len(ride_ids), 500):
+            batch = ride_ids[i : i + 500]
+            pipe = client.pipeline()
+            for ride_id in batch:
+                pipe.exists(f"dispatch:ride:{{{ride_id}}}")
+            gone += [r for r, n in zip(batch, pipe.execute(), strict=True) if not n]
+    finally:
+        client.close()
+    return gone
+
+
 def _s(v: bytes | str | None) -> str | None:
     return v.decode() if isinstance(v, bytes) else v

@@ -38,6 +38,8 @@ def proc_figures(pid: int) -> dict[str, float]:
             if line.startswith("VmRSS:"):
                 rss_kb = int(line.split()[1])
                 break
+    if not rss_kb:
+        raise ProcessLookupError(pid)  # killed, not yet reaped: no memory of its own
     return {"rss_mb": round(rss_kb / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 

@@ -12,6 +12,7 @@ import orjson
 import websocket
 from locust import FastHttpUser, constant_pacing, task
 
+from loadtest.scenario import gateways
 from loadtest.scenario.city import City, DriverPath
 from loadtest.scenario.metrics import record
 from loadtest.scenario.tokens import mint
@@ -28,12 +29,14 @@ class DriverUser(FastHttpUser):
     weight = 4
     network_timeout = 10.0
     connection_timeout = 5.0
+    insecure = False  # TLS verified (a TLS load run trusts the stack's own certificate)
 
     def wait_time(self) -> float:
         return constant_pacing(self.environment.parsed_options.ping_s)(self)
 
     def on_start(self) -> None:
         self.rng = random.Random()
+        self.gateways = gateways.attach(self, self.rng)
         self.driver_id = "d" + uuid.uuid4().hex[:16]
         token = mint("driver", self.driver_id, self.environment.parsed_options.jwt_secret)
         self.auth = {"Authorization": f"Bearer {token}"}
@@ -102,13 +105,16 @@ class DriverUser(FastHttpUser):
             self.ws = None
 
     def _ws_connect(self) -> bool:
-        url = (self.host or "").replace("http", "ws", 1) + f"/v1/drivers/{self.driver_id}/stream"
+        base = self.gateways.url.replace("http", "ws", 1)
+        url = base + f"/v1/drivers/{self.driver_id}/stream"
         start = time.perf_counter()
         try:
             ws = websocket.create_connection(
                 url, header=[f"Authorization: {self.auth['Authorization']}"], timeout=10
             )
         except (websocket.WebSocketException, OSError) as exc:
+            if isinstance(exc, ConnectionError):  # the gateway itself is gone
+                self.gateways.failover()
             self.environment.events.request.fire(
                 request_type="WS",
                 name="connect",

@@ -11,6 +11,7 @@ import gevent
 import orjson
 from locust import FastHttpUser, between, task
 
+from loadtest.scenario import gateways, ledger
 from loadtest.scenario.city import City
 from loadtest.scenario.metrics import record
 from loadtest.scenario.tokens import mint
@@ -26,9 +27,11 @@ class RiderUser(FastHttpUser):
     wait_time = between(2, 6)
     network_timeout = 10.0
     connection_timeout = 5.0
+    insecure = False  # TLS verified (a TLS load run trusts the stack's own certificate)
 
     def on_start(self) -> None:
         self.rng = random.Random()
+        self.gateways = gateways.attach(self, self.rng)
         self.rider_id = "r" + uuid.uuid4().hex[:16]
         token = mint("rider", self.rider_id, self.environment.parsed_options.jwt_secret)
         self.auth = {"Authorization": f"Bearer {token}"}
@@ -65,6 +68,7 @@ class RiderUser(FastHttpUser):
                 r.failure(f"status {r.status_code}: {r.text[:200] if r.text else ''}")
                 return None
             ride = r.json()
+            ledger.acknowledged(self.environment, ride["id"])
             if ride["status"] == "offered" and name == "/v1/rides":
                 # Find, reserve and offer, all within the request.
                 record(self.environment, "match latency", r.request_meta["response_time"])
