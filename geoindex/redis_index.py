@@ -84,7 +84,10 @@ class RedisGeoIndex:
         # then Redis drops it by itself.
         self._driver_pexpire = DRIVER_MEMORY_MS
         self._new_avail = "1" if new_drivers_available else "0"
-        self._default_prods = _joined_products(limits.check_products(default_products))
+        # What a driver that never had products set serves (a store reserving drivers
+        # next to the index reads `prods` from driver_key and falls back to these).
+        self.default_products = limits.check_products(default_products)
+        self._default_prods = _joined_products(self.default_products)
 
     # -- keys -----------------------------------------------------------------------------
     def driver_key(self, driver_id: str) -> str:

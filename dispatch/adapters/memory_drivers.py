@@ -25,10 +25,17 @@ class MemoryDriverStore:
         return rec
 
     async def reserve(
-        self, driver_id: str, ride_id: str, now_ms: int, lease_until: int
+        self,
+        driver_id: str,
+        ride_id: str,
+        now_ms: int,
+        lease_until: int,
+        serves: tuple[str, ...] = (),
     ) -> DriverRecord | None:
         state = await self._index.get(driver_id)
         fresh = state is not None and state.ts_ms >= now_ms - self._index.ttl_ms
+        if state is not None and serves and not set(serves) & set(state.products):
+            return None  # its vehicle does not serve the ride's product (any more)
         rec = drivers.reserve(self._get(driver_id), ride_id, now_ms, lease_until, fresh)
         if rec is not None:
             self._records[driver_id] = rec

@@ -24,6 +24,7 @@ class FixTimes(Protocol):
     field `ts`, tagged {<driver_id>} like our own record, and how long a fix stays fresh."""
 
     ttl_ms: int
+    default_products: tuple[str, ...]  # what a driver that never had `prods` set serves
 
     def driver_key(self, driver_id: str) -> str: ...
 
@@ -67,11 +68,26 @@ class RedisDriverStore:
         return await self.get(driver_id)
 
     async def reserve(
-        self, driver_id: str, ride_id: str, now_ms: int, lease_until: int
+        self,
+        driver_id: str,
+        ride_id: str,
+        now_ms: int,
+        lease_until: int,
+        serves: tuple[str, ...] = (),
     ) -> DriverRecord | None:
-        # One script: the freshness check and the compare-and-set are one atomic step.
+        # One script: the freshness and product checks and the compare-and-set are one
+        # atomic step.
         keys = [driver_key(driver_id), self._index.driver_key(driver_id)]
-        args = [ride_id, now_ms, lease_until, self._index.ttl_ms, call_id(), UNTOUCHED_KEEP_MS]
+        args = [
+            ride_id,
+            now_ms,
+            lease_until,
+            self._index.ttl_ms,
+            call_id(),
+            UNTOUCHED_KEEP_MS,
+            ",".join(serves),
+            ",".join(self._index.default_products) or "-",
+        ]
         res = await self._critical.call(RESERVE, keys, args)
         if len(res) == 2:
             return None

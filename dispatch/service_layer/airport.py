@@ -74,10 +74,16 @@ async def on_status(deps: Deps, driver_id: str, status: DriverStatus) -> None:
 
 # -- offers from the queue ------------------------------------------------------------------
 async def queue_offer(
-    deps: Deps, ride_id: str, pickup: LatLng, excluded: frozenset[str], now_ms: int
+    deps: Deps,
+    ride_id: str,
+    pickup: LatLng,
+    excluded: frozenset[str],
+    now_ms: int,
+    serves: tuple[str, ...] = (),
 ) -> tuple[str, int, float] | None:
     """(driver, fence, distance) of the queue's head reserved for the ride, if the pickup
-    is in an airport whose queue has a reservable driver; None: search by distance."""
+    is in an airport whose queue has a reservable driver (serving one of `serves`, if
+    given); None: search by distance."""
     area_id = airport_at(deps, pickup)
     if area_id is None:
         return None
@@ -87,7 +93,7 @@ async def queue_offer(
         if driver_id is None:
             return None
         lease_until = now_ms + deps.lease_ms
-        rec = await deps.drivers.reserve(driver_id, ride_id, now_ms, lease_until)
+        rec = await deps.drivers.reserve(driver_id, ride_id, now_ms, lease_until, serves)
         if rec is None:  # offline, stale or busy: not waiting any more
             await _changed(
                 deps, area_id, await queues.settle(area_id, driver_id, ride_id, "gone", now_ms)

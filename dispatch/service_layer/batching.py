@@ -102,7 +102,7 @@ async def _offer(
     deps: Deps, ride: Ride, driver_id: str, distance_m: float, eta_s: int, now_ms: int
 ) -> str:
     """'matched', 'refused' (the driver's record said no) or 'changed' (the ride did)."""
-    offer = await reserve_chosen(deps, ride.id, driver_id, distance_m, eta_s, now_ms)
+    offer = await reserve_chosen(deps, ride.id, driver_id, distance_m, eta_s, now_ms, ride.product)
     if offer is None:
         return "refused"
     new = rides.matched(ride, offer, now_ms)

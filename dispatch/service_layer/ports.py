@@ -31,9 +31,15 @@ class DriverStore(Protocol):
         ...
 
     async def reserve(
-        self, driver_id: str, ride_id: str, now_ms: int, lease_until: int
+        self,
+        driver_id: str,
+        ride_id: str,
+        now_ms: int,
+        lease_until: int,
+        serves: tuple[str, ...] = (),
     ) -> DriverRecord | None:
-        """None unless the driver is free and its last fix is within the index TTL."""
+        """None unless the driver is free, its last fix is within the index TTL and, if
+        `serves` names products, the index has it serving one of them."""
         ...
 
     async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool: ...

@@ -13,17 +13,19 @@ from dispatch.service_layer.deps import Deps
 from geoindex import Neighbor
 
 
+def upgrades_of(deps: Deps, product: str) -> tuple[str, ...]:
+    """None for a product the catalog does not know (a ride stored before it changed)."""
+    known = deps.products.products.get(product)
+    return () if known is None else known.upgrades
+
+
 async def nearest_upgrades(
     deps: Deps, lat: float, lng: float, k: int, radius_m: float, product: str
 ) -> list[Neighbor]:
     """The k nearest drivers serving any upgrade of `product`, merged by distance (a driver
-    serving two of them once). None for a product the catalog does not know (a ride
-    stored before the catalog changed)."""
-    known = deps.products.products.get(product)
-    if known is None or not known.upgrades:
-        return []
+    serving two of them once)."""
     found = await asyncio.gather(
-        *(deps.index.nearest(lat, lng, k, radius_m, up) for up in known.upgrades)
+        *(deps.index.nearest(lat, lng, k, radius_m, up) for up in upgrades_of(deps, product))
     )
     merged = {n.driver_id: n for hits in found for n in hits}
     return sorted(merged.values(), key=lambda n: (n.distance_m, n.driver_id))[:k]

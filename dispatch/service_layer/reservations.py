@@ -13,7 +13,7 @@ from dispatch.service_layer.airport import queue_offer
 from dispatch.service_layer.areas import in_zone
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.product_search import nearest_upgrades
+from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
 from dispatch.service_layer.timers import LeaseCheck
 from geoindex import MAX_K
 
@@ -43,8 +43,13 @@ async def find_offer(
     refused = 0
     # Only drivers inside the service area the pickup is in (anyone, with no such areas).
     zone = deps.areas.zone(pickup.lat, pickup.lng)
-    # A pickup inside an airport goes to the head of its queue first (if anyone waits).
-    queued = await queue_offer(deps, ride_id, pickup, excluded, now_ms)
+    own: tuple[str, ...] = () if product is None else (product,)
+    # A pickup inside an airport goes to the head of its queue first (if anyone waits);
+    # the queue is for the default product's rides (a rider asking for another product
+    # is matched by distance among its drivers), and its head must serve it.
+    queued = None
+    if product is None or product == deps.products.default:
+        queued = await queue_offer(deps, ride_id, pickup, excluded, now_ms, own)
     if queued is not None:
         driver_id, fence, distance = queued
         try:
@@ -61,6 +66,7 @@ async def find_offer(
             Candidate(n.driver_id, n.distance_m) for n in in_zone(deps.areas, zone, found, tried)
         ]
         candidates = next_candidates(batch, excluded, tried)
+        serves = own
         if not candidates and product is not None:
             found = await nearest_upgrades(deps, pickup.lat, pickup.lng, k, radius, product)
             batch = [
@@ -68,9 +74,12 @@ async def find_offer(
                 for n in in_zone(deps.areas, zone, found, tried)
             ]
             candidates = next_candidates(batch, excluded, tried)
+            serves = upgrades_of(deps, product)
         for cand in candidates:
             lease_until = now_ms + deps.lease_ms
-            rec = await deps.drivers.reserve(cand.driver_id, ride_id, now_ms, lease_until)
+            # The reservation checks the product again, atomically: the driver's vehicle
+            # may have changed since the search.
+            rec = await deps.drivers.reserve(cand.driver_id, ride_id, now_ms, lease_until, serves)
             if rec is None:
                 refused += 1
                 if refused >= policy.max_reservation_tries:
@@ -96,12 +105,20 @@ async def find_offer(
 
 
 async def reserve_chosen(
-    deps: Deps, ride_id: str, driver_id: str, distance_m: float, eta_s: int, now_ms: int
+    deps: Deps,
+    ride_id: str,
+    driver_id: str,
+    distance_m: float,
+    eta_s: int,
+    now_ms: int,
+    product: str | None = None,
 ) -> Offer | None:
     """Reserve the driver a matching window chose for `ride_id` (batched mode): the same
-    reservation, lease timer and index availability as find_offer's; None if refused."""
+    reservation (serving `product`), lease timer and index availability as find_offer's;
+    None if refused."""
     lease_until = now_ms + deps.lease_ms
-    rec = await deps.drivers.reserve(driver_id, ride_id, now_ms, lease_until)
+    serves = () if product is None else (product,)
+    rec = await deps.drivers.reserve(driver_id, ride_id, now_ms, lease_until, serves)
     if rec is None:
         return None
     await deps.deadlines.schedule(LeaseCheck(driver_id).key, lease_until - LEASE_CHECK_LEAD_MS)

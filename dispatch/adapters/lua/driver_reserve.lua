@@ -1,8 +1,12 @@
 -- Reserve a driver for a ride: one compare-and-set on the driver's record.
 -- KEYS[1] dispatch:driver:{id}   KEYS[2] the geo index's record of the driver, whose `ts`
 -- is its last fix (RedisGeoIndex.driver_key: same hash tag, whatever the index's prefix)
--- ARGV ride_id, now_ms, lease_until_ms, ttl_ms, op (unique per call), keep_ms
--- keep_ms: how long the record outlives its last change.
+-- ARGV ride_id, now_ms, lease_until_ms, ttl_ms, op (unique per call), keep_ms, serves,
+--      default_prods
+-- keep_ms: how long the record outlives its last change. serves: products (comma-joined)
+-- the driver must serve one of, per the index's record (its `prods`, or default_prods if
+-- it never had any); '' for any driver. Checked here, in the same atomic step as the
+-- reservation, so a vehicle changed after the search cannot take a ride it may not serve.
 -- Returns {fence} on success, or {0, reason}. Mirrors dispatch.domain.drivers.reserve.
 -- The same call sent again by the client library after a lost reply (redis-py re-sends
 -- on a connection error mid-failover) gets the first call's answer: `op` names the last
@@ -15,6 +19,14 @@ local now = tonumber(ARGV[2])
 local ts = tonumber(redis.call('HGET', KEYS[2], 'ts'))
 if not ts or ts < now - tonumber(ARGV[4]) then
   return {0, 'stale'}
+end
+if ARGV[7] and ARGV[7] ~= '' then
+  local served = ',' .. (redis.call('HGET', KEYS[2], 'prods') or ARGV[8]) .. ','
+  local ok = false
+  for p in string.gmatch(ARGV[7], '[^,]+') do
+    if string.find(served, ',' .. p .. ',', 1, true) then ok = true end
+  end
+  if not ok then return {0, 'product'} end
 end
 local status = d[1] or 'available'
 local lease = tonumber(d[3]) or 0
