@@ -47,31 +47,58 @@ class MarketConfig:
         return 3 * self.lease_ms
 
 
-class ViewCounts:
-    """This instance's copy of each region's window counts for the ops view, read again
-    once a recompute interval (at most a second) has passed: reading a region's counters
-    is the costliest part of a read (every bucket of the whole region, in Redis and here),
-    ops maps poll the same regions every second or two, and the surge they show moves
-    only once per recompute anyway. The quoted surge and the supply are read every time."""
+class ViewCache:
+    """This instance's copy of what the ops view reads from the market store: each
+    region's window counts, each cell's quoted surge and the switch, read again once a
+    recompute interval (at most a second) has passed. Ops maps poll the same areas every
+    second or two; the surge they show moves only once per recompute, the counts are a
+    minute's window; and every store call costs a round trip and, on a cluster, a
+    client's routing work. With the copy fresh a read makes one call: the index's supply,
+    always read. Quotes never read the copy."""
 
     MAX_REGIONS = 1_024
+    MAX_CELLS = 50_000
 
     def __init__(self) -> None:
-        self._kept: dict[int, tuple[int, dict[str, CellCounts]]] = {}
+        self._counts: dict[int, tuple[int, dict[str, CellCounts]]] = {}
+        self._surge: dict[str, tuple[int, float]] = {}
+        self._enabled: tuple[int, bool] | None = None
 
-    async def get(
+    @staticmethod
+    def _fresh(at_ms: int, now_ms: int, market: Market) -> bool:
+        return 0 <= now_ms - at_ms < min(1_000, market.config.interval_ms)
+
+    async def counts(
         self, market: Market, regions: Sequence[int], now_ms: int
     ) -> dict[int, dict[str, CellCounts]]:
-        config = market.config
-        ttl_ms = min(1_000, config.interval_ms)
-        kept = self._kept
-        stale = [r for r in regions if r not in kept or not 0 <= now_ms - kept[r][0] < ttl_ms]
+        kept = self._counts
+        stale = [r for r in regions if r not in kept or not self._fresh(kept[r][0], now_ms, market)]
         if stale:
-            fresh = await market.store.counts(stale, config.window, now_ms)
+            fresh = await market.store.counts(stale, market.config.window, now_ms)
             if len(kept) + len(stale) > self.MAX_REGIONS:
                 kept.clear()  # an operator panning across a continent: start over
             kept.update((r, (now_ms, fresh[r])) for r in stale)
         return {r: kept[r][1] for r in regions}
+
+    async def surge(
+        self, market: Market, cells: Sequence[tuple[str, int]], now_ms: int
+    ) -> dict[str, float]:
+        kept = self._surge
+        stale = [
+            (c, r) for c, r in cells if c not in kept or not self._fresh(kept[c][0], now_ms, market)
+        ]
+        if stale:
+            fresh = await market.store.surge(stale)
+            if len(kept) + len(stale) > self.MAX_CELLS:
+                kept.clear()
+            kept.update((c, (now_ms, fresh.get(c, 1.0))) for c, _ in stale)
+        return {c: kept[c][1] for c, _ in cells}
+
+    async def enabled(self, market: Market, now_ms: int) -> bool:
+        kept = self._enabled
+        if kept is None or not self._fresh(kept[0], now_ms, market):
+            kept = self._enabled = (now_ms, await market.store.enabled())
+        return kept[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +106,7 @@ class Market:
     store: MarketStore
     quotes: QuoteStore
     config: MarketConfig
-    view_counts: ViewCounts = field(default_factory=ViewCounts, compare=False)
+    view_cache: ViewCache = field(default_factory=ViewCache, compare=False)
 
 
 def cell_of(config: MarketConfig, at: LatLng) -> tuple[str, int]:
@@ -189,11 +216,12 @@ async def area_view(
         return []
     # Independent reads, in flight together: the view costs one round trip's time. The
     # index is asked for these very cells (its own supply(lat, lng, radius) would lay the
-    # same disk out a second time); the counts come from this instance's copy when fresh.
+    # same disk out a second time); the market's part comes from this instance's copy
+    # when fresh (ViewCache).
     supply, counts, surge = await asyncio.gather(
         index.supply_in([c.cell for c in cells]),
-        market.view_counts.get(market, sorted({c.region for c in cells}), now_ms),
-        market.store.surge([(c.cell, c.region) for c in cells]),
+        market.view_cache.counts(market, sorted({c.region for c in cells}), now_ms),
+        market.view_cache.surge(market, [(c.cell, c.region) for c in cells], now_ms),
     )
     out = []
     window_ms = config.window.window_ms

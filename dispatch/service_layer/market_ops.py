@@ -40,15 +40,15 @@ async def view_and_switch(
     deps: Deps, actor: Principal, at: LatLng, radius_m: float
 ) -> tuple[list[CellView], bool]:
     """`view` and whether surge is on, the switch read in flight with the area's reads (one
-    round trip's time, not two)."""
+    round trip's time, not two), like them at most a recompute interval old."""
     _ops_only(actor)
     try:
         area_cells(deps.market.config, at, radius_m)  # a bad area is refused before any read
     except AreaTooLarge as exc:
         raise InvalidRequest(str(exc)) from None
+    market, now = deps.market, deps.clock.now_ms()
     cells, on = await asyncio.gather(
-        area_view(deps.market, deps.index, at, radius_m, deps.clock.now_ms()),
-        deps.market.store.enabled(),
+        area_view(market, deps.index, at, radius_m, now), market.view_cache.enabled(market, now)
     )
     return cells, on
 
