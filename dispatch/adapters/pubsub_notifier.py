@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 OPS_CHANNEL = b"dispatch:ops:{events}"
 PING_EVERY_S = 5.0
+GIVE_UP_WAIT_S = 1.0  # at shutdown, for the claims of the listeners that left
 
 
 def instance_channel(instance: str) -> bytes:
@@ -250,6 +251,10 @@ class PubSubNotifier:
         )
 
     async def close(self) -> None:
+        if self._syncing:
+            # The give-ups of the listeners that just left (a shutdown closes them all):
+            # else publishers keep sending their topics here until the claims lapse.
+            await asyncio.wait(list(self._syncing.values()), timeout=GIVE_UP_WAIT_S)
         for task in [self._renewer, *self._syncing.values()]:
             if task is not None:
                 task.cancel()

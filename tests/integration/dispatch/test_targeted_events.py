@@ -19,7 +19,8 @@ from redis.asyncio import RedisCluster as AsyncCluster
 from dispatch.adapters.pubsub_notifier import PubSubNotifier, instance_channel
 from dispatch.adapters.redis_client import connect as connect_redis
 from dispatch.adapters.redis_holders import HolderRegistry, holders_key
-from dispatch.domain.rides import LatLng, Ride, RideStatus
+from dispatch.domain.geo import LatLng
+from dispatch.domain.rides import Ride, RideStatus
 from dispatch.entrypoints import appkeys
 from dispatch.service_layer.notices import NoticeKind, RideNotice, driver_topic
 from loadtest.redis_procs import RedisCluster
