@@ -2,6 +2,11 @@
 read the same way in the same run: CPU and latency with nothing else running.
 
     python -m loadtest.bench.market_view [--drivers 20000] [--reads 1000] [--redis-url URL]
+    python -m loadtest.bench.market_view --profile /tmp/view.prof   # then:
+    python -m pstats /tmp/view.prof   # sort cumtime, stats get_market|area_view|redis
+
+With --profile, cProfile runs over the timed reads only (server and client: this
+process), not the seeding.
 
 One instance (the production app and runner) on a Redis Cluster (3 masters + 3
 replicas), or on the given single Redis (FLUSHED), in this process, and a client in
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import random
 import statistics
 import sys
@@ -75,8 +81,11 @@ async def run(a: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             "healthz": ([], []),
         }
         cells = 0
+        prof = cProfile.Profile() if a.profile else None
         async with aiohttp.ClientSession() as s:
             for n in range(a.reads + 20):
+                if prof is not None and n == 20:
+                    prof.enable()
                 for name, url in (("market", market), ("healthz", f"{base}/healthz")):
                     c0, w0 = time.process_time(), time.perf_counter()
                     async with s.get(url, headers=hdr) as r:
@@ -87,6 +96,9 @@ async def run(a: argparse.Namespace, settings: Settings) -> dict[str, Any]:
                         timed[name][1].append(time.perf_counter() - w0)
                     if name == "market":
                         cells = len(orjson.loads(body)["cells"])
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(a.profile)
     finally:
         await runner.cleanup()
     (m_cpu, m_wall), (h_cpu, h_wall) = timed["market"], timed["healthz"]
@@ -112,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reads", type=int, default=1_000)
     p.add_argument("--settle-s", type=float, default=5.0)
     p.add_argument("--redis-url")
+    p.add_argument("--profile", metavar="PATH", help="cProfile the timed reads into PATH")
     a = p.parse_args(argv)
     base = Settings(jwt_secret="bench-" + "x" * 40, driver_ttl_s=3600)
     with ExitStack() as stack:
