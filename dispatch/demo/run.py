@@ -18,6 +18,7 @@ import aiohttp
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.demo.areas import AIRPORT_DRIVER_SHARE, airport_point, create_areas
 from dispatch.demo.city import City
+from dispatch.demo.products import assign_vehicles
 from dispatch.demo.sim_driver import SimDriver
 from dispatch.demo.sim_rider import ride_once
 from dispatch.demo.stats import Stats
@@ -128,6 +129,8 @@ async def run_demo(
         )
         for i in range(drivers)
     ]
+    fleet_token = tokens.issue(Principal(Role.FLEET, "demo"), 3600)
+    await assign_vehicles(session, base, fleet_token, [d.id for d in sims], rng)
     for d in sims[: round(drivers * AIRPORT_DRIVER_SHARE)]:
         d.home = d.pos = d.target = airport_point(d.rng)  # a taxi rank: they start there
     tasks = [asyncio.create_task(d.run(stop)) for d in sims]

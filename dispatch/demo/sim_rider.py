@@ -16,6 +16,7 @@ import orjson
 
 from dispatch.demo.areas import rider_pickup
 from dispatch.demo.city import City
+from dispatch.demo.products import product_for
 from dispatch.demo.stats import Stats
 
 CANCEL_SHARE = 0.04
@@ -30,9 +31,11 @@ async def ride_once(
     headers = {**auth, "Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=10"}
     where, pickup = rider_pickup(city, rng)
     dropoff = city.point_near(rng, pickup, 400, 1_500)
+    product = product_for(rng)
     body: dict[str, Any] = {
         "pickup": {"lat": pickup.lat, "lng": pickup.lng},
         "dropoff": {"lat": dropoff.lat, "lng": dropoff.lng},
+        "product": product,
     }
     async with session.post(f"{base}/v1/quotes", json=body, headers=auth) as resp:
         quote = orjson.loads(await resp.read())
@@ -42,6 +45,7 @@ async def ride_once(
         else:
             stats.errors += 1
     stats.requests += 1
+    stats.asked(product)
     stats.airport_requests += where == "airport"
     started = time.perf_counter()
     async with session.post(f"{base}/v1/rides", json=body, headers=headers) as resp:
@@ -88,6 +92,7 @@ async def follow(
                 if now["status"] == "accepted" and not accepted:
                     accepted = True
                     stats.accepted += 1
+                    stats.matched(now["product"])
                     stats.accept_latency_s.append(time.perf_counter() - started)
                     stats.pickup_m.append(now["pickup_distance_m"])
                 elif now["status"] == "no_driver":

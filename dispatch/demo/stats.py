@@ -38,6 +38,18 @@ class Stats:
     queued_peak: int = 0  # the longest the airport queue was
     refused_outside: int = 0  # 422 outside_service_area
     moved_pickups: int = 0  # 422 pickup_not_allowed, asked again at the point it named
+    by_product: dict[str, list[int]] = field(default_factory=dict)  # requests, accepted
+
+    def asked(self, product: str) -> None:
+        self.by_product.setdefault(product, [0, 0])[0] += 1
+
+    def matched(self, product: str) -> None:
+        self.by_product.setdefault(product, [0, 0])[1] += 1
+
+    def products_line(self) -> str:
+        return "; ".join(
+            f"{p} {n_ok}/{n} accepted" for p, (n, n_ok) in sorted(self.by_product.items())
+        )
 
     def quoted(self, cell: str, surge: float) -> None:
         self.quotes += 1
@@ -96,6 +108,7 @@ class Stats:
                 "waiting",
                 f"  areas                  {self.refused_outside} refused outside the service "
                 f"area; {self.moved_pickups} pickups moved out of the no-pickup forecourt",
+                f"  per product            {self.products_line() or '-'}",
                 f"  location fixes         {self.locations} acked",
                 f"  errors                 {self.errors}",
             ]

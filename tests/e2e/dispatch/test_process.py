@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,6 +81,9 @@ def test_the_demo_runs_and_prints_its_summary() -> None:
     assert "matching               immediate" in out.stdout
     # the city's areas, made through the API: an airport queue and a service area
     assert "airport queue" in out.stdout and "refused outside the service area" in out.stdout
+    # riders ask for products, drivers got vehicles by the fleet call: matches per product
+    per_product = next(line for line in out.stdout.splitlines() if "per product" in line)
+    assert re.search(r"(economy|comfort|xl|wav) \d+/\d+ accepted", per_product), per_product
 
 
 @pytest.mark.slow
