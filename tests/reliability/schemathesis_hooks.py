@@ -18,6 +18,8 @@ from dispatch.domain.principals import parse_subject, valid_id
 
 def principal_for(path: str, params: dict[str, Any]) -> str:
     driver = params.get("driver_id")
+    if path.startswith("/v1/fleet/"):
+        return "fleet:gw"
     if "{driver_id}" in path:
         # Its own driver when the generated id is a valid one: the handler then runs.
         return f"driver:{driver}" if isinstance(driver, str) and valid_id(driver) else "driver:d1"
