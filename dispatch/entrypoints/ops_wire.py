@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -121,8 +122,7 @@ class View:
     def _drivers_delta(self, drivers: Drivers, delta: dict[str, Any]) -> None:
         n = len(drivers)
         lat, lng, status = _e5(drivers.lat), _e5(drivers.lng), drivers.status
-        get = self._slot_of.get
-        slot = np.fromiter((get(i, -1) for i in drivers.ids), np.int64, n)
+        slot = np.fromiter(map(self._slot_of.get, drivers.ids, repeat(-1)), np.int64, n)
         known = slot >= 0
         # Ascending slots, so that deltas name them gap-coded.
         order = np.argsort(slot[known], kind="stable")

@@ -5,10 +5,15 @@ run; and what a watching page costs the server.
     python -m loadtest.bench.ops_stream [--drivers 10000] [--seconds 20] [--pages 0,1,4] [--redis]
 
 One instance on the embedded backend (or, with --redis, on a standalone Redis whose CPU is
-measured too). A fleet client moves every driver 8-12 m once a
-second through POST /v1/locations (1,000 per batch); for each page count in --pages that
-many pages follow GET /v1/ops/stream for --seconds while the server's CPU and the batch
-posts' latency are measured. Target: at most 200 KB/s per page.
+measured too). A fleet client moves every driver 8-12 m once a second through
+POST /v1/locations (1,000 per batch, the batches spread over the second); for each page
+count in --pages that many pages follow GET /v1/ops/stream for --seconds while the
+server's CPU, the batch posts' latency (median, p99) and the fixes taken a second are
+measured. Target: at most 200 KB/s per page. With 0 pages first (and again last, for the
+baseline's own drift) it also reports the fewest pages at which ingest is 10 % slower
+(p99 up or rate down) than with none, and from CPU time how many pages it takes for the
+ops work to use 10 % of a core (a saturated instance's ingest 10 % down):
+--pages 0,1,2,4,8,16,32,64,0.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import math
+import multiprocessing
 import random
 import time
 from dataclasses import dataclass, field
@@ -96,85 +102,153 @@ class Fleet:
 @dataclass
 class Counted:
     snapshot_bytes: int = 0
-    delta_bytes: int = 0
+    delta_bytes: int = 0  # everything after the snapshot (deltas and keep-alives)
     deltas: int = 0
 
 
-async def follow(session: aiohttp.ClientSession, url: str, token: str, out: Counted) -> None:
+async def follow(
+    session: aiohttp.ClientSession, url: str, token: str, out: Counted, ready: asyncio.Event
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with session.get(url + "/v1/ops/stream", headers=headers) as resp:
         assert resp.status == 200, resp.status
         buffer = b""
         async for chunk in resp.content.iter_any():
             buffer += chunk
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                size = len(event) + 2
-                if event.startswith(b"event: snapshot"):
-                    out.snapshot_bytes += size
-                elif event.startswith(b"event: delta"):
-                    out.delta_bytes += size
-                    out.deltas += 1
+            if b"\n\n" in buffer:
+                out.snapshot_bytes = buffer.index(b"\n\n") + 2
+                out.delta_bytes = len(buffer) - out.snapshot_bytes
+                break
+        ready.set()
+        # Counted, not parsed: the reader must stay cheap beside the fleet.
+        async for chunk in resp.content.iter_any():
+            out.delta_bytes += len(chunk)
+            out.deltas += chunk.count(b"event: delta")
+
+
+async def _read_pages(url: str, tokens: list[str], seconds: float, said: Any) -> None:
+    counts = [Counted() for _ in tokens]
+    readies = [asyncio.Event() for _ in tokens]
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        tasks = [
+            asyncio.create_task(follow(session, url, t, c, r))
+            for t, c, r in zip(tokens, counts, readies, strict=True)
+        ]
+        await asyncio.gather(*(r.wait() for r in readies))  # every page past its snapshot
+        said.put("ready")
+        base = [(c.delta_bytes, c.deltas) for c in counts]
+        t0 = time.perf_counter()
+        await asyncio.sleep(seconds)
+        wall = time.perf_counter() - t0
+        said.put(
+            {
+                "bytes_per_s": [
+                    (c.delta_bytes - b[0]) / wall for c, b in zip(counts, base, strict=True)
+                ],
+                "deltas_per_s": [
+                    (c.deltas - b[1]) / wall for c, b in zip(counts, base, strict=True)
+                ],
+                "snapshot_bytes": counts[0].snapshot_bytes,
+            }
+        )
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def read_pages(url: str, tokens: list[str], seconds: float, said: Any) -> None:
+    """The pages, in a process of their own: reading 64 streams must not slow the fleet's
+    posts, whose latency is what is measured."""
+    asyncio.run(_read_pages(url, tokens, seconds, said))
+
+
+@dataclass
+class Ingest:
+    """The fleet's posts as the server answered them, since the last reset."""
+
+    latencies: list[float] = field(default_factory=list)
+    fixes: int = 0  # positions in batches answered 200
+
+    def reset(self) -> None:
+        self.latencies.clear()
+        self.fixes = 0
 
 
 async def mover(
-    session: aiohttp.ClientSession, url: str, token: str, fleet: Fleet, latencies: list[float],
+    session: aiohttp.ClientSession, url: str, token: str, fleet: Fleet, ingest: Ingest,
     naive: list[int], stop: asyncio.Event,
 ) -> None:  # fmt: skip
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-    async def post(body: bytes) -> None:
+    async def post(body: bytes, n: int) -> None:
         started = time.perf_counter()
         async with session.post(url + "/v1/locations", data=body, headers=headers) as resp:
             assert resp.status == 200, resp.status
             await resp.read()
-        latencies.append(time.perf_counter() - started)
+        ingest.latencies.append(time.perf_counter() - started)
+        ingest.fixes += n
 
     while not stop.is_set():
         started = time.monotonic()
         fleet.step()
-        await asyncio.gather(*(post(b) for b in fleet.batches(int(time.time() * 1000))))
+        bodies = fleet.batches(int(time.time() * 1000))
+        # Spread over the second, as drivers report at their own times: every batch has
+        # the same chance to meet whatever else holds the server's event loop.
+        posts = []
+        for i, body in enumerate(bodies):
+            await asyncio.sleep(max(0.0, started + i / len(bodies) - time.monotonic()))
+            n = min(BATCH, fleet.n - i * BATCH)
+            posts.append(asyncio.create_task(post(body, n)))
+        await asyncio.gather(*posts)
         naive.append(len(fleet.naive_snapshot()))
         await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
 
+def quantile(xs: list[float], q: float) -> float:
+    """Nearest rank."""
+    ranked = sorted(xs)
+    return ranked[max(0, math.ceil(q * len(ranked)) - 1)]
+
+
 async def phase(
     session: aiohttp.ClientSession, url: str, tokens: TokenCodec, pages: int, seconds: float,
-    pids: dict[str, int], latencies: list[float], naive: list[int],
+    pids: dict[str, int], ingest: Ingest, naive: list[int],
 ) -> dict[str, Any]:  # fmt: skip
-    counts = [Counted() for _ in range(pages)]
     # One operator per page: one token holds at most max_streams_per_owner streams.
     tokens_ = [tokens.issue(Principal(Role.OPS, f"bench{i}"), 3600) for i in range(pages)]
-    tasks = [
-        asyncio.create_task(follow(session, url, t, c))
-        for t, c in zip(tokens_, counts, strict=True)
-    ]
-    await asyncio.sleep(2.0)  # every page past its snapshot
-    base = [(c.delta_bytes, c.deltas) for c in counts]
-    latencies.clear()
+    ctx = multiprocessing.get_context("spawn")
+    said = ctx.Queue()
+    readers = ctx.Process(target=read_pages, args=(url, tokens_, seconds, said), daemon=True)
+    if pages:
+        readers.start()
+        assert await asyncio.to_thread(said.get, True, 120) == "ready"
+    else:
+        await asyncio.sleep(2.0)
+    ingest.reset()
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     t0, rounds0 = time.perf_counter(), len(naive)
     await asyncio.sleep(seconds)
     wall = time.perf_counter() - t0
     rounds = len(naive) - rounds0
+    latencies = list(ingest.latencies)
     cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
-    per_page = [(c.delta_bytes - b[0]) / wall for c, b in zip(counts, base, strict=True)]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    read: dict[str, Any] = {"bytes_per_s": [], "deltas_per_s": [], "snapshot_bytes": 0}
+    if pages:
+        read = await asyncio.to_thread(said.get, True, 120)
+        await asyncio.to_thread(readers.join, 30)
     return {
         "pages": pages,
-        "bytes_per_s_per_page": round(median(per_page)) if per_page else 0,
-        "deltas_per_s_per_page": round(
-            median([(c.deltas - b[1]) / wall for c, b in zip(counts, base, strict=True)]), 2
-        )
-        if counts
-        else 0,
-        "snapshot_bytes": counts[0].snapshot_bytes if counts else 0,
+        "bytes_per_s_per_page": round(median(read["bytes_per_s"])) if pages else 0,
+        "deltas_per_s_per_page": round(median(read["deltas_per_s"]), 2) if pages else 0,
+        "snapshot_bytes": read["snapshot_bytes"],
         "fleet_moves_per_s": round(rounds / wall, 2),  # 1.0: every driver moved each second
         "server_cpu_util": round(cpu["server"] / wall, 3),
         **({"redis_cpu_util": round(cpu["redis"] / wall, 3)} if "redis" in cpu else {}),
-        "batch_post_ms_median": round(median(latencies) * 1e3, 1) if latencies else None,
+        "ingest_fixes_per_s": round(ingest.fixes / wall),
+        "batch_post_ms_median": round(median(latencies) * 1e3, 1),
+        "batch_post_ms_p99": round(quantile(latencies, 0.99) * 1e3, 1),
+        "batch_posts": len(latencies),
     }
 
 
@@ -184,17 +258,15 @@ async def run(
     tokens = TokenCodec(secret)
     fleet_token = tokens.issue(Principal(Role.FLEET, "bench"), 3600)
     fleet = Fleet(args.drivers, random.Random(args.seed))
-    latencies: list[float] = []
+    ingest = Ingest()
     naive: list[int] = []
     stop = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        moving = asyncio.create_task(
-            mover(session, url, fleet_token, fleet, latencies, naive, stop)
-        )
+        moving = asyncio.create_task(mover(session, url, fleet_token, fleet, ingest, naive, stop))
         await asyncio.sleep(3.0)  # every driver placed and moving
         phases = [
-            await phase(session, url, tokens, n, args.seconds, pids, latencies, naive)
+            await phase(session, url, tokens, n, args.seconds, pids, ingest, naive)
             for n in args.pages
         ]
         stop.set()
@@ -202,12 +274,6 @@ async def run(
     naive_bps = round(median([float(n) for n in naive[3:]]))
     watched = [p for p in phases if p["pages"]]
     ours = median([p["bytes_per_s_per_page"] for p in watched]) if watched else 0
-    cpu = {p["pages"]: p["server_cpu_util"] for p in phases}
-    most = max(cpu)
-    # The first page starts the feed (one look and one encoding a second, shared); each
-    # further page costs only its writes.
-    feed_cpu = round(cpu[1] - cpu[0], 4) if 0 in cpu and 1 in cpu else None
-    extra_page_cpu = round((cpu[most] - cpu[1]) / (most - 1), 4) if 1 in cpu and most > 1 else None
     return {
         "backend": "redis" if args.redis else "embedded",
         "drivers": args.drivers,
@@ -216,11 +282,56 @@ async def run(
         "stream_bytes_per_s_per_page": ours,
         "naive_snapshot_bytes_per_s_per_page": naive_bps,
         "ratio_naive_to_stream": round(naive_bps / ours, 1) if ours else None,
-        "feed_cpu_util": feed_cpu,
-        "extra_page_cpu_util": extra_page_cpu,
+        **ingest_slowdown(phases),
         "target_bytes_per_s": TARGET_BYTES_PER_S,
         "meets_target": bool(ours) and ours <= TARGET_BYTES_PER_S,
         "machine": machine(),
+    }
+
+
+def ingest_slowdown(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each phase's ingest against the first phase (0 pages) of the same run: the batch
+    posts' p99 and the fixes taken a second, as ratios; the fewest pages at which either
+    is 10 % worse; and, from a later 0-page phase if any, how far the baseline itself
+    moved (on a busy machine a move past 10 % makes the answer noise)."""
+    if not phases or phases[0]["pages"] != 0:
+        return {}
+    base = phases[0]
+
+    def ratios(p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "pages": p["pages"],
+            "p99_ratio": round(p["batch_post_ms_p99"] / base["batch_post_ms_p99"], 2),
+            "fixes_ratio": round(p["ingest_fixes_per_s"] / base["ingest_fixes_per_s"], 3),
+        }
+
+    rows = [ratios(p) for p in phases[1:]]
+    # Where ingest would stand on a saturated instance: its loop has one core, so ops
+    # work taking 10 % of it leaves ingest 10 % less. That work is a phase's server CPU
+    # less what its fixes cost at the 0-page phase's CPU per fix (a fleet slowed by a busy
+    # machine posts fewer): the feed, then each page's writes. CPU time, which a busy
+    # machine blurs far less than latency.
+    per_fix = base["server_cpu_util"] / base["ingest_fixes_per_s"]
+    ops_cpu = {
+        p["pages"]: p["server_cpu_util"] - per_fix * p["ingest_fixes_per_s"] for p in phases[1:]
+    }
+    most = max(ops_cpu, default=0)
+    per_page = (ops_cpu[most] - ops_cpu[1]) / (most - 1) if 1 in ops_cpu and most > 1 else None
+    worse = [
+        r["pages"] for r in rows if r["pages"] and (r["p99_ratio"] > 1.1 or r["fixes_ratio"] < 0.9)
+    ]
+    return {
+        "ingest_against_0_pages": [r for r in rows if r["pages"]],
+        "ingest_0_pages_again": [r for r in rows if not r["pages"]],
+        "ingest_10pct_slower_at_pages": min(worse) if worse else None,
+        "ingest_cpu_ms_per_1000_fixes": round(per_fix * 1e6, 2),
+        "ops_cpu_util": {n: round(c, 3) for n, c in ops_cpu.items() if n},
+        "feed_cpu_util": round(ops_cpu[1], 3) if 1 in ops_cpu else None,
+        "extra_page_cpu_util": round(per_page, 5) if per_page is not None else None,
+        "pages_until_ops_take_10pct_of_a_core": (
+            round(1 + (0.1 - ops_cpu[1]) / per_page) if per_page and per_page > 0 else None
+        ),
+        "pages_tried": sorted({p["pages"] for p in phases}),
     }
 
 
