@@ -72,3 +72,7 @@ def max_circumradius_m(res: int) -> float:
 
 def average_edge_m(res: int) -> float:
     return float(h3.average_hexagon_edge_length(res, "m"))
+
+
+def average_area_m2(res: int) -> float:
+    return float(h3.average_hexagon_area(res, "m^2"))

@@ -37,7 +37,7 @@ async def k_nearest(
     hints: DensityHints,
     product: str | None = None,
 ) -> list[Neighbor]:
-    step = first_step(lat, lng, radius_m, config, hints.get(lat, lng, product))
+    step = first_step(lat, lng, radius_m, config, hints.get(lat, lng, product), k)
     while True:
         latest: dict[str, Candidate] = {}
         for cand in await scan(step):

@@ -28,11 +28,21 @@ import h3._cy as h3_cy
 import numpy as np
 from h3.api import basic_int as h3
 
-from geoindex.cells import EARTH_RADIUS_M, SCORE_MASK, average_edge_m, max_circumradius_m
+from geoindex.cells import (
+    EARTH_RADIUS_M,
+    SCORE_MASK,
+    average_area_m2,
+    average_edge_m,
+    max_circumradius_m,
+)
 from geoindex.errors import InvalidConfig
 
 DESCENDANT_SPREAD = 1.1  # x max circumradius: how far a driver can be from its cell centre
 EDGE_SPILL = 0.25  # x max circumradius: how far a driver can be outside its cell polygon
+# A scan pays for each cell (one range read) about what it pays for a few drivers, so where
+# the drivers searched for are sparse (a rare product, a suburb) cells expected to hold
+# fewer than this many of them give way to coarser ones.
+MIN_PER_CELL = 1.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -133,24 +143,39 @@ def plan_step(
 
 
 def first_step(
-    lat: float, lng: float, radius_m: float, config: SearchConfig, hint_m: float | None = None
+    lat: float,
+    lng: float,
+    radius_m: float,
+    config: SearchConfig,
+    hint_m: float | None = None,
+    k: int | None = None,
 ) -> Step:
-    """The default fine disk, or, when a recent search nearby needed to reach `hint_m`, a
-    disk sized to reach a little further, so sparse areas do not pay for a second step."""
+    """The default fine disk, or, when a recent search nearby needed to reach `hint_m` for
+    its k-th driver, a disk sized to reach a little further, so sparse areas do not pay
+    for a second step (and, with `k`, of cells sized to the density that reach implies)."""
     if hint_m is None:
         return plan_step(lat, lng, radius_m, config.search_res, config.first_rings, config)
-    return sized_step(lat, lng, radius_m, min(1.25 * hint_m + 1.0, radius_m * 1.01 + 1.0), config)
+    density = None if k is None or hint_m <= 0 else k / (math.pi * hint_m * hint_m)
+    target = min(1.25 * hint_m + 1.0, radius_m * 1.01 + 1.0)
+    return sized_step(lat, lng, radius_m, target, config, density)
 
 
 def sized_step(
-    lat: float, lng: float, radius_m: float, target: float, config: SearchConfig
+    lat: float,
+    lng: float,
+    radius_m: float,
+    target: float,
+    config: SearchConfig,
+    density: float | None = None,
 ) -> Step:
-    """The finest disk of at most max_rings rings expected to cover `target` metres."""
+    """The finest disk of at most max_rings rings expected to cover `target` metres whose
+    cells hold MIN_PER_CELL drivers or more at `density` (per m², if known)."""
     for res in range(config.search_res, config.region_res - 1, -1):
         edge = average_edge_m(res)
         # `covered` is about (1.5 rings - 1.3) edges, less the query's offset (1.1 edges).
         rings = math.ceil((target / edge + 2.4) / 1.5)
-        if rings <= config.max_rings:
+        sparse = density is not None and density * average_area_m2(res) < MIN_PER_CELL
+        if rings <= config.max_rings and not (sparse and res > config.region_res):
             break
     return plan_step(lat, lng, radius_m, res, max(rings, 1), config)
 
@@ -174,7 +199,9 @@ def next_step(
     found = sum(1 for d in distances if d < covered)
     growth = 1.5 * math.sqrt(k / found) if found else 4.0
     target = min(covered * max(2.0, growth), radius_m * 1.01 + 1.0)
-    step = sized_step(lat, lng, radius_m, target, config)
+    # None found: fewer than one in the area covered, say half of one.
+    density = max(found, 0.5) / (math.pi * covered * covered)
+    step = sized_step(lat, lng, radius_m, target, config, density)
     # Where cells are smaller than average the estimate falls short: grow until the step
     # covers clearly more than the last one did, so the search always terminates.
     rings = step.rings

@@ -22,6 +22,7 @@ from geoindex.search import (
     is_complete,
     next_step,
     plan_step,
+    sized_step,
 )
 
 CONFIG = SearchConfig()
@@ -108,3 +109,15 @@ def test_first_step_is_a_fine_disk_around_the_query() -> None:
     assert step.res == CONFIG.search_res
     # Three rings of 76 m cells cover a few hundred metres, less the margins.
     assert 150 < step.covered < 600
+
+
+def test_sparse_drivers_are_searched_in_fewer_coarser_cells() -> None:
+    # The same reach: ten drivers within 1.2 km (a rare product) against ten within 100 m
+    # (the density of every driver in a city centre).
+    sparse = sized_step(40.0, -73.9, 5_000, 1_500, CONFIG, 10 / (math.pi * 1_200**2))
+    dense = sized_step(40.0, -73.9, 5_000, 1_500, CONFIG, 10 / (math.pi * 100**2))
+    assert dense.res == sized_step(40.0, -73.9, 5_000, 1_500, CONFIG).res
+    assert sparse.res < dense.res
+    assert sparse.covered >= 1_500 and dense.covered >= 1_500
+    cells = [sum(len(rows) for rows in s.scans.values()) for s in (sparse, dense)]
+    assert cells[0] < cells[1] / 2
