@@ -2,7 +2,8 @@
 second, in process (no HTTP): the look at the area, taking the world into the shared
 view, and encoding the frames. CPU time per tick (steadier than wall time on a busy
 machine) and the longest the loop was held in one piece (wall time: inflated when the
-machine is busy).
+machine is busy); on the embedded backend also the market layer's look, made once per
+surge recompute, over the whole watched area against one read of the market's bound.
 
     python -m loadtest.bench.ops_feed [--drivers 10000] [--ticks 30] [--profile] [--redis]
 
@@ -23,12 +24,16 @@ import json
 import pstats
 import random
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio
 
 from dispatch.adapters.fanout import MemoryNotifier
+from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
 from dispatch.entrypoints.ops_feed import OpsFeed
+from dispatch.entrypoints.ops_layers import LayerLook
+from dispatch.service_layer.market import MAX_VIEW_RADIUS_M, Market, MarketConfig
 from dispatch.service_layer.ops_view import Area
 from geoindex import MemoryGeoIndex, Position, RedisGeoIndex
 from loadtest.bench.harness import machine, median
@@ -96,6 +101,7 @@ async def run(args: argparse.Namespace, redis_url: str | None) -> dict[str, Any]
                 holds.append(max(late, default=0.0))
     if profile is not None:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+    layers = await market_layer_cpu_ms(index, clock["ms"]) if redis_url is None else {}
     await index.close()
     return {
         "backend": "embedded" if redis_url is None else "redis",
@@ -104,8 +110,31 @@ async def run(args: argparse.Namespace, redis_url: str | None) -> dict[str, Any]
         "tick_cpu_ms_median": round(median(ticks), 1),
         "loop_held_ms_median": round(median(holds), 1),
         "loop_held_ms_max": round(max(holds), 1),
+        **layers,
         "machine": machine(),
     }
+
+
+async def market_layer_cpu_ms(index: MemoryGeoIndex, now_ms: int) -> dict[str, float]:
+    """The market layer's look (embedded stores), made once per surge recompute: over the
+    whole watched area (several reads within the market read's bound) and, to compare,
+    one read of that bound."""
+    market = Market(
+        MemoryMarketStore(lambda: now_ms), MemoryQuoteStore(lambda: now_ms), MarketConfig()
+    )
+    deps: Any = SimpleNamespace(
+        market=market, index=index, areas=SimpleNamespace(version=0, all=list), fences=None
+    )
+    out = {}
+    for name, radius in (("watched_area", AREA.radius_m), ("one_read", MAX_VIEW_RADIUS_M)):
+        look = LayerLook(deps, Area(AREA.lat, AREA.lng, radius))
+        times = []
+        for i in range(11):
+            cpu = time.thread_time()
+            await look.look(now_ms + i * market.config.interval_ms)  # due every time
+            times.append((time.thread_time() - cpu) * 1e3)
+        out[f"market_layer_cpu_ms_{name}"] = round(median(times[1:]), 1)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
