@@ -76,6 +76,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.window_took = Histogram(
+            "dispatch_match_window_seconds",
+            "Wall time of one window, from reading its queue to its last offer out",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.window_riders = Counter(
             "dispatch_match_window_riders_total",
             "Searching riders in solved windows, by outcome (matched, carried over, gave up)",
@@ -130,6 +136,8 @@ class Metrics:
 
     def window_solved(self, stats: WindowStats) -> None:
         self.window_solve.observe(stats.solve_s)
+        if stats.matched:  # the windows that kept riders waiting for an offer
+            self.window_took.observe(stats.took_s)
         self.window_candidates.inc(stats.candidates)
         self.window_refused.inc(stats.refused)
         for outcome, n in (

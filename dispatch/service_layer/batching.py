@@ -120,6 +120,7 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     cfg = b.config
     now = deps.clock.now_ms()
     stats = WindowStats(region=region)
+    began = time.monotonic()
     entries = await b.store.pending(region, cfg.max_pending)
     loaded = await _in_chunks([deps.rides.get(e.ride_id) for e in entries])
     done: list[str] = []  # entries whose ride left searching (or never came)
@@ -159,6 +160,7 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     by_id = {r.id: r for r in searching}
     jobs = [_offer(deps, by_id[r], d, *pairs[(r, d)], now) for r, d in chosen.items()]
     results = await _in_chunks(jobs)
+    stats.took_s = time.monotonic() - began
     offered = [r for r in results if isinstance(r, Ride)]
     # Counted for the market once every offer of the window is out: the riders waiting
     # for them come first. Its first offer: counted as offered, with its ETA.

@@ -82,6 +82,7 @@ class WindowStats:
     carried: int = 0  # left for the next window
     gave_up: int = 0  # ended no_driver after the maximum wait
     solve_s: float = 0.0  # the assignment's own time
+    took_s: float = 0.0  # wall time from reading the queue to the last offer out
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ started here on free ports; --drivers drivers loaded through the fleet batch end
 (TTL raised so they stay online). Then, per rate, ride requests at that rate (open loop,
 each timed from when it was due, new riders every time) with `Prefer: wait=10`: the
 answer comes once the ride's window has offered it, so the time to an `offered` answer is
-the rider's request-to-offer. Target: p99 ≤ window + 100 ms. Prints one JSON object.
+the rider's request-to-offer. Target: p99 ≤ window + 100 ms. Beside it, from the instance's
+/metrics, the windows' own wall time (queue read to last offer out): what a rider who just
+missed a window waits on top of the next one. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -44,6 +46,35 @@ async def load_drivers(url: str, secret: str, n: int, rng: random.Random) -> Non
                 f"{url}/v1/locations", json={"updates": updates}, headers=headers
             ) as r:
                 assert r.status == 200, await r.text()
+
+
+async def window_histogram(url: str) -> dict[str, float]:
+    """The instance's dispatch_match_window_seconds: cumulative counts by bucket, _sum and
+    _count (windows that offered rides: from reading the queue to the last offer out)."""
+    async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:
+        text = await r.text()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("dispatch_match_window_seconds"):
+            name, value = line.rsplit(" ", 1)
+            out[name.removeprefix("dispatch_match_window_seconds")] = float(value)
+    return out
+
+
+def window_times(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """The windows of one run: how many, their mean, and the bucket their 99th percentile
+    falls in (an upper bound)."""
+    d = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    n = d.get("_count", 0.0)
+    if not n:
+        return {"windows": 0}
+    buckets = sorted((float(k.split('"')[1]), v) for k, v in d.items() if k.startswith("_bucket"))
+    p99 = next(le for le, c in buckets if c >= 0.99 * n)
+    return {
+        "windows": int(n),
+        "window_ms_mean": round(d["_sum"] / n * 1000, 1),
+        "window_ms_p99_at_most": p99 * 1000,
+    }
 
 
 async def run_rate(url: str, secret: str, rate: float, seconds: float, tag: str) -> dict[str, Any]:
@@ -102,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         asyncio.run(load_drivers(inst.url, servers.secret, args.drivers, random.Random(1)))
         for rate in (float(r) for r in args.rates.split(",")):
+            before = asyncio.run(window_histogram(inst.url))
             run = asyncio.run(run_rate(inst.url, servers.secret, rate, args.seconds, f"r{rate:g}"))
+            run.update(window_times(before, asyncio.run(window_histogram(inst.url))))
             run["target_p99_ms"] = args.window_ms + 100
             out["runs"].append(run)
             sys.stderr.write(orjson.dumps(run).decode() + "\n")
