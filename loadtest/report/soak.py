@@ -26,6 +26,7 @@ from redis.cluster import RedisCluster
 # A region's keys carry the region's hash tag, {r<hex>} (geo index, market, ETA model).
 _REGION_TAG = re.compile(r"\{r(8[0-9a-f]{14})\}")  # an H3 cell; rider ids are {r<16 hex>}
 _ANY_TAG = re.compile(r"\{[^}]*\}")
+_NUMBER = re.compile(r"\d+")  # a time bucket's number (mk:{r..}:b:<minute>): one family
 MIN_T_STAT = 3.0
 MIN_RISE = 0.05
 
@@ -44,14 +45,15 @@ def proc_figures(pid: int) -> dict[str, float]:
 
 
 def key_counts(keys: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """Keys per region (those carrying a region's tag) and per family (tags blanked)."""
+    """Keys per region (those carrying a region's tag) and per family (tags blanked,
+    numbers made #)."""
     regions: Counter[str] = Counter()
     families: Counter[str] = Counter()
     for k in keys:
         m = _REGION_TAG.search(k)
         if m:
             regions[m.group(1)] += 1
-        families[_ANY_TAG.sub("{}", k)] += 1
+        families[_NUMBER.sub("#", _ANY_TAG.sub("{}", k))] += 1
     return dict(sorted(regions.items())), dict(sorted(families.items()))
 
 
@@ -138,7 +140,10 @@ def series(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]
             add("redis keys", t, r["keys"])
             for region, n in r["keys_by_region"].items():
                 add(f"region {region} keys", t, n)
+            families: Counter[str] = Counter()
             for family, n in r["keys_by_family"].items():
+                families[_NUMBER.sub("#", family)] += n  # (samples taken before the #)
+            for family, n in families.items():
                 add(f"family {family}", t, n)
     return out
 
@@ -223,3 +228,23 @@ def draw(
     fig.tight_layout()
     fig.savefig(png, dpi=80)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Judge (and plot) a run's resources.jsonl again, e.g. over another window."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m loadtest.report.soak", description=main.__doc__)
+    p.add_argument("samples", type=Path, help="a run's resources.jsonl")
+    p.add_argument("--steady", type=float, nargs=2, required=True, metavar=("FROM_S", "TO_S"))
+    p.add_argument("--png", type=Path, default=None)
+    a = p.parse_args(argv)
+    samples = [json.loads(line) for line in a.samples.read_text().splitlines() if line]
+    found = analyse(samples, *a.steady)
+    if a.png:
+        draw(samples, a.png, str(a.samples.parent.name), tuple(a.steady))
+    print(json.dumps(found, indent=1))
+
+
+if __name__ == "__main__":
+    main()

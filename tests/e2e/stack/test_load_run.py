@@ -28,7 +28,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("load-run")
     cmd = [
         sys.executable, "-m", "loadtest.run", "--instances", "3", "--users", "200",
-        "--duration", "30", "--out", str(out),
+        "--duration", "30", "--out", str(out), "--sample-s", "5",
         # Latency limits loose enough for a shared 2-core CI machine; the invariants below
         # are what this test is about.
         "--max-p95-ms", "3000", "--max-p99-ms", "8000", "--max-fail-ratio", "0.02",
@@ -79,7 +79,27 @@ def test_the_scenario_matched_rides_and_met_its_thresholds(report: tuple[dict, P
 @pytest.mark.timeout(300)
 def test_the_report_folder_is_complete(report: tuple[dict, Path]) -> None:
     _, out = report
-    for name in ("locust.html", "locust_stats.csv", "throughput_latency.png", "timeline.json"):
+    files = ("locust.html", "locust_stats.csv", "throughput_latency.png", "timeline.json")
+    for name in (*files, "resources.png", "resources.jsonl"):
         assert (out / name).stat().st_size > 0, name
     for phase in ("metrics-before", "metrics-after"):
         assert {p.stem for p in (out / phase).glob("*.prom")} == INSTANCES
+
+
+@pytest.mark.timeout(300)
+def test_every_acknowledged_ride_is_in_redis(report: tuple[dict, Path]) -> None:
+    summary, _ = report
+    redis = summary["redis"]
+    assert redis["acknowledged_rides"] > 0, "no ride was answered 201: nothing was checked"
+    assert redis["acknowledged_rides_missing"] == [] and summary["lost_rides"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_resources_were_sampled_through_the_run(report: tuple[dict, Path]) -> None:
+    _, out = report
+    samples = [json.loads(line) for line in (out / "resources.jsonl").read_text().splitlines()]
+    assert len(samples) >= 4  # every 5 s over 30 s
+    last = samples[-1]
+    assert set(last["instances"]) == INSTANCES
+    assert all(f["rss_mb"] > 10 and f["fds"] > 5 for f in last["instances"].values())
+    assert last["redis"]["keys"] > 0 and last["redis"]["keys_by_region"]
