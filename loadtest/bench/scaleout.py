@@ -93,19 +93,25 @@ class Meter:
             )
             for i, f in enumerate(files)
         ]  # fmt: skip
-        time.sleep(a.warmup)
-        cpu0 = {k: cpu_seconds(p) for k, p in watch.items()}
-        stat0 = {g: self.groups.stat(g) for g in grouped}
-        time.sleep(a.seconds)
-        cpu = {k: round((cpu_seconds(p) - cpu0[k]) / a.seconds, 3) for k, p in watch.items()}
-        throttling = {g: throttled(stat0[g], self.groups.stat(g)) for g in grouped}
-        outs = []
-        for proc, file in zip(loads, files, strict=True):
-            _, err = proc.communicate(timeout=a.seconds + 120)
-            if proc.returncode != 0:
-                raise RuntimeError(f"load process {mode} failed: {err[-2000:]}")
-            outs.append(json.loads(file.read_text()))
-            file.unlink()
+        try:
+            time.sleep(a.warmup)
+            cpu0 = {k: cpu_seconds(p) for k, p in watch.items()}
+            stat0 = {g: self.groups.stat(g) for g in grouped}
+            time.sleep(a.seconds)
+            cpu = {k: round((cpu_seconds(p) - cpu0[k]) / a.seconds, 3) for k, p in watch.items()}
+            throttling = {g: throttled(stat0[g], self.groups.stat(g)) for g in grouped}
+            outs = []
+            for proc, file in zip(loads, files, strict=True):
+                _, err = proc.communicate(timeout=a.seconds + 120)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"load process {mode} failed: {err[-2000:]}")
+                outs.append(json.loads(file.read_text()))
+                file.unlink()
+        finally:  # interrupted: the load goes too
+            for proc in loads:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         latencies = [x for o in outs for x in o["latencies_ms"]]
         statuses: dict[str, int] = {}
         for o in outs:
@@ -396,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CgroupsUnavailable, OSError) as e:
         print(json.dumps({"bench": "scaleout", "error": str(e)}), file=sys.stderr)
         return 2
+    # Explicitly: a bench started from a script's background job inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
     result: dict[str, Any] = {"bench": "scaleout", "cgroup": groups.version}
