@@ -243,14 +243,25 @@ def compile_area(area: Area) -> CompiledArea:
     )
 
 
+# A cell's areas: those it lies wholly inside, then those whose boundary may cross it,
+# each with its local test (None: ask shapely).
+Split = tuple[tuple[CompiledArea, ...], tuple[tuple[CompiledArea, Local], ...]]
+
+
 @dataclass(slots=True)
 class AreaIndex:
     """Which areas hold a point. Built once from compiled areas, then only read."""
 
     areas: tuple[CompiledArea, ...]
-    # cell -> (area, True: inside; else the cell's local test, None: ask shapely)
+    # cell -> (area, True: inside; else the cell's local test, None: ask shapely), as
+    # compiled (cells of several resolutions): what area_batch reads
     _cells: dict[int, Sequence[tuple[int, object]]] = field(default_factory=dict)
     _levels: tuple[tuple[int, int, int], ...] = ()  # (res, bits to clear, bits to set)
+    # What a lookup reads: per listed KEY_RES cell, everything its ancestors list too
+    # (one probe answers most points); per coarser cell, its own entries.
+    _fine: dict[int, Split] = field(default_factory=dict)
+    _coarse: dict[int, Split] = field(default_factory=dict)
+    _coarse_levels: tuple[tuple[int, int], ...] = ()  # (bits to clear, bits to set)
 
     @classmethod
     def build(cls, compiled: Iterable[CompiledArea]) -> AreaIndex:
@@ -271,6 +282,20 @@ class AreaIndex:
         index._levels = tuple(
             (r, _RES_FIELD | _digits(r), (r << _RES_SHIFT) | _digits(r)) for r in sorted(levels)
         )
+        coarse = [(clear, bits) for r, clear, bits in index._levels if r < KEY_RES]
+        index._coarse_levels = tuple(coarse)
+
+        def split(entries: Iterable[tuple[int, object]]) -> Split:
+            inside = tuple(index.areas[i] for i, how in entries if how is True)
+            edges = tuple((index.areas[i], how) for i, how in entries if how is not True)
+            return inside, edges  # type: ignore[return-value]
+
+        for cell, entries in index._cells.items():
+            if cell & _RES_FIELD != KEY_RES << _RES_SHIFT:
+                index._coarse[cell] = split(entries)
+                continue
+            above = [e for clear, bits in coarse for e in table.get((cell & ~clear) | bits, ())]
+            index._fine[cell] = split([*above, *entries])
         return index
 
     def holding(self, lat: float, lng: float) -> list[CompiledArea]:
@@ -287,24 +312,23 @@ class AreaIndex:
     def holding_in(self, cell: int, lat: float, lng: float) -> tuple[list[CompiledArea], bool]:
         """holding() for a point already known to be in `cell` (cell_of), and whether
         the answer is the same for every point of that cell (no boundary crosses it)."""
-        found: list[CompiledArea] = []
-        pure = True
-        get = self._cells.get
-        for _res, clear, bits in self._levels:
-            entries = get((cell & ~clear) | bits)
-            if entries is None:
-                continue
-            for i, how in entries:
-                if how is True:
-                    found.append(self.areas[i])
-                    continue
-                pure = False
-                answer = None if how is None else local_test(how, lng, lat)  # type: ignore[arg-type]
-                if answer is None:
-                    answer = bool(shapely.intersects_xy(self.areas[i].geometry, lng, lat))
-                if answer:
-                    found.append(self.areas[i])
-        return found, pure
+        hit = self._fine.get(cell)
+        if hit is not None:
+            inside, edges = hit
+        else:  # listed, if at all, only at coarser resolutions
+            inside, edges = (), ()
+            for clear, bits in self._coarse_levels:
+                more = self._coarse.get((cell & ~clear) | bits)
+                if more is not None:
+                    inside, edges = inside + more[0], edges + more[1]
+        found = list(inside)
+        for c, how in edges:
+            answer = None if how is None else local_test(how, lng, lat)
+            if answer is None:
+                answer = bool(shapely.intersects_xy(c.geometry, lng, lat))
+            if answer:
+                found.append(c)
+        return found, not edges
 
     def __len__(self) -> int:
         return len(self.areas)

@@ -127,7 +127,7 @@ class Geofence:
         if fresh and seen[3] and seen[2] == cell:  # type: ignore[index]
             return []  # the same cell, no boundary in it: the same areas
         found, pure = index.holding_in(cell, lat, lng) if len(index) else ([], True)
-        ids = frozenset(c.area.id for c in found)
+        ids = frozenset([c.area.id for c in found])
         if fresh and seen[0] == ids:  # type: ignore[index]
             self._seen[driver_id] = (ids, seen[1], cell, pure, version)  # type: ignore[index]
             return []

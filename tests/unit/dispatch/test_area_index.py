@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon as ShapelyPolygon
 
 from dispatch.domain.areas import Area, AreaKind, Ring
-from dispatch.service_layer.area_index import ancestor, build_index, compile_area
+from dispatch.service_layer.area_batch import batch_tables, holding_many
+from dispatch.service_layer.area_index import AreaIndex, ancestor, build_index, compile_area
 from dispatch.service_layer.area_shapes import area_geometry
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,14 +52,25 @@ def near_boundary(ring: Ring, t: float, off: float) -> tuple[float, float]:
 offsets = st.sampled_from([0.0, 1e-9, -1e-9, 1e-7, -1e-7, 1e-5, -1e-5, 1e-3, -1e-3, 0.02])
 
 
+def batch_agrees(index: AreaIndex, points: list[tuple[float, float]]) -> None:
+    """The batch lookup answers every point as the one-at-a-time lookup does."""
+    lngs = np.asarray([lng for lng, _ in points])
+    lats = np.asarray([lat for _, lat in points])
+    offsets, areas = holding_many(index, batch_tables(index), lats, lngs)
+    for i, (lng, lat) in enumerate(points):
+        want = sorted(index.areas.index(c) for c in index.holding(lat, lng))
+        assert sorted(areas[offsets[i] : offsets[i + 1]].tolist()) == want, (lng, lat)
+
+
 def check_points(area: Area, points: list[tuple[float, float]]) -> None:
     index = build_index([area])
     truth = area_geometry(area)
+    points = [(wrap(lng), max(-90.0, min(90.0, lat))) for lng, lat in points]
     for lng, lat in points:
-        lng, lat = wrap(lng), max(-90.0, min(90.0, lat))
         got = bool(index.holding(lat, lng))
         want = bool(shapely.intersects_xy(truth, lng, lat))
         assert got == want, (lng, lat, want)
+    batch_agrees(index, points)
 
 
 @FAST
@@ -117,6 +130,7 @@ def test_polygons_across_the_antimeridian(
             continue  # on the edge: wrapping moves the last bits, either answer is right
         want = any(shapely.intersects_xy(plain, x + s, y) for s in (-360.0, 0.0, 360.0))
         assert bool(index.holding(y, wrap(x))) == want, (x, y)
+    batch_agrees(index, [(wrap(x), y) for x, y in (near_boundary(ring, t, off) for t, off in ts)])
 
 
 @FAST
@@ -138,6 +152,7 @@ def test_high_latitudes(lat: float, sign: int, lng: float, ts: list) -> None:
             continue  # on the edge: wrapping moves the last bits, either answer is right
         want = any(shapely.intersects_xy(plain, x + s, y) for s in (-360.0, 0.0, 360.0))
         assert bool(index.holding(y, wrap(x))) == want, (x, y)
+    batch_agrees(index, [(wrap(x), y) for x, y in (near_boundary(ring, t, off) for t, off in ts)])
 
 
 def test_overlapping_areas_are_all_found() -> None:
@@ -151,6 +166,14 @@ def test_overlapping_areas_are_all_found() -> None:
     assert {c.area.id for c in index.holding(52.5, 13.4)} == {"city", "ber"}
     assert {c.area.id for c in index.holding(52.6, 13.4)} == {"city"}
     assert index.holding(53.0, 13.4) == []
+    offsets, found = holding_many(
+        index, batch_tables(index), np.asarray([52.5, 52.6, 53.0]), np.asarray([13.4] * 3)
+    )
+    assert [sorted(found[offsets[i] : offsets[i + 1]].tolist()) for i in range(3)] == [
+        [0, 1],
+        [0],
+        [],
+    ]
 
 
 def test_most_of_a_large_area_answers_without_the_exact_test() -> None:
