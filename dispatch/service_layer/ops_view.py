@@ -3,9 +3,10 @@ rides in flight.
 
 Positions come from the geo index (a bounded area read); whether a driver is reserved or
 on a ride comes from the rides in flight, which each instance learns from the ride
-notices every instance publishes on the ops topic. That view is per instance and starts
-empty: a ride that has not changed since this instance started is not in it until it
-does (the stored rides stay the truth, readable over HTTP)."""
+notices every instance publishes on the ops topic, heard only while an ops page watches
+there. That view is per instance and starts empty: a ride that has not changed since the
+instance started hearing is not in it until it does (the stored rides stay the truth,
+readable over HTTP)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy.typing as npt
 from dispatch.domain.rides import COMMITTED, TERMINAL, Ride, RideStatus
 from dispatch.service_layer.deps import Deps
 
-OPS_TOPIC = "ops"  # every ride change, for the ops stream of every instance
+OPS_TOPIC = "ops"  # every ride change, for the instances where an ops page watches
 # Notices are at most once: a ride whose final notice was lost would stay on the map for
 # ever, so one unchanged this long leaves it (far longer than any offer or trip).
 RIDE_SILENCE_MS = 2 * 3_600_000
