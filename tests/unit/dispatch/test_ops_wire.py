@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 
 from dispatch.domain.geo import LatLng
 from dispatch.domain.rides import Ride, RideStatus
@@ -23,7 +25,9 @@ from dispatch.service_layer.ops_view import (
     RidesInFlight,
     RideStats,
     World,
+    look,
 )
+from geoindex import MemoryGeoIndex, Position
 
 AREA = Area(52.52, 13.405, 10_000)
 STATUSES = list(MapStatus)
@@ -193,3 +197,45 @@ def test_the_panel_figures_cover_the_last_five_minutes_of_requests() -> None:
     now = 10 * 60_000 - 1
     assert stats.figures(now) == RideFigures(1.0, 0.5, 540)
     assert stats.figures(now + STATS_WINDOW_MS + 60_000) == RideFigures(0.0, None, None)
+
+
+async def test_a_look_gives_each_driver_its_position_and_the_status_the_map_colours() -> None:
+    now = 1_800_000_000_000
+    index = MemoryGeoIndex(clock=lambda: now)
+    places = {"free": 52.520, "offered": 52.521, "riding": 52.522, "off": 52.523}
+    await index.upsert([Position(d, lat, 13.405, now - 10) for d, lat in places.items()])
+    for busy in ("offered", "riding", "off"):
+        await index.set_available(busy, False)
+    rides = RidesInFlight()
+    rides.apply(ride("x1", RideStatus.OFFERED, "offered"))
+    rides.apply(ride("x2", RideStatus.IN_PROGRESS, "riding"))
+    deps: Any = SimpleNamespace(index=index)
+    world = await look(deps, AREA, 100, rides, RideFigures(0.0, None, None))
+    d = world.drivers
+    got = {
+        i: (lat, lng, STATUSES[code])
+        for i, lat, lng, code in zip(d.ids, d.lat.tolist(), d.lng.tolist(), d.status, strict=True)
+    }
+    assert got == {
+        "free": (
+            pytest.approx(52.520, abs=1e-5),
+            pytest.approx(13.405, abs=1e-5),
+            MapStatus.AVAILABLE,
+        ),
+        "offered": (
+            pytest.approx(52.521, abs=1e-5),
+            pytest.approx(13.405, abs=1e-5),
+            MapStatus.RESERVED,
+        ),
+        "riding": (
+            pytest.approx(52.522, abs=1e-5),
+            pytest.approx(13.405, abs=1e-5),
+            MapStatus.ON_RIDE,
+        ),
+        "off": (
+            pytest.approx(52.523, abs=1e-5),
+            pytest.approx(13.405, abs=1e-5),
+            MapStatus.OFFLINE,
+        ),
+    }
+    assert {r.id for r in world.rides} == {"x1", "x2"}
