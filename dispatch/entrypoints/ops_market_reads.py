@@ -26,7 +26,7 @@ MARGIN_M = 1.0
 Read = tuple[LatLng, float]  # centre, radius_m
 
 
-def area_cells(area: Area, res: int) -> list[LatLng]:
+def watched_cells(area: Area, res: int) -> list[LatLng]:
     """The centres of the market cells whose centre lies within the watched radius."""
     at = LatLng(area.lat, area.lng)
     rings = int(area.radius_m / (1.3 * h3.average_hexagon_edge_length(res, "m"))) + 2
@@ -41,7 +41,7 @@ def plan_reads(area: Area, res: int, max_radius_m: float) -> list[Read]:
     fine triangular lattice of candidate centres (8 reads for 10 km within 5 km)."""
     if area.radius_m <= max_radius_m:
         return [(LatLng(area.lat, area.lng), area.radius_m)]
-    cells = area_cells(area, res)
+    cells = watched_cells(area, res)
     candidates = _lattice(area, step_m=max_radius_m / 2, reach_m=area.radius_m + max_radius_m)
     covers = _distances(candidates, cells) <= max_radius_m - MARGIN_M
     uncovered = np.ones(len(cells), np.bool_)

@@ -17,7 +17,7 @@ from dispatch.entrypoints import ops_layers
 from dispatch.entrypoints.ops_feed import OpsFeed, Page
 from dispatch.entrypoints.ops_layer_wire import LayerView
 from dispatch.entrypoints.ops_layers import LayerLook, Layers, _bbox_meets
-from dispatch.entrypoints.ops_market_reads import area_cells
+from dispatch.entrypoints.ops_market_reads import watched_cells
 from dispatch.service_layer import ops_view
 from dispatch.service_layer.area_index import CompiledArea, compile_area
 from dispatch.service_layer.market import CellView, MarketConfig
@@ -160,7 +160,9 @@ def test_every_market_cell_of_the_area_changing_costs_a_few_kilobytes_a_second()
     every recompute (2 s). Beside 10,000 moving drivers' 76 KB/s it stays small."""
     config = MarketConfig()
     watched = ops_view.Area(52.52, 13.405, 10_000)
-    cells = [h3.latlng_to_cell(c.lat, c.lng, config.res) for c in area_cells(watched, config.res)]
+    cells = [
+        h3.latlng_to_cell(c.lat, c.lng, config.res) for c in watched_cells(watched, config.res)
+    ]
     view = LayerView()
     view.advance(Layers([cell(1.0, 1, c) for c in cells], 1, [], {}))
     delta = view.advance(Layers([cell(1.3, 12, c) for c in cells], 1, [], {}))
