@@ -2,6 +2,7 @@
 
     python -m loadtest.bench.scaleout_load ws --url U --secret S --sockets 200 --window 2
     python -m loadtest.bench.scaleout_load rides --url U --secret S -c 64
+    python -m loadtest.bench.scaleout_load fleet --url U --secret S --sockets 2000 --interval 4
     python -m loadtest.bench.scaleout_load index-writes --url REDIS_CLUSTER_URL -c 8
     python -m loadtest.bench.scaleout_load knn --url REDIS_CLUSTER_URL -c 32
 
@@ -41,6 +42,7 @@ class Window:
         self.end = self.start + seconds
         self.latencies: list[float] = []
         self.statuses: dict[str, int] = {}
+        self.failures: dict[str, int] = {}  # counted whenever they happen, warm-up included
         self.cpu_s = 0.0
 
     def open(self) -> bool:
@@ -51,6 +53,9 @@ class Window:
         if self.start <= now < self.end:
             self.latencies.append(round((now - sent) * 1e3, 3))
             self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def fail(self, what: str) -> None:
+        self.failures[what] = self.failures.get(what, 0) + 1
 
     async def cpu(self) -> None:
         """This process's CPU over the measured window."""
@@ -97,6 +102,53 @@ async def ws(a: argparse.Namespace, w: Window) -> None:
 
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn) as s:
+        await asyncio.gather(w.cpu(), *(driver(n, s) for n in range(a.sockets)))
+
+
+async def fleet(a: argparse.Namespace, w: Window) -> None:
+    """Drivers as phones: each socket sends one fix every --interval s (open loop: an ack
+    is timed from when its fix was due), the sockets opened evenly over --warmup s. A fix
+    unanswered after an interval, an error frame, a refused or dropped socket: failures."""
+
+    async def driver(n: int, s: aiohttp.ClientSession) -> None:
+        await asyncio.sleep(a.warmup * 0.8 * n / a.sockets)
+        d = f"{a.prefix}{n}"
+        rng = random.Random(n)
+        url = f"{a.url.replace('http', 'ws', 1)}/v1/drivers/{d}/stream"
+        hdr = {"Authorization": f"Bearer {mint('driver', d, a.secret)}"}
+        try:
+            async with s.ws_connect(url, headers=hdr, max_msg_size=0) as sock:
+                sent: dict[int, float] = {}
+
+                async def reader() -> None:
+                    async for msg in sock:
+                        m = orjson.loads(msg.data)
+                        if m.get("type") == "ack" and m.get("seq") in sent:
+                            w.add(sent.pop(m["seq"]), str(m.get("status")))
+                        elif m.get("type") == "error":
+                            w.fail(f"error:{m.get('error')}")
+                        # offers go unanswered: they time out and go to the next driver
+
+                task = asyncio.create_task(reader())
+                seq, due = 0, time.perf_counter()
+                while w.open() and not task.done():
+                    for q, t in list(sent.items()):
+                        if due - t >= a.interval:
+                            del sent[q]
+                            w.fail("ack-timeout")
+                    seq += 1
+                    sent[seq] = due
+                    fix = {"type": "location", **_fix(seq, rng)}
+                    await sock.send_str(orjson.dumps(fix).decode())
+                    due += a.interval
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                if task.done():
+                    w.fail("socket-closed")
+                task.cancel()
+        except (aiohttp.ClientError, OSError) as e:
+            w.fail(type(e).__name__)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
         await asyncio.gather(w.cpu(), *(driver(n, s) for n in range(a.sockets)))
 
 
@@ -200,7 +252,7 @@ async def seed_index(a: argparse.Namespace) -> None:
         await client.aclose()
 
 
-MODES = {"ws": ws, "rides": rides, "index-writes": index, "knn": index}
+MODES = {"ws": ws, "fleet": fleet, "rides": rides, "index-writes": index, "knn": index}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--sockets", type=int, default=200, help="ws: driver sockets")
     p.add_argument("--window", type=int, default=2, help="ws: fixes in flight per socket")
+    p.add_argument("--interval", type=float, default=4.0, help="fleet: seconds between fixes")
     p.add_argument("-c", "--concurrency", type=int, default=64, help="workers")
     p.add_argument("--drivers", type=int, default=100_000, help="index modes, seed-index")
     p.add_argument("--batch", type=int, default=50, help="index-writes: fixes per upsert")
@@ -233,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": a.seconds,
         "cpu_s": round(w.cpu_s, 3),
         "statuses": w.statuses,
+        "failures": w.failures,
         "latencies_ms": w.latencies,
     }
     # To a file: the bench merges the latencies, and a pipe left non-blocking by the
