@@ -57,6 +57,11 @@ class Stack:
         self._own_dir = options.run_dir is None
         self.run_dir = options.run_dir or Path(tempfile.mkdtemp(prefix="dispatch-stack-"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._own_dir:
+            # mkdtemp makes it 0700: nginx's workers (nobody under a root master) could not
+            # reach the files they buffer request bodies in, and a body above 16 KB (a
+            # fleet batch) was answered 500.
+            self.run_dir.chmod(0o755)
         self.redis: RedisCluster | None = None
         self.instances: list[DispatchInstance] = []
         self.nginx: NginxProcess | None = None  # the first gateway

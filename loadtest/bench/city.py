@@ -140,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     fleets = [int(x) for x in a.fleets.split(",")]
     steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="city-") as tmp:
-        Path(tmp).chmod(0o755)  # nginx's workers (nobody) buffer bodies under it
-        run_dir = Path(tmp) / "stack"
-        options = StackOptions(instances=3, access_log=False, tie_to_parent=True,
-                               run_dir=run_dir)  # fmt: skip
+        options = StackOptions(instances=3, access_log=False, tie_to_parent=True)
         with Stack(options) as stack:
             upstreams = [f"127.0.0.1:{i.port}" for i in stack.instances]
             with NginxProcess(upstreams, free_port(), access_log=False, tie_to_parent=True,

@@ -152,19 +152,12 @@ def _seed(stack: Stack, drivers: int) -> dict[str, Any]:
     raise RuntimeError(f"seeding the drivers failed: {r['statuses']}; dispatch-1 says:\n{tail}")
 
 
-def service_tier(
-    a: argparse.Namespace, meter: Meter, counts: list[int], tmp: Path
-) -> dict[str, Any]:
+def service_tier(a: argparse.Namespace, meter: Meter, counts: list[int]) -> dict[str, Any]:
     quota = Quota(a.quota, a.period_us)
     rounds: dict[str, dict[int, list[Any]]] = {"ws": {n: [] for n in counts},
                                                "rides": {n: [] for n in counts}}  # fmt: skip
-    # A run folder nginx's workers (nobody) can enter: a fleet batch's body is buffered
-    # to a file under it, and a folder only root may enter makes that a 500.
-    run_dir = tmp / "stack"
-    run_dir.mkdir(mode=0o755)
-    tmp.chmod(0o755)
     options = StackOptions(instances=max(counts), access_log=False, tie_to_parent=True,
-                           extra_env=SERVICE_ENV, run_dir=run_dir)  # fmt: skip
+                           extra_env=SERVICE_ENV)  # fmt: skip
     with Stack(options) as stack:
         seeded = _seed(stack, a.drivers)
         for inst in stack.instances:
@@ -415,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:  # a tier that fails says why; the other tier's figures still count
                 if tier == "service":
-                    result[tier] = service_tier(a, meter, counts, Path(tmp))
+                    result[tier] = service_tier(a, meter, counts)
                 else:
                     result[tier] = data_tier(a, meter, Path(tmp))
             except Exception as e:

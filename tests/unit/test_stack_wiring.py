@@ -90,3 +90,14 @@ def test_embedded_means_one_instance() -> None:
     except ValueError:
         return
     raise AssertionError("--embedded with 2 instances was accepted")
+
+
+def test_the_launchers_own_folder_is_open_to_nginxs_workers() -> None:
+    """nginx's workers (nobody) buffer request bodies under it: in a folder only root may
+    enter, every fleet batch above 16 KB was answered 500."""
+    stack = Stack(StackOptions(instances=1))
+    try:
+        assert stack.run_dir.stat().st_mode & 0o777 == 0o755
+    finally:
+        stack.stop()
+    assert not stack.run_dir.exists()
