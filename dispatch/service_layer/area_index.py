@@ -50,6 +50,7 @@ def ancestor(cell: int, res: int) -> int:
 # segments near the cell as ax, ay, bx, by, ...); None: ask shapely.
 Local = tuple[bool, float, float, tuple[float, ...]] | None
 _TOO_CLOSE = 1e-12  # relative: an orientation this near 0 is not trusted to floats
+_ROUNDING = 1e-9  # degrees (0.1 mm) off holding_near's distance: far past floats' errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,20 @@ def local_test(
         if (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0):
             crossings += 1
     return centre_in != bool(crossings & 1)
+
+
+def _nearest(segs: tuple[float, ...], x: float, y: float) -> float:
+    """The distance from (x, y) to the nearest of the segments (ax, ay, bx, by, ...)."""
+    best = math.inf
+    for k in range(0, len(segs), 4):
+        ax, ay, bx, by = segs[k], segs[k + 1], segs[k + 2], segs[k + 3]
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        t = 0.0 if length2 == 0.0 else ((x - ax) * dx + (y - ay) * dy) / length2
+        t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+        ex, ey = ax + t * dx - x, ay + t * dy - y
+        best = min(best, ex * ex + ey * ey)
+    return math.sqrt(best)
 
 
 def _segments(geometry: shapely.Geometry) -> np.ndarray:
@@ -312,6 +327,26 @@ class AreaIndex:
     def holding_in(self, cell: int, lat: float, lng: float) -> tuple[list[CompiledArea], bool]:
         """holding() for a point already known to be in `cell` (cell_of), and whether
         the answer is the same for every point of that cell (no boundary crosses it)."""
+        found, edges = self._holding(cell, lat, lng)
+        return found, not edges
+
+    def holding_near(self, cell: int, lat: float, lng: float) -> tuple[list[CompiledArea], float]:
+        """holding_in(), and how far (degrees, in the plain lng/lat plane) the point may
+        move within its cell and keep that answer: math.inf when no boundary crosses the
+        cell, 0.0 when not known. (Two points of one cell are joined by a segment inside
+        the cell's grown outline, which only the boundary segments listed for the cell
+        can cross; none of those is that close.)"""
+        found, edges = self._holding(cell, lat, lng)
+        near = math.inf
+        for _c, how in edges:
+            if how is None:
+                return found, 0.0
+            near = min(near, _nearest(how[3], lng, lat))
+        return found, max(near - _ROUNDING, 0.0)
+
+    def _holding(
+        self, cell: int, lat: float, lng: float
+    ) -> tuple[list[CompiledArea], tuple[tuple[CompiledArea, Local], ...]]:
         hit = self._fine.get(cell)
         if hit is not None:
             inside, edges = hit
@@ -328,7 +363,7 @@ class AreaIndex:
                 answer = bool(shapely.intersects_xy(c.geometry, lng, lat))
             if answer:
                 found.append(c)
-        return found, not edges
+        return found, edges
 
     def __len__(self) -> int:
         return len(self.areas)

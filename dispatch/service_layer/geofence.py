@@ -2,18 +2,20 @@
 dwell) left; the events go to a bounded log every instance follows (a Redis Stream on
 Redis), and from there to the driver's WebSocket and the ops event stream.
 
-The hot path stays cheap: the areas holding a fix come from the compiled index (a few
-microseconds), and the backend is asked only when they differ from what this instance
-last saw for the driver, or that is older than SEEN_TTL_MS (fixes of one driver may reach
-several instances: an event can then come up to that late, never twice; a driver app on
-its WebSocket stays on one instance)."""
+The hot path stays cheap: a fix in the same cell as the driver's last one and closer to
+it than any boundary crossing that cell has the same areas (no lookup); else the areas
+come from the compiled index (a few microseconds); the backend is asked only when they
+differ from what this instance last saw for the driver, or that is older than
+SEEN_TTL_MS (fixes of one driver may reach several instances: an event can then come up
+to that late, never twice; a driver app on its WebSocket stays on one instance)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -102,6 +104,18 @@ def queue_change_json(q: QueueChange) -> bytes:
     )
 
 
+class _Seen(NamedTuple):
+    """What this instance last found for a driver's fix."""
+
+    ids: frozenset[str]  # the areas holding it
+    due: int  # asked again from this time (ms) on
+    version: int  # the areas' version then
+    cell: int  # its cell (cell_of)
+    lng: float  # where it was
+    lat: float
+    near2: float  # squared: how far it may move in that cell and keep the answer
+
+
 class Geofence:
     def __init__(
         self, book: AreaBook, presence: PresenceStore, log: AreaEventLog, queues: QueueStore
@@ -111,25 +125,24 @@ class Geofence:
         self.log = log
         self.queues = queues
         self.hub = EventHub()  # this instance's listeners
-        # driver -> (the areas holding its last fix, asked again from this time (ms) on,
-        # its last cell, the cell decides alone (no boundary crosses it), the areas'
-        # version then)
-        self._seen: dict[str, tuple[frozenset[str], int, int, bool, int]] = {}
+        self._seen: dict[str, _Seen] = {}
 
     async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
         """The crossings of one accepted fix (most fixes: none, and no backend call)."""
         index, version = self.book.index, self.book.version
-        if len(index) == 0 and driver_id not in self._seen:
+        seen = self._seen.get(driver_id)
+        if seen is None and len(index) == 0:
             return []
         cell = index.cell_of(lat, lng)
-        seen = self._seen.get(driver_id)
-        fresh = seen is not None and now_ms < seen[1] and seen[4] == version
-        if fresh and seen[3] and seen[2] == cell:  # type: ignore[index]
-            return []  # the same cell, no boundary in it: the same areas
-        found, pure = index.holding_in(cell, lat, lng) if len(index) else ([], True)
+        fresh = seen if seen is not None and now_ms < seen.due and seen.version == version else None
+        if fresh is not None and fresh.cell == cell:
+            dx, dy = lng - fresh.lng, lat - fresh.lat
+            if dx * dx + dy * dy < fresh.near2:
+                return []  # the same cell, closer than any boundary in it: the same areas
+        found, near = index.holding_near(cell, lat, lng) if len(index) else ([], math.inf)
         ids = frozenset([c.area.id for c in found])
-        if fresh and seen[0] == ids:  # type: ignore[index]
-            self._seen[driver_id] = (ids, seen[1], cell, pure, version)  # type: ignore[index]
+        if fresh is not None and fresh.ids == ids:
+            self._seen[driver_id] = fresh._replace(cell=cell, lng=lng, lat=lat, near2=near * near)
             return []
         holding = {c.area.id: round(c.area.dwell_s * 1000) for c in found}
         crossings, _counted, exit_due = await self.presence.step(driver_id, holding, now_ms)
@@ -138,7 +151,7 @@ class Geofence:
         # Out of an area within its dwell: nothing can happen before that exit matures
         # unless the fix moves to other areas, which asks at once.
         due = now_ms + SEEN_TTL_MS if exit_due is None else min(exit_due, now_ms + SEEN_TTL_MS)
-        self._seen[driver_id] = (ids, due, cell, pure, version)
+        self._seen[driver_id] = _Seen(ids, due, version, cell, lng, lat, near * near)
         events = [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
         if events:
             await self.log.append([area_event_json(e) for e in events])

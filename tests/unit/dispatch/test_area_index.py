@@ -193,3 +193,40 @@ def test_ancestor_by_bits_is_h3s_parent() -> None:
     cell = h3.latlng_to_cell(-33.9, 151.2, 10)
     for res in range(0, 11):
         assert ancestor(cell, res) == h3.cell_to_parent(cell, res)
+
+
+@FAST
+@given(
+    lng=st.floats(-170, 170),
+    lat=st.floats(-75, 75),
+    big=st.floats(0.01, 0.5),
+    n=st.integers(3, 60),
+    jag=st.floats(0, 0.6),
+    ts=st.lists(st.tuples(st.floats(0, 1), offsets, st.booleans()), min_size=10, max_size=30),
+    turns=st.lists(st.floats(0, 6.3), min_size=4, max_size=8),
+)
+def test_a_point_moved_within_its_cell_less_than_holding_near_says_keeps_its_areas(
+    lng: float, lat: float, big: float, n: int, jag: float, ts: list, turns: list
+) -> None:
+    """An area compiled at the lookup's resolution inside one compiled coarser (for a
+    large one); moves to the edge of the distance allowed, in every direction."""
+    outer = star(lng, lat, big, n, jag, 0.1)
+    inner = star(lng, lat, 0.004, max(3, n // 4), jag, 0.7)
+    areas = [
+        Area("city", AreaKind.SERVICE_AREA, "city", ((outer,),)),
+        Area("ber", AreaKind.AIRPORT, "ber", ((inner,),)),
+    ]
+    index = build_index(areas)
+    truth = [area_geometry(a) for a in areas]
+    for t, off, near_inner in ts:
+        x, y = near_boundary(inner if near_inner else outer, t, off * 0.1)
+        cell = index.cell_of(y, x)
+        found, near = index.holding_near(cell, y, x)
+        held = [a.id in {c.area.id for c in found} for a in areas]
+        assert held == [bool(shapely.intersects_xy(g, x, y)) for g in truth]
+        step = min(near, 0.01)  # no boundary in the cell: anywhere in it
+        for turn in turns:
+            qx, qy = x + 0.999 * step * math.cos(turn), y + 0.999 * step * math.sin(turn)
+            if index.cell_of(qy, qx) != cell:
+                continue  # the promise is for moves within the cell
+            assert held == [bool(shapely.intersects_xy(g, qx, qy)) for g in truth], (x, y, qx, qy)
