@@ -1,24 +1,27 @@
 """Scale-out under CPU quotas: 1 to 4 instances behind nginx, and 1 against 3 Redis masters.
 
-    python -m loadtest.bench.scaleout [--counts 1,2,3,4] [--quota 0.2] [--redis-quota 0.1]
-                                      [--seconds 8] [--tiers service,data] [--plot-dir docs]
+    python -m loadtest.bench.scaleout [--counts 1,2,3,4] [--quota 0.1] [--redis-quota 0.05]
+                                      [--rounds 3] [--tiers service,data] [--plot-dir docs]
 
 Each dispatch instance runs in a CPU cgroup of its own held to --quota of a core (cgroup
-v1 `cpu` or v2 `cpu.max`, made here and removed at the end), so the instance and not the
-machine is the bottleneck; nginx, Redis and the load processes run outside the quotas.
+v1 `cpu` or v2 `cpu.max`, made here and removed at the end, Ctrl-C included), so the
+instance and not the machine is the bottleneck; nginx, Redis and the load processes run
+outside the quotas. Needs root.
 
 Service tier: a Redis Cluster (3 masters + 3 replicas) and 4 instances from the stack
-launcher; for each N an nginx of the stack's template in front of the first N. Closed-loop
-load to saturation, each workload alone: WebSocket location fixes (sockets with fixes in
-flight), then ride requests (workers that send the next when the last is answered).
-Efficiency = throughput(N) / (N x throughput(1)). Targets: >= 0.9 at 2, >= 0.8 at 4.
+launcher; for each N an nginx of the stack's template in front of the first N, every N in
+turn for --rounds rounds (medians). Closed-loop load to saturation, each workload alone:
+WebSocket location fixes (sockets with fixes in flight), then ride requests (workers that
+send the next when the last is answered). Efficiency = throughput(N) / (N x
+throughput(1)). Targets: >= 0.9 at 2, >= 0.8 at 4.
 
 Data tier: the geo index straight on a Redis Cluster (no service), each master in a
-cgroup of --redis-quota: index writes and k-NN (k 10 within 2 km) over 90 regions, 1
-master against 3 masters. Target: 3 masters >= 2.5x one.
+cgroup of --redis-quota: index writes and k-NN (k 10 within 2 km) over a 150 km square
+(about 125 regions at resolution 5), 1 master against 3 masters. Target: >= 2.5x.
 
-Where no CPU cgroup can be used the bench says so and exits 2: it reports no figure it
-did not measure.
+Every step says whether each group used its whole quota (else the machine, short of CPU,
+set the rate), the CPU per operation and the load processes' own CPU. Where no CPU cgroup
+can be used the bench says so and exits 2: it reports no figure it did not measure.
 """
 
 from __future__ import annotations
