@@ -202,6 +202,17 @@ class LocationFrame(Location, tag_field="type", tag="location", kw_only=True):
     id: FrameId | UnsetType = UNSET
 
 
+# Fixes in one `locations` frame: the per-driver rate's default burst (each fix takes a
+# token), and 20 fixes with every optional field fit the 4 KiB message limit.
+MAX_FRAME_FIXES = 20
+
+
+class LocationsFrame(ClientFrame, tag="locations", kw_only=True):
+    """Fixes the app buffered while its network was down, oldest first, sent at once."""
+
+    fixes: Annotated[list[Location], Meta(min_length=1, max_length=MAX_FRAME_FIXES)]
+
+
 class AcceptFrame(ClientFrame, tag="accept", kw_only=True):
     ride_id: str  # one that cannot exist is answered not_found, as over HTTP
 
@@ -214,7 +225,7 @@ class PingFrame(ClientFrame, tag="ping"):
     pass
 
 
-AnyClientFrame = LocationFrame | AcceptFrame | DeclineFrame | PingFrame
+AnyClientFrame = LocationFrame | LocationsFrame | AcceptFrame | DeclineFrame | PingFrame
 
 
 class ServerFrame(Shape, tag_field="type"):

@@ -24,20 +24,21 @@ class RateLimiter:
         self._clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
 
-    def allow(self, key: str) -> bool:
+    def allow(self, key: str, cost: int = 1) -> bool:
+        """Takes `cost` tokens (a frame of several fixes: one each), all or none."""
         now = self._clock()
         tokens, at = self._buckets.pop(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - at) * self._rate)
-        allowed = tokens >= 1.0
+        allowed = tokens >= cost
         if allowed:
-            tokens -= 1.0
+            tokens -= cost
         self._buckets[key] = (tokens, now)  # most recently used last
         if len(self._buckets) > MAX_TRACKED:
             self._buckets.popitem(last=False)  # forget the longest idle: its bucket is full
         return allowed
 
-    def retry_after_s(self, key: str) -> int:
-        """Whole seconds until `key` has a token again (Retry-After); 0 if it has one."""
+    def retry_after_s(self, key: str, cost: int = 1) -> int:
+        """Whole seconds until `key` has `cost` tokens again (Retry-After); 0 if it has."""
         tokens, at = self._buckets.get(key, (self._burst, self._clock()))
-        missing = 1.0 - min(self._burst, tokens + (self._clock() - at) * self._rate)
+        missing = cost - min(self._burst, tokens + (self._clock() - at) * self._rate)
         return math.ceil(missing / self._rate) if missing > 0 else 0

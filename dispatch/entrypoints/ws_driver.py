@@ -1,6 +1,7 @@
 """GET /v1/drivers/{id}/stream: the driver app's WebSocket.
 
-Client frames: location (acked with its seq and accepted|stale), accept, decline, ping.
+Client frames: location (acked with its seq and accepted|stale), locations (fixes the app
+buffered, acked as its newest fix), accept, decline, ping.
 Server frames: offers and ride updates for this driver from any instance (pub/sub),
 acks, pongs and errors. A pending offer is sent again on every (re)connect.
 
@@ -16,13 +17,13 @@ import logging
 import time
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from msgspec import UnsetType
 
 from dispatch.domain.principals import Principal
 from dispatch.entrypoints import appkeys, contract, schemas
 from dispatch.entrypoints.area_streams import driver_area_frames
 from dispatch.entrypoints.auth import stream_principal
-from dispatch.entrypoints.errors import to_error
-from dispatch.entrypoints.views_drivers import check_rate
+from dispatch.entrypoints.errors import RateLimited, to_error
 from dispatch.entrypoints.wire import driver_frame, encode, offer_frame, ride_view
 from dispatch.service_layer import drivers, ride_steps
 from dispatch.service_layer.deps import Deps
@@ -38,39 +39,65 @@ REPLACED = 4000  # close code: this driver opened more sockets here than allowed
 BACKEND_LOST = WSCloseCode.TRY_AGAIN_LATER  # 1013
 
 
-async def _handle(
-    request: web.Request, deps: Deps, actor: Principal, frame: contract.AnyClientFrame
+def _ack(
+    frame_id: str | UnsetType, fix: drivers.Fix, outcome: drivers.FixOutcome
 ) -> contract.Reply:
-    match frame:
-        case contract.PingFrame():
-            return contract.PongFrame(id=frame.id)
-        case contract.LocationFrame():
-            fix = schemas.fix_of(frame)
-            check_rate(request, actor.id)
-            outcome = await drivers.update_location(deps, actor, actor.id, fix)
-            if outcome.result is UpsertResult.ACCEPTED:
-                return contract.AckFrame(id=frame.id, seq=fix.seq, status="accepted")
-            stored = outcome.stored
-            return contract.AckFrame(
-                id=frame.id,
-                seq=fix.seq,
-                status="stale",
-                stored_seq=None if stored is None else stored.seq,
-                stored_ts=None if stored is None else stored.ts_ms,
-            )
-        case contract.AcceptFrame() | contract.DeclineFrame():
-            step = (
-                ride_steps.accept if isinstance(frame, contract.AcceptFrame) else ride_steps.decline
-            )
-            ride = await step(deps, actor, schemas.ride_id(frame.ride_id))
-            view = ride_view(ride, for_other_driver=ride.driver_id != actor.id)
-            return contract.ResultFrame(id=frame.id, ride=view)
+    if outcome.result is UpsertResult.ACCEPTED:
+        return contract.AckFrame(id=frame_id, seq=fix.seq, status="accepted")
+    stored = outcome.stored
+    return contract.AckFrame(
+        id=frame_id,
+        seq=fix.seq,
+        status="stale",
+        stored_seq=None if stored is None else stored.seq,
+        stored_ts=None if stored is None else stored.ts_ms,
+    )
 
 
-async def _answer(request: web.Request, deps: Deps, actor: Principal, data: str) -> contract.Reply:
+class _Socket:
+    """One driver socket's frames, with what they need looked up once per socket."""
+
+    def __init__(self, request: web.Request, deps: Deps, actor: Principal) -> None:
+        self.deps, self.actor = deps, actor
+        self._limiter = request.app[appkeys.LOCATION_LIMITER]
+        self._metrics = request.app[appkeys.METRICS]
+
+    def _check_rate(self, fixes: int) -> None:
+        """The per-driver rate, one token per fix (as views_drivers.check_rate)."""
+        if not self._limiter.allow(self.actor.id, fixes):
+            self._metrics.refused("driver_updates")
+            raise RateLimited(
+                "too many location updates for this driver; slow down",
+                self._limiter.retry_after_s(self.actor.id, fixes),
+            )
+
+    async def handle(self, frame: contract.AnyClientFrame) -> contract.Reply:
+        deps, actor = self.deps, self.actor
+        match frame:
+            case contract.LocationFrame():
+                fix = schemas.fix_of(frame)
+                self._check_rate(1)
+                return _ack(
+                    frame.id, fix, await drivers.update_location(deps, actor, actor.id, fix)
+                )
+            case contract.LocationsFrame():
+                fixes = [schemas.fix_of(f) for f in frame.fixes]
+                self._check_rate(len(fixes))
+                newest, outcome = await drivers.update_location_burst(deps, actor, actor.id, fixes)
+                return _ack(frame.id, newest, outcome)
+            case contract.PingFrame():
+                return contract.PongFrame(id=frame.id)
+            case contract.AcceptFrame() | contract.DeclineFrame():
+                accept = isinstance(frame, contract.AcceptFrame)
+                step = ride_steps.accept if accept else ride_steps.decline
+                ride = await step(deps, actor, schemas.ride_id(frame.ride_id))
+                view = ride_view(ride, for_other_driver=ride.driver_id != actor.id)
+                return contract.ResultFrame(id=frame.id, ride=view)
+
+
+async def _answer(socket: _Socket, data: str) -> contract.Reply:
     try:
-        frame = schemas.client_frame(data.encode())
-        reply = await _handle(request, deps, actor, frame)
+        reply = await socket.handle(schemas.client_frame(data.encode()))
     except Exception as exc:
         error = to_error(exc)
         if error is None:
@@ -108,8 +135,8 @@ class _Sender:
         self._lock = asyncio.Lock()
 
     async def send(self, frame: bytes) -> None:
-        async with self._lock:
-            await self._ws.send_str(frame.decode())
+        async with self._lock:  # frame: UTF-8 JSON, sent as a text frame without a copy
+            await self._ws.send_frame(frame, WSMsgType.TEXT)
 
 
 async def _pump(sender: _Sender, subscription: Subscription) -> None:
@@ -159,11 +186,12 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
             areas = asyncio.create_task(driver_area_frames(request, driver_id, sender.send))
             # The token was checked once, at the upgrade: the socket ends when it expires.
             closer = asyncio.create_task(_close_when(ws, expires, replaced))
+            socket = _Socket(request, deps, actor)
             try:
                 await _resend_offer(sender, deps, driver_id)
                 async for msg in ws:
                     if msg.type is WSMsgType.TEXT:
-                        reply = await _answer(request, deps, actor, msg.data)
+                        reply = await _answer(socket, msg.data)
                         await sender.send(encode(reply))
                         if _backend_lost(reply):
                             await ws.close(code=BACKEND_LOST, message=b"backend_unavailable")

@@ -58,12 +58,39 @@ class FixOutcome:
 async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix) -> FixOutcome:
     authorize_driver(actor, driver_id)
     check_not_future(deps, fix.ts_ms)
+    return await _store(deps, driver_id, fix, 1, 1)
+
+
+async def update_location_burst(
+    deps: Deps, actor: Principal, driver_id: str, fixes: Sequence[Fix]
+) -> tuple[Fix, FixOutcome]:
+    """Fixes an app buffered while offline, in the order it took them (one WebSocket
+    frame): each checked as a single fix is, then only the newest goes to the index.
+    Taken one by one, each fix that is not newer (ts and seq) than the last one taken
+    would be stale; the last one taken would overwrite all the others. Nothing reads a
+    driver's earlier positions (search, ETAs and areas use the current one), so the
+    others are counted and dropped. (the fix written, its outcome)"""
+    authorize_driver(actor, driver_id)
+    latest = deps.clock.now_ms() + MAX_FUTURE_MS
+    for i, fix in enumerate(fixes):
+        if fix.ts_ms > latest:
+            raise InvalidRequest(f"fixes/{i}: ts is more than 5 minutes in the future")
+    newest, taken = fixes[0], 1
+    for fix in fixes[1:]:
+        if fix.ts_ms > newest.ts_ms and fix.seq > newest.seq:
+            newest, taken = fix, taken + 1
+    return newest, await _store(deps, driver_id, newest, len(fixes), taken)
+
+
+async def _store(deps: Deps, driver_id: str, fix: Fix, count: int, taken: int) -> FixOutcome:
+    """`fix` into the index: the newest of `count` fixes, `taken` of them in order (the
+    others counted stale, as all are if the index finds it stale)."""
     [result] = await deps.index.upsert([Position(driver_id, fix.lat, fix.lng, fix.ts_ms, fix.seq)])
-    accepted = result is UpsertResult.ACCEPTED
-    deps.observer.locations(int(accepted), int(not accepted))
-    if accepted:
+    if result is UpsertResult.ACCEPTED:
+        deps.observer.locations(taken, count - taken)
         await track_fix(deps, driver_id, fix.lat, fix.lng)  # areas entered or left
         return FixOutcome(result)
+    deps.observer.locations(0, count)
     return FixOutcome(result, await deps.index.get(driver_id))
 
 
