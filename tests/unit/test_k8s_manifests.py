@@ -167,6 +167,8 @@ def test_the_pdb_hpa_and_service_select_the_deployments_pods(docs):
     pdb = one(docs, "PodDisruptionBudget", "dispatch")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert one(docs, "Service", "dispatch")["spec"]["selector"].items() <= labels.items()
+    # The HPA owns the count: a replicas field would reset it on every apply.
+    assert "replicas" not in dep["spec"]
     hpa = one(docs, "HorizontalPodAutoscaler", "dispatch")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                              "name": "dispatch"}  # fmt: skip
