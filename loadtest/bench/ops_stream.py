@@ -334,7 +334,8 @@ def ingest_slowdown(phases: list[dict[str, Any]]) -> dict[str, Any]:
         "feed_cpu_util": round(ops_cpu[1], 3) if 1 in ops_cpu else None,
         "extra_page_cpu_util": round(per_page, 5) if per_page is not None else None,
         "pages_until_ops_take_10pct_of_a_core": (
-            round(1 + (0.1 - ops_cpu[1]) / per_page) if per_page and per_page > 0 else None
+            # 1: the feed alone, which the first page starts, already takes that much.
+            max(1, round(1 + (0.1 - ops_cpu[1]) / per_page)) if per_page and per_page > 0 else None
         ),
         "pages_tried": sorted({p["pages"] for p in phases}),
     }
