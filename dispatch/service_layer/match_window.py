@@ -16,7 +16,7 @@ from dispatch.domain.geo import LatLng
 @dataclass(frozen=True, slots=True)
 class WindowConfig:
     window_ms: int = 2_000
-    max_wait_ms: int = 30_000  # a ride still searching then ends no_driver
+    max_wait_ms: int = 10_000  # a ride still searching then ends no_driver (settings.py)
     candidates: int = 16  # drivers drawn per rider from the exact k-nearest index
     radius_m: float = 5_000.0
     lease_windows: int = 5  # the solving lease lives this many windows

@@ -17,6 +17,7 @@ from dataclasses import asdict, replace
 import orjson
 
 from dispatch.domain.assignment import Objective
+from dispatch.settings import Settings
 from dispatch.simulate.city import SimCity
 from dispatch.simulate.run import run_policy
 
@@ -46,7 +47,9 @@ async def simulate(args: argparse.Namespace) -> dict[str, object]:
     objective = Objective() if args.penalty_s is None else Objective(penalty_s=args.penalty_s)
     results = []
     for policy, window in runs(args.policy.split(","), [int(w) for w in args.window_ms.split(",")]):
-        kpis = await run_policy(city, requests, seconds, args.seed, args.drivers, window, objective)
+        kpis = await run_policy(
+            city, requests, seconds, args.seed, args.drivers, window, objective, args.max_wait_s
+        )
         results.append({"policy": policy, "window_ms": window, **kpis})
     return {
         "seed": args.seed,
@@ -54,6 +57,7 @@ async def simulate(args: argparse.Namespace) -> dict[str, object]:
         "drivers": args.drivers,
         "city": asdict(city),
         "objective": asdict(objective),
+        "max_wait_s": Settings().match_max_wait_s if args.max_wait_s is None else args.max_wait_s,
         "runs": results,
     }
 
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drivers", type=int, default=300)
     p.add_argument("--demand", type=float, default=1.0, help="scales every request rate")
     p.add_argument("--penalty-s", type=float, help="batched: a rider's cost of no match")
+    p.add_argument("--max-wait-s", type=float, help="batched: searching this long ends no_driver")
     args = p.parse_args(argv)
     out = asyncio.run(simulate(args))
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -185,10 +185,12 @@ class Simulation:
 
 async def run_policy(
     city: SimCity, requests: list[Request], seconds: int, seed: int, n_drivers: int,
-    window_ms: int, objective: Objective | None = None,
+    window_ms: int, objective: Objective | None = None, max_wait_s: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     clock, watcher = SimClock(), Watcher()
     settings = Settings(match_window_ms=window_ms)
+    if max_wait_s is not None:
+        settings = replace(settings, match_max_wait_s=max_wait_s)
     started = time.process_time()
     async with bootstrap(settings, clock=clock, observer=watcher) as runtime:
         deps = runtime.deps

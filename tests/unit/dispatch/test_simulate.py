@@ -41,3 +41,22 @@ def test_the_command_prints_one_run_per_policy_and_window(
     assert [(r["policy"], r["window_ms"]) for r in out["runs"]] == [
         ("immediate", 0), ("batched", 1000), ("batched", 2000)
     ]  # fmt: skip
+
+
+def test_no_rider_waits_for_a_first_offer_past_the_maximum_wait(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import orjson
+
+    def run(max_wait_s: int) -> dict[str, float]:
+        argv = ["--minutes", "3", "--drivers", "60", "--demand", "4", "--window-ms", "1000"]
+        assert main([*argv, "--policy", "batched", "--max-wait-s", str(max_wait_s)]) == 0
+        out = orjson.loads(capsys.readouterr().out)
+        assert out["max_wait_s"] == max_wait_s
+        (kpis,) = out["runs"]
+        return kpis  # type: ignore[no-any-return]
+
+    held, brief = run(30), run(1)
+    assert brief["no_driver"] > 0  # supply this tight leaves riders unmatched, and
+    assert brief["rider_wait_s_p95"] <= 1 + 1  # none waits past the maximum wait (+ a window)
+    assert held["rider_wait_s_p95"] > brief["rider_wait_s_p95"]  # as they do with 30 s
