@@ -1,24 +1,32 @@
 """Location updates per second over HTTP through one instance, against the HTTP ceiling.
 
     python -m loadtest.bench.http_vs_ceiling [--seconds 10] [--connections 64] [--rounds 3]
+    python -m loadtest.bench.http_vs_ceiling --rounds 1 --profile /tmp/http.prof
+        # then: python -m pstats /tmp/http.prof
 
 The ceiling is a trivial aiohttp + uvloop handler on the same route (loadtest/bench/ceiling.py).
 Both are driven by the same wrk with the same script, connections and duration, in alternating
 rounds; the ratio is of the medians. The instance runs on a standalone Redis (and, for the
-record, on the embedded backend). Target: ratio >= 0.6.
+record, on the embedded backend). Target: ratio >= 0.6. With --profile the instance on Redis
+runs under cProfile (loadtest/bench/profiled.py), switched on for its last round only (its
+CPU figures then include cProfile's).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from loadtest.bench import wrk
 from loadtest.bench.harness import Servers, machine, measured, median
-from loadtest.redis_procs import RedisServer
+from loadtest.instances import DispatchInstance, instance_env
+from loadtest.redis_procs import RedisServer, free_port
 from loadtest.scenario.tokens import mint
 
 TARGET = 0.6
@@ -40,12 +48,32 @@ def _round(
     return r
 
 
+def _instance(servers: Servers, redis_url: str, profile: str | None) -> DispatchInstance:
+    if not profile:
+        return servers.dispatch("bench-redis", {"DISPATCH_REDIS_URL": redis_url})
+    env = {**instance_env(free_port(), "bench-redis", servers.secret)}
+    env["DISPATCH_REDIS_URL"] = redis_url
+    cmd = (sys.executable, "-m", "loadtest.bench.profiled", profile, "serve")
+    inst = DispatchInstance(env, servers.dir / "bench-redis.log", cmd, tie_to_parent=True)
+    servers.instances.append(inst)
+    inst.start()
+    inst.wait_ready()
+    return inst
+
+
+def _signal(inst: DispatchInstance, sig: signal.Signals) -> None:
+    assert inst.proc is not None
+    inst.proc.send_signal(sig)
+    time.sleep(0.2)  # the stats are written before the next round starts
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.http_vs_ceiling")
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--drivers", type=int, default=2000)
+    p.add_argument("--profile", metavar="PATH", help="cProfile the instance on Redis into PATH")
     a = p.parse_args(argv)
     with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
         ids = [f"h{i}" for i in range(a.drivers)]
@@ -55,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             [mint("driver", d, servers.secret) for d in ids],
         )
         ceiling_url, ceiling_pid = servers.ceiling()
-        svc = servers.dispatch("bench-redis", {"DISPATCH_REDIS_URL": redis.url})
+        svc = _instance(servers, redis.url, a.profile)
         emb = servers.dispatch("bench-embedded", {})
         assert svc.proc and emb.proc
         assert redis.node.proc
@@ -68,9 +96,14 @@ def main(argv: list[str] | None = None) -> None:
         for url, _pid, _r in targets.values():  # warm-up: connections, scripts, caches
             wrk.run(url, script, 2, a.connections)
         rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
-        for _ in range(a.rounds):  # alternating, so a noisy neighbour hits all sides alike
+        for i in range(a.rounds):  # alternating, so a noisy neighbour hits all sides alike
             for name, (url, pids, rports) in targets.items():
+                profiled = bool(a.profile) and name == "service_redis" and i == a.rounds - 1
+                if profiled:
+                    _signal(svc, signal.SIGUSR1)
                 rounds[name].append(_round(url, pids, script, a, rports))
+                if profiled:
+                    _signal(svc, signal.SIGUSR2)
     rps = {k: median([r["rps"] for r in v]) for k, v in rounds.items()}
     best = {k: max(r["rps"] for r in v) for k, v in rounds.items()}
     ratio = rps["service_redis"] / rps["ceiling"]
@@ -87,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         # CPU per update moves less than throughput when neighbours take the cores.
         "server_cpu_ms_per_update_median": cpu,
         "cpu_ratio_ceiling_to_service_redis": round(cpu["ceiling"] / cpu["service_redis"], 3),
+        "profile": a.profile,
         "target": TARGET,
         "met": ratio >= TARGET,
         "rounds": rounds,

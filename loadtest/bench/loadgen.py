@@ -37,6 +37,7 @@ class Recorder:
         self.latencies: list[float] = []
         self.statuses: Counter[str] = Counter()
         self.started = time.perf_counter()
+        self.ended: float | None = None  # when the timed part ended, if not at the return
 
     def add(self, seconds: float, status: str) -> None:
         self.latencies.append(seconds)
@@ -86,15 +87,26 @@ async def http_location(a: argparse.Namespace, rec: Recorder) -> None:
 
 
 async def ws_location(a: argparse.Namespace, rec: Recorder) -> None:
-    """One WebSocket per driver; each keeps --window fixes in flight and counts the acks."""
-    deadline = time.perf_counter() + a.seconds
+    """One WebSocket per driver; each keeps --window frames in flight and counts the acks.
+    --fixes N > 1: each frame is a `locations` frame of N buffered fixes (count: frames).
+    Every socket is open before the timed part starts, and the lines {"phase": "steady"}
+    and {"phase": "end"} mark it on stdout, so a bench can read the server's CPU over the
+    steady part alone (1,000 handshakes and subscriptions are not location updates)."""
+    connected, steady = 0, asyncio.Event()
+    deadline = 0.0
+    # A few handshakes at a time: an instance refuses an upgrade whose backend ping is
+    # slow (503), which 1,000 at once on a busy machine would make it.
+    opening = asyncio.Semaphore(32)
 
     async def driver(w: int, s: aiohttp.ClientSession) -> None:
+        nonlocal connected, deadline
         d = f"{a.prefix}{w}"
         rng = random.Random(w)
         url = f"{a.url.replace('http', 'ws', 1)}/v1/drivers/{d}/stream"
         hdr = {"Authorization": f"Bearer {mint('driver', d, a.secret)}"}
-        async with s.ws_connect(url, headers=hdr, max_msg_size=0) as ws:
+        async with opening:
+            ws = await s.ws_connect(url, headers=hdr, max_msg_size=0)
+        async with ws:
             sent: dict[int, float] = {}
             seq = last_ts = 0
             window = asyncio.Semaphore(a.window)
@@ -109,6 +121,13 @@ async def ws_location(a: argparse.Namespace, rec: Recorder) -> None:
                         rec.statuses[f"error:{m.get('error')}"] += 1
                         window.release()  # that fix is answered, if not acked
 
+            connected += 1
+            if connected == a.concurrency:
+                print(json.dumps({"phase": "steady"}), flush=True)
+                rec.started = time.perf_counter()
+                deadline = rec.started + a.seconds
+                steady.set()
+            await steady.wait()
             task = asyncio.create_task(reader())
             while time.perf_counter() < deadline and not task.done():
                 try:
@@ -116,17 +135,26 @@ async def ws_location(a: argparse.Namespace, rec: Recorder) -> None:
                 except TimeoutError:
                     rec.statuses["ack-timeout"] += 1
                     break
-                seq += 1
-                sent[seq] = time.perf_counter()
-                # A fix must be newer in ts too: several can leave within one millisecond.
-                ts = max(int(time.time() * 1000), last_ts + 1)
-                last_ts = ts
-                frame = {"type": "location", **_fix(seq, rng, ts)}
+                fixes = []
+                for _ in range(a.fixes):
+                    seq += 1
+                    # A fix must be newer in ts too: several can leave within one millisecond.
+                    last_ts = max(int(time.time() * 1000), last_ts + 1)
+                    fixes.append(_fix(seq, rng, last_ts))
+                sent[seq] = time.perf_counter()  # a frame is acked with its newest fix's seq
+                if a.fixes == 1:
+                    frame = {"type": "location", **fixes[0]}
+                else:
+                    frame = {"type": "locations", "fixes": fixes}
                 await ws.send_str(orjson.dumps(frame).decode())
             await asyncio.sleep(0.2)  # the last acks
             task.cancel()
+            if rec.ended is None:
+                rec.ended = time.perf_counter()
+                print(json.dumps({"phase": "end"}), flush=True)
 
-    async with aiohttp.ClientSession() as s:
+    # No connection limit: each socket holds its connection for the whole run.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
         await asyncio.gather(*(driver(w, s) for w in range(a.concurrency)))
 
 
@@ -266,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-c", "--concurrency", type=int, default=64)
     p.add_argument("--drivers", type=int, default=2000)
     p.add_argument("--prefix", default="b")
-    p.add_argument("--window", type=int, default=1, help="ws: fixes in flight per socket")
+    p.add_argument("--window", type=int, default=1, help="ws: frames in flight per socket")
+    p.add_argument("--fixes", type=int, default=1, help="ws: fixes per frame")
     p.add_argument("--rate", type=float, default=100.0, help="per second (fleet: updates)")
     p.add_argument("--batch", type=int, default=1000, help="fleet: updates per request")
     p.add_argument("--radius-m", type=float, default=2000.0, help="market: the area read")
@@ -274,9 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     rec = Recorder()
     uvloop.install()
-    t0 = time.perf_counter()
     asyncio.run(MODES[a.mode](a, rec))
-    out = {"mode": a.mode, **rec.summary(time.perf_counter() - t0)}
+    out = {"mode": a.mode, **rec.summary((rec.ended or time.perf_counter()) - rec.started)}
     print(json.dumps(out), flush=True)
 
 
