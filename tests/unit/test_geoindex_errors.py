@@ -95,11 +95,12 @@ class FakeRedis:
         if name == "evalsha":
             if args[0] not in self.loaded:
                 raise rx.NoScriptError("NOSCRIPT")
-            return [1, b"1", b"", b"1"]  # driver_upsert: accepted, version 1, new, available
+            # driver_upsert: accepted, version 1, new, available, no products
+            return [1, b"1", b"", b"1", b"-"]
         if name == "smembers":
             return set()
         if name == "hmget":
-            return [None] * 5
+            return [None] * 6
         return 1
 
 
@@ -131,7 +132,7 @@ async def test_noscript_loads_the_script_and_retries_once() -> None:
     runner = ScriptRunner(client, [knn])
     await runner.load()
     client.loaded.clear()  # as after a failover to a node that never had it
-    assert await runner.call(knn, ["k"], []) == [1, b"1", b"", b"1"]
+    assert await runner.call(knn, ["k"], []) == [1, b"1", b"", b"1", b"-"]
     assert client.calls[-3:] == ["script_exists", "script_load", "evalsha"]
 
 
