@@ -95,7 +95,8 @@ async def ws_location(a: argparse.Namespace, rec: Recorder) -> None:
     connected, steady = 0, asyncio.Event()
     deadline = 0.0
     # A few handshakes at a time: an instance refuses an upgrade whose backend ping is
-    # slow (503), which 1,000 at once on a busy machine would make it.
+    # slow (503), which 1,000 at once on a busy machine would make it; a refused one is
+    # tried again.
     opening = asyncio.Semaphore(32)
 
     async def driver(w: int, s: aiohttp.ClientSession) -> None:
@@ -105,7 +106,17 @@ async def ws_location(a: argparse.Namespace, rec: Recorder) -> None:
         url = f"{a.url.replace('http', 'ws', 1)}/v1/drivers/{d}/stream"
         hdr = {"Authorization": f"Bearer {mint('driver', d, a.secret)}"}
         async with opening:
-            ws = await s.ws_connect(url, headers=hdr, max_msg_size=0)
+            for _ in range(20):
+                try:
+                    ws = await s.ws_connect(url, headers=hdr, max_msg_size=0)
+                    break
+                except aiohttp.WSServerHandshakeError as exc:
+                    if exc.status != 503:
+                        raise
+                    rec.statuses["upgrade-503"] += 1  # as an app would: again, shortly
+                    await asyncio.sleep(0.2)
+            else:
+                raise RuntimeError(f"{d}: every upgrade refused with 503")
         async with ws:
             sent: dict[int, float] = {}
             seq = last_ts = 0
