@@ -20,7 +20,7 @@ from .conftest import BERLIN, Client
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 ANSWERS = {"ack", "pong", "ride", "error"}
-FIELDS = ["lat", "lng", "ts", "seq", "heading", "speed", "accuracy", "ride_id", "extra"]
+FIELDS = ["lat", "lng", "ts", "seq", "heading", "speed", "accuracy", "ride_id", "fixes", "extra"]
 
 json_values = st.recursive(
     st.none()
@@ -34,7 +34,11 @@ json_values = st.recursive(
     max_leaves=12,
 )
 typed_frames = st.fixed_dictionaries(
-    {"type": st.sampled_from(["location", "accept", "decline", "ping", "offer", "", "LOCATION"])},
+    {
+        "type": st.sampled_from(
+            ["location", "locations", "accept", "decline", "ping", "offer", "", "LOCATION"]
+        )
+    },
     optional={
         f: json_values | st.sampled_from([52.5, 13.4, 0, -1, 2**53, "r_" + "a" * 32])
         for f in FIELDS
