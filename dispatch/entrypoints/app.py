@@ -23,6 +23,7 @@ from dispatch.entrypoints import (
 )
 from dispatch.entrypoints.area_streams import area_event_follower, area_events
 from dispatch.entrypoints.areas_task import area_refresher
+from dispatch.entrypoints.backend_probe import BackendProbe
 from dispatch.entrypoints.errors import Handler, errors_middleware
 from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.openapi import document
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[appkeys.STREAMS] = Streams(settings.max_streams_per_owner)
     app[appkeys.QUOTE_LIMITER] = RateLimiter(settings.quote_rate_per_s, settings.quote_rate_burst)
     app[appkeys.OPENAPI] = orjson.dumps(document(settings, ROUTES))
+    app[appkeys.BACKEND_PROBE] = BackendProbe()
     app.cleanup_ctx.append(_backend)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(surge_job)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.bootstrap import Runtime
+from dispatch.entrypoints.backend_probe import BackendProbe
 from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.ratelimit import RateLimiter
 from dispatch.entrypoints.streams import Streams
@@ -20,3 +21,4 @@ NEARBY_LIMITER = web.AppKey("nearby_limiter", RateLimiter)  # map queries, per c
 STREAMS = web.AppKey("streams", Streams)
 QUOTE_LIMITER = web.AppKey("quote_limiter", RateLimiter)  # fare quotes, per rider
 OPENAPI = web.AppKey("openapi", bytes)  # /openapi.json, generated once per app
+BACKEND_PROBE = web.AppKey("backend_probe", BackendProbe)  # before a driver's upgrade

@@ -27,7 +27,6 @@ from dispatch.entrypoints.errors import RateLimited, to_error
 from dispatch.entrypoints.wire import driver_frame, encode, offer_frame, ride_view
 from dispatch.service_layer import drivers, ride_steps
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.notices import driver_topic
 from dispatch.service_layer.ports import Subscription
 from geoindex import UpsertResult
@@ -71,45 +70,56 @@ class _Socket:
                 self._limiter.retry_after_s(self.actor.id, fixes),
             )
 
-    async def handle(self, frame: contract.AnyClientFrame) -> contract.Reply:
+    async def serve(self, ws: web.WebSocketResponse, sender: _Sender) -> None:
+        """Answers the client's frames in order until the socket closes. Run as a task of
+        its own: each await in a frame then resumes this loop directly, not through the
+        request's handler and middlewares (a dozen coroutines, twice a frame)."""
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                reply = await self.answer(msg.data)
+                await sender.send(encode(reply))
+                if _backend_lost(reply):
+                    await ws.close(code=BACKEND_LOST, message=b"backend_unavailable")
+                    break
+            elif msg.type is WSMsgType.BINARY:
+                refused = contract.ErrorFrame(error="invalid_frame", message="send text frames")
+                await sender.send(encode(refused))
+
+    async def answer(self, data: str) -> contract.Reply:
         deps, actor = self.deps, self.actor
-        match frame:
-            case contract.LocationFrame():
-                fix = schemas.fix_of(frame)
-                self._check_rate(1)
-                return _ack(
-                    frame.id, fix, await drivers.update_location(deps, actor, actor.id, fix)
-                )
-            case contract.LocationsFrame():
-                fixes = [schemas.fix_of(f) for f in frame.fixes]
-                self._check_rate(len(fixes))
-                newest, outcome = await drivers.update_location_burst(deps, actor, actor.id, fixes)
-                return _ack(frame.id, newest, outcome)
-            case contract.PingFrame():
-                return contract.PongFrame(id=frame.id)
-            case contract.AcceptFrame() | contract.DeclineFrame():
-                accept = isinstance(frame, contract.AcceptFrame)
-                step = ride_steps.accept if accept else ride_steps.decline
-                ride = await step(deps, actor, schemas.ride_id(frame.ride_id))
-                view = ride_view(ride, for_other_driver=ride.driver_id != actor.id)
-                return contract.ResultFrame(id=frame.id, ride=view)
-
-
-async def _answer(socket: _Socket, data: str) -> contract.Reply:
-    try:
-        reply = await socket.handle(schemas.client_frame(data.encode()))
-    except Exception as exc:
-        error = to_error(exc)
-        if error is None:
-            log.exception("unhandled error on a driver WebSocket frame")
-            reply = contract.ErrorFrame(error="internal", message="internal error")
-        else:
+        try:
+            match schemas.client_frame(data.encode()):
+                case contract.LocationFrame() as frame:
+                    fix = schemas.fix_of(frame)
+                    self._check_rate(1)
+                    outcome = await drivers.update_location(deps, actor, actor.id, fix)
+                    return _ack(frame.id, fix, outcome)
+                case contract.LocationsFrame() as frame:
+                    fixes = [schemas.fix_of(f) for f in frame.fixes]
+                    self._check_rate(len(fixes))
+                    newest, outcome = await drivers.update_location_burst(
+                        deps, actor, actor.id, fixes
+                    )
+                    return _ack(frame.id, newest, outcome)
+                case contract.PingFrame() as frame:
+                    return contract.PongFrame(id=frame.id)
+                case contract.AcceptFrame() | contract.DeclineFrame() as frame:
+                    accept = isinstance(frame, contract.AcceptFrame)
+                    step = ride_steps.accept if accept else ride_steps.decline
+                    ride = await step(deps, actor, schemas.ride_id(frame.ride_id))
+                    view = ride_view(ride, for_other_driver=ride.driver_id != actor.id)
+                    return contract.ResultFrame(id=frame.id, ride=view)
+        except Exception as exc:
+            error = to_error(exc)
+            if error is None:
+                log.exception("unhandled error on a driver WebSocket frame")
+                return contract.ErrorFrame(error="internal", message="internal error")
             reply = contract.ErrorFrame(
                 id=schemas.frame_id(data), error=error.code, message=error.message
             )
             if error.field is not None:
                 reply.field = error.field
-    return reply
+            return reply
 
 
 def _backend_lost(reply: contract.Reply) -> bool:
@@ -117,14 +127,12 @@ def _backend_lost(reply: contract.Reply) -> bool:
 
 
 async def _check_backend(request: web.Request) -> None:
-    """Before the upgrade, a ping within half a Redis call's timeout, as /readyz does: a
-    socket opened here while the backend is out of reach could serve no frame."""
-    budget_s = request.app[appkeys.SETTINGS].redis_timeout_s / 2
-    try:
-        async with asyncio.timeout(budget_s):
-            await request.app[appkeys.RUNTIME].ping()
-    except TimeoutError as exc:
-        raise BackendUnavailable(f"no answer within {budget_s:g} s") from exc
+    """Before the upgrade, a ping within half a Redis call's timeout, as /readyz does (one
+    shared by concurrent upgrades, a success good for a second): a socket opened here
+    while the backend is out of reach could serve no frame."""
+    app = request.app
+    budget_s = app[appkeys.SETTINGS].redis_timeout_s / 2
+    await app[appkeys.BACKEND_PROBE].check(app[appkeys.RUNTIME].ping, budget_s)
 
 
 class _Sender:
@@ -186,21 +194,10 @@ async def driver_stream(request: web.Request) -> web.StreamResponse:
             areas = asyncio.create_task(driver_area_frames(request, driver_id, sender.send))
             # The token was checked once, at the upgrade: the socket ends when it expires.
             closer = asyncio.create_task(_close_when(ws, expires, replaced))
-            socket = _Socket(request, deps, actor)
             try:
                 await _resend_offer(sender, deps, driver_id)
-                async for msg in ws:
-                    if msg.type is WSMsgType.TEXT:
-                        reply = await _answer(socket, msg.data)
-                        await sender.send(encode(reply))
-                        if _backend_lost(reply):
-                            await ws.close(code=BACKEND_LOST, message=b"backend_unavailable")
-                            break
-                    elif msg.type is WSMsgType.BINARY:
-                        refused = contract.ErrorFrame(
-                            error="invalid_frame", message="send text frames"
-                        )
-                        await sender.send(encode(refused))
+                # Cancelled with this handler (a task awaited is cancelled with its waiter).
+                await asyncio.create_task(_Socket(request, deps, actor).serve(ws, sender))
             except ConnectionError:
                 pass  # the driver's connection dropped mid-send
             finally:
