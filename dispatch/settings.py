@@ -40,8 +40,8 @@ class Settings:
     # solved every match_window_ms as one assignment by one instance at a time (a lease
     # of match_lease_windows windows), each rider drawing up to match_candidates drivers
     # within match_radius_m; a ride still searching after match_max_wait_s ends
-    # no_driver (10 s: holding riders 30 s matched 1.6 % more at tight supply but made
-    # their mean wait 2.8 times as long, docs/benchmarks.md). A client's `Prefer: wait=N`
+    # no_driver (10 s: holding riders 30 s matched 1.4 % more at tight supply but made
+    # their mean wait 2.7 times as long, docs/benchmarks.md). A client's `Prefer: wait=N`
     # holds the answer at most prefer_wait_max_s.
     match_window_ms: int = 0
     match_max_wait_s: float = 10.0
