@@ -242,6 +242,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     best_plain, best_fenced = max(r for r, _ in plain), max(r for r, _ in fenced)
     # CPU per fix moves less with the machine's load than the rate does.
     cpu_plain, cpu_fenced = min(c for _, c in plain), min(c for _, c in fenced)
+    per_round = [p / f for (_, p), (_, f) in zip(plain, fenced, strict=True)]
     out["ingest"] = {
         "backend": settings.backend,
         "fixes": args.fixes,
@@ -252,6 +253,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_us_per_fix_no_areas": round(cpu_plain, 1),
         "cpu_us_per_fix_with_areas": round(cpu_fenced, 1),
         "cpu_ratio": round(cpu_plain / cpu_fenced, 3),
+        # Each round's two runs follow each other: their ratio is the least moved by a
+        # load that changes between rounds.
+        "cpu_ratio_per_round": [round(r, 3) for r in per_round],
+        "cpu_ratio_median": round(statistics.median(per_round), 3),
     }
     return out
 
