@@ -1,6 +1,7 @@
 """Exact k-nearest H3 driver index: embedded, Redis and Redis Cluster backends."""
 
 from geoindex.coalesce import CoalescingGeoIndex
+from geoindex.columns import Columns
 from geoindex.errors import (
     BackendUnavailable,
     GeoIndexError,
@@ -29,6 +30,7 @@ __all__ = [
     "MAX_WITHIN",
     "BackendUnavailable",
     "CoalescingGeoIndex",
+    "Columns",
     "DriverState",
     "GeoIndex",
     "GeoIndexError",

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from geoindex import limits
+from geoindex.columns import Columns
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.port import GeoIndex
 
@@ -103,6 +104,9 @@ class CoalescingGeoIndex:
         self, lat: float, lng: float, radius_m: float, limit: int
     ) -> list[DriverState]:
         return await self.inner.within(lat, lng, radius_m, limit)
+
+    async def within_columns(self, lat: float, lng: float, radius_m: float, limit: int) -> Columns:
+        return await self.inner.within_columns(lat, lng, radius_m, limit)
 
     async def expire(self, cutoff_ms: int) -> list[str]:
         return await self.inner.expire(cutoff_ms)

@@ -12,9 +12,13 @@ import bisect
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
+
+import numpy as np
 
 from geoindex import limits
 from geoindex.cells import position_score, region_of, score_latlng
+from geoindex.columns import Columns, nearest_rows
 from geoindex.knn import Candidate, k_nearest, scan_region
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import DensityHints, SearchConfig, Step
@@ -230,5 +234,34 @@ class MemoryGeoIndex:
         )
         return nearest_first(lat, lng, radius_m, limit, fresh)
 
+    async def within_columns(self, lat: float, lng: float, radius_m: float, limit: int) -> Columns:
+        lat, lng = limits.check_latlng(lat, lng)
+        radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
+        min_ts = self._clock() - self.ttl_ms
+        # One pass over the drivers for the columns the order needs (map with attrgetter
+        # runs at C speed); the others are read for the rows kept only. A stale driver's
+        # latitude is NaN, which is within no radius.
+        ids = list(self._drivers)
+        drivers = list(self._drivers.values())
+        n = len(drivers)
+        fresh = np.fromiter(map(_TS, drivers), np.int64, n) >= min_ts
+        lats = np.where(fresh, np.fromiter(map(_LAT, drivers), np.float64, n), np.nan)
+        lngs = np.fromiter(map(_LNG, drivers), np.float64, n)
+        rows = nearest_rows(lat, lng, radius_m, limit, ids, lats, lngs)
+        kept = [drivers[r] for r in rows.tolist()]
+        m = len(kept)
+        return Columns(
+            [ids[r] for r in rows.tolist()],
+            lats[rows],
+            lngs[rows],
+            np.fromiter(map(_TS, kept), np.int64, m),
+            np.fromiter(map(_AVAILABLE, kept), np.bool_, m),
+            list(map(_PRODUCTS, kept)),
+        )
+
     async def close(self) -> None:
         return None
+
+
+_TS, _LAT, _LNG = attrgetter("ts_ms"), attrgetter("lat"), attrgetter("lng")
+_AVAILABLE, _PRODUCTS = attrgetter("available"), attrgetter("products")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from geoindex.columns import Columns
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 
 
@@ -75,6 +76,13 @@ class GeoIndex(Protocol):
         """Every fresh driver within radius_m, available or not, nearest first (ties by
         id), at most `limit` (1 to MAX_WITHIN); seq is None (a bulk read leaves it out).
         For maps and operators: its cost grows with the drivers in the area."""
+        ...
+
+    async def within_columns(self, lat: float, lng: float, radius_m: float, limit: int) -> Columns:
+        """The same drivers as `within`, in the same order, with the same values and
+        bounds, as numpy columns (ids, lat, lng, ts_ms, available, products): no object
+        per driver, and distances and order computed in bulk. For reads of thousands of
+        drivers a second (the ops map); its cost still grows with the drivers in the area."""
         ...
 
     async def expire(self, cutoff_ms: int) -> list[str]:

@@ -27,8 +27,11 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from geoindex import limits
 from geoindex.cells import position_score, region_of, score_latlng
+from geoindex.columns import Columns, nearest_rows
 from geoindex.knn import Candidate, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
@@ -57,7 +60,8 @@ ALL_SCRIPTS = (
 SWEEP_BATCH = 1_000
 DRIVER_MEMORY_MS = 24 * 3_600_000
 _MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
-_META = struct.Struct("<dddd")  # ver, ts, lat, lng before the flag in a meta value
+# The head of a meta value and its flag, as region_within.lua returns them in bulk.
+_HEAD = np.dtype([("ver", "<f8"), ("ts", "<f8"), ("lat", "<f8"), ("lng", "<f8"), ("flag", "S1")])
 
 
 class RedisGeoIndex:
@@ -297,29 +301,68 @@ class RedisGeoIndex:
     ) -> list[DriverState]:
         lat, lng = limits.check_latlng(lat, lng)
         radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
+        heads, ids, prods = await self._area_rows(lat, lng, radius_m, limit)
+        states = (
+            DriverState(i, d_lat, d_lng, int(ts), None, flag == b"a", _products(p))
+            for i, d_lat, d_lng, ts, flag, p in zip(
+                ids,
+                heads["lat"].tolist(),
+                heads["lng"].tolist(),
+                heads["ts"].tolist(),
+                heads["flag"].tolist(),
+                prods,
+                strict=True,
+            )
+        )
+        return nearest_first(lat, lng, radius_m, limit, states)
+
+    async def within_columns(self, lat: float, lng: float, radius_m: float, limit: int) -> Columns:
+        lat, lng = limits.check_latlng(lat, lng)
+        radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
+        heads, ids, prods = await self._area_rows(lat, lng, radius_m, limit)
+        lats, lngs = heads["lat"], heads["lng"]
+        rows = nearest_rows(lat, lng, radius_m, limit, ids, lats, lngs)
+        kept = rows.tolist()
+        decoded: dict[str, tuple[str, ...]] = {}  # a fleet has few product sets
+        return Columns(
+            [ids[r] for r in kept],
+            lats[rows],
+            lngs[rows],
+            heads["ts"][rows].astype(np.int64),
+            heads["flag"][rows] == b"a",
+            [
+                decoded[p] if p in decoded else decoded.setdefault(p, _products(p))
+                for p in (prods[r] for r in kept)
+            ],
+        )
+
+    async def _area_rows(
+        self, lat: float, lng: float, radius_m: float, limit: int
+    ) -> tuple[np.ndarray[Any, Any], list[str], list[str]]:
+        """The fresh drivers of every region the disk touches, one row each (heads as
+        _HEAD, ids, products fields), in no particular order."""
         regions = regions_within(lat, lng, radius_m, self._config.region_res)
         args = [repr(lat), repr(lng), repr(radius_m), self._clock() - self.ttl_ms, limit]
         replies = await self._scripts.run(
             [(REGION_WITHIN, self._region_keys(r)[1:2], args) for r in regions]
         )
+        heads = np.frombuffer(b"".join(bytes(r[0]) for r in replies), _HEAD)
+        ids: list[str] = []
+        prods: list[str] = []
+        for _, joined_ids, joined_prods in replies:
+            if joined_ids:
+                ids += _s(joined_ids).split(" ")
+                prods += _s(joined_prods).split(" ")
+        if len(set(ids)) == len(ids):
+            return heads, ids, prods
         # A driver crossing a border may show in both regions for a moment: newest wins.
-        newest: dict[str, tuple[float, DriverState]] = {}
-        for reply in replies:
-            for i in range(0, len(reply), 2):
-                driver_id, value = _s(reply[i]), reply[i + 1]
-                ver, ts, d_lat, d_lng = _META.unpack_from(value)
-                if driver_id not in newest or newest[driver_id][0] < ver:
-                    state = DriverState(
-                        driver_id,
-                        d_lat,
-                        d_lng,
-                        int(ts),
-                        None,
-                        value[-1:] == b"a",
-                        _products(value[_META.size : -1].decode()),
-                    )
-                    newest[driver_id] = (ver, state)
-        return nearest_first(lat, lng, radius_m, limit, (s for _, s in newest.values()))
+        newest: dict[str, int] = {}
+        versions = heads["ver"].tolist()
+        for row, driver_id in enumerate(ids):
+            if driver_id not in newest or versions[newest[driver_id]] < versions[row]:
+                newest[driver_id] = row
+        rows = sorted(newest.values())
+        return heads[rows], [ids[r] for r in rows], [prods[r] for r in rows]
 
     async def close(self) -> None:
         with translated():

@@ -1,8 +1,11 @@
 -- Every fresh driver of one region within a radius, available or not (the ops map).
 -- KEYS: meta (layout in region_apply.lua)
 -- ARGV: lat, lng, radius_m, min_ts, limit
--- Returns id, meta value pairs for the region's `limit` nearest (ties by id); the caller
--- merges regions, drops duplicates by version and applies the exact radius itself.
+-- Returns the region's `limit` nearest (ties by id) as three strings, one row per driver
+-- in the same order, so the caller decodes a region in a few bulk calls:
+--   the meta values' fixed heads, pack("<dddd", ver, ts, lat, lng) + flag (33 bytes each),
+--   the ids joined by spaces, the products fields (as in meta) joined by spaces.
+-- The caller merges regions, drops duplicates by version and applies the exact radius.
 local qlat, qlng = tonumber(ARGV[1]), tonumber(ARGV[2])
 local radius, min_ts, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
@@ -39,9 +42,12 @@ if #found > limit then
     return x[2] < y[2]
   end)
 end
-local out = {}
+local heads, ids, prods = {}, {}, {}
+local sub = string.sub
 for i = 1, min(#found, limit) do
-  out[#out + 1] = found[i][2]
-  out[#out + 1] = found[i][3]
+  local value = found[i][3]
+  heads[i] = sub(value, 1, 32) .. sub(value, -1)
+  ids[i] = found[i][2]
+  prods[i] = sub(value, 33, -2)
 end
-return out
+return {table.concat(heads), table.concat(ids, ' '), table.concat(prods, ' ')}

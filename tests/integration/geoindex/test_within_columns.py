@@ -1,0 +1,103 @@
+"""within_columns is within as columns: the same drivers, order and values on every backend
+(and both the same as brute force over the stored positions)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geoindex import MAX_WITHIN, Columns, GeoIndexError, Position
+from geoindex.cells import haversine_m
+from tests.integration.geoindex.conftest import Clock, MakeIndex
+from tests.integration.geoindex.test_exactness import scenarios
+
+pytestmark = [pytest.mark.redis]
+
+_prefixes = itertools.count()
+PRODUCTS = ("economy", "xl", "wav")
+
+
+def rows(columns: Columns) -> list[tuple[object, ...]]:
+    return list(
+        zip(
+            columns.ids,
+            columns.lat.tolist(),
+            columns.lng.tolist(),
+            columns.ts_ms.tolist(),
+            columns.available.tolist(),
+            columns.products,
+            strict=True,
+        )
+    )
+
+
+@st.composite
+def area_scenarios(draw: st.DrawFn) -> dict:
+    base = draw(scenarios())
+    n = len(base["drivers"])
+    indices = st.integers(0, max(n - 1, 0))
+    return {
+        **base,
+        "limit": draw(st.one_of(st.integers(1, n + 3), st.just(MAX_WITHIN))),
+        "products": draw(
+            st.dictionaries(indices, st.sets(st.sampled_from(PRODUCTS)).map(sorted), max_size=n)
+        ),
+        "moved": draw(st.sets(indices, max_size=n // 3)),  # a second fix, maybe another region
+    }
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=area_scenarios())
+async def test_within_columns_equals_within_and_brute_force(
+    make_index: MakeIndex, clock: Clock, scenario: dict
+) -> None:
+    ttl = 60_000
+    index = make_index(ttl_ms=ttl, config=scenario["config"], prefix=f"wc{next(_prefixes)}")
+    now = clock.now_ms
+    names = [f"d{i:02d}" for i in range(len(scenario["drivers"]))]
+    await index.upsert(
+        [
+            Position(names[i], lat, lng, now - (ttl + 1 if i in scenario["old"] else 10))
+            for i, (lat, lng) in enumerate(scenario["drivers"])
+        ]
+    )
+    for i, products in scenario["products"].items():
+        await index.set_products(names[i], products)
+    for i in scenario["busy"]:
+        await index.set_available(names[i], False)
+    for i in scenario["moved"]:
+        lat, lng = scenario["drivers"][(i + 1) % len(names)]
+        await index.upsert([Position(names[i], lat, lng, now - 5)])
+
+    (qlat, qlng), radius, limit = scenario["query"], scenario["radius"], scenario["limit"]
+    columns = await index.within_columns(qlat, qlng, radius, limit)
+    states = await index.within(qlat, qlng, radius, limit)
+    assert rows(columns) == [
+        (s.driver_id, s.lat, s.lng, s.ts_ms, s.available, s.products) for s in states
+    ]
+    assert columns.states() == states
+    assert columns.lat.dtype == np.float64 and columns.ts_ms.dtype == np.int64
+    assert columns.available.dtype == np.bool_
+
+    stored = [s for i in names if (s := await index.get(i)) is not None]
+    expected = sorted(
+        (d, s.driver_id)
+        for s in stored
+        if s.ts_ms >= now - ttl and (d := haversine_m(qlat, qlng, s.lat, s.lng)) <= radius
+    )[:limit]
+    assert columns.ids == [i for _, i in expected]
+
+
+@pytest.mark.parametrize(("radius", "limit"), [(1_000, 0), (1_000, True), (-1, 10), (1e9, 10)])
+async def test_bad_columnar_reads_raise(index: object, radius: float, limit: int) -> None:
+    with pytest.raises(GeoIndexError):
+        await index.within_columns(52.5, 13.4, radius, limit)  # type: ignore[attr-defined]
