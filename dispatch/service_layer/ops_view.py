@@ -15,7 +15,6 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -182,10 +181,8 @@ async def look(
     deps: Deps, area: Area, limit: int, rides: RidesInFlight, figures: RideFigures
 ) -> World:
     """One look at the area: at most `limit` fresh drivers (nearest first) and the rides."""
-    states = await deps.index.within(area.lat, area.lng, area.radius_m, limit)
-    n = len(states)
-    ids = list(map(_ID, states))
-    available = np.fromiter(map(_AVAILABLE, states), np.bool_, n)
+    columns = await deps.index.within_columns(area.lat, area.lng, area.radius_m, limit)
+    ids, available = columns.ids, columns.available
     # The index knows for sure who is free (a reservation takes a driver out of search,
     # its release puts it back); the rides say why the others are not.
     status = np.where(available, STATUS_CODE[MapStatus.AVAILABLE], _OFFLINE).astype(np.int8)
@@ -193,16 +190,8 @@ async def look(
         for i in np.flatnonzero(~available).tolist():
             if (why := busy.get(ids[i])) is not None:
                 status[i] = STATUS_CODE[why]
-    drivers = Drivers(
-        ids,
-        np.fromiter(map(_LAT, states), np.float64, n),
-        np.fromiter(map(_LNG, states), np.float64, n),
-        status,
-    )
+    drivers = Drivers(ids, columns.lat, columns.lng, status)
     return World(drivers, rides.rides(), figures)
 
 
 _OFFLINE = STATUS_CODE[MapStatus.OFFLINE]
-# Columns out of 10,000 states at C speed (a generator costs a Python frame per state).
-_ID, _LAT, _LNG = attrgetter("driver_id"), attrgetter("lat"), attrgetter("lng")
-_AVAILABLE = attrgetter("available")

@@ -103,15 +103,15 @@ async def test_a_backend_outage_is_logged_once_and_the_feed_resumes(caplog: Any)
     caplog.set_level(logging.INFO, logger="dispatch.entrypoints.ops_feed")
     index = MemoryGeoIndex(clock=lambda: NOW)
     await index.upsert([Position("d1", 52.52, 13.405, NOW - 10)])
-    real_within, calls = index.within, {"n": 0}
+    real_look, calls = index.within_columns, {"n": 0}
 
-    async def flaky_within(*args: Any) -> Any:
+    async def flaky_look(*args: Any) -> Any:
         calls["n"] += 1
         if 2 <= calls["n"] <= 5:
             raise BackendUnavailable("redis unavailable")
-        return await real_within(*args)
+        return await real_look(*args)
 
-    index.within = flaky_within  # type: ignore[method-assign]
+    index.within_columns = flaky_look  # type: ignore[method-assign]
     feed = feed_over(index)
     running = asyncio.create_task(feed.run())
     try:
