@@ -1,0 +1,315 @@
+"""Which regions to split: `python -m loadtest.hot_regions --url redis://HOST:PORT`.
+
+Samples a Redis or Redis Cluster holding a geo index for `--seconds` and prints JSON (and a
+table with --table): per region its res-5 cell, slot, node, drivers, writes/s, searches/s
+and estimated share of Redis CPU, then the regions proposed for a finer resolution. The
+maths and the split rule are in loadtest/hot_regions_rank.py.
+
+What it reads, and why:
+- CPU: `INFO commandstats` on every master before and after: command time per node.
+- Regions: the index's `gi:regions` set; slot = CLUSTER KEYSLOT of `gi:{r<cell>}:geo`, the
+  node its owner in CLUSTER SLOTS.
+- Writes/s: the index keeps no per-region counter, but every fix sets the driver's score in
+  `gi:{r<cell>}:seen` to its fix time. Every `--step` (0.25 s) one read-only script per
+  region counts the drivers above the region's newest score of the step before (ZCOUNT
+  and ZRANGE, both O(log n), so sampling a hot region costs it next to nothing) and takes
+  the new newest score. This counts drivers, not fixes, per step: it equals the fix rate
+  while a driver sends at most one fix per step (the service's drivers send one every
+  4 s) and understates it beyond. A driver whose clock is behind the region's newest fix
+  by more than its own fix interval is missed.
+- Searches/s: nothing in Redis records a read per region (`redis-cli --hotkeys` needs an LFU
+  maxmemory-policy, which the service does not set, and gives a saturating logarithmic
+  counter, not a rate), so it is null and the CPU split uses writes alone.
+- Drivers: ZCARD of the `seen` set (every driver with a position in the region); the child
+  cells of a proposed region are counted with ZCOUNT over their score range of `geo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import h3
+import orjson
+import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+
+from geoindex.cells import score_range
+from loadtest.hot_regions_rank import FINER_RES, Node, Region, Row, is_proposed, node_cpu, rank
+from loadtest.hot_regions_rank import suggest as fill_suggestion
+
+# Read-only (so it may run on a replica too): how many drivers are newer than ARGV[1] (a
+# ZCOUNT bound, "-inf" or "(<score>") and the newest score now, "" for an empty set.
+NEWER = """#!lua flags=no-writes
+local n = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+return {n, top[2] or ''}
+"""
+
+# The sampler's own commands, left out of a node's CPU: the service runs its scripts by
+# EVALSHA, so EVAL here is the NEWER script.
+OWN = ("cmdstat_eval", "cmdstat_info")
+
+RULE = (
+    "propose a region when its node spends >= cpu_threshold cores on commands and the region "
+    "carries >= min_share of the node's region writes; suggest the coarsest of res 6 and 7 whose "
+    "busiest child (by drivers) would take <= min_share * cpu_threshold cores"
+)
+
+
+class Sampler:
+    """One connection per master for INFO, one (cluster) client for the region keys."""
+
+    def __init__(self, url: str, prefix: str = "gi") -> None:
+        self.url = url
+        self.prefix = prefix
+        self.keys: Any = None
+        self.nodes: dict[str, Any] = {}
+        self.slots: list[tuple[int, int, str]] = []
+
+    async def open(self) -> None:
+        first: Any = aredis.Redis.from_url(self.url)
+        self.keys = first  # closed by close() whatever happens next
+        info = await first.info("cluster")
+        if not info.get("cluster_enabled"):
+            name = _name(first)
+            self.nodes, self.slots = {name: first}, [(0, 16383, name)]
+            return
+        for start, end, owner, *_ in await first.execute_command("CLUSTER SLOTS"):
+            self.slots.append((int(start), int(end), f"{_s(owner[0])}:{int(owner[1])}"))
+        self.keys = None
+        await first.aclose()
+        self.keys = RedisCluster.from_url(self.url)
+        await self.keys.initialize()
+        for node in self.keys.get_primaries():
+            self.nodes[node.name] = aredis.Redis(host=node.host, port=node.port)
+
+    async def close(self) -> None:
+        for client in {id(c): c for c in [self.keys, *self.nodes.values()] if c}.values():
+            await client.aclose()
+
+    def tag(self, cell: str) -> str:
+        return f"{self.prefix}:{{r{cell}}}"
+
+    def owner(self, slot: int) -> str:
+        return next(name for start, end, name in self.slots if start <= slot <= end)
+
+    async def commandstats(self) -> dict[str, dict[str, tuple[int, int]]]:
+        names = list(self.nodes)
+        infos = await asyncio.gather(*(self.nodes[n].info("commandstats") for n in names))
+        return {
+            n: {k: (int(v["calls"]), int(v["usec"])) for k, v in info.items() if k not in OWN}
+            for n, info in zip(names, infos, strict=True)
+        }
+
+    async def regions(self) -> list[str]:
+        members = await self.keys.smembers(f"{self.prefix}:regions")
+        return sorted(_s(m) for m in members)
+
+    async def step(self, cells: Sequence[str], refs: list[str]) -> list[int]:
+        """Drivers of each region whose fix is newer than its ref, and the new refs (in
+        place), read in one script per region so no fix falls between the two."""
+        pipe = self.keys.pipeline(transaction=False)
+        for c, r in zip(cells, refs, strict=True):
+            pipe.eval(NEWER, 1, f"{self.tag(c)}:seen", r)
+        replies = await pipe.execute()
+        for i, (_, top) in enumerate(replies):
+            refs[i] = "(" + _s(top) if _s(top) else refs[i]
+        return [int(n) for n, _ in replies]
+
+    async def drivers(self, cells: Sequence[str]) -> list[int]:
+        pipe = self.keys.pipeline(transaction=False)
+        for c in cells:
+            pipe.zcard(f"{self.tag(c)}:seen")
+        return [int(n) for n in await pipe.execute()]
+
+    async def child_counts(self, cell: str) -> dict[int, list[int]]:
+        """Available drivers per child cell at res 6 and 7 (one ZCOUNT per child)."""
+        children = {res: sorted(h3.cell_to_children(cell, res)) for res in FINER_RES}
+        pipe = self.keys.pipeline(transaction=False)
+        for cells in children.values():
+            for child in cells:
+                pipe.zcount(f"{self.tag(cell)}:geo", *score_range(h3.str_to_int(child)))
+        counts = [int(n) for n in await pipe.execute()]
+        out, i = {}, 0
+        for res, cells in children.items():
+            out[res], i = counts[i : i + len(cells)], i + len(cells)
+        return out
+
+
+async def sample(
+    url: str,
+    seconds: float,
+    *,
+    cpu_threshold: float = 0.5,
+    min_share: float = 0.25,
+    prefix: str = "gi",
+    top: int = 20,
+    step: float = 0.25,
+) -> dict[str, Any]:
+    if not 0 < step <= seconds or not 0 <= min_share <= 1 or cpu_threshold < 0:
+        raise ValueError("need 0 < step <= seconds, 0 <= min_share <= 1, cpu_threshold >= 0")
+    s = Sampler(url, prefix)
+    try:
+        await s.open()
+        cells = await s.regions()
+        for c in cells:  # the set is written by the index, but say so if it is not H3
+            if not h3.is_valid_cell(c):
+                raise ValueError(f"{prefix}:regions holds {c!r}, not an H3 cell")
+        refs = ["-inf"] * len(cells)
+        await s.step(cells, refs)
+        written = [0] * len(cells)
+        before, t0 = await s.commandstats(), time.monotonic()
+        while (left := seconds - (time.monotonic() - t0)) > 0:
+            await asyncio.sleep(min(step, left))
+            written = [w + n for w, n in zip(written, await s.step(cells, refs), strict=True)]
+        after, t1 = await s.commandstats(), time.monotonic()
+        drivers = await s.drivers(cells)
+        interval = t1 - t0
+        nodes = {}
+        for name in after:
+            cpu, calls = node_cpu(before.get(name, {}), after[name], interval)
+            nodes[name] = Node(name, cpu, calls)
+        regions = []
+        for c, w, d in zip(cells, written, drivers, strict=True):
+            slot = key_slot(f"{s.tag(c)}:geo".encode())
+            regions.append(Region(c, slot, s.owner(slot), d, w / interval))
+        rows = rank(regions, nodes)
+        for row in rows:
+            if is_proposed(row, cpu_threshold, min_share):
+                counts = await s.child_counts(row.region.cell)
+                fill_suggestion(row, counts, cpu_threshold, min_share)
+        return report(rows, nodes, before, after, interval, cpu_threshold, min_share, top)
+    finally:
+        await s.close()
+
+
+def report(
+    rows: list[Row],
+    nodes: dict[str, Node],
+    before: dict[str, dict[str, tuple[int, int]]],
+    after: dict[str, dict[str, tuple[int, int]]],
+    interval: float,
+    cpu_threshold: float,
+    min_share: float,
+    top: int,
+) -> dict[str, Any]:
+    def busiest_commands(name: str) -> dict[str, float]:
+        usec = {
+            k.removeprefix("cmdstat_"): (u - before.get(name, {}).get(k, (0, 0))[1])
+            / 1e6
+            / interval
+            for k, (_, u) in after[name].items()
+        }
+        return {k: round(v, 4) for k, v in sorted(usec.items(), key=lambda kv: -kv[1])[:3] if v > 0}
+
+    return {
+        "interval_s": round(interval, 3),
+        "nodes": [
+            {
+                "node": n.name,
+                "cpu_cores": round(n.cpu, 4),
+                "calls_per_s": round(n.calls_per_s, 1),
+                "regions": sum(1 for r in rows if r.region.node == n.name),
+                "busiest_commands_cores": busiest_commands(n.name),
+            }
+            for n in sorted(nodes.values(), key=lambda n: -n.cpu)
+        ],
+        "regions": [_row(r) for r in rows[:top]],
+        "regions_total": len(rows),
+        "proposal": {
+            "rule": RULE,
+            "cpu_threshold": cpu_threshold,
+            "min_share": min_share,
+            "split": [
+                {"cell": r.region.cell, "res": r.suggested_res, "still_hot": r.still_hot}
+                for r in rows
+                if r.proposed
+            ],
+        },
+    }
+
+
+def _row(r: Row) -> dict[str, Any]:
+    out = {
+        "cell": r.region.cell,
+        "slot": r.region.slot,
+        "node": r.region.node,
+        "drivers": r.region.drivers,
+        "writes_per_s": round(r.region.writes_per_s, 1),
+        "searches_per_s": r.region.searches_per_s,
+        "share_of_node": round(r.share_of_node, 4),
+        "cpu_cores": round(r.cpu, 4),
+        "proposed": r.proposed,
+    }
+    if r.proposed:
+        out["busiest_child_fraction"] = {
+            str(k): round(v, 3) for k, v in r.busiest_child_fraction.items()
+        }
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    head = (
+        f"{'cell':<16} {'slot':>5} {'node':<21} {'drivers':>8} {'writes/s':>9} "
+        f"{'searches/s':>10} {'share':>6} {'cores':>6}  split"
+    )
+    lines = [head]
+    split = {p["cell"]: p for p in result["proposal"]["split"]}
+    for r in result["regions"]:
+        s = r["searches_per_s"]
+        p = split.get(r["cell"])
+        mark = f"res {p['res']}{' (still hot)' if p['still_hot'] else ''}" if p else ""
+        lines.append(
+            f"{r['cell']:<16} {r['slot']:>5} {r['node']:<21} {r['drivers']:>8} "
+            f"{r['writes_per_s']:>9.1f} {'-' if s is None else f'{s:.1f}':>10} "
+            f"{r['share_of_node']:>6.0%} {r['cpu_cores']:>6.3f}  {mark}"
+        )
+    return "\n".join(lines)
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _name(client: Any) -> str:
+    kw = client.connection_pool.connection_kwargs
+    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m loadtest.hot_regions", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--url", required=True, help="redis://HOST:PORT of a node (any cluster node)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="sampling interval (default 2)")
+    ap.add_argument("--step", type=float, default=0.25, help="writes read every (default 0.25 s)")
+    ap.add_argument("--cpu-threshold", type=float, default=0.5, help="cores per node (default 0.5)")
+    ap.add_argument(
+        "--min-share", type=float, default=0.25, help="of the node's load (default 0.25)"
+    )
+    ap.add_argument("--prefix", default="gi", help="the index's key prefix (default gi)")
+    ap.add_argument("--top", type=int, default=20, help="regions listed (default 20)")
+    ap.add_argument("--table", action="store_true", help="also print a table to stderr")
+    args = ap.parse_args(argv)
+    try:
+        result = asyncio.run(
+            sample(args.url, args.seconds, cpu_threshold=args.cpu_threshold,
+                   min_share=args.min_share, prefix=args.prefix, top=args.top, step=args.step)
+        )  # fmt: skip
+    except (ValueError, OSError, aredis.RedisError) as exc:
+        print(f"hot_regions: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if args.table:
+        print(table(result), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

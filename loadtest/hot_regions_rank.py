@@ -1,0 +1,112 @@
+"""The ranking maths of `python -m loadtest.hot_regions`: no I/O, so it is unit-tested alone.
+
+Redis reports CPU per node (INFO commandstats), not per key. A node's command CPU over the
+sampling interval is therefore split over the regions that node owns in proportion to
+their load weight: writes/s, plus searches/s times SEARCH_COST when searches are counted
+(the index keeps no per-region search counter today, so they are None and the weight is
+the writes alone). The driver keys (`gi:d:{<driver>}`) and ride keys hash by id and spread
+evenly over the nodes; their CPU is split with the rest, which raises every region of a
+node by the same factor: the ranking inside a node is unchanged.
+
+Split rule: a region is proposed when its node uses at least `cpu_threshold` of a core on
+commands and the region carries at least `min_share` of that node's region load. The
+suggested resolution is the coarsest of 6 and 7 at which the busiest child cell (by the
+region's drivers, the best proxy for where its writes and searches land) would carry at
+most `min_share * cpu_threshold` of a core: a child that would not itself meet the rule on
+a node that busy. If even res 7 leaves a child above it, res 7 is suggested with
+`still_hot` set: that child needs a master of its own or a finer split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+# A k-nearest search runs a few region scripts where a write runs one; an assumption
+# (from the per-operation costs in docs/benchmarks.md), used only once searches are counted.
+SEARCH_COST = 3.0
+FINER_RES = (6, 7)
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    cell: str  # res-5 H3 cell, hex
+    slot: int
+    node: str
+    drivers: int
+    writes_per_s: float
+    searches_per_s: float | None = None
+
+    @property
+    def weight(self) -> float:
+        return self.writes_per_s + SEARCH_COST * (self.searches_per_s or 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    cpu: float  # cores spent on commands over the interval (commandstats usec delta / s)
+    calls_per_s: float
+
+
+@dataclass(slots=True)
+class Row:
+    region: Region
+    node_cpu: float
+    share_of_node: float  # of the node's region weight, 0..1
+    cpu: float  # estimated cores: node_cpu * share_of_node
+    proposed: bool = False
+    suggested_res: int | None = None
+    still_hot: bool = False
+    busiest_child_fraction: dict[int, float] = field(default_factory=dict)
+
+
+def node_cpu(
+    before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]], seconds: float
+) -> tuple[float, float]:
+    """(cores, calls/s) from two commandstats snapshots {command: (calls, usec)}."""  # fmt: skip
+    if seconds <= 0:
+        raise ValueError("seconds must be positive")
+    calls = usec = 0
+    for cmd, (c1, u1) in after.items():
+        c0, u0 = before.get(cmd, (0, 0))
+        # A CONFIG RESETSTAT between the snapshots makes a counter go down: count from 0.
+        calls += c1 - c0 if c1 >= c0 else c1
+        usec += u1 - u0 if u1 >= u0 else u1
+    return usec / 1e6 / seconds, calls / seconds
+
+
+def rank(regions: Sequence[Region], nodes: Mapping[str, Node]) -> list[Row]:
+    """Rows busiest first (estimated CPU, then writes/s, then drivers)."""
+    totals: dict[str, float] = {}
+    for r in regions:
+        totals[r.node] = totals.get(r.node, 0.0) + r.weight
+    rows = []
+    for r in regions:
+        total = totals[r.node]
+        share = r.weight / total if total > 0 else 0.0
+        cpu = nodes[r.node].cpu if r.node in nodes else 0.0
+        rows.append(Row(r, cpu, share, cpu * share))
+    rows.sort(key=lambda w: (-w.cpu, -w.region.writes_per_s, -w.region.drivers, w.region.cell))
+    return rows
+
+
+def is_proposed(row: Row, cpu_threshold: float, min_share: float) -> bool:
+    return row.node_cpu >= cpu_threshold and row.share_of_node >= min_share and row.cpu > 0
+
+
+def suggest(
+    row: Row, child_counts: Mapping[int, Sequence[int]], cpu_threshold: float, min_share: float
+) -> None:
+    """Fill the row's suggestion from its drivers per child cell at res 6 and 7."""  # fmt: skip
+    cap = min_share * cpu_threshold
+    row.proposed = True
+    for res in FINER_RES:
+        counts = child_counts.get(res) or []
+        total = sum(counts)
+        fraction = max(counts) / total if total else 1.0
+        row.busiest_child_fraction[res] = fraction
+        if row.suggested_res is None and row.cpu * fraction <= cap:
+            row.suggested_res = res
+    if row.suggested_res is None:
+        row.suggested_res, row.still_hot = FINER_RES[-1], True
