@@ -7,11 +7,19 @@ import itertools
 
 import numpy as np
 import pytest
+import redis.asyncio as aredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geoindex import MAX_WITHIN, Columns, GeoIndexError, Position
-from geoindex.cells import haversine_m
+from geoindex import (
+    MAX_WITHIN,
+    Columns,
+    GeoIndexError,
+    Position,
+    RedisGeoIndex,
+    SearchConfig,
+)
+from geoindex.cells import haversine_m, position_score, region_of
 from tests.integration.geoindex.conftest import Clock, MakeIndex
 from tests.integration.geoindex.test_exactness import scenarios
 
@@ -101,3 +109,28 @@ async def test_within_columns_equals_within_and_brute_force(
 async def test_bad_columnar_reads_raise(index: object, radius: float, limit: int) -> None:
     with pytest.raises(GeoIndexError):
         await index.within_columns(52.5, 13.4, radius, limit)  # type: ignore[attr-defined]
+
+
+async def test_a_driver_in_two_regions_at_once_is_read_once_at_its_newest(
+    redis_url: str, clock: Clock
+) -> None:
+    """Between a move's two region writes a driver is in both regions' meta: both reads
+    give it once, where its newer version puts it."""
+    client = aredis.Redis.from_url(redis_url)
+    index = RedisGeoIndex(client, clock=clock)
+    t = clock.now_ms
+    old_spot, new_spot = (52.40, 13.40), (52.70, 13.40)
+    old_region = region_of(position_score(*old_spot), SearchConfig().region_res)
+    assert old_region != region_of(position_score(*new_spot), SearchConfig().region_res)
+    meta = f"gi:{{r{old_region:x}}}:meta"
+    await index.upsert([Position("x", *old_spot, t - 20), Position("y", *old_spot, t - 20)])
+    before = await client.hget(meta, "x")
+    await index.upsert([Position("x", *new_spot, t - 10)])
+    await client.hset(meta, "x", before)  # the old region's tombstone not written yet
+    columns = await index.within_columns(52.55, 13.40, 50_000, 100)
+    assert sorted(columns.ids) == ["x", "y"]
+    x = columns.ids.index("x")
+    assert haversine_m(columns.lat[x], columns.lng[x], *new_spot) < 1.0
+    assert columns.ts_ms[x] == t - 10
+    assert columns.states() == await index.within(52.55, 13.40, 50_000, 100)
+    await client.aclose()
