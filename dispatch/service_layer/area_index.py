@@ -1,9 +1,10 @@
 """Fast, exact point-in-area: each area compiled to H3 cells.
 
-A lookup computes the point's res-10 cell once and walks its ancestors (bit arithmetic on
-the integer cell) through one dict. A cell well inside an area answers at once; a cell
-the boundary may cross is decided exactly from the few boundary segments near it: the
-point is on the same side as the cell's centre (known) if the segment between them
+A lookup computes the point's res-10 cell once and probes one dict with it (each listed
+res-10 cell carries its ancestors' entries too; a cell not listed there has its ancestors
+probed, by bit arithmetic on the integer cell). A cell well inside an area answers at
+once; a cell the boundary may cross is decided exactly from the few boundary segments
+near it: the point is on the same side as the cell's centre (known) if the segment between them
 crosses the boundary an even number of times. A configuration too close to call in
 floating point (the point on an edge, a vertex on that segment) falls back to a prepared
 shapely geometry, as do cells across the antimeridian or near a pole. A point in no
@@ -258,9 +259,10 @@ def compile_area(area: Area) -> CompiledArea:
     )
 
 
-# A cell's areas: those it lies wholly inside, then those whose boundary may cross it,
-# each with its local test (None: ask shapely).
-Split = tuple[tuple[CompiledArea, ...], tuple[tuple[CompiledArea, Local], ...]]
+# A cell's areas (their places in AreaIndex.areas): those it lies wholly inside, then
+# those whose boundary may cross it, each with its local test (None: ask shapely). Ints
+# and floats only, so the garbage collector stops tracking these tuples (see build).
+Split = tuple[tuple[int, ...], tuple[tuple[int, Local], ...]]
 
 
 @dataclass(slots=True)
@@ -301,8 +303,8 @@ class AreaIndex:
         index._coarse_levels = tuple(coarse)
 
         def split(entries: Iterable[tuple[int, object]]) -> Split:
-            inside = tuple(index.areas[i] for i, how in entries if how is True)
-            edges = tuple((index.areas[i], how) for i, how in entries if how is not True)
+            inside = tuple(i for i, how in entries if how is True)
+            edges = tuple((i, how) for i, how in entries if how is not True)
             return inside, edges  # type: ignore[return-value]
 
         for cell, entries in index._cells.items():
@@ -346,7 +348,7 @@ class AreaIndex:
 
     def _holding(
         self, cell: int, lat: float, lng: float
-    ) -> tuple[list[CompiledArea], tuple[tuple[CompiledArea, Local], ...]]:
+    ) -> tuple[list[CompiledArea], tuple[tuple[int, Local], ...]]:
         hit = self._fine.get(cell)
         if hit is not None:
             inside, edges = hit
@@ -356,13 +358,14 @@ class AreaIndex:
                 more = self._coarse.get((cell & ~clear) | bits)
                 if more is not None:
                     inside, edges = inside + more[0], edges + more[1]
-        found = list(inside)
-        for c, how in edges:
+        areas = self.areas
+        found = [areas[i] for i in inside]
+        for i, how in edges:
             answer = None if how is None else local_test(how, lng, lat)
             if answer is None:
-                answer = bool(shapely.intersects_xy(c.geometry, lng, lat))
+                answer = bool(shapely.intersects_xy(areas[i].geometry, lng, lat))
             if answer:
-                found.append(c)
+                found.append(areas[i])
         return found, edges
 
     def __len__(self) -> int:
