@@ -6,7 +6,10 @@ and estimated share of Redis CPU, then the regions proposed for a finer resoluti
 maths and the split rule are in loadtest/hot_regions_rank.py.
 
 What it reads, and why:
-- CPU: `INFO commandstats` on every master before and after: command time per node.
+- CPU: `INFO cpu` (the main thread's CPU seconds) on every master before and after: the
+  one core that runs a master's commands. `INFO commandstats` before and after gives the
+  busiest commands per node (calls/s and time); not the total, as a script's commands
+  count both under their own names and inside its EVALSHA (see hot_regions_rank.py).
 - Regions: the index's `gi:regions` set; slot = CLUSTER KEYSLOT of `gi:{r<cell>}:geo`, the
   node its owner in CLUSTER SLOTS.
 - Writes/s: the index keeps no per-region counter, but every fix sets the driver's score in
@@ -40,8 +43,17 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from geoindex.cells import score_range
-from loadtest.hot_regions_rank import FINER_RES, Node, Region, Row, is_proposed, node_cpu, rank
-from loadtest.hot_regions_rank import suggest as fill_suggestion
+from loadtest.hot_regions_rank import (
+    FINER_RES,
+    Node,
+    Region,
+    Row,
+    command_rates,
+    cpu_cores,
+    is_proposed,
+    rank,
+    suggest,
+)
 
 # Read-only (so it may run on a replica too): how many drivers are newer than ARGV[1] (a
 # ZCOUNT bound, "-inf" or "(<score>") and the newest score now, "" for an empty set.
@@ -51,8 +63,8 @@ local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 return {n, top[2] or ''}
 """
 
-# The sampler's own commands, left out of a node's CPU: the service runs its scripts by
-# EVALSHA, so EVAL here is the NEWER script.
+# The sampler's own commands, left out of the command breakdown: the service runs its
+# scripts by EVALSHA, so EVAL here is the NEWER script.
 OWN = ("cmdstat_eval", "cmdstat_info")
 
 RULE = (
@@ -99,13 +111,11 @@ class Sampler:
     def owner(self, slot: int) -> str:
         return next(name for start, end, name in self.slots if start <= slot <= end)
 
-    async def commandstats(self) -> dict[str, dict[str, tuple[int, int]]]:
+    async def snapshot(self) -> dict[str, tuple[float, dict[str, tuple[int, int]]]]:
+        """Per node: main-thread CPU seconds, and commandstats {command: (calls, usec)}."""
         names = list(self.nodes)
-        infos = await asyncio.gather(*(self.nodes[n].info("commandstats") for n in names))
-        return {
-            n: {k: (int(v["calls"]), int(v["usec"])) for k, v in info.items() if k not in OWN}
-            for n, info in zip(names, infos, strict=True)
-        }
+        replies = await asyncio.gather(*(_cpu_and_commands(self.nodes[n]) for n in names))
+        return dict(zip(names, replies, strict=True))
 
     async def regions(self) -> list[str]:
         members = await self.keys.smembers(f"{self.prefix}:regions")
@@ -164,17 +174,18 @@ async def sample(
         refs = ["-inf"] * len(cells)
         await s.step(cells, refs)
         written = [0] * len(cells)
-        before, t0 = await s.commandstats(), time.monotonic()
+        before, t0 = await s.snapshot(), time.monotonic()
         while (left := seconds - (time.monotonic() - t0)) > 0:
             await asyncio.sleep(min(step, left))
             written = [w + n for w, n in zip(written, await s.step(cells, refs), strict=True)]
-        after, t1 = await s.commandstats(), time.monotonic()
+        after, t1 = await s.snapshot(), time.monotonic()
         drivers = await s.drivers(cells)
         interval = t1 - t0
         nodes = {}
-        for name in after:
-            cpu, calls = node_cpu(before.get(name, {}), after[name], interval)
-            nodes[name] = Node(name, cpu, calls)
+        for name, (cpu1, stats1) in after.items():
+            cpu0, stats0 = before.get(name, (0.0, {}))
+            cpu = cpu_cores(cpu0, cpu1, interval)
+            nodes[name] = Node(name, cpu, command_rates(stats0, stats1, interval))
         regions = []
         for c, w, d in zip(cells, written, drivers, strict=True):
             slot = key_slot(f"{s.tag(c)}:geo".encode())
@@ -183,8 +194,8 @@ async def sample(
         for row in rows:
             if is_proposed(row, cpu_threshold, min_share):
                 counts = await s.child_counts(row.region.cell)
-                fill_suggestion(row, counts, cpu_threshold, min_share)
-        return report(rows, nodes, before, after, interval, cpu_threshold, min_share, top)
+                suggest(row, counts, cpu_threshold, min_share)
+        return report(rows, nodes, interval, cpu_threshold, min_share, top)
     finally:
         await s.close()
 
@@ -192,21 +203,14 @@ async def sample(
 def report(
     rows: list[Row],
     nodes: dict[str, Node],
-    before: dict[str, dict[str, tuple[int, int]]],
-    after: dict[str, dict[str, tuple[int, int]]],
     interval: float,
     cpu_threshold: float,
     min_share: float,
     top: int,
 ) -> dict[str, Any]:
-    def busiest_commands(name: str) -> dict[str, float]:
-        usec = {
-            k.removeprefix("cmdstat_"): (u - before.get(name, {}).get(k, (0, 0))[1])
-            / 1e6
-            / interval
-            for k, (_, u) in after[name].items()
-        }
-        return {k: round(v, 4) for k, v in sorted(usec.items(), key=lambda kv: -kv[1])[:3] if v > 0}
+    def busiest(n: Node) -> dict[str, dict[str, float]]:
+        by_time = sorted(n.commands.items(), key=lambda kv: -kv[1][1])[:5]
+        return {k: {"calls_per_s": round(c, 1), "cores": round(t, 4)} for k, (c, t) in by_time}
 
     return {
         "interval_s": round(interval, 3),
@@ -214,9 +218,9 @@ def report(
             {
                 "node": n.name,
                 "cpu_cores": round(n.cpu, 4),
-                "calls_per_s": round(n.calls_per_s, 1),
                 "regions": sum(1 for r in rows if r.region.node == n.name),
-                "busiest_commands_cores": busiest_commands(n.name),
+                # commandstats: a script's commands also count inside its evalsha time
+                "busiest_commands": busiest(n),
             }
             for n in sorted(nodes.values(), key=lambda n: -n.cpu)
         ],
@@ -271,6 +275,23 @@ def table(result: dict[str, Any]) -> str:
             f"{r['share_of_node']:>6.0%} {r['cpu_cores']:>6.3f}  {mark}"
         )
     return "\n".join(lines)
+
+
+async def _cpu_and_commands(node: Any) -> tuple[float, dict[str, tuple[int, int]]]:
+    pipe = node.pipeline(transaction=False)
+    pipe.info("cpu")
+    pipe.info("commandstats")
+    cpu, stats = await pipe.execute()
+    # The main thread runs every command; its fields exist from Redis 6.2.
+    main = [cpu.get("used_cpu_user_main_thread"), cpu.get("used_cpu_sys_main_thread")]
+    if None in main:
+        main = [cpu["used_cpu_user"], cpu["used_cpu_sys"]]
+    commands = {
+        k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+        for k, v in stats.items()
+        if k not in OWN
+    }
+    return float(sum(main)), commands
 
 
 def _s(value: Any) -> str:

@@ -94,7 +94,8 @@ async def test_the_hot_region_ranks_first_and_is_proposed(redis_cluster_url: str
     assert hot["writes_per_s"] > 10 * max(r["writes_per_s"] for r in colds) > 0
     assert hot["share_of_node"] > 0.8 and hot["searches_per_s"] is None
     node = next(n for n in result["nodes"] if n["node"] == hot["node"])
-    assert node["cpu_cores"] > 0.001
+    assert node["cpu_cores"] > 0.001 and node["busiest_commands"]["evalsha"]["calls_per_s"] > 0
+    assert "eval" not in node["busiest_commands"]  # the sampler's own script is left out
     # The node's command CPU is split over its regions, not invented per region.
     assert abs(sum(r["cpu_cores"] for r in rows) - node["cpu_cores"]) < 0.001
     assert [(p["cell"], p["res"] in (6, 7)) for p in result["proposal"]["split"]] == [(HOT, True)]

@@ -1,5 +1,5 @@
-"""The hot-region ranking: node CPU from commandstats deltas, its split over the node's
-regions by load, and the split rule with its suggested resolution."""
+"""The hot-region ranking: node CPU and command rates from INFO deltas, the node CPU split over
+its regions by load, and the split rule with its suggested resolution."""
 
 import pytest
 
@@ -7,33 +7,41 @@ from loadtest.hot_regions_rank import (
     SEARCH_COST,
     Node,
     Region,
+    command_rates,
+    cpu_cores,
     is_proposed,
-    node_cpu,
     rank,
     suggest,
 )
 
 
-def test_node_cpu_is_the_usec_delta_over_the_interval_summed_over_commands():
-    before = {"cmdstat_evalsha": (100, 2_000_000), "cmdstat_get": (10, 50)}
-    after = {
-        "cmdstat_evalsha": (1_100, 3_000_000),
-        "cmdstat_get": (10, 50),
-        "cmdstat_set": (5, 500),
+def test_a_nodes_cpu_is_its_cpu_seconds_over_the_interval():
+    assert cpu_cores(10.0, 11.5, 2.0) == pytest.approx(0.75)
+
+
+def test_a_restarted_node_counts_its_cpu_from_zero_not_negative():
+    assert cpu_cores(500.0, 0.3, 1.0) == pytest.approx(0.3)
+
+
+def test_command_rates_are_the_deltas_over_the_interval_and_idle_commands_left_out():
+    before = {"evalsha": (100, 2_000_000), "get": (10, 50)}
+    after = {"evalsha": (1_100, 3_000_000), "get": (10, 50), "set": (5, 500)}
+    assert command_rates(before, after, 2.0) == {
+        "evalsha": (500.0, pytest.approx(0.5)),
+        "set": (2.5, pytest.approx(0.00025)),
     }
-    cores, calls = node_cpu(before, after, 2.0)
-    assert cores == pytest.approx((1_000_000 + 500) / 1e6 / 2)
-    assert calls == pytest.approx(1_005 / 2)
 
 
-def test_a_counter_reset_between_the_snapshots_counts_from_zero_not_negative():
-    cores, calls = node_cpu({"cmdstat_get": (1_000, 90_000)}, {"cmdstat_get": (10, 4_000)}, 1.0)
-    assert (cores, calls) == (pytest.approx(0.004), 10)
+def test_a_stats_reset_between_the_snapshots_counts_from_zero_not_negative():
+    rates = command_rates({"get": (1_000, 90_000)}, {"get": (10, 4_000)}, 1.0)
+    assert rates == {"get": (10.0, pytest.approx(0.004))}
 
 
 def test_a_non_positive_interval_is_refused():
     with pytest.raises(ValueError, match="positive"):
-        node_cpu({}, {}, 0)
+        cpu_cores(0.0, 1.0, 0)
+    with pytest.raises(ValueError, match="positive"):
+        command_rates({}, {}, -1)
 
 
 def _region(cell, node, writes, searches=None, drivers=100):
@@ -43,7 +51,7 @@ def _region(cell, node, writes, searches=None, drivers=100):
 
 def test_a_nodes_cpu_is_split_over_its_regions_in_proportion_to_their_writes():
     regions = [_region("a", "n1", 300), _region("b", "n1", 100), _region("c", "n2", 50)]
-    rows = rank(regions, {"n1": Node("n1", 0.8, 1), "n2": Node("n2", 0.1, 1)})
+    rows = rank(regions, {"n1": Node("n1", 0.8), "n2": Node("n2", 0.1)})
     assert [(r.region.cell, r.share_of_node, r.cpu) for r in rows] == [
         ("a", 0.75, pytest.approx(0.6)),
         ("b", 0.25, pytest.approx(0.2)),
@@ -53,7 +61,7 @@ def test_a_nodes_cpu_is_split_over_its_regions_in_proportion_to_their_writes():
 
 def test_counted_searches_weigh_search_cost_writes_each():
     rows = rank([_region("a", "n", 100, searches=100), _region("b", "n", 400 + 100 * SEARCH_COST)],
-                {"n": Node("n", 1.0, 1)})  # fmt: skip
+                {"n": Node("n", 1.0)})  # fmt: skip
     assert {r.region.cell: r.share_of_node for r in rows} == {
         "a": pytest.approx((100 + 100 * SEARCH_COST) / (500 + 200 * SEARCH_COST)),
         "b": pytest.approx((400 + 100 * SEARCH_COST) / (500 + 200 * SEARCH_COST)),
@@ -61,7 +69,7 @@ def test_counted_searches_weigh_search_cost_writes_each():
 
 
 def test_a_node_without_writes_gives_its_regions_no_cpu_and_no_division_by_zero():
-    rows = rank([_region("a", "n", 0), _region("b", "n", 0)], {"n": Node("n", 0.5, 1)})
+    rows = rank([_region("a", "n", 0), _region("b", "n", 0)], {"n": Node("n", 0.5)})
     assert [(r.share_of_node, r.cpu) for r in rows] == [(0.0, 0.0), (0.0, 0.0)]
     assert not any(is_proposed(r, 0.0, 0.0) for r in rows)
 
@@ -69,7 +77,7 @@ def test_a_node_without_writes_gives_its_regions_no_cpu_and_no_division_by_zero(
 def test_a_region_is_proposed_only_on_a_busy_node_and_with_a_large_share_of_it():
     rows = rank(
         [_region("hot", "busy", 900), _region("cold", "busy", 100), _region("alone", "idle", 50)],
-        {"busy": Node("busy", 0.9, 1), "idle": Node("idle", 0.2, 1)},
+        {"busy": Node("busy", 0.9), "idle": Node("idle", 0.2)},
     )
     assert [r.region.cell for r in rows if is_proposed(r, 0.5, 0.25)] == ["hot"]
     # "alone" carries all of its node, but the node is below the threshold.
@@ -77,7 +85,7 @@ def test_a_region_is_proposed_only_on_a_busy_node_and_with_a_large_share_of_it()
 
 
 def _row(cpu):
-    (row,) = rank([_region("x", "n", 1)], {"n": Node("n", cpu, 1)})
+    (row,) = rank([_region("x", "n", 1)], {"n": Node("n", cpu)})
     return row
 
 
