@@ -162,8 +162,10 @@ async def sample(
     top: int = 20,
     step: float = 0.25,
 ) -> dict[str, Any]:
-    if not 0 < step <= seconds or not 0 <= min_share <= 1 or cpu_threshold < 0:
-        raise ValueError("need 0 < step <= seconds, 0 <= min_share <= 1, cpu_threshold >= 0")
+    if not 0 < step <= seconds or not 0 <= min_share <= 1 or cpu_threshold < 0 or top < 1:
+        raise ValueError(
+            "need 0 < step <= seconds, 0 <= min_share <= 1, cpu_threshold >= 0, top >= 1"
+        )
     s = Sampler(url, prefix)
     try:
         await s.open()

@@ -9,6 +9,7 @@ import time
 
 import h3
 import orjson
+import pytest
 import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
@@ -113,9 +114,15 @@ def test_the_command_line_prints_json_and_a_table(redis_cluster_url: str, capsys
     assert err.splitlines()[0].split()[:3] == ["cell", "slot", "node"]
 
 
-def test_bad_arguments_are_refused_before_redis_is_touched(capsys) -> None:
-    assert hot_regions.main(["--url", "redis://127.0.0.1:1", "--seconds", "0"]) == 2
-    assert "step <= seconds" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "args",
+    [["--seconds", "0"], ["--step", "3"], ["--min-share", "1.5"], ["--cpu-threshold", "-1"],
+     ["--top", "0"]],
+)  # fmt: skip
+def test_bad_arguments_are_refused_before_redis_is_touched(args, capsys) -> None:
+    # Port 1 refuses connections: reaching it would be a different error.
+    assert hot_regions.main(["--url", "redis://127.0.0.1:1", *args]) == 2
+    assert capsys.readouterr().err.startswith("hot_regions: need 0 < step <= seconds")
 
 
 def test_an_unreachable_redis_is_a_clear_error(capsys) -> None:
