@@ -20,9 +20,14 @@ What it reads, and why:
   while a driver sends at most one fix per step (the service's drivers send one every
   4 s) and understates it beyond. A driver whose clock is behind the region's newest fix
   by more than its own fix interval is missed.
-- Searches/s: nothing in Redis records a read per region (`redis-cli --hotkeys` needs an LFU
+- Searches/s: the index records no read per region (`redis-cli --hotkeys` needs an LFU
   maxmemory-policy, which the service does not set, and gives a saturating logarithmic
-  counter, not a rate), so it is null and the CPU split uses writes alone.
+  counter, not a rate). The service's market counts every ride request (offered or no
+  driver) per pickup cell in `mk:{r<cell>}:b:<bucket>` (`<cell>|n` fields, buckets of
+  `--market-bucket-s`, the service's DISPATCH_MARKET_BUCKET_S); each runs a k-nearest search
+  in that region, so their delta over the interval is the searches/s, a lower bound
+  (quotes, batched re-matching and retries after a decline search too). Where no region
+  has a bucket (the market not in use) searches/s is null and the CPU split uses writes.
 - Drivers: ZCARD of the `seen` set (every driver with a position in the region); the child
   cells of a proposed region are counted with ZCOUNT over their score range of `geo`.
 """
@@ -42,6 +47,7 @@ import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
+from dispatch.adapters.redis_market import region_tag
 from geoindex.cells import score_range
 from loadtest.hot_regions_rank import (
     FINER_RES,
@@ -68,9 +74,10 @@ return {n, top[2] or ''}
 OWN = ("cmdstat_eval", "cmdstat_info")
 
 RULE = (
-    "propose a region when its node spends >= cpu_threshold cores on commands and the region "
-    "carries >= min_share of the node's region writes; suggest the coarsest of res 6 and 7 whose "
-    "busiest child (by drivers) would take <= min_share * cpu_threshold cores"
+    "propose a region when its node's main thread uses >= cpu_threshold cores and the region "
+    "carries >= min_share of the node's region load (writes/s + 3 x searches/s); suggest the "
+    "coarsest of res 6 and 7 whose busiest child (by drivers) would take <= min_share * "
+    "cpu_threshold cores"
 )
 
 
@@ -132,6 +139,23 @@ class Sampler:
             refs[i] = "(" + _s(top) if _s(top) else refs[i]
         return [int(n) for n, _ in replies]
 
+    async def ride_requests(self, cells: Sequence[str], buckets: range) -> list[dict[int, int]]:
+        """Per region, {bucket: ride requests counted in it} for the buckets that exist."""
+        pipe = self.keys.pipeline(transaction=False)
+        for c in cells:
+            for b in buckets:
+                pipe.hgetall(f"{region_tag(int(c, 16))}:b:{b}")
+        replies = iter(await pipe.execute())
+        out = []
+        for _ in cells:
+            counts = {}
+            for b in buckets:
+                fields = next(replies)
+                if fields:
+                    counts[b] = sum(int(v) for k, v in fields.items() if _s(k).endswith("|n"))
+            out.append(counts)
+        return out
+
     async def drivers(self, cells: Sequence[str]) -> list[int]:
         pipe = self.keys.pipeline(transaction=False)
         for c in cells:
@@ -161,10 +185,18 @@ async def sample(
     prefix: str = "gi",
     top: int = 20,
     step: float = 0.25,
+    market_bucket_s: float = 5.0,
 ) -> dict[str, Any]:
-    if not 0 < step <= seconds or not 0 <= min_share <= 1 or cpu_threshold < 0 or top < 1:
+    if (
+        not 0 < step <= seconds
+        or not 0 <= min_share <= 1
+        or cpu_threshold < 0
+        or top < 1
+        or not market_bucket_s > 0
+    ):
         raise ValueError(
-            "need 0 < step <= seconds, 0 <= min_share <= 1, cpu_threshold >= 0, top >= 1"
+            "need 0 < step <= seconds, 0 <= min_share <= 1, cpu_threshold >= 0, top >= 1, "
+            "market_bucket_s > 0"
         )
     s = Sampler(url, prefix)
     try:
@@ -176,11 +208,19 @@ async def sample(
         refs = ["-inf"] * len(cells)
         await s.step(cells, refs)
         written = [0] * len(cells)
+        # Buckets by wall clock, as the service numbers them; one either side for clocks
+        # up to a bucket apart.
+        bucket_ms = round(market_bucket_s * 1000)
+        first = int(time.time() * 1000) // bucket_ms - 1
+        asked0 = await s.ride_requests(cells, range(first, first + 3))
         before, t0 = await s.snapshot(), time.monotonic()
         while (left := seconds - (time.monotonic() - t0)) > 0:
             await asyncio.sleep(min(step, left))
             written = [w + n for w, n in zip(written, await s.step(cells, refs), strict=True)]
         after, t1 = await s.snapshot(), time.monotonic()
+        asked1 = await s.ride_requests(
+            cells, range(first, int(time.time() * 1000) // bucket_ms + 2)
+        )
         drivers = await s.drivers(cells)
         interval = t1 - t0
         nodes = {}
@@ -188,10 +228,14 @@ async def sample(
             cpu0, stats0 = before.get(name, (0.0, {}))
             cpu = cpu_cores(cpu0, cpu1, interval)
             nodes[name] = Node(name, cpu, command_rates(stats0, stats1, interval))
+        counted = any(asked1)
         regions = []
-        for c, w, d in zip(cells, written, drivers, strict=True):
+        for c, w, d, a0, a1 in zip(cells, written, drivers, asked0, asked1, strict=True):
             slot = key_slot(f"{s.tag(c)}:geo".encode())
-            regions.append(Region(c, slot, s.owner(slot), d, w / interval))
+            # A bucket expiring during a long interval must not count as negative asks.
+            asks = sum(max(0, n - a0.get(b, 0)) for b, n in a1.items())
+            searches = asks / interval if counted else None
+            regions.append(Region(c, slot, s.owner(slot), d, w / interval, searches))
         rows = rank(regions, nodes)
         for row in rows:
             if is_proposed(row, cpu_threshold, min_share):
@@ -242,13 +286,14 @@ def report(
 
 
 def _row(r: Row) -> dict[str, Any]:
+    searches = r.region.searches_per_s
     out = {
         "cell": r.region.cell,
         "slot": r.region.slot,
         "node": r.region.node,
         "drivers": r.region.drivers,
         "writes_per_s": round(r.region.writes_per_s, 1),
-        "searches_per_s": r.region.searches_per_s,
+        "searches_per_s": None if searches is None else round(searches, 2),
         "share_of_node": round(r.share_of_node, 4),
         "cpu_cores": round(r.cpu, 4),
         "proposed": r.proposed,
@@ -312,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--url", required=True, help="redis://HOST:PORT of a node (any cluster node)")
     ap.add_argument("--seconds", type=float, default=2.0, help="sampling interval (default 2)")
     ap.add_argument("--step", type=float, default=0.25, help="writes read every (default 0.25 s)")
+    ap.add_argument(
+        "--market-bucket-s", type=float, default=5.0, help="the service's market bucket (5)"
+    )
     ap.add_argument("--cpu-threshold", type=float, default=0.5, help="cores per node (default 0.5)")
     ap.add_argument(
         "--min-share", type=float, default=0.25, help="of the node's load (default 0.25)"
@@ -323,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = asyncio.run(
             sample(args.url, args.seconds, cpu_threshold=args.cpu_threshold,
-                   min_share=args.min_share, prefix=args.prefix, top=args.top, step=args.step)
+                   min_share=args.min_share, prefix=args.prefix, top=args.top, step=args.step,
+                   market_bucket_s=args.market_bucket_s)
         )  # fmt: skip
     except (ValueError, OSError, aredis.RedisError) as exc:
         print(f"hot_regions: {exc}", file=sys.stderr)

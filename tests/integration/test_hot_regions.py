@@ -14,7 +14,11 @@ import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from geoindex import Position, RedisGeoIndex
+from dispatch.adapters.redis_market import SCRIPTS as MARKET_SCRIPTS
+from dispatch.adapters.redis_market import RedisMarketStore
+from dispatch.domain.market import CountWindow
+from dispatch.service_layer.ports import Ask, Outcome
+from geoindex import Position, RedisGeoIndex, ScriptRunner
 from loadtest import hot_regions
 from loadtest.redis_procs import free_port
 
@@ -48,6 +52,7 @@ async def _load(
     drivers: list[tuple[str, float, float]],
     hot_centre: tuple[float, float],
     stop: asyncio.Event,
+    market: RedisMarketStore | None = None,
 ) -> None:
     """Every driver sends a fix every 0.5 s (two of the sampler's steps, so it counts each
     fix), and a k-nearest search runs in the hot region as often."""
@@ -56,6 +61,10 @@ async def _load(
         ts = max(ts + 1, int(time.time() * 1000))
         await index.upsert([Position(d, lat, lng, ts) for d, lat, lng in drivers])
         await index.nearest(*hot_centre, k=10, radius_m=2_000)
+        if market:  # the ride request behind that search, counted as the service does
+            cell = h3.latlng_to_cell(*hot_centre, 8)
+            ask = Ask(cell, int(HOT, 16), f"rider-{ts}", ts, Outcome.OFFERED)
+            await market.count(ask, CountWindow(5_000, 60_000))
         await asyncio.sleep(0.5)
 
 
@@ -65,7 +74,8 @@ async def _sample_under_load(client: RedisCluster, url: str) -> dict:
     for cell in await _cold_cells_on_the_hot_node(client):
         drivers += _drivers(cell, COLD_DRIVERS)
     stop = asyncio.Event()
-    load = asyncio.create_task(_load(index, drivers, h3.cell_to_latlng(HOT), stop))
+    market = RedisMarketStore(ScriptRunner(client, MARKET_SCRIPTS))
+    load = asyncio.create_task(_load(index, drivers, h3.cell_to_latlng(HOT), stop, market))
     try:
         await asyncio.sleep(0.2)  # every region written once before the reference is taken
         return await hot_regions.sample(url, 1.5, cpu_threshold=0.001, min_share=0.25)
@@ -93,7 +103,9 @@ async def test_the_hot_region_ranks_first_and_is_proposed(redis_cluster_url: str
     assert all(r["drivers"] == COLD_DRIVERS and r["node"] == hot["node"] for r in colds)
     # Each round writes every driver once: the hot region takes 20 times a cold one's writes.
     assert hot["writes_per_s"] > 10 * max(r["writes_per_s"] for r in colds) > 0
-    assert hot["share_of_node"] > 0.8 and hot["searches_per_s"] is None
+    # One ride request a round in the hot region, none in the others: counted, not null.
+    assert hot["searches_per_s"] > 0 and all(r["searches_per_s"] == 0 for r in colds)
+    assert hot["share_of_node"] > 0.8
     node = next(n for n in result["nodes"] if n["node"] == hot["node"])
     assert node["cpu_cores"] > 0.001 and node["busiest_commands"]["evalsha"]["calls_per_s"] > 0
     assert "eval" not in node["busiest_commands"]  # the sampler's own script is left out
@@ -149,4 +161,5 @@ async def test_on_a_single_redis_every_region_is_on_the_one_node(redis_url: str)
     (row,) = result["regions"]
     assert (row["cell"], row["node"], row["drivers"]) == (HOT, node["node"], 30)
     assert row["slot"] == _slot(HOT) and row["share_of_node"] == 1.0 and row["writes_per_s"] > 0
+    assert row["searches_per_s"] is None  # no market counters on this Redis: not counted
     assert result["proposal"]["split"] == [{"cell": HOT, "res": 7, "still_hot": True}]
