@@ -232,8 +232,8 @@ async def sample(
         regions = []
         for c, w, d, a0, a1 in zip(cells, written, drivers, asked0, asked1, strict=True):
             slot = key_slot(f"{s.tag(c)}:geo".encode())
-            # A bucket expiring during a long interval must not count as negative asks.
-            asks = sum(max(0, n - a0.get(b, 0)) for b, n in a1.items())
+            # Per bucket: one that expires during a long interval drops out, not negative.
+            asks = sum(n - a0.get(b, 0) for b, n in a1.items())
             searches = asks / interval if counted else None
             regions.append(Region(c, slot, s.owner(slot), d, w / interval, searches))
         rows = rank(regions, nodes)
