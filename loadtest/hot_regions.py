@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import h3
 import orjson
@@ -106,7 +107,7 @@ class Sampler:
         self.keys = RedisCluster.from_url(self.url)
         await self.keys.initialize()
         for node in self.keys.get_primaries():
-            self.nodes[node.name] = aredis.Redis(host=node.host, port=node.port)
+            self.nodes[node.name] = aredis.Redis.from_url(_at(self.url, node.host, node.port))
 
     async def close(self) -> None:
         for client in {id(c): c for c in [self.keys, *self.nodes.values()] if c}.values():
@@ -339,6 +340,14 @@ async def _cpu_and_commands(node: Any) -> tuple[float, dict[str, tuple[int, int]
         if k not in OWN
     }
     return float(sum(main)), commands
+
+
+def _at(url: str, host: str, port: int) -> str:
+    """The same URL (scheme, credentials, options) for another node."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}:{port}" if user else f"{host}:{port}"))
 
 
 def _s(value: Any) -> str:

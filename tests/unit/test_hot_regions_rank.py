@@ -1,8 +1,10 @@
 """The hot-region ranking: node CPU and command rates from INFO deltas, the node CPU split over
-its regions by load, and the split rule with its suggested resolution."""
+its regions by load, the split rule with its suggested resolution, and the URL a node is
+reached with."""
 
 import pytest
 
+from loadtest.hot_regions import _at
 from loadtest.hot_regions_rank import (
     SEARCH_COST,
     Node,
@@ -110,3 +112,16 @@ def test_a_region_with_one_crowded_res_7_child_stays_hot_at_res_7():
     suggest(row, {6: [40, 0, 0, 0, 0, 0, 0], 7: [40] + [0] * 48}, cpu_threshold=0.5, min_share=0.25)
     assert (row.suggested_res, row.still_hot) == (7, True)
     assert row.busiest_child_fraction == {6: 1.0, 7: 1.0}
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "expected"),
+    [("redis://10.0.0.1:6379/0", "10.0.0.2", 7000, "redis://10.0.0.2:7000/0"),
+     ("rediss://u:secret@a.example:6380/?ssl_cert_reqs=none", "10.0.0.3", 6380,
+      "rediss://u:secret@10.0.0.3:6380/?ssl_cert_reqs=none"),
+     ("redis://:pw@[::1]:6379", "::2", 7001, "redis://:pw@[::2]:7001")],
+)  # fmt: skip
+def test_a_cluster_node_is_reached_with_the_urls_scheme_credentials_and_options(
+    url, host, port, expected
+):
+    assert _at(url, host, port) == expected
