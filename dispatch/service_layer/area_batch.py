@@ -2,8 +2,9 @@
 arrays, walked with no Python object per point.
 
 The same answers as AreaIndex.holding, by the same steps: each point's resolution-10 cell
-(the one call per point left in Python), its ancestors looked up in one sorted array of
-every listed cell (searchsorted, one pass per resolution in use), each (point, area) pair
+(the one call per point left in Python) searched among the listed resolution-10 cells
+(searchsorted; each carries its ancestors' entries), the few points not found there
+among the coarser cells, one pass per resolution; each (point, area) pair
 a cell lists either inside at once or decided by the parity of boundary crossings
 between the point and its cell's centre, computed for every pair and nearby segment in a
 few array operations; pairs floating point cannot decide (and cells with no local test)
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import repeat
-from typing import cast
 
 import numpy as np
 import shapely
@@ -27,7 +27,8 @@ _SHAPELY = -2  # an edge entry with no local test: ask the prepared geometry
 
 @dataclass(frozen=True, slots=True)
 class BatchTables:
-    keys: np.ndarray  # every listed cell, sorted (int64)
+    fine_keys: np.ndarray  # the listed resolution-10 cells, sorted (int64)
+    coarse_keys: np.ndarray  # the coarser ones, sorted; keys number fine, then coarse
     first: np.ndarray  # per key: its first entry
     count: np.ndarray  # per key: how many entries
     area: np.ndarray  # per entry: the area's index in AreaIndex.areas
@@ -39,39 +40,43 @@ class BatchTables:
     seg_count: np.ndarray
     segs: np.ndarray  # every local test's segments, one row each: ax, ay, bx, by
     geometries: np.ndarray  # per area: its prepared geometry
-    levels: tuple[tuple[int, int], ...]  # (bits to clear, bits to set) per resolution
+    coarse_levels: tuple[tuple[int, int], ...]  # (bits to clear, bits to set) each
 
 
 def batch_tables(index: AreaIndex) -> BatchTables:
-    table = index._cells
-    keys = np.asarray(sorted(table), dtype=np.int64)
-    count = np.asarray([len(table[int(k)]) for k in keys], dtype=np.int64)
-    first = np.cumsum(count) - count
+    """The lookup tables of `index` as arrays: its resolution-10 cells (each with its
+    ancestors' entries, so one search answers most points) first, then its coarser
+    cells, searched only for the points the first search misses."""
+    fine, coarse = index._fine, index._coarse
+    keys = sorted(fine) + sorted(coarse)
+    splits = [fine[k] for k in keys[: len(fine)]] + [coarse[k] for k in keys[len(fine) :]]
+    count = np.asarray([len(a) + len(b) for a, b in splits], dtype=np.int64)
     areas: list[int] = []
     local: list[int] = []
     centres: list[tuple[float, float]] = []
     centre_in: list[bool] = []
     seg_count: list[int] = []
     segs: list[float] = []
-    for k in keys.tolist():
-        for i, how in table[k]:
+    for inside, edges in splits:
+        areas.extend(inside)
+        local.extend([_INSIDE] * len(inside))
+        for i, how in edges:
             areas.append(i)
-            if how is True:
-                local.append(_INSIDE)
-            elif how is None:
+            if how is None:
                 local.append(_SHAPELY)
-            else:
-                inside, cx, cy, seg = cast(tuple[bool, float, float, tuple[float, ...]], how)
-                local.append(len(centres))
-                centres.append((cx, cy))
-                centre_in.append(inside)
-                seg_count.append(len(seg) // 4)
-                segs.extend(seg)
+                continue
+            centre_is_in, cx, cy, seg = how
+            local.append(len(centres))
+            centres.append((cx, cy))
+            centre_in.append(centre_is_in)
+            seg_count.append(len(seg) // 4)
+            segs.extend(seg)
     counts = np.asarray(seg_count, dtype=np.int64)
     xy = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
     return BatchTables(
-        keys=keys,
-        first=first,
+        fine_keys=np.asarray(keys[: len(fine)], dtype=np.int64),
+        coarse_keys=np.asarray(keys[len(fine) :], dtype=np.int64),
+        first=np.cumsum(count) - count,
         count=count,
         area=np.asarray(areas, dtype=np.int64),
         local=np.asarray(local, dtype=np.int64),
@@ -82,8 +87,16 @@ def batch_tables(index: AreaIndex) -> BatchTables:
         seg_count=counts,
         segs=np.asarray(segs, dtype=np.float64).reshape(-1, 4),
         geometries=np.asarray([c.geometry for c in index.areas], dtype=object),
-        levels=tuple((clear, bits) for _res, clear, bits in index._levels),
+        coarse_levels=index._coarse_levels,
     )
+
+
+def _search(keys: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells are among the sorted keys, and where."""
+    if len(keys) == 0:
+        return np.zeros(len(cells), dtype=bool), np.zeros(len(cells), dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, cells), len(keys) - 1)
+    return keys[at] == cells, at
 
 
 def _ranges(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,21 +155,22 @@ def holding_many(
     n = len(lats)
     lats = np.ascontiguousarray(lats, dtype=np.float64)
     lngs = np.ascontiguousarray(lngs, dtype=np.float64)
-    if not t.levels or n == 0:
+    if len(index) == 0 or n == 0:
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     cells = np.fromiter(
         map(h3.latlng_to_cell, lats.tolist(), lngs.tolist(), repeat(KEY_RES)),
         dtype=np.int64,
         count=n,
     )
-    pts: list[np.ndarray] = []
-    hits: list[np.ndarray] = []
-    for clear, bits in t.levels:
-        keys = (cells & ~clear) | bits
-        at = np.minimum(np.searchsorted(t.keys, keys), len(t.keys) - 1)
-        found = t.keys[at] == keys
-        pts.append(np.nonzero(found)[0])
-        hits.append(at[found])
+    pts, hits = [], []
+    found, key = _search(t.fine_keys, cells)
+    pts.append(np.nonzero(found)[0])
+    hits.append(key[found])
+    missed = np.nonzero(~found)[0]
+    for clear, bits in t.coarse_levels:  # cells listed, if at all, only coarser
+        found, key = _search(t.coarse_keys, (cells[missed] & ~clear) | bits)
+        pts.append(missed[found])
+        hits.append(key[found] + len(t.fine_keys))
     pt_of_key = np.concatenate(pts)
     key = np.concatenate(hits)
     which, entry = _ranges(t.first[key], t.count[key])

@@ -1,7 +1,7 @@
 """Benchmark: point-in-area lookups and location ingest with areas.
 
     python -m loadtest.bench.areas [--areas 1000] [--points 100000] [--fixes 40000]
-                                   [--redis-url URL]
+                                   [--redis | --redis-url URL] [--skip-lookups | --skip-ingest]
 
 1. Lookups: `--areas` district-sized polygons (50 to 500 vertices, smooth district-like
    outlines, a fifth with a hole) over a city, compiled as the service compiles them
@@ -224,6 +224,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not args.skip_lookups:
         out["lookup"] = lookups(areas, np.stack([lat, lng], axis=1))
+    if args.skip_ingest:
+        return out
     settings = Settings(redis_url=args.redis_url) if args.redis_url else Settings()
     if args.redis_url:
         from redis import Redis
@@ -276,6 +278,7 @@ def cli() -> None:
         "--redis", action="store_true", help="ingest on a redis-server started on a free port"
     )
     parser.add_argument("--skip-lookups", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()
     uvloop.install()
     with ExitStack() as stack:
