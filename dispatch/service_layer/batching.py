@@ -100,9 +100,8 @@ async def _end_search(deps: Deps, ride: Ride, now_ms: int) -> bool:
 
 async def _offer(
     deps: Deps, ride: Ride, driver_id: str, distance_m: float, eta_s: int, now_ms: int
-) -> Ride | str:
-    """The ride as offered, or 'refused' (the driver's record said no) or 'changed' (the
-    ride did)."""
+) -> str:
+    """'matched', 'refused' (the driver's record said no) or 'changed' (the ride did)."""
     offer = await reserve_chosen(deps, ride.id, driver_id, distance_m, eta_s, now_ms, ride.product)
     if offer is None:
         return "refused"
@@ -111,7 +110,9 @@ async def _offer(
         await release_driver(deps, driver_id, ride.id, offer.fence)
         return "changed"
     await settle(deps, RideChange(ride, new))
-    return new
+    if ride.attempts == 0:
+        await count_request(deps, new)  # its first offer: counted as offered, with its ETA
+    return "matched"
 
 
 async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> WindowStats:
@@ -161,13 +162,12 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     jobs = [_offer(deps, by_id[r], d, *pairs[(r, d)], now) for r, d in chosen.items()]
     results = await _in_chunks(jobs)
     stats.took_s = time.monotonic() - began
-    offered = [r for r in results if isinstance(r, Ride)]
-    # Counted for the market once every offer of the window is out: the riders waiting
-    # for them come first. Its first offer: counted as offered, with its ETA.
-    await _in_chunks([count_request(deps, r) for r in offered if r.attempts == 1])
-    stats.matched = len(offered)
-    stats.refused = results.count("refused")
-    done.extend(r.id for r in offered)
+    for ride_id, result in zip(chosen, results, strict=True):
+        if result == "matched":
+            stats.matched += 1
+            done.append(ride_id)
+        elif result == "refused":
+            stats.refused += 1
     stats.carried = stats.pending - stats.matched
     await b.store.remove(region, done)
     if isinstance(deps.observer, WindowObserver):
@@ -176,27 +176,19 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
 
 
 async def window_round(deps: Deps, holder: str, held: dict[int, int]) -> list[WindowStats]:
-    """Take or renew every queued region's lease and solve the windows of those held,
-    all at once: one region's window must not wait for another's (its riders would see
-    their offers that much later). `held` (region -> fence) is this instance's, kept
-    from round to round."""
+    """Take or renew every queued region's lease and solve the windows of those held.
+    `held` (region -> fence) is this instance's, kept from round to round."""
     b = _batching(deps)
-    regions = await b.store.regions(deps.clock.now_ms() - REGIONS_SEEN_MS)
-    fences = await asyncio.gather(
-        *(b.store.take_lease(r, holder, b.config.lease_ms) for r in regions)
-    )
-    mine = []
-    for region, fence in zip(regions, fences, strict=True):
+    now = deps.clock.now_ms()
+    out = []
+    for region in await b.store.regions(now - REGIONS_SEEN_MS):
+        fence = await b.store.take_lease(region, holder, b.config.lease_ms)
         if fence is None:
             held.pop(region, None)
-        else:
-            held[region] = fence
-            mine.append(solve_region(deps, region, holder, fence))
-    solved = await asyncio.gather(*mine, return_exceptions=True)
-    for outcome in solved:  # every region's window ran to its end; then the first failure
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return [s for s in solved if isinstance(s, WindowStats)]
+            continue
+        held[region] = fence
+        out.append(await solve_region(deps, region, holder, fence))
+    return out
 
 
 async def run_window_job(deps: Deps, holder: str, *, give_up_leases: bool = True) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer.deps import Deps
@@ -21,15 +22,9 @@ async def until_matched(deps: Deps, ride_id: str, wait_s: float) -> Ride | None:
             left = deadline - loop.time()
             if left <= 0:
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(left, 1.0)):
-                    notice = await sub.get()
-            except TimeoutError:
-                # Notices are best effort: without one, the stored ride is the answer.
-                ride = await deps.rides.get(ride_id)
-                continue
-            # A notice carries the ride as stored: no read needed (an older version
-            # arriving late changes nothing).
-            if notice.ride.id == ride_id and notice.ride.version > ride.version:
-                ride = notice.ride
+                    await sub.get()
+            # Notices are best effort: the stored ride is the answer.
+            ride = await deps.rides.get(ride_id)
         return ride

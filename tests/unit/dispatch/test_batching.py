@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 
@@ -16,7 +15,6 @@ from dispatch.service_layer import ride_steps
 from dispatch.service_layer.batching import solve_region, window_round
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
-from geoindex import BackendUnavailable
 from tests.fake_clock import FakeClock
 from tests.unit.dispatch.conftest import PICKUP, Recorder, World, driver, rider
 
@@ -220,34 +218,3 @@ async def test_the_market_counts_a_batched_request_once_with_its_outcome(batched
     await solve(batched)  # the other gave up
     ended = await counts()
     assert (ended.requests, ended.no_driver) == (2, 1)
-
-
-async def test_a_round_solves_every_region_even_if_one_window_fails(batched: World) -> None:
-    """The regions of a round are solved at once: one region's failure (here its index
-    search) neither holds back nor undoes another's offers, and the round reports it."""
-    far = 300_000.0  # 300 km north: another region
-    await batched.driver_at("d_here", 300)
-    await batched.driver_at("d_far", far + 300)
-    here = await ask(batched, "u_here")
-    there = await ask(batched, "u_far", north(far))
-    index = batched.deps.index
-
-    class FailingFarAway:
-        def __getattr__(self, name: str) -> object:
-            return getattr(index, name)
-
-        async def nearest(self, lat: float, lng: float, *args: object) -> object:
-            if lat > PICKUP[0] + 1:
-                raise BackendUnavailable("that region's node is down")
-            return await index.nearest(lat, lng, *args)  # type: ignore[arg-type]
-
-    deps = replace(batched.deps, index=FailingFarAway())  # type: ignore[arg-type]
-    batched.clock.advance(WINDOW_MS)
-    with pytest.raises(BackendUnavailable):
-        await window_round(deps, "i1", {})
-    got = await batched.deps.rides.get(here.id)
-    assert got is not None and (got.status, got.driver_id) == (RideStatus.OFFERED, "d_here")
-    assert (await batched.deps.rides.get(there.id)).status is RideStatus.SEARCHING  # type: ignore[union-attr]
-    await solve(batched)  # the next round, its search back: the far rider's turn
-    got = await batched.deps.rides.get(there.id)
-    assert got is not None and got.driver_id == "d_far"
