@@ -21,8 +21,9 @@ class MemoryLeases:
         self._leases: dict[int, _Lease] = {}
         self._fences: dict[int, int] = {}  # outlive their leases: a token is never reused
 
-    def take(self, region: int, holder: str, ttl_ms: int) -> int | None:
-        """Take or renew the region's lease: its fence, or None while another holds it."""
+    def take(self, region: int, holder: str, ttl_ms: int, resume: int = 0) -> int | None:
+        """Take or renew the region's lease: its fence, or None while another holds it;
+        a lapsed lease comes back with `resume` while that is still the last fence issued."""
         now = self._clock()
         lease = self._leases.get(region)
         if lease is not None and lease.until_ms > now:
@@ -30,6 +31,9 @@ class MemoryLeases:
                 return None
             lease.until_ms = now + ttl_ms
             return lease.fence
+        if resume and self._fences.get(region) == resume:
+            self._leases[region] = _Lease(holder, resume, now + ttl_ms)
+            return resume
         fence = self._fences[region] = self._fences.get(region, 0) + 1
         self._leases[region] = _Lease(holder, fence, now + ttl_ms)
         return fence

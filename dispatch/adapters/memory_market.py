@@ -94,8 +94,10 @@ class MemoryMarketStore:
         for r in regions:
             self._active[r] = max(self._active.get(r, 0), now_ms)
 
-    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
-        return self._leases.take(region, holder, ttl_ms)
+    async def take_lease(
+        self, region: int, holder: str, ttl_ms: int, resume: int = 0
+    ) -> int | None:
+        return self._leases.take(region, holder, ttl_ms, resume)
 
     async def drop_lease(self, region: int, holder: str, fence: int) -> None:
         self._leases.drop(region, holder, fence)

@@ -37,8 +37,10 @@ class MemoryPendingStore:
         live = set(self._queues) | {r for r, t in self._added.items() if t >= since_ms}
         return sorted(live)
 
-    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
-        return self._leases.take(region, holder, ttl_ms)
+    async def take_lease(
+        self, region: int, holder: str, ttl_ms: int, resume: int = 0
+    ) -> int | None:
+        return self._leases.take(region, holder, ttl_ms, resume)
 
     async def drop_lease(self, region: int, holder: str, fence: int) -> None:
         self._leases.drop(region, holder, fence)

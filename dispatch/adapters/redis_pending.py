@@ -61,10 +61,12 @@ class RedisPendingStore:
             replies = await pipe.execute()
         return sorted(int(_s(r), 16) for r in replies[-1])
 
-    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
+    async def take_lease(
+        self, region: int, holder: str, ttl_ms: int, resume: int = 0
+    ) -> int | None:
         tag = region_tag(region)
         keys = [f"{tag}:lease", f"{tag}:fence"]
-        fence = int(await self._scripts.call(LEASE, keys, [holder, ttl_ms, FENCE_KEEP_MS]))
+        fence = int(await self._scripts.call(LEASE, keys, [holder, ttl_ms, FENCE_KEEP_MS, resume]))
         return fence or None
 
     async def drop_lease(self, region: int, holder: str, fence: int) -> None:

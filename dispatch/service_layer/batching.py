@@ -155,7 +155,7 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     chosen = solve(cfg.objective, waited, edges)
     stats.solve_s = time.process_time() - started
     # Still ours? A holder that stalled past its lease leaves the window to its successor.
-    if await b.store.take_lease(region, holder, cfg.lease_ms) != fence:
+    if await b.store.take_lease(region, holder, cfg.lease_ms, fence) != fence:
         stats.carried = len(searching)
         return stats
     by_id = {r.id: r for r in searching}
@@ -182,7 +182,7 @@ async def window_round(deps: Deps, holder: str, held: dict[int, int]) -> list[Wi
     now = deps.clock.now_ms()
     out = []
     for region in await b.store.regions(now - REGIONS_SEEN_MS):
-        fence = await b.store.take_lease(region, holder, b.config.lease_ms)
+        fence = await b.store.take_lease(region, holder, b.config.lease_ms, held.get(region, 0))
         if fence is None:
             held.pop(region, None)
             continue

@@ -56,10 +56,14 @@ class PendingStore(Protocol):
         """Regions a request was added to since `since_ms`."""
         ...
 
-    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
+    async def take_lease(
+        self, region: int, holder: str, ttl_ms: int, resume: int = 0
+    ) -> int | None:
         """Hold or renew the lease on solving the region's windows: its fencing token
         (the same while renewed, a larger one when taken over), or None while another
-        holder's lease lives."""
+        holder's lease lives. `resume`: the fence this holder last held; a lapsed lease
+        comes back with it when no one has taken the region since, so a round slower
+        than the lease still commits."""
         ...
 
     async def drop_lease(self, region: int, holder: str, fence: int) -> None: ...

@@ -220,9 +220,12 @@ class MarketStore(Protocol):
 
     async def keep_active(self, regions: Sequence[int], now_ms: int) -> None: ...
 
-    async def take_lease(self, region: int, holder: str, ttl_ms: int) -> int | None:
+    async def take_lease(
+        self, region: int, holder: str, ttl_ms: int, resume: int = 0
+    ) -> int | None:
         """Hold or renew the lease on the region's surge job: its fencing token, or None
-        while another holder's lease lives."""
+        while another holder's lease lives. `resume`: the fence this holder last held,
+        given back if its lease lapsed and no one has taken the region since."""
         ...
 
     async def drop_lease(self, region: int, holder: str, fence: int) -> None: ...

@@ -81,7 +81,7 @@ async def surge_round(deps: Deps, holder: str, held: dict[int, int]) -> None:
     for region in set(held) - set(regions):
         del held[region]  # nothing left to compute: the lease lapses by itself
     for region in regions:
-        fence = await store.take_lease(region, holder, config.lease_ms)
+        fence = await store.take_lease(region, holder, config.lease_ms, held.get(region, 0))
         if fence is None or not await recompute_region(deps, region, holder, fence):
             held.pop(region, None)
         else:

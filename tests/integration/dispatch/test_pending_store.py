@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -58,6 +59,30 @@ async def test_the_lease_is_one_holders_until_dropped(batched: Backend) -> None:
     await store.drop_lease(5, "a", first)
     second = await store.take_lease(5, "b", 60_000)
     assert second is not None and second > first
+
+
+async def test_a_lapsed_lease_resumes_its_fence_only_if_no_one_took_it_since(
+    batched: Backend,
+) -> None:
+    store = _b(batched).store
+
+    async def lapse() -> None:  # Redis expires in real time, the embedded one by the clock
+        await asyncio.sleep(0.08)
+        batched.clock.advance(80)
+
+    first = await store.take_lease(5, "a", 50)
+    assert first is not None
+    await lapse()
+    # A round slower than its lease: nobody held the region meanwhile, so the holder's
+    # work under `first` is still fenced and it gets that very fence back.
+    assert await store.take_lease(5, "a", 50, first) == first
+    await lapse()
+    taken = await store.take_lease(5, "b", 50)
+    assert taken is not None and taken > first
+    assert await store.take_lease(5, "a", 50, first) is None  # b's lease lives
+    await lapse()
+    again = await store.take_lease(5, "a", 50, first)  # b held it since: a new fence
+    assert again is not None and again > taken
 
 
 async def test_a_window_offers_the_searching_rides(batched: Backend) -> None:
