@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from loadtest.instances import DispatchInstance, instance_env
+from loadtest.instances import SERVE_CMD, DispatchInstance, instance_env
 from loadtest.redis_procs import REDIS_CLI, die_with_parent, free_port
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -81,11 +81,20 @@ class Servers:
         self.others: list[subprocess.Popen[bytes]] = []
 
     def dispatch(
-        self, name: str, backend: dict[str, str], extra: dict[str, str] | None = None
+        self,
+        name: str,
+        backend: dict[str, str],
+        extra: dict[str, str] | None = None,
+        profile: str | None = None,
     ) -> DispatchInstance:
+        """A `dispatch serve` on a free port; with `profile`, under loadtest.bench.profiled
+        (cProfile switched by signals, see there), writing its stats to that file."""
         env = instance_env(free_port(), name, self.secret)
+        cmd = SERVE_CMD
+        if profile:
+            cmd = (sys.executable, "-m", "loadtest.bench.profiled", profile, "serve")
         inst = DispatchInstance(
-            {**env, **backend, **(extra or {})}, self.dir / f"{name}.log", tie_to_parent=True
+            {**env, **backend, **(extra or {})}, self.dir / f"{name}.log", cmd, tie_to_parent=True
         )
         self.instances.append(inst)
         inst.start()

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from loadtest.bench import wrk
 from loadtest.bench.harness import Servers, machine, measured, median
-from loadtest.instances import DispatchInstance, instance_env
-from loadtest.redis_procs import RedisServer, free_port
+from loadtest.bench.profiled import switch
+from loadtest.redis_procs import RedisServer
 from loadtest.scenario.tokens import mint
 
 TARGET = 0.6
@@ -48,25 +46,6 @@ def _round(
     return r
 
 
-def _instance(servers: Servers, redis_url: str, profile: str | None) -> DispatchInstance:
-    if not profile:
-        return servers.dispatch("bench-redis", {"DISPATCH_REDIS_URL": redis_url})
-    env = {**instance_env(free_port(), "bench-redis", servers.secret)}
-    env["DISPATCH_REDIS_URL"] = redis_url
-    cmd = (sys.executable, "-m", "loadtest.bench.profiled", profile, "serve")
-    inst = DispatchInstance(env, servers.dir / "bench-redis.log", cmd, tie_to_parent=True)
-    servers.instances.append(inst)
-    inst.start()
-    inst.wait_ready()
-    return inst
-
-
-def _signal(inst: DispatchInstance, sig: signal.Signals) -> None:
-    assert inst.proc is not None
-    inst.proc.send_signal(sig)
-    time.sleep(0.2)  # the stats are written before the next round starts
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.http_vs_ceiling")
     p.add_argument("--seconds", type=int, default=10)
@@ -83,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             [mint("driver", d, servers.secret) for d in ids],
         )
         ceiling_url, ceiling_pid = servers.ceiling()
-        svc = _instance(servers, redis.url, a.profile)
+        svc = servers.dispatch("bench-redis", {"DISPATCH_REDIS_URL": redis.url}, profile=a.profile)
         emb = servers.dispatch("bench-embedded", {})
         assert svc.proc and emb.proc
         assert redis.node.proc
@@ -100,10 +79,10 @@ def main(argv: list[str] | None = None) -> None:
             for name, (url, pids, rports) in targets.items():
                 profiled = bool(a.profile) and name == "service_redis" and i == a.rounds - 1
                 if profiled:
-                    _signal(svc, signal.SIGUSR1)
+                    switch(svc, signal.SIGUSR1)
                 rounds[name].append(_round(url, pids, script, a, rports))
                 if profiled:
-                    _signal(svc, signal.SIGUSR2)
+                    switch(svc, signal.SIGUSR2)
     rps = {k: median([r["rps"] for r in v]) for k, v in rounds.items()}
     best = {k: max(r["rps"] for r in v) for k, v in rounds.items()}
     ratio = rps["service_redis"] / rps["ceiling"]

@@ -28,8 +28,8 @@ import time
 from typing import Any
 
 from loadtest.bench.harness import Servers, cpu_seconds, loadgen, machine
-from loadtest.instances import SERVE_CMD, DispatchInstance, instance_env
-from loadtest.redis_procs import RedisCluster, free_port
+from loadtest.bench.profiled import switch
+from loadtest.redis_procs import RedisCluster
 
 TARGET_P99_MS = 5.0
 BASELINE = "/healthz"
@@ -45,28 +45,6 @@ def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def _instance(servers: Servers, cluster_url: str, profile: str | None) -> DispatchInstance:
-    env = {
-        **instance_env(free_port(), "bench-market", servers.secret, cluster_url),
-        "DISPATCH_DRIVER_TTL_S": "3600",  # the seeded drivers stay online
-        "DISPATCH_OFFER_TIMEOUT_S": "600",
-    }
-    cmd = SERVE_CMD
-    if profile:
-        cmd = (sys.executable, "-m", "loadtest.bench.profiled", profile, "serve")
-    inst = DispatchInstance(env, servers.dir / "bench-market.log", cmd, tie_to_parent=True)
-    servers.instances.append(inst)
-    inst.start()
-    inst.wait_ready()
-    return inst
-
-
-def _signal(inst: DispatchInstance, sig: signal.Signals) -> None:
-    assert inst.proc is not None
-    inst.proc.send_signal(sig)
-    time.sleep(0.5)  # the stats are written before the next phase starts
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.market_reads")
     p.add_argument("--drivers", type=int, default=20_000)
@@ -77,7 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", metavar="PATH", help="cProfile the reads alone into PATH")
     a = p.parse_args(argv)
     with RedisCluster(tie_to_parent=True) as cluster, Servers() as servers:
-        inst = _instance(servers, cluster.url, a.profile)
+        inst = servers.dispatch(
+            "bench-market",
+            {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
+            {
+                "DISPATCH_DRIVER_TTL_S": "3600",  # the seeded drivers stay online
+                "DISPATCH_OFFER_TIMEOUT_S": "600",
+            },
+            profile=a.profile,
+        )
         secret, url = servers.secret, inst.url
         loadgen("seed", url, secret, "--drivers", str(a.drivers), "--batch", "1000", "-c", "4",
                 "--prefix", "s")  # fmt: skip
@@ -89,11 +75,11 @@ def main(argv: list[str] | None = None) -> None:
         floor_cpu = cpu_seconds(inst.proc.pid) - cpu
         cpu += floor_cpu
         if a.profile:
-            _signal(inst, signal.SIGUSR1)
+            switch(inst, signal.SIGUSR1, 0.5)
         alone = loadgen("market", url, secret, *reads, "--prefix", "alone")
         market_cpu = cpu_seconds(inst.proc.pid) - cpu
         if a.profile:
-            _signal(inst, signal.SIGUSR2)
+            switch(inst, signal.SIGUSR2, 0.5)
         bg = _spawn("fleet", url, secret, "--rate", str(a.background), "--batch", "500",
                     "--drivers", str(a.drivers), "--prefix", "s", "--seconds",
                     str(a.seconds + 2), "-c", "8")  # fmt: skip

@@ -13,9 +13,19 @@ from __future__ import annotations
 import cProfile
 import signal
 import sys
+import time
 from types import FrameType
 
 from dispatch.entrypoints.cli import main
+from loadtest.instances import DispatchInstance
+
+
+def switch(inst: DispatchInstance, sig: signal.Signals, settle_s: float = 0.2) -> None:
+    """Start (SIGUSR1) or stop (SIGUSR2) an instance's profile; the stats are written
+    within `settle_s`, before the bench's next phase starts."""
+    assert inst.proc is not None
+    inst.proc.send_signal(sig)
+    time.sleep(settle_s)
 
 
 def run(out: str, argv: list[str]) -> int:

@@ -27,14 +27,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from loadtest.bench.harness import Servers, loadgen, machine, measured, median
-from loadtest.instances import DispatchInstance, instance_env
-from loadtest.redis_procs import RedisServer, free_port
+from loadtest.bench.profiled import switch
+from loadtest.redis_procs import RedisServer
 
 TARGET = 3.0
 TARGET_CPU_MS_PER_FIX = 0.12
@@ -96,25 +95,6 @@ def _side(
     return r
 
 
-def _instance(servers: Servers, redis_url: str, profile: str | None) -> DispatchInstance:
-    if not profile:
-        return servers.dispatch("bench-ws", {"DISPATCH_REDIS_URL": redis_url}, UNLIMITED)
-    env = {**instance_env(free_port(), "bench-ws", servers.secret), **UNLIMITED}
-    env["DISPATCH_REDIS_URL"] = redis_url
-    cmd = (sys.executable, "-m", "loadtest.bench.profiled", profile, "serve")
-    inst = DispatchInstance(env, servers.dir / "bench-ws.log", cmd, tie_to_parent=True)
-    servers.instances.append(inst)
-    inst.start()
-    inst.wait_ready()
-    return inst
-
-
-def _signal(inst: DispatchInstance, sig: signal.Signals) -> None:
-    assert inst.proc is not None
-    inst.proc.send_signal(sig)
-    time.sleep(0.2)  # the stats are written before the next side starts
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.ws_vs_http")
     p.add_argument("--seconds", type=float, default=10.0)
@@ -134,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     sides = {k: every[k] for k in a.sides.split(",")}
     rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in sides}
     with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
-        inst = _instance(servers, redis.url, a.profile)
+        inst = servers.dispatch(
+            "bench-ws", {"DISPATCH_REDIS_URL": redis.url}, UNLIMITED, profile=a.profile
+        )
         assert inst.proc
         assert redis.node.proc
         port, pids = redis.node.port, {"server": inst.proc.pid, "redis": redis.node.proc.pid}
@@ -154,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                         s,
                         "--prefix",
                         prefix,
-                        hook=partial(_signal, inst) if profiled else None,
+                        hook=partial(switch, inst) if profiled else None,
                     )
                 )
     rate = {k: median([r["per_s"] for r in v]) for k, v in rounds.items()}
