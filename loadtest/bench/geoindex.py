@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
 import numpy as np
-import orjson
 import redis.asyncio as aredis
-import uvloop
 
 from geoindex import MemoryGeoIndex, Position, RedisGeoIndex
 from geoindex.cells import EARTH_RADIUS_M, haversine_m, position_score, score_latlng
-from loadtest.redis_procs import RedisServer
+from loadtest.bench.harness import run_on_redis
 
 CENTRE = (40.7306, -73.9866)  # a metro centre; only the shape of the city matters
 RADII = (500, 2_000, 5_000)
@@ -253,12 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--redis-url", help="a Redis to use (its db is FLUSHED); default: start one")
     args = p.parse_args(argv)
-    with ExitStack() as stack:
-        url = args.redis_url
-        if url is None:
-            url = stack.enter_context(RedisServer()).url
-        result = uvloop.run(main_async(args, url))
-    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    run_on_redis(args.redis_url, partial(main_async, args))
 
 
 if __name__ == "__main__":

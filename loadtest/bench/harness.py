@@ -9,13 +9,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+import uvloop
+
 from loadtest.instances import SERVE_CMD, DispatchInstance, instance_env
-from loadtest.redis_procs import REDIS_CLI, die_with_parent, free_port
+from loadtest.redis_procs import REDIS_CLI, RedisServer, die_with_parent, free_port
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -169,3 +172,14 @@ def machine() -> dict[str, Any]:
 def median(xs: list[float]) -> float:
     s = sorted(xs)
     return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def run_on_redis(
+    redis_url: str | None, bench: Callable[[str], Coroutine[Any, Any, dict[str, Any]]]
+) -> None:
+    """Run an async bench against `redis_url`, or a redis-server of its own when None,
+    and print its result as JSON."""
+    with ExitStack() as stack:
+        url = redis_url or stack.enter_context(RedisServer()).url
+        result = uvloop.run(bench(url))
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

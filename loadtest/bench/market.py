@@ -24,14 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import numpy as np
-import orjson
-import uvloop
 from h3.api import basic_str as h3
 
 from dispatch.bootstrap import bootstrap
@@ -45,7 +42,7 @@ from dispatch.service_layer.surge_fast import lay_out, next_surge
 from dispatch.service_layer.surge_job import recompute_region
 from dispatch.settings import Settings
 from geoindex import Position
-from loadtest.redis_procs import RedisServer
+from loadtest.bench.harness import run_on_redis
 
 CENTRE = (40.7306, -73.9866)
 
@@ -184,16 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--redis-url")
     args = ap.parse_args(argv)
-    with ExitStack() as stack:
-        url = args.redis_url
-        if url is None:
-            url = stack.enter_context(RedisServer()).url
-        else:
-            import redis
+    if args.redis_url:
+        import redis
 
-            redis.Redis.from_url(url).flushall()
-        result = uvloop.run(run(args, url))
-    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        redis.Redis.from_url(args.redis_url).flushall()
+    run_on_redis(args.redis_url, partial(run, args))
 
 
 if __name__ == "__main__":

@@ -29,22 +29,18 @@ FLUSHED.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
 import numpy as np
-import orjson
 import redis.asyncio as aredis
-import uvloop
 
 from geoindex import Position, RedisGeoIndex
 from geoindex.cells import position_score, score_latlng
 from loadtest.bench.geoindex import OURS, RADII, _brute_force, _measured, _unit_vectors, city
-from loadtest.redis_procs import RedisServer
+from loadtest.bench.harness import run_on_redis
 
 K = 10
 RARE = "wav"
@@ -239,12 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--redis-url", help="a Redis to use (its db is FLUSHED); default: start one")
     args = p.parse_args(argv)
-    with ExitStack() as stack:
-        url = args.redis_url
-        if url is None:
-            url = stack.enter_context(RedisServer()).url
-        result = uvloop.run(main_async(args, url))
-    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    run_on_redis(args.redis_url, partial(main_async, args))
 
 
 if __name__ == "__main__":
