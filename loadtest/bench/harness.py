@@ -17,8 +17,10 @@ from typing import Any
 import orjson
 import uvloop
 
+from loadtest.bench import wrk
 from loadtest.instances import SERVE_CMD, DispatchInstance, instance_env
 from loadtest.redis_procs import REDIS_CLI, RedisServer, die_with_parent, free_port
+from loadtest.scenario.tokens import mint
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -103,6 +105,13 @@ class Servers:
         inst.start()
         inst.wait_ready()
         return inst
+
+    def location_script(self, prefix: str, drivers: int) -> Path:
+        """A wrk script sending location updates for `drivers` drivers, each with a
+        token signed with this run's secret."""
+        ids = [f"{prefix}{i}" for i in range(drivers)]
+        tokens = [mint("driver", d, self.secret) for d in ids]
+        return wrk.write_script(self.dir / f"{prefix}-loc.lua", ids, tokens)
 
     def ceiling(self) -> tuple[str, int]:
         port = free_port()

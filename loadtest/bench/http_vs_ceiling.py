@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from loadtest.bench import wrk
 from loadtest.bench.harness import Servers, machine, measured, median
 from loadtest.bench.profiled import switch
 from loadtest.redis_procs import RedisServer
-from loadtest.scenario.tokens import mint
 
 TARGET = 0.6
 
@@ -55,12 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", metavar="PATH", help="cProfile the instance on Redis into PATH")
     a = p.parse_args(argv)
     with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
-        ids = [f"h{i}" for i in range(a.drivers)]
-        script = wrk.write_script(
-            Path(tempfile.mkdtemp()) / "loc.lua",
-            ids,
-            [mint("driver", d, servers.secret) for d in ids],
-        )
+        script = servers.location_script("h", a.drivers)
         ceiling_url, ceiling_pid = servers.ceiling()
         svc = servers.dispatch("bench-redis", {"DISPATCH_REDIS_URL": redis.url}, profile=a.profile)
         emb = servers.dispatch("bench-embedded", {})

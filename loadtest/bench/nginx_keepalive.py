@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from loadtest.bench import wrk
 from loadtest.bench.harness import Servers, machine, measured, median
 from loadtest.nginx_proc import NginxProcess
 from loadtest.redis_procs import RedisServer, free_port
-from loadtest.scenario.tokens import mint
 
 _POOL = re.compile(r"^\s*keepalive(_requests|_timeout)? [^;]+;\n", re.MULTILINE)
 
@@ -53,12 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     rounds: dict[str, list[dict[str, Any]]] = {}
     with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
-        ids = [f"k{i}" for i in range(a.drivers)]
-        script = wrk.write_script(
-            Path(tempfile.mkdtemp()) / "loc.lua",
-            ids,
-            [mint("driver", d, servers.secret) for d in ids],
-        )
+        script = servers.location_script("k", a.drivers)
         insts = [servers.dispatch(f"ka-{i}", {"DISPATCH_REDIS_URL": redis.url}) for i in (1, 2)]
         upstreams = [f"127.0.0.1:{x.port}" for x in insts]
         nodes = {
