@@ -155,7 +155,10 @@ def first_step(
     for a second step (and, with `k`, of cells sized to the density that reach implies)."""
     if hint_m is None:
         return plan_step(lat, lng, radius_m, config.search_res, config.first_rings, config)
-    density = None if k is None or hint_m <= 0 else k / (math.pi * hint_m * hint_m)
+    # The reach's area, not its radius, is checked: a reach of a few denormal metres
+    # squares to 0.0.
+    area = math.pi * hint_m * hint_m
+    density = None if k is None or area <= 0 else k / area
     target = min(1.25 * hint_m + 1.0, radius_m * 1.01 + 1.0)
     return sized_step(lat, lng, radius_m, target, config, density)
 

@@ -121,3 +121,9 @@ def test_sparse_drivers_are_searched_in_fewer_coarser_cells() -> None:
     assert sparse.covered >= 1_500 and dense.covered >= 1_500
     cells = [sum(len(rows) for rows in s.scans.values()) for s in (sparse, dense)]
     assert cells[0] < cells[1] / 2
+
+
+def test_a_reach_of_denormal_metres_plans_the_finest_disk() -> None:
+    # A recent search of radius 5e-324 m left that as its reach; squared it is 0.0.
+    step = first_step(2e-6, 2e-6, 5e-324, CONFIG, hint_m=5e-324, k=5)
+    assert step.res == CONFIG.search_res
