@@ -1,6 +1,6 @@
 """The columnar area read behind GeoIndex.within_columns: the drivers of an area as numpy
-columns, ordered as within.nearest_first orders DriverStates (nearest first, ties by id),
-without an object, a Python haversine or a sort key per driver."""
+columns, nearest first by haversine_m and ties by id, without an object, a Python
+haversine or a sort key per driver. GeoIndex.within is these rows as DriverStates."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def nearest_rows(
     lngs: Floats,
 ) -> Rows:
     """The rows within radius_m of (lat, lng), nearest first, ties by id, at most `limit`:
-    exactly the drivers and order nearest_first gives for the same positions.
+    exactly the drivers and order of ranking them by (haversine_m, id) in Python.
 
     The order comes from numpy's distances, except where they could disagree with
     haversine_m's: two distances closer than `tol` (a tie, or one the last bit could

@@ -23,7 +23,7 @@ from geoindex.knn import Candidate, k_nearest, scan_region
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.supply import count_supply, named_cells, supply_cells
-from geoindex.within import check_limit, nearest_first
+from geoindex.within import check_limit
 
 
 def wall_clock_ms() -> int:
@@ -224,15 +224,7 @@ class MemoryGeoIndex:
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int
     ) -> list[DriverState]:
-        lat, lng = limits.check_latlng(lat, lng)
-        radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
-        min_ts = self._clock() - self.ttl_ms
-        fresh = (
-            DriverState(i, d.lat, d.lng, d.ts_ms, None, d.available, d.products)
-            for i, d in self._drivers.items()
-            if d.ts_ms >= min_ts
-        )
-        return nearest_first(lat, lng, radius_m, limit, fresh)
+        return (await self.within_columns(lat, lng, radius_m, limit)).states()
 
     async def within_columns(self, lat: float, lng: float, radius_m: float, limit: int) -> Columns:
         lat, lng = limits.check_latlng(lat, lng)

@@ -38,7 +38,7 @@ from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.supply import SupplyCell, count_supply, named_cells, supply_cells
-from geoindex.within import check_limit, nearest_first, regions_within
+from geoindex.within import check_limit, regions_within
 
 KNN = Script("knn")
 REGION_APPLY = Script("region_apply")
@@ -299,22 +299,7 @@ class RedisGeoIndex:
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int
     ) -> list[DriverState]:
-        lat, lng = limits.check_latlng(lat, lng)
-        radius_m, limit = limits.check_radius(radius_m), check_limit(limit)
-        heads, ids, prods = await self._area_rows(lat, lng, radius_m, limit)
-        states = (
-            DriverState(i, d_lat, d_lng, int(ts), None, flag == b"a", _products(p))
-            for i, d_lat, d_lng, ts, flag, p in zip(
-                ids,
-                heads["lat"].tolist(),
-                heads["lng"].tolist(),
-                heads["ts"].tolist(),
-                heads["flag"].tolist(),
-                prods,
-                strict=True,
-            )
-        )
-        return nearest_first(lat, lng, radius_m, limit, states)
+        return (await self.within_columns(lat, lng, radius_m, limit)).states()
 
     async def within_columns(self, lat: float, lng: float, radius_m: float, limit: int) -> Columns:
         lat, lng = limits.check_latlng(lat, lng)

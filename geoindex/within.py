@@ -1,15 +1,12 @@
-"""The bounded area read behind GeoIndex.within: which regions a disk touches, and the
-one ordering (nearest first, ties by id) every backend answers in."""
+"""The bounded area read behind GeoIndex.within_columns: its limit, and which regions a
+disk touches (the order every backend answers in is geoindex.columns.nearest_rows)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from h3.api import basic_int as h3
 
 from geoindex.cells import average_edge_m, haversine_m, max_circumradius_m
 from geoindex.errors import InvalidQuery
-from geoindex.model import DriverState
 
 MAX_WITHIN = 50_000  # drivers one read may return
 
@@ -36,15 +33,3 @@ def regions_within(lat: float, lng: float, radius_m: float, region_res: int) -> 
         for c in h3.grid_disk(origin, rings)
         if haversine_m(lat, lng, *h3.cell_to_latlng(c)) <= reach
     ]
-
-
-def nearest_first(
-    lat: float, lng: float, radius_m: float, limit: int, states: Iterable[DriverState]
-) -> list[DriverState]:
-    ranked = [
-        (d, s.driver_id, s)
-        for s in states
-        if (d := haversine_m(lat, lng, s.lat, s.lng)) <= radius_m
-    ]
-    ranked.sort(key=lambda row: (row[0], row[1]))
-    return [s for _, _, s in ranked[:limit]]

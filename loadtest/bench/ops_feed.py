@@ -4,11 +4,8 @@ view, and encoding the frames. CPU time per tick (steadier than wall time on a b
 machine) and the longest the loop was held in one piece (wall time: inflated when the
 machine is busy); on the embedded backend also the market layer's look, made once per
 surge recompute, over the whole watched area against one read of the market's bound.
-Also the area read alone, in the same run and on the same positions: the columnar read the
-look makes (within_columns) against the read it made before (within, one DriverState per
-driver, then columns built from them), alternated.
 
-    python -m loadtest.bench.ops_feed [--drivers 10000] [--ticks 30] [--reads 15] [--profile]
+    python -m loadtest.bench.ops_feed [--drivers 10000] [--ticks 30] [--profile]
         [--redis]
 
 On --redis, the index's scans run in redis-server: what is measured is the instance's
@@ -28,11 +25,9 @@ import json
 import pstats
 import random
 import time
-from operator import attrgetter
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import redis.asyncio
 
 from dispatch.adapters.fanout import MemoryNotifier
@@ -107,7 +102,6 @@ async def run(args: argparse.Namespace, redis_url: str | None) -> dict[str, Any]
                 holds.append(max(late, default=0.0))
     if profile is not None:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
-    reads = await area_read_cpu_ms(index, args.reads)
     layers = await market_layer_cpu_ms(index, clock["ms"]) if redis_url is None else {}
     await index.close()
     return {
@@ -117,41 +111,8 @@ async def run(args: argparse.Namespace, redis_url: str | None) -> dict[str, Any]
         "tick_cpu_ms_median": round(median(ticks), 1),
         "loop_held_ms_median": round(median(holds), 1),
         "loop_held_ms_max": round(max(holds), 1),
-        **reads,
         **layers,
         "machine": machine(),
-    }
-
-
-async def area_read_cpu_ms(index: Any, rounds: int) -> dict[str, Any]:
-    """CPU of one read of the watched area: columns (the look's read) against DriverStates
-    turned into the same columns (the read the look made before), alternated."""
-    area = (AREA.lat, AREA.lng, AREA.radius_m, 20_000)
-
-    async def states() -> int:
-        got = await index.within(*area)
-        n = len(got)
-        np.fromiter(map(attrgetter("lat"), got), np.float64, n)
-        np.fromiter(map(attrgetter("lng"), got), np.float64, n)
-        np.fromiter(map(attrgetter("available"), got), np.bool_, n)
-        return n
-
-    async def columns() -> int:
-        return len(await index.within_columns(*area))
-
-    times: dict[str, list[float]] = {"within": [], "within_columns": []}
-    sizes = set()
-    for _ in range(rounds):
-        for name, read in (("within", states), ("within_columns", columns)):
-            cpu = time.thread_time()
-            sizes.add(await read())
-            times[name].append((time.thread_time() - cpu) * 1e3)
-    old, new = median(times["within"]), median(times["within_columns"])
-    return {
-        "read_drivers": sorted(sizes),
-        "read_cpu_ms_within_median": round(old, 2),
-        "read_cpu_ms_within_columns_median": round(new, 2),
-        "read_cpu_ratio_columns_to_within": round(new / old, 3),
     }
 
 
@@ -182,7 +143,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--drivers", type=int, default=10_000)
     p.add_argument("--ticks", type=int, default=30)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--reads", type=int, default=15, help="rounds of the area read alone")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--redis", action="store_true", help="a standalone Redis, not embedded")
     args = p.parse_args(argv)

@@ -1,4 +1,5 @@
-"""The vectorised order of within_columns is nearest_first's, bit for bit: ties (drivers on
+"""The vectorised order of within_columns is ranking by (haversine_m, id) in Python, bit
+for bit: ties (drivers on
 one spot), distances numpy rounds differently from libm, and drivers on the radius."""
 
 from __future__ import annotations
@@ -10,7 +11,20 @@ from hypothesis import strategies as st
 from geoindex.cells import haversine_m
 from geoindex.columns import nearest_rows
 from geoindex.model import DriverState
-from geoindex.within import nearest_first
+
+
+def nearest_first(
+    lat: float, lng: float, radius_m: float, limit: int, states: list[DriverState]
+) -> list[DriverState]:
+    """The reference order: each driver's exact distance, then its id."""
+    ranked = [
+        (d, s.driver_id, s)
+        for s in states
+        if (d := haversine_m(lat, lng, s.lat, s.lng)) <= radius_m
+    ]
+    ranked.sort(key=lambda row: (row[0], row[1]))
+    return [s for _, _, s in ranked[:limit]]
+
 
 spots = st.tuples(st.floats(-89.9, 89.9), st.floats(-180, 180))
 
