@@ -36,17 +36,33 @@ def _is_free(port: int) -> bool:
         return True
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_cluster_port() -> int:
-    """A port whose cluster bus port (port + 10000) is free too; Redis wants both <= 65535."""
+    """A port whose cluster bus port (port + 10000) is free too, both below the kernel's
+    ephemeral range: a port in that range can be taken by any outgoing connection between
+    this check and the server's bind (a busy test run makes thousands)."""
+    high = _ephemeral_low() - 10_001
     while True:
-        port = random.randint(20_000, 50_000)
+        port = random.randint(10_000, high)
         if _is_free(port) and _is_free(port + 10_000):
             return port
 
 
-def _wait_port(port: int, timeout: float = 10.0) -> None:
+class PortTaken(RuntimeError):
+    """The server exited before listening: its port went to someone else after it was picked."""
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PortTaken(f"redis-server on port {port} exited with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -78,6 +94,15 @@ class RedisNode:
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
+        for attempt in range(5):
+            try:
+                return self._start_once()
+            except PortTaken:
+                if attempt == 4:
+                    raise
+                self.port = free_cluster_port() if self.cluster else free_port()
+
+    def _start_once(self) -> None:
         args = [
             REDIS_SERVER,
             "--port",
@@ -117,7 +142,7 @@ class RedisNode:
             start_new_session=self.tie_to_parent,
             preexec_fn=die_with_parent if self.tie_to_parent else None,
         )
-        _wait_port(self.port)
+        _wait_port(self.port, self.proc)
 
     def stop(self, sig_kill: bool = False) -> None:
         if self.proc and self.proc.poll() is None:
