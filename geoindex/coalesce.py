@@ -97,8 +97,8 @@ class CoalescingGeoIndex:
     ) -> dict[str, int]:
         return await self.inner.supply(lat, lng, radius_m, resolution)
 
-    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
-        return await self.inner.supply_in(cells)
+    async def supply_in(self, cells: Sequence[str], product: str | None = None) -> dict[str, int]:
+        return await self.inner.supply_in(cells, product)
 
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int

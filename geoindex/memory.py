@@ -212,12 +212,14 @@ class MemoryGeoIndex:
 
         return count_supply(cells, count)
 
-    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
+    async def supply_in(self, cells: Sequence[str], product: str | None = None) -> dict[str, int]:
         named = named_cells(cells, self._config.region_res)
+        if product is not None:
+            limits.check_product(product)
         min_ts = self._clock() - self.ttl_ms
 
         def count(region: int, lo: int, hi: int) -> int:
-            return sum(1 for c in self._fetch(region)(lo, hi) if c[1] >= min_ts)
+            return sum(1 for c in self._fetch(region, product)(lo, hi) if c[1] >= min_ts)
 
         return count_supply(named, count)
 

@@ -65,9 +65,10 @@ class GeoIndex(Protocol):
         whose centre lies within radius_m; cells with no drivers are left out."""
         ...
 
-    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
+    async def supply_in(self, cells: Sequence[str], product: str | None = None) -> dict[str, int]:
         """Available fresh drivers in each named H3 cell (hex ids, from the region's
-        resolution to 15; at most 5000 per call); cells with no drivers are left out."""
+        resolution to 15; at most 5000 per call); cells with no drivers are left out.
+        With `product`, only drivers serving it (read from its own sets)."""
         ...
 
     async def within(

@@ -274,10 +274,12 @@ class RedisGeoIndex:
         cells = supply_cells(lat, lng, radius_m, resolution, self._config.region_res)
         return await self._count_supply(cells)
 
-    async def supply_in(self, cells: Sequence[str]) -> dict[str, int]:
-        return await self._count_supply(named_cells(cells, self._config.region_res))
+    async def supply_in(self, cells: Sequence[str], product: str | None = None) -> dict[str, int]:
+        suffix = "" if product is None else ":" + limits.check_product(product)
+        return await self._count_supply(named_cells(cells, self._config.region_res), suffix)
 
-    async def _count_supply(self, cells: list[SupplyCell]) -> dict[str, int]:
+    async def _count_supply(self, cells: list[SupplyCell], suffix: str = "") -> dict[str, int]:
+        """`suffix`: a product's sets (":<product>") instead of every driver's."""
         by_region: dict[int, list[int]] = {}
         for _, region, lo, hi in cells:
             by_region.setdefault(region, []).extend([lo, hi])
@@ -286,7 +288,11 @@ class RedisGeoIndex:
         replies = (
             await self._scripts.run(
                 [
-                    (REGION_COUNT, self._region_keys(r)[:1], [min_ts, _joined(by_region[r])])
+                    (
+                        REGION_COUNT,
+                        [self._region_keys(r)[0] + suffix],
+                        [min_ts, _joined(by_region[r])],
+                    )
                     for r in regions
                 ]
             )

@@ -28,6 +28,27 @@ async def test_counts_per_named_cell_match_the_area_query(index: GeoIndex, clock
     assert await index.supply_in([]) == {}
 
 
+async def test_a_products_supply_counts_only_the_drivers_serving_it(
+    index: GeoIndex, clock: Clock
+) -> None:
+    t = clock.now_ms
+    await index.upsert([Position(f"d{i}", LAT + 0.0004 * i, LNG, t) for i in range(6)])
+    await index.set_products("d0", ["xl", "economy"])
+    await index.set_products("d1", ["xl"])
+    await index.set_products("d2", ["wav"])
+    await index.upsert([Position("busy", LAT, LNG, t)])
+    await index.set_products("busy", ["xl"])
+    await index.set_available("busy", False)
+    cells = list(h3.grid_disk(h3.latlng_to_cell(LAT, LNG, 9), 12))
+    xl = await index.supply_in(cells, "xl")
+    assert sum(xl.values()) == 2
+    assert sum((await index.supply_in(cells, "wav")).values()) == 1
+    assert await index.supply_in(cells, "comfort") == {}
+    assert sum((await index.supply_in(cells)).values()) == 6  # every product
+    with pytest.raises(InvalidQuery):
+        await index.supply_in(cells, "No Such")
+
+
 @pytest.mark.parametrize(
     "cells",
     [
