@@ -22,7 +22,14 @@ from dispatch.entrypoints.ops_layer_wire import LayerView
 from dispatch.entrypoints.ops_layers import LayerLook, LayerSource
 from dispatch.entrypoints.ops_wire import View
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.ops_view import OPS_TOPIC, Area, RidesInFlight, RideStats, look
+from dispatch.service_layer.ops_view import (
+    OPS_TOPIC,
+    Area,
+    ProductBits,
+    RidesInFlight,
+    RideStats,
+    look,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,8 @@ class OpsFeed:
         self._limit = limit
         self._interval_s = interval_s
         self._now_ms = now_ms
-        self._view = View(area)
+        self._bits = ProductBits(deps.products.products)  # the catalog, read once
+        self._view = View(area, self._bits.names)
         self._view_t = now_ms()  # when the view was last advanced
         self._snapshot_bytes: bytes | None = None  # its snapshot frame, once encoded
         self._layers = layers
@@ -137,7 +145,7 @@ class OpsFeed:
         before = self._now_ms()
         self.rides.forget_silent(before)
         figures = self.stats.figures(before)
-        drivers = look(self._deps, self._area, self._limit, self.rides, figures)
+        drivers = look(self._deps, self._area, self._limit, self.rides, figures, self._bits)
         if self._layers is None:
             world, layers = await drivers, None
         else:  # both at once: the tick costs one look's time

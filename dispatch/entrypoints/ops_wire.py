@@ -4,7 +4,9 @@ Drivers are numbered by slot, their place in the view every page of this instanc
 a delta names slots instead of ids, gap-coded (the first absolute, then the difference to
 the one before), and moves drivers by offsets in 1e-5 degrees (about a metre) from what
 was last sent. A driver moving every second then costs about nine bytes a second, so
-10,000 of them stay well under 200 KB/s per page (docs/benchmarks.md). Slots of drivers
+10,000 of them stay well under 200 KB/s per page (docs/benchmarks.md). What a driver
+serves travels as a ProductBits mask, in the snapshot and when it changes (a new vehicle):
+the page filters by product without a list of names per driver. Slots of drivers
 gone stay empty (null ids in a snapshot) until the view is renumbered, which sends every
 page a new snapshot. docs/api.md gives the format."""
 
@@ -24,7 +26,7 @@ from dispatch.service_layer.ops_view import Area, Drivers, MapStatus, World
 E5 = 100_000  # coordinates travel as integers in 1e-5 degrees
 STATUSES = tuple(MapStatus)  # a status's code is its place here (ops_view.STATUS_CODE)
 
-RideRow = tuple[str, str, str | None, int, int, int | None, int | None]
+RideRow = tuple[str, str, str | None, str | None, int, int, int | None, int | None]
 
 
 def e5(degrees: float) -> int:
@@ -37,6 +39,7 @@ def ride_row(ride: Ride) -> RideRow:
         ride.id,
         ride.status.value,
         ride.driver_id,
+        ride.product,  # None: requested before there were products
         e5(ride.pickup.lat),
         e5(ride.pickup.lng),
         None if drop is None else e5(drop.lat),
@@ -45,7 +48,10 @@ def ride_row(ride: Ride) -> RideRow:
 
 
 def ride_columns(rows: Iterable[RideRow]) -> dict[str, list[Any]]:
-    names = ("id", "status", "driver", "pickup_lat", "pickup_lng", "dropoff_lat", "dropoff_lng")
+    names = (
+        "id", "status", "driver", "product", "pickup_lat", "pickup_lng", "dropoff_lat",
+        "dropoff_lng",
+    )  # fmt: skip
     cols: dict[str, list[Any]] = {name: [] for name in names}
     for row in rows:
         for name, value in zip(names, row, strict=True):
@@ -64,17 +70,20 @@ def _e5(degrees: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
 class View:
     """What every page of this instance was last sent, and how to say what changed.
 
-    Slots are columns (ids, positions in 1e-5 degrees, status codes), so taking in a look
-    of 10,000 drivers costs one dict lookup per driver and a few numpy passes, not a
-    Python comparison per driver: the feed holds the event loop for milliseconds."""
+    Slots are columns (ids, positions in 1e-5 degrees, status codes, product masks), so
+    taking in a look of 10,000 drivers costs one dict lookup per driver and a few numpy
+    passes, not a Python comparison per driver: the feed holds the event loop for
+    milliseconds. `products` names the masks' bits, bit i for products[i]."""
 
-    def __init__(self, area: Area) -> None:
+    def __init__(self, area: Area, products: tuple[str, ...] = ()) -> None:
         self.area = area
+        self.products = products
         self._ids: list[str | None] = []
         self._slot_of: dict[str, int] = {}
         self._lat = np.zeros(0, np.int64)
         self._lng = np.zeros(0, np.int64)
         self._status = np.zeros(0, np.int8)
+        self._products = np.zeros(0, np.int32)
         self._rides: dict[str, RideRow] = {}
         self._figures: dict[str, Any] = {}
 
@@ -89,18 +98,21 @@ class View:
         self._ids = list(ids)
         self._slot_of = {id_: slot for slot, id_ in enumerate(ids)}
         self._lat, self._lng, self._status = self._lat[live], self._lng[live], self._status[live]
+        self._products = self._products[live]
 
     def snapshot(self, t_ms: int) -> dict[str, Any]:
-        # A hole's position and status are zeroed when its driver goes.
+        # A hole's position, status and products are zeroed when its driver goes.
         return {
             "t": t_ms,
             "area": {"lat": self.area.lat, "lng": self.area.lng, "radius_m": self.area.radius_m},
             "statuses": [s.value for s in STATUSES],
+            "products": list(self.products),
             "drivers": {
                 "id": list(self._ids),
                 "lat": self._lat.tolist(),
                 "lng": self._lng.tolist(),
                 "status": self._status.tolist(),
+                "products": self._products.tolist(),
             },
             "rides": ride_columns(self._rides.values()),
             "figures": self._figures,
@@ -122,6 +134,7 @@ class View:
     def _drivers_delta(self, drivers: Drivers, delta: dict[str, Any]) -> None:
         n = len(drivers)
         lat, lng, status = _e5(drivers.lat), _e5(drivers.lng), drivers.status
+        products = drivers.products
         slot = np.fromiter(map(self._slot_of.get, drivers.ids, repeat(-1)), np.int64, n)
         known = slot >= 0
         # Ascending slots, so that deltas name them gap-coded.
@@ -139,7 +152,13 @@ class View:
                 "slot": gaps(at[changed]),
                 "status": status[idx][changed].tolist(),
             }
+        if (served := products[idx] != self._products[at]).any():
+            delta["products"] = {
+                "slot": gaps(at[served]),
+                "products": products[idx][served].tolist(),
+            }
         self._lat[at], self._lng[at], self._status[at] = lat[idx], lng[idx], status[idx]
+        self._products[at] = products[idx]
         seen = np.zeros(len(self._ids), np.bool_)
         seen[at] = True
         gone = [s for s in np.flatnonzero(~seen).tolist() if self._ids[s] is not None]
@@ -149,6 +168,7 @@ class View:
         if gone:
             hole = np.array(gone, np.int64)
             self._lat[hole], self._lng[hole], self._status[hole] = 0, 0, 0
+            self._products[hole] = 0
             delta["gone"] = gaps(hole)
         if (new := np.flatnonzero(~known)).size:
             ids = [drivers.ids[i] for i in new.tolist()]
@@ -157,11 +177,13 @@ class View:
             self._lat = np.concatenate([self._lat, lat[new]])
             self._lng = np.concatenate([self._lng, lng[new]])
             self._status = np.concatenate([self._status, status[new]])
+            self._products = np.concatenate([self._products, products[new]])
             delta["added"] = {
                 "id": ids,
                 "lat": lat[new].tolist(),
                 "lng": lng[new].tolist(),
                 "status": status[new].tolist(),
+                "products": products[new].tolist(),
             }
 
     def _rides_delta(self, rides: list[Ride], delta: dict[str, Any]) -> None:

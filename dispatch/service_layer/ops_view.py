@@ -1,5 +1,5 @@
-"""What the ops map shows: the drivers in the watched area, each with a status, and the
-rides in flight.
+"""What the ops map shows: the drivers in the watched area, each with a status and the
+products it serves, and the rides in flight.
 
 Positions come from the geo index (a bounded area read); whether a driver is reserved or
 on a ride comes from the rides in flight, which each instance learns from the ride
@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,18 +54,20 @@ class MapDriver:
     lat: float
     lng: float
     status: MapStatus
+    products: int = 0  # what it serves, as ProductBits numbers them
 
 
 @dataclass(frozen=True, slots=True)
 class Drivers:
     """The drivers of one look as columns (positions in degrees, statuses as their
-    STATUS_CODE): the feed compares 10,000 of them a second with the last look in numpy,
-    not one object at a time."""
+    STATUS_CODE, products as ProductBits masks): the feed compares 10,000 of them a second
+    with the last look in numpy, not one object at a time."""
 
     ids: list[str]
     lat: npt.NDArray[np.float64]
     lng: npt.NDArray[np.float64]
     status: npt.NDArray[np.int8]
+    products: npt.NDArray[np.int32]
 
     @classmethod
     def of(cls, drivers: Sequence[MapDriver]) -> Drivers:
@@ -74,10 +76,30 @@ class Drivers:
             np.array([d.lat for d in drivers], np.float64),
             np.array([d.lng for d in drivers], np.float64),
             np.array([STATUS_CODE[d.status] for d in drivers], np.int8),
+            np.array([d.products for d in drivers], np.int32),
         )
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+class ProductBits:
+    """The products a driver serves as one integer, bit i for the catalog's i-th product
+    (at most 16 of them), so a page can filter 10,000 drivers by product from a column of
+    small numbers. A product outside the catalog has no bit."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(names)
+        self._bit = {name: 1 << i for i, name in enumerate(self.names)}
+        self._masks: dict[tuple[str, ...], int] = {}  # few distinct sets in a fleet
+
+    def mask(self, served: tuple[str, ...]) -> int:
+        if (known := self._masks.get(served)) is None:
+            known = self._masks[served] = sum(self._bit.get(p, 0) for p in served)
+        return known
+
+    def masks(self, served: Sequence[tuple[str, ...]]) -> npt.NDArray[np.int32]:
+        return np.fromiter(map(self.mask, served), np.int32, len(served))
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +200,12 @@ class RidesInFlight:
 
 
 async def look(
-    deps: Deps, area: Area, limit: int, rides: RidesInFlight, figures: RideFigures
+    deps: Deps,
+    area: Area,
+    limit: int,
+    rides: RidesInFlight,
+    figures: RideFigures,
+    bits: ProductBits,
 ) -> World:
     """One look at the area: at most `limit` fresh drivers (nearest first) and the rides."""
     columns = await deps.index.within_columns(area.lat, area.lng, area.radius_m, limit)
@@ -190,7 +217,7 @@ async def look(
         for i in np.flatnonzero(~available).tolist():
             if (why := busy.get(ids[i])) is not None:
                 status[i] = STATUS_CODE[why]
-    drivers = Drivers(ids, columns.lat, columns.lng, status)
+    drivers = Drivers(ids, columns.lat, columns.lng, status, bits.masks(columns.products))
     return World(drivers, rides.rides(), figures)
 
 

@@ -32,6 +32,7 @@ import redis.asyncio
 
 from dispatch.adapters.fanout import MemoryNotifier
 from dispatch.adapters.memory_market import MemoryMarketStore, MemoryQuoteStore
+from dispatch.domain.products import DEFAULT_CATALOG
 from dispatch.entrypoints.ops_feed import OpsFeed
 from dispatch.entrypoints.ops_layers import LayerLook
 from dispatch.service_layer.market import MAX_VIEW_RADIUS_M, Market, MarketConfig
@@ -48,6 +49,7 @@ class Deps:
     def __init__(self, index: MemoryGeoIndex) -> None:
         self.index = index
         self.notifier = MemoryNotifier()
+        self.products = DEFAULT_CATALOG
 
 
 async def held_ms(during: asyncio.Task[Any]) -> list[float]:

@@ -12,6 +12,7 @@ import orjson
 
 from dispatch.adapters.fanout import MemoryNotifier
 from dispatch.domain.geo import LatLng
+from dispatch.domain.products import DEFAULT_CATALOG
 from dispatch.domain.rides import Ride, RideStatus
 from dispatch.entrypoints.ops_feed import PAGE_QUEUE, OpsFeed, Page
 from dispatch.service_layer.notices import NoticeKind, RideNotice
@@ -24,7 +25,9 @@ AREA = Area(52.52, 13.405, 5_000)
 
 
 def feed_over(index: MemoryGeoIndex, notifier: Any = None) -> OpsFeed:
-    deps: Any = SimpleNamespace(index=index, notifier=notifier or MemoryNotifier())
+    deps: Any = SimpleNamespace(
+        index=index, notifier=notifier or MemoryNotifier(), products=DEFAULT_CATALOG
+    )
     return OpsFeed(deps, AREA, limit=1_000, interval_s=0.01, now_ms=lambda: NOW)
 
 

@@ -13,6 +13,7 @@ from h3.api import basic_str as h3
 
 from dispatch.domain.areas import Area, AreaKind
 from dispatch.domain.geo import LatLng
+from dispatch.domain.products import DEFAULT_CATALOG
 from dispatch.entrypoints import ops_layers
 from dispatch.entrypoints.ops_feed import OpsFeed, Page
 from dispatch.entrypoints.ops_layer_wire import LayerView
@@ -98,7 +99,9 @@ def frames(page: Page) -> list[tuple[str, dict[str, Any]]]:
 
 async def test_the_feed_sends_the_layers_in_the_same_frames_as_the_drivers() -> None:
     layers = StubLayers()
-    deps: Any = SimpleNamespace(index=MemoryGeoIndex(clock=lambda: NOW), notifier=None)
+    deps: Any = SimpleNamespace(
+        index=MemoryGeoIndex(clock=lambda: NOW), notifier=None, products=DEFAULT_CATALOG
+    )
     feed = OpsFeed(deps, AREA, 1_000, 0.01, now_ms=lambda: NOW, layers=layers)
     with feed.watch() as page:
         await feed.tick()

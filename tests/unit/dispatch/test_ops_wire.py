@@ -21,6 +21,7 @@ from dispatch.service_layer.ops_view import (
     Drivers,
     MapDriver,
     MapStatus,
+    ProductBits,
     RideFigures,
     RidesInFlight,
     RideStats,
@@ -41,6 +42,7 @@ class Page:
         self.statuses = snapshot["statuses"]
         self.ids: list[str | None] = list(d["id"])
         self.lat, self.lng, self.status = list(d["lat"]), list(d["lng"]), list(d["status"])
+        self.products = list(d["products"])
         self.rides: dict[str, tuple[Any, ...]] = {}
         self._rides(snapshot["rides"])
 
@@ -54,6 +56,10 @@ class Page:
             s = delta["status"]
             for slot, code in zip(ungap(s["slot"]), s["status"], strict=True):
                 self.status[slot] = code
+        if "products" in delta:
+            p = delta["products"]
+            for slot, mask in zip(ungap(p["slot"]), p["products"], strict=True):
+                self.products[slot] = mask
         for slot in ungap(delta.get("gone", [])):
             self.ids[slot] = None
         if "added" in delta:
@@ -62,6 +68,7 @@ class Page:
             self.lat += a["lat"]
             self.lng += a["lng"]
             self.status += a["status"]
+            self.products += a["products"]
         if "rides" in delta:
             self._rides(delta["rides"])
         for ride_id in delta.get("rides_gone", []):
@@ -69,11 +76,11 @@ class Page:
 
     def _rides(self, cols: dict[str, list[Any]]) -> None:
         for i, ride_id in enumerate(cols["id"]):
-            self.rides[ride_id] = (cols["status"][i], cols["driver"][i])
+            self.rides[ride_id] = (cols["status"][i], cols["driver"][i], cols["product"][i])
 
-    def drivers(self) -> dict[str, tuple[int, int, str]]:
+    def drivers(self) -> dict[str, tuple[int, int, str, int]]:
         return {
-            i: (self.lat[s], self.lng[s], self.statuses[self.status[s]])
+            i: (self.lat[s], self.lng[s], self.statuses[self.status[s]], self.products[s])
             for s, i in enumerate(self.ids)
             if i is not None
         }
@@ -91,21 +98,25 @@ def world_of(drivers: list[MapDriver], rides: list[Ride]) -> World:
     return World(Drivers.of(drivers), rides)
 
 
-def expected(drivers: list[MapDriver]) -> dict[str, tuple[int, int, str]]:
-    return {d.id: (round(d.lat * E5), round(d.lng * E5), d.status.value) for d in drivers}
+def expected(drivers: list[MapDriver]) -> dict[str, tuple[int, int, str, int]]:
+    return {
+        d.id: (round(d.lat * E5), round(d.lng * E5), d.status.value, d.products) for d in drivers
+    }
 
 
-def ride(ride_id: str, status: RideStatus, driver: str | None, version: int = 1) -> Ride:
+def ride(
+    ride_id: str, status: RideStatus, driver: str | None, version: int = 1, product: str = "xl"
+) -> Ride:
     return Ride(
         ride_id, "r1", LatLng(52.5, 13.4), LatLng(52.51, 13.41), status, 0, 0, driver,
-        version=version,
+        version=version, product=product,
     )  # fmt: skip
 
 
 def city(rng: random.Random, n: int) -> list[MapDriver]:
     return [
         MapDriver(f"d{i}", 52.52 + rng.uniform(-0.05, 0.05), 13.405 + rng.uniform(-0.08, 0.08),
-                  rng.choice(STATUSES))
+                  rng.choice(STATUSES), rng.randrange(1, 16))
         for i in range(n)
     ]  # fmt: skip
 
@@ -119,21 +130,24 @@ def test_a_page_applying_every_delta_holds_the_world_the_server_saw() -> None:
     page = Page(view.snapshot(1))
     assert page.drivers() == expected(drivers)
     for t in range(2, 30):
-        # Some move, some change status, some leave, some arrive; rides come and go.
+        # Some move, some change status or vehicle (and so products), some leave, some
+        # arrive; rides come and go.
         drivers = [
-            MapDriver(d.id, d.lat + rng.uniform(-1e-4, 1e-4), d.lng, d.status)
-            if rng.random() < 0.7
-            else MapDriver(d.id, d.lat, d.lng, rng.choice(STATUSES))
+            replace(d, lat=d.lat + rng.uniform(-1e-4, 1e-4))
+            if (roll := rng.random()) < 0.6
+            else replace(d, status=rng.choice(STATUSES))
+            if roll < 0.8
+            else replace(d, products=rng.randrange(1, 16))
             for d in drivers
             if rng.random() > 0.05
-        ] + [MapDriver(f"n{t}.{k}", 52.5, 13.4, MapStatus.AVAILABLE) for k in range(t % 4)]
+        ] + [MapDriver(f"n{t}.{k}", 52.5, 13.4, MapStatus.AVAILABLE, 2) for k in range(t % 4)]
         rides = [ride(f"x{t}", RideStatus.ACCEPTED, drivers[0].id)] if t % 3 else []
         world = world_of(drivers, rides)
         delta = view.advance(world, t)
         if delta is not None:
             page.apply(orjson.loads(orjson.dumps(delta)))
         assert page.drivers() == expected(drivers)
-        assert set(page.rides) == {r.id for r in rides}
+        assert page.rides == {r.id: (r.status.value, r.driver_id, r.product) for r in rides}
     # A page joining late starts from the snapshot of the same view.
     assert Page(view.snapshot(99)).drivers() == expected(drivers)
 
@@ -165,6 +179,31 @@ def test_ten_thousand_drivers_moving_cost_about_nine_bytes_each() -> None:
     size = len(orjson.dumps(view.advance(world_of(moved, []), 2)))
     assert size / 10_000 < 12
     assert size < 200_000 / 1.5
+
+
+def test_a_new_vehicle_sends_only_its_drivers_products_and_a_snapshot_names_the_bits() -> None:
+    view = View(AREA, ("economy", "comfort", "xl", "wav"))
+    drivers = city(random.Random(2), 100)
+    view.advance(world_of(drivers, []), 1)
+    snap = view.snapshot(1)
+    assert snap["products"] == ["economy", "comfort", "xl", "wav"]
+    assert snap["drivers"]["products"] == [d.products for d in drivers]
+    drivers[7] = replace(drivers[7], products=8)  # now in a wheelchair-accessible car
+    delta = view.advance(world_of(drivers, []), 2)
+    assert delta == {"products": {"slot": [7], "products": [8]}, "t": 2}
+
+
+def test_a_drivers_products_are_one_bit_per_catalog_product() -> None:
+    bits = ProductBits(["economy", "comfort", "xl", "wav"])
+    assert bits.names == ("economy", "comfort", "xl", "wav")
+    assert bits.masks([("comfort", "economy"), (), ("wav",), ("economy", "xl")]).tolist() == [
+        3,
+        0,
+        8,
+        5,
+    ]
+    # A product the catalog does not know has no bit (the page cannot select it).
+    assert bits.mask(("retired", "xl")) == 4
 
 
 def test_rides_in_flight_keep_the_newest_version_and_forget_ended_rides() -> None:
@@ -206,12 +245,22 @@ async def test_a_look_gives_each_driver_its_position_and_the_status_the_map_colo
     await index.upsert([Position(d, lat, 13.405, now - 10) for d, lat in places.items()])
     for busy in ("offered", "riding", "off"):
         await index.set_available(busy, False)
+    await index.set_products("free", ["economy", "xl"])
+    await index.set_products("riding", ["wav"])
     rides = RidesInFlight()
     rides.apply(ride("x1", RideStatus.OFFERED, "offered"))
     rides.apply(ride("x2", RideStatus.IN_PROGRESS, "riding"))
     deps: Any = SimpleNamespace(index=index)
-    world = await look(deps, AREA, 100, rides, RideFigures(0.0, None, None))
+    bits = ProductBits(["economy", "comfort", "xl", "wav"])
+    world = await look(deps, AREA, 100, rides, RideFigures(0.0, None, None), bits)
     d = world.drivers
+    # What each serves, bit i for the i-th product: economy 1, xl 4, wav 8 (none: 0).
+    assert dict(zip(d.ids, d.products.tolist(), strict=True)) == {
+        "free": 1 | 4,
+        "offered": 0,
+        "riding": 8,
+        "off": 0,
+    }
     got = {
         i: (lat, lng, STATUSES[code])
         for i, lat, lng, code in zip(d.ids, d.lat.tolist(), d.lng.tolist(), d.status, strict=True)
