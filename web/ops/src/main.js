@@ -1,6 +1,7 @@
 // The live ops map: reads the ops token from the URL fragment, follows GET /v1/ops/stream
 // and draws drivers, rides in flight, market cells, areas and an H3 grid with deck.gl
-// over MapLibre.
+// over MapLibre; the side panel's product selector (from GET /v1/products) narrows the
+// drivers, rides and counters to one product.
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 
@@ -28,9 +29,23 @@ import {
   showDetails,
   showFigures,
   showLegend,
+  showMarketScope,
   showMarketToggle,
+  showProductCounts,
+  showProductPicker,
 } from './panel.js';
-import { applyDelta, applySnapshot, countBy, createState, driverAt, driverColumns, driverPosition } from './state.js';
+import {
+  applyDelta,
+  applySnapshot,
+  countBy,
+  createState,
+  driverAt,
+  driverColumns,
+  driverPosition,
+  productCounts,
+  productMask,
+  rideOf,
+} from './state.js';
 import { follow } from './stream.js';
 
 const config = JSON.parse(document.getElementById('ops-config').textContent);
@@ -63,6 +78,7 @@ let drawn = driverColumns(state, driverColour);
 let layers = [];
 let pending = false;
 let marketMetric = 'surge'; // the side panel's toggle: off, supply, demand or surge
+let product = null; // the side panel's selector: one product's drivers and rides, or all
 let marketCells = { state: null, changes: -1, cells: [] }; // the cells last drawn, kept while unchanged
 
 function driverColour(status) {
@@ -79,9 +95,13 @@ function rideLinks(rides) {
     .filter((link) => link.from);
 }
 
+function shownRides() {
+  return [...state.rides.values()].filter((ride) => rideOf(ride, product));
+}
+
 function buildLayers() {
-  const rides = [...state.rides.values()];
-  drawn = driverColumns(state, driverColour);
+  const rides = shownRides();
+  drawn = driverColumns(state, driverColour, productMask(state, product));
   if (marketCells.state !== state || marketCells.changes !== state.marketChanges) {
     marketCells = { state, changes: state.marketChanges, cells: [...state.market.values()] };
   }
@@ -104,7 +124,8 @@ function render() {
   layers = buildLayers();
   overlay.setProps({ layers });
   const statuses = drawn.slots.map((slot) => state.statuses[state.status[slot]]);
-  showCounts(countBy(statuses), countBy([...state.rides.values()].map((r) => r.status)));
+  showCounts(countBy(statuses), countBy(shownRides().map((r) => r.status)));
+  showProductCounts(productCounts(state), state.slotOf.size);
   showFigures(state.figures);
   showAreas(state.areas, state.queues);
 }
@@ -137,6 +158,29 @@ function pickMarket(metric) {
   scheduleRender();
 }
 
+function pickProduct(name) {
+  product = name;
+  showMarketScope(product);
+  showDetails(null); // what was selected may no longer be drawn
+  scheduleRender();
+}
+
+// The products to choose from: GET /v1/products, once the stream has taken the token.
+let productsListed = false;
+async function listProducts() {
+  if (productsListed) return;
+  try {
+    const response = await fetch('/v1/products', { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+    if (!response.ok) return;
+    const body = await response.json();
+    productsListed = true;
+    showProductPicker(body.products.map((p) => p.name), product, pickProduct);
+    scheduleRender();
+  } catch {
+    // Offline for a moment: the next time the stream opens asks again.
+  }
+}
+
 function onEvent(event, data) {
   if (event === 'snapshot') {
     const first = state.frames === 0;
@@ -155,6 +199,8 @@ map.on('moveend', () => {
 
 showLegend();
 showMarketToggle(marketMetric, pickMarket);
+showProductPicker([], product, pickProduct);
+showMarketScope(product);
 showCounts({}, {});
 cells = gridCells(map);
 scheduleRender();
@@ -163,7 +209,10 @@ if (!token) {
   showConnection('no ops token: open this page as /ops#token=<ops token>', true);
 } else {
   follow('/v1/ops/stream', token, {
-    onOpen: () => showConnection('live'),
+    onOpen: () => {
+      showConnection('live');
+      listProducts();
+    },
     onEvent,
     onDown: (why) => showConnection(`reconnecting (${why})`),
     onRefused: (status) => showConnection(`stream refused (${status}): an ops token is needed`, true),
@@ -180,6 +229,7 @@ window.opsMap = {
   map,
   overlay,
   state: () => state,
+  product: () => product,
   drawnDrivers: () => drawn.length,
   layer: (id) => layers.find((layer) => layer.id === id),
   driver: (id) => driverPosition(state, id),

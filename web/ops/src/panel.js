@@ -1,5 +1,6 @@
-// The side panel: connection state, live counters, the market toggle, the areas, the
-// selected item, the legend; and the text shown when hovering a cell or an area.
+// The side panel: connection state, the product selector, live counters, the market
+// toggle, the areas, the selected item, the legend; and the text shown when hovering a
+// cell or an area.
 import {
   AREA_COLOURS,
   css,
@@ -18,6 +19,38 @@ export function showConnection(text, refused = false) {
   const el = $('connection');
   el.textContent = text;
   el.className = refused ? 'refused' : 'muted';
+}
+
+// One option per product of GET /v1/products, and "all products" (value ""); each says
+// how many drivers on the map serve it. Rebuilt only when the products change, so an
+// open list stays open while the counts tick.
+export function showProductPicker(products, current, onPick) {
+  const select = $('product');
+  const options = [{ name: '', label: 'all products' }, ...products.map((name) => ({ name, label: name }))];
+  select.replaceChildren(
+    ...options.map(({ name, label }) => {
+      const option = document.createElement('option');
+      option.value = name;
+      option.dataset.label = label;
+      option.textContent = label;
+      return option;
+    }),
+  );
+  select.value = current ?? '';
+  select.onchange = () => onPick(select.value === '' ? null : select.value);
+}
+
+export function showProductCounts(counts, total) {
+  for (const option of $('product').options) {
+    const n = option.value === '' ? total : counts[option.value];
+    option.textContent = n === undefined ? option.dataset.label : `${option.dataset.label} · ${n} drivers`;
+  }
+}
+
+// The market layer is not split by product: it says so while one is selected.
+export function showMarketScope(product) {
+  $('market-scope').textContent =
+    product === null ? 'all products' : `all products, not only ${product}: the market is not split by product`;
 }
 
 export function showCounts(driverCounts, rideCounts) {
@@ -48,6 +81,7 @@ export function showLegend() {
     ramp([MARKET_COLOURS.supply, MARKET_COLOURS.supply], 'supply (available drivers)'),
     ramp([MARKET_COLOURS.demand, MARKET_COLOURS.demand], 'demand (riders a minute)'),
     ramp([SURGE_LOW, MARKET_COLOURS.surge], 'surge ×1.1 to ×3'),
+    note('market cells: all products, whichever is selected'),
   ];
   $('legend').replaceChildren(...rows);
 }
@@ -104,6 +138,13 @@ export function describe(layerId, object, queues) {
     return `${area.name} (${area.kind.replace('_', ' ')})${queue}`;
   }
   return null;
+}
+
+function note(text) {
+  const li = document.createElement('li');
+  li.className = 'muted note';
+  li.textContent = text;
+  return li;
 }
 
 function ramp([from, to], label) {

@@ -1,7 +1,8 @@
 // The page's copy of the ops stream: drivers held by slot in columns, rides by id.
 // The server numbers drivers by slot (their place in the snapshot, then in order of
 // arrival); deltas name slots, gap-coded (the first absolute, then differences), and move
-// drivers by offsets in 1e-5 degrees. docs/api.md describes the format.
+// drivers by offsets in 1e-5 degrees; what a driver serves is a bit mask over the
+// snapshot's product names. docs/api.md describes the format.
 
 const E5 = 1e-5;
 const MIN_HEADING_MOVE = 2; // in 1e-5 degrees: shorter moves are GPS jitter, not a heading
@@ -9,13 +10,15 @@ const MIN_HEADING_MOVE = 2; // in 1e-5 degrees: shorter moves are GPS jitter, no
 export function createState() {
   return {
     statuses: [], // status code -> name, from the snapshot
+    products: [], // bit i of a driver's mask -> product name, from the snapshot
     ids: [], // by slot; null once gone
     lat: [], // by slot, in 1e-5 degrees (integers, as sent)
     lng: [],
     status: [],
+    served: [], // by slot: the mask of the products the driver serves
     heading: [], // by slot: degrees clockwise from north of the last move, or null
     slotOf: new Map(), // driver id -> slot
-    rides: new Map(), // ride id -> {id, status, driver, pickup, dropoff}
+    rides: new Map(), // ride id -> {id, status, driver, product, pickup, dropoff}
     area: null,
     figures: {}, // the last 5 minutes of ride requests (requests_per_min, match_rate, p95_eta_s)
     market: new Map(), // market cell id -> {id, supply, demand_per_min, requests, no_driver_rate, surge}
@@ -30,6 +33,7 @@ export function createState() {
 export function applySnapshot(state, snap) {
   const fresh = createState();
   fresh.statuses = snap.statuses;
+  fresh.products = snap.products ?? [];
   fresh.area = snap.area;
   fresh.figures = snap.figures ?? {};
   fresh.frames = state.frames;
@@ -63,6 +67,11 @@ export function applyDelta(state, delta) {
       state.status[slot] = delta.status.status[i];
     });
   }
+  if (delta.products) {
+    ungap(delta.products.slot).forEach((slot, i) => {
+      state.served[slot] = delta.products.products[i];
+    });
+  }
   if (delta.gone) {
     for (const slot of ungap(delta.gone)) {
       state.slotOf.delete(state.ids[slot]);
@@ -92,6 +101,7 @@ function appendDrivers(state, cols) {
     state.lat.push(cols.lat[i]);
     state.lng.push(cols.lng[i]);
     state.status.push(cols.status[i]);
+    state.served.push(cols.products?.[i] ?? 0);
     state.heading.push(null);
     if (id !== null) state.slotOf.set(id, slot); // null: an empty slot of a snapshot
   });
@@ -103,6 +113,7 @@ function upsertRides(state, cols) {
       id,
       status: cols.status[i],
       driver: cols.driver[i],
+      product: cols.product?.[i] ?? null, // null: requested before there were products
       pickup: [cols.pickup_lng[i] * E5, cols.pickup_lat[i] * E5],
       dropoff: cols.dropoff_lat[i] === null ? null : [cols.dropoff_lng[i] * E5, cols.dropoff_lat[i] * E5],
     });
@@ -136,12 +147,37 @@ function ungap(gaps) {
   return out;
 }
 
-// The drivers to draw, packed for deck.gl's binary attributes; `slots` maps a drawn
-// index back to its slot (for picking).
-export function driverColumns(state, colourOf) {
+// The mask a driver serving `product` has a bit of; null (every driver) for no product,
+// 0 (no driver) for one the stream does not name.
+export function productMask(state, product) {
+  if (product === null) return null;
+  const bit = state.products.indexOf(product);
+  return bit < 0 ? 0 : 2 ** bit;
+}
+
+// Whether a ride is one of `product` (null: every ride).
+export function rideOf(ride, product) {
+  return product === null || ride.product === product;
+}
+
+// How many drivers serve each product, by name (a driver serving two counts in both).
+export function productCounts(state) {
+  const counts = Object.fromEntries(state.products.map((name) => [name, 0]));
+  state.ids.forEach((id, slot) => {
+    if (id === null) return;
+    state.products.forEach((name, bit) => {
+      if (state.served[slot] & (2 ** bit)) counts[name] += 1;
+    });
+  });
+  return counts;
+}
+
+// The drivers to draw (those serving a product of `mask`, or all for null), packed for
+// deck.gl's binary attributes; `slots` maps a drawn index back to its slot (for picking).
+export function driverColumns(state, colourOf, mask = null) {
   const slots = [];
   state.ids.forEach((id, slot) => {
-    if (id !== null) slots.push(slot);
+    if (id !== null && (mask === null || (state.served[slot] & mask) !== 0)) slots.push(slot);
   });
   const positions = new Float64Array(slots.length * 2);
   const colours = new Uint8Array(slots.length * 4);
@@ -173,6 +209,7 @@ export function driverAt(state, slot) {
   return {
     id: state.ids[slot],
     status: state.statuses[state.status[slot]],
+    products: state.products.filter((_, bit) => state.served[slot] & (2 ** bit)),
     lat: state.lat[slot] * E5,
     lng: state.lng[slot] * E5,
     heading: heading === null ? null : Math.round((heading + 360) % 360),

@@ -1,0 +1,108 @@
+"""The ops map filtered by product in a real browser: drivers of two products (and some of
+both), rides of each, and the side panel's selector narrowing drivers, rides and counters
+to the product picked, a driver's new vehicle included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatch.domain.principals import Role
+from tests.e2e.dispatch.conftest import Served
+from tests.e2e.ops.conftest import CENTRE, Api, token
+from tests.e2e.ops.test_ops_map import drawn_at, ops_url, spread
+
+OPS = token(Role.OPS, "e2e")
+ECONOMY_CAR = {"seats": 4, "products": ["economy"]}
+XL_CAR = {"seats": 6, "products": ["xl"]}
+BOTH_CAR = {"seats": 6, "products": ["economy", "xl"]}
+
+
+def set_vehicle(api: Api, driver_id: str, vehicle: dict[str, Any]) -> None:
+    status, body = api.call(
+        "PUT", f"/v1/drivers/{driver_id}/status", token(Role.DRIVER, driver_id),
+        {"status": "available", "vehicle": vehicle},
+    )  # fmt: skip
+    assert status == 200, body
+
+
+def serving(api: Api, ids: list[str], product: str) -> set[str]:
+    """The drivers the API says serve `product`."""
+    return {d for d in ids if product in (api.driver(d)["products"] or [])}
+
+
+def select(page: Any, product: str) -> None:
+    page.select_option("[data-testid=product]", product)
+
+
+def test_selecting_a_product_shows_only_its_drivers_rides_and_counts(
+    service: Served, api: Api, open_page: Any
+) -> None:
+    ids = [f"d{i:02d}" for i in range(14)]
+    vehicles = [ECONOMY_CAR] * 7 + [XL_CAR] * 5 + [BOTH_CAR] * 2
+    for i, (driver_id, vehicle) in enumerate(zip(ids, vehicles, strict=True)):
+        api.fix(driver_id, *spread(i))
+        set_vehicle(api, driver_id, vehicle)
+    xl, economy = serving(api, ids, "xl"), serving(api, ids, "economy")
+    assert (len(xl), len(economy), len(xl & economy)) == (7, 9, 2)
+    rides = {}
+    for product in ("economy", "xl"):
+        status, ride = api.call(
+            "POST", "/v1/rides", token(Role.RIDER, f"r-{product}"),
+            {"pickup": {"lat": CENTRE[0], "lng": CENTRE[1]}, "product": product},
+        )  # fmt: skip
+        assert status == 201 and ride["status"] == "offered", ride
+        rides[product] = ride
+
+    watched = open_page(ops_url(service, OPS))
+    page = watched.page
+    page.wait_for_function("n => window.opsMap?.drawnDrivers() === n", arg=len(ids))
+    page.wait_for_function("() => window.opsMap.state().rides.size === 2")
+    # The selector lists GET /v1/products, each with how many drivers on the map serve it.
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=product]').options.length > 1"
+    )
+    options = page.eval_on_selector_all(
+        "[data-testid=product] option", "os => os.map(o => o.value)"
+    )
+    status, listed = api.call("GET", "/v1/products", OPS)
+    assert status == 200 and options == ["", *(p["name"] for p in listed["products"])]
+    assert page.inner_text("[data-testid=drivers-total]") == str(len(ids))
+    assert page.inner_text("[data-testid=rides-total]") == "2"
+
+    select(page, "xl")
+    page.wait_for_function("n => window.opsMap.drawnDrivers() === n", arg=len(xl))
+    page.wait_for_timeout(300)  # one more frame drawn
+    assert page.inner_text("[data-testid=drivers-total]") == str(len(xl))
+    # The xl ride's driver holds its offer; the economy ride and its driver are not shown.
+    assert page.inner_text("[data-testid=drivers-reserved] b") == "1"
+    assert page.inner_text("[data-testid=rides-total]") == "1"
+    shown = page.evaluate("() => window.opsMap.layer('pickups').props.data.map(r => r.id)")
+    assert shown == [rides["xl"]["id"]]
+    # Drawn exactly where the API puts them: the xl drivers, and no one at the others' spots.
+    for driver_id in ids:
+        body = api.driver(driver_id)
+        expected = driver_id if driver_id in xl else None
+        assert drawn_at(watched, body["lat"], body["lng"]) == expected, driver_id
+    assert "not only xl" in page.inner_text("[data-testid=market-scope]")
+    watched.shot("product-xl")
+
+    # A driver changing vehicle mid-shift joins the selection within a look or two.
+    set_vehicle(api, "d00", XL_CAR)
+    assert serving(api, ids, "xl") == xl | {"d00"}
+    page.wait_for_function("n => window.opsMap.drawnDrivers() === n", arg=len(xl) + 1)
+
+    select(page, "economy")
+    economy_now = serving(api, ids, "economy")
+    page.wait_for_function("n => window.opsMap.drawnDrivers() === n", arg=len(economy_now))
+    assert len(economy_now) == len(economy) - 1
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=rides-total]').textContent === '1'"
+    )
+    shown = page.evaluate("() => window.opsMap.layer('pickups').props.data.map(r => r.id)")
+    assert shown == [rides["economy"]["id"]]
+    watched.shot("product-economy")
+
+    select(page, "")  # all products again
+    page.wait_for_function("n => window.opsMap.drawnDrivers() === n", arg=len(ids))
+    assert page.inner_text("[data-testid=rides-total]") == "2"
+    assert watched.errors == []
