@@ -81,6 +81,9 @@ class CoalescingGeoIndex:
     async def set_available(self, driver_id: str, available: bool) -> bool:
         return await self.inner.set_available(driver_id, available)
 
+    async def set_available_many(self, driver_ids: Sequence[str], available: bool) -> int:
+        return await self.inner.set_available_many(driver_ids, available)
+
     async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
         return await self.inner.set_products(driver_id, products)
 

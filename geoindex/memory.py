@@ -124,6 +124,10 @@ class MemoryGeoIndex:
             self._list(driver_id, d)
         return True
 
+    async def set_available_many(self, driver_ids: Sequence[str], available: bool) -> int:
+        ids = [limits.check_driver_id(i) for i in driver_ids]
+        return sum([await self.set_available(i, available) for i in ids])
+
     async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
         limits.check_driver_id(driver_id)
         served = limits.check_products(products)

@@ -43,6 +43,11 @@ class GeoIndex(Protocol):
         yet (or any more): then the availability waits for its next fix."""
         ...
 
+    async def set_available_many(self, driver_ids: Sequence[str], available: bool) -> int:
+        """set_available for each driver, in a few round trips whatever their number;
+        how many had a position."""
+        ...
+
     async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
         """Replace the products a driver serves (at most MAX_PRODUCTS names); in one atomic
         step per region, so no search sees it under a product it no longer serves. False

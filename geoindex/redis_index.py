@@ -186,6 +186,10 @@ class RedisGeoIndex:
         limits.check_driver_id(driver_id)
         return bool(await self._change([driver_id], "1" if available else "0"))
 
+    async def set_available_many(self, driver_ids: Sequence[str], available: bool) -> int:
+        ids = [limits.check_driver_id(i) for i in driver_ids]
+        return len(await self._change(ids, "1" if available else "0"))
+
     async def set_products(self, driver_id: str, products: Sequence[str]) -> bool:
         limits.check_driver_id(driver_id)
         prods = _joined_products(limits.check_products(products))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 
 from dispatch.service_layer.ports import Claimed
 
@@ -15,6 +16,10 @@ class MemoryDeadlineQueue:
     async def schedule(self, item: str, due_ms: int) -> None:
         self._due[item] = due_ms
         heapq.heappush(self._heap, (due_ms, item))
+
+    async def schedule_many(self, due: Mapping[str, int]) -> None:
+        for item, due_ms in due.items():
+            await self.schedule(item, due_ms)
 
     async def cancel(self, item: str) -> None:
         self._due.pop(item, None)

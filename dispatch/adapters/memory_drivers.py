@@ -3,8 +3,11 @@ with no await in between, so it is atomic within the event loop."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dispatch.domain import drivers
 from dispatch.domain.drivers import DriverRecord, DriverStatus
+from dispatch.service_layer.ports import Reservation
 from geoindex import GeoIndex
 
 
@@ -40,6 +43,13 @@ class MemoryDriverStore:
         if rec is not None:
             self._records[driver_id] = rec
         return rec
+
+    async def reserve_many(
+        self, asks: Sequence[Reservation], now_ms: int, lease_until: int
+    ) -> list[DriverRecord | None]:
+        return [
+            await self.reserve(a.driver_id, a.ride_id, now_ms, lease_until, a.serves) for a in asks
+        ]
 
     async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool:
         rec = drivers.confirm(self._get(driver_id), ride_id, fence, now_ms)

@@ -3,7 +3,7 @@ Finished rides are dropped `retention_ms` after their last change, as Redis expi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dispatch.domain.rides import TERMINAL, Ride
 
@@ -39,6 +39,9 @@ class MemoryRideStore:
     async def get(self, ride_id: str) -> Ride | None:
         return self._rides.get(ride_id)
 
+    async def get_many(self, ride_ids: Sequence[str]) -> list[Ride | None]:
+        return [self._rides.get(i) for i in ride_ids]
+
     async def kept(self, ride_id: str) -> None:
         return None  # one process: nothing to replicate
 
@@ -48,3 +51,6 @@ class MemoryRideStore:
             return False
         self._put(ride)
         return True
+
+    async def replace_many(self, rides: Sequence[Ride]) -> list[bool]:
+        return [await self.replace(r) for r in rides]

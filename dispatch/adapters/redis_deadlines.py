@@ -7,6 +7,7 @@ that made the offer."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 
 from dispatch.adapters.redis_client import script
 from dispatch.service_layer.ports import Claimed
@@ -34,6 +35,15 @@ class RedisDeadlineQueue:
     async def schedule(self, item: str, due_ms: int) -> None:
         with translated():
             await self._r.zadd(_shard_key(item), {item: due_ms})
+
+    async def schedule_many(self, due: Mapping[str, int]) -> None:
+        if not due:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for item, due_ms in due.items():
+            pipe.zadd(_shard_key(item), {item: due_ms})
+        with translated():
+            await pipe.execute()
 
     async def cancel(self, item: str) -> None:
         with translated():

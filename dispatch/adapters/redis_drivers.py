@@ -3,12 +3,15 @@ compare-and-set scripts (lua/driver_*.lua) that mirror dispatch.domain.drivers."
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from dispatch.adapters.durable import ScriptCalls
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, driver_key, script
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.errors import DriverBusy
+from dispatch.service_layer.ports import Reservation
 from geoindex import ScriptRunner, translated
 
 RESERVE = script("driver_reserve")
@@ -31,6 +34,14 @@ class FixTimes(Protocol):
 
 def _s(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _reserved(ask: Reservation, reply: Any, lease_until: int) -> DriverRecord | None:
+    if len(reply) == 2:
+        return None
+    return DriverRecord(
+        ask.driver_id, DriverStatus.RESERVED, ask.ride_id, int(reply[0]), lease_until
+    )
 
 
 class RedisDriverStore:
@@ -75,23 +86,37 @@ class RedisDriverStore:
         lease_until: int,
         serves: tuple[str, ...] = (),
     ) -> DriverRecord | None:
+        ask = Reservation(driver_id, ride_id, serves)
+        res = await self._critical.call(RESERVE, *self._reserve_call(ask, now_ms, lease_until))
+        return _reserved(ask, res, lease_until)
+
+    async def reserve_many(
+        self, asks: Sequence[Reservation], now_ms: int, lease_until: int
+    ) -> list[DriverRecord | None]:
+        calls = [self._reserve_call(a, now_ms, lease_until) for a in asks]
+        if self._critical is self._scripts:  # one pipeline
+            replies = await self._scripts.run([(RESERVE, keys, args) for keys, args in calls])
+        else:  # durable: each script travels with its own WAIT
+            replies = await asyncio.gather(*(self._critical.call(RESERVE, *c) for c in calls))
+        return [_reserved(a, r, lease_until) for a, r in zip(asks, replies, strict=True)]
+
+    def _reserve_call(
+        self, ask: Reservation, now_ms: int, lease_until: int
+    ) -> tuple[list[str], list[str | int]]:
         # One script: the freshness and product checks and the compare-and-set are one
         # atomic step.
-        keys = [driver_key(driver_id), self._index.driver_key(driver_id)]
-        args = [
-            ride_id,
+        keys = [driver_key(ask.driver_id), self._index.driver_key(ask.driver_id)]
+        args: list[str | int] = [
+            ask.ride_id,
             now_ms,
             lease_until,
             self._index.ttl_ms,
             call_id(),
             UNTOUCHED_KEEP_MS,
-            ",".join(serves),
+            ",".join(ask.serves),
             ",".join(self._index.default_products) or "-",
         ]
-        res = await self._critical.call(RESERVE, keys, args)
-        if len(res) == 2:
-            return None
-        return DriverRecord(driver_id, DriverStatus.RESERVED, ride_id, int(res[0]), lease_until)
+        return keys, args
 
     async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool:
         args = [ride_id, fence, now_ms, UNTOUCHED_KEEP_MS]

@@ -3,12 +3,16 @@ with the ride id, written only over the expected version by lua/ride_put.lua."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from dispatch.adapters import ride_codec
 from dispatch.adapters.durable import DurableScripts, ScriptCalls
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, ride_key, script
 from dispatch.domain.retention import kept_for
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
 from geoindex import ScriptRunner, translated
+from geoindex.redis_edge import Call
 
 PUT = script("ride_put")
 SCRIPTS = (PUT,)
@@ -28,19 +32,17 @@ class RedisRideStore:
         self._durable = durable  # DISPATCH_DURABLE_WRITES: see _critical
 
     async def _write(self, ride: Ride, expected: int) -> bool:
-        keep = self._finished_keep_ms if ride.status in TERMINAL else UNTOUCHED_KEEP_MS
-        keep = kept_for(ride, keep)  # a no_driver ride: an hour (dispatch.domain.retention)
-        args: list[bytes | int | str] = [
-            expected,
-            ride.version,
-            ride_codec.encode(ride),
-            keep,
-            call_id(),
-        ]
         runner: ScriptCalls = self._scripts
         if self._durable is not None and _critical(ride, expected):
             runner = self._durable
-        return bool(int(await runner.call(PUT, [ride_key(ride.id)], args)))
+        return bool(
+            int(await runner.call(PUT, [ride_key(ride.id)], self._put_args(ride, expected)))
+        )
+
+    def _put_args(self, ride: Ride, expected: int) -> list[bytes | int | str]:
+        keep = self._finished_keep_ms if ride.status in TERMINAL else UNTOUCHED_KEEP_MS
+        keep = kept_for(ride, keep)  # a no_driver ride: an hour (dispatch.domain.retention)
+        return [expected, ride.version, ride_codec.encode(ride), keep, call_id()]
 
     async def create(self, ride: Ride) -> bool:
         return await self._write(ride, 0)
@@ -50,8 +52,26 @@ class RedisRideStore:
             raw = await self._r.hget(ride_key(ride_id), "j")
         return None if raw is None else ride_codec.decode(bytes(raw))
 
+    async def get_many(self, ride_ids: Sequence[str]) -> list[Ride | None]:
+        if not ride_ids:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        for ride_id in ride_ids:
+            pipe.hget(ride_key(ride_id), "j")
+        with translated():
+            raws = await pipe.execute()
+        return [None if raw is None else ride_codec.decode(bytes(raw)) for raw in raws]
+
     async def replace(self, ride: Ride) -> bool:
         return await self._write(ride, ride.version - 1)
+
+    async def replace_many(self, rides: Sequence[Ride]) -> list[bool]:
+        if any(self._durable is not None and _critical(r, r.version - 1) for r in rides):
+            return list(await asyncio.gather(*(self.replace(r) for r in rides)))
+        calls: list[Call] = [
+            (PUT, [ride_key(r.id)], self._put_args(r, r.version - 1)) for r in rides
+        ]
+        return [bool(int(reply)) for reply in await self._scripts.run(calls)]
 
     async def kept(self, ride_id: str) -> None:
         if self._durable is not None:

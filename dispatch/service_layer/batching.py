@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from dataclasses import dataclass
 
 from dispatch.domain import rides
 from dispatch.domain.assignment import Edge
@@ -24,12 +26,13 @@ from dispatch.domain.eta import EtaParams
 from dispatch.domain.rides import Ride, RideChange, RideStatus
 from dispatch.service_layer.assignment import solve
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.effects import settle
+from dispatch.service_layer.effects import settle, settle_many
 from dispatch.service_layer.match_window import Batching, WindowObserver, WindowStats
+from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
 from dispatch.service_layer.quotes import count_request
 from dispatch.service_layer.region_jobs import run_region_job
-from dispatch.service_layer.reservations import release_driver, reserve_chosen
-from geoindex import MAX_K
+from dispatch.service_layer.reservations import Chosen, release_driver, reserve_chosen
+from geoindex import MAX_K, Neighbor
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +74,55 @@ async def _in_chunks(jobs: list, size: int = PARALLEL) -> list:  # type: ignore[
     return out
 
 
-async def _candidates(deps: Deps, ride: Ride, road: EtaParams) -> list[tuple[str, float, int]]:
-    """(driver, distance, ETA) of the ride's nearest free drivers, decliners left out;
-    `road`: the ETA model's parameters at its pickup (read for the whole window at once)."""
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    driver_id: str
+    distance_m: float
+    eta_s: int
+    serves: tuple[str, ...]  # what the reservation checks: the product, or its upgrades
+
+
+async def _candidates(deps: Deps, ride: Ride, road: EtaParams) -> list[_Candidate]:
+    """The ride's nearest free drivers of its product, decliners and drivers outside its
+    service area left out; `road`: the ETA model's parameters at its pickup (read for the
+    whole window at once).
+
+    Upgrades as in immediate matching (find_offer): its radius steps, up to the window's
+    radius; at a step where the product has no driver left, the drivers of its upgrades
+    within that step are candidates too (the solver then weighs them by ETA like the
+    rest)."""
     cfg = _batching(deps).config
     k = min(MAX_K, cfg.candidates + len(ride.declined))
-    found = await deps.index.nearest(
-        ride.pickup.lat, ride.pickup.lng, k, cfg.radius_m, ride.product
-    )
-    zone = deps.areas.zone(ride.pickup.lat, ride.pickup.lng)  # its service area's drivers
-    found = [
-        n
-        for n in found
-        if n.driver_id not in ride.declined and deps.areas.admits(zone, n.lat, n.lng)
-    ][: cfg.candidates]
-    return [(n.driver_id, n.distance_m, road.eta_s(n.distance_m)) for n in found]
+    at = ride.pickup
+    zone = deps.areas.zone(at.lat, at.lng)  # its service area's drivers
+
+    def eligible(found: list[Neighbor]) -> list[Neighbor]:
+        return [
+            n
+            for n in found
+            if n.driver_id not in ride.declined and deps.areas.admits(zone, n.lat, n.lng)
+        ][: cfg.candidates]
+
+    product = ride.product
+    own = eligible(await deps.index.nearest(at.lat, at.lng, k, cfg.radius_m, product))
+    serves = () if product is None else (product,)
+    out = [_Candidate(n.driver_id, n.distance_m, road.eta_s(n.distance_m), serves) for n in own]
+    upgrades = () if product is None else upgrades_of(deps, product)
+    if product is None or not upgrades:
+        return out
+    nearest_own = own[0].distance_m if own else math.inf
+    steps = [s for s in deps.policy.radius_steps_m if s < cfg.radius_m] + [cfg.radius_m]
+    reach = max((s for s in steps if s < nearest_own), default=0.0)
+    if reach <= 0:
+        return out
+    ups = eligible(await nearest_upgrades(deps, at.lat, at.lng, k, reach, product))
+    taken = {c.driver_id for c in out}  # a driver serving both: as its own product's
+    out += [
+        _Candidate(n.driver_id, n.distance_m, road.eta_s(n.distance_m), upgrades)
+        for n in ups
+        if n.driver_id not in taken
+    ]
+    return out
 
 
 async def _end_search(deps: Deps, ride: Ride, now_ms: int) -> bool:
@@ -98,21 +135,37 @@ async def _end_search(deps: Deps, ride: Ride, now_ms: int) -> bool:
     return True
 
 
-async def _offer(
-    deps: Deps, ride: Ride, driver_id: str, distance_m: float, eta_s: int, now_ms: int
-) -> str:
-    """'matched', 'refused' (the driver's record said no) or 'changed' (the ride did)."""
-    offer = await reserve_chosen(deps, ride.id, driver_id, distance_m, eta_s, now_ms, ride.product)
-    if offer is None:
-        return "refused"
-    new = rides.matched(ride, offer, now_ms)
-    if not await deps.rides.replace(new):
-        await release_driver(deps, driver_id, ride.id, offer.fence)
-        return "changed"
-    await settle(deps, RideChange(ride, new))
-    if ride.attempts == 0:
-        await count_request(deps, new)  # its first offer: counted as offered, with its ETA
-    return "matched"
+async def _offer_all(
+    deps: Deps, by_id: dict[str, Ride], chosen: list[Chosen], now_ms: int
+) -> list[str]:
+    """Per pair: 'matched', 'refused' (the driver's record said no) or 'changed' (the
+    ride did). Each step goes out for the whole window at once: reservations, then the
+    rides' compare-and-sets, then their timers and notices."""
+    offers = await reserve_chosen(deps, chosen, now_ms)
+    offered = {
+        c.ride_id: (offer, rides.matched(by_id[c.ride_id], offer, now_ms))
+        for c, offer in zip(chosen, offers, strict=True)
+        if offer is not None
+    }
+    stored = await deps.rides.replace_many([new for _, new in offered.values()])
+    matched = []
+    changed = []  # the ride left searching meanwhile (cancelled): its driver goes back
+    for (ride_id, (offer, new)), ok in zip(offered.items(), stored, strict=True):
+        if ok:
+            matched.append(RideChange(by_id[ride_id], new))
+        else:
+            changed.append(release_driver(deps, offer.driver_id, ride_id, offer.fence))
+    await _in_chunks(changed)
+    await settle_many(deps, matched)
+    # A ride's first offer: counted as offered, with its ETA.
+    await _in_chunks(
+        [count_request(deps, c.after) for c in matched if by_id[c.after.id].attempts == 0]
+    )
+    done = {c.after.id for c in matched}
+    return [
+        "matched" if c.ride_id in done else "changed" if c.ride_id in offered else "refused"
+        for c in chosen
+    ]
 
 
 async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> WindowStats:
@@ -123,7 +176,7 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     stats = WindowStats(region=region)
     began = time.monotonic()
     entries = await b.store.pending(region, cfg.max_pending)
-    loaded = await _in_chunks([deps.rides.get(e.ride_id) for e in entries])
+    loaded = await deps.rides.get_many([e.ride_id for e in entries])
     done: list[str] = []  # entries whose ride left searching (or never came)
     searching: list[Ride] = []
     for entry, ride in zip(entries, loaded, strict=True):
@@ -143,12 +196,12 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     found = await _in_chunks(
         [_candidates(deps, r, p) for r, p in zip(searching, roads, strict=True)]
     )
-    pairs: dict[tuple[str, str], tuple[float, int]] = {}
+    pairs: dict[tuple[str, str], _Candidate] = {}
     edges = []
     for ride, cands in zip(searching, found, strict=True):
-        for driver_id, distance, eta in cands:
-            pairs[(ride.id, driver_id)] = (distance, eta)
-            edges.append(Edge(ride.id, driver_id, float(eta)))
+        for c in cands:
+            pairs[(ride.id, c.driver_id)] = c
+            edges.append(Edge(ride.id, c.driver_id, float(c.eta_s)))
     stats.candidates = len(edges)
     started = time.process_time()
     waited = {r.id: float(now - r.created_at) for r in searching}
@@ -158,9 +211,11 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     if await b.store.take_lease(region, holder, cfg.lease_ms, fence) != fence:
         stats.carried = len(searching)
         return stats
-    by_id = {r.id: r for r in searching}
-    jobs = [_offer(deps, by_id[r], d, *pairs[(r, d)], now) for r, d in chosen.items()]
-    results = await _in_chunks(jobs)
+    picks = []
+    for r, d in chosen.items():
+        c = pairs[(r, d)]
+        picks.append(Chosen(r, d, c.distance_m, c.eta_s, c.serves))
+    results = await _offer_all(deps, {r.id: r for r in searching}, picks, now)
     stats.took_s = time.monotonic() - began
     for ride_id, result in zip(chosen, results, strict=True):
         if result == "matched":

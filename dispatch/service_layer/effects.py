@@ -4,6 +4,9 @@ rider, and listeners and metrics hear of it. Use cases store a step, then call s
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from dispatch.domain.rides import RideChange
 from dispatch.service_layer.airport import on_ride_change
 from dispatch.service_layer.deps import Deps
@@ -13,13 +16,15 @@ from dispatch.service_layer.reservations import release_driver
 from dispatch.service_layer.timers import OfferTimeout
 
 
-async def settle(deps: Deps, change: RideChange) -> None:
+async def settle(deps: Deps, change: RideChange, *, offer_timer_set: bool = False) -> None:
+    """`offer_timer_set`: the change's offer timer is already scheduled (settle_many)."""
     ride = change.after
     if change.released is not None:
         driver_id, fence = change.released
         await release_driver(deps, driver_id, ride.id, fence)
     if change.offer_due is not None:
-        await deps.deadlines.schedule(OfferTimeout(ride.id).key, change.offer_due)
+        if not offer_timer_set:
+            await deps.deadlines.schedule(OfferTimeout(ride.id).key, change.offer_due)
     elif change.offer_closed:
         await deps.deadlines.cancel(OfferTimeout(ride.id).key)
     if change.ended:
@@ -31,6 +36,17 @@ async def settle(deps: Deps, change: RideChange) -> None:
     await on_ride_change(deps, change)  # airport queues: back, served, head again
     deps.observer.ride_changed(ride)
     await _notify(deps, change)
+
+
+async def settle_many(deps: Deps, changes: Sequence[RideChange], parallel: int = 64) -> None:
+    """settle() for a batch of changes of distinct rides (a matching window's offers):
+    their offer timers in one call, the rest `parallel` changes at a time."""
+    due = {OfferTimeout(c.after.id).key: c.offer_due for c in changes if c.offer_due is not None}
+    await deps.deadlines.schedule_many(due)
+    for start in range(0, len(changes), parallel):
+        await asyncio.gather(
+            *(settle(deps, c, offer_timer_set=True) for c in changes[start : start + parallel])
+        )
 
 
 async def _notify(deps: Deps, change: RideChange) -> None:

@@ -20,6 +20,15 @@ class Clock(Protocol):
     def now_ms(self) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One ask of DriverStore.reserve_many: `serves` as reserve's."""
+
+    driver_id: str
+    ride_id: str
+    serves: tuple[str, ...] = ()
+
+
 class DriverStore(Protocol):
     """Each driver's status, ride and fencing token. Every change is one atomic
     compare-and-set on the driver's own record (see dispatch.domain.drivers)."""
@@ -42,6 +51,13 @@ class DriverStore(Protocol):
         `serves` names products, the index has it serving one of them."""
         ...
 
+    async def reserve_many(
+        self, asks: Sequence[Reservation], now_ms: int, lease_until: int
+    ) -> list[DriverRecord | None]:
+        """reserve() for each ask, in one round trip where the backend allows (a matching
+        window's pairs); each is its own atomic step and may be refused alone."""
+        ...
+
     async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool: ...
 
     async def release(self, driver_id: str, ride_id: str, fence: int) -> bool: ...
@@ -56,8 +72,17 @@ class RideStore(Protocol):
 
     async def get(self, ride_id: str) -> Ride | None: ...
 
+    async def get_many(self, ride_ids: Sequence[str]) -> list[Ride | None]:
+        """get() for each id, in one round trip where the backend allows."""
+        ...
+
     async def replace(self, ride: Ride) -> bool:
         """Write `ride` only if the stored version is ride.version - 1 (compare-and-set)."""
+        ...
+
+    async def replace_many(self, rides: Sequence[Ride]) -> list[bool]:
+        """replace() for each ride (distinct ids), in one round trip where the backend
+        allows; each write is its own compare-and-set."""
         ...
 
     async def kept(self, ride_id: str) -> None:
@@ -125,6 +150,10 @@ class DeadlineQueue(Protocol):
     claimer dies comes back after `retry_ms`. Handlers must therefore be idempotent."""
 
     async def schedule(self, item: str, due_ms: int) -> None: ...
+
+    async def schedule_many(self, due: Mapping[str, int]) -> None:
+        """schedule() for each item, in one round trip where the backend allows."""
+        ...
 
     async def cancel(self, item: str) -> None: ...
 

@@ -4,7 +4,8 @@ for one)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from dispatch.domain.geo import LatLng
 from dispatch.domain.matching import Candidate, next_candidates
@@ -13,6 +14,7 @@ from dispatch.service_layer.airport import queue_offer
 from dispatch.service_layer.areas import in_zone
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
+from dispatch.service_layer.ports import Reservation
 from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
 from dispatch.service_layer.timers import LeaseCheck
 from geoindex import MAX_K
@@ -104,26 +106,41 @@ async def find_offer(
     return None
 
 
-async def reserve_chosen(
-    deps: Deps,
-    ride_id: str,
-    driver_id: str,
-    distance_m: float,
-    eta_s: int,
-    now_ms: int,
-    product: str | None = None,
-) -> Offer | None:
-    """Reserve the driver a matching window chose for `ride_id` (batched mode): the same
-    reservation (serving `product`), lease timer and index availability as find_offer's;
-    None if refused."""
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """A pair a matching window chose; `serves`: the products the driver must serve (the
+    ride's own, or its upgrades for a driver found among those)."""
+
+    ride_id: str
+    driver_id: str
+    distance_m: float
+    eta_s: int
+    serves: tuple[str, ...] = ()
+
+
+async def reserve_chosen(deps: Deps, chosen: Sequence[Chosen], now_ms: int) -> list[Offer | None]:
+    """Reserve the drivers a matching window chose (batched mode), in a few round trips
+    whatever their number: the same reservation, lease timer and index availability as
+    find_offer's, each reservation its own atomic step; None where refused."""
     lease_until = now_ms + deps.lease_ms
-    serves = () if product is None else (product,)
-    rec = await deps.drivers.reserve(driver_id, ride_id, now_ms, lease_until, serves)
-    if rec is None:
-        return None
-    await deps.deadlines.schedule(LeaseCheck(driver_id).key, lease_until - LEASE_CHECK_LEAD_MS)
-    await deps.index.set_available(driver_id, False)
-    return Offer(driver_id, rec.fence, distance_m, eta_s, now_ms + deps.policy.offer_timeout_ms)
+    recs = await deps.drivers.reserve_many(
+        [Reservation(c.driver_id, c.ride_id, c.serves) for c in chosen], now_ms, lease_until
+    )
+    won = [(c, rec.fence) for c, rec in zip(chosen, recs, strict=True) if rec is not None]
+    try:
+        due = lease_until - LEASE_CHECK_LEAD_MS
+        await deps.deadlines.schedule_many({LeaseCheck(c.driver_id).key: due for c, _ in won})
+        await deps.index.set_available_many([c.driver_id for c, _ in won], False)
+    except BaseException:
+        cleanup = CleanupBudget()
+        for c, fence in won:
+            await give_back(deps, c.driver_id, c.ride_id, fence, cleanup)
+        raise
+    due_ms = now_ms + deps.policy.offer_timeout_ms
+    return [
+        None if rec is None else Offer(c.driver_id, rec.fence, c.distance_m, c.eta_s, due_ms)
+        for c, rec in zip(chosen, recs, strict=True)
+    ]
 
 
 async def release_driver(deps: Deps, driver_id: str, ride_id: str, fence: int) -> bool:

@@ -12,7 +12,7 @@ from dispatch.domain.errors import DriverBusy
 from dispatch.domain.geo import LatLng
 from dispatch.domain.rides import Offer, Ride, RideStatus, request
 from dispatch.service_layer.notices import NoticeKind, RideNotice
-from dispatch.service_layer.ports import ClaimState
+from dispatch.service_layer.ports import ClaimState, Reservation
 
 from .conftest import Backend
 
@@ -57,6 +57,29 @@ async def test_concurrent_reservations_of_one_driver_have_one_winner(backend: Ba
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert (await backend.deps.drivers.get("d1")).ride_id == winners[0].ride_id
+
+
+async def test_reserve_many_reserves_each_as_reserve_would(backend: Backend) -> None:
+    await backend.fix("d1")
+    await backend.fix("d2")
+    now = backend.clock.now
+    asks = [
+        Reservation("d1", "r1"),
+        Reservation("d2", "r2"),
+        Reservation("d1", "r3"),  # d1 again: the first ask has it
+        Reservation("d3", "r4"),  # no fix
+    ]
+    got = await backend.deps.drivers.reserve_many(asks, now, now + LEASE)
+    assert [None if r is None else r.ride_id for r in got] == ["r1", "r2", None, None]
+    for rec in got[:2]:
+        assert rec is not None
+        stored = await backend.deps.drivers.get(rec.driver_id)
+        assert (stored.status, stored.ride_id, stored.fence) == (
+            DriverStatus.RESERVED,
+            rec.ride_id,
+            rec.fence,
+        )
+    assert await backend.deps.drivers.reserve_many([], now, now + LEASE) == []
 
 
 async def test_confirm_and_release_need_the_current_ride_and_fence(backend: Backend) -> None:
@@ -159,6 +182,19 @@ async def test_replace_writes_only_over_the_previous_version(backend: Backend) -
     assert not await backend.deps.rides.replace(replace(a_ride("r_other"), version=2))
 
 
+async def test_rides_read_and_replaced_in_one_call_each_as_alone(backend: Backend) -> None:
+    rides = backend.deps.rides
+    r1, r2 = a_ride("r_1", now=backend.clock.now), a_ride("r_2", now=backend.clock.now)
+    assert await rides.create(r1) and await rides.create(r2)
+    assert await rides.get_many(["r_2", "r_missing", "r_1"]) == [r2, None, r1]
+    assert await rides.get_many([]) == []
+    new1 = replace(r1, status=RideStatus.ACCEPTED, version=2)
+    stale2 = replace(r2, status=RideStatus.CANCELLED, version=3)  # skips a version
+    assert await rides.replace_many([new1, stale2]) == [True, False]
+    assert await rides.get_many(["r_1", "r_2"]) == [new1, r2]
+    assert await rides.replace_many([]) == []
+
+
 async def test_concurrent_replaces_of_one_version_have_one_winner(backend: Backend) -> None:
     ride = a_ride(now=backend.clock.now)
     await backend.deps.rides.create(ride)
@@ -250,6 +286,17 @@ async def test_timers_fire_when_due_and_come_back_if_not_done(backend: Backend) 
     for c in again:
         await q.done(c)
     assert await q.claim(now + 10**6, 10, 5_000) == []
+
+
+async def test_timers_scheduled_in_one_call_fire_as_if_set_alone(backend: Backend) -> None:
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    await q.schedule_many({f"r:{i}": now + 1_000 * (i % 2) for i in range(20)})
+    await q.schedule_many({})
+    early = await q.claim(now, 100, 5_000)
+    assert sorted(c.item for c in early) == sorted(f"r:{i}" for i in range(0, 20, 2))
+    late = await q.claim(now + 1_000, 100, 5_000)
+    assert sorted(c.item for c in late) == sorted(f"r:{i}" for i in range(1, 20, 2))
 
 
 async def test_a_timer_rescheduled_after_its_claim_survives_done(backend: Backend) -> None:

@@ -136,6 +136,21 @@ async def test_unavailable_drivers_never_crowd_out_available_ones(
     assert not await index.set_available("nobody", True)
 
 
+async def test_availability_changes_in_one_call_each_driver_as_alone(
+    index: GeoIndex, clock: Clock
+) -> None:
+    t = clock.now_ms
+    # Two regions (0.3 degrees apart), so one call changes several.
+    await index.upsert([at("a", LAT, LNG, t), at("b", LAT + 0.3, LNG, t), at("c", LAT, LNG, t)])
+    assert await index.set_available_many(["a", "b", "nobody"], False) == 2
+    assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["c"]
+    assert await index.nearest(LAT + 0.3, LNG, 5, 1_000) == []
+    assert await index.set_available_many([], True) == 0
+    assert await index.set_available_many(["a", "b"], True) == 2
+    assert [h.driver_id for h in await index.nearest(LAT + 0.3, LNG, 5, 1_000)] == ["b"]
+    assert {h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)} == {"a", "c"}
+
+
 async def test_busy_driver_keeps_moving_and_returns_at_its_latest_position(
     index: GeoIndex, clock: Clock
 ) -> None:

@@ -186,3 +186,26 @@ async def test_a_window_pairs_riders_only_with_drivers_of_their_product(batched:
     assert wav is not None and eco is not None
     assert (wav.status, wav.driver_id) == (RideStatus.OFFERED, "w1")
     assert (eco.status, eco.driver_id) == (RideStatus.OFFERED, "e1")
+
+
+async def test_a_window_lends_upgrades_where_immediate_matching_would(batched: World) -> None:
+    # As in immediate matching: within the 1 km step no economy car, so its upgrade there.
+    await serving(batched, "xl_near", 100, "xl")
+    await serving(batched, "eco_2k", 2_000, "economy")
+    first = await ask(batched, "u1", "economy")
+    batched.clock.advance(2_000)
+    await window_round(batched.deps, "i1", {})
+    first = await batched.deps.rides.get(first.id)
+    assert first is not None and (first.status, first.driver_id) == (RideStatus.OFFERED, "xl_near")
+    assert (await batched.deps.drivers.get("xl_near")).fence == first.fence
+    # An economy car within that step: the nearer XL car is no candidate.
+    await serving(batched, "eco_500", 500, "economy")
+    await serving(batched, "xl_200", 200, "xl")
+    second = await ask(batched, "u2", "economy")
+    comfort = await ask(batched, "u3", "comfort")  # no upgrades: never an XL car
+    batched.clock.advance(2_000)
+    await window_round(batched.deps, "i1", {})
+    second = await batched.deps.rides.get(second.id)
+    comfort = await batched.deps.rides.get(comfort.id)
+    assert second is not None and second.driver_id == "eco_500"
+    assert comfort is not None and comfort.status is RideStatus.SEARCHING
