@@ -123,6 +123,8 @@ def market_config_for(settings: Settings) -> MarketConfig:
             quote_ttl_ms=round(settings.quote_ttl_s * 1000),
             interval_ms=round(settings.surge_interval_s * 1000),
             lease_ms=round(settings.surge_lease_s * 1000),
+            # Counted and priced per product of the catalog (read once per process).
+            products=tuple(load_catalog(settings.products_file, settings.default_product).products),
         )
     except ValueError as exc:
         raise ValueError(f"market settings (DISPATCH_MARKET_*, SURGE_*, FARE_*): {exc}") from None

@@ -23,8 +23,9 @@ What it reads, and why:
 - Searches/s: the index records no read per region (`redis-cli --hotkeys` needs an LFU
   maxmemory-policy, which the service does not set, and gives a saturating logarithmic
   counter, not a rate). The service's market counts every ride request (offered or no
-  driver) per pickup cell in `mk:{r<cell>}:b:<bucket>` (`<cell>|n` fields, buckets of
-  `--market-bucket-s`, the service's DISPATCH_MARKET_BUCKET_S); each runs a k-nearest search
+  driver) per pickup cell and product in `mk:{r<cell>}:b:<bucket>:<product>` (`<cell>|n`
+  fields, buckets of `--market-bucket-s`, the service's DISPATCH_MARKET_BUCKET_S; products
+  of `--products`, the service's catalog); each runs a k-nearest search
   in that region, so their delta over the interval is the searches/s, a lower bound
   (quotes, batched re-matching and retries after a decline search too). Where no region
   has a bucket (the market not in use) searches/s is null and the CPU split uses writes.
@@ -49,6 +50,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from dispatch.adapters.redis_market import region_tag
+from dispatch.domain.products import DEFAULT_CATALOG
 from geoindex.cells import score_range
 from loadtest.hot_regions_rank import (
     FINER_RES,
@@ -140,20 +142,26 @@ class Sampler:
             refs[i] = "(" + _s(top) if _s(top) else refs[i]
         return [int(n) for n, _ in replies]
 
-    async def ride_requests(self, cells: Sequence[str], buckets: range) -> list[dict[int, int]]:
-        """Per region, {bucket: ride requests counted in it} for the buckets that exist."""
+    async def ride_requests(
+        self, cells: Sequence[str], buckets: range, products: Sequence[str]
+    ) -> list[dict[int, int]]:
+        """Per region, {bucket: ride requests counted in it, every product's} for the
+        buckets that exist."""
         pipe = self.keys.pipeline(transaction=False)
         for c in cells:
             for b in buckets:
-                pipe.hgetall(f"{region_tag(int(c, 16))}:b:{b}")
+                for p in products:
+                    pipe.hgetall(f"{region_tag(int(c, 16))}:b:{b}:{p}")
         replies = iter(await pipe.execute())
         out = []
         for _ in cells:
             counts = {}
             for b in buckets:
-                fields = next(replies)
-                if fields:
-                    counts[b] = sum(int(v) for k, v in fields.items() if _s(k).endswith("|n"))
+                found = [fields for _ in products if (fields := next(replies))]
+                if found:
+                    counts[b] = sum(
+                        int(v) for f in found for k, v in f.items() if _s(k).endswith("|n")
+                    )
             out.append(counts)
         return out
 
@@ -187,6 +195,7 @@ async def sample(
     top: int = 20,
     step: float = 0.25,
     market_bucket_s: float = 5.0,
+    products: Sequence[str] = tuple(DEFAULT_CATALOG.products),
 ) -> dict[str, Any]:
     if (
         not 0 < step <= seconds
@@ -213,14 +222,14 @@ async def sample(
         # up to a bucket apart.
         bucket_ms = round(market_bucket_s * 1000)
         first = int(time.time() * 1000) // bucket_ms - 1
-        asked0 = await s.ride_requests(cells, range(first, first + 3))
+        asked0 = await s.ride_requests(cells, range(first, first + 3), products)
         before, t0 = await s.snapshot(), time.monotonic()
         while (left := seconds - (time.monotonic() - t0)) > 0:
             await asyncio.sleep(min(step, left))
             written = [w + n for w, n in zip(written, await s.step(cells, refs), strict=True)]
         after, t1 = await s.snapshot(), time.monotonic()
         asked1 = await s.ride_requests(
-            cells, range(first, int(time.time() * 1000) // bucket_ms + 2)
+            cells, range(first, int(time.time() * 1000) // bucket_ms + 2), products
         )
         drivers = await s.drivers(cells)
         interval = t1 - t0
@@ -369,6 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--market-bucket-s", type=float, default=5.0, help="the service's market bucket (5)"
     )
+    ap.add_argument(
+        "--products",
+        default=",".join(DEFAULT_CATALOG.products),
+        help="the service's products, comma-separated (default: the built-in catalog's)",
+    )
     ap.add_argument("--cpu-threshold", type=float, default=0.5, help="cores per node (default 0.5)")
     ap.add_argument(
         "--min-share", type=float, default=0.25, help="of the node's load (default 0.25)"
@@ -381,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = asyncio.run(
             sample(args.url, args.seconds, cpu_threshold=args.cpu_threshold,
                    min_share=args.min_share, prefix=args.prefix, top=args.top, step=args.step,
-                   market_bucket_s=args.market_bucket_s)
+                   market_bucket_s=args.market_bucket_s, products=args.products.split(","))
         )  # fmt: skip
     except (ValueError, OSError, aredis.RedisError) as exc:
         print(f"hot_regions: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from dispatch.adapters.memory_leases import MemoryLeases
 from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
-from dispatch.service_layer.ports import Ask, CellCounts, Outcome
+from dispatch.service_layer.ports import Ask, CellCounts, Outcome, PinKey
 
 
 @dataclass
@@ -22,24 +22,26 @@ class _Bucket:
 class MemoryMarketStore:
     def __init__(self, clock: Callable[[], int]) -> None:
         self._clock = clock
-        self._buckets: dict[tuple[int, int], _Bucket] = {}  # (region, bucket)
+        self._buckets: dict[tuple[int, str, int], _Bucket] = {}  # (region, product, bucket)
         self._active: dict[int, int] = {}  # region -> last activity (ms)
         self._leases = MemoryLeases(clock)
-        self._computed: dict[int, dict[str, float]] = {}
-        self._surge: dict[int, tuple[dict[str, float], int]] = {}  # values, until (ms)
-        self._pins: dict[int, dict[str, Pin]] = {}
+        self._computed: dict[int, dict[str, dict[str, float]]] = {}
+        # region -> (product -> cell -> multiplier quoted, until (ms))
+        self._surge: dict[int, tuple[dict[str, dict[str, float]], int]] = {}
+        self._pins: dict[int, dict[PinKey, Pin]] = {}
         self._enabled = True
 
     async def count(self, ask: Ask, window: CountWindow) -> None:
         now = window.bucket(ask.at_ms)
         self._forget_old(ask.region, window, ask.at_ms)
-        bucket = self._buckets.setdefault((ask.region, now), _Bucket())
+        region, product = ask.region, ask.product
+        bucket = self._buckets.setdefault((region, product, now), _Bucket())
         row = bucket.cells.setdefault(ask.cell, [0, 0, 0, 0, 0])
         pair = (ask.cell, ask.rider_id)
         if not any(
-            pair in self._buckets[(ask.region, b)].counted
+            pair in self._buckets[(region, product, b)].counted
             for b in window.buckets(ask.at_ms)
-            if (ask.region, b) in self._buckets
+            if (region, product, b) in self._buckets
         ):
             bucket.counted.add(pair)
             row[0] += 1
@@ -53,39 +55,53 @@ class MemoryMarketStore:
 
     def _forget_old(self, region: int, window: CountWindow, now_ms: int) -> None:
         first = window.buckets(now_ms)[0]
-        for key in [k for k in self._buckets if k[0] == region and k[1] < first]:
+        for key in [k for k in self._buckets if k[0] == region and k[2] < first]:
             del self._buckets[key]
 
     async def counts(
-        self, regions: Sequence[int], window: CountWindow, now_ms: int
+        self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
     ) -> dict[int, dict[str, CellCounts]]:
         out: dict[int, dict[str, CellCounts]] = {}
         for region in regions:
             sums: dict[str, list[int]] = {}
-            for b in window.buckets(now_ms):
-                bucket = self._buckets.get((region, b))
-                if bucket is None:
-                    continue
-                for cell, row in bucket.cells.items():
-                    total = sums.setdefault(cell, [0, 0, 0, 0, 0])
-                    for i, v in enumerate(row):
-                        total[i] += v
+            for p in products:
+                for b in window.buckets(now_ms):
+                    bucket = self._buckets.get((region, p, b))
+                    if bucket is None:
+                        continue
+                    for cell, row in bucket.cells.items():
+                        total = sums.setdefault(cell, [0, 0, 0, 0, 0])
+                        for i, v in enumerate(row):
+                            total[i] += v
             out[region] = {cell: CellCounts(*row) for cell, row in sums.items()}
         return out
 
     async def riders(
-        self, regions: Sequence[int], window: CountWindow, now_ms: int
-    ) -> dict[int, dict[str, int]]:
-        counted = await self.counts(regions, window, now_ms)
-        return {
-            r: {c: n.riders for c, n in cells.items() if n.riders} for r, cells in counted.items()
-        }
+        self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
+    ) -> dict[int, dict[str, dict[str, int]]]:
+        out: dict[int, dict[str, dict[str, int]]] = {r: {} for r in regions}
+        for p in products:
+            for r, cells in (await self.counts(regions, window, now_ms, [p])).items():
+                riders = {c: n.riders for c, n in cells.items() if n.riders}
+                if riders:
+                    out[r][p] = riders
+        return out
 
     async def riders_in(
-        self, cells: Mapping[int, Sequence[str]], window: CountWindow, now_ms: int
-    ) -> dict[str, int]:
-        counted = await self.riders(list(cells), window, now_ms)
-        return {c: n for r, named in cells.items() for c in named if (n := counted[r].get(c, 0))}
+        self,
+        cells: Mapping[int, Sequence[str]],
+        window: CountWindow,
+        now_ms: int,
+        products: Sequence[str],
+    ) -> dict[str, dict[str, int]]:
+        counted = await self.riders(list(cells), window, now_ms, products)
+        out: dict[str, dict[str, int]] = {}
+        for r, named in cells.items():
+            for p, riders in counted[r].items():
+                for c in named:
+                    if n := riders.get(c, 0):
+                        out.setdefault(p, {})[c] = n
+        return out
 
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
         return sorted(r for r, at in self._active.items() if at >= since_ms)
@@ -107,39 +123,47 @@ class MemoryMarketStore:
         region: int,
         holder: str,
         fence: int,
-        computed: Mapping[str, float],
-        effective: Mapping[str, float],
+        computed: Mapping[str, Mapping[str, float]],
+        quoted: Mapping[str, Mapping[str, float]],
         ttl_ms: int,
     ) -> bool:
         if not self._leases.holds(region, holder, fence):
             return False
-        self._computed[region] = dict(computed)
-        self._surge[region] = (dict(effective), self._clock() + ttl_ms)
+        self._computed[region] = {p: dict(cells) for p, cells in computed.items()}
+        values = {p: dict(cells) for p, cells in quoted.items() if cells}
+        self._surge[region] = (values, self._clock() + ttl_ms)
         return True
 
-    async def computed(self, region: int) -> dict[str, float]:
-        return dict(self._computed.get(region, {}))
+    async def computed(self, region: int) -> dict[str, dict[str, float]]:
+        return {p: dict(cells) for p, cells in self._computed.get(region, {}).items()}
 
-    async def surge(self, cells: Sequence[tuple[str, int]]) -> dict[str, float]:
+    async def surge(
+        self, cells: Sequence[tuple[str, int]], product: str | None
+    ) -> dict[str, float]:
         now = self._clock()
         out: dict[str, float] = {}
         for cell, region in cells:
             values, until = self._surge.get(region, ({}, 0))
-            if until > now and cell in values:
-                out[cell] = values[cell]
+            if until <= now:
+                continue
+            # Every product's (the highest is shown), or the one product's.
+            named = values.values() if product is None else [values.get(product, {})]
+            found = [by_cell[cell] for by_cell in named if cell in by_cell]
+            if found:
+                out[cell] = max(found)
         return out
 
-    async def pins(self, region: int) -> dict[str, Pin]:
+    async def pins(self, region: int) -> dict[PinKey, Pin]:
         now = self._clock()
-        return {c: p for c, p in self._pins.get(region, {}).items() if p.until_ms > now}
+        return {k: p for k, p in self._pins.get(region, {}).items() if p.until_ms > now}
 
-    async def set_pins(self, region: int, pins: Mapping[str, Pin | None], now_ms: int) -> None:
+    async def set_pins(self, region: int, pins: Mapping[PinKey, Pin | None], now_ms: int) -> None:
         kept = {c: p for c, p in self._pins.get(region, {}).items() if p.until_ms > now_ms}
-        for cell, pin in pins.items():
+        for key, pin in pins.items():
             if pin is None:
-                kept.pop(cell, None)
+                kept.pop(key, None)
             else:
-                kept[cell] = pin
+                kept[key] = pin
         self._pins[region] = kept
 
     async def enabled(self) -> bool:

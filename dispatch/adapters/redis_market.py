@@ -3,19 +3,26 @@
 Keys (every key of a region's market carries the region's hash tag, as the geo index's
 region keys do, so on a cluster a region's market lives in the region's slot and each
 script below runs on one node):
-  mk:{r<region>}:b:<bucket>  hash: per cell, distinct riders, requests, no_driver, ETAs
-  mk:{r<region>}:c:<bucket>  set: "<cell>|<rider>" counted as demand in that bucket
+  mk:{r<region>}:b:<bucket>:<product>  hash: per cell, distinct riders, requests,
+                             no_driver, ETAs of the product's riders
+  mk:{r<region>}:c:<bucket>:<product>  set: "<cell>|<rider>" counted as the product's
+                             demand in that bucket
   mk:{r<region>}:lease       string "<fence> <holder>": the region's surge job
   mk:{r<region>}:fence       counter of the lease's fencing tokens
-  mk:{r<region>}:surge       hash: cell -> multiplier quoted (cells at 1.0 left out)
-  mk:{r<region>}:calc        JSON {cell: multiplier}: what the recompute reached (read
-                             by the recompute only, so one string rather than a hash)
-  mk:{r<region>}:pins        hash: cell -> "<multiplier> <until ms>"
+  mk:{r<region>}:surge       hash: "<cell>|<product>" -> multiplier the product's riders
+                             are quoted, "<cell>" -> the highest of them (cells at 1.0
+                             left out)
+  mk:{r<region>}:calc        JSON {product: {cell: multiplier}}: what the recompute
+                             reached (read by the recompute only: one string)
+  mk:{r<region>}:pins        hash: "<cell>" (every product) or "<cell>|<product>" ->
+                             "<multiplier> <until ms>"
   mk:regions                 zset: region -> last activity (ms), for the surge job
   mk:switch                  "off" while an operator has turned surge off
   mk:q:{<quote id>}          a quote, expiring with it
 Buckets live for the window plus one bucket; surge values for a few recompute rounds
-(a region whose job stops falls back to 1.0 by itself).
+(a region whose job stops falls back to 1.0 by itself). A product's counters are keys of
+their own, so a product's read touches only its keys, the scripts are the same for every
+product, and a bucket costs memory per product that riders asked for in it.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from dispatch.domain.fares import Estimate, FareTable
 from dispatch.domain.geo import LatLng
 from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
-from dispatch.service_layer.ports import Ask, CellCounts
+from dispatch.service_layer.ports import Ask, CellCounts, PinKey
 from geoindex import ScriptRunner, translated
 from geoindex.redis_edge import Call
 
@@ -64,46 +71,57 @@ class RedisMarketStore:
         self._touched: set[int] = set()  # regions counted into since the last keep_active
 
     async def count(self, ask: Ask, window: CountWindow) -> None:
-        tag = region_tag(ask.region)
+        tag, p = region_tag(ask.region), ask.product
         buckets = window.buckets(ask.at_ms)
-        keys = [f"{tag}:b:{buckets[-1]}", *(f"{tag}:c:{b}" for b in reversed(buckets))]
+        keys = [f"{tag}:b:{buckets[-1]}:{p}", *(f"{tag}:c:{b}:{p}" for b in reversed(buckets))]
         eta = "-" if ask.eta_s is None else ask.eta_s
         args = [ask.cell, ask.rider_id, ask.outcome.value, eta, window.keep_ms]
         await self._scripts.call(COUNT, keys, args)
         self._touched.add(ask.region)
 
     async def counts(
-        self, regions: Sequence[int], window: CountWindow, now_ms: int
+        self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
     ) -> dict[int, dict[str, CellCounts]]:
-        calls: list[Call] = [
-            (WINDOW, [f"{region_tag(r)}:b:{b}" for b in window.buckets(now_ms)], [])
-            for r in regions
-        ]
+        # One script call per region over every product's buckets: the script sums the
+        # fields of all the keys it is given.
+        calls: list[Call] = [(WINDOW, _buckets(r, window, now_ms, products), []) for r in regions]
         replies = await self._scripts.run(calls)
         return {r: _cell_counts(reply) for r, reply in zip(regions, replies, strict=True)}
 
     async def riders(
-        self, regions: Sequence[int], window: CountWindow, now_ms: int
-    ) -> dict[int, dict[str, int]]:
+        self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
+    ) -> dict[int, dict[str, dict[str, int]]]:
+        asked = [(r, p) for r in regions for p in products]
         calls: list[Call] = [
-            (WINDOW, [f"{region_tag(r)}:b:{b}" for b in window.buckets(now_ms)], ["riders"])
-            for r in regions
+            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders"]) for r, p in asked
         ]
-        replies = await self._scripts.run(calls)
-        # {cell: riders} as the script sums it: nothing to regroup.
-        return {r: orjson.loads(reply) for r, reply in zip(regions, replies, strict=True)}
+        out: dict[int, dict[str, dict[str, int]]] = {r: {} for r in regions}
+        for (r, p), reply in zip(
+            asked, await self._scripts.run(calls) if calls else [], strict=True
+        ):
+            got = orjson.loads(reply)  # {cell: riders} as the script sums it
+            if got:
+                out[r][p] = got
+        return out
 
     async def riders_in(
-        self, cells: Mapping[int, Sequence[str]], window: CountWindow, now_ms: int
-    ) -> dict[str, int]:
+        self,
+        cells: Mapping[int, Sequence[str]],
+        window: CountWindow,
+        now_ms: int,
+        products: Sequence[str],
+    ) -> dict[str, dict[str, int]]:
+        asked = [(r, p) for r, named in cells.items() if named for p in products]
         calls: list[Call] = [
-            (WINDOW, [f"{region_tag(r)}:b:{b}" for b in window.buckets(now_ms)], ["riders", *named])
-            for r, named in cells.items()
-            if named
+            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders", *cells[r]]) for r, p in asked
         ]
-        out: dict[str, int] = {}
-        for reply in await self._scripts.run(calls) if calls else []:
-            out.update(orjson.loads(reply))
+        out: dict[str, dict[str, int]] = {}
+        for (_, p), reply in zip(
+            asked, await self._scripts.run(calls) if calls else [], strict=True
+        ):
+            got = orjson.loads(reply)
+            if got:
+                out.setdefault(p, {}).update(got)
         return out
 
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
@@ -138,30 +156,40 @@ class RedisMarketStore:
         region: int,
         holder: str,
         fence: int,
-        computed: Mapping[str, float],
-        effective: Mapping[str, float],
+        computed: Mapping[str, Mapping[str, float]],
+        quoted: Mapping[str, Mapping[str, float]],
         ttl_ms: int,
     ) -> bool:
         tag = region_tag(region)
-        # One JSON argument per hash: redis-py packs tens of thousands of separate
-        # arguments far slower than orjson writes one.
-        # The quoted surge as strings (the hash holds them as written); the recompute's
-        # own state as JSON numbers, which orjson writes and reads back exactly.
-        args: list[Any] = [holder, fence, ttl_ms]
-        args.append(orjson.dumps({cell: repr(m) for cell, m in effective.items()}))
-        args.append(orjson.dumps(computed))
+        # Each product's multiplier under "<cell>|<product>", and the highest of a cell's
+        # under "<cell>" (what a read of every product shows), as strings (the hash holds
+        # them as written); the recompute's own state as JSON numbers, which orjson writes
+        # and reads back exactly. One JSON argument per hash: redis-py packs tens of
+        # thousands of separate arguments far slower than orjson writes one.
+        flat: dict[str, str] = {}
+        highest: dict[str, float] = {}
+        for product, cells in quoted.items():
+            for cell, m in cells.items():
+                flat[f"{cell}|{product}"] = repr(m)
+                if m > highest.get(cell, 0.0):
+                    highest[cell] = m
+        flat.update((cell, repr(m)) for cell, m in highest.items())
+        args: list[Any] = [holder, fence, ttl_ms, orjson.dumps(flat), orjson.dumps(computed)]
         keys = [f"{tag}:lease", f"{tag}:surge", f"{tag}:calc"]
         return bool(await self._scripts.call(SURGE_PUT, keys, args))
 
-    async def computed(self, region: int) -> dict[str, float]:
+    async def computed(self, region: int) -> dict[str, dict[str, float]]:
         with translated():
             raw = await self._r.get(f"{region_tag(region)}:calc")
-        state: dict[str, float] = {} if raw is None else orjson.loads(raw)
-        if isinstance(next(iter(state.values()), None), str):  # as written before (strings)
-            return {c: float(m) for c, m in state.items()}
-        return state
+        state = {} if raw is None else orjson.loads(raw)
+        # A state written before surge was per product ({cell: multiplier}) is dropped:
+        # the recompute climbs back to its multipliers within a few rounds.
+        return {p: cells for p, cells in state.items() if isinstance(cells, dict)}
 
-    async def surge(self, cells: Sequence[tuple[str, int]]) -> dict[str, float]:
+    async def surge(
+        self, cells: Sequence[tuple[str, int]], product: str | None
+    ) -> dict[str, float]:
+        suffix = "" if product is None else f"|{product}"
         by_region: dict[int, list[str]] = {}
         for cell, region in cells:
             by_region.setdefault(region, []).append(cell)
@@ -171,11 +199,12 @@ class RedisMarketStore:
         with translated():
             if len(regions) == 1:  # a quote: one cell, one command
                 only = regions[0]
-                replies = [await self._r.hmget(f"{region_tag(only)}:surge", by_region[only])]
+                fields = [c + suffix for c in by_region[only]]
+                replies = [await self._r.hmget(f"{region_tag(only)}:surge", fields)]
             else:
                 pipe = self._r.pipeline(transaction=False)
                 for r in regions:
-                    pipe.hmget(f"{region_tag(r)}:surge", by_region[r])
+                    pipe.hmget(f"{region_tag(r)}:surge", [c + suffix for c in by_region[r]])
                 replies = await pipe.execute()
         out: dict[str, float] = {}
         for r, values in zip(regions, replies, strict=True):
@@ -184,16 +213,20 @@ class RedisMarketStore:
                     out[cell] = float(v)
         return out
 
-    async def pins(self, region: int) -> dict[str, Pin]:
+    async def pins(self, region: int) -> dict[PinKey, Pin]:
         with translated():
             flat = await self._r.hgetall(f"{region_tag(region)}:pins")
-        return {_s(c): _pin(v) for c, v in flat.items()}
+        return {_pin_key(_s(f)): _pin(v) for f, v in flat.items()}
 
-    async def set_pins(self, region: int, pins: Mapping[str, Pin | None], now_ms: int) -> None:
+    async def set_pins(self, region: int, pins: Mapping[PinKey, Pin | None], now_ms: int) -> None:
         key = f"{region_tag(region)}:pins"
-        gone = [c for c, p in (await self.pins(region)).items() if p.until_ms <= now_ms]
-        gone += [c for c, p in pins.items() if p is None]
-        live = {c: f"{p.multiplier!r} {p.until_ms}" for c, p in pins.items() if p is not None}
+        gone = [_pin_field(k) for k, p in (await self.pins(region)).items() if p.until_ms <= now_ms]
+        gone += [_pin_field(k) for k, p in pins.items() if p is None]
+        live = {
+            _pin_field(k): f"{p.multiplier!r} {p.until_ms}"
+            for k, p in pins.items()
+            if p is not None
+        }
         with translated():
             pipe = self._r.pipeline(transaction=False)
             if gone:
@@ -242,6 +275,22 @@ def _cell_counts(reply: bytes) -> dict[str, CellCounts]:
     return {cell: CellCounts(*row) for cell, row in rows.items()}
 
 
+def _buckets(region: int, window: CountWindow, now_ms: int, products: Sequence[str]) -> list[str]:
+    """The bucket hashes of the window for each product, in that order."""
+    tag = region_tag(region)
+    return [f"{tag}:b:{b}:{p}" for p in products for b in window.buckets(now_ms)]
+
+
+def _pin_field(key: PinKey) -> str:
+    cell, product = key
+    return cell if product is None else f"{cell}|{product}"
+
+
+def _pin_key(field: str) -> PinKey:
+    cell, _, product = field.partition("|")
+    return cell, product or None
+
+
 def _pin(raw: Any) -> Pin:
     multiplier, until = _s(raw).split()
     return Pin(float(multiplier), int(until))
@@ -266,6 +315,7 @@ def _encode(q: Quote) -> bytes:
             "est": None if q.estimate is None else [q.estimate.low, q.estimate.high],
             "created": q.created_at,
             "expires": q.expires_at,
+            "product": q.product,
         }
     )
 
@@ -285,4 +335,5 @@ def _decode(raw: bytes) -> Quote:
         estimate=None if d["est"] is None else Estimate(*d["est"]),
         created_at=d["created"],
         expires_at=d["expires"],
+        product=d.get("product"),  # absent: stored before products
     )

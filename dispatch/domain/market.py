@@ -162,6 +162,19 @@ class Pin:
     until_ms: int
 
 
+def pins_of(pins: Mapping[tuple[C, str | None], Pin], product: str, now_ms: int) -> dict[C, Pin]:
+    """The pins that price `product` in each cell: the product's own while it lives,
+    else the cell's pin for every product (`None` for the product)."""
+    out: dict[C, Pin] = {}
+    for (cell, named), pin in pins.items():
+        if named is None:
+            out.setdefault(cell, pin)
+    for (cell, named), pin in pins.items():
+        if named == product and pin.until_ms > now_ms:
+            out[cell] = pin
+    return out
+
+
 def effective(computed: float, pin: Pin | None, enabled: bool, now_ms: int) -> float:
     """What riders are quoted: a live pin wins; with surge turned off, 1.0; else the
     computed multiplier."""

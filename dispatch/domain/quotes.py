@@ -1,5 +1,5 @@
-"""A fare quote: the price a rider was shown for a pickup cell, which a ride request may
-lock in while the quote lives."""
+"""A fare quote: the price a rider was shown for a product in a pickup cell, which a ride
+request for the same product may lock in while the quote lives."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class QuoteExpired(DomainError):
 
 
 class QuoteMismatch(DomainError):
-    """The quote is another rider's, or for another pickup cell."""
+    """The quote is another rider's, or for another pickup cell or product."""
 
     code = "quote_mismatch"
 
@@ -35,9 +35,12 @@ class Quote:
     estimate: Estimate | None  # None without a dropoff
     created_at: int
     expires_at: int
+    product: str | None = None  # what it prices; None: stored before products (any)
 
 
-def check(quote: Quote | None, rider_id: str, cell: str, now_ms: int) -> Quote:
+def check(
+    quote: Quote | None, rider_id: str, cell: str, now_ms: int, product: str | None = None
+) -> Quote:
     """The quote a ride request may lock in, or why not. Another rider's quote is a
     mismatch, not a 'not found': ids are random, so nobody learns anything from it."""
     if quote is None or quote.expires_at <= now_ms:
@@ -46,4 +49,6 @@ def check(quote: Quote | None, rider_id: str, cell: str, now_ms: int) -> Quote:
         raise QuoteMismatch("the quote is not yours")
     if quote.cell != cell:
         raise QuoteMismatch("the quote is for another pickup area")
+    if None not in (quote.product, product) and quote.product != product:
+        raise QuoteMismatch(f"the quote is for {quote.product}, not {product}")
     return quote

@@ -23,8 +23,8 @@ MAX_PIN_TTL_S = 7 * 24 * 3600
 class QuoteRequest(Shape):
     pickup: LatLng
     dropoff: LatLng | None = None
-    # The pickup ETA is that of the product's nearest driver (its upgrades' if none is
-    # near); default: the configured default product.
+    # The product's surge and fare; the pickup ETA is that of the product's nearest
+    # driver (its upgrades' if none is near); default: the configured default product.
     product: ProductName | None = None
 
 
@@ -34,6 +34,7 @@ class MarketQuery(Shape):
     lat: Latitude
     lng: Longitude
     radius_m: Annotated[float, Meta(ge=0, le=MAX_VIEW_RADIUS_M)] = 1_000.0
+    product: ProductName | None = None  # one product's market; absent: every product's
 
 
 class PinRequest(Shape):
@@ -43,6 +44,9 @@ class PinRequest(Shape):
     cells: Annotated[list[CellId], Meta(min_length=1, max_length=MAX_PIN_CELLS)]
     multiplier: Annotated[float, Meta(ge=1.0, le=10.0)] | None
     ttl_s: Annotated[int, Meta(ge=1, le=MAX_PIN_TTL_S)] = 3_600
+    # The product whose riders the pin prices; absent: every product (a product's own
+    # pin wins over it while both live).
+    product: ProductName | None = None
 
 
 class SurgeSwitch(Shape):
@@ -67,24 +71,27 @@ class Quote(Shape):
     surge: float
     fare: Fare
     expires_at: int
+    product: str  # what the quote prices (the request's, or the default)
 
 
 class MarketCell(Shape):
     id: str
     lat: float  # the cell's centre
     lng: float
-    supply: int  # available, fresh drivers now
+    # Of the product asked for, or of every product when none is:
+    supply: int  # available, fresh drivers now (of all: each driver once)
     demand_per_min: float  # distinct riders asking (quotes and requests), per minute
     requests: int  # ride requests in the window
     no_driver_rate: float | None  # of those requests; null without requests
     mean_eta_s: float | None  # pickup ETA of the offered ones
-    surge: float
+    surge: float  # of all: the highest any product is quoted in the cell
 
 
 class MarketView(Shape):
     res: int
     window_s: float
     surge_enabled: bool
+    product: str | None  # the product asked for; null: every product
     cells: list[MarketCell]
 
 
@@ -92,6 +99,7 @@ class Pinned(Shape):
     cells: int  # market cells pinned or unpinned
     multiplier: float | None
     until: int | None  # ms
+    product: str | None  # null: for every product
 
 
 class MarketDelta(Shape):

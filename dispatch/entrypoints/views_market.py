@@ -70,6 +70,7 @@ def quote_view(q: Quote) -> mc.Quote:
         cell=q.cell,
         pickup_eta_s=q.pickup_eta_s,
         surge=q.surge,
+        product=q.product or "",
         fare=mc.Fare(
             currency=f.currency,
             base=f.base,
@@ -98,8 +99,15 @@ def cell_view(c: CellView) -> mc.MarketCell:
     )
 
 
-async def _look(deps: Deps, actor: Principal, q: mc.MarketQuery) -> list[mc.MarketCell]:
-    cells = await market_ops.view(deps, actor, LatLng(q.lat, q.lng), q.radius_m)
+def _product(deps: Deps, name: str | None, field: str) -> str | None:
+    """A product a market call names (422 unknown_product if not configured), or None."""
+    return None if name is None else product_of(deps.products, name, field)
+
+
+async def _look(
+    deps: Deps, actor: Principal, q: mc.MarketQuery, product: str | None
+) -> list[mc.MarketCell]:
+    cells = await market_ops.view(deps, actor, LatLng(q.lat, q.lng), q.radius_m, product)
     return [cell_view(c) for c in cells]
 
 
@@ -110,12 +118,16 @@ async def get_market(request: web.Request) -> web.Response:
     q = schemas.query(request.query, mc.MarketQuery)
     deps = _deps(request)
     config = deps.market.config
-    cells, enabled = await market_ops.view_and_switch(deps, actor, LatLng(q.lat, q.lng), q.radius_m)
+    product = _product(deps, q.product, "product")
+    cells, enabled = await market_ops.view_and_switch(
+        deps, actor, LatLng(q.lat, q.lng), q.radius_m, product
+    )
     return json_response(
         mc.MarketView(
             res=config.res,
             window_s=config.window.window_ms / 1000,
             surge_enabled=enabled,
+            product=product,
             cells=[cell_view(c) for c in cells],
         )
     )
@@ -129,7 +141,8 @@ async def market_stream(request: web.Request) -> web.StreamResponse:
         raise Forbidden("the market stream is for ops tokens")
     q = schemas.query(request.query, mc.MarketQuery)
     deps = _deps(request)
-    first = await _look(deps, actor, q)  # a bad area is refused before the stream opens
+    product = _product(deps, q.product, "product")
+    first = await _look(deps, actor, q, product)  # a bad area is refused before it opens
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -152,7 +165,7 @@ async def market_stream(request: web.Request) -> web.StreamResponse:
                 await asyncio.wait_for(closing.wait(), wait_s)
             if closing.is_set():
                 break
-            now_cells = {c.id: c for c in await _look(deps, actor, q)}
+            now_cells = {c.id: c for c in await _look(deps, actor, q, product)}
             changed = [c for i, c in now_cells.items() if sent.get(i) != c]
             removed = sorted(set(sent) - set(now_cells))
             sent = now_cells
@@ -183,10 +196,13 @@ async def post_pins(request: web.Request) -> web.Response:
         raise Forbidden("surge controls are for ops tokens")
     settings = request.app[appkeys.SETTINGS]
     body = schemas.parse(PIN_REQUEST, await read_body(request, settings.max_body_bytes))
+    deps = _deps(request)
+    product = _product(deps, body.product, "/product")
     count, until = await market_ops.pin(
-        _deps(request), actor, body.cells, body.multiplier, body.ttl_s, mc.MAX_PINNED_CELLS
+        deps, actor, body.cells, body.multiplier, body.ttl_s, mc.MAX_PINNED_CELLS, product
     )
-    return json_response(mc.Pinned(cells=count, multiplier=body.multiplier, until=until))
+    answer = mc.Pinned(cells=count, multiplier=body.multiplier, until=until, product=product)
+    return json_response(answer)
 
 
 async def put_surge_switch(request: web.Request) -> web.Response:

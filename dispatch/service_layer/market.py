@@ -1,6 +1,7 @@
-"""The market per H3 cell: where demand is counted, what a cell's surge is, and the ops
-view of an area. H3 work lives here (the domain stays free of it); the stores behind
-MarketStore partition everything by the geo index's region."""
+"""The market per H3 cell and product: where demand is counted, what a cell's surge is
+for a product, and the ops view of an area (of one product, or of all). H3 work lives
+here (the domain stays free of it); the stores behind MarketStore partition everything
+by the geo index's region."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from h3.api import basic_str as h3
 from dispatch.domain.fares import FareTable
 from dispatch.domain.geo import LatLng, haversine_m
 from dispatch.domain.market import CountWindow, SurgePolicy, per_minute
+from dispatch.domain.products import DEFAULT_CATALOG
 from dispatch.service_layer.ports import Ask, CellCounts, MarketStore, Outcome, QuoteStore
 from geoindex import BackendUnavailable, GeoIndex
 
@@ -34,10 +36,14 @@ class MarketConfig:
     quote_ttl_ms: int = 120_000
     interval_ms: int = 2_000  # surge recompute, per region
     lease_ms: int = 10_000  # the recomputing instance's lease: a dead one is replaced after
+    # The catalog's products: each counted and priced on its own.
+    products: tuple[str, ...] = tuple(DEFAULT_CATALOG.products)
 
     def __post_init__(self) -> None:
         if not 0 <= self.region_res <= self.res <= 15:
             raise ValueError("need region_res <= market res <= 15")
+        if not self.products:
+            raise ValueError("the market needs at least one product")
         if self.lease_ms < 2 * self.interval_ms:
             raise ValueError("the lease must outlast two recompute intervals")
 
@@ -49,19 +55,20 @@ class MarketConfig:
 
 class ViewCache:
     """This instance's copy of what the ops view reads from the market store: each
-    region's window counts, each cell's quoted surge and the switch, read again once a
-    recompute interval (at most a second) has passed. Ops maps poll the same areas every
-    second or two; the surge they show moves only once per recompute, the counts are a
-    minute's window; and every store call costs a round trip and, on a cluster, a
-    client's routing work. With the copy fresh a read makes one call: the index's supply,
-    always read. Quotes never read the copy."""
+    region's window counts and each cell's quoted surge (of a product, or of all) and
+    the switch, read again once a recompute interval (at most a second) has passed.
+    Ops maps poll the same areas every second or two; the surge they show moves only
+    once per recompute, the counts are a minute's window; and every store call costs a
+    round trip and, on a cluster, a client's routing work. With the copy fresh a read
+    makes one call: the index's supply, always read. Quotes never read the copy."""
 
     MAX_REGIONS = 1_024
     MAX_CELLS = 50_000
 
     def __init__(self) -> None:
-        self._counts: dict[int, tuple[int, dict[str, CellCounts]]] = {}
-        self._surge: dict[str, tuple[int, float]] = {}
+        # (region or cell, product or None for all) -> (read at, what was read)
+        self._counts: dict[tuple[int, str | None], tuple[int, dict[str, CellCounts]]] = {}
+        self._surge: dict[tuple[str, str | None], tuple[int, float]] = {}
         self._enabled: tuple[int, bool] | None = None
 
     @staticmethod
@@ -69,30 +76,41 @@ class ViewCache:
         return 0 <= now_ms - at_ms < min(1_000, market.config.interval_ms)
 
     async def counts(
-        self, market: Market, regions: Sequence[int], now_ms: int
+        self, market: Market, regions: Sequence[int], now_ms: int, product: str | None = None
     ) -> dict[int, dict[str, CellCounts]]:
         kept = self._counts
-        stale = [r for r in regions if r not in kept or not self._fresh(kept[r][0], now_ms, market)]
+        stale = [
+            r
+            for r in regions
+            if (r, product) not in kept or not self._fresh(kept[r, product][0], now_ms, market)
+        ]
         if stale:
-            fresh = await market.store.counts(stale, market.config.window, now_ms)
+            products = market.config.products if product is None else (product,)
+            fresh = await market.store.counts(stale, market.config.window, now_ms, products)
             if len(kept) + len(stale) > self.MAX_REGIONS:
                 kept.clear()  # an operator panning across a continent: start over
-            kept.update((r, (now_ms, fresh[r])) for r in stale)
-        return {r: kept[r][1] for r in regions}
+            kept.update(((r, product), (now_ms, fresh[r])) for r in stale)
+        return {r: kept[r, product][1] for r in regions}
 
     async def surge(
-        self, market: Market, cells: Sequence[tuple[str, int]], now_ms: int
+        self,
+        market: Market,
+        cells: Sequence[tuple[str, int]],
+        now_ms: int,
+        product: str | None = None,
     ) -> dict[str, float]:
         kept = self._surge
         stale = [
-            (c, r) for c, r in cells if c not in kept or not self._fresh(kept[c][0], now_ms, market)
+            (c, r)
+            for c, r in cells
+            if (c, product) not in kept or not self._fresh(kept[c, product][0], now_ms, market)
         ]
         if stale:
-            fresh = await market.store.surge(stale)
+            fresh = await market.store.surge(stale, product)
             if len(kept) + len(stale) > self.MAX_CELLS:
                 kept.clear()
-            kept.update((c, (now_ms, fresh.get(c, 1.0))) for c, _ in stale)
-        return {c: kept[c][1] for c, _ in cells}
+            kept.update(((c, product), (now_ms, fresh.get(c, 1.0))) for c, _ in stale)
+        return {c: kept[c, product][1] for c, _ in cells}
 
     async def enabled(self, market: Market, now_ms: int) -> bool:
         kept = self._enabled
@@ -133,22 +151,27 @@ async def count_ask(
     now_ms: int,
     outcome: Outcome,
     eta_s: int | None = None,
+    *,
+    product: str,
 ) -> None:
-    """Count one quote or ride request as demand in its pickup cell. Best effort: the
-    counters are statistics, and a ride already stored must not fail for them."""
+    """Count one quote or ride request as demand for its product in its pickup cell
+    (one store call). Best effort: the counters are statistics, and a ride already
+    stored must not fail for them."""
     cell, region = cell_of(market.config, at)
     try:
         await market.store.count(
-            Ask(cell, region, rider_id, now_ms, outcome, eta_s), market.config.window
+            Ask(cell, region, rider_id, now_ms, outcome, eta_s, product=product),
+            market.config.window,
         )
     except BackendUnavailable as exc:
         log.warning("market count lost: %s", exc)
 
 
-async def surge_at(market: Market, at: LatLng) -> tuple[str, float]:
-    """The pickup cell and the multiplier riders there are quoted now."""
+async def surge_at(market: Market, at: LatLng, product: str | None = None) -> tuple[str, float]:
+    """The pickup cell and the multiplier the product's riders there are quoted now
+    (None: the highest any product is quoted there)."""
     cell, region = cell_of(market.config, at)
-    return cell, (await market.store.surge([(cell, region)])).get(cell, 1.0)
+    return cell, (await market.store.surge([(cell, region)], product)).get(cell, 1.0)
 
 
 # -- the ops view --------------------------------------------------------------------------
@@ -207,9 +230,17 @@ def _area_cells(at: LatLng, radius_m: float, res: int, region_res: int) -> tuple
 
 
 async def area_view(
-    market: Market, index: GeoIndex, at: LatLng, radius_m: float, now_ms: int
+    market: Market,
+    index: GeoIndex,
+    at: LatLng,
+    radius_m: float,
+    now_ms: int,
+    product: str | None = None,
 ) -> list[CellView]:
-    """Every market cell within radius_m with drivers, demand or surge (others left out)."""
+    """Every market cell within radius_m with drivers, demand or surge (others left out):
+    of one product (its drivers, its riders, its surge), or with None of every product
+    (every available driver; the products' riders, requests and ETAs summed; the highest
+    multiplier any product is quoted in the cell)."""
     config = market.config
     cells = area_cells(config, at, radius_m)
     if not cells:
@@ -219,9 +250,9 @@ async def area_view(
     # same disk out a second time); the market's part comes from this instance's copy
     # when fresh (ViewCache).
     supply, counts, surge = await asyncio.gather(
-        index.supply_in([c.cell for c in cells]),
-        market.view_cache.counts(market, sorted({c.region for c in cells}), now_ms),
-        market.view_cache.surge(market, [(c.cell, c.region) for c in cells], now_ms),
+        index.supply_in([c.cell for c in cells], product),
+        market.view_cache.counts(market, sorted({c.region for c in cells}), now_ms, product),
+        market.view_cache.surge(market, [(c.cell, c.region) for c in cells], now_ms, product),
     )
     out = []
     window_ms = config.window.window_ms

@@ -1,6 +1,7 @@
-"""What operators may do with the market (ops tokens only): read an area's cells, pin
-a group of cells to a multiplier, turn surge off and on. Pins and the switch take effect
-at the next recompute of each region (DISPATCH_SURGE_INTERVAL_S)."""
+"""What operators may do with the market (ops tokens only): read an area's cells (of one
+product, or of all), pin a group of cells to a multiplier (for one product, or for all),
+turn surge off and on. Pins and the switch take effect at the next recompute of each
+region (DISPATCH_SURGE_INTERVAL_S)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dispatch.service_layer.market import (
     area_view,
     region_of,
 )
+from dispatch.service_layer.ports import PinKey
 
 
 def _ops_only(actor: Principal) -> None:
@@ -28,27 +30,40 @@ def _ops_only(actor: Principal) -> None:
         raise Forbidden("the market is for ops tokens")
 
 
-async def view(deps: Deps, actor: Principal, at: LatLng, radius_m: float) -> list[CellView]:
+def _known(deps: Deps, product: str | None) -> None:
+    """A product must be the market's (the entrypoints check it against the catalog
+    first, with its own error): no other name reaches the store's keys."""
+    if product is not None and product not in deps.market.config.products:
+        raise InvalidRequest(f"unknown product {product[:40]!r}")
+
+
+async def view(
+    deps: Deps, actor: Principal, at: LatLng, radius_m: float, product: str | None = None
+) -> list[CellView]:
+    """The area's cells of `product` (None: of every product)."""
     _ops_only(actor)
+    _known(deps, product)
     try:
-        return await area_view(deps.market, deps.index, at, radius_m, deps.clock.now_ms())
+        return await area_view(deps.market, deps.index, at, radius_m, deps.clock.now_ms(), product)
     except AreaTooLarge as exc:
         raise InvalidRequest(str(exc)) from None
 
 
 async def view_and_switch(
-    deps: Deps, actor: Principal, at: LatLng, radius_m: float
+    deps: Deps, actor: Principal, at: LatLng, radius_m: float, product: str | None = None
 ) -> tuple[list[CellView], bool]:
     """`view` and whether surge is on, the switch read in flight with the area's reads (one
     round trip's time, not two), like them at most a recompute interval old."""
     _ops_only(actor)
+    _known(deps, product)
     try:
         area_cells(deps.market.config, at, radius_m)  # a bad area is refused before any read
     except AreaTooLarge as exc:
         raise InvalidRequest(str(exc)) from None
     market, now = deps.market, deps.clock.now_ms()
     cells, on = await asyncio.gather(
-        area_view(market, deps.index, at, radius_m, now), market.view_cache.enabled(market, now)
+        area_view(market, deps.index, at, radius_m, now, product),
+        market.view_cache.enabled(market, now),
     )
     return cells, on
 
@@ -82,9 +97,13 @@ async def pin(
     multiplier: float | None,
     ttl_s: int,
     limit: int,
+    product: str | None = None,
 ) -> tuple[int, int | None]:
-    """Pin (or unpin, with None) the cells; returns how many and until when (ms)."""
+    """Pin (or unpin, with None) the cells for `product`'s riders (None: for every
+    product; a product's own pin wins over it while both live); returns how many cells
+    and until when (ms)."""
     _ops_only(actor)
+    _known(deps, product)
     market = deps.market
     cap = market.config.policy.cap
     if multiplier is not None and not 1.0 <= multiplier <= cap:
@@ -93,9 +112,9 @@ async def pin(
     now = deps.clock.now_ms()
     until = None if multiplier is None else now + ttl_s * 1000
     pins: Pin | None = None if multiplier is None or until is None else Pin(multiplier, until)
-    by_region: dict[int, dict[str, Pin | None]] = {}
+    by_region: dict[int, dict[PinKey, Pin | None]] = {}
     for c in cells:
-        by_region.setdefault(region_of(market.config, c), {})[c] = pins
+        by_region.setdefault(region_of(market.config, c), {})[c, product] = pins
     for region, group in by_region.items():
         await market.store.set_pins(region, group, now)
     # The surge job visits active regions only: make these active now.

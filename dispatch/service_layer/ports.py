@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from dispatch.domain.drivers import DriverRecord, DriverStatus
@@ -201,6 +201,12 @@ class Ask:
     at_ms: int
     outcome: Outcome
     eta_s: int | None = None  # the pickup ETA of an offered ride
+    # What the rider asked for (the catalog's name): every count is kept per product.
+    product: str = field(kw_only=True)
+
+
+# A pin's cell and product (None: every product of the cell).
+PinKey = tuple[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,28 +225,36 @@ class MarketStore(Protocol):
     (on Redis Cluster a region's market lives in the region's slot)."""
 
     async def count(self, ask: Ask, window: CountWindow) -> None:
-        """Count `ask` into its cell's current bucket; a rider already counted in the
-        cell within the window counts no more demand (its outcome still counts)."""
+        """Count `ask` into its cell's and product's current bucket; a rider already
+        counted in the cell for the product within the window counts no more demand (its
+        outcome still counts)."""
         ...
 
     async def counts(
-        self, regions: Sequence[int], window: CountWindow, now_ms: int
+        self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
     ) -> dict[int, dict[str, CellCounts]]:
-        """Per region, every cell with counts in the window at `now_ms`."""
+        """Per region, every cell with counts in the window at `now_ms`, summed over
+        `products` (a rider asking for two of them counts in each)."""
         ...
 
     async def riders(
-        self, regions: Sequence[int], window: CountWindow, now_ms: int
-    ) -> dict[int, dict[str, int]]:
-        """Per region, the distinct riders of every cell with any in the window: the part
-        of `counts` a surge recompute reads, at a fraction of its cost."""
+        self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
+    ) -> dict[int, dict[str, dict[str, int]]]:
+        """Per region and product, the distinct riders of every cell with any in the
+        window (products without any left out): the part of `counts` a surge recompute
+        reads, at a fraction of its cost."""
         ...
 
     async def riders_in(
-        self, cells: Mapping[int, Sequence[str]], window: CountWindow, now_ms: int
-    ) -> dict[str, int]:
-        """The distinct riders of the named cells of each region (a region's own read:
-        one slot each), cells without any left out: a neighbouring region's border."""
+        self,
+        cells: Mapping[int, Sequence[str]],
+        window: CountWindow,
+        now_ms: int,
+        products: Sequence[str],
+    ) -> dict[str, dict[str, int]]:
+        """Per product, the distinct riders of the named cells of each region (a
+        region's own read: one slot each), cells without any left out: a neighbouring
+        region's border."""
         ...
 
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
@@ -264,25 +278,29 @@ class MarketStore(Protocol):
         region: int,
         holder: str,
         fence: int,
-        computed: Mapping[str, float],
-        effective: Mapping[str, float],
+        computed: Mapping[str, Mapping[str, float]],
+        quoted: Mapping[str, Mapping[str, float]],
         ttl_ms: int,
     ) -> bool:
-        """Replace the region's surge (cells absent: 1.0) only if `holder` still holds
-        the lease under `fence`; False (nothing written) otherwise."""
+        """Replace the region's surge, per product and cell (absent: 1.0), only if
+        `holder` still holds the lease under `fence`; False (nothing written) otherwise."""
         ...
 
-    async def computed(self, region: int) -> dict[str, float]:
-        """The multipliers the last recompute reached (before pins and the switch)."""
+    async def computed(self, region: int) -> dict[str, dict[str, float]]:
+        """Per product, the multipliers the last recompute reached (before pins and the
+        switch)."""
         ...
 
-    async def surge(self, cells: Sequence[tuple[str, int]]) -> dict[str, float]:
-        """What riders are quoted for each (cell, region); cells at 1.0 are left out."""
+    async def surge(
+        self, cells: Sequence[tuple[str, int]], product: str | None
+    ) -> dict[str, float]:
+        """What riders of `product` are quoted for each (cell, region) (None: the highest
+        of any product there); cells at 1.0 are left out."""
         ...
 
-    async def pins(self, region: int) -> dict[str, Pin]: ...
+    async def pins(self, region: int) -> dict[PinKey, Pin]: ...
 
-    async def set_pins(self, region: int, pins: Mapping[str, Pin | None], now_ms: int) -> None:
+    async def set_pins(self, region: int, pins: Mapping[PinKey, Pin | None], now_ms: int) -> None:
         """Pin cells (None: unpin); pins past their time are dropped on the way."""
         ...
 

@@ -1,6 +1,7 @@
-"""Fare quotes: what a rider would pay from a pickup (the surge of its cell, the pickup
-ETA, the fare table's estimate), kept for a while so a ride request can lock it in; and
-the market's count of every ride request."""
+"""Fare quotes: what a rider would pay for a product from a pickup (the product's surge in
+its cell, the pickup ETA, the fare table's estimate), kept for a while so a ride request
+for the product can lock it in; and the market's count of every ride request into its
+product."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ async def make_quote(
         raise Forbidden("only a rider token may ask for a quote")
     market = deps.market
     now = deps.clock.now_ms()
-    cell, surge = await surge_at(market, pickup)
+    product = product or deps.products.default
+    cell, surge = await surge_at(market, pickup, product)
     eta = await pickup_eta_s(deps, pickup, product)
     fare = fare_table(deps, pickup)
     trip = None
@@ -73,23 +75,31 @@ async def make_quote(
         estimate=trip,
         created_at=now,
         expires_at=now + market.config.quote_ttl_ms,
+        product=product,
     )
     await market.quotes.put(quote)
-    await count_ask(market, actor.id, pickup, now, Outcome.QUOTE)
+    await count_ask(market, actor.id, pickup, now, Outcome.QUOTE, product=product)
     return quote
 
 
-async def locked_surge(deps: Deps, actor: Principal, quote_id: str, pickup: LatLng) -> float:
-    """The multiplier a ride request locks in with `quote_id`, or QuoteExpired /
-    QuoteMismatch (raised before anything is reserved)."""
+async def locked_surge(
+    deps: Deps, actor: Principal, quote_id: str, pickup: LatLng, product: str | None = None
+) -> float:
+    """The multiplier a ride request for `product` (None: the default) locks in with
+    `quote_id`, or QuoteExpired / QuoteMismatch (raised before anything is reserved)."""
     cell, _ = cell_of(deps.market.config, pickup)
     quote = await deps.market.quotes.get(quote_id)
-    return quotes.check(quote, actor.id, cell, deps.clock.now_ms()).surge
+    asked = product or deps.products.default
+    return quotes.check(quote, actor.id, cell, deps.clock.now_ms(), asked).surge
 
 
 async def count_request(deps: Deps, ride: Ride) -> None:
-    """A stored ride request, counted into its pickup cell with how it ended."""
+    """A stored ride request, counted into its product and pickup cell with how it
+    ended (one store call)."""
     no_driver = ride.status is RideStatus.NO_DRIVER
     outcome = Outcome.NO_DRIVER if no_driver else Outcome.OFFERED
     eta = None if no_driver else ride.eta_s
-    await count_ask(deps.market, ride.rider_id, ride.pickup, ride.created_at, outcome, eta)
+    product = ride.product or deps.products.default
+    await count_ask(
+        deps.market, ride.rider_id, ride.pickup, ride.created_at, outcome, eta, product=product
+    )

@@ -79,8 +79,8 @@ async def request_ride(
         await deps.rides.kept(ride_id)
         return existing
     now = deps.clock.now_ms()
-    # A quote is checked first: refused, nothing is counted or reserved.
-    surge = None if quote_id is None else await locked_surge(deps, actor, quote_id, pickup)
+    # A quote (of the same product) is checked first: refused, nothing is counted or reserved.
+    surge = None if quote_id is None else await locked_surge(deps, actor, quote_id, pickup, product)
     check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
     await count_ride(deps, actor.id, ride_id, now)
     timer = OfferTimeout(ride_id)

@@ -12,7 +12,7 @@ its neighbours active, so that they price their side of the border too.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from h3.api import basic_str as h3
@@ -53,7 +53,7 @@ def border_of(region: int, region_res: int, res: int) -> Border | None:
     )
 
 
-def neighbours_to_wake(border: Border, demand: Mapping[str, float]) -> list[int]:
+def neighbours_to_wake(border: Border, demand: Collection[str]) -> list[int]:
     """The neighbouring regions next to which this region has demand: they must
     recompute (their border cells are priced by it) even with no demand of their own."""
     return sorted(r for r, cells in border.inner.items() if not cells.isdisjoint(demand))

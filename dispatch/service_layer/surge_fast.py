@@ -41,6 +41,25 @@ def lay_out(layout: CellLayout, demand: Mapping[str, float], current: Mapping[st
     return Round(snap, _values(snap, demand, 0.0), _values(snap, current, 1.0))
 
 
+def lay_out_products(
+    layout: CellLayout,
+    demand: Mapping[str, Mapping[str, float]],
+    current: Mapping[str, Mapping[str, float]],
+) -> dict[str, Round]:
+    """A round per product with demand or a current multiplier (product -> cell ->
+    value), all on one snapshot: the cells any product needs are laid out once."""
+    snap = layout.snapshot(
+        {c for cells in demand.values() for c in cells},
+        {c for cells in current.values() for c in cells},
+    )
+    return {
+        p: Round(
+            snap, _values(snap, demand.get(p, {}), 0.0), _values(snap, current.get(p, {}), 1.0)
+        )
+        for p in demand.keys() | current.keys()
+    }
+
+
 def cells_to_supply(r: Round) -> list[str]:
     """The cells whose supply prices some cell: those within two rings of demand (a cell
     within one ring of demand is priced by the drivers of its own ring)."""

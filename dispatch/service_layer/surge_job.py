@@ -2,12 +2,12 @@
 
 Every instance runs the loop. Each round it lists the regions with recent demand (or
 surge or pins still standing), takes or renews each region's lease (a fencing token
-comes with it) and, for the regions it holds, recomputes every active cell from the
-window's counts (the region's, and its neighbours' along the border: surge_border.py)
-and the index's supply, vectorised (surge_fast.py), and writes the result under its
-fence: a holder that stalled past its lease can no longer write over the one that took
-over. An instance that dies stops renewing; another takes the region once the lease
-lapses.
+comes with it) and, for the regions it holds, recomputes every active cell of every
+product from the window's counts of the product's riders (the region's, and its
+neighbours' along the border: surge_border.py) and the index's supply of the product's
+drivers, vectorised (surge_fast.py), and writes the result under its fence: a holder
+that stalled past its lease can no longer write over the one that took over. An
+instance that dies stops renewing; another takes the region once the lease lapses.
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from dispatch.domain.market import per_minute
+from dispatch.domain.market import per_minute, pins_of
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.market import region_of, ring1
 from dispatch.service_layer.region_jobs import run_region_job
 from dispatch.service_layer.surge_border import border_of, neighbours_to_wake
 from dispatch.service_layer.surge_cells import Layouts
-from dispatch.service_layer.surge_fast import cells_to_supply, lay_out, next_surge, quoted_surge
+from dispatch.service_layer.surge_fast import (
+    Round,
+    cells_to_supply,
+    lay_out_products,
+    next_surge,
+    quoted_surge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,42 +40,69 @@ LAYOUTS = Layouts(ring1)
 async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> bool:
     """One region's surge, recomputed and written under `fence`; False if the lease was
     lost meanwhile (nothing written)."""
-    market, index = deps.market, deps.index
+    market = deps.market
     store, config = market.store, market.config
     now = deps.clock.now_ms()
-    # Its own cells' riders, and its neighbours' along the border (one read per region,
-    # all in flight together): a border cell is smoothed over both sides.
+    # Its own cells' riders, and its neighbours' along the border (one read per region
+    # and product, all in flight together): a border cell is smoothed over both sides.
     border = border_of(region, config.region_res, config.res)
     own, across = await asyncio.gather(
-        store.riders([region], config.window, now),
-        store.riders_in(border.outer if border else {}, config.window, now),
+        store.riders([region], config.window, now, config.products),
+        store.riders_in(border.outer if border else {}, config.window, now, config.products),
     )
     current = await store.computed(region)
     pins = await store.pins(region)
     enabled = await store.enabled()
     window_ms = config.window.window_ms
-    demand = {c: per_minute(n, window_ms) for c, n in (own[region] | across).items()}
-    # A cell with demand in its disk is priced by the supply of its own disk: the supply
-    # of every cell within two rings of demand (cells without demand nearby fall to 1.0
-    # whatever their supply). The layout keeps the rings from round to round.
+    demand = {
+        p: {
+            c: per_minute(n, window_ms)
+            for c, n in (own[region].get(p, {}) | across.get(p, {})).items()
+        }
+        for p in own[region].keys() | across.keys()
+    }
+    # Each product is priced by its own riders and drivers, on one layout of the cells
+    # (the rings are the same geometry): a cell with demand in its disk is priced by the
+    # supply of its own disk, so each product reads the supply of every cell within two
+    # rings of its demand (cells without demand nearby fall to 1.0 whatever their
+    # supply). The layout keeps the rings from round to round.
     layout = LAYOUTS.get(region, lambda cell: region_of(config, cell) == region)
-    laid = lay_out(layout, demand, current)
-    cells = cells_to_supply(laid)
-    supply: dict[str, int] = {}
-    for start in range(0, len(cells), SUPPLY_CHUNK):
-        supply.update(await index.supply_in(cells[start : start + SUPPLY_CHUNK]))
-    computed = next_surge(laid, supply, config.policy)
-    quoted = quoted_surge(computed, pins, enabled, now)
-    written = await store.put_surge(region, holder, fence, computed, quoted, config.surge_ttl_ms)
+    rounds = lay_out_products(layout, demand, current)
+    computed = dict(
+        zip(
+            rounds,
+            await asyncio.gather(*(_next(deps, p, laid) for p, laid in rounds.items())),
+            strict=True,
+        )
+    )
+    # A product without a round is at 1.0 everywhere but where a pin prices it.
+    pinned = {p for _, p in pins if p is not None}
+    every = set(config.products) if any(p is None for _, p in pins) else set()
+    quoted = {
+        p: quoted_surge(computed.get(p, {}), pins_of(pins, p, now), enabled, now)
+        for p in computed.keys() | pinned | every
+    }
+    kept = {p: cells for p, cells in computed.items() if cells}
+    written = await store.put_surge(region, holder, fence, kept, quoted, config.surge_ttl_ms)
     if written:
         # Itself until it has fallen back to 1.0; the neighbours its demand borders, so
         # that they price their side of the border.
-        wake = neighbours_to_wake(border, own[region]) if border else []
-        if computed or pins:
+        asked = {c for cells in own[region].values() for c in cells}
+        wake = neighbours_to_wake(border, asked) if border else []
+        if kept or pins:
             wake.append(region)
         if wake:
             await store.keep_active(wake, now)
     return written
+
+
+async def _next(deps: Deps, product: str, laid: Round) -> dict[str, float]:
+    """The product's next multipliers: its round, priced by its own drivers' supply."""
+    cells = cells_to_supply(laid)
+    supply: dict[str, int] = {}
+    for start in range(0, len(cells), SUPPLY_CHUNK):
+        supply.update(await deps.index.supply_in(cells[start : start + SUPPLY_CHUNK], product))
+    return next_surge(laid, supply, deps.market.config.policy)
 
 
 async def surge_round(deps: Deps, holder: str, held: dict[int, int]) -> None:

@@ -1,13 +1,17 @@
 """Benchmark: recomputing one region's surge from its counters, against a plain numpy pass
 over the same counts.
 
-    python -m loadtest.bench.market --cells 10000 --res 10 [--rounds 20] [--redis-url URL]
+    python -m loadtest.bench.market --cells 10000 --res 10 [--rounds 20] [--products 1]
+        [--redis-url URL]
 
 A region (an H3 cell of resolution 5) gets `--cells` active market cells (1-5 distinct
 riders each, counted through the service's own store and Lua) and a few thousand
-drivers; then the service's recompute (dispatch.service_layer.surge_job.recompute_region:
-read the window's riders, the computed state and the pins, the supply from the index,
-smooth over ring 1, step with hysteresis, write under the fence) runs `--rounds` times,
+drivers; with `--products N` each rider asks for, and each driver serves, one of the
+catalog's first N products in turn (the same riders and drivers, spread over N products:
+N products' counters and surge to recompute). Then the service's recompute
+(dispatch.service_layer.surge_job.recompute_region: read the window's riders, the
+computed state and the pins, the supply from the index, smooth over ring 1, step with
+hysteresis, write under the fence) runs `--rounds` times,
 after a first round that lays the region's cells out (timed apart: a new region's or a
 new holder's first round). The pure domain step (dispatch.domain.market.recompute, the
 reference) and the service's vectorised step (dispatch.service_layer.surge_fast) are
@@ -47,14 +51,21 @@ from loadtest.bench.harness import run_on_redis
 CENTRE = (40.7306, -73.9866)
 
 
-async def fill(deps: Deps, cells: list[str], rng: np.random.Generator, drivers: int) -> None:
-    """Riders asking in every cell (as quotes would count them), drivers on the map."""
+async def fill(
+    deps: Deps, cells: list[str], rng: np.random.Generator, drivers: int, products: list[str]
+) -> None:
+    """Riders asking in every cell (as quotes would count them), drivers on the map; the
+    k-th rider asks for, the k-th driver serves, products[k % len(products)]."""
     now = deps.clock.now_ms()
     jobs = []
+    k = 0
     for i, cell in enumerate(cells):
         at = LatLng(*h3.cell_to_latlng(cell))
         for r in range(int(rng.integers(1, 6))):
-            jobs.append(count_ask(deps.market, f"r{i}-{r}", at, now, Outcome.QUOTE))
+            product = products[k % len(products)]
+            k += 1
+            ask = count_ask(deps.market, f"r{i}-{r}", at, now, Outcome.QUOTE, product=product)
+            jobs.append(ask)
     for start in range(0, len(jobs), 500):
         await asyncio.gather(*jobs[start : start + 500])
     spots = rng.choice(len(cells), size=drivers)
@@ -64,6 +75,9 @@ async def fill(deps: Deps, cells: list[str], rng: np.random.Generator, drivers: 
         fixes.append(Position(f"d{i}", lat, lng, now))
     for start in range(0, len(fixes), 1000):
         await deps.index.upsert(fixes[start : start + 1000])
+    if len(products) > 1:
+        for i in range(drivers):
+            await deps.index.set_products(f"d{i}", [products[i % len(products)]])
 
 
 def numpy_pass(
@@ -96,7 +110,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         if args.cells > len(children):
             raise SystemExit(f"a region has only {len(children)} cells of resolution {args.res}")
         cells = [children[int(i)] for i in rng.choice(len(children), args.cells, replace=False)]
-        await fill(deps, cells, rng, args.drivers)
+        products = list(deps.market.config.products[: args.products])
+        await fill(deps, cells, rng, args.drivers, products)
         region = int(region_cell, 16)
         store = deps.market.store
         fence = await store.take_lease(region, "bench", 600_000)
@@ -112,9 +127,10 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             ours_wall.append(time.perf_counter() - w0)
         # The same counts, laid out for numpy (layout not timed: it is the input).
         window = deps.market.config.window
-        counts = (await store.counts([region], window, deps.clock.now_ms()))[region]
+        # (Every product's counts summed: one map, the arithmetic of one product's pass.)
+        counts = (await store.counts([region], window, deps.clock.now_ms(), products))[region]
         demand_map = {c: per_minute(n.riders, window.window_ms) for c, n in counts.items()}
-        current_map = await store.computed(region)
+        current_map = (await store.computed(region)).get(products[0], {})
         universe = sorted(set(demand_map) | {n for c in demand_map for n in ring1(c)})
         where = {c: i for i, c in enumerate(universe)}
         pad = len(universe)
@@ -154,6 +170,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         return {
             "benchmark": "market_recompute",
             "cells": args.cells,
+            "products": products,
             "cells_computed": len(universe),
             "market_res": args.res,
             "drivers": args.drivers,
@@ -179,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--res", type=int, default=10)
     ap.add_argument("--drivers", type=int, default=5_000)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--products", type=int, default=1, help="riders and drivers spread over N")
     ap.add_argument("--redis-url")
     args = ap.parse_args(argv)
     if args.redis_url:

@@ -61,7 +61,7 @@ async def seed(app: Any, drivers: int, riders: int) -> None:
         await deps.index.upsert(fixes[at : at + 1000])
     for i in range(riders):
         at = LatLng(*CITY.demand_point(rng))
-        await count_ask(deps.market, f"r{i}", at, now, Outcome.QUOTE)
+        await count_ask(deps.market, f"r{i}", at, now, Outcome.QUOTE, product="economy")
 
 
 def _ms(xs: list[float], q: float) -> float:

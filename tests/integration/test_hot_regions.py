@@ -63,7 +63,7 @@ async def _load(
         await index.nearest(*hot_centre, k=10, radius_m=2_000)
         if market:  # the ride request behind that search, counted as the service does
             cell = h3.latlng_to_cell(*hot_centre, 8)
-            ask = Ask(cell, int(HOT, 16), f"rider-{ts}", ts, Outcome.OFFERED)
+            ask = Ask(cell, int(HOT, 16), f"rider-{ts}", ts, Outcome.OFFERED, product="economy")
             await market.count(ask, CountWindow(5_000, 60_000))
         await asyncio.sleep(0.5)
 

@@ -1,5 +1,6 @@
 """The market over HTTP on a real instance: quotes and their lock on a ride request, the
-ops view, its stream and the surge controls, with their errors and limits."""
+ops view (of one product or of all), its stream and the surge controls (for one product
+or all), with their errors and limits."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from .conftest import HERE, OPS, THERE, Instance, quote
 async def test_a_quote_has_the_documented_shape(market: Instance) -> None:
     await market.fix("d1", HERE["lat"] + 0.003, HERE["lng"])
     q = await quote(market, dropoff=THERE)
-    assert set(q) == {"id", "cell", "pickup_eta_s", "surge", "fare", "expires_at"}
+    assert set(q) == {"id", "cell", "pickup_eta_s", "surge", "fare", "expires_at", "product"}
     assert q["surge"] == 1.0 and isinstance(q["pickup_eta_s"], int)
+    assert q["product"] == "economy"  # the default
     fare = q["fare"]
     assert isinstance(fare, dict)
     assert fare["currency"] == "EUR" and fare["estimate_low"] < fare["estimate_high"]
@@ -62,7 +64,7 @@ async def test_the_ops_view_shows_supply_demand_and_surge(market: Instance) -> N
         "GET", "/v1/market", OPS, params={"lat": HERE["lat"], "lng": HERE["lng"], "radius_m": 800}
     )
     assert status == 200, view
-    assert view["res"] == 8 and view["surge_enabled"] is True
+    assert view["res"] == 8 and view["surge_enabled"] is True and view["product"] is None
     cell = h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8)
     [mine] = [c for c in view["cells"] if c["id"] == cell]
     assert mine["supply"] == 1 and mine["demand_per_min"] == 2.0
@@ -72,20 +74,58 @@ async def test_the_ops_view_shows_supply_demand_and_surge(market: Instance) -> N
     }  # fmt: skip
 
 
+async def test_the_ops_view_of_one_product_counts_its_drivers_and_riders_alone(
+    market: Instance,
+) -> None:
+    await market.fix("d1", HERE["lat"] + 0.0005, HERE["lng"])  # economy (the default)
+    await market.fix("d2", HERE["lat"] + 0.0006, HERE["lng"])
+    vehicle = {"seats": 6, "products": ["economy", "xl"]}
+    status, _, _ = await market.call(
+        "PUT",
+        "/v1/drivers/d2/status",
+        ("driver", "d2"),
+        json={"status": "available", "vehicle": vehicle},
+    )
+    assert status == 200
+    await quote(market, "u1")
+    await quote(market, "u2", product="xl")
+    await quote(market, "u3", product="xl")
+    cell = h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8)
+    area = {"lat": HERE["lat"], "lng": HERE["lng"], "radius_m": 800}
+
+    async def mine(**params: object) -> dict[str, object]:
+        status, view, _ = await market.call("GET", "/v1/market", OPS, params={**area, **params})
+        assert status == 200, view
+        assert view["product"] == params.get("product")
+        [found] = [c for c in view["cells"] if c["id"] == cell]
+        return found  # type: ignore[no-any-return]
+
+    every, xl, economy = await mine(), await mine(product="xl"), await mine(product="economy")
+    assert (every["supply"], every["demand_per_min"]) == (2, 3.0)
+    assert (xl["supply"], xl["demand_per_min"]) == (1, 2.0)
+    assert (economy["supply"], economy["demand_per_min"]) == (2, 1.0)
+    status, view, _ = await market.call("GET", "/v1/market", OPS, params={**area, "product": "wav"})
+    assert status == 200 and not [c for c in view["cells"] if c["id"] == cell]
+
+
 @pytest.mark.parametrize(
-    ("who", "params", "status"),
+    ("who", "params", "status", "error"),
     [
-        (("rider", "u1"), {"lat": 52.5, "lng": 13.4}, 403),
-        (OPS, {"lat": 52.5, "lng": 13.4, "radius_m": 5001}, 422),
-        (OPS, {"lat": "nan", "lng": 13.4}, 422),
-        (OPS, {"lng": 13.4}, 422),
+        (("rider", "u1"), {"lat": 52.5, "lng": 13.4}, 403, "forbidden"),
+        (OPS, {"lat": 52.5, "lng": 13.4, "radius_m": 5001}, 422, "invalid_body"),
+        (OPS, {"lat": "nan", "lng": 13.4}, 422, "invalid_body"),
+        (OPS, {"lng": 13.4}, 422, "invalid_body"),
+        (OPS, {"lat": 52.5, "lng": 13.4, "product": "limo"}, 422, "unknown_product"),
+        (OPS, {"lat": 52.5, "lng": 13.4, "product": "NOT A NAME"}, 422, "invalid_body"),
     ],
 )
 async def test_the_ops_view_is_bounded_and_for_ops(
-    market: Instance, who: tuple[str, str], params: dict[str, object], status: int
+    market: Instance, who: tuple[str, str], params: dict[str, object], status: int, error: str
 ) -> None:
     got, data, _ = await market.call("GET", "/v1/market", who, params=params)
-    assert got == status, data
+    assert (got, data["error"]) == (status, error), data
+    stream = await market.call("GET", "/v1/market/stream", who, params=params)
+    assert (stream[0], stream[1]["error"]) == (status, error)
 
 
 async def test_pins_are_validated(market: Instance) -> None:
@@ -107,6 +147,32 @@ async def test_pins_are_validated(market: Instance) -> None:
         "POST", "/v1/market/pins", ("rider", "u1"), json={"cells": [region], "multiplier": None}
     )
     assert status == 403
+
+
+async def test_a_pin_for_one_product_prices_its_riders_alone(market: Instance) -> None:
+    cell = h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8)
+    pins = "/v1/market/pins"
+    body = {"cells": [cell], "multiplier": 2.0, "product": "xl"}
+    status, data, _ = await market.call("POST", pins, OPS, json=body)
+    assert (status, data["cells"], data["product"]) == (200, 1, "xl")
+
+    async def pinned() -> bool:
+        return (await quote(market, "u1", product="xl"))["surge"] == 2.0
+
+    await eventually(pinned, timeout_s=5)
+    assert (await quote(market, "u2"))["surge"] == 1.0  # economy
+    # A pin for every product prices the others; XL's own pin still wins.
+    body = {"cells": [cell], "multiplier": 1.5}
+    status, data, _ = await market.call("POST", pins, OPS, json=body)
+    assert (status, data["product"]) == (200, None)
+
+    async def all_pinned() -> bool:
+        return (await quote(market, "u3", product="wav"))["surge"] == 1.5
+
+    await eventually(all_pinned, timeout_s=5)
+    assert (await quote(market, "u4", product="xl"))["surge"] == 2.0
+    status, data, _ = await market.call("POST", pins, OPS, json={**body, "product": "limo"})
+    assert (status, data["error"]) == (422, "unknown_product")
 
 
 async def test_surge_off_quotes_one_and_on_again(market: Instance) -> None:

@@ -1,6 +1,7 @@
-"""The market stores' contract, on every backend: counting demand (one rider counts
-once per cell and window), the window sliding, the surge lease and its fencing token,
-pins, the switch, and quotes that expire."""
+"""The market stores' contract, on every backend: counting demand per product (one rider
+counts once per cell, product and window), the window sliding, the surge lease and its
+fencing token, surge per product, pins for a product or all, the switch, and quotes that
+expire."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ WINDOW = CountWindow(5_000, 60_000)
 CELL = h3.latlng_to_cell(52.52, 13.405, 8)
 OTHER = h3.latlng_to_cell(52.53, 13.42, 8)
 REGION = int(h3.cell_to_parent(CELL, 5), 16)
+ECONOMY = ("economy",)
+PRODUCTS = ("economy", "xl", "wav")
 
 
 @dataclass
@@ -60,11 +63,12 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
 
 
 def ask(s: Stores, rider: str, outcome: Outcome = Outcome.QUOTE, **kw: Any) -> Ask:
-    return Ask(kw.pop("cell", CELL), REGION, rider, s.clock.now, outcome, **kw)
+    product = kw.pop("product", "economy")
+    return Ask(kw.pop("cell", CELL), REGION, rider, s.clock.now, outcome, **kw, product=product)
 
 
-async def counts(s: Stores) -> dict[str, CellCounts]:
-    return (await s.market.counts([REGION], WINDOW, s.clock.now))[REGION]
+async def counts(s: Stores, products: tuple[str, ...] = ECONOMY) -> dict[str, CellCounts]:
+    return (await s.market.counts([REGION], WINDOW, s.clock.now, products))[REGION]
 
 
 async def test_each_rider_counts_once_per_cell_and_window(stores: Stores) -> None:
@@ -94,8 +98,8 @@ async def test_riders_are_the_counts_distinct_riders_alone(stores: Stores) -> No
     await stores.market.count(ask(stores, "a", cell=OTHER), WINDOW)
     await stores.market.count(ask(stores, "a", Outcome.OFFERED), WINDOW)  # counted already
     empty = REGION + 1
-    got = await stores.market.riders([REGION, empty], WINDOW, stores.clock.now)
-    assert got == {REGION: {CELL: 2, OTHER: 1}, empty: {}}
+    got = await stores.market.riders([REGION, empty], WINDOW, stores.clock.now, PRODUCTS)
+    assert got == {REGION: {"economy": {CELL: 2, OTHER: 1}}, empty: {}}
 
 
 async def test_riders_in_reads_only_the_named_cells_of_each_region(stores: Stores) -> None:
@@ -104,11 +108,27 @@ async def test_riders_in_reads_only_the_named_cells_of_each_region(stores: Store
     await stores.market.count(ask(stores, "a"), WINDOW)
     await stores.market.count(ask(stores, "b", cell=OTHER), WINDOW)
     stores.clock.advance(10_000)
-    await stores.market.count(Ask(far, far_region, "c", stores.clock.now, Outcome.QUOTE), WINDOW)
+    far_ask = Ask(far, far_region, "c", stores.clock.now, Outcome.QUOTE, product="xl")
+    await stores.market.count(far_ask, WINDOW)
     named = {REGION: [CELL, h3.grid_ring(CELL, 3)[0]], far_region: [far], REGION + 1: []}
-    got = await stores.market.riders_in(named, WINDOW, stores.clock.now)
-    assert got == {CELL: 1, far: 1}
-    assert await stores.market.riders_in({}, WINDOW, stores.clock.now) == {}
+    got = await stores.market.riders_in(named, WINDOW, stores.clock.now, PRODUCTS)
+    assert got == {"economy": {CELL: 1}, "xl": {far: 1}}
+    assert await stores.market.riders_in({}, WINDOW, stores.clock.now, PRODUCTS) == {}
+
+
+async def test_each_product_counts_apart_and_all_of_them_sum(stores: Stores) -> None:
+    m = stores.market
+    await m.count(ask(stores, "a", Outcome.OFFERED, eta_s=100), WINDOW)
+    await m.count(ask(stores, "a", Outcome.NO_DRIVER, product="xl"), WINDOW)  # a new ask
+    await m.count(ask(stores, "b", product="xl"), WINDOW)
+    await m.count(ask(stores, "b", product="xl"), WINDOW)  # counted already for xl
+    assert (await counts(stores))[CELL] == CellCounts(1, 1, 0, 100, 1)
+    assert (await counts(stores, ("xl",)))[CELL] == CellCounts(2, 1, 1, 0, 0)
+    assert await counts(stores, ("wav",)) == {}
+    # Every product: each product's riders summed (a rider asking two counts in each).
+    assert (await counts(stores, PRODUCTS))[CELL] == CellCounts(3, 2, 1, 100, 1)
+    got = await m.riders([REGION], WINDOW, stores.clock.now, PRODUCTS)
+    assert got == {REGION: {"economy": {CELL: 1}, "xl": {CELL: 2}}}
 
 
 async def test_the_window_slides_and_forgets(stores: Stores) -> None:
@@ -150,44 +170,55 @@ async def test_surge_is_written_only_under_the_current_fence(stores: Stores) -> 
     m = stores.market
     fence = await m.take_lease(REGION, "i1", 60_000)
     assert fence is not None
-    assert await m.put_surge(REGION, "i1", fence, {CELL: 2.0}, {CELL: 1.5}, 60_000)
-    assert await m.surge([(CELL, REGION), (OTHER, REGION)]) == {CELL: 1.5}
-    assert await m.computed(REGION) == {CELL: 2.0}
+    computed = {"economy": {CELL: 2.0}, "xl": {OTHER: 1.2}}
+    quoted = {"economy": {CELL: 1.5}, "xl": {CELL: 1.8, OTHER: 1.2}}
+    assert await m.put_surge(REGION, "i1", fence, computed, quoted, 60_000)
+    both = [(CELL, REGION), (OTHER, REGION)]
+    assert await m.surge(both, "economy") == {CELL: 1.5}
+    assert await m.surge(both, "xl") == {CELL: 1.8, OTHER: 1.2}
+    assert await m.surge(both, "wav") == {}
+    assert await m.surge(both, None) == {CELL: 1.8, OTHER: 1.2}  # the highest of any
+    assert await m.computed(REGION) == computed
     assert not await m.put_surge(REGION, "i1", fence + 1, {}, {}, 60_000)
     assert not await m.put_surge(REGION, "i2", fence, {}, {}, 60_000)
     await m.drop_lease(REGION, "i1", fence)
     taken = await m.take_lease(REGION, "i2", 60_000)
     assert taken is not None
     assert not await m.put_surge(REGION, "i1", fence, {}, {}, 60_000)  # the old holder
-    assert await m.surge([(CELL, REGION)]) == {CELL: 1.5}
+    assert await m.surge([(CELL, REGION)], "economy") == {CELL: 1.5}
 
 
-async def test_state_written_as_strings_by_an_older_instance_still_reads(
-    stores: Stores,
-) -> None:
+async def test_state_written_before_products_is_dropped(stores: Stores) -> None:
     if not isinstance(stores.market, RedisMarketStore):
         pytest.skip("a stored format: Redis only")
     tag = f"mk:{{r{REGION:x}}}"
-    await stores.market._r.set(f"{tag}:calc", b'{"%s": "1.7"}' % CELL.encode())
-    assert await stores.market.computed(REGION) == {CELL: 1.7}
+    await stores.market._r.set(f"{tag}:calc", b'{"%s": 1.7}' % CELL.encode())
+    assert await stores.market.computed(REGION) == {}
 
 
 async def test_many_cells_are_written_at_once(stores: Stores) -> None:
     cells = list(h3.grid_disk(CELL, 40))  # 4921 cells, more than one HSET chunk
     fence = await stores.market.take_lease(REGION, "i1", 60_000)
     assert fence is not None
-    values = {c: 1.5 for c in cells}
+    values = {"economy": {c: 1.5 for c in cells}, "xl": {c: 1.3 for c in cells}}
     assert await stores.market.put_surge(REGION, "i1", fence, values, values, 60_000)
-    assert len(await stores.market.computed(REGION)) == len(cells)
+    assert len((await stores.market.computed(REGION))["xl"]) == len(cells)
+    some = [(c, REGION) for c in cells[:100]]
+    assert set((await stores.market.surge(some, None)).values()) == {1.5}
 
 
 async def test_pins_and_the_switch(stores: Stores) -> None:
     m = stores.market
     now = stores.clock.now
-    await m.set_pins(REGION, {CELL: Pin(1.8, now + 1_000), OTHER: Pin(1.2, now + 10)}, now)
-    assert await m.pins(REGION) == {CELL: Pin(1.8, now + 1_000), OTHER: Pin(1.2, now + 10)}
-    await m.set_pins(REGION, {OTHER: None}, now)
-    assert await m.pins(REGION) == {CELL: Pin(1.8, now + 1_000)}
+    pins = {
+        (CELL, None): Pin(1.8, now + 1_000),
+        (CELL, "xl"): Pin(2.5, now + 1_000),
+        (OTHER, None): Pin(1.2, now + 10),
+    }
+    await m.set_pins(REGION, pins, now)
+    assert await m.pins(REGION) == pins
+    await m.set_pins(REGION, {(OTHER, None): None, (CELL, "xl"): None}, now)
+    assert await m.pins(REGION) == {(CELL, None): Pin(1.8, now + 1_000)}
     assert await m.enabled()
     await m.set_enabled(False)
     assert not await m.enabled()
@@ -209,6 +240,7 @@ async def test_a_quote_lives_until_it_expires(stores: Stores) -> None:
         Estimate(10.0, 14.5),
         now,
         now + 2_000,
+        "xl",
     )
     await stores.quotes.put(quote)
     assert await stores.quotes.get("q_1") == quote

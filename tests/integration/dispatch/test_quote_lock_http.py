@@ -1,6 +1,6 @@
 """A quote's lock on a ride request over HTTP: the ride keeps the quoted multiplier; a
-quote of another rider, for another cell, expired or malformed is refused and nobody
-is reserved."""
+quote of another rider, for another cell or product, expired or malformed is refused and
+nobody is reserved."""
 
 from __future__ import annotations
 
@@ -33,22 +33,27 @@ async def test_a_ride_keeps_its_quotes_multiplier(market: Instance) -> None:
 
 
 @pytest.mark.parametrize(
-    ("who", "pickup", "status", "error"),
+    ("who", "pickup", "product", "status", "error"),
     [
-        ("u2", HERE, 422, "quote_mismatch"),
-        ("u1", THERE, 422, "quote_mismatch"),
-        ("u1", HERE, 409, "quote_expired"),  # an id that was never issued
+        ("u2", HERE, None, 422, "quote_mismatch"),
+        ("u1", THERE, None, 422, "quote_mismatch"),
+        ("u1", HERE, "xl", 422, "quote_mismatch"),  # the quote priced economy
+        ("u1", HERE, None, 409, "quote_expired"),  # an id that was never issued
     ],
 )
 async def test_a_refused_quote_reserves_nobody(
-    market: Instance, who: str, pickup: dict[str, float], status: int, error: str
+    market: Instance,
+    who: str,
+    pickup: dict[str, float],
+    product: str | None,
+    status: int,
+    error: str,
 ) -> None:
     await market.fix("d1", HERE["lat"] + 0.003, HERE["lng"])
     q = await quote(market)
     qid = q["id"] if status == 422 else "q_" + "0" * 32
-    got, data, _ = await market.call(
-        "POST", "/v1/rides", ("rider", who), json={"pickup": pickup, "quote_id": qid}
-    )
+    body = {"pickup": pickup, "quote_id": qid, **({"product": product} if product else {})}
+    got, data, _ = await market.call("POST", "/v1/rides", ("rider", who), json=body)
     assert (got, data["error"]) == (status, error)
     _, driver, _ = await market.call("GET", "/v1/drivers/d1", ("driver", "d1"))
     assert driver["status"] == "available" and driver["ride_id"] is None

@@ -1,5 +1,6 @@
-"""Surge recomputed by one instance per region: every instance answers the same
-multiplier, and when the recomputing instance dies another takes over within the lease."""
+"""Surge recomputed by one instance per region, per product: a product's riders and
+drivers price it alone; every instance answers the same multiplier, and when the
+recomputing instance dies another takes over within the lease."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ FAR = LatLng(52.549, 13.387)  # same region (res 5), four rings away at res 8
 INTERVAL_S, LEASE_S = 0.1, 1.5
 
 
-async def spike(deps: Deps, at: LatLng, riders: int, prefix: str = "r") -> None:
+async def spike(
+    deps: Deps, at: LatLng, riders: int, prefix: str = "r", product: str = "economy"
+) -> None:
     for i in range(riders):
         now = deps.clock.now_ms()
-        await count_ask(deps.market, f"{prefix}{i}", at, now, Outcome.QUOTE)
+        await count_ask(deps.market, f"{prefix}{i}", at, now, Outcome.QUOTE, product=product)
 
 
 @contextlib.asynccontextmanager
@@ -85,6 +88,33 @@ async def test_drivers_in_the_cell_damp_the_surge() -> None:
         for _ in range(6):
             await surge_round(deps, "only", held)
         assert (await surge_at(deps.market, HOT))[1] == 1.0
+
+
+async def test_each_product_is_priced_by_its_own_riders_and_drivers() -> None:
+    clock = FakeClock()
+    async with bootstrap(Settings(), clock=clock) as runtime:
+        deps = runtime.deps
+        # Economy drivers at the spot, no XL driver: an XL spike surges XL alone, and the
+        # economy drivers do not damp it.
+        await deps.index.upsert(
+            [Position(f"e{i}", HOT.lat, HOT.lng + i * 1e-5, clock.now) for i in range(50)]
+        )
+        await spike(deps, HOT, 40, product="xl")
+        await spike(deps, HOT, 3, prefix="e", product="economy")
+        held: dict[int, int] = {}
+        for _ in range(6):
+            await surge_round(deps, "only", held)
+        cap = deps.market.config.policy.cap
+        assert (await surge_at(deps.market, HOT, "xl"))[1] == cap
+        assert (await surge_at(deps.market, HOT, "economy"))[1] == 1.0
+        assert (await surge_at(deps.market, HOT, "wav"))[1] == 1.0
+        assert (await surge_at(deps.market, HOT))[1] == cap  # the highest of any product
+        # The drivers turn out to serve XL too (more of them than riders): XL falls back.
+        for i in range(50):
+            await deps.index.set_products(f"e{i}", ["economy", "xl"])
+        for _ in range(6):
+            await surge_round(deps, "only", held)
+        assert (await surge_at(deps.market, HOT, "xl"))[1] == 1.0
 
 
 @pytest.mark.redis

@@ -201,16 +201,17 @@ async def test_the_market_counts_a_batched_request_once_with_its_outcome(batched
     market = batched.deps.market
     cell, region = cell_of(market.config, LatLng(*PICKUP))
 
+    window, products = market.config.window, market.config.products
+
     async def counts():  # type: ignore[no-untyped-def]
         now = batched.clock.now
-        return (await market.store.counts([region], market.config.window, now))[region][cell]
+        return (await market.store.counts([region], window, now, products))[region][cell]
 
     await batched.driver_at("d1", 300)
     await ask(batched, "u1")
     await ask(batched, "u2")
-    assert not (await market.store.counts([region], market.config.window, batched.clock.now))[
-        region
-    ]  # searching: no outcome yet
+    now = batched.clock.now
+    assert not (await market.store.counts([region], window, now, products))[region]  # searching
     await solve(batched)  # u1 or u2 offered d1, the other waits
     offered = await counts()
     assert (offered.requests, offered.no_driver, offered.etas) == (1, 0, 1)

@@ -35,7 +35,7 @@ async def test_the_market_is_read_again_only_once_the_interval_has_passed(world:
     await make_quote(world.deps, rider("u2"), HERE, None)
     await world.driver_at("d1", 10)
     cell, region = cell_of(market.config, HERE)
-    await market.store.set_pins(region, {cell: Pin(2.0, world.clock.now + 60_000)}, 0)
+    await market.store.set_pins(region, {(cell, None): Pin(2.0, world.clock.now + 60_000)}, 0)
     await surge_round(world.deps, "test", {})
     await market_ops.set_enabled(world.deps, OPS, False)
     assert (await surge_at(market, HERE))[1] == 2.0

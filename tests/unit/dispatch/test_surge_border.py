@@ -43,9 +43,10 @@ async def test_a_spike_at_a_border_raises_the_cells_across_it(world: World) -> N
         await surge_round(world.deps, "test", held)
     assert set(held) == {region, other}  # this region woken by its neighbour's demand
     cells_seen = [spike, *across, *far]
-    surge = await world.deps.market.store.surge([(c, region_of(config, c)) for c in cells_seen])
+    seen = [(c, region_of(config, c)) for c in cells_seen]
+    surge = await world.deps.market.store.surge(seen, "economy")
     assert surge[spike] == config.policy.cap
     assert all(surge.get(c, 1.0) > 1.0 for c in across)
     assert not any(c in surge for c in far)
     # Each region holds its own cells only.
-    assert set(await world.deps.market.store.computed(region)) == set(across)
+    assert set((await world.deps.market.store.computed(region))["economy"]) == set(across)
