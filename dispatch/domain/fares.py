@@ -1,5 +1,6 @@
-"""Fare estimates: a fare table's price for a trip of some length and time, times the
-surge multiplier, as a range (the route is not known yet, only the straight line).
+"""Fare estimates: a fare table's price (times the product's fare factor) for a trip of
+some length and time, times the surge multiplier, as a range (the route is not known yet,
+only the straight line).
 
 Distance and duration come from the same rough model as the pickup ETA (straight line x
 detour at an average city speed); the range is -10 % / +25 % around the point estimate
@@ -24,12 +25,24 @@ class FareTable:
     per_min: float = 0.30
     minimum: float = 6.00
 
+    def for_product(self, factor: float) -> FareTable:
+        """The table a product pays: every amount times its fare factor, in cents."""
+        if factor == 1.0:
+            return self
+        return FareTable(
+            self.currency,
+            *(min(MAX_AMOUNT, round(a * factor, 2)) for a in self._amounts()),
+        )
+
+    def _amounts(self) -> tuple[float, float, float, float]:
+        return (self.base, self.per_km, self.per_min, self.minimum)
+
     def __post_init__(self) -> None:
         if not (len(self.currency) == 3 and self.currency.isascii()):
             raise ValueError("currency must be an ISO 4217 code such as EUR")
         if not (self.currency.isalpha() and self.currency.isupper()):
             raise ValueError("currency must be an ISO 4217 code such as EUR")
-        for amount in (self.base, self.per_km, self.per_min, self.minimum):
+        for amount in self._amounts():
             if not 0 <= amount <= MAX_AMOUNT:  # NaN fails too
                 raise ValueError(f"fare amounts must be from 0 to {MAX_AMOUNT:g}")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,31}")
 FLAG = re.compile(r"[a-z0-9][a-z0-9_\-]{0,31}")
 MAX_SEATS = 20
+MAX_FARE_FACTOR = 10.0
 MAX_PRODUCTS = 16  # per catalog, and so per vehicle (geoindex.limits.MAX_PRODUCTS)
 
 
@@ -27,6 +28,8 @@ class Product:
     # Products whose drivers may take this product's rides when none of its own is near
     # (docs/api.md, "Products"): e.g. an XL car taking an economy ride.
     upgrades: tuple[str, ...] = ()
+    # Its fares are the fare table's amounts times this (an XL ride costs more).
+    fare_factor: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,10 @@ class Catalog:
             for up in p.upgrades:
                 if up not in self.products or up == name:
                     raise ProductError(f"product {name}: upgrade {up!r} is not another product")
+            if not 0 < p.fare_factor <= MAX_FARE_FACTOR:  # NaN fails too
+                raise ProductError(
+                    f"product {name}: fare_factor must be in (0, {MAX_FARE_FACTOR:g}]"
+                )
         if self.default not in self.products:
             raise ProductError(f"the default product {self.default!r} is not configured")
 
@@ -90,32 +97,41 @@ class Catalog:
 DEFAULT_CATALOG = Catalog(
     {
         "economy": Product("economy", 4, upgrades=("comfort", "xl")),
-        "comfort": Product("comfort", 4, frozenset({"comfort"})),
-        "xl": Product("xl", 6),
+        "comfort": Product("comfort", 4, frozenset({"comfort"}), fare_factor=1.3),
+        "xl": Product("xl", 6, fare_factor=1.5),
         "wav": Product("wav", 4, frozenset({"accessible"})),
     },
     default="economy",
 )
 
 
+_FILE_FIELDS = frozenset({"name", "seats", "flags", "upgrades", "fare_factor"})
+
+
 def catalog_from(doc: object, default: str) -> Catalog:
     """The catalog from a products file's JSON document:
-    {"products": [{"name": .., "seats": .., "flags": [..], "upgrades": [..]}, ...]}."""
+    {"products": [{"name": .., "seats": .., "flags": [..], "upgrades": [..],
+    "fare_factor": ..}, ...]}."""
     if not isinstance(doc, dict) or not isinstance(doc.get("products"), list):
         raise ProductError('expected {"products": [...]}')
     products: dict[str, Product] = {}
     for item in doc["products"]:
-        if not isinstance(item, dict) or set(item) - {"name", "seats", "flags", "upgrades"}:
-            raise ProductError("each product: name, seats, and optional flags and upgrades")
+        if not isinstance(item, dict) or set(item) - _FILE_FIELDS:
+            raise ProductError(
+                "each product: name, seats, and optional flags, upgrades and fare_factor"
+            )
         name, seats = item.get("name"), item.get("seats")
         flags, upgrades = item.get("flags", []), item.get("upgrades", [])
+        factor = item.get("fare_factor", 1.0)
         if not isinstance(name, str) or name in products:
             raise ProductError(f"product names must be distinct strings, not {name!r}")
         if isinstance(seats, bool) or not isinstance(seats, int):
             raise ProductError(f"product {name}: seats must be a whole number")
         if not _strings(flags) or not _strings(upgrades):
             raise ProductError(f"product {name}: flags and upgrades are lists of names")
-        products[name] = Product(name, seats, frozenset(flags), tuple(upgrades))
+        if isinstance(factor, bool) or not isinstance(factor, int | float):
+            raise ProductError(f"product {name}: fare_factor must be a number")
+        products[name] = Product(name, seats, frozenset(flags), tuple(upgrades), float(factor))
     return Catalog(products, default)
 
 

@@ -10,6 +10,7 @@ class ProductInfo(Shape):
     seats: int  # a vehicle serving it has at least this many passenger seats
     flags: list[str]  # and each of these
     upgrades: list[str]  # products whose drivers may take its rides when none of its own is near
+    fare_factor: float  # its quotes' fare amounts are the fare table's times this
 
 
 class Products(Shape):

@@ -99,9 +99,9 @@ def cell_view(c: CellView) -> mc.MarketCell:
     )
 
 
-def _product(deps: Deps, name: str | None, field: str) -> str | None:
+def _product(deps: Deps, name: str | None) -> str | None:
     """A product a market call names (422 unknown_product if not configured), or None."""
-    return None if name is None else product_of(deps.products, name, field)
+    return None if name is None else product_of(deps.products, name)
 
 
 async def _look(
@@ -118,7 +118,7 @@ async def get_market(request: web.Request) -> web.Response:
     q = schemas.query(request.query, mc.MarketQuery)
     deps = _deps(request)
     config = deps.market.config
-    product = _product(deps, q.product, "product")
+    product = _product(deps, q.product)
     cells, enabled = await market_ops.view_and_switch(
         deps, actor, LatLng(q.lat, q.lng), q.radius_m, product
     )
@@ -141,7 +141,7 @@ async def market_stream(request: web.Request) -> web.StreamResponse:
         raise Forbidden("the market stream is for ops tokens")
     q = schemas.query(request.query, mc.MarketQuery)
     deps = _deps(request)
-    product = _product(deps, q.product, "product")
+    product = _product(deps, q.product)
     first = await _look(deps, actor, q, product)  # a bad area is refused before it opens
     resp = web.StreamResponse(
         headers={
@@ -197,7 +197,7 @@ async def post_pins(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     body = schemas.parse(PIN_REQUEST, await read_body(request, settings.max_body_bytes))
     deps = _deps(request)
-    product = _product(deps, body.product, "/product")
+    product = _product(deps, body.product)
     count, until = await market_ops.pin(
         deps, actor, body.cells, body.multiplier, body.ttl_s, mc.MAX_PINNED_CELLS, product
     )

@@ -43,7 +43,13 @@ async def get_products(request: web.Request) -> web.Response:
     principal(request)  # any valid token
     catalog = _deps(request).products
     listed = [
-        pc.ProductInfo(name=p.name, seats=p.seats, flags=sorted(p.flags), upgrades=list(p.upgrades))
+        pc.ProductInfo(
+            name=p.name,
+            seats=p.seats,
+            flags=sorted(p.flags),
+            upgrades=list(p.upgrades),
+            fare_factor=p.fare_factor,
+        )
         for p in catalog.products.values()
     ]
     return json_response(pc.Products(products=listed, default=catalog.default))

@@ -34,13 +34,14 @@ async def pickup_eta_s(deps: Deps, pickup: LatLng, product: str | None = None) -
     return await deps.eta.eta_s(pickup, found[0].distance_m, deps.clock.now_ms())
 
 
-def fare_table(deps: Deps, at: LatLng) -> FareTable:
+def fare_table(deps: Deps, at: LatLng, product: str) -> FareTable:
     """The fare table of the service area holding `at` (the lowest id if several with a
-    fare do), else the default from the settings."""
+    fare do), else the default from the settings; times the product's fare factor."""
     own = sorted(
         (c.area.id, c.area.fare) for c in deps.areas.holding(at.lat, at.lng) if c.area.fare
     )
-    return own[0][1] if own else deps.market.config.fare
+    table = own[0][1] if own else deps.market.config.fare
+    return table.for_product(deps.products.product(product).fare_factor)
 
 
 async def make_quote(
@@ -57,7 +58,7 @@ async def make_quote(
     product = product or deps.products.default
     cell, surge = await surge_at(market, pickup, product)
     eta = await pickup_eta_s(deps, pickup, product)
-    fare = fare_table(deps, pickup)
+    fare = fare_table(deps, pickup, product)
     trip = None
     if dropoff is not None:
         road = await deps.eta.params(pickup, now)  # the pickup area's, for the whole trip

@@ -124,6 +124,8 @@ async def test_the_ops_view_is_bounded_and_for_ops(
 ) -> None:
     got, data, _ = await market.call("GET", "/v1/market", who, params=params)
     assert (got, data["error"]) == (status, error), data
+    if "product" in params:
+        assert data["field"] == "/product"
     stream = await market.call("GET", "/v1/market/stream", who, params=params)
     assert (stream[0], stream[1]["error"]) == (status, error)
 

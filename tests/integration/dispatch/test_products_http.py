@@ -18,7 +18,13 @@ async def test_the_catalog_lists_every_product_and_the_default(service: Instance
     assert status == 200
     assert data["default"] == "economy"
     by_name = {p["name"]: p for p in data["products"]}
-    assert by_name["xl"] == {"name": "xl", "seats": 6, "flags": [], "upgrades": []}
+    assert by_name["xl"] == {
+        "name": "xl",
+        "seats": 6,
+        "flags": [],
+        "upgrades": [],
+        "fare_factor": 1.5,
+    }
     assert by_name["wav"]["flags"] == ["accessible"]
     assert by_name["economy"]["upgrades"] == ["comfort", "xl"]
     assert (await service.call("GET", "/v1/products"))[0] == 401
@@ -97,3 +103,20 @@ async def test_a_quote_for_a_product_uses_its_nearest_driver(service: Instance) 
     wav = await service.call("POST", "/v1/quotes", U1, json={**RIDE, "product": "wav"})
     assert (eco[0], wav[0]) == (201, 201)
     assert eco[1]["pickup_eta_s"] is not None and wav[1]["pickup_eta_s"] is None
+
+
+async def test_a_quote_is_priced_with_its_products_fare_factor(service: Instance) -> None:
+    there = {"lat": HERE["lat"] + 0.03, "lng": HERE["lng"]}
+    eco = await service.call("POST", "/v1/quotes", U1, json={**RIDE, "dropoff": there})
+    xl = await service.call(
+        "POST", "/v1/quotes", U1, json={**RIDE, "dropoff": there, "product": "xl"}
+    )
+    assert (eco[0], xl[0]) == (201, 201)
+    assert (eco[1]["product"], xl[1]["product"]) == ("economy", "xl")
+    e, x = eco[1]["fare"], xl[1]["fare"]
+    assert (x["base"], x["per_km"], x["minimum"]) == (
+        round(e["base"] * 1.5, 2),
+        round(e["per_km"] * 1.5, 2),
+        round(e["minimum"] * 1.5, 2),
+    )
+    assert x["estimate_low"] > e["estimate_low"] and x["estimate_high"] > e["estimate_high"]

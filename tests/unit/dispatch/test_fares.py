@@ -22,6 +22,15 @@ def test_a_short_trip_costs_the_minimum() -> None:
     assert (e.low, e.high) == (4.5, 6.25)
 
 
+def test_a_products_table_is_the_table_times_its_fare_factor_in_cents() -> None:
+    xl = TABLE.for_product(1.5)
+    assert (xl.base, xl.per_km, xl.per_min, xl.minimum) == (3.0, 1.5, 0.75, 7.5)
+    assert xl.currency == "EUR" and TABLE.for_product(1.0) is TABLE
+    odd = FareTable(base=2.5, per_km=1.2, per_min=0.3, minimum=6.0).for_product(1.3)
+    assert (odd.base, odd.per_km, odd.per_min, odd.minimum) == (3.25, 1.56, 0.39, 7.8)
+    assert FareTable(base=MAX_AMOUNT).for_product(10.0).base == MAX_AMOUNT  # still a table
+
+
 def test_a_bad_table_is_refused() -> None:
     with pytest.raises(ValueError):
         FareTable(currency="euro")

@@ -62,6 +62,9 @@ def test_a_vehicle_serves_only_products_it_fits() -> None:
         ({"products": [{"name": "a", "seats": 4, "upgrades": ["b"]}]}, "upgrade 'b'"),
         ({"products": [{"name": "a", "seats": 4}, {"name": "a", "seats": 4}]}, "distinct"),
         ({"products": [{"name": "b", "seats": 4}]}, "default product 'a' is not configured"),
+        ({"products": [{"name": "a", "seats": 4, "fare_factor": 0}]}, r"fare_factor must be in"),
+        ({"products": [{"name": "a", "seats": 4, "fare_factor": 11}]}, r"fare_factor must be in"),
+        ({"products": [{"name": "a", "seats": 4, "fare_factor": "2"}]}, "must be a number"),
     ],
 )
 def test_a_bad_products_file_says_what_is_wrong(doc: object, says: str) -> None:
@@ -74,11 +77,12 @@ def test_a_products_document_becomes_the_catalog() -> None:
         "products": [
             {"name": "moto", "seats": 1},
             {"name": "car", "seats": 3, "upgrades": ["van"]},
-            {"name": "van", "seats": 7, "flags": ["cargo"]},
+            {"name": "van", "seats": 7, "flags": ["cargo"], "fare_factor": 1.75},
         ]
     }
     c = catalog_from(doc, "car")
     assert c.product("car").upgrades == ("van",) and c.flags == {"cargo"}
+    assert (c.product("van").fare_factor, c.product("car").fare_factor) == (1.75, 1.0)
 
 
 def test_an_unknown_default_product_is_a_settings_error() -> None:
