@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from dispatch.service_layer.notices import RideNotice
@@ -60,6 +60,10 @@ class MemoryNotifier:
 
     async def publish(self, topic: str, notice: RideNotice) -> None:
         self._fanout.deliver(topic, notice)
+
+    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
+        for topic, notice in sends:
+            self._fanout.deliver(topic, notice)
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._fanout.subscribe(topic)

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from redis.asyncio import Redis, RedisCluster
@@ -184,6 +184,23 @@ class PubSubNotifier:
         for holder in await self._holders.holders(topic):  # one, but for a moment two
             with translated():
                 await self.client.spublish(instance_channel(holder), message)
+
+    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
+        if not sends:
+            return
+        topics = sorted({topic for topic, _ in sends if topic != OPS_TOPIC})
+        holders = dict(zip(topics, await self._holders.holders_many(topics), strict=True))
+        pipe = self.client.pipeline(transaction=False)
+        for topic, notice in sends:  # in order: one topic's notices stay in theirs
+            message = encode(topic, notice)
+            if topic == OPS_TOPIC:
+                pipe.spublish(OPS_CHANNEL, message)
+                continue
+            for holder in holders[topic]:
+                pipe.spublish(instance_channel(holder), message)
+        if len(pipe):
+            with translated():
+                await pipe.execute()
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._listening(topic)

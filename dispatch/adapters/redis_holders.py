@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from dispatch.adapters.redis_client import AnyRedis
@@ -62,6 +62,18 @@ class HolderRegistry:
         with translated():
             found = await self._r.zrangebyscore(holders_key(topic), now_ms(), "+inf")
         return [h.decode() for h in cast(list[bytes], found)]
+
+    async def holders_many(self, topics: Sequence[str]) -> list[list[str]]:
+        """holders() of each topic, in one pipeline."""
+        if not topics:
+            return []
+        now = now_ms()
+        pipe = self._r.pipeline(transaction=False)
+        for topic in topics:
+            pipe.zrangebyscore(holders_key(topic), now, "+inf")
+        with translated():
+            found = await pipe.execute()
+        return [[h.decode() for h in cast(list[bytes], f)] for f in found]
 
     async def renew_forever(self, held: Callable[[], list[str]]) -> None:
         """Renew the claims on the topics `held()` names, until cancelled."""

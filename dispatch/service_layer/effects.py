@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 
 from dispatch.domain.rides import RideChange
 from dispatch.service_layer.airport import on_ride_change
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.notices import NoticeKind, RideNotice, driver_topic, ride_topic
 from dispatch.service_layer.ops_view import OPS_TOPIC
+from dispatch.service_layer.ports import Subscription
 from dispatch.service_layer.reservations import release_driver
 from dispatch.service_layer.timers import OfferTimeout
 
@@ -40,13 +43,33 @@ async def settle(deps: Deps, change: RideChange, *, offer_timer_set: bool = Fals
 
 async def settle_many(deps: Deps, changes: Sequence[RideChange], parallel: int = 64) -> None:
     """settle() for a batch of changes of distinct rides (a matching window's offers):
-    their offer timers in one call, the rest `parallel` changes at a time."""
+    their offer timers in one call, their notices in one batch at the end, the rest
+    `parallel` changes at a time."""
     due = {OfferTimeout(c.after.id).key: c.offer_due for c in changes if c.offer_due is not None}
     await deps.deadlines.schedule_many(due)
+    held = _HeldNotices()
+    holding = replace(deps, notifier=held)
     for start in range(0, len(changes), parallel):
         await asyncio.gather(
-            *(settle(deps, c, offer_timer_set=True) for c in changes[start : start + parallel])
+            *(settle(holding, c, offer_timer_set=True) for c in changes[start : start + parallel])
         )
+    await deps.notifier.publish_many(held.sends)
+
+
+class _HeldNotices:
+    """A Notifier that keeps what is published, for settle_many to send as one batch."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, RideNotice]] = []
+
+    async def publish(self, topic: str, notice: RideNotice) -> None:
+        self.sends.append((topic, notice))
+
+    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
+        self.sends += sends
+
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
+        raise NotImplementedError("notices are only held here, to be sent together")
 
 
 async def _notify(deps: Deps, change: RideChange) -> None:

@@ -173,6 +173,11 @@ class Notifier(Protocol):
 
     async def publish(self, topic: str, notice: RideNotice) -> None: ...
 
+    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
+        """publish() for each (topic, notice), in a few round trips whatever their number;
+        the notices of one topic in their order."""
+        ...
+
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]: ...
 
 

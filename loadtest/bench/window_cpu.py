@@ -10,8 +10,11 @@ Per entry of --riders (a window's riders: 50 is 25 requests a second for a 2 s w
 region of the city at once), timed in CPU of this process (time.process_time) and wall.
 On a busy machine the wall time is mostly waiting for a core; the CPU time is what the
 window would take on a core of its own, so it bounds the request-to-offer latency beyond
-the window from below. Prints one JSON object (medians over the windows); --profile
-adds the functions that took the most CPU in the last window.
+the window from below. Beside it, what does not depend on the machine's load: the round
+trips to Redis per rider (this process's sends: a pipeline is one, whatever it holds) and
+the Redis commands per rider (INFO commandstats: a script's own commands included). Prints
+one JSON object (medians over the windows); --profile adds the functions that took the
+most CPU in the last window.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 from typing import Any
 
 import orjson
+from redis.asyncio.client import Pipeline, Redis
 
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.geo import LatLng
@@ -37,12 +41,33 @@ from dispatch.service_layer.drivers import update_locations
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from geoindex import Position
-from loadtest.bench.harness import machine
+from loadtest.bench.harness import calls_delta, machine, redis_calls
 from loadtest.redis_procs import RedisServer
 from loadtest.scenario.city import City
 
 
-async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
+class RoundTrips:
+    """Counts this process's sends to Redis: one per command sent alone, one per
+    pipeline (the bench's single redis-server: no cluster client)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        single, pipelined = Redis.execute_command, Pipeline.execute
+        trips = self
+
+        async def execute_command(self: Redis, *args: Any, **options: Any) -> Any:
+            trips.count += 1
+            return await single(self, *args, **options)
+
+        async def execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+            trips.count += 1
+            return await pipelined(self, raise_on_error)
+
+        Redis.execute_command = execute_command  # type: ignore[method-assign]
+        Pipeline.execute = execute  # type: ignore[method-assign]
+
+
+async def measure(url: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(redis_url=url, match_window_ms=2000, driver_ttl_s=3600)
     out: dict[str, Any] = {"machine": {}, "drivers": args.drivers, "runs": []}
     async with bootstrap(settings) as runtime:
@@ -54,14 +79,17 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
         held: dict[int, int] = {}
         await window_round(deps, "bench", held)  # leases taken, connections opened
         profile_text = ""
+        trips = RoundTrips()
         for n in (int(x) for x in args.riders.split(",")):
-            cpu, wall, matched = [], [], []
+            cpu, wall, matched, sent, commands = [], [], [], [], []
             for w in range(args.windows):
                 for i in range(n):
                     rider = Principal(Role.RIDER, f"u{n}-{w}-{i}")
                     at = LatLng(*city.demand_point(rng))
                     await request_ride(deps, rider, new_ride_id(rider.id, None), at, None)
                 profiler = cProfile.Profile(time.process_time) if args.profile else None
+                calls = redis_calls([port])
+                trips.count = 0
                 c0, t0 = time.process_time(), time.perf_counter()
                 if profiler:
                     profiler.enable()
@@ -73,6 +101,8 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
                     profile_text = text.getvalue()
                 cpu.append((time.process_time() - c0) * 1000)
                 wall.append((time.perf_counter() - t0) * 1000)
+                sent.append(trips.count / n)
+                commands.append(sum(calls_delta(calls, redis_calls([port])).values()) / n)
                 matched.append(sum(s.matched for s in stats))
             out["runs"].append(
                 {
@@ -81,6 +111,8 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
                     "window_cpu_ms": round(statistics.median(cpu), 1),
                     "cpu_ms_per_rider": round(statistics.median(cpu) / n, 2),
                     "window_wall_ms": round(statistics.median(wall), 1),
+                    "round_trips_per_rider": round(statistics.median(sent), 2),
+                    "redis_commands_per_rider": round(statistics.median(commands), 1),
                 }
             )
             sys.stderr.write(orjson.dumps(out["runs"][-1]).decode() + "\n")
@@ -98,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true")
     args = p.parse_args(argv)
     with RedisServer(tie_to_parent=True) as redis:
-        out = asyncio.run(measure(redis.url, args))
+        out = asyncio.run(measure(redis.url, redis.node.port, args))
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 

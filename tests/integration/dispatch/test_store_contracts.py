@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 
 import pytest
@@ -12,6 +13,7 @@ from dispatch.domain.errors import DriverBusy
 from dispatch.domain.geo import LatLng
 from dispatch.domain.rides import Offer, Ride, RideStatus, request
 from dispatch.service_layer.notices import NoticeKind, RideNotice
+from dispatch.service_layer.ops_view import OPS_TOPIC
 from dispatch.service_layer.ports import ClaimState, Reservation
 
 from .conftest import Backend
@@ -343,3 +345,37 @@ async def test_notifications_reach_subscribers_of_their_topic_only(backend: Back
         await n.publish("driver:d3", nobody)
         await n.publish("driver:d1", update)
         assert await asyncio.wait_for(mine.get(), 5) == update
+
+
+async def test_notifications_published_together_reach_each_topic_in_order(
+    backend: Backend,
+) -> None:
+    await backend.notifier_ready()
+    n = backend.deps.notifier
+    rides = [request(f"r{i}", "u1", LatLng(52.5, 13.4), None, None, i + 1) for i in range(3)]
+    notices = [RideNotice(NoticeKind.RIDE, r) for r in rides]
+    async with (
+        n.subscribe("driver:d1") as d1,
+        n.subscribe("driver:d2") as d2,
+        n.subscribe(OPS_TOPIC) as ops,
+    ):
+        await n.publish_many(
+            [
+                ("driver:d1", notices[0]),
+                ("driver:d9", notices[1]),  # nobody listens
+                ("driver:d2", notices[2]),
+                ("driver:d1", notices[1]),
+            ]
+        )
+        await n.publish_many([])
+        assert await asyncio.wait_for(d1.get(), 5) == notices[0]
+        assert await asyncio.wait_for(d1.get(), 5) == notices[1]
+        assert await asyncio.wait_for(d2.get(), 5) == notices[2]
+        # The ops channel's listener starts in the background: published until heard.
+        for _ in range(100):
+            await n.publish_many([(OPS_TOPIC, notices[0])])
+            with contextlib.suppress(TimeoutError):
+                assert await asyncio.wait_for(ops.get(), 0.1) == notices[0]
+                break
+        else:
+            raise AssertionError("the ops notice never arrived")
