@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
+from typing import cast
 
 from geoindex import limits
 from geoindex.columns import Columns
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.port import GeoIndex
+from geoindex.split import Layout, RegionSplitting
 
 
 class CoalescingGeoIndex:
@@ -113,6 +115,12 @@ class CoalescingGeoIndex:
 
     async def expire(self, cutoff_ms: int) -> list[str]:
         return await self.inner.expire(cutoff_ms)
+
+    async def region_split(self) -> Layout:
+        return await cast(RegionSplitting, self.inner).region_split()
+
+    async def split_region(self, parent: str, res: int, settle_s: float | None = None) -> Layout:
+        return await cast(RegionSplitting, self.inner).split_region(parent, res, settle_s)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -17,11 +17,12 @@ from operator import attrgetter
 import numpy as np
 
 from geoindex import limits
-from geoindex.cells import position_score, region_of, score_latlng
+from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
 from geoindex.knn import Candidate, k_nearest, scan_region
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import DensityHints, SearchConfig, Step
+from geoindex.split import Entry, Layout
 from geoindex.supply import count_supply, named_cells, supply_cells
 from geoindex.within import check_limit
 
@@ -66,6 +67,7 @@ class MemoryGeoIndex:
         self._default_products = limits.check_products(default_products)
         # (region, product or None for every product) -> sorted (score, driver_id)
         self._regions: dict[tuple[int, str | None], list[tuple[int, str]]] = {}
+        self._layout = Layout(self._config.region_res)  # the split list (geoindex/split.py)
 
     # -- writes ---------------------------------------------------------------------------
     async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
@@ -93,7 +95,7 @@ class MemoryGeoIndex:
             p.ts_ms,
             seq,
             available,
-            region_of(score, self._config.region_res),
+            self._layout.write_region(score),
             self._products.get(p.driver_id, self._default_products),
         )
         self._unlist(p.driver_id, old)
@@ -165,6 +167,31 @@ class MemoryGeoIndex:
             if not entries:
                 del self._regions[(d.region, product)]
 
+    # -- the split list (geoindex/split.py) ------------------------------------------------
+    async def region_split(self) -> Layout:
+        return self._layout
+
+    async def split_region(self, parent: str, res: int, settle_s: float | None = None) -> Layout:
+        """Index `parent`'s drivers at `res` (region_res: unsplit it). One process holds
+        the list, so no phase needs to wait: the drivers move at once, with no await in
+        between (settle_s is the Redis backend's)."""
+        p, res = self._layout.check_change(parent, res)
+        parents = dict(self._layout.parents)
+        if res == self._config.region_res:
+            parents.pop(p, None)
+        else:
+            parents[p] = Entry(res)
+        if parents == self._layout.parents:
+            return self._layout
+        self._layout = Layout(self._config.region_res, self._layout.version + 1, parents)
+        for driver_id, d in self._drivers.items():
+            region = self._layout.write_region(d.score)
+            if region != d.region:
+                self._unlist(driver_id, d)
+                d.region = region
+                self._list(driver_id, d)
+        return self._layout
+
     # -- reads ----------------------------------------------------------------------------
     async def get(self, driver_id: str) -> DriverState | None:
         limits.check_driver_id(driver_id)
@@ -198,7 +225,7 @@ class MemoryGeoIndex:
 
         async def scan(step: Step) -> list[Candidate]:
             out: list[Candidate] = []
-            for region, rows in step.scans.items():
+            for region, rows in self._layout.scans(step).items():
                 fetch = self._fetch(region, product)
                 out += scan_region(rows.tolist(), fetch, lat, lng, k, radius_m, min_ts)
             return out
@@ -209,6 +236,7 @@ class MemoryGeoIndex:
         self, lat: float, lng: float, radius_m: float, resolution: int
     ) -> dict[str, int]:
         cells = supply_cells(lat, lng, radius_m, resolution, self._config.region_res)
+        cells = self._layout.supply_cells(cells)
         min_ts = self._clock() - self.ttl_ms
 
         def count(region: int, lo: int, hi: int) -> int:
@@ -217,7 +245,7 @@ class MemoryGeoIndex:
         return count_supply(cells, count)
 
     async def supply_in(self, cells: Sequence[str], product: str | None = None) -> dict[str, int]:
-        named = named_cells(cells, self._config.region_res)
+        named = self._layout.supply_cells(named_cells(cells, self._config.region_res))
         if product is not None:
             limits.check_product(product)
         min_ts = self._clock() - self.ttl_ms

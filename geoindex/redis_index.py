@@ -15,6 +15,9 @@ Keys (prefix "gi" by default):
                              flag (a available, b busy, t tombstone)
   gi:{r<region>}:seen        zset: driver -> ts, for the sweep
   gi:regions                 set of regions ever written, for the sweep
+  gi:split                   hash: the split list (geoindex/split.py): a region is a
+                             position's cell at region_res, or at a finer resolution
+                             inside a listed parent
 A region's keys share one hash tag, so one Lua call per region reads or writes them all.
 A write first changes the driver's own key (compare-and-set, new version), then the
 regions it touches; region_apply.lua orders region changes by version, so concurrent
@@ -30,15 +33,16 @@ from typing import Any
 import numpy as np
 
 from geoindex import limits
-from geoindex.cells import position_score, region_of, score_latlng
+from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
 from geoindex.knn import Candidate, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.search import DensityHints, SearchConfig, Step
+from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
 from geoindex.supply import SupplyCell, count_supply, named_cells, supply_cells
-from geoindex.within import check_limit, regions_within
+from geoindex.within import check_limit
 
 KNN = Script("knn")
 REGION_APPLY = Script("region_apply")
@@ -55,12 +59,14 @@ ALL_SCRIPTS = (
     REGION_WITHIN,
     DRIVER_UPSERT,
     DRIVER_CHANGE,
+    SPLIT_SET,
 )
 
 SWEEP_BATCH = 1_000
 DRIVER_MEMORY_MS = 24 * 3_600_000
 _MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
 # The head of a meta value and its flag, as region_within.lua returns them in bulk.
+_HEAD_TS = struct.Struct("<d")  # a meta value's fix time, after its version
 _HEAD = np.dtype([("ver", "<f8"), ("ts", "<f8"), ("lat", "<f8"), ("lng", "<f8"), ("flag", "S1")])
 
 
@@ -75,6 +81,7 @@ class RedisGeoIndex:
         prefix: str = "gi",
         new_drivers_available: bool = True,
         default_products: Sequence[str] = (),
+        split_refresh_s: float = 2.0,
     ) -> None:
         self.ttl_ms = ttl_ms
         self._redis = client
@@ -92,6 +99,13 @@ class RedisGeoIndex:
         # next to the index reads `prods` from driver_key and falls back to these).
         self.default_products = limits.check_products(default_products)
         self._default_prods = _joined_products(self.default_products)
+        # Every instance reads the split list from Redis, its version checked at most
+        # every split_refresh_s (a migration waits longer than that between phases).
+        self._split = RedisSplitStore(self._scripts, prefix, self._config.region_res)
+        self._split_refresh_s = split_refresh_s
+        self._layouts = LayoutCache(
+            self._config.region_res, self._split.version, self._split.load, split_refresh_s
+        )
 
     # -- keys -----------------------------------------------------------------------------
     def driver_key(self, driver_id: str) -> str:
@@ -110,12 +124,13 @@ class RedisGeoIndex:
         ps = limits.check_batch(positions)
         if not ps:
             return []
+        layout = await self._layouts.get()
         prepared = []
         calls: list[Call] = []
         for p in ps:
             score = position_score(p.lat, p.lng)
             lat, lng = score_latlng(score)
-            region = region_of(score, self._config.region_res)
+            region = layout.write_region(score)
             prepared.append((p, score, lat, lng, region))
             seq = "-" if p.seq is None else p.seq
             fix = (
@@ -225,6 +240,73 @@ class RedisGeoIndex:
             ]
         return sorted(gone)
 
+    # -- the split list (geoindex/split.py) ------------------------------------------------
+    async def region_split(self) -> Layout:
+        """The split list as every instance reads it (fresh from Redis)."""
+        return await self._split.load()
+
+    async def split_region(self, parent: str, res: int, settle_s: float | None = None) -> Layout:
+        """Index `parent`'s drivers at `res` (region_res: unsplit it) and re-home them.
+        Each phase waits `settle_s` (default: three refresh intervals) for every instance
+        to read it, so the whole change takes about two of those plus the move."""
+        settle = 3 * self._split_refresh_s if settle_s is None else settle_s
+        return await migrate(self._split, parent, res, self._rehome, settle)
+
+    async def _rehome(self, regions: list[int], layout: Layout) -> int:
+        """Move the fresh drivers of `regions` (a migrating parent's old ones) to their
+        region in `layout`, each by a versioned move on its own key; returns how many."""
+        min_ts = self._clock() - self.ttl_ms
+        moved = 0
+        for region in regions:
+            meta = self._region_keys(region)[1]
+            cursor: int | None = None
+            while cursor != 0:
+                with translated():
+                    cursor, rows = await self._redis.hscan(meta, cursor or 0, count=SWEEP_BATCH)
+                ids = [
+                    _s(i)
+                    for i, v in rows.items()
+                    if v[-1:] != b"t" and _HEAD_TS.unpack_from(v, 8)[0] >= min_ts
+                ]
+                moved += await self._rehome_drivers(ids, region, layout)
+        return moved
+
+    async def _rehome_drivers(self, ids: list[str], region: int, layout: Layout) -> int:
+        if not ids:
+            return 0
+        with translated():
+            pipe = self._redis.pipeline(transaction=False)
+            for d in ids:
+                pipe.hget(self.driver_key(d), "score")
+            scores = await pipe.execute()
+        moves = [
+            (d, layout.write_region(int(score)))
+            for d, score in zip(ids, scores, strict=True)
+            if score is not None
+        ]
+        replies = await self._scripts.run(
+            [
+                (
+                    DRIVER_CHANGE,
+                    [self.driver_key(d)],
+                    ["rehome", f"{region:x} {target:x}", self._driver_pexpire, "-"],
+                )
+                for d, target in moves
+            ]
+        )
+        ops: dict[int, list[str]] = {}
+        for (driver_id, target), reply in zip(moves, replies, strict=True):
+            if int(reply[0]) == 0:
+                continue  # moved by a fix of its own meanwhile, or gone
+            ver, _, ts, lat, lng, score, avail, prods = (_s(x) for x in reply[1:9])
+            flag = "a" if avail == "1" else "b"
+            ops.setdefault(target, []).append(
+                f"{flag} {driver_id} {ver} {ts} {score} {lat} {lng} {prods}"
+            )
+            ops.setdefault(region, []).append(f"t {driver_id} {ver} {self._clock()} 0 0 0 -")
+        await self._apply(ops)
+        return sum(len(v) for r, v in ops.items() if r != region)
+
     # -- reads ----------------------------------------------------------------------------
     async def get(self, driver_id: str) -> DriverState | None:
         limits.check_driver_id(driver_id)
@@ -251,6 +333,7 @@ class RedisGeoIndex:
         k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
         suffix = "" if product is None else ":" + limits.check_product(product)
         head = [repr(lat), repr(lng), k, repr(radius_m), self._clock() - self.ttl_ms]
+        layout = await self._layouts.get()
 
         async def scan(step: Step) -> list[Candidate]:
             replies = await self._scripts.run(
@@ -260,7 +343,7 @@ class RedisGeoIndex:
                         [self._region_keys(r)[0] + suffix],
                         [*head, rows.astype("<f8").tobytes()],
                     )
-                    for r, rows in step.scans.items()
+                    for r, rows in layout.scans(step).items()
                 ]
             )
             out: list[Candidate] = []
@@ -284,6 +367,7 @@ class RedisGeoIndex:
 
     async def _count_supply(self, cells: list[SupplyCell], suffix: str = "") -> dict[str, int]:
         """`suffix`: a product's sets (":<product>") instead of every driver's."""
+        cells = (await self._layouts.get()).supply_cells(cells)
         by_region: dict[int, list[int]] = {}
         for _, region, lo, hi in cells:
             by_region.setdefault(region, []).extend([lo, hi])
@@ -336,7 +420,7 @@ class RedisGeoIndex:
     ) -> tuple[np.ndarray[Any, Any], list[str], list[str]]:
         """The fresh drivers of every region the disk touches, one row each (heads as
         _HEAD, ids, products fields), in no particular order."""
-        regions = regions_within(lat, lng, radius_m, self._config.region_res)
+        regions = (await self._layouts.get()).area_regions(lat, lng, radius_m)
         args = [repr(lat), repr(lng), repr(radius_m), self._clock() - self.ttl_ms, limit]
         replies = await self._scripts.run(
             [(REGION_WITHIN, self._region_keys(r)[1:2], args) for r in regions]

@@ -78,9 +78,12 @@ def _named(name: str, region_res: int) -> SupplyCell:
 
 
 def count_supply(cells: list[SupplyCell], count: Callable[[int, int, int], int]) -> dict[str, int]:
+    """Counts per cell; a cell listed once per region (a split region's, split.py) adds
+    its regions' counts up."""
     out: dict[str, int] = {}
     for cell, region, lo, hi in cells:
         n = count(region, lo, hi)
         if n:
-            out[cell_hex(cell)] = n
+            name = cell_hex(cell)
+            out[name] = out.get(name, 0) + n
     return out

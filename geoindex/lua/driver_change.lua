@@ -4,15 +4,20 @@
 -- ARGV: op, arg, memory_ms, default_prods. op: '1' available or '0' busy, or 'prods' (arg:
 --       the products, comma-joined, '-' for none): remembered for the driver's next fixes
 --       even while it has no position; 'del' forget entirely; 'expire' drop the position
---       (keeping availability and products) if the last fix is older than arg.
+--       (keeping availability and products) if the last fix is older than arg;
+--       'rehome' move the position to another region (arg: "<old region> <new region>",
+--       hex) if it is still in the old one (a split region's migration, geoindex/split.py).
 --       default_prods: the products of a driver that never had them set.
--- Returns {0} if there is no position (or, for expire, a fresh one), else
---         {1, ver, region, ts, lat, lng, score, avail, prods}.
+-- Returns {0} if there is no position (or, for expire, a fresh one; for rehome, one in
+--         another region), else {1, ver, region, ts, lat, lng, score, avail, prods}
+--         (region: the one before the change).
 local cur = redis.call('HMGET', KEYS[1], 'ver', 'region', 'ts', 'lat', 'lng', 'score', 'avail',
   'prods')
 local op = ARGV[1]
 if op == 'expire' and not (cur[3] and tonumber(cur[3]) < tonumber(ARGV[2])) then return {0} end
 if op == 'del' and not cur[1] then return {0} end
+local old_region, new_region = string.match(op == 'rehome' and ARGV[2] or '', '^(%S+) (%S+)$')
+if op == 'rehome' and not (cur[3] and cur[2] == old_region) then return {0} end
 local t = redis.call('TIME')
 local ver = math.max((tonumber(cur[1]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local v = string.format('%.0f', ver)
@@ -23,6 +28,8 @@ elseif op == 'expire' then
   -- The sequence goes too: a driver app back after a silence may count from zero again.
   redis.call('HDEL', KEYS[1], 'lat', 'lng', 'ts', 'seq', 'score', 'region', 'prev')
   redis.call('HSET', KEYS[1], 'ver', v)
+elseif op == 'rehome' then
+  redis.call('HSET', KEYS[1], 'region', new_region, 'prev', old_region, 'ver', v)
 elseif op == 'prods' then
   prods = ARGV[2]
   redis.call('HSET', KEYS[1], 'prods', prods, 'ver', v)
