@@ -3,8 +3,10 @@ sent on the same stream (one stream per page; one look per instance, shared by i
 
 - Market cells (supply, demand, no-driver rate, surge) of the whole watched area, from the
   market's ops view: several reads when the area is wider than one read's bound
-  (ops_market_reads.py). Surge only changes at each recompute, so the market is looked
-  at once per recompute interval, not every tick.
+  (ops_market_reads.py), of every product together and of each product on its own (the
+  pages share one look, and each shows the product its operator picked). Surge only
+  changes at each recompute, so the market is looked at once per recompute interval,
+  not every tick.
 - Areas from this instance's compiled copy (in memory, kept fresh by the area refresher):
   those whose bounding box meets the watched area's. Airport queue lengths: one read per
   airport drawn."""
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from dispatch.domain.areas import AreaKind
@@ -32,10 +34,11 @@ M_PER_DEGREE = 111_320.0
 
 @dataclass(frozen=True, slots=True)
 class Layers:
-    market: list[CellView]
+    market: list[CellView]  # of every product together
     areas_version: int
     areas: list[CompiledArea]
     queues: dict[str, int]  # airport id -> drivers waiting
+    market_by_product: dict[str, list[CellView]] = field(default_factory=dict)
 
 
 class LayerSource(Protocol):
@@ -63,6 +66,7 @@ class LayerLook:
         self._deps = deps
         self._area = area
         self._market: list[CellView] = []
+        self._by_product: dict[str, list[CellView]] = {}
         self._market_at: int | None = None
         self._reads: list[Read] | None = None  # planned at the first look
         self._areas_version = -2
@@ -82,26 +86,36 @@ class LayerLook:
             if not self._failing:
                 log.warning("ops map layers: reading the market or a queue failed", exc_info=True)
             self._failing = True
-        return Layers(self._market, self._areas_version, self._areas, self._queue_lengths)
+        return Layers(
+            self._market, self._areas_version, self._areas, self._queue_lengths, self._by_product
+        )
 
-    async def _market_look(self, now_ms: int) -> list[CellView]:
+    async def _market_look(self, now_ms: int) -> None:
         market = self._deps.market
         due = self._market_at is None or now_ms - self._market_at >= market.config.interval_ms
         if due:
             if self._reads is None:
                 self._reads = plan_reads(self._area, market.config.res, MAX_VIEW_RADIUS_M)
-            views = await asyncio.gather(
-                *(area_view(market, self._deps.index, c, r, now_ms) for c, r in self._reads)
+            reads, products = self._reads, market.config.products
+            every, *each = await asyncio.gather(
+                *(self._market_of(reads, now_ms, p) for p in (None, *products))
             )
-            # The reads overlap, and reach past the watched radius: each cell once, and
-            # only those the area holds.
-            centre = LatLng(self._area.lat, self._area.lng)
-            cells = {c.cell: c for view in views for c in view}
-            self._market = [
-                c for c in cells.values() if haversine_m(centre, c.centre) <= self._area.radius_m
-            ]
+            self._market, self._by_product = every, dict(zip(products, each, strict=True))
             self._market_at = now_ms
-        return self._market
+
+    async def _market_of(
+        self, reads: list[Read], now_ms: int, product: str | None
+    ) -> list[CellView]:
+        """The cells of one product (None: of all) within the watched area."""
+        market, index = self._deps.market, self._deps.index
+        views = await asyncio.gather(
+            *(area_view(market, index, c, r, now_ms, product) for c, r in reads)
+        )
+        # The reads overlap, and reach past the watched radius: each cell once, and only
+        # those the area holds.
+        centre = LatLng(self._area.lat, self._area.lng)
+        cells = {c.cell: c for view in views for c in view}
+        return [c for c in cells.values() if haversine_m(centre, c.centre) <= self._area.radius_m]
 
     async def _queues(self) -> dict[str, int]:
         book = self._deps.areas

@@ -1,14 +1,17 @@
 """The ops map filtered by product in a real browser: drivers of two products (and some of
-both), rides of each, and the side panel's selector narrowing drivers, rides and counters
-to the product picked, a driver's new vehicle included."""
+both), rides of each, and the side panel's selector narrowing drivers, rides, counters and
+the market cells to the product picked, a driver's new vehicle included."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from h3.api import basic_str as h3
+
 from dispatch.domain.principals import Role
 from tests.e2e.dispatch.conftest import Served
 from tests.e2e.ops.conftest import CENTRE, Api, token
+from tests.e2e.ops.test_ops_layers import MARKET_RES
 from tests.e2e.ops.test_ops_map import drawn_at, ops_url, spread
 
 OPS = token(Role.OPS, "e2e")
@@ -83,7 +86,7 @@ def test_selecting_a_product_shows_only_its_drivers_rides_and_counts(
         body = api.driver(driver_id)
         expected = driver_id if driver_id in xl else None
         assert drawn_at(watched, body["lat"], body["lng"]) == expected, driver_id
-    assert "not only xl" in page.inner_text("[data-testid=market-scope]")
+    assert page.inner_text("[data-testid=market-scope]").startswith("xl only")
     watched.shot("product-xl")
 
     # A driver changing vehicle mid-shift joins the selection within a look or two.
@@ -105,4 +108,43 @@ def test_selecting_a_product_shows_only_its_drivers_rides_and_counts(
     select(page, "")  # all products again
     page.wait_for_function("n => window.opsMap.drawnDrivers() === n", arg=len(ids))
     assert page.inner_text("[data-testid=rides-total]") == "2"
+    assert watched.errors == []
+
+
+def test_the_market_layer_follows_the_product_selected(
+    service: Served, api: Api, open_page: Any
+) -> None:
+    centre_cell = h3.latlng_to_cell(*CENTRE, MARKET_RES)
+    group = h3.cell_to_parent(centre_cell, MARKET_RES - 1)
+    surging = sorted(h3.cell_to_children(group, MARKET_RES))
+    api.fix("d1", *CENTRE)
+    set_vehicle(api, "d1", XL_CAR)
+    watched = open_page(ops_url(service, OPS))
+    page = watched.page
+    page.wait_for_function("() => window.opsMap?.drawnDrivers() === 1")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=product]').options.length > 1"
+    )
+    body = {"cells": [group], "multiplier": 2.0, "ttl_s": 600, "product": "xl"}
+    status, pinned = api.call("POST", "/v1/market/pins", OPS, body)
+    assert status == 200 and pinned["cells"] == len(surging)
+    surge_drawn = (
+        "ids => { const l = window.opsMap.layer('market');"
+        " const drawn = (l?.props.data ?? []).map((c) => c.id).sort();"
+        " return JSON.stringify(drawn) === JSON.stringify(ids); }"
+    )
+    # Every product together: the highest multiplier in each cell, xl's.
+    page.wait_for_function(surge_drawn, arg=surging, timeout=10_000)
+
+    select(page, "xl")
+    page.wait_for_function(surge_drawn, arg=surging)
+    assert page.evaluate("id => window.opsMap.marketCell(id)", centre_cell)["supply"] == 1
+    watched.shot("market-xl")
+
+    select(page, "economy")  # no pin and no riders for economy: no surge to draw
+    page.wait_for_function(surge_drawn, arg=[])
+    page.click("[data-testid=market-supply]")
+    page.wait_for_function(surge_drawn, arg=[])  # and its drivers: none (d1 drives an xl)
+    select(page, "xl")
+    page.wait_for_function(surge_drawn, arg=[centre_cell])
     assert watched.errors == []

@@ -79,7 +79,7 @@ let layers = [];
 let pending = false;
 let marketMetric = 'surge'; // the side panel's toggle: off, supply, demand or surge
 let product = null; // the side panel's selector: one product's drivers and rides, or all
-let marketCells = { state: null, changes: -1, cells: [] }; // the cells last drawn, kept while unchanged
+let marketCells = { state: null, changes: -1, product: null, cells: [] }; // the cells last drawn, kept while unchanged
 
 function driverColour(status) {
   return DRIVER_COLOURS[status] ?? UNKNOWN_COLOUR;
@@ -99,11 +99,17 @@ function shownRides() {
   return [...state.rides.values()].filter((ride) => rideOf(ride, product));
 }
 
+// The market cells of the product selected, or of every product together.
+function shownMarket() {
+  return product === null ? state.market : (state.marketByProduct.get(product) ?? new Map());
+}
+
 function buildLayers() {
   const rides = shownRides();
   drawn = driverColumns(state, driverColour, productMask(state, product));
-  if (marketCells.state !== state || marketCells.changes !== state.marketChanges) {
-    marketCells = { state, changes: state.marketChanges, cells: [...state.market.values()] };
+  const changes = state.marketChanges;
+  if (marketCells.state !== state || marketCells.changes !== changes || marketCells.product !== product) {
+    marketCells = { state, changes, product, cells: [...shownMarket().values()] };
   }
   return [
     gridLayer(cells),
@@ -149,7 +155,7 @@ function select(info) {
 }
 
 function tooltip(info) {
-  const text = info.object && info.layer ? describe(info.layer.id, info.object, state.queues) : null;
+  const text = info.object && info.layer ? describe(info.layer.id, info.object, state.queues, product) : null;
   return text && { text, className: 'ops-tooltip' };
 }
 
@@ -233,7 +239,7 @@ window.opsMap = {
   drawnDrivers: () => drawn.length,
   layer: (id) => layers.find((layer) => layer.id === id),
   driver: (id) => driverPosition(state, id),
-  marketCell: (id) => state.market.get(id) ?? null,
+  marketCell: (id) => shownMarket().get(id) ?? null, // of the product selected
   // The object of a layer drawn at a point of the map (deck.gl's picking), or null.
   pick: (layerId, x, y) => overlay.pickObject({ x, y, radius: 2, layerIds: [layerId] })?.object ?? null,
   // The driver drawn at a point of the map (deck.gl's own picking), or null.

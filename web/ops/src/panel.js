@@ -43,14 +43,16 @@ export function showProductPicker(products, current, onPick) {
 export function showProductCounts(counts, total) {
   for (const option of $('product').options) {
     const n = option.value === '' ? total : counts[option.value];
-    option.textContent = n === undefined ? option.dataset.label : `${option.dataset.label} · ${n} drivers`;
+    option.textContent = n === undefined ? option.dataset.label : `${option.dataset.label} · ${n} driver${n === 1 ? '' : 's'}`;
   }
 }
 
-// The market layer is not split by product: it says so while one is selected.
+// Whose market the cells show: the product selected, or every product together.
 export function showMarketScope(product) {
   $('market-scope').textContent =
-    product === null ? 'all products' : `all products, not only ${product}: the market is not split by product`;
+    product === null
+      ? 'every product: all available drivers, riders summed, the highest surge'
+      : `${product} only: its drivers, its riders, its surge`;
 }
 
 export function showCounts(driverCounts, rideCounts) {
@@ -81,7 +83,7 @@ export function showLegend() {
     ramp([MARKET_COLOURS.supply, MARKET_COLOURS.supply], 'supply (available drivers)'),
     ramp([MARKET_COLOURS.demand, MARKET_COLOURS.demand], 'demand (riders a minute)'),
     ramp([SURGE_LOW, MARKET_COLOURS.surge], 'surge ×1.1 to ×3'),
-    note('market cells: all products, whichever is selected'),
+    note('market cells: of the product selected'),
   ];
   $('legend').replaceChildren(...rows);
 }
@@ -120,12 +122,13 @@ export function showAreas(areas, queues) {
   $('areas-total').textContent = areas.length;
 }
 
-// Hover text: a market cell's figures, or an area's kind, name and queue.
-export function describe(layerId, object, queues) {
+// Hover text: a market cell's figures (of `product`, null: every product), or an area's
+// kind, name and queue.
+export function describe(layerId, object, queues, product) {
   if (layerId === 'market') {
     const rate = object.no_driver_rate === null ? '–' : `${Math.round(object.no_driver_rate * 100)} %`;
     return [
-      `cell ${object.id}`,
+      `cell ${object.id} · ${product ?? 'every product'}`,
       `supply ${object.supply} available`,
       `demand ${object.demand_per_min.toFixed(1)} riders/min`,
       `no driver ${rate} of ${object.requests} requests`,

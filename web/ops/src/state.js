@@ -22,6 +22,7 @@ export function createState() {
     area: null,
     figures: {}, // the last 5 minutes of ride requests (requests_per_min, match_rate, p95_eta_s)
     market: new Map(), // market cell id -> {id, supply, demand_per_min, requests, no_driver_rate, surge}
+    marketByProduct: new Map(), // product -> its own cells, as `market` holds every product's
     marketChanges: 0, // counts the market's changes: the page redraws its cells only then
     areas: [], // {id, kind, name, polygons: [[[lng, lat], ...] rings, ...]}
     queues: {}, // airport id -> drivers waiting
@@ -39,7 +40,10 @@ export function applySnapshot(state, snap) {
   fresh.frames = state.frames;
   appendDrivers(fresh, snap.drivers);
   upsertRides(fresh, snap.rides);
-  if (snap.market) upsertCells(fresh, snap.market.cells);
+  if (snap.market) upsertCells(fresh.market, snap.market.cells);
+  for (const [product, { cells }] of Object.entries(snap.market_by_product ?? {})) {
+    upsertCells(productCells(fresh, product), cells);
+  }
   if (snap.areas) fresh.areas = areaRows(snap.areas);
   fresh.queues = snap.queues ?? {};
   fresh.t = snap.t;
@@ -83,8 +87,11 @@ export function applyDelta(state, delta) {
   for (const id of delta.rides_gone ?? []) state.rides.delete(id);
   if (delta.figures) state.figures = delta.figures;
   if (delta.market) {
-    upsertCells(state, delta.market.cells);
-    for (const id of delta.market.removed) state.market.delete(id);
+    applyCells(state.market, delta.market);
+    state.marketChanges += 1;
+  }
+  for (const [product, cells] of Object.entries(delta.market_by_product ?? {})) {
+    applyCells(productCells(state, product), cells);
     state.marketChanges += 1;
   }
   if (delta.areas) state.areas = areaRows(delta.areas);
@@ -120,9 +127,19 @@ function upsertRides(state, cols) {
   });
 }
 
-function upsertCells(state, cols) {
+function productCells(state, product) {
+  if (!state.marketByProduct.has(product)) state.marketByProduct.set(product, new Map());
+  return state.marketByProduct.get(product);
+}
+
+function applyCells(market, { cells, removed }) {
+  upsertCells(market, cells);
+  for (const id of removed) market.delete(id);
+}
+
+function upsertCells(market, cols) {
   cols.id.forEach((id, i) => {
-    state.market.set(id, {
+    market.set(id, {
       id,
       supply: cols.supply[i],
       demand_per_min: cols.demand_per_min[i],
