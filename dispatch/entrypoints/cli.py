@@ -1,4 +1,4 @@
-"""The `dispatch` command: serve, token, demo."""
+"""The `dispatch` command: serve, token, demo, split-region."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import uvloop
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
+from dispatch.entrypoints import split_cli
 from dispatch.entrypoints.exposure import dev_secret_refusal, insecure_allowed
 from dispatch.entrypoints.logs import configure as configure_logs
 from dispatch.service_layer.errors import BackendUnavailable
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true",
         help="past --duration, keep the city running while an ops map page is open",
     )  # fmt: skip
+    split_cli.add_parser(sub)
     return p
 
 
@@ -113,10 +115,14 @@ def _demo(args: argparse.Namespace) -> int:
     return int(uvloop.run(demo))
 
 
+def _split_region(args: argparse.Namespace) -> int:
+    return int(uvloop.run(split_cli.run(args)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    handlers = {"serve": _serve, "token": _token, "demo": _demo}
+    handlers = {"serve": _serve, "token": _token, "demo": _demo, "split-region": _split_region}
     try:
         return handlers[args.command](args)
     except SettingsError as exc:
