@@ -53,6 +53,10 @@ class MemoryMarketStore:
                 row[4] += 1
         self._active[ask.region] = max(self._active.get(ask.region, 0), ask.at_ms)
 
+    async def count_many(self, asks: Sequence[Ask], window: CountWindow) -> None:
+        for ask in asks:
+            await self.count(ask, window)
+
     def _forget_old(self, region: int, window: CountWindow, now_ms: int) -> None:
         first = window.buckets(now_ms)[0]
         for key in [k for k in self._buckets if k[0] == region and k[2] < first]:

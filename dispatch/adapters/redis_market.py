@@ -43,10 +43,11 @@ from geoindex.redis_edge import Call
 
 COUNT = script("market_count")
 WINDOW = script("market_window")
+RIDERS = script("market_riders")
 LEASE = script("market_lease")
 LEASE_DROP = script("market_lease_drop")
 SURGE_PUT = script("market_surge_put")
-SCRIPTS = (COUNT, WINDOW, LEASE, LEASE_DROP, SURGE_PUT)
+SCRIPTS = (COUNT, WINDOW, RIDERS, LEASE, LEASE_DROP, SURGE_PUT)
 
 REGIONS_KEY = "mk:regions"
 SWITCH_KEY = "mk:switch"
@@ -71,13 +72,12 @@ class RedisMarketStore:
         self._touched: set[int] = set()  # regions counted into since the last keep_active
 
     async def count(self, ask: Ask, window: CountWindow) -> None:
-        tag, p = region_tag(ask.region), ask.product
-        buckets = window.buckets(ask.at_ms)
-        keys = [f"{tag}:b:{buckets[-1]}:{p}", *(f"{tag}:c:{b}:{p}" for b in reversed(buckets))]
-        eta = "-" if ask.eta_s is None else ask.eta_s
-        args = [ask.cell, ask.rider_id, ask.outcome.value, eta, window.keep_ms]
-        await self._scripts.call(COUNT, keys, args)
+        await self._scripts.call(*_count_call(ask, window))
         self._touched.add(ask.region)
+
+    async def count_many(self, asks: Sequence[Ask], window: CountWindow) -> None:
+        await self._scripts.run([_count_call(a, window) for a in asks])
+        self._touched.update(a.region for a in asks)
 
     async def counts(
         self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
@@ -91,18 +91,11 @@ class RedisMarketStore:
     async def riders(
         self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
     ) -> dict[int, dict[str, dict[str, int]]]:
-        asked = [(r, p) for r in regions for p in products]
-        calls: list[Call] = [
-            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders"]) for r, p in asked
-        ]
-        out: dict[int, dict[str, dict[str, int]]] = {r: {} for r in regions}
-        for (r, p), reply in zip(
-            asked, await self._scripts.run(calls) if calls else [], strict=True
-        ):
-            got = orjson.loads(reply)  # {cell: riders} as the script sums it
-            if got:
-                out[r][p] = got
-        return out
+        # One script call per region, every product's buckets in it.
+        calls = [_riders(r, window, now_ms, products, ()) for r in regions]
+        replies = await self._scripts.run(calls) if calls else []
+        # {product: {cell: riders}} as the script sums it: nothing to regroup.
+        return {r: orjson.loads(reply) for r, reply in zip(regions, replies, strict=True)}
 
     async def riders_in(
         self,
@@ -111,17 +104,12 @@ class RedisMarketStore:
         now_ms: int,
         products: Sequence[str],
     ) -> dict[str, dict[str, int]]:
-        asked = [(r, p) for r, named in cells.items() if named for p in products]
-        calls: list[Call] = [
-            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders", *cells[r]]) for r, p in asked
-        ]
+        # One script call per region, its cells named once for every product.
+        calls = [_riders(r, window, now_ms, products, named) for r, named in cells.items() if named]
         out: dict[str, dict[str, int]] = {}
-        for (_, p), reply in zip(
-            asked, await self._scripts.run(calls) if calls else [], strict=True
-        ):
-            got = orjson.loads(reply)
-            if got:
-                out.setdefault(p, {}).update(got)
+        for reply in await self._scripts.run(calls) if calls else []:
+            for p, riders in orjson.loads(reply).items():
+                out.setdefault(p, {}).update(riders)
         return out
 
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
@@ -281,6 +269,14 @@ def _buckets(region: int, window: CountWindow, now_ms: int, products: Sequence[s
     return [f"{tag}:b:{b}:{p}" for p in products for b in window.buckets(now_ms)]
 
 
+def _riders(
+    region: int, window: CountWindow, now_ms: int, products: Sequence[str], cells: Sequence[str]
+) -> Call:
+    """market_riders.lua's call for the region's products (and only `cells`, if any)."""
+    keys = _buckets(region, window, now_ms, products)
+    return (RIDERS, keys, [len(keys) // len(products), len(products), *products, *cells])
+
+
 def _pin_field(key: PinKey) -> str:
     cell, product = key
     return cell if product is None else f"{cell}|{product}"
@@ -337,3 +333,11 @@ def _decode(raw: bytes) -> Quote:
         expires_at=d["expires"],
         product=d.get("product"),  # absent: stored before products
     )
+
+
+def _count_call(ask: Ask, window: CountWindow) -> Call:
+    tag, p = region_tag(ask.region), ask.product
+    buckets = window.buckets(ask.at_ms)
+    keys = [f"{tag}:b:{buckets[-1]}:{p}", *(f"{tag}:c:{b}:{p}" for b in reversed(buckets))]
+    eta = "-" if ask.eta_s is None else ask.eta_s
+    return COUNT, keys, [ask.cell, ask.rider_id, ask.outcome.value, eta, window.keep_ms]

@@ -29,7 +29,7 @@ from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle, settle_many
 from dispatch.service_layer.match_window import Batching, WindowObserver, WindowStats
 from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
-from dispatch.service_layer.quotes import count_request
+from dispatch.service_layer.quotes import count_request, count_requests
 from dispatch.service_layer.region_jobs import run_region_job
 from dispatch.service_layer.reservations import Chosen, release_driver, reserve_chosen
 from geoindex import MAX_K, Neighbor
@@ -158,9 +158,7 @@ async def _offer_all(
     await _in_chunks(changed)
     await settle_many(deps, matched)
     # A ride's first offer: counted as offered, with its ETA.
-    await _in_chunks(
-        [count_request(deps, c.after) for c in matched if by_id[c.after.id].attempts == 0]
-    )
+    await count_requests(deps, [c.after for c in matched if by_id[c.after.id].attempts == 0])
     done = {c.after.id for c in matched}
     return [
         "matched" if c.ride_id in done else "changed" if c.ride_id in offered else "refused"

@@ -157,14 +157,31 @@ async def count_ask(
     """Count one quote or ride request as demand for its product in its pickup cell
     (one store call). Best effort: the counters are statistics, and a ride already
     stored must not fail for them."""
+    await count_asks(
+        market, [ask_of(market, rider_id, at, now_ms, outcome, eta_s, product=product)]
+    )
+
+
+def ask_of(
+    market: Market,
+    rider_id: str,
+    at: LatLng,
+    now_ms: int,
+    outcome: Outcome,
+    eta_s: int | None = None,
+    *,
+    product: str,
+) -> Ask:
     cell, region = cell_of(market.config, at)
+    return Ask(cell, region, rider_id, now_ms, outcome, eta_s, product=product)
+
+
+async def count_asks(market: Market, asks: Sequence[Ask]) -> None:
+    """count_ask for many (a matching window's offers), in one store call."""
     try:
-        await market.store.count(
-            Ask(cell, region, rider_id, now_ms, outcome, eta_s, product=product),
-            market.config.window,
-        )
+        await market.store.count_many(asks, market.config.window)
     except BackendUnavailable as exc:
-        log.warning("market count lost: %s", exc)
+        log.warning("%d market counts lost: %s", len(asks), exc)
 
 
 async def surge_at(market: Market, at: LatLng, product: str | None = None) -> tuple[str, float]:

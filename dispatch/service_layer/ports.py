@@ -235,6 +235,10 @@ class MarketStore(Protocol):
         outcome still counts)."""
         ...
 
+    async def count_many(self, asks: Sequence[Ask], window: CountWindow) -> None:
+        """count() for each ask, in order, in one round trip where the backend allows."""
+        ...
+
     async def counts(
         self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
     ) -> dict[int, dict[str, CellCounts]]:

@@ -6,6 +6,7 @@ product."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from dispatch.domain import quotes
 from dispatch.domain.fares import FareTable, estimate
@@ -15,7 +16,7 @@ from dispatch.domain.quotes import Quote
 from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import Forbidden
-from dispatch.service_layer.market import cell_of, count_ask, surge_at
+from dispatch.service_layer.market import ask_of, cell_of, count_ask, count_asks, surge_at
 from dispatch.service_layer.ports import Outcome
 from dispatch.service_layer.product_search import nearest_eligible
 
@@ -97,10 +98,19 @@ async def locked_surge(
 async def count_request(deps: Deps, ride: Ride) -> None:
     """A stored ride request, counted into its product and pickup cell with how it
     ended (one store call)."""
-    no_driver = ride.status is RideStatus.NO_DRIVER
-    outcome = Outcome.NO_DRIVER if no_driver else Outcome.OFFERED
-    eta = None if no_driver else ride.eta_s
-    product = ride.product or deps.products.default
-    await count_ask(
-        deps.market, ride.rider_id, ride.pickup, ride.created_at, outcome, eta, product=product
-    )
+    await count_requests(deps, [ride])
+
+
+async def count_requests(deps: Deps, rides: Sequence[Ride]) -> None:
+    """count_request for many (a matching window's), in one store call."""
+    asks = []
+    for ride in rides:
+        no_driver = ride.status is RideStatus.NO_DRIVER
+        outcome = Outcome.NO_DRIVER if no_driver else Outcome.OFFERED
+        eta = None if no_driver else ride.eta_s
+        product = ride.product or deps.products.default
+        when = ride.created_at
+        asks.append(
+            ask_of(deps.market, ride.rider_id, ride.pickup, when, outcome, eta, product=product)
+        )
+    await count_asks(deps.market, asks)

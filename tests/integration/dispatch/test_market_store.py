@@ -91,6 +91,23 @@ async def test_requests_no_driver_and_etas_are_counted(stores: Stores) -> None:
     )
 
 
+async def test_asks_counted_in_one_call_count_as_one_by_one(stores: Stores) -> None:
+    await stores.market.count_many(
+        [
+            ask(stores, "a", Outcome.OFFERED, eta_s=120),
+            ask(stores, "a", Outcome.OFFERED, eta_s=60),
+            ask(stores, "b", Outcome.NO_DRIVER),
+            ask(stores, "c", Outcome.OFFERED, eta_s=30, cell=OTHER),
+        ],
+        WINDOW,
+    )
+    await stores.market.count_many([], WINDOW)
+    got = await counts(stores)
+    assert got[CELL] == CellCounts(riders=2, requests=3, no_driver=1, eta_sum_s=180, etas=2)
+    assert got[OTHER] == CellCounts(riders=1, requests=1, no_driver=0, eta_sum_s=30, etas=1)
+    assert REGION in await stores.market.active_regions(stores.clock.now, 0)
+
+
 async def test_riders_are_the_counts_distinct_riders_alone(stores: Stores) -> None:
     await stores.market.count(ask(stores, "a", Outcome.OFFERED, eta_s=120), WINDOW)
     await stores.market.count(ask(stores, "b", Outcome.NO_DRIVER), WINDOW)
