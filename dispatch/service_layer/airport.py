@@ -183,11 +183,25 @@ async def on_silent(deps: Deps, driver_ids: Sequence[str]) -> None:
 async def track_fixes(
     deps: Deps, positions: Sequence[Position], results: Sequence[UpsertResult]
 ) -> None:
-    """A fleet batch's accepted fixes through the geofence, a few at a time."""
-    jobs = [
-        track_fix(deps, p.driver_id, p.lat, p.lng)
+    """A fleet batch's accepted fixes through the geofence at once (Geofence.observe_many),
+    then the airport queues the crossings move. Best effort, as track_fix."""
+    accepted = [
+        (p.driver_id, p.lat, p.lng)
         for p, r in zip(positions, results, strict=True)
         if r is UpsertResult.ACCEPTED
     ]
+    try:
+        crossed = await deps.fences.observe_many(accepted, deps.clock.now_ms())
+    except Exception as exc:  # noqa: BLE001 - never fail accepted fixes
+        log.warning("geofence for a batch of %d fixes skipped: %s", len(accepted), exc)
+        return
+    jobs = [_queues_after(deps, driver_id, events) for driver_id, events in crossed.items()]
     for start in range(0, len(jobs), 64):
         await asyncio.gather(*jobs[start : start + 64])
+
+
+async def _queues_after(deps: Deps, driver_id: str, events: list[AreaEvent]) -> None:
+    try:
+        await on_crossings(deps, driver_id, events)
+    except Exception as exc:  # noqa: BLE001 - the other drivers' queues still move
+        log.warning("queues of %s not moved: %s", driver_id, exc)

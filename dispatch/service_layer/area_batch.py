@@ -19,7 +19,8 @@ import numpy as np
 import shapely
 from h3.api import basic_int as h3
 
-from dispatch.service_layer.area_index import _TOO_CLOSE, KEY_RES, AreaIndex
+from dispatch.service_layer.area_grid import orient
+from dispatch.service_layer.area_index import _ROUNDING, KEY_RES, AreaIndex
 
 _INSIDE = -1  # an entry whose cell lies wholly inside its area
 _SHAPELY = -2  # an edge entry with no local test: ask the prepared geometry
@@ -50,14 +51,15 @@ def batch_tables(index: AreaIndex) -> BatchTables:
     fine, coarse = index._fine, index._coarse
     keys = sorted(fine) + sorted(coarse)
     splits = [fine[k] for k in keys[: len(fine)]] + [coarse[k] for k in keys[len(fine) :]]
-    count = np.asarray([len(a) + len(b) for a, b in splits], dtype=np.int64)
+    count = np.asarray([len(index._combo_places[a]) + len(b) for a, b in splits], dtype=np.int64)
     areas: list[int] = []
     local: list[int] = []
     centres: list[tuple[float, float]] = []
     centre_in: list[bool] = []
     seg_count: list[int] = []
     segs: list[float] = []
-    for inside, edges in splits:
+    for combo, edges in splits:
+        inside = index._combo_places[combo]
         areas.extend(inside)
         local.extend([_INSIDE] * len(inside))
         for i, how in edges:
@@ -65,7 +67,7 @@ def batch_tables(index: AreaIndex) -> BatchTables:
             if how is None:
                 local.append(_SHAPELY)
                 continue
-            centre_is_in, cx, cy, seg = how
+            centre_is_in, cx, cy, seg = how[:4]
             local.append(len(centres))
             centres.append((cx, cy))
             centre_in.append(centre_is_in)
@@ -106,17 +108,6 @@ def _ranges(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return which, np.arange(int(count.sum())) - np.repeat(starts, count) + np.repeat(first, count)
 
 
-def _orient(
-    ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray, cx: np.ndarray, cy: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """area_index._orient on arrays: (the sign as det > 0, too close to tell)."""
-    left = (bx - ax) * (cy - ay)
-    right = (by - ay) * (cx - ax)
-    det = left - right
-    unsure = (np.abs(det) <= _TOO_CLOSE * (np.abs(left) + np.abs(right))) | (det == 0.0)
-    return det > 0, unsure
-
-
 def _locally(
     t: BatchTables, lngs: np.ndarray, lats: np.ndarray, pt: np.ndarray, loc: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -136,14 +127,23 @@ def _locally(
     )
     pair, ax, ay, bx, by = pair[near], ax[near], ay[near], bx[near], by[near]
     x, y, cx, cy = x[near], y[near], cx[near], cy[near]
-    d1, u1 = _orient(ax, ay, bx, by, x, y)
-    d2, u2 = _orient(ax, ay, bx, by, cx, cy)
-    d3, u3 = _orient(x, y, cx, cy, ax, ay)
-    d4, u4 = _orient(x, y, cx, cy, bx, by)
+    d1, u1 = orient(ax, ay, bx, by, x, y)
+    d2, u2 = orient(ax, ay, bx, by, cx, cy)
+    d3, u3 = orient(x, y, cx, cy, ax, ay)
+    d4, u4 = orient(x, y, cx, cy, bx, by)
     n = len(pt)
     unsure = np.bincount(pair[u1 | u2 | u3 | u4], minlength=n) > 0
     crossed = np.bincount(pair[(d1 != d2) & (d3 != d4)], minlength=n)
     return t.centre_in[loc] != (crossed & 1).astype(bool), unsure
+
+
+def cells_of(lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+    """Each point's KEY_RES cell (AreaIndex.cell_of), as int64."""
+    return np.fromiter(
+        map(h3.latlng_to_cell, lats.tolist(), lngs.tolist(), repeat(KEY_RES)),
+        dtype=np.int64,
+        count=len(lats),
+    )
 
 
 def holding_many(
@@ -152,16 +152,45 @@ def holding_many(
     """The areas holding each point, as (offsets, areas): point i is held by
     index.areas[k] for k in areas[offsets[i]:offsets[i + 1]]. Points must be valid
     (callers validate first), as for AreaIndex.holding."""
-    n = len(lats)
     lats = np.ascontiguousarray(lats, dtype=np.float64)
     lngs = np.ascontiguousarray(lngs, dtype=np.float64)
+    if len(index) == 0 or len(lats) == 0:
+        return np.zeros(len(lats) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    offsets, areas, _pt, _loc = _holding(index, t, cells_of(lats, lngs), lats, lngs)
+    return offsets, areas
+
+
+def holding_near_many(
+    index: AreaIndex, t: BatchTables, cells: np.ndarray, lats: np.ndarray, lngs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """holding_many for points already known to be in `cells` (cells_of), and per point
+    how far it may move within its cell and keep its areas, as AreaIndex.holding_near
+    says (degrees; math.inf: no boundary crosses its cell; 0.0: not known)."""
+    n = len(lats)
     if len(index) == 0 or n == 0:
-        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    cells = np.fromiter(
-        map(h3.latlng_to_cell, lats.tolist(), lngs.tolist(), repeat(KEY_RES)),
-        dtype=np.int64,
-        count=n,
-    )
+        empty = np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return *empty, np.full(n, np.inf)
+    offsets, areas, pt, loc = _holding(index, t, cells, lats, lngs)
+    near = np.full(n, np.inf)
+    edge = loc >= 0
+    pair, s = _ranges(t.seg_first[loc[edge]], t.seg_count[loc[edge]])
+    at = pt[edge][pair]
+    ax, ay, bx, by = t.segs[s].T
+    x, y = lngs[at], lats[at]
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    f = ((x - ax) * dx + (y - ay) * dy) / np.where(length2 > 0, length2, 1.0)
+    f = np.clip(np.where(length2 > 0, f, 0.0), 0.0, 1.0)
+    np.minimum.at(near, at, np.hypot(ax + f * dx - x, ay + f * dy - y))
+    near[pt[loc == _SHAPELY]] = 0.0
+    return offsets, areas, np.maximum(near - _ROUNDING, 0.0)
+
+
+def _holding(
+    index: AreaIndex, t: BatchTables, cells: np.ndarray, lats: np.ndarray, lngs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, areas) as holding_many, and every (point, entry's local) pair looked at."""
+    n = len(lats)
     pts, hits = [], []
     found, key = _search(t.fine_keys, cells)
     pts.append(np.nonzero(found)[0])
@@ -184,8 +213,8 @@ def holding_many(
     ask |= loc == _SHAPELY
     if ask.any():
         held[ask] = shapely.intersects_xy(t.geometries[area[ask]], lngs[pt[ask]], lats[pt[ask]])
-    pt, area = pt[held], area[held]
-    order = np.argsort(pt, kind="stable")
+    kept, area_kept = pt[held], area[held]
+    order = np.argsort(kept, kind="stable")
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pt, minlength=n), out=offsets[1:])
-    return offsets, area[order]
+    np.cumsum(np.bincount(kept, minlength=n), out=offsets[1:])
+    return offsets, area_kept[order], pt, loc

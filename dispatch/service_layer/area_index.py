@@ -3,12 +3,13 @@
 A lookup computes the point's res-10 cell once and probes one dict with it (each listed
 res-10 cell carries its ancestors' entries too; a cell not listed there has its ancestors
 probed, by bit arithmetic on the integer cell). A cell well inside an area answers at
-once; a cell the boundary may cross is decided exactly from the few boundary segments
-near it: the point is on the same side as the cell's centre (known) if the segment between them
-crosses the boundary an even number of times. A configuration too close to call in
-floating point (the point on an edge, a vertex on that segment) falls back to a prepared
-shapely geometry, as do cells across the antimeridian or near a pole. A point in no
-listed cell is in no area. Exactness rests on two margins: a cell counts as inside only
+once, as one shared tuple; a cell the boundary may cross answers most of its points from
+a raster of it (area_grid: squares the boundary keeps away from hold one answer), the
+rest exactly from the few boundary segments near it: the point is on the same side as
+the cell's centre (known) if the segment between them crosses the boundary an even
+number of times. A configuration too close to call in floating point (the point on an
+edge, a vertex on that segment) falls back to a prepared shapely geometry, as do cells
+across the antimeridian or near a pole. A point in no listed cell is in no area. Exactness rests on two margins: a cell counts as inside only
 when its hexagon grown by a margin is inside (one edge length for cells coarser than the
 lookup's, whose descendants stray past the hexagon by well under one edge; a twentieth
 of one at the lookup's resolution, where only the hexagon's arcs differ from straight
@@ -25,6 +26,7 @@ import shapely
 from h3.api import basic_int as h3
 
 from dispatch.domain.areas import Area
+from dispatch.service_layer.area_grid import _TOO_CLOSE, EXACT, GRID, cell_grids
 from dispatch.service_layer.area_shapes import area_geometry
 
 KEY_RES = 10  # a lookup computes this cell, then its ancestors
@@ -48,9 +50,9 @@ def ancestor(cell: int, res: int) -> int:
 
 
 # An edge cell's local test: (centre inside?, centre lng, centre lat, the boundary
-# segments near the cell as ax, ay, bx, by, ...); None: ask shapely.
-Local = tuple[bool, float, float, tuple[float, ...]] | None
-_TOO_CLOSE = 1e-12  # relative: an orientation this near 0 is not trusted to floats
+# segments near the cell as ax, ay, bx, by, ...), then its raster (area_grid: x0, y0,
+# squares per degree of lng and of lat, the squares' answers); None: ask shapely.
+Local = tuple[bool, float, float, tuple[float, ...], float, float, float, float, bytes] | None
 _ROUNDING = 1e-9  # degrees (0.1 mm) off holding_near's distance: far past floats' errors
 
 
@@ -75,12 +77,11 @@ def _orient(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) ->
 
 
 def local_test(
-    local: tuple[bool, float, float, tuple[float, ...]], x: float, y: float
+    centre_in: bool, cx: float, cy: float, segs: tuple[float, ...], x: float, y: float
 ) -> bool | None:
     """Inside, by the parity of boundary crossings between the point and the cell's
-    centre; None when a configuration is too close to call. (The hot path: segments
-    whose bounding box misses the point-centre segment's are skipped first.)"""
-    centre_in, cx, cy, segs = local
+    centre; None when a configuration is too close to call. (Segments whose bounding box
+    misses the point-centre segment's are skipped first.)"""
     lox, hix = (x, cx) if x < cx else (cx, x)
     loy, hiy = (y, cy) if y < cy else (cy, y)
     crossings = 0
@@ -125,9 +126,14 @@ def _segments(geometry: shapely.Geometry) -> np.ndarray:
     return np.vstack(rows)
 
 
-def _locals(geometry: shapely.Geometry, cells: list[int], grown: np.ndarray) -> list[Local]:
+def _locals(
+    geometry: shapely.Geometry,
+    cells: list[int],
+    grown: np.ndarray,
+    rings: list[list[tuple[float, float]]],
+) -> list[Local]:
     """The local test of each edge cell: the segments meeting its grown hexagon (all that
-    the segment from a point in the cell to its centre can cross)."""
+    the segment from a point in the cell to its centre can cross), and its raster."""
     segs = _segments(geometry)
     lines = shapely.linestrings(segs.reshape(-1, 2, 2))
     cell_at, seg_at = shapely.STRtree(lines).query(grown, predicate="intersects")
@@ -139,13 +145,17 @@ def _locals(geometry: shapely.Geometry, cells: list[int], grown: np.ndarray) -> 
     lngs = np.asarray([lng for _, lng in centres])
     centre_in = shapely.intersects_xy(geometry, lngs, lats)
     on_edge = shapely.distance(geometry.boundary, shapely.points(lngs, lats)) < 1e-9
+    listed = [segs[k] for k in near]
+    grids = cell_grids(
+        shapely.bounds(grown), rings, np.stack([lngs, lats], axis=1), centre_in, listed
+    )
     out: list[Local] = []
     for i in range(len(cells)):
         if on_edge[i]:
             out.append(None)  # a centre on the boundary: no side to start from
         else:
-            seg = tuple(segs[near[i]].ravel().tolist())
-            out.append((bool(centre_in[i]), float(lngs[i]), float(lats[i]), seg))
+            seg = tuple(listed[i].ravel().tolist())
+            out.append((bool(centre_in[i]), float(lngs[i]), float(lats[i]), seg, *grids[i]))
     return out
 
 
@@ -248,7 +258,9 @@ def compile_area(area: Area) -> CompiledArea:
             elif not is_apart:
                 crossed.append(n)
         edge_cells += [plain[n] for n in crossed]
-        local += _locals(geometry, [plain[n] for n in crossed], grown[crossed])
+        local += _locals(
+            geometry, [plain[n] for n in crossed], grown[crossed], [rings[n] for n in crossed]
+        )
     return CompiledArea(
         area,
         geometry,
@@ -259,10 +271,11 @@ def compile_area(area: Area) -> CompiledArea:
     )
 
 
-# A cell's areas (their places in AreaIndex.areas): those it lies wholly inside, then
-# those whose boundary may cross it, each with its local test (None: ask shapely). Ints
-# and floats only, so the garbage collector stops tracking these tuples (see build).
-Split = tuple[tuple[int, ...], tuple[tuple[int, Local], ...]]
+# A cell's areas: the number of the set of areas it lies wholly inside (AreaIndex's
+# _combos: cells share few of them), then those whose boundary may cross it (their places
+# in AreaIndex.areas), each with its local test (None: ask shapely). Ints, floats and
+# bytes only, so the garbage collector stops tracking these tuples (see build).
+Split = tuple[int, tuple[tuple[int, Local], ...]]
 
 
 @dataclass(slots=True)
@@ -270,15 +283,16 @@ class AreaIndex:
     """Which areas hold a point. Built once from compiled areas, then only read."""
 
     areas: tuple[CompiledArea, ...]
-    # cell -> (area, True: inside; else the cell's local test, None: ask shapely), as
-    # compiled (cells of several resolutions): what area_batch reads
-    _cells: dict[int, Sequence[tuple[int, object]]] = field(default_factory=dict)
     _levels: tuple[tuple[int, int, int], ...] = ()  # (res, bits to clear, bits to set)
     # What a lookup reads: per listed KEY_RES cell, everything its ancestors list too
     # (one probe answers most points); per coarser cell, its own entries.
     _fine: dict[int, Split] = field(default_factory=dict)
     _coarse: dict[int, Split] = field(default_factory=dict)
     _coarse_levels: tuple[tuple[int, int], ...] = ()  # (bits to clear, bits to set)
+    # Each set of areas a cell lies wholly inside, as the areas (what a lookup returns
+    # as it is) and as their places in `areas` (what area_batch reads).
+    _combos: list[tuple[CompiledArea, ...]] = field(default_factory=list)
+    _combo_places: list[tuple[int, ...]] = field(default_factory=list)
 
     @classmethod
     def build(cls, compiled: Iterable[CompiledArea]) -> AreaIndex:
@@ -292,22 +306,24 @@ class AreaIndex:
             for cell, local in zip(c.edge, c.local or [None] * len(c.edge), strict=True):
                 table.setdefault(cell, []).append((i, local))
                 levels.add(c.res)
-        # Tuples, not lists: a table of atomic values the garbage collector stops
-        # tracking, so collections during ingest do not walk hundreds of thousands of
-        # cells.
-        index._cells = {cell: tuple(entries) for cell, entries in table.items()}
         index._levels = tuple(
             (r, _RES_FIELD | _digits(r), (r << _RES_SHIFT) | _digits(r)) for r in sorted(levels)
         )
         coarse = [(clear, bits) for r, clear, bits in index._levels if r < KEY_RES]
         index._coarse_levels = tuple(coarse)
+        numbers: dict[tuple[int, ...], int] = {}
 
         def split(entries: Iterable[tuple[int, object]]) -> Split:
-            inside = tuple(i for i, how in entries if how is True)
+            inside = tuple(sorted(i for i, how in entries if how is True))
             edges = tuple((i, how) for i, how in entries if how is not True)
-            return inside, edges  # type: ignore[return-value]
+            if inside not in numbers:
+                numbers[inside] = len(index._combos)
+                index._combos.append(tuple(index.areas[i] for i in inside))
+                index._combo_places.append(inside)
+            return numbers[inside], edges  # type: ignore[return-value]
 
-        for cell, entries in index._cells.items():
+        split(())  # number 0: inside none
+        for cell, entries in table.items():
             if cell & _RES_FIELD != KEY_RES << _RES_SHIFT:
                 index._coarse[cell] = split(entries)
                 continue
@@ -315,29 +331,26 @@ class AreaIndex:
             index._fine[cell] = split([*above, *entries])
         return index
 
-    def holding(self, lat: float, lng: float) -> list[CompiledArea]:
-        """The areas that hold the point (its boundary included). The point must be
-        valid (lat in [-90, 90], lng in [-180, 180]): callers validate first."""
-        if not self._levels:
-            return []
-        return self.holding_in(h3.latlng_to_cell(lat, lng, KEY_RES), lat, lng)[0]
-
     @staticmethod
     def cell_of(lat: float, lng: float) -> int:
         return int(h3.latlng_to_cell(lat, lng, KEY_RES))
 
-    def holding_in(self, cell: int, lat: float, lng: float) -> tuple[list[CompiledArea], bool]:
-        """holding() for a point already known to be in `cell` (cell_of), and whether
-        the answer is the same for every point of that cell (no boundary crosses it)."""
-        found, edges = self._holding(cell, lat, lng)
-        return found, not edges
+    def holding(self, lat: float, lng: float) -> Sequence[CompiledArea]:
+        """The areas that hold the point (its boundary included). The point must be
+        valid (lat in [-90, 90], lng in [-180, 180]): callers validate first."""
+        if not self._levels:
+            return ()
+        return self._holding(h3.latlng_to_cell(lat, lng, KEY_RES), lat, lng)[0]
 
-    def holding_near(self, cell: int, lat: float, lng: float) -> tuple[list[CompiledArea], float]:
-        """holding_in(), and how far (degrees, in the plain lng/lat plane) the point may
-        move within its cell and keep that answer: math.inf when no boundary crosses the
-        cell, 0.0 when not known. (Two points of one cell are joined by a segment inside
-        the cell's grown outline, which only the boundary segments listed for the cell
-        can cross; none of those is that close.)"""
+    def holding_near(
+        self, cell: int, lat: float, lng: float
+    ) -> tuple[Sequence[CompiledArea], float]:
+        """The areas holding a point already known to be in `cell` (cell_of), and how
+        far (degrees, in the plain lng/lat plane) the point may move within its cell and
+        keep that answer: math.inf when no boundary crosses the cell, 0.0 when not known.
+        (Two points of one cell are joined by a segment inside the cell's grown outline,
+        which only the boundary segments listed for the cell can cross; none of those is
+        that close.)"""
         found, edges = self._holding(cell, lat, lng)
         near = math.inf
         for _c, how in edges:
@@ -348,20 +361,33 @@ class AreaIndex:
 
     def _holding(
         self, cell: int, lat: float, lng: float
-    ) -> tuple[list[CompiledArea], tuple[tuple[int, Local], ...]]:
+    ) -> tuple[Sequence[CompiledArea], tuple[tuple[int, Local], ...]]:
         hit = self._fine.get(cell)
         if hit is not None:
-            inside, edges = hit
+            inside, edges = self._combos[hit[0]], hit[1]
         else:  # listed, if at all, only at coarser resolutions
             inside, edges = (), ()
             for clear, bits in self._coarse_levels:
                 more = self._coarse.get((cell & ~clear) | bits)
                 if more is not None:
-                    inside, edges = inside + more[0], edges + more[1]
+                    inside, edges = inside + self._combos[more[0]], edges + more[1]
+        if not edges:
+            return inside, edges  # the common case: no boundary near, the tuple as it is
+        found = list(inside)
         areas = self.areas
-        found = [areas[i] for i in inside]
         for i, how in edges:
-            answer = None if how is None else local_test(how, lng, lat)
+            if how is not None:
+                centre_in, cx, cy, segs, x0, y0, per_x, per_y, grid = how
+                u, v = (lng - x0) * per_x, (lat - y0) * per_y
+                if 0.0 <= u < GRID and 0.0 <= v < GRID:
+                    code = grid[int(v) * GRID + int(u)]
+                    if code != EXACT:  # a square the boundary keeps away from
+                        if code:
+                            found.append(areas[i])
+                        continue
+                answer = local_test(centre_in, cx, cy, segs, lng, lat)
+            else:
+                answer = None
             if answer is None:
                 answer = bool(shapely.intersects_xy(areas[i].geometry, lng, lat))
             if answer:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from dispatch.domain.areas import MAX_AREAS, Area, AreaKind
 from dispatch.domain.principals import Principal, Role
+from dispatch.service_layer.area_batch import BatchTables, batch_tables
 from dispatch.service_layer.area_index import AreaIndex, CompiledArea, compile_area
 from dispatch.service_layer.errors import Forbidden, InvalidRequest, NotFound
 from geoindex import Neighbor
@@ -48,6 +49,7 @@ class AreaBook:
     def __init__(self, store: AreaStore) -> None:
         self.store = store
         self.index = AreaIndex.build(())
+        self.tables = batch_tables(self.index)  # the index as arrays, for batches of points
         self.version = -1  # nothing loaded yet
         self._compiled: dict[str, CompiledArea] = {}
         self._lock = asyncio.Lock()
@@ -61,12 +63,18 @@ class AreaBook:
             version, areas = await self.store.load()
             known = self._compiled
             fresh = [a for a in areas if a.id not in known or known[a.id].area != a]
-            # Compiling is CPU work: off the event loop, so requests keep flowing.
-            built = await asyncio.to_thread(lambda: [compile_area(a) for a in fresh])
             compiled = {a.id: known[a.id] for a in areas if a.id in known and known[a.id].area == a}
-            compiled.update((c.area.id, c) for c in built)
-            self._compiled = compiled
-            self.index = AreaIndex.build(compiled[k] for k in sorted(compiled))
+
+            def build() -> tuple[AreaIndex, BatchTables]:
+                compiled.update((c.area.id, c) for c in map(compile_area, fresh))
+                index = AreaIndex.build(compiled[k] for k in sorted(compiled))
+                return index, batch_tables(index)
+
+            # Compiling is CPU work: off the event loop, so requests keep flowing.
+            index, tables = await asyncio.to_thread(build)
+            # All at once (no await between): a reader never sees an index with
+            # another's tables.
+            self._compiled, self.index, self.tables = compiled, index, tables
             self.version = version
             return True
 
@@ -79,7 +87,7 @@ class AreaBook:
     def has(self, kind: AreaKind) -> bool:
         return any(c.area.kind is kind for c in self._compiled.values())
 
-    def holding(self, lat: float, lng: float) -> list[CompiledArea]:
+    def holding(self, lat: float, lng: float) -> Sequence[CompiledArea]:
         return self.index.holding(lat, lng)
 
     def zone(self, lat: float, lng: float) -> Zone:

@@ -17,14 +17,18 @@ import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 import orjson
 
 from dispatch.domain.areas import AreaEvent, AreaKind, Crossing, QueueChange
+from dispatch.service_layer.area_batch import cells_of, holding_near_many
+from dispatch.service_layer.area_index import CompiledArea
 from dispatch.service_layer.areas import AreaBook
 
 SEEN_TTL_MS = 30_000
 MAX_SEEN = 200_000  # drivers remembered per instance; past it, forget and ask again
 LISTENER_QUEUE = 256
+STEPS_AT_ONCE = 64  # a batch's backend calls in flight at a time
 OPS_TOPIC = "ops"
 
 
@@ -116,6 +120,13 @@ class _Seen(NamedTuple):
     near2: float  # squared: how far it may move in that cell and keep the answer
 
 
+def _keeps(seen: _Seen, cell: int, lat: float, lng: float) -> bool:
+    """A fix in the same cell, closer to the last look than any boundary in it: the
+    same areas, no look needed."""
+    dx, dy = lng - seen.lng, lat - seen.lat
+    return seen.cell == cell and dx * dx + dy * dy < seen.near2
+
+
 class Geofence:
     def __init__(
         self, book: AreaBook, presence: PresenceStore, log: AreaEventLog, queues: QueueStore
@@ -130,19 +141,88 @@ class Geofence:
     async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
         """The crossings of one accepted fix (most fixes: none, and no backend call)."""
         index, version = self.book.index, self.book.version
-        seen = self._seen.get(driver_id)
-        if seen is None and len(index) == 0:
+        if len(index) == 0 and driver_id not in self._seen:
             return []
+        fresh = self._fresh(driver_id, version, now_ms)
         cell = index.cell_of(lat, lng)
-        fresh = seen if seen is not None and now_ms < seen.due and seen.version == version else None
-        if fresh is not None and fresh.cell == cell:
-            dx, dy = lng - fresh.lng, lat - fresh.lat
-            if dx * dx + dy * dy < fresh.near2:
-                return []  # the same cell, closer than any boundary in it: the same areas
-        found, near = index.holding_near(cell, lat, lng) if len(index) else ([], math.inf)
+        if fresh is not None and _keeps(fresh, cell, lat, lng):
+            return []
+        found, near = index.holding_near(cell, lat, lng) if len(index) else ((), math.inf)
+        fix = _Seen(frozenset(), 0, version, cell, lng, lat, near * near)
+        events = await self._step(driver_id, found, fix, fresh, now_ms)
+        if events:
+            await self.log.append([area_event_json(e) for e in events])
+        return events
+
+    async def observe_many(
+        self, fixes: Sequence[tuple[str, float, float]], now_ms: int
+    ) -> dict[str, list[AreaEvent]]:
+        """observe() for a fleet batch of accepted fixes (driver, lat, lng), a driver's
+        last fix only (its areas are where it is now, as update_location_burst keeps
+        only the newest): the areas of every fix that needs a look found in one batch
+        (area_batch), the backend asked for those that changed, a few at a time, and
+        the crossings logged in one append. The drivers with crossings, and theirs."""
+        index, tables, version = self.book.index, self.book.tables, self.book.version
+        last = {driver_id: (lat, lng) for driver_id, lat, lng in fixes}
+        if len(index) == 0:
+            last = {d: at for d, at in last.items() if d in self._seen}
+        if not last:
+            return {}
+        ids = list(last)
+        lats = np.fromiter((lat for lat, _ in last.values()), dtype=np.float64, count=len(ids))
+        lngs = np.fromiter((lng for _, lng in last.values()), dtype=np.float64, count=len(ids))
+        cells = cells_of(lats, lngs)
+        look: list[int] = []
+        fresh: list[_Seen | None] = []
+        for i, (driver_id, cell) in enumerate(zip(ids, cells.tolist(), strict=True)):
+            seen = self._fresh(driver_id, version, now_ms)
+            if seen is None or not _keeps(seen, cell, float(lats[i]), float(lngs[i])):
+                look.append(i)
+                fresh.append(seen)
+        if not look:
+            return {}
+        at = np.asarray(look, dtype=np.int64)
+        offsets, held, near = holding_near_many(index, tables, cells[at], lats[at], lngs[at])
+        areas = index.areas
+        steps = []
+        for j, i in enumerate(look):
+            found = [areas[k] for k in held[offsets[j] : offsets[j + 1]].tolist()]
+            d = float(near[j])
+            fix = _Seen(
+                frozenset(), 0, version, int(cells[i]), float(lngs[i]), float(lats[i]), d * d
+            )
+            steps.append(self._step(ids[i], found, fix, fresh[j], now_ms))
+        out: dict[str, list[AreaEvent]] = {}
+        for start in range(0, len(steps), STEPS_AT_ONCE):
+            for events in await asyncio.gather(*steps[start : start + STEPS_AT_ONCE]):
+                if events:
+                    out[events[0].driver_id] = events
+        if out:
+            await self.log.append([area_event_json(e) for es in out.values() for e in es])
+        return out
+
+    def _fresh(self, driver_id: str, version: int, now_ms: int) -> _Seen | None:
+        """What this instance last found for the driver, if still to be trusted."""
+        seen = self._seen.get(driver_id)
+        if seen is not None and now_ms < seen.due and seen.version == version:
+            return seen
+        return None
+
+    async def _step(
+        self,
+        driver_id: str,
+        found: Sequence[CompiledArea],
+        fix: _Seen,
+        fresh: _Seen | None,
+        now_ms: int,
+    ) -> list[AreaEvent]:
+        """A fix (its cell, place and reach in `fix`) found in the areas `found`: the
+        backend asked only if they differ from what was last seen (`fresh`)."""
         ids = frozenset([c.area.id for c in found])
         if fresh is not None and fresh.ids == ids:
-            self._seen[driver_id] = fresh._replace(cell=cell, lng=lng, lat=lat, near2=near * near)
+            self._seen[driver_id] = fresh._replace(
+                cell=fix.cell, lng=fix.lng, lat=fix.lat, near2=fix.near2
+            )
             return []
         holding = {c.area.id: round(c.area.dwell_s * 1000) for c in found}
         crossings, _counted, exit_due = await self.presence.step(driver_id, holding, now_ms)
@@ -151,11 +231,8 @@ class Geofence:
         # Out of an area within its dwell: nothing can happen before that exit matures
         # unless the fix moves to other areas, which asks at once.
         due = now_ms + SEEN_TTL_MS if exit_due is None else min(exit_due, now_ms + SEEN_TTL_MS)
-        self._seen[driver_id] = _Seen(ids, due, version, cell, lng, lat, near * near)
-        events = [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
-        if events:
-            await self.log.append([area_event_json(e) for e in events])
-        return events
+        self._seen[driver_id] = fix._replace(ids=ids, due=due)
+        return [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
 
     async def forget(self, driver_ids: Sequence[str], now_ms: int) -> dict[str, list[AreaEvent]]:
         """Drivers gone silent (swept from the geo index) exit every area they were

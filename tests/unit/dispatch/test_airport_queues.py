@@ -14,14 +14,16 @@ from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import RideStatus
 from dispatch.service_layer import drivers, ride_steps
 from dispatch.service_layer.airport import queue_of
-from dispatch.service_layer.areas import put_area
+from dispatch.service_layer.areas import delete_area, put_area
 from dispatch.service_layer.drivers import Fix
 from dispatch.service_layer.index_sweep import sweep_index_once
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from geoindex import Position
 
 from .conftest import World, driver, rider
 
 OPS = Principal(Role.OPS, "o1")
+FLEET = Principal(Role.FLEET, "gw")
 AIRPORT = (52.36, 13.50)  # the airport's centre; the box is 0.01 degrees each way
 TOWN = (52.52, 13.405)
 DWELL_S = 60
@@ -222,3 +224,57 @@ async def test_queue_changes_are_events_in_the_log(airport: World) -> None:
     await move.into_airport("d2")
     changes = [e["drivers"] for e in await log_events(airport) if e["type"] == "queue"]
     assert changes == [["d1"], ["d1", "d2"]]
+
+
+class FleetMoves(Moves):
+    """The same moves as fleet batches (POST /v1/locations): the geofence sees each batch
+    at once."""
+
+    async def batch(self, moves: list[tuple[str, float, float]]) -> None:
+        positions = []
+        for who, lat, lng in moves:
+            self.seq[who] = self.seq.get(who, 0) + 1
+            self.world.clock.advance(1)
+            positions.append(Position(who, lat, lng, self.world.clock.now, self.seq[who]))
+        await drivers.update_locations(self.world.deps, FLEET, positions)
+
+    async def to(self, who: str, lat: float, lng: float) -> None:
+        await self.batch([(who, lat, lng)])
+
+
+async def test_fleet_batches_cross_and_queue_as_single_fixes_do(airport: World) -> None:
+    move = FleetMoves(airport)
+    north = AIRPORT[0] + 400 / 111_195
+    # d1's last fix of the batch counts (it ends inside); d3 stays in town
+    await move.batch([("d1", *TOWN), ("d3", *TOWN), ("d1", *AIRPORT)])
+    airport.clock.advance(10)
+    await move.batch([("d2", north, AIRPORT[1]), ("d1", north, AIRPORT[1]), ("d3", *TOWN)])
+    assert await crossings(airport) == [("enter", "ber", "d1"), ("enter", "ber", "d2")]
+    assert await queue(airport) == ["d1", "d2"]
+    await move.batch([("d1", *TOWN), ("d2", *AIRPORT)])  # d1: jitter out...
+    airport.clock.advance(20_000)
+    await move.batch([("d1", *AIRPORT), ("d3", *AIRPORT)])  # ...and back within the dwell
+    assert await queue(airport) == ["d1", "d2", "d3"]
+    await move.to("d1", *TOWN)
+    airport.clock.advance(DWELL_S * 1000)
+    await move.batch([("d1", *TOWN), ("d2", *AIRPORT)])
+    assert await crossings(airport) == [
+        ("enter", "ber", "d1"),
+        ("enter", "ber", "d2"),
+        ("enter", "ber", "d3"),
+        ("exit", "ber", "d1"),
+    ]
+    assert await queue(airport) == ["d2", "d3"]
+
+
+async def test_a_fleet_batch_with_no_areas_left_exits_the_drivers_in_them(
+    airport: World,
+) -> None:
+    move = FleetMoves(airport)
+    await move.batch([("d1", *AIRPORT), ("d2", *TOWN)])
+    await delete_area(airport.deps.areas, OPS, "ber")
+    await move.batch([("d1", *AIRPORT), ("d2", *TOWN)])  # out, within the dwell
+    assert await crossings(airport) == [("enter", "ber", "d1")]
+    airport.clock.advance(DWELL_S * 1000)
+    await move.batch([("d1", *AIRPORT), ("d2", *TOWN)])
+    assert await crossings(airport) == [("enter", "ber", "d1"), ("exit", "ber", "d1")]

@@ -7,13 +7,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import shapely
+from h3.api import basic_int as h3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon as ShapelyPolygon
 
 from dispatch.domain.areas import Area, AreaKind, Ring
-from dispatch.service_layer.area_batch import batch_tables, holding_many
+from dispatch.service_layer.area_batch import (
+    batch_tables,
+    cells_of,
+    holding_many,
+    holding_near_many,
+)
 from dispatch.service_layer.area_index import AreaIndex, ancestor, build_index, compile_area
 from dispatch.service_layer.area_shapes import area_geometry
 
@@ -165,7 +172,7 @@ def test_overlapping_areas_are_all_found() -> None:
     index = build_index(areas)
     assert {c.area.id for c in index.holding(52.5, 13.4)} == {"city", "ber"}
     assert {c.area.id for c in index.holding(52.6, 13.4)} == {"city"}
-    assert index.holding(53.0, 13.4) == []
+    assert not index.holding(53.0, 13.4)
     offsets, found = holding_many(
         index, batch_tables(index), np.asarray([52.5, 52.6, 53.0]), np.asarray([13.4] * 3)
     )
@@ -180,16 +187,12 @@ def test_most_of_a_large_area_answers_without_the_exact_test() -> None:
     c = compile_area(
         Area("city", AreaKind.SERVICE_AREA, "c", ((star(13.4, 52.5, 0.2, 200, 0.1, 0),),))
     )
-    from h3.api import basic_int as h3
-
     inside_area = sum(h3.cell_area(x, "km^2") for x in c.inside)
     edge_area = sum(h3.cell_area(x, "km^2") for x in c.edge)
     assert inside_area > 5 * edge_area
 
 
 def test_ancestor_by_bits_is_h3s_parent() -> None:
-    from h3.api import basic_int as h3
-
     cell = h3.latlng_to_cell(-33.9, 151.2, 10)
     for res in range(0, 11):
         assert ancestor(cell, res) == h3.cell_to_parent(cell, res)
@@ -230,3 +233,62 @@ def test_a_point_moved_within_its_cell_less_than_holding_near_says_keeps_its_are
             if index.cell_of(qy, qx) != cell:
                 continue  # the promise is for moves within the cell
             assert held == [bool(shapely.intersects_xy(g, qx, qy)) for g in truth], (x, y, qx, qy)
+
+
+@FAST
+@given(
+    lng=st.floats(-170, 170),
+    lat=st.floats(-75, 75),
+    radius=st.floats(0.002, 0.05),
+    n=st.integers(3, 60),
+    jag=st.floats(0, 0.6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_points_scattered_over_boundary_cells_agree_with_shapely(
+    lng: float, lat: float, radius: float, n: int, jag: float, seed: int
+) -> None:
+    """Most points of a boundary cell are answered by its raster (area_grid): points
+    anywhere in the cells the boundary crosses, so every kind of square is met."""
+    ring = star(lng, lat, radius, n, jag, 0.3)
+    area = Area("a", AreaKind.SERVICE_AREA, "a", ((ring,),))
+    c = compile_area(area)
+    rng = np.random.default_rng(seed)
+    points = []
+    for cell in rng.choice(np.asarray(c.edge, dtype=np.int64), size=min(40, len(c.edge))):
+        corners = np.asarray(h3.cell_to_boundary(int(cell)))  # (lat, lng) rows
+        (ylo, xlo), (yhi, xhi) = corners.min(axis=0), corners.max(axis=0)
+        points += [(rng.uniform(xlo, xhi), rng.uniform(ylo, yhi)) for _ in range(10)]
+    check_points(area, points)
+
+
+@FAST
+@given(
+    lng=st.floats(-170, 170),
+    lat=st.floats(-75, 75),
+    big=st.floats(0.01, 0.3),
+    n=st.integers(3, 40),
+    ts=st.lists(st.tuples(st.floats(0, 1), offsets, st.booleans()), min_size=5, max_size=30),
+)
+def test_a_batch_says_what_holding_near_says_point_by_point(
+    lng: float, lat: float, big: float, n: int, ts: list
+) -> None:
+    outer = star(lng, lat, big, n, 0.3, 0.1)
+    inner = star(lng, lat, 0.004, max(3, n // 4), 0.3, 0.7)
+    index = build_index(
+        [
+            Area("city", AreaKind.SERVICE_AREA, "city", ((outer,),)),
+            Area("ber", AreaKind.AIRPORT, "ber", ((inner,),)),
+        ]
+    )
+    points = [near_boundary(inner if near_inner else outer, t, off) for t, off, near_inner in ts]
+    lngs = np.asarray([x for x, _ in points])
+    lats = np.asarray([y for _, y in points])
+    cells = cells_of(lats, lngs)
+    offsets, held, near = holding_near_many(index, batch_tables(index), cells, lats, lngs)
+    for i, (x, y) in enumerate(points):
+        found, want_near = index.holding_near(int(cells[i]), y, x)
+        assert int(cells[i]) == index.cell_of(y, x)
+        assert sorted(held[offsets[i] : offsets[i + 1]].tolist()) == sorted(
+            index.areas.index(c) for c in found
+        )
+        assert near[i] == pytest.approx(want_near, rel=1e-9, abs=1e-12)
