@@ -43,11 +43,10 @@ from geoindex.redis_edge import Call
 
 COUNT = script("market_count")
 WINDOW = script("market_window")
-RIDERS = script("market_riders")
 LEASE = script("market_lease")
 LEASE_DROP = script("market_lease_drop")
 SURGE_PUT = script("market_surge_put")
-SCRIPTS = (COUNT, WINDOW, RIDERS, LEASE, LEASE_DROP, SURGE_PUT)
+SCRIPTS = (COUNT, WINDOW, LEASE, LEASE_DROP, SURGE_PUT)
 
 REGIONS_KEY = "mk:regions"
 SWITCH_KEY = "mk:switch"
@@ -91,11 +90,18 @@ class RedisMarketStore:
     async def riders(
         self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
     ) -> dict[int, dict[str, dict[str, int]]]:
-        # One script call per region, every product's buckets in it.
-        calls = [_riders(r, window, now_ms, products, ()) for r in regions]
-        replies = await self._scripts.run(calls) if calls else []
-        # {product: {cell: riders}} as the script sums it: nothing to regroup.
-        return {r: orjson.loads(reply) for r, reply in zip(regions, replies, strict=True)}
+        asked = [(r, p) for r in regions for p in products]
+        calls: list[Call] = [
+            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders"]) for r, p in asked
+        ]
+        out: dict[int, dict[str, dict[str, int]]] = {r: {} for r in regions}
+        for (r, p), reply in zip(
+            asked, await self._scripts.run(calls) if calls else [], strict=True
+        ):
+            got = orjson.loads(reply)  # {cell: riders} as the script sums it
+            if got:
+                out[r][p] = got
+        return out
 
     async def riders_in(
         self,
@@ -104,12 +110,17 @@ class RedisMarketStore:
         now_ms: int,
         products: Sequence[str],
     ) -> dict[str, dict[str, int]]:
-        # One script call per region, its cells named once for every product.
-        calls = [_riders(r, window, now_ms, products, named) for r, named in cells.items() if named]
+        asked = [(r, p) for r, named in cells.items() if named for p in products]
+        calls: list[Call] = [
+            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders", *cells[r]]) for r, p in asked
+        ]
         out: dict[str, dict[str, int]] = {}
-        for reply in await self._scripts.run(calls) if calls else []:
-            for p, riders in orjson.loads(reply).items():
-                out.setdefault(p, {}).update(riders)
+        for (_, p), reply in zip(
+            asked, await self._scripts.run(calls) if calls else [], strict=True
+        ):
+            got = orjson.loads(reply)
+            if got:
+                out.setdefault(p, {}).update(got)
         return out
 
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
@@ -267,14 +278,6 @@ def _buckets(region: int, window: CountWindow, now_ms: int, products: Sequence[s
     """The bucket hashes of the window for each product, in that order."""
     tag = region_tag(region)
     return [f"{tag}:b:{b}:{p}" for p in products for b in window.buckets(now_ms)]
-
-
-def _riders(
-    region: int, window: CountWindow, now_ms: int, products: Sequence[str], cells: Sequence[str]
-) -> Call:
-    """market_riders.lua's call for the region's products (and only `cells`, if any)."""
-    keys = _buckets(region, window, now_ms, products)
-    return (RIDERS, keys, [len(keys) // len(products), len(products), *products, *cells])
 
 
 def _pin_field(key: PinKey) -> str:
