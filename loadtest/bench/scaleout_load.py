@@ -22,12 +22,14 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import uvloop
+from h3.api import basic_int as h3
 
 from loadtest.bench.loadgen import CITY, _fix
 from loadtest.scenario.city import EARTH_M
@@ -195,6 +197,27 @@ def box_point(rng: random.Random) -> tuple[float, float]:
     return lat, BOX_CENTRE[1] + math.degrees(east / (EARTH_M * math.cos(math.radians(lat))))
 
 
+def cell_point(rng: random.Random, cells: list[int]) -> tuple[float, float]:
+    """A point drawn evenly over the given H3 cells (--cells: a dense city instead of the
+    box), by rejection from a circle around a cell's centre."""
+    cell = rng.choice(cells)
+    lat0, lng0 = h3.cell_to_latlng(cell)
+    reach = 1.2 * h3.average_hexagon_edge_length(h3.get_resolution(cell), "m")
+    while True:
+        north, east = rng.uniform(-reach, reach), rng.uniform(-reach, reach)
+        lat = lat0 + math.degrees(north / EARTH_M)
+        lng = lng0 + math.degrees(east / (EARTH_M * math.cos(math.radians(lat))))
+        if h3.latlng_to_cell(lat, lng, h3.get_resolution(cell)) == cell:
+            return lat, lng
+
+
+def point_source(a: argparse.Namespace) -> Callable[[random.Random], tuple[float, float]]:
+    if not a.cells:
+        return box_point
+    cells = [int(c, 16) for c in a.cells.split(",")]
+    return lambda rng: cell_point(rng, cells)
+
+
 async def index(a: argparse.Namespace, w: Window) -> None:
     """Index writes (batches of --batch fixes of --drivers drivers) or k-NN queries, on the
     Redis Cluster at --url directly: the data tier alone, no service in between."""
@@ -204,13 +227,14 @@ async def index(a: argparse.Namespace, w: Window) -> None:
     client = connect(a.url, cluster=True)
     idx = RedisGeoIndex(client, ttl_ms=3_600_000, config=SearchConfig(region_res=a.region_res))
     counter = iter(range(10**12))
+    point = point_source(a)
 
     async def writer(n: int) -> None:
         rng = random.Random(n)
         while w.open():
             now = int(time.time() * 1000)
             batch = [
-                Position(f"{a.prefix}{next(counter) % a.drivers}", *box_point(rng), now)
+                Position(f"{a.prefix}{next(counter) % a.drivers}", *point(rng), now)
                 for _ in range(a.batch)
             ]
             t0 = time.perf_counter()
@@ -221,7 +245,7 @@ async def index(a: argparse.Namespace, w: Window) -> None:
     async def searcher(n: int) -> None:
         rng = random.Random(n)
         while w.open():
-            lat, lng = box_point(rng)
+            lat, lng = point(rng)
             t0 = time.perf_counter()
             found = await idx.nearest(lat, lng, a.k, a.radius_m)
             w.add(t0, "found" if found else "none")
@@ -242,10 +266,11 @@ async def seed_index(a: argparse.Namespace) -> None:
     idx = RedisGeoIndex(client, ttl_ms=3_600_000, config=SearchConfig(region_res=a.region_res))
     rng = random.Random(0)
     now = int(time.time() * 1000)
+    point = point_source(a)
     try:
         for s in range(0, a.drivers, 500):
             await idx.upsert(
-                [Position(f"{a.prefix}{i}", *box_point(rng), now)
+                [Position(f"{a.prefix}{i}", *point(rng), now)
                  for i in range(s, min(s + 500, a.drivers))]
             )  # fmt: skip
     finally:
@@ -273,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--region-res", type=int, default=5, help="index modes, seed-index")
     p.add_argument("--out", type=Path, help="where the result goes (JSON)")
     p.add_argument("--radius-m", type=float, default=2_000.0)
+    p.add_argument("--cells", default="", help="index modes: points in these H3 cells (hex, "
+                   "comma-separated) instead of the 150 km box")  # fmt: skip
     a = p.parse_args(argv)
     uvloop.install()
     if a.mode == "seed-index":

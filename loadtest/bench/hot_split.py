@@ -1,0 +1,259 @@
+"""A dense city on a 3-master Redis Cluster under CPU quotas: its hot regions split
+against unsplit, in one run; and the k-NN cost of mixed resolutions.
+
+    python -m loadtest.bench.hot_split [--drivers 100000] [--cells C1,C2,C3]
+        [--split-res 7] [--redis-quota 0.02] [--seconds 10] [--rounds 2] [--border-queries 1500]
+
+--drivers drivers in the --cells res-5 cells (default: central Berlin's cell and two of
+its neighbours, whose region slots all fall on the first master: the worst case a city
+can meet, and the one a split is for). Each master runs in a CPU cgroup of --redis-quota
+(loadtest/cgroups.py); the load processes and the figures are the scale-out bench's data
+tier (loadtest/bench/scaleout.py, scaleout_load.py): index writes (batches of 50 fixes of
+the city's drivers) and k-NN (k 10 within 2 km) at points in the city, each alone, to
+saturation. Unsplit first, then `split_region` of each cell at --split-res (its drivers
+re-homed by the migration, quotas lifted meanwhile), the same load again; --rounds pairs,
+alternating. Target: split / unsplit >= 2 for both, with the regions over every master.
+
+Border cost (no quota): one cell unsplit again, then --border-queries k-NN queries on
+its border with a split cell against as many inside one fine region of a split cell:
+Redis CPU (all masters) and wall time per query, and the regions each one read.
+Needs root (cgroups); where none can be used it says so and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from h3.api import basic_int as h3
+
+from loadtest.bench.harness import cpu_seconds, machine
+from loadtest.bench.scaleout import Meter, _exit_on_signal
+from loadtest.cgroups import CgroupsUnavailable, CpuGroups, Quota
+from loadtest.redis_procs import RedisCluster
+
+TARGET = 2.0
+BERLIN = h3.latlng_to_cell(52.52, 13.405, 5)
+DEFAULT_CELLS = [BERLIN, *(int(c, 16) for c in ("851f1d4ffffffff", "851f1d43fffffff"))]
+LIFTED = Quota(4.0)  # while seeding and migrating: no quota to speak of
+
+
+def _masters_of(cluster: RedisCluster, regions: list[int]) -> dict[str, int]:
+    """Regions per master (by port), from the cluster's slot map."""
+    from redis.cluster import RedisCluster as Client
+
+    client = Client(host="127.0.0.1", port=cluster.nodes[0].port)
+    count: dict[str, int] = {}
+    for region in regions:
+        port = str(client.get_node_from_key(f"gi:{{r{region:x}}}:geo").port)
+        count[port] = count.get(port, 0) + 1
+    client.close()
+    return count
+
+
+async def _split(url: str, cells: list[int], res: int) -> float:
+    from dispatch.adapters.redis_client import connect
+    from geoindex import RedisGeoIndex
+
+    index = RedisGeoIndex(connect(url, cluster=True, timeout_s=30), ttl_ms=3_600_000)
+    t0 = time.monotonic()
+    try:
+        for cell in cells:
+            # No instance reads the list meanwhile (the load has stopped): no wait needed.
+            await index.split_region(h3.int_to_str(cell), res, settle_s=0.0)
+    finally:
+        await index.close()
+    return round(time.monotonic() - t0, 1)
+
+
+async def _queries(url: str, points: list[tuple[float, float]], pids: list[int]) -> dict[str, Any]:
+    from dispatch.adapters.redis_client import connect
+    from geoindex import RedisGeoIndex
+
+    index = RedisGeoIndex(connect(url, cluster=True), ttl_ms=3_600_000)
+    try:
+        await index.nearest(*points[0], 10, 2_000.0)  # the split list, scripts loaded
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        t0 = time.perf_counter()
+        for lat, lng in points:
+            await index.nearest(lat, lng, 10, 2_000.0)
+        wall = time.perf_counter() - t0
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+    finally:
+        await index.close()
+    n = len(points)
+    return {
+        "queries": n,
+        "redis_cpu_ms_per_query": round(cpu * 1e3 / n, 4),
+        "wall_ms_per_query": round(wall * 1e3 / n, 3),
+    }
+
+
+def border_points(
+    split: int, unsplit: int, n: int, rng: random.Random
+) -> list[tuple[float, float]]:
+    """Points on the shared edge of two neighbouring cells."""
+    edge = h3.cells_to_directed_edge(split, unsplit)
+    (lat1, lng1), (lat2, lng2) = h3.directed_edge_to_boundary(edge)[:2]
+    out = []
+    for _ in range(n):
+        t = rng.random()
+        out.append((lat1 + t * (lat2 - lat1), lng1 + t * (lng2 - lng1)))
+    return out
+
+
+def inside_points(cell: int, res: int, n: int, rng: random.Random) -> list[tuple[float, float]]:
+    """Points within a fifth of an edge of a fine region's centre: k-NN stays inside it."""
+    lat0, lng0 = h3.cell_to_latlng(h3.cell_to_center_child(cell, res))
+    reach = 0.2 * h3.average_hexagon_edge_length(res, "km") / 111.0
+    return [
+        (lat0 + rng.uniform(-reach, reach), lng0 + rng.uniform(-reach, reach)) for _ in range(n)
+    ]
+
+
+def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
+    cells = [int(c, 16) for c in a.cells.split(",")] if a.cells else DEFAULT_CELLS
+    quota = Quota(a.redis_quota)
+    meter = Meter(a, groups, tmp)
+    common = [
+        "--drivers",
+        str(a.drivers),
+        "--prefix",
+        "hc",
+        "--cells",
+        ",".join(f"{c:x}" for c in cells),
+    ]
+    result: dict[str, Any] = {
+        "cells": [f"{c:x}" for c in cells],
+        "drivers": a.drivers,
+        "split_res": a.split_res,
+        "quota_cores_per_master": a.redis_quota,
+    }
+    with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
+        watch = {f"redis-{n.port}": n.proc.pid for n in cluster.nodes}
+        for name, pid in watch.items():
+            groups.create(name, LIFTED)
+            groups.add(name, pid)
+        grouped = {name: a.redis_quota for name in watch}
+
+        def limit(q: Quota) -> None:
+            for name in watch:
+                groups.create(name, q)  # rewrites the group's quota
+
+        seed = [sys.executable, "-m", "loadtest.bench.scaleout_load", "seed-index"]
+        done = subprocess.run(
+            [*seed, "--url", cluster.url, *common], capture_output=True, text=True, timeout=1800
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"seeding failed: {done.stderr[-2000:]}")
+        fine = [c for cell in cells for c in h3.cell_to_children(cell, a.split_res)]
+        result["regions_per_master"] = {
+            "unsplit": _masters_of(cluster, cells),
+            "split": _masters_of(cluster, fine),
+        }
+        rounds: list[dict[str, Any]] = []
+        split_now = False
+        for r in range(a.rounds):
+            one: dict[str, Any] = {}
+            for state in ["unsplit", "split"] if r % 2 == 0 else ["split", "unsplit"]:
+                want = state == "split"
+                if want != split_now:
+                    limit(LIFTED)
+                    one[f"migration_to_{state}_s"] = asyncio.run(
+                        _split(cluster.url, cells, a.split_res if want else 5)
+                    )
+                    split_now = want
+                limit(quota)
+                args = [*common, "-c", str(a.workers)]
+                one[state] = {
+                    "index_writes": meter.run("index-writes", cluster.url, args, watch, grouped),
+                    "knn": meter.run(
+                        "knn", cluster.url, [*common, "-c", str(2 * a.workers)], watch, grouped
+                    ),
+                }
+                print(
+                    f"round {r} {state}: writes {one[state]['index_writes']['per_s']}/s, "
+                    f"knn {one[state]['knn']['per_s']}/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            one["ratio"] = {
+                w: round(one["split"][w]["per_s"] / max(one["unsplit"][w]["per_s"], 1e-9), 2)
+                for w in ("index_writes", "knn")
+            }
+            rounds.append(one)
+        result["rounds"] = rounds
+        ratios = {w: [one["ratio"][w] for one in rounds] for w in ("index_writes", "knn")}
+        result["ratio_range"] = {w: [min(v), max(v)] for w, v in ratios.items()}
+        result["met"] = {w: min(v) >= TARGET for w, v in ratios.items()}
+        # Border cost: the last cell back to res 5, the others split.
+        limit(LIFTED)
+        if not split_now:
+            asyncio.run(_split(cluster.url, cells, a.split_res))
+        asyncio.run(_split(cluster.url, cells[-1:], 5))
+        rng = random.Random(1)
+        neighbour = next(c for c in cells[:-1] if h3.are_neighbor_cells(c, cells[-1]))
+        pids = list(watch.values())
+        border = asyncio.run(
+            _queries(cluster.url, border_points(neighbour, cells[-1], a.border_queries, rng), pids)
+        )
+        inside = asyncio.run(
+            _queries(
+                cluster.url, inside_points(neighbour, a.split_res, a.border_queries, rng), pids
+            )
+        )
+        result["border"] = {
+            "split_unsplit_border": border,
+            "inside_one_region": inside,
+            "ratio_cpu": round(
+                border["redis_cpu_ms_per_query"] / max(inside["redis_cpu_ms_per_query"], 1e-9), 2
+            ),
+            "ratio_wall": round(
+                border["wall_ms_per_query"] / max(inside["wall_ms_per_query"], 1e-9), 2
+            ),
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest.bench.hot_split",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--drivers", type=int, default=100_000)
+    p.add_argument("--cells", default="", help="res-5 cells, hex, comma-separated")
+    p.add_argument("--split-res", type=int, default=7, choices=[6, 7])
+    p.add_argument("--redis-quota", type=float, default=0.02, help="cores per master")
+    p.add_argument("--seconds", type=float, default=10.0, help="measured, per step")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--rounds", type=int, default=2, help="unsplit/split pairs, alternating")
+    p.add_argument("--load-procs", type=int, default=2, help="load processes per step")
+    p.add_argument("--workers", type=int, default=4, help="per load process")
+    p.add_argument("--border-queries", type=int, default=1500)
+    a = p.parse_args(argv)
+    try:
+        groups = CpuGroups()
+    except (CgroupsUnavailable, OSError) as e:
+        print(json.dumps({"bench": "hot_split", "error": str(e)}), file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with groups, tempfile.TemporaryDirectory(prefix="hot-split-") as tmp:
+        result = {"bench": "hot_split", "cgroup": groups.version, **run(a, groups, Path(tmp))}
+    result["machine"] = machine()
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
