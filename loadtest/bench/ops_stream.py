@@ -3,17 +3,20 @@ full JSON snapshots (one object per driver, every second) of the same drivers in
 run; and what a watching page costs the server.
 
     python -m loadtest.bench.ops_stream [--drivers 10000] [--seconds 20] [--pages 0,1,4] [--redis]
+        [--vehicles]
 
 One instance on the embedded backend (or, with --redis, on a standalone Redis whose CPU is
 measured too). A fleet client moves every driver 8-12 m once a second through
 POST /v1/locations (1,000 per batch, the batches spread over the second); for each page
 count in --pages that many pages follow GET /v1/ops/stream for --seconds while the
 server's CPU, the batch posts' latency (median, p99) and the fixes taken a second are
-measured. Target: at most 200 KB/s per page. With 0 pages first (and again last, for the
-baseline's own drift) it also reports the fewest pages at which ingest is 10 % slower
-(p99 up or rate down) than with none, and from CPU time how many pages it takes for the
-ops work to use 10 % of a core (a saturated instance's ingest 10 % down):
---pages 0,1,2,4,8,16,32,64,0.
+measured. With --vehicles the drivers first get vehicles of a mixed fleet (VEHICLE_MIX,
+through the fleet's vehicle call), so the stream carries every product's market cells as
+a city with several products would. Target: at most 200 KB/s per page. With 0 pages
+first (and again last, for the baseline's own drift) it also reports the fewest pages at
+which ingest is 10 % slower (p99 up or rate down) than with none, and from CPU time how
+many pages it takes for the ops work to use 10 % of a core (a saturated instance's ingest
+10 % down): --pages 0,1,2,4,8,16,32,64,0.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import numpy as np
 import orjson
 
 from dispatch.adapters.jwt_tokens import TokenCodec
@@ -41,6 +45,13 @@ TARGET_BYTES_PER_S = 200_000
 CENTRE = (52.52, 13.405)  # the default watched area
 BATCH = 1_000
 M_PER_DEG = 111_195.0
+# The built-in catalog's products in a plausible fleet: (share, seats, flags, products).
+VEHICLE_MIX = (
+    (0.55, 4, [], ["economy"]),
+    (0.20, 4, ["comfort"], ["comfort", "economy"]),
+    (0.15, 6, [], ["economy", "xl"]),
+    (0.10, 4, ["accessible"], ["economy", "wav"]),
+)
 
 
 @dataclass
@@ -252,6 +263,26 @@ async def phase(
     }
 
 
+async def give_vehicles(session: aiohttp.ClientSession, url: str, token: str, n: int) -> None:
+    """Each driver a vehicle of VEHICLE_MIX (applied from its first fix)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    bounds = np.cumsum([share for share, *_ in VEHICLE_MIX]) * n
+    gate = asyncio.Semaphore(32)
+
+    async def put(i: int) -> None:
+        _, seats, flags, products = VEHICLE_MIX[int(np.searchsorted(bounds, i, "right"))]
+        body = {"seats": seats, "flags": flags, "products": products}
+        async with (
+            gate,
+            session.put(
+                f"{url}/v1/fleet/drivers/d{i:05d}/vehicle", json=body, headers=headers
+            ) as resp,
+        ):
+            assert resp.status == 200, (resp.status, await resp.text())
+
+    await asyncio.gather(*(put(i) for i in range(n)))
+
+
 async def run(
     url: str, secret: str, pids: dict[str, int], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -263,6 +294,8 @@ async def run(
     stop = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with aiohttp.ClientSession(timeout=timeout) as session:
+        if args.vehicles:
+            await give_vehicles(session, url, fleet_token, fleet.n)
         moving = asyncio.create_task(mover(session, url, fleet_token, fleet, ingest, naive, stop))
         await asyncio.sleep(3.0)  # every driver placed and moving
         phases = [
@@ -277,6 +310,7 @@ async def run(
     return {
         "backend": "redis" if args.redis else "embedded",
         "drivers": args.drivers,
+        "vehicles": "mixed" if args.vehicles else "default product",
         "seconds": args.seconds,
         "phases": phases,
         "stream_bytes_per_s_per_page": ours,
@@ -348,6 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pages", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 4])
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--redis", action="store_true", help="a standalone Redis, not embedded")
+    p.add_argument("--vehicles", action="store_true", help="a mixed fleet (VEHICLE_MIX)")
     args = p.parse_args(argv)
     with contextlib.ExitStack() as stack:
         servers = stack.enter_context(Servers())
