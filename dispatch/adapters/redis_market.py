@@ -27,6 +27,7 @@ product, and a bucket costs memory per product that riders asked for in it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,10 +44,11 @@ from geoindex.redis_edge import Call
 
 COUNT = script("market_count")
 WINDOW = script("market_window")
+RIDERS = script("market_riders")
 LEASE = script("market_lease")
 LEASE_DROP = script("market_lease_drop")
 SURGE_PUT = script("market_surge_put")
-SCRIPTS = (COUNT, WINDOW, LEASE, LEASE_DROP, SURGE_PUT)
+SCRIPTS = (COUNT, WINDOW, RIDERS, LEASE, LEASE_DROP, SURGE_PUT)
 
 REGIONS_KEY = "mk:regions"
 SWITCH_KEY = "mk:switch"
@@ -90,18 +92,11 @@ class RedisMarketStore:
     async def riders(
         self, regions: Sequence[int], window: CountWindow, now_ms: int, products: Sequence[str]
     ) -> dict[int, dict[str, dict[str, int]]]:
-        asked = [(r, p) for r in regions for p in products]
-        calls: list[Call] = [
-            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders"]) for r, p in asked
-        ]
-        out: dict[int, dict[str, dict[str, int]]] = {r: {} for r in regions}
-        for (r, p), reply in zip(
-            asked, await self._scripts.run(calls) if calls else [], strict=True
-        ):
-            got = orjson.loads(reply)  # {cell: riders} as the script sums it
-            if got:
-                out[r][p] = got
-        return out
+        # One script call per region, every product's buckets in it.
+        calls = [_riders(r, window, now_ms, products, ()) for r in regions]
+        replies = await self._scripts.run(calls) if calls else []
+        # {product: {cell: riders}} as the script sums it: nothing to regroup.
+        return {r: orjson.loads(reply) for r, reply in zip(regions, replies, strict=True)}
 
     async def riders_in(
         self,
@@ -110,17 +105,12 @@ class RedisMarketStore:
         now_ms: int,
         products: Sequence[str],
     ) -> dict[str, dict[str, int]]:
-        asked = [(r, p) for r, named in cells.items() if named for p in products]
-        calls: list[Call] = [
-            (WINDOW, _buckets(r, window, now_ms, [p]), ["riders", *cells[r]]) for r, p in asked
-        ]
+        # One script call per region, its cells named once for every product.
+        calls = [_riders(r, window, now_ms, products, named) for r, named in cells.items() if named]
         out: dict[str, dict[str, int]] = {}
-        for (_, p), reply in zip(
-            asked, await self._scripts.run(calls) if calls else [], strict=True
-        ):
-            got = orjson.loads(reply)
-            if got:
-                out.setdefault(p, {}).update(got)
+        for reply in await self._scripts.run(calls) if calls else []:
+            for p, riders in orjson.loads(reply).items():
+                out.setdefault(p, {}).update(riders)
         return out
 
     async def active_regions(self, now_ms: int, since_ms: int) -> list[int]:
@@ -166,13 +156,11 @@ class RedisMarketStore:
         # and reads back exactly. One JSON argument per hash: redis-py packs tens of
         # thousands of separate arguments far slower than orjson writes one.
         flat: dict[str, str] = {}
-        highest: dict[str, float] = {}
         for product, cells in quoted.items():
-            for cell, m in cells.items():
-                flat[f"{cell}|{product}"] = repr(m)
-                if m > highest.get(cell, 0.0):
-                    highest[cell] = m
-        flat.update((cell, repr(m)) for cell, m in highest.items())
+            suffix = "|" + product
+            flat.update(zip([c + suffix for c in cells], map(_text, cells.values()), strict=True))
+        highest = _highest(quoted)
+        flat.update(zip(highest, map(_text, highest.values()), strict=True))
         args: list[Any] = [holder, fence, ttl_ms, orjson.dumps(flat), orjson.dumps(computed)]
         keys = [f"{tag}:lease", f"{tag}:surge", f"{tag}:calc"]
         return bool(await self._scripts.call(SURGE_PUT, keys, args))
@@ -278,6 +266,30 @@ def _buckets(region: int, window: CountWindow, now_ms: int, products: Sequence[s
     """The bucket hashes of the window for each product, in that order."""
     tag = region_tag(region)
     return [f"{tag}:b:{b}:{p}" for p in products for b in window.buckets(now_ms)]
+
+
+def _riders(
+    region: int, window: CountWindow, now_ms: int, products: Sequence[str], cells: Sequence[str]
+) -> Call:
+    """market_riders.lua's call for the region's products (and only `cells`, if any)."""
+    keys = _buckets(region, window, now_ms, products)
+    return (RIDERS, keys, [len(keys) // len(products), len(products), *products, *cells])
+
+
+# A multiplier as the surge hash holds it: a few dozen distinct values, each written once.
+_text = functools.lru_cache(maxsize=1_024)(repr)
+
+
+def _highest(by_product: Mapping[str, Mapping[str, float]]) -> Mapping[str, float]:
+    """Each cell's highest multiplier over the products."""
+    if len(by_product) == 1:
+        return next(iter(by_product.values()))
+    out: dict[str, float] = {}
+    for cells in by_product.values():
+        for cell, m in cells.items():
+            if m > out.get(cell, 0.0):
+                out[cell] = m
+    return out
 
 
 def _pin_field(key: PinKey) -> str:

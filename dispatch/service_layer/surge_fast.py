@@ -13,7 +13,7 @@ within that rounding of a step's edge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,16 +48,20 @@ def lay_out_products(
 ) -> dict[str, Round]:
     """A round per product with demand or a current multiplier (product -> cell ->
     value), all on one snapshot: the cells any product needs are laid out once."""
-    snap = layout.snapshot(
-        {c for cells in demand.values() for c in cells},
-        {c for cells in current.values() for c in cells},
-    )
+    snap = layout.snapshot(cells_of(demand), cells_of(current))
     return {
         p: Round(
             snap, _values(snap, demand.get(p, {}), 0.0), _values(snap, current.get(p, {}), 1.0)
         )
         for p in demand.keys() | current.keys()
     }
+
+
+def cells_of(by_product: Mapping[str, Mapping[str, float]]) -> Collection[str]:
+    """Every cell any product names (one product's own keys, without a copy)."""
+    if len(by_product) == 1:
+        return next(iter(by_product.values())).keys()
+    return set().union(*by_product.values())
 
 
 def cells_to_supply(r: Round) -> list[str]:

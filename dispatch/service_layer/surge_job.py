@@ -23,6 +23,7 @@ from dispatch.service_layer.surge_border import border_of, neighbours_to_wake
 from dispatch.service_layer.surge_cells import Layouts
 from dispatch.service_layer.surge_fast import (
     Round,
+    cells_of,
     cells_to_supply,
     lay_out_products,
     next_surge,
@@ -87,8 +88,7 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     if written:
         # Itself until it has fallen back to 1.0; the neighbours its demand borders, so
         # that they price their side of the border.
-        asked = {c for cells in own[region].values() for c in cells}
-        wake = neighbours_to_wake(border, asked) if border else []
+        wake = neighbours_to_wake(border, cells_of(own[region])) if border else []
         if kept or pins:
             wake.append(region)
         if wake:

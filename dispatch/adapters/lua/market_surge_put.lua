@@ -1,9 +1,10 @@
 -- Replace one region's surge, only under the lease and fence it was computed under.
 -- KEYS[1] mk:{r<region>}:lease  string "<fence> <holder>"
--- KEYS[2] mk:{r<region>}:surge  hash: cell -> multiplier riders are quoted
--- KEYS[3] mk:{r<region>}:calc   string: JSON {cell: multiplier} the recompute reached
---         (the hysteresis state, before pins and the switch)
--- ARGV holder, fence, ttl_ms, the surge as a JSON object {"<cell>": "<multiplier>"}
+-- KEYS[2] mk:{r<region>}:surge  hash: "<cell>|<product>" -> multiplier the product's
+--         riders are quoted, "<cell>" -> the highest of them
+-- KEYS[3] mk:{r<region>}:calc   string: JSON {product: {cell: multiplier}} the recompute
+--         reached (the hysteresis state, before pins and the switch)
+-- ARGV holder, fence, ttl_ms, the surge as a JSON object {"<field>": "<multiplier>"}
 --      (strings: written as given), the state as JSON. Cells at 1.0 are left out.
 -- Returns 1 if written, 0 (nothing written) if the lease is not this holder's fence:
 -- a holder that paused past its lease cannot overwrite the one that took over.
