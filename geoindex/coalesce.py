@@ -97,6 +97,15 @@ class CoalescingGeoIndex:
     ) -> list[Neighbor]:
         return await self.inner.nearest(lat, lng, k, radius_m, product)
 
+    async def nearest_many(
+        self,
+        points: Sequence[tuple[float, float]],
+        k: int,
+        radius_m: float,
+        product: str | None = None,
+    ) -> list[list[Neighbor]]:
+        return await self.inner.nearest_many(points, k, radius_m, product)
+
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int
     ) -> dict[str, int]:

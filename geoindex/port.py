@@ -63,6 +63,18 @@ class GeoIndex(Protocol):
         with `product`, only drivers serving it (the cost still follows k)."""
         ...
 
+    async def nearest_many(
+        self,
+        points: Sequence[tuple[float, float]],
+        k: int,
+        radius_m: float,
+        product: str | None = None,
+    ) -> list[list[Neighbor]]:
+        """nearest() of each (lat, lng), the searches side by side: on Redis each round
+        of their scans is one pipeline, so the round trips follow the deepest search,
+        not the number of points. Every point is checked before any is searched."""
+        ...
+
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int
     ) -> dict[str, int]:

@@ -26,6 +26,7 @@ writes of one driver, even across region borders, converge on the newest.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from geoindex.knn import Candidate, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import Call, Script, ScriptRunner, translated
+from geoindex.rounds import Rounds, Run
 from geoindex.search import DensityHints, SearchConfig, Step
 from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
 from geoindex.supply import SupplyCell, count_supply, named_cells, supply_cells
@@ -329,6 +331,35 @@ class RedisGeoIndex:
     async def nearest(
         self, lat: float, lng: float, k: int, radius_m: float, product: str | None = None
     ) -> list[Neighbor]:
+        return await self._nearest(lat, lng, k, radius_m, product, self._scripts.run)
+
+    async def nearest_many(
+        self,
+        points: Sequence[tuple[float, float]],
+        k: int,
+        radius_m: float,
+        product: str | None = None,
+    ) -> list[list[Neighbor]]:
+        limits.check_k(k)
+        limits.check_radius(radius_m)
+        if product is not None:
+            limits.check_product(product)
+        for lat, lng in points:  # all refused before any is searched
+            limits.check_latlng(lat, lng)
+        rounds = Rounds(self._scripts.run, len(points))
+
+        async def search(lat: float, lng: float) -> list[Neighbor]:
+            try:
+                return await self._nearest(lat, lng, k, radius_m, product, rounds.run)
+            finally:
+                await rounds.leave()
+
+        return list(await asyncio.gather(*(search(lat, lng) for lat, lng in points)))
+
+    async def _nearest(
+        self, lat: float, lng: float, k: int, radius_m: float, product: str | None, run: Run
+    ) -> list[Neighbor]:
+        """`run`: where the scans' script calls go (the runner, or a round of many)."""
         lat, lng = limits.check_latlng(lat, lng)
         k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
         suffix = "" if product is None else ":" + limits.check_product(product)
@@ -336,7 +367,7 @@ class RedisGeoIndex:
         layout = await self._layouts.get()
 
         async def scan(step: Step) -> list[Candidate]:
-            replies = await self._scripts.run(
+            replies = await run(
                 [
                     (
                         KNN,

@@ -82,17 +82,46 @@ class _Candidate:
     serves: tuple[str, ...]  # what the reservation checks: the product, or its upgrades
 
 
-async def _candidates(deps: Deps, ride: Ride, road: EtaParams) -> list[_Candidate]:
-    """The ride's nearest free drivers of its product, decliners and drivers outside its
-    service area left out; `road`: the ETA model's parameters at its pickup (read for the
-    whole window at once).
+def _k(deps: Deps, ride: Ride) -> int:
+    """Enough to see past the ride's decliners."""
+    return min(MAX_K, _batching(deps).config.candidates + len(ride.declined))
+
+
+async def _nearest_all(deps: Deps, searching: list[Ride]) -> list[list[Neighbor]]:
+    """Each ride's k nearest free drivers of its product within the window's radius: the
+    rides of one k and product searched side by side (GeoIndex.nearest_many: one
+    pipeline per round of their searches), PARALLEL of them per call."""
+    radius = _batching(deps).config.radius_m
+    groups: dict[tuple[int, str | None], list[int]] = {}
+    for i, ride in enumerate(searching):
+        groups.setdefault((_k(deps, ride), ride.product), []).append(i)
+    calls, slots = [], []
+    for (k, product), members in groups.items():
+        for start in range(0, len(members), PARALLEL):
+            part = members[start : start + PARALLEL]
+            points = [(searching[i].pickup.lat, searching[i].pickup.lng) for i in part]
+            calls.append(deps.index.nearest_many(points, k, radius, product))
+            slots.append(part)
+    found: list[list[Neighbor]] = [[] for _ in searching]
+    for part, hits in zip(slots, await asyncio.gather(*calls), strict=True):
+        for i, neighbors in zip(part, hits, strict=True):
+            found[i] = neighbors
+    return found
+
+
+async def _candidates(
+    deps: Deps, ride: Ride, road: EtaParams, nearest: list[Neighbor]
+) -> list[_Candidate]:
+    """The ride's candidates among `nearest` (its product's), decliners and drivers
+    outside its service area left out; `road`: the ETA model's parameters at its pickup
+    (read for the whole window at once).
 
     Upgrades as in immediate matching (find_offer): its radius steps, up to the window's
     radius; at a step where the product has no driver left, the drivers of its upgrades
     within that step are candidates too (the solver then weighs them by ETA like the
     rest)."""
     cfg = _batching(deps).config
-    k = min(MAX_K, cfg.candidates + len(ride.declined))
+    k = _k(deps, ride)
     at = ride.pickup
     zone = deps.areas.zone(at.lat, at.lng)  # its service area's drivers
 
@@ -104,7 +133,7 @@ async def _candidates(deps: Deps, ride: Ride, road: EtaParams) -> list[_Candidat
         ][: cfg.candidates]
 
     product = ride.product
-    own = eligible(await deps.index.nearest(at.lat, at.lng, k, cfg.radius_m, product))
+    own = eligible(nearest)
     serves = () if product is None else (product,)
     out = [_Candidate(n.driver_id, n.distance_m, road.eta_s(n.distance_m), serves) for n in own]
     upgrades = () if product is None else upgrades_of(deps, product)
@@ -191,8 +220,9 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
             searching.append(ride)
     stats.pending = len(searching)
     roads = await deps.eta.params_many([r.pickup for r in searching], now)
+    nearest = await _nearest_all(deps, searching)
     found = await _in_chunks(
-        [_candidates(deps, r, p) for r, p in zip(searching, roads, strict=True)]
+        [_candidates(deps, r, p, n) for r, p, n in zip(searching, roads, nearest, strict=True)]
     )
     pairs: dict[tuple[str, str], _Candidate] = {}
     edges = []

@@ -386,6 +386,40 @@ async def test_bad_queries_raise(index: GeoIndex, lat: Any, lng: Any, k: Any, ra
         await index.nearest(lat, lng, k, radius)
 
 
+async def test_bad_queries_of_many_points_raise(index: GeoIndex) -> None:
+    with pytest.raises(GeoIndexError):
+        await index.nearest_many([(LAT, LNG), (95, LNG)], 5, 100)
+    with pytest.raises(GeoIndexError):
+        await index.nearest_many([(LAT, LNG)], 0, 100)
+    with pytest.raises(GeoIndexError):
+        await index.nearest_many([(LAT, LNG)], 5, float("nan"))
+
+
+async def test_many_points_searched_together_find_what_each_finds_alone(
+    index: GeoIndex, clock: Clock
+) -> None:
+    rng = random.Random(7)
+    t = clock.now_ms
+    # A dense centre and a sparse ring out to 40 km: searches of one call end after
+    # different numbers of steps, and cross regions.
+    fleet = [
+        at(f"d{i}", LAT + rng.gauss(0, 0.01 if i % 3 else 0.15), LNG + rng.gauss(0, 0.02), t)
+        for i in range(600)
+    ]
+    await index.upsert(fleet)
+    for p in fleet[::4]:
+        await index.set_products(p.driver_id, ["xl"])
+    points = [(LAT + rng.uniform(-0.3, 0.3), LNG + rng.uniform(-0.4, 0.4)) for _ in range(40)]
+    for k, radius, product in ((8, 5_000, None), (3, 20_000, "xl"), (30, 900, None)):
+        for lat, lng in points:  # the searches below start from the same density hints
+            await index.nearest(lat, lng, k, radius, product)
+        together = await index.nearest_many(points, k, radius, product)
+        alone = [await index.nearest(lat, lng, k, radius, product) for lat, lng in points]
+        assert together == alone
+        assert any(together) and not all(len(found) == k for found in together)
+    assert await index.nearest_many([], 5, 1_000) == []
+
+
 @pytest.mark.parametrize("resolution", [-1, 3, 16, "9", 1.5])
 async def test_bad_supply_resolution_raises(index: GeoIndex, resolution: Any) -> None:
     with pytest.raises(InvalidQuery):

@@ -1,0 +1,60 @@
+"""Rounds: the script calls of concurrent searches sent together, one pipeline per round.
+
+A search's k-nearest loop (geoindex/knn.py) asks for one step's scans at a time. Many
+searches run together (nearest_many) ask through one Rounds: each round waits until every
+search still running has asked for its next step or ended, then all their calls go out
+in one pipeline (one round trip per node). The loop itself is unchanged; only where its
+calls go differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from geoindex.redis_edge import Call
+
+Run = Callable[[Sequence[Call]], Awaitable[list[Any]]]
+
+
+class Rounds:
+    def __init__(self, run: Run, searches: int) -> None:
+        self._run = run
+        self._open = searches  # searches that may still ask
+        self._asked: list[tuple[Sequence[Call], asyncio.Future[list[Any]]]] = []
+
+    async def run(self, calls: Sequence[Call]) -> list[Any]:
+        """The replies to `calls`, once the round they joined has been sent."""
+        mine: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._asked.append((calls, mine))
+        await self._send_if_complete(mine)
+        return await mine
+
+    async def leave(self) -> None:
+        """A search ended (or failed): the round no longer waits for it."""
+        self._open -= 1
+        await self._send_if_complete(None)
+
+    async def _send_if_complete(self, own: asyncio.Future[list[Any]] | None) -> None:
+        if not self._asked or len(self._asked) < self._open:
+            return
+        asked, self._asked = self._asked, []
+        try:
+            replies = await self._run([c for calls, _ in asked for c in calls])
+        except BaseException as exc:
+            # Every search of the round fails as its own call would have; the sender's
+            # own failure is raised here.
+            for _, waiting in asked:
+                if waiting is own or waiting.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    waiting.cancel()
+                else:
+                    waiting.set_exception(exc)
+            raise
+        start = 0
+        for calls, waiting in asked:
+            if not waiting.done():
+                waiting.set_result(replies[start : start + len(calls)])
+            start += len(calls)
