@@ -9,6 +9,12 @@ Redis; every figure is a ratio against the baseline measured in the same run: en
 query from INFO commandstats, which is what a Redis shard can serve). Without
 --redis-url a redis-server is started on a free port and stopped afterwards; with it,
 that Redis is FLUSHED and its statistics reset.
+
+The embedded backend (in-process, same data) is measured against the Redis backend's end
+to end rate and against a scipy cKDTree over the same positions as unit vectors, queried
+in a loop: bare (tree.query alone), and giving the same answer (ids and haversine metres,
+sorted). Its k-NN rate is also measured while it takes updates: --moves-per-query fixes
+(drivers moved a few metres) between consecutive queries, the queries alone timed.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import redis.asyncio as aredis
+from scipy.spatial import cKDTree
 
 from geoindex import MemoryGeoIndex, Position, RedisGeoIndex
 from geoindex.cells import EARTH_RADIUS_M, haversine_m, position_score, score_latlng
@@ -128,8 +135,27 @@ def _brute_force(
     return [i for d, i in sorted(exact) if d <= r][:k]
 
 
+def _stored(drivers: np.ndarray) -> np.ndarray:
+    """The positions as the index stores them (res-15 cell centres), for the baselines."""
+    return np.array([score_latlng(position_score(float(a), float(b))) for a, b in drivers])
+
+
+def _recall(
+    hits: list[Any], stored: np.ndarray, qs: list[tuple[float, float]], r: float, n: int
+) -> float:
+    """Share of the true k nearest (brute force over every stored position) found, over a
+    sample of n queries."""
+    units = _unit_vectors(stored)
+    found = expected = 0
+    for i in range(0, len(qs), max(1, len(qs) // n)):
+        truth = {f"drv{j}" for j in _brute_force(stored, units, *qs[i], K, r)}
+        found += len(truth & {h.driver_id for h in hits[i]})
+        expected += len(truth)
+    return found / expected if expected else 1.0
+
+
 async def bench_redis(
-    client: Any, drivers: np.ndarray, queries: np.ndarray, args: Any
+    client: Any, drivers: np.ndarray, stored: np.ndarray, queries: np.ndarray, args: Any
 ) -> dict[str, Any]:
     now = int(time.time() * 1000)
     ids = [f"drv{i}" for i in range(len(drivers))]
@@ -153,9 +179,6 @@ async def bench_redis(
     upsert["ratio"] = upsert["ours_per_s"] / upsert["geoadd_per_s"]
     upsert["redis_us_per_op"] = {"ours": ours_us / n, "geoadd": geo_us / n}
 
-    # The positions as the index stores them (res-15 cell centres), for brute force.
-    stored = np.array([score_latlng(position_score(f.lat, f.lng)) for f in fixes])
-    units = _unit_vectors(stored)
     knn = []
     for r in RADII:
         qs = [(float(a), float(b)) for a, b in queries]
@@ -176,12 +199,6 @@ async def bench_redis(
         ours_jobs = [partial(index.nearest, lat, lng, K, r) for lat, lng in qs]
         geo_s, geo_us, _ = await _measured(client, ["geosearch"], geo_jobs, args.concurrency)
         ours_s, ours_us, hits = await _measured(client, OURS, ours_jobs, args.concurrency)
-        sample = range(0, len(qs), max(1, len(qs) // args.recall_sample))
-        found = expected = 0
-        for i in sample:
-            truth = {ids[j] for j in _brute_force(stored, units, *qs[i], K, r)}
-            found += len(truth & {h.driver_id for h in hits[i]})
-            expected += len(truth)
         ours_qps, geo_qps = len(qs) / ours_s, len(qs) / geo_s
         knn.append(
             {
@@ -190,7 +207,7 @@ async def bench_redis(
                 "ours_qps": ours_qps,
                 "geosearch_qps": geo_qps,
                 "ratio": ours_qps / geo_qps,
-                "recall": found / expected if expected else 1.0,
+                "recall": _recall(hits, stored, qs, r, args.recall_sample),
                 "redis_us_per_query": {"ours": ours_us / len(qs), "geosearch": geo_us / len(qs)},
                 "redis_cpu_ratio": geo_us / ours_us,
             }
@@ -199,34 +216,98 @@ async def bench_redis(
 
 
 async def bench_memory(
-    drivers: np.ndarray, queries: np.ndarray, n_queries: int
-) -> dict[str, float]:
+    drivers: np.ndarray,
+    stored: np.ndarray,
+    queries: np.ndarray,
+    redis_qps: dict[int, float],
+    args: Any,
+) -> dict[str, Any]:
     index = MemoryGeoIndex(ttl_ms=3_600_000)
     now = int(time.time() * 1000)
-    fixes = [Position(f"drv{i}", float(a), float(b), now) for i, (a, b) in enumerate(drivers)]
+    ids = [f"drv{i}" for i in range(len(drivers))]
+    fixes = [Position(ids[i], float(a), float(b), now) for i, (a, b) in enumerate(drivers)]
     start = time.perf_counter()
     for s in range(0, len(fixes), 1000):
         await index.upsert(fixes[s : s + 1000])
     upsert_s = time.perf_counter() - start
-    qs = [(float(a), float(b)) for a, b in queries[:n_queries]]
-    start = time.perf_counter()
-    for lat, lng in qs:
-        await index.nearest(lat, lng, K, 2_000)
-    return {
-        "knn_qps": len(qs) / (time.perf_counter() - start),
-        "upsert_per_s": len(fixes) / upsert_s,
-    }
+    tree = cKDTree(_unit_vectors(stored))
+    points = stored.tolist()
+    qs = [(float(a), float(b)) for a, b in queries]
+    knn = []
+    for r in RADII:
+        chord = 2 * math.sin(r / (2 * EARTH_RADIUS_M))
+        start = time.perf_counter()
+        hits = [await index.nearest(lat, lng, K, r) for lat, lng in qs]
+        ours_qps = len(qs) / (time.perf_counter() - start)
+
+        start = time.perf_counter()
+        for lat, lng in qs:
+            tree.query(_unit_vector(lat, lng), K, distance_upper_bound=chord)
+        bare_qps = len(qs) / (time.perf_counter() - start)
+
+        start = time.perf_counter()
+        for lat, lng in qs:
+            _, rows = tree.query(_unit_vector(lat, lng), K, distance_upper_bound=chord)
+            sorted(
+                (d, ids[i])
+                for i in rows.tolist()
+                if i < len(points) and (d := haversine_m(lat, lng, *points[i])) <= r
+            )
+        same_qps = len(qs) / (time.perf_counter() - start)
+        knn.append(
+            {
+                "k": K,
+                "radius_m": r,
+                "ours_qps": ours_qps,
+                "kdtree_qps": bare_qps,
+                "kdtree_same_answer_qps": same_qps,
+                "ratio_vs_kdtree": ours_qps / bare_qps,
+                "ratio_vs_kdtree_same_answer": ours_qps / same_qps,
+                "ratio_vs_redis_backend": ours_qps / redis_qps[r],
+                "recall": _recall(hits, stored, qs, r, args.recall_sample),
+            }
+        )
+    # Then while taking updates: drivers moved a few metres between queries, each with a
+    # newer fix (the index no longer holds `stored`, so no recall here).
+    rng = np.random.default_rng(args.seed + 1)
+    per_query = args.moves_per_query
+    movers = rng.integers(0, len(fixes), len(qs) * per_query).tolist()
+    steps = np.degrees(rng.normal(0.0, 20.0, size=(len(movers), 2)) / EARTH_RADIUS_M).tolist()
+    for line in knn:
+        radius = float(line["radius_m"])
+        query_s = 0.0
+        for n, (lat, lng) in enumerate(qs):
+            now += 1
+            moved = []
+            for m in range(n * per_query, (n + 1) * per_query):
+                f = fixes[movers[m]]
+                lat2 = max(-90.0, min(90.0, f.lat + steps[m][0]))
+                moved.append(Position(f.driver_id, lat2, f.lng + steps[m][1], now))
+            await index.upsert(moved)
+            start = time.perf_counter()
+            await index.nearest(lat, lng, K, radius)
+            query_s += time.perf_counter() - start
+        line["ours_qps_taking_updates"] = len(qs) / query_s
+        line["ratio_taking_updates_vs_kdtree"] = len(qs) / query_s / line["kdtree_qps"]
+    return {"knn": knn, "upsert_per_s": len(fixes) / upsert_s}
+
+
+def _unit_vector(lat: float, lng: float) -> tuple[float, float, float]:
+    p, lam = math.radians(lat), math.radians(lng)
+    return math.cos(p) * math.cos(lam), math.cos(p) * math.sin(lam), math.sin(p)
 
 
 async def main_async(args: Any, url: str) -> dict[str, Any]:
     drivers, queries = city(np.random.default_rng(args.seed), args.drivers, args.queries)
+    stored = _stored(drivers)
     client = aredis.Redis.from_url(url, max_connections=args.concurrency + 4)
     try:
         await client.flushdb()
-        redis_part = await bench_redis(client, drivers, queries, args)
+        redis_part = await bench_redis(client, drivers, stored, queries, args)
     finally:
         await client.aclose()
-    memory = await bench_memory(drivers, queries, min(args.queries, 1000))
+    redis_qps = {line["radius_m"]: line["ours_qps"] for line in redis_part["knn"]}
+    memory = await bench_memory(drivers, stored, queries, redis_qps, args)
     return {
         "drivers": args.drivers,
         "queries": args.queries,
@@ -247,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--concurrency", type=int, default=20)
     p.add_argument("--recall-sample", type=int, default=200, help="queries checked by brute force")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--moves-per-query", type=int, default=10, help="embedded: fixes between two queries"
+    )
     p.add_argument("--redis-url", help="a Redis to use (its db is FLUSHED); default: start one")
     args = p.parse_args(argv)
     run_on_redis(args.redis_url, partial(main_async, args))

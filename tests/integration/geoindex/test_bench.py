@@ -23,4 +23,12 @@ def test_bench_prints_the_documented_json_with_exact_recall(
         assert row["ours_qps"] > 0 and row["geosearch_qps"] > 0
         assert row["ratio"] == pytest.approx(row["ours_qps"] / row["geosearch_qps"])
     assert set(out["upsert"]) >= {"ours_per_s", "geoadd_per_s", "ratio"}
-    assert set(out["memory"]) == {"knn_qps", "upsert_per_s"}
+    assert out["memory"]["upsert_per_s"] > 0
+    assert [row["radius_m"] for row in out["memory"]["knn"]] == [500, 2000, 5000]
+    for row, redis_row in zip(out["memory"]["knn"], out["knn"], strict=True):
+        assert row["recall"] == 1.0  # the embedded backend, against the same brute force
+        assert row["ratio_vs_kdtree"] == pytest.approx(row["ours_qps"] / row["kdtree_qps"])
+        assert row["ratio_vs_redis_backend"] == pytest.approx(
+            row["ours_qps"] / redis_row["ours_qps"]
+        )
+        assert row["ours_qps_taking_updates"] > 0 and row["kdtree_same_answer_qps"] > 0
