@@ -33,6 +33,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import redis.asyncio as aredis
 from h3.api import basic_str as h3
 
 from dispatch.bootstrap import bootstrap
@@ -80,6 +81,18 @@ async def fill(
             await deps.index.set_products(f"d{i}", [products[i % len(products)]])
 
 
+async def market_memory(url: str) -> dict[str, int]:
+    """The market's counter keys (buckets and their distinct-rider sets) and the bytes
+    Redis says they take (MEMORY USAGE, every value sampled)."""
+    client = aredis.Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter("mk:*:[bc]:*", count=1_000)]
+        sizes = [await client.memory_usage(k, samples=0) or 0 for k in keys]
+    finally:
+        await client.aclose()
+    return {"keys": len(keys), "bytes": sum(sizes)}
+
+
 def numpy_pass(
     demand: np.ndarray, supply: np.ndarray, nbr: np.ndarray, current: np.ndarray, p: SurgePolicy
 ) -> np.ndarray:
@@ -112,6 +125,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         cells = [children[int(i)] for i in rng.choice(len(children), args.cells, replace=False)]
         products = list(deps.market.config.products[: args.products])
         await fill(deps, cells, rng, args.drivers, products)
+        counters = await market_memory(url)
         region = int(region_cell, 16)
         store = deps.market.store
         fence = await store.take_lease(region, "bench", 600_000)
@@ -184,6 +198,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "vectorised_equals_reference": vectorised == reference,
             "surging_cells": len(current_map),
             "numpy_pass_cpu_ms_median": round(base * 1000, 3),
+            "counter_keys": counters["keys"],
+            "counter_bytes": counters["bytes"],
             "ratio_recompute_to_numpy": round(ours / base, 1) if base else None,
             "target_cpu_ms": 50,
             "within_target": ours * 1000 <= 50,
