@@ -1,16 +1,15 @@
-"""The k-nearest loop shared by every backend, and the reference region scanner.
+"""The k-nearest loop of the Redis backends.
 
 A backend supplies `scan(step)`: for every region of the step's disk, the region's best
 candidates (at most k plus exact ties, each (driver_id, ts_ms, lat, lng)), scanning cell
-by cell and stopping early as geoindex/search.py describes. This module merges regions,
-recomputes every distance here (so ordering never depends on a backend's floating point),
-and widens the search until it is provably complete.
+by cell and stopping early as geoindex/search.py describes (geoindex/lua/knn.lua). This
+module merges regions, recomputes every distance here (so ordering never depends on a
+backend's floating point), and widens the search until it is provably complete.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 
 from geoindex.cells import haversine_m
 from geoindex.model import Neighbor
@@ -54,33 +53,3 @@ async def k_nearest(
             hints.put(lat, lng, reach, product)
             return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits[:k]]
         step = next_step(lat, lng, k, radius_m, step, distances, config)
-
-
-FetchRange = Callable[[int, int], Iterable[Candidate]]
-
-
-def scan_region(
-    rows: Sequence[Sequence[float]],
-    fetch: FetchRange,
-    lat: float,
-    lng: float,
-    k: int,
-    radius_m: float,
-    min_ts: int,
-) -> list[Candidate]:
-    """One region's scan, cell by cell; the Lua scanner (lua/knn.lua) does the same.
-
-    rows: (lo score, hi score, bound on every driver in this region's later cells).
-    """
-    best: list[tuple[float, str, Candidate]] = []
-    for lo, hi, bound in rows:
-        for cand in fetch(int(lo), int(hi)):
-            if cand[1] < min_ts:
-                continue
-            d = haversine_m(lat, lng, cand[2], cand[3])
-            if d <= radius_m:
-                bisect.insort(best, (d, cand[0], cand))
-        del best[k:]
-        if bound > radius_m or (len(best) >= k and best[k - 1][0] < bound):
-            break
-    return [c for _, _, c in best]

@@ -2,8 +2,10 @@
 
 The same layout as the Redis backend, minus the network: per region a sorted list of
 (score, driver_id) holding available drivers only, one more per region and product (a
-driver listed in each product it serves), and one state record per driver. Every
-method runs without awaiting in between, so each call is atomic within the event loop.
+driver listed in each product it serves), and one state record per driver. k-nearest
+searches do not plan H3 disks here: they read a grid of the same drivers (geoindex/grid.py,
+one for every available driver and one per product), which numpy scans in a few calls.
+Every method runs without awaiting in between, so each call is atomic within the event loop.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 from geoindex import limits
 from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
-from geoindex.knn import Candidate, k_nearest, scan_region
+from geoindex.grid import Grid, Place, place
+from geoindex.knn import Candidate
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
-from geoindex.search import DensityHints, SearchConfig, Step
+from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import Entry, Layout
 from geoindex.supply import count_supply, named_cells, supply_cells
 from geoindex.within import check_limit
@@ -41,6 +44,7 @@ class _Driver:
     available: bool
     region: int
     products: tuple[str, ...]
+    place: Place | None = None  # in the search grids, once listed
 
 
 class MemoryGeoIndex:
@@ -67,6 +71,8 @@ class MemoryGeoIndex:
         self._default_products = limits.check_products(default_products)
         # (region, product or None for every product) -> sorted (score, driver_id)
         self._regions: dict[tuple[int, str | None], list[tuple[int, str]]] = {}
+        # product or None for every product -> the available drivers, for k-nearest
+        self._grids: dict[str | None, Grid] = {}
         self._layout = Layout(self._config.region_res)  # the split list (geoindex/split.py)
 
     # -- writes ---------------------------------------------------------------------------
@@ -153,9 +159,13 @@ class MemoryGeoIndex:
 
     def _list(self, driver_id: str, d: _Driver) -> None:
         if d.available:
+            if d.place is None:
+                d.place = place(d.lat, d.lng)
+            cand = (driver_id, d.ts_ms, d.lat, d.lng)
             for product in (None, *d.products):
                 entries = self._regions.setdefault((d.region, product), [])
                 bisect.insort(entries, (d.score, driver_id))
+                self._grids.setdefault(product, Grid()).add(cand, d.place)
 
     def _unlist(self, driver_id: str, d: _Driver | None) -> None:
         if d is None or not d.available:
@@ -166,6 +176,10 @@ class MemoryGeoIndex:
             del entries[i]
             if not entries:
                 del self._regions[(d.region, product)]
+            grid = self._grids[product]
+            grid.remove(driver_id)
+            if not grid:
+                del self._grids[product]
 
     # -- the split list (geoindex/split.py) ------------------------------------------------
     async def region_split(self) -> Layout:
@@ -235,16 +249,14 @@ class MemoryGeoIndex:
         k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
         if product is not None:
             limits.check_product(product)
+        grid = self._grids.get(product)
+        if grid is None:
+            return []
         min_ts = self._clock() - self.ttl_ms
-
-        async def scan(step: Step) -> list[Candidate]:
-            out: list[Candidate] = []
-            for region, rows in self._layout.scans(step).items():
-                fetch = self._fetch(region, product)
-                out += scan_region(rows.tolist(), fetch, lat, lng, k, radius_m, min_ts)
-            return out
-
-        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints, product)
+        hint = self._hints.get(lat, lng, product)
+        hits, reach = grid.nearest(lat, lng, k, radius_m, min_ts, hint)
+        self._hints.put(lat, lng, reach, product)
+        return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits]
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int

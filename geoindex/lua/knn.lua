@@ -1,4 +1,4 @@
--- One region's share of a k-nearest step (geoindex/knn.py scan_region is the reference).
+-- One region's share of a k-nearest step (geoindex/search.py says how a step is planned).
 -- KEYS: geo, or geo:<product> for one product's drivers (score = res-15 cell,
 --       member = pack('<ddd', lat, lng, ts) .. id; region_apply.lua)
 -- ARGV: lat, lng, k, radius_m, min_ts, cells: packed little-endian doubles, three per
