@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from dispatch.entrypoints.views_ops_map import STATIC
 from dispatch.settings import Settings
-from tests.integration.dispatch.conftest import Instance, running
+from tests.integration.dispatch.conftest import Instance, running, settings_for
 
 
 def assets() -> list[str]:
@@ -108,6 +111,43 @@ async def test_the_stream_sends_a_snapshot_then_what_changed(service: Instance) 
         await service.fix("d1", 52.521, 13.405, seq=2)
         [(kind, delta)] = await events(resp, 1)
         assert kind == "delta" and delta["moved"] == {"slot": [0], "dlat": [100], "dlng": [0]}
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def on_backend(request: pytest.FixtureRequest) -> AsyncIterator[Instance]:
+    """One instance on the embedded backend, or on a Redis of its own."""
+    settings = replace(settings_for(request.param, request), instance_id="test-1")
+    async with running(settings) as inst:
+        yield inst
+
+
+async def test_the_stream_says_what_each_driver_serves_and_when_a_new_vehicle_changes_it(
+    on_backend: Instance,
+) -> None:
+    service = on_backend
+    await service.fix("d1", 52.52, 13.405)
+    await service.fix("d2", 52.521, 13.405)
+    headers = service.auth("ops", "o1")
+    async with service.session.get(service.url + "/v1/ops/stream", headers=headers) as resp:
+        [(kind, snap)] = await events(resp, 1)
+        assert kind == "snapshot"
+        # Bit i for the catalog's i-th product; a driver never given a vehicle serves the
+        # default product (economy, bit 0).
+        assert snap["products"] == ["economy", "comfort", "xl", "wav"]
+        by_id = dict(zip(snap["drivers"]["id"], snap["drivers"]["products"], strict=True))
+        assert by_id == {"d1": 1, "d2": 1}
+        vehicle = {"seats": 6, "products": ["economy", "xl"]}
+        status, body, _ = await service.call(
+            "PUT", "/v1/drivers/d2/status", ("driver", "d2"),
+            json={"status": "available", "vehicle": vehicle},
+        )  # fmt: skip
+        assert status == 200, body
+        slot = snap["drivers"]["id"].index("d2")
+        for _ in range(5):  # the market's cells may change in a delta of their own first
+            [(kind, delta)] = await events(resp, 1)
+            if "products" in delta:
+                break
+        assert kind == "delta" and delta["products"] == {"slot": [slot], "products": [1 | 4]}
 
 
 async def test_a_stream_replaced_by_a_newer_one_of_its_token_says_so_and_ends(
