@@ -14,6 +14,7 @@ from dispatch.domain.market import (
     distinct,
     effective,
     next_multiplier,
+    pins_of,
     recompute,
     smoothed,
     target,
@@ -133,6 +134,15 @@ def test_a_live_pin_wins_and_surge_off_means_one() -> None:
     assert effective(2.0, Pin(1.2, 10), True, 5) == 1.2
     assert effective(2.0, Pin(1.2, 10), False, 5) == 1.2
     assert effective(2.0, Pin(1.2, 10), True, 10) == 2.0  # expired
+
+
+def test_a_products_own_live_pin_wins_over_the_pin_for_every_product() -> None:
+    everyone, xl, old = Pin(1.5, 100), Pin(2.0, 100), Pin(2.5, 10)
+    pins = {("a", None): everyone, ("a", "xl"): xl, ("b", "xl"): old, ("b", None): everyone}
+    assert pins_of(pins, "xl", 5) == {"a": xl, "b": old}
+    assert pins_of(pins, "xl", 50) == {"a": xl, "b": everyone}  # b's own pin ran out
+    assert pins_of(pins, "economy", 5) == {"a": everyone, "b": everyone}
+    assert pins_of({("c", "xl"): xl}, "economy", 5) == {}
 
 
 def test_distinct_counts_one_rider_once_per_cell() -> None:

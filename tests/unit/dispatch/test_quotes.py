@@ -61,15 +61,19 @@ async def test_an_expired_quote_is_refused_and_nothing_is_reserved(world: World)
 
 
 @pytest.mark.parametrize(
-    ("who", "pickup"), [("r2", HERE), ("r1", ELSEWHERE)], ids=["another rider", "another cell"]
+    ("who", "pickup", "product"),
+    [("r2", HERE, None), ("r1", ELSEWHERE, None), ("r1", HERE, "xl")],
+    ids=["another rider", "another cell", "another product"],
 )
-async def test_a_quote_for_someone_or_somewhere_else_is_refused(
-    world: World, who: str, pickup: LatLng
+async def test_a_quote_for_someone_or_somewhere_or_something_else_is_refused(
+    world: World, who: str, pickup: LatLng, product: str | None
 ) -> None:
     await world.driver_at("d1", 500)
-    quote = await make_quote(world.deps, rider("r1"), HERE, None)
+    quote = await make_quote(world.deps, rider("r1"), HERE, None)  # economy, the default
     with pytest.raises(QuoteMismatch):
-        await request_ride(world.deps, rider(who), "r_" + "4" * 32, pickup, None, quote.id)
+        await request_ride(
+            world.deps, rider(who), "r_" + "4" * 32, pickup, None, quote.id, product=product
+        )
     assert (await world.deps.drivers.get("d1")).ride_id is None
 
 
