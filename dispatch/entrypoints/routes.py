@@ -201,8 +201,9 @@ ROUTES: list[Endpoint] = [
     Endpoint(
         "POST", "/v1/quotes", views_market.post_quote,
         "A fare quote (rider token; at most {quote_rate_per_s:g}/s per rider, burst "
-        "{quote_rate_burst}): the pickup cell's surge, the pickup ETA and the fare table's "
-        "estimate, kept {quote_ttl_s:g} s; POST /v1/rides with its quote_id locks the surge",
+        "{quote_rate_burst}): the product's surge in the pickup cell, the pickup ETA and the "
+        "fare table's estimate times the product's fare factor, kept {quote_ttl_s:g} s; "
+        "POST /v1/rides for the same product with its quote_id locks the surge",
         {201: Answer("The quote", mc.Quote)},
         (400, 401, 403, 413, 422, 429, 503),
         body=mc.QuoteRequest,
@@ -210,8 +211,9 @@ ROUTES: list[Endpoint] = [
     Endpoint(
         "GET", "/v1/market", views_market.get_market,
         "Supply, demand, no-driver rate and surge per H3 cell of resolution {market_res} "
-        "around a point (ops token; radius at most 5000 m and 2000 cells, else 422); cells "
-        "with nothing to show are left out",
+        "around a point, of one product or of every product (ops token; radius at most "
+        "5000 m and 2000 cells, else 422; an unknown product 422); cells with nothing to "
+        "show are left out",
         {200: Answer("The cells", mc.MarketView)},
         (401, 403, 422, 503),
         query=mc.MarketQuery,
@@ -229,9 +231,10 @@ ROUTES: list[Endpoint] = [
     ),
     Endpoint(
         "POST", "/v1/market/pins", views_market.post_pins,
-        "Pin a group of cells to a multiplier, or unpin them with multiplier null (ops "
-        "token; market cells or coarser ones standing for every market cell inside, at "
-        "most 500 ids and 5000 market cells); effective at the next recompute",
+        "Pin a group of cells to a multiplier for one product or every product, or unpin "
+        "them with multiplier null (ops token; market cells or coarser ones standing for "
+        "every market cell inside, at most 500 ids and 5000 market cells); effective at "
+        "the next recompute",
         {200: Answer("What was pinned", mc.Pinned)},
         (400, 401, 403, 413, 422, 503),
         body=mc.PinRequest,
