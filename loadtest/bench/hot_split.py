@@ -2,7 +2,8 @@
 against unsplit, in one run; and the k-NN cost of mixed resolutions.
 
     python -m loadtest.bench.hot_split [--drivers 100000] [--cells C1,C2,C3]
-        [--split-res 7] [--redis-quota 0.02] [--seconds 10] [--rounds 2] [--border-queries 1500]
+        [--split-res 7] [--redis-quota 0.02] [--seconds 10] [--rounds 2] [--batch 50]
+        [--border-queries 3000]
 
 --drivers drivers in the --cells res-5 cells (default: central Berlin's cell and two of
 its neighbours, whose region slots all fall on the first master: the worst case a city
@@ -136,6 +137,7 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
         "cells": [f"{c:x}" for c in cells],
         "drivers": a.drivers,
         "split_res": a.split_res,
+        "batch": a.batch,
         "quota_cores_per_master": a.redis_quota,
     }
     with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
@@ -173,7 +175,7 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
                     )
                     split_now = want
                 limit(quota)
-                args = [*common, "-c", str(a.workers)]
+                args = [*common, "-c", str(a.workers), "--batch", str(a.batch)]
                 one[state] = {
                     "index_writes": meter.run("index-writes", cluster.url, args, watch, grouped),
                     "knn": meter.run(
@@ -239,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="unsplit/split pairs, alternating")
     p.add_argument("--load-procs", type=int, default=2, help="load processes per step")
     p.add_argument("--workers", type=int, default=4, help="per load process")
-    p.add_argument("--border-queries", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=50, help="fixes per index write")
+    p.add_argument("--border-queries", type=int, default=3000)
     a = p.parse_args(argv)
     try:
         groups = CpuGroups()
