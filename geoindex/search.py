@@ -51,11 +51,8 @@ class Disk:
 
     res: int
     size: int  # cells in the disk; the centres after them are the ring just outside it
-    lat: np.ndarray  # centres, radians: the disk's cells, then the outer ring's
-    lng: np.ndarray
-    cos_lat: np.ndarray
-    lo: np.ndarray  # per disk cell: score range (as doubles, exact below 2**53)
-    hi: np.ndarray
+    xyz: np.ndarray  # centres as unit vectors: the disk's cells, then the outer ring's
+    lohi: np.ndarray  # per disk cell: score range (as doubles, exact below 2**53)
     region_index: np.ndarray  # per disk cell: index into `regions`
     regions: tuple[int, ...]
 
@@ -71,6 +68,7 @@ def disk(origin: int, rings: int, region_res: int) -> Disk:
         (x for c in everything for x in h3_cy.cell_to_latlng(c)), np.float64, 2 * len(everything)
     )
     lat, lng = np.radians(centres[0::2]), np.radians(centres[1::2])
+    xyz = np.stack([np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)], axis=1)
     # cell_to_parent by bit arithmetic: set the resolution, fill the finer digits with 7s.
     keep = np.uint64(~(0xF << 52) & (2**64 - 1))
     fill = np.uint64((region_res << 52) | ((1 << (3 * (15 - region_res))) - 1))
@@ -80,11 +78,8 @@ def disk(origin: int, rings: int, region_res: int) -> Disk:
     return Disk(
         res=res,
         size=len(cells),
-        lat=lat,
-        lng=lng,
-        cos_lat=np.cos(lat),
-        lo=hi - float((1 << (3 * (15 - res))) - 1),
-        hi=hi,
+        xyz=xyz,
+        lohi=np.stack([hi - float((1 << (3 * (15 - res))) - 1), hi], axis=1),
         region_index=np.array(region_index),
         regions=tuple(regions),
     )
@@ -118,27 +113,33 @@ def plan_step(
 ) -> Step:
     d = disk(int(h3.latlng_to_cell(lat, lng, res)), rings, config.region_res)
     circ = max_circumradius_m(res)
+    # Great-circle distances to the centres from their chords (differences of unit
+    # vectors keep a chord exact to about 1e-16, a nanometre: far inside the metre kept).
     p1, l1 = math.radians(lat), math.radians(lng)
-    sdp = np.sin((d.lat - p1) * 0.5)
-    sdl = np.sin((d.lng - l1) * 0.5)
-    a = np.minimum(sdp * sdp + math.cos(p1) * d.cos_lat * sdl * sdl, 1.0)
-    dist = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
+    q = (math.cos(p1) * math.cos(l1), math.cos(p1) * math.sin(l1), math.sin(p1))
+    diff = d.xyz - q
+    half_chord = np.minimum(np.sqrt(np.einsum("ij,ij->i", diff, diff)) * 0.5, 1.0)
+    dist = np.arcsin(half_chord) * (2 * EARTH_RADIUS_M)
     covered = float(dist[d.size :].min()) - (1 + EDGE_SPILL) * circ - 1
     lower = dist[: d.size] - (DESCENDANT_SPREAD * circ + 1)
     # Cells that cannot hold a hit (past the radius) or that `covered` already vouches
     # for are left out; the rest are scanned nearest-bound first.
     order = np.argsort(lower)
-    order = order[lower[order] < min(covered, radius_m) + 1e-9]
+    lower = lower[order]
+    kept = int(np.searchsorted(lower, min(covered, radius_m) + 1e-9))
+    order, lower = order[:kept], lower[:kept]
     scans: dict[int, np.ndarray] = {}
     for r, region in enumerate(d.regions):
-        idx = order if len(d.regions) == 1 else order[d.region_index[order] == r]
+        mine = slice(None) if len(d.regions) == 1 else d.region_index[order] == r
+        idx, bounds = order[mine], lower[mine]
         if idx.size:
-            after = np.empty(idx.size)
-            # Past `covered` the outer bound takes over (a cell let in by the 1e-9 slack
-            # may sit a hair above it).
-            after[:-1] = np.minimum(lower[idx[1:]], covered)
-            after[-1] = covered
-            scans[region] = np.stack([d.lo[idx], d.hi[idx], after], axis=1)
+            rows = np.empty((idx.size, 3))
+            rows[:, :2] = d.lohi[idx]
+            # After each cell, the next one's bound; past `covered` the outer bound takes
+            # over (a cell let in by the 1e-9 slack may sit a hair above it).
+            np.minimum(bounds[1:], covered, out=rows[:-1, 2])
+            rows[-1, 2] = covered
+            scans[region] = rows
     return Step(res, rings, covered, scans)
 
 

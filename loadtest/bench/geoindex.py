@@ -300,7 +300,9 @@ def _unit_vector(lat: float, lng: float) -> tuple[float, float, float]:
 async def main_async(args: Any, url: str) -> dict[str, Any]:
     drivers, queries = city(np.random.default_rng(args.seed), args.drivers, args.queries)
     stored = _stored(drivers)
-    client = aredis.Redis.from_url(url, max_connections=args.concurrency + 4)
+    # No read timeout: a 5 km GEOSEARCH queued behind 19 others on a busy machine can
+    # take longer than redis-py's default 5 s, and the bench measures, it does not serve.
+    client = aredis.Redis.from_url(url, max_connections=args.concurrency + 4, socket_timeout=None)
     try:
         await client.flushdb()
         redis_part = await bench_redis(client, drivers, stored, queries, args)
