@@ -37,11 +37,14 @@ class RedisDeadlineQueue:
             await self._r.zadd(_shard_key(item), {item: due_ms})
 
     async def schedule_many(self, due: Mapping[str, int]) -> None:
-        if not due:
+        by_shard: dict[str, dict[str, int]] = {}
+        for item, due_ms in due.items():
+            by_shard.setdefault(_shard_key(item), {})[item] = due_ms
+        if not by_shard:
             return
         pipe = self._r.pipeline(transaction=False)
-        for item, due_ms in due.items():
-            pipe.zadd(_shard_key(item), {item: due_ms})
+        for key, items in by_shard.items():  # one ZADD per shard
+            pipe.zadd(key, items)
         with translated():
             await pipe.execute()
 
