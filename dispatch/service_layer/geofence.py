@@ -148,8 +148,10 @@ class Geofence:
         if fresh is not None and _keeps(fresh, cell, lat, lng):
             return []
         found, near = index.holding_near(cell, lat, lng) if len(index) else ((), math.inf)
-        fix = _Seen(frozenset(), 0, version, cell, lng, lat, near * near)
-        events = await self._step(driver_id, found, fix, fresh, now_ms)
+        fix = _Seen(frozenset([c.area.id for c in found]), 0, version, cell, lng, lat, near * near)
+        if self._unchanged(driver_id, fix, fresh):
+            return []
+        events = await self._ask(driver_id, found, fix, now_ms)
         if events:
             await self.log.append([area_event_json(e) for e in events])
         return events
@@ -183,15 +185,14 @@ class Geofence:
             return {}
         at = np.asarray(look, dtype=np.int64)
         offsets, held, near = holding_near_many(index, tables, cells[at], lats[at], lngs[at])
-        areas = index.areas
-        steps = []
+        areas, bounds, places = index.areas, offsets.tolist(), held.tolist()
+        steps = []  # the backend is asked only for fixes whose areas changed
         for j, i in enumerate(look):
-            found = [areas[k] for k in held[offsets[j] : offsets[j + 1]].tolist()]
-            d = float(near[j])
-            fix = _Seen(
-                frozenset(), 0, version, int(cells[i]), float(lngs[i]), float(lats[i]), d * d
-            )
-            steps.append(self._step(ids[i], found, fix, fresh[j], now_ms))
+            found = [areas[k] for k in places[bounds[j] : bounds[j + 1]]]
+            where = (int(cells[i]), float(lngs[i]), float(lats[i]), float(near[j]) ** 2)
+            fix = _Seen(frozenset([c.area.id for c in found]), 0, version, *where)
+            if not self._unchanged(ids[i], fix, fresh[j]):
+                steps.append(self._ask(ids[i], found, fix, now_ms))
         out: dict[str, list[AreaEvent]] = {}
         for start in range(0, len(steps), STEPS_AT_ONCE):
             for events in await asyncio.gather(*steps[start : start + STEPS_AT_ONCE]):
@@ -208,22 +209,21 @@ class Geofence:
             return seen
         return None
 
-    async def _step(
-        self,
-        driver_id: str,
-        found: Sequence[CompiledArea],
-        fix: _Seen,
-        fresh: _Seen | None,
-        now_ms: int,
+    def _unchanged(self, driver_id: str, fix: _Seen, fresh: _Seen | None) -> bool:
+        """A fix (its areas, cell, place and reach in `fix`) in the areas last seen
+        (`fresh`): remembered where it is, nothing to ask."""
+        if fresh is None or fresh.ids != fix.ids:
+            return False
+        self._seen[driver_id] = fresh._replace(
+            cell=fix.cell, lng=fix.lng, lat=fix.lat, near2=fix.near2
+        )
+        return True
+
+    async def _ask(
+        self, driver_id: str, found: Sequence[CompiledArea], fix: _Seen, now_ms: int
     ) -> list[AreaEvent]:
-        """A fix (its cell, place and reach in `fix`) found in the areas `found`: the
-        backend asked only if they differ from what was last seen (`fresh`)."""
-        ids = frozenset([c.area.id for c in found])
-        if fresh is not None and fresh.ids == ids:
-            self._seen[driver_id] = fresh._replace(
-                cell=fix.cell, lng=fix.lng, lat=fix.lat, near2=fix.near2
-            )
-            return []
+        """The backend's count of the driver in the areas `found` (a fix in `fix`): the
+        crossings."""
         holding = {c.area.id: round(c.area.dwell_s * 1000) for c in found}
         crossings, _counted, exit_due = await self.presence.step(driver_id, holding, now_ms)
         if len(self._seen) >= MAX_SEEN:
@@ -231,7 +231,7 @@ class Geofence:
         # Out of an area within its dwell: nothing can happen before that exit matures
         # unless the fix moves to other areas, which asks at once.
         due = now_ms + SEEN_TTL_MS if exit_due is None else min(exit_due, now_ms + SEEN_TTL_MS)
-        self._seen[driver_id] = fix._replace(ids=ids, due=due)
+        self._seen[driver_id] = fix._replace(due=due)
         return [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
 
     async def forget(self, driver_ids: Sequence[str], now_ms: int) -> dict[str, list[AreaEvent]]:

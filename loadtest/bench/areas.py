@@ -1,7 +1,8 @@
 """Benchmark: point-in-area lookups and location ingest with areas.
 
     python -m loadtest.bench.areas [--areas 1000] [--points 100000] [--fixes 40000]
-                                   [--redis | --redis-url URL] [--skip-lookups | --skip-ingest]
+                                   [--fleet-batch N] [--redis | --redis-url URL]
+                                   [--skip-lookups | --skip-ingest]
 
 1. Lookups: `--areas` district-sized polygons (50 to 500 vertices, smooth district-like
    outlines, a fifth with a hole) over a city, compiled as the service compiles them
@@ -20,7 +21,9 @@
    then the geofence and the airport queues) for `--fixes` fixes of 2,000 drivers moving
    about the city (`--step-m`, 10 m, between fixes: 36 km/h at a fix a second), with
    no areas, then with the `--areas` areas (a tenth of them airports) and events on;
-   the ratio of the throughputs. On the embedded backend by default; with
+   the ratio of the throughputs. With --fleet-batch N, the fixes go in fleet batches
+   of N instead (drivers.update_locations, as POST /v1/locations: one index call and
+   one geofence pass a batch). On the embedded backend by default; with
    --redis, on a redis-server started on a free port; with --redis-url, on that Redis
    (it is FLUSHED).
 
@@ -54,11 +57,13 @@ from dispatch.service_layer.area_index import build_index
 from dispatch.service_layer.area_shapes import area_geometry
 from dispatch.service_layer.drivers import Fix
 from dispatch.settings import Settings
+from geoindex import Position
 from loadtest.redis_procs import RedisServer
 
 CENTRE = (52.52, 13.405)
 SPAN = 0.4  # degrees of latitude and longitude the city covers
 OPS = Principal(Role.OPS, "bench")
+FLEET = Principal(Role.FLEET, "bench")
 
 
 def district_ring(rng: np.random.Generator, lat: float, lng: float, r: float, n: int) -> Ring:
@@ -166,10 +171,11 @@ def _median(run: Callable[[], object], times: int = 3) -> float:
 
 
 async def ingest_rate(
-    settings: Settings, areas: list[Area], fixes: int, seed: int, step_m: float
+    settings: Settings, areas: list[Area], fixes: int, seed: int, step_m: float, batch: int = 0
 ) -> tuple[float, float]:
-    """Fixes per second through drivers.update_location, 64 in flight at a time, and
-    this process's CPU per fix (µs; on Redis, Redis's own time is another process)."""
+    """Fixes per second through drivers.update_location, 64 in flight at a time (or, with
+    `batch`, drivers.update_locations: fleet batches of that many fixes, one at a time),
+    and this process's CPU per fix (µs; on Redis, Redis's own time is another process)."""
     rng = np.random.default_rng(seed)
     async with bootstrap(settings) as runtime:
         deps = runtime.deps
@@ -185,13 +191,20 @@ async def ingest_rate(
         step_deg = step_m / 111_195 / math.sqrt(2)  # about step_m per fix, any direction
         ts0 = deps.clock.now_ms() - 60_000
 
-        def step(i: int, k: int) -> Any:
+        def move(i: int, k: int) -> Fix:
             lats[i] += rng.normal(0, step_deg)
             lngs[i] += rng.normal(0, step_deg * 1.6)
             seq[i] += 1
-            fix = Fix(float(lats[i]), float(lngs[i]), ts0 + k, seq[i])
+            return Fix(float(lats[i]), float(lngs[i]), ts0 + k, seq[i])
+
+        def step(i: int, k: int) -> Any:
             who = f"d{i}"
-            return drivers.update_location(deps, Principal(Role.DRIVER, who), who, fix)
+            return drivers.update_location(deps, Principal(Role.DRIVER, who), who, move(i, k))
+
+        async def post(drivers_in: list[int], k: int) -> None:
+            fixes = [(i, move(i, k)) for i in drivers_in]
+            batch_of = [Position(f"d{i}", f.lat, f.lng, f.ts_ms, f.seq) for i, f in fixes]
+            await drivers.update_locations(deps, FLEET, batch_of)
 
         # warm up: every driver once (first sight of each driver is not the steady state)
         for start in range(0, fleet, 64):
@@ -199,12 +212,14 @@ async def ingest_rate(
         order = rng.integers(0, fleet, fixes)
         warm_ms = deps.clock.now_ms()
         started, cpu = time.perf_counter(), time.process_time()
-        for start in range(0, fixes, 64):
-            batch = order[start : start + 64]
+        per = batch or 64
+        for start in range(0, fixes, per):
             # one fix per driver per batch: a driver's fixes arrive in order
-            await asyncio.gather(
-                *(step(int(i), fleet + start + j) for j, i in enumerate(dict.fromkeys(batch)))
-            )
+            some = [int(i) for i in dict.fromkeys(order[start : start + per])]
+            if batch:
+                await post(some, fleet + start)
+            else:
+                await asyncio.gather(*(step(i, fleet + start + j) for j, i in enumerate(some)))
         elapsed = time.perf_counter() - started
         cpu_us = (time.process_time() - cpu) / fixes * 1e6  # this process: the instance's
         logged = [orjson.loads(e) for e in await deps.fences.log.recent(1_000_000)]
@@ -236,10 +251,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     plain: list[tuple[float, float]] = []
     fenced: list[tuple[float, float]] = []
     for r in range(args.rounds):
-        plain.append(await ingest_rate(settings, [], args.fixes, args.seed + r, args.step_m))
+        run = (args.fixes, args.seed + r, args.step_m, args.fleet_batch)
+        plain.append(await ingest_rate(settings, [], *run))
         if args.redis_url:
             Redis.from_url(args.redis_url).flushall()
-        fenced.append(await ingest_rate(settings, areas, args.fixes, args.seed + r, args.step_m))
+        fenced.append(await ingest_rate(settings, areas, *run))
         if args.redis_url:
             Redis.from_url(args.redis_url).flushall()
     best_plain, best_fenced = max(r for r, _ in plain), max(r for r, _ in fenced)
@@ -249,6 +265,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     out["ingest"] = {
         "backend": settings.backend,
         "fixes": args.fixes,
+        "fleet_batch": args.fleet_batch,
         "rounds": args.rounds,
         "no_areas_per_s": round(best_plain),
         "with_areas_and_events_per_s": round(best_fenced),
@@ -273,6 +290,12 @@ def cli() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
         "--step-m", type=float, default=10.0, help="metres a driver moves between fixes"
+    )
+    parser.add_argument(
+        "--fleet-batch",
+        type=int,
+        default=0,
+        help="ingest as fleet batches (POST /v1/locations) of this many fixes; 0: single fixes",
     )
     parser.add_argument("--redis-url", default=None)
     parser.add_argument(
