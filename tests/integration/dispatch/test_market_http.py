@@ -106,6 +106,14 @@ async def test_the_ops_view_of_one_product_counts_its_drivers_and_riders_alone(
     assert (economy["supply"], economy["demand_per_min"]) == (2, 1.0)
     status, view, _ = await market.call("GET", "/v1/market", OPS, params={**area, "product": "wav"})
     assert status == 200 and not [c for c in view["cells"] if c["id"] == cell]
+    # The stream of one product sends that product's cells.
+    url = f"{market.url}/v1/market/stream"
+    params = {**area, "product": "xl"}
+    async with market.session.get(url, params=params, headers=market.auth(*OPS)) as resp:
+        assert resp.status == 200
+        first = await _event(resp)
+        [streamed] = [c for c in first["cells"] if c["id"] == cell]  # type: ignore[attr-defined]
+        assert streamed == xl
 
 
 @pytest.mark.parametrize(
