@@ -103,7 +103,7 @@ class _Box:
     __slots__ = ("rows", "cands")
 
     def __init__(self) -> None:
-        self.rows = np.empty((4, 4))  # x, y, z, ts per driver; capacity doubles when full
+        self.rows = np.empty((2, 4))  # x, y, z, ts per driver; capacity doubles when full
         self.cands: list[Candidate] = []  # the same drivers, in the same order
 
 
@@ -113,13 +113,15 @@ class Grid:
 
     def __init__(self) -> None:
         self._boxes: list[dict[int, _Box]] = [{} for _ in BOX_M]
-        # driver -> (its box per level, its row in each)
-        self._where: dict[str, tuple[tuple[int, ...], list[int]]] = {}
+        # driver -> (its entry, its row in its box of each level; the boxes follow from
+        # the entry's position, so no keys are kept per driver)
+        self._where: dict[str, tuple[Candidate, list[int]]] = {}
 
     def __len__(self) -> int:
         return len(self._where)
 
-    def add(self, cand: Candidate, where: Place) -> None:
+    def add(self, cand: Candidate) -> None:
+        where = place(cand[2], cand[3])
         row = (where[0], where[1], where[2], float(cand[1]))
         rows: list[int] = []
         for boxes, key in zip(self._boxes, where[3], strict=True):
@@ -132,10 +134,11 @@ class Grid:
             box.rows[i] = row
             box.cands.append(cand)
             rows.append(i)
-        self._where[cand[0]] = (where[3], rows)
+        self._where[cand[0]] = (cand, rows)
 
     def remove(self, driver_id: str) -> None:
-        keys, rows = self._where.pop(driver_id)
+        cand, rows = self._where.pop(driver_id)
+        keys = place(cand[2], cand[3])[3]
         for level, (boxes, key, i) in enumerate(zip(self._boxes, keys, rows, strict=True)):
             box = boxes[key]
             moved = box.cands.pop()

@@ -21,7 +21,7 @@ import numpy as np
 from geoindex import limits
 from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
-from geoindex.grid import Grid, Place, place
+from geoindex.grid import Grid
 from geoindex.knn import Candidate
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import DensityHints, SearchConfig
@@ -44,7 +44,6 @@ class _Driver:
     available: bool
     region: int
     products: tuple[str, ...]
-    place: Place | None = None  # in the search grids, once listed
 
 
 class MemoryGeoIndex:
@@ -159,13 +158,11 @@ class MemoryGeoIndex:
 
     def _list(self, driver_id: str, d: _Driver) -> None:
         if d.available:
-            if d.place is None:
-                d.place = place(d.lat, d.lng)
             cand = (driver_id, d.ts_ms, d.lat, d.lng)
             for product in (None, *d.products):
                 entries = self._regions.setdefault((d.region, product), [])
                 bisect.insort(entries, (d.score, driver_id))
-                self._grids.setdefault(product, Grid()).add(cand, d.place)
+                self._grids.setdefault(product, Grid()).add(cand)
 
     def _unlist(self, driver_id: str, d: _Driver | None) -> None:
         if d is None or not d.available:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geoindex.cells import haversine_m
-from geoindex.grid import BOX_M, Grid, place
+from geoindex.grid import BOX_M, Grid
 
 centres = st.one_of(
     st.tuples(st.floats(-89, 89), st.floats(-180, 180)),
@@ -56,7 +56,7 @@ def test_nearest_matches_brute_force_through_writes(scenario: dict) -> None:
     def put(name: str, ts: int, lat: float, lng: float) -> None:
         if name in live:
             grid.remove(name)
-        grid.add((name, ts, lat, lng), place(lat, lng))
+        grid.add((name, ts, lat, lng))
         live[name] = (ts, lat, lng)
 
     for i, (lat, lng) in enumerate(scenario["drivers"]):
@@ -88,7 +88,7 @@ def test_a_driver_at_exactly_the_radius_due_north_or_south_is_found() -> None:
     for north in (True, False):
         grid = Grid()
         lat, lng = 40.0, -73.0
-        grid.add(("edge", 1, lat, lng), place(lat, lng))
+        grid.add(("edge", 1, lat, lng))
         dlat = math.degrees(1_000.0 / 6371008.8)
         qlat = lat - dlat if north else lat + dlat
         radius = haversine_m(qlat, lng, lat, lng)
