@@ -73,13 +73,17 @@ class _HeldNotices:
 
 
 async def _notify(deps: Deps, change: RideChange) -> None:
+    """Every notice of one change in one batch (a topic's notices keep their order)."""
     ride = change.after
-    await deps.notifier.publish(ride_topic(ride.id), RideNotice(NoticeKind.RIDE, ride))
-    await deps.notifier.publish(OPS_TOPIC, RideNotice(NoticeKind.RIDE, ride))  # the ops map
+    notice = RideNotice(NoticeKind.RIDE, ride)
+    sends = [(OPS_TOPIC, notice)]  # the ops map
+    if change.before is not None:
+        # A new ride's topic has no listener to tell: its listeners (the rider's event
+        # stream, a request waiting for its match) read the stored ride after subscribing.
+        sends.append((ride_topic(ride.id), notice))
     if ride.driver_id is not None:
         kind = NoticeKind.OFFER if change.new_offer else NoticeKind.RIDE
-        await deps.notifier.publish(driver_topic(ride.driver_id), RideNotice(kind, ride))
+        sends.append((driver_topic(ride.driver_id), RideNotice(kind, ride)))
     if change.left_driver is not None:
-        await deps.notifier.publish(
-            driver_topic(change.left_driver), RideNotice(NoticeKind.LEFT, ride)
-        )
+        sends.append((driver_topic(change.left_driver), RideNotice(NoticeKind.LEFT, ride)))
+    await deps.notifier.publish_many(sends)

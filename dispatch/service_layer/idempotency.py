@@ -65,11 +65,11 @@ async def once(
             raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.1)
-    holding = asyncio.create_task(_hold(store, key, claim.token, lock_ms))
+    holding = _Holding(store, key, claim.token, lock_ms)
     try:
         payload = await produce()
     except BaseException:
-        await _stop(holding)
+        await holding.stop()
         # Best effort, briefly: the lock runs out by itself, and a slow store must not hold
         # a request that already failed (or ran out of time) any longer.
         # With `cleanup`, within what the request's other undoing left of its budget.
@@ -79,19 +79,34 @@ async def once(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(store.abandon(key, claim.token), ABANDON_WAIT_S)
         raise
-    await _stop(holding)
+    await holding.stop()
     await store.finish(key, claim.token, payload, KEEP_MS if keep_ms is None else keep_ms())
     return payload
 
 
-async def _hold(store: IdempotencyStore, key: str, token: str, lock_ms: int) -> None:
-    while True:
-        await asyncio.sleep(lock_ms / 3000)
-        with contextlib.suppress(Exception):  # a missed touch: the next one may land
-            await store.touch(key, token, lock_ms)
+class _Holding:
+    """Touches the key every third of `lock_ms` while the request runs. The touching task
+    starts only once the first third has passed: most requests end long before, and then
+    cost a timer, not a task."""
 
+    def __init__(self, store: IdempotencyStore, key: str, token: str, lock_ms: int) -> None:
+        self._store, self._key, self._token, self._lock_ms = store, key, token, lock_ms
+        self._every_s = lock_ms / 3000
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(self._every_s, self._start)
 
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._touching())
+
+    async def _touching(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed touch: the next one may land
+                await self._store.touch(self._key, self._token, self._lock_ms)
+            await asyncio.sleep(self._every_s)
+
+    async def stop(self) -> None:
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -4,8 +4,10 @@ for one)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dispatch.domain.geo import LatLng
 from dispatch.domain.matching import Candidate, next_candidates
@@ -87,16 +89,19 @@ async def find_offer(
                 if refused >= policy.max_reservation_tries:
                     return None
                 continue
+            # Three independent steps at once, all ended before any failure is undone (so
+            # the give-back never races a step still running). The lease timer frees the
+            # driver should this instance die before the ride is stored; the offer's own
+            # timer normally releases it long before. It fires a little before the lease
+            # runs out, to repair a lost accept first (deadlines).
             try:
-                # The lease timer frees the driver should this instance die before the
-                # ride is stored; the offer's own timer normally releases it long before.
-                # It fires a little before the lease runs out, to repair a lost accept
-                # first (deadlines).
-                await deps.deadlines.schedule(
-                    LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
+                _, _, eta_s = await _all_ended(
+                    deps.deadlines.schedule(
+                        LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
+                    ),
+                    deps.index.set_available(cand.driver_id, False),
+                    deps.eta.eta_s(pickup, cand.distance_m, now_ms),
                 )
-                await deps.index.set_available(cand.driver_id, False)
-                eta_s = await deps.eta.eta_s(pickup, cand.distance_m, now_ms)
             except BaseException:
                 await give_back(deps, cand.driver_id, ride_id, rec.fence, cleanup)
                 raise
@@ -141,6 +146,15 @@ async def reserve_chosen(deps: Deps, chosen: Sequence[Chosen], now_ms: int) -> l
         None if rec is None else Offer(c.driver_id, rec.fence, c.distance_m, c.eta_s, due_ms)
         for c, rec in zip(chosen, recs, strict=True)
     ]
+
+
+async def _all_ended(*steps: Awaitable[Any]) -> list[Any]:
+    """The steps' results, run at once; once every one has ended, the first failure."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 async def release_driver(deps: Deps, driver_id: str, ride_id: str, fence: int) -> bool:

@@ -3,6 +3,7 @@ Idempotency-Key, at most once per rider and key (invariant 5)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -84,9 +85,10 @@ async def request_ride(
     check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
     await count_ride(deps, actor.id, ride_id, now)
     timer = OfferTimeout(ride_id)
+    offer_due = now + deps.policy.offer_timeout_ms
     try:
         # The timer goes in first: should we die after storing the ride, it still fires.
-        await deps.deadlines.schedule(timer.key, now + deps.policy.offer_timeout_ms)
+        await deps.deadlines.schedule(timer.key, offer_due)
         offer = (
             None
             if deps.batching
@@ -126,9 +128,13 @@ async def request_ride(
         if existing is None or existing.rider_id != actor.id:
             raise Forbidden("this ride is not yours")
         return existing
-    await settle(deps, RideChange(None, ride))  # no offer: the timer goes
+    change = RideChange(None, ride)
+    # An offer runs out when the timer set above fires (no offer: the timer goes).
+    settled = settle(deps, change, offer_timer_set=change.offer_due == offer_due)
     if deps.batching is None:  # batched: counted once a window offers it or gives up
-        await count_request(deps, ride)
+        await asyncio.gather(settled, count_request(deps, ride))  # different stores
+    else:
+        await settled
     return ride
 
 
