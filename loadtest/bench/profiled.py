@@ -1,11 +1,20 @@
 """`dispatch serve` under cProfile, switched by signals, so a benchmark profiles only the
-part of a run it means to (not the seeding before it).
+part of a run it means to (not the seeding before it); the Redis round trips made while
+switched on are counted too.
 
     python -m loadtest.bench.profiled OUT.prof serve ...   # the `dispatch` arguments
-    kill -USR1 <pid>   # start profiling
-    kill -USR2 <pid>   # stop, and write the stats to OUT.prof (pstats format)
+    kill -USR1 <pid>   # start profiling and counting
+    kill -USR2 <pid>   # stop; write the stats to OUT.prof (pstats format) and the round
+                       # trips to OUT.prof.calls.json
 
-Read the file with `python -m pstats OUT.prof` (sort cumtime / tottime, stats 30).
+Read the file with `python -m pstats OUT.prof` (sort cumtime / tottime, stats 30). Its
+times are the wall clock's: on a busy machine a function is also billed for the time the
+process waited for a core (a socket write that wakes a Redis on the same core shows up
+as a slow write). CPU time as the timer costs a system call per event, too slow here.
+
+A round trip is one write of the Redis client to a connection: a command, or a pipeline's
+commands to one node (a cluster pipeline over three nodes is three, sent at once). Each
+is named by its first command (a script by its file name), `+` marking a pipeline.
 """
 
 from __future__ import annotations
@@ -14,9 +23,17 @@ import cProfile
 import signal
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterable
+from importlib import resources
 from types import FrameType
+from typing import Any
+
+import orjson
+from redis.asyncio.connection import AbstractConnection
 
 from dispatch.entrypoints.cli import main
+from geoindex import Script
 from loadtest.instances import DispatchInstance
 
 
@@ -28,15 +45,76 @@ def switch(inst: DispatchInstance, sig: signal.Signals, settle_s: float = 0.2) -
     time.sleep(settle_s)
 
 
+def script_names() -> dict[bytes, str]:
+    """The file name of every script the service and the index run, by SHA."""
+    names: dict[bytes, str] = {}
+    for package in ("dispatch.adapters.lua", "geoindex.lua"):
+        for entry in resources.files(package).iterdir():
+            if entry.name.endswith(".lua"):
+                s = Script(entry.name.removesuffix(".lua"), package=package)
+                names[s.sha.encode()] = s.name
+    return names
+
+
+def label(packed: bytes | str | Iterable[bytes], scripts: dict[bytes, str]) -> str:
+    """`EVALSHA ride_put`, `HGET`, `+ZADD` (a pipeline opening with ZADD), from the bytes
+    a connection is about to send (RESP arrays: *n, then $len and each argument)."""
+    raw = packed.encode() if isinstance(packed, str) else packed
+    data = raw if isinstance(raw, bytes) else b"".join(raw)
+    parts = data.split(b"\r\n", 5)
+    if len(parts) < 4:
+        return "?"
+    name = parts[2].upper()
+    text = name.decode(errors="replace")
+    if name == b"EVALSHA" and len(parts) > 4:
+        text += " " + scripts.get(parts[4], "?")
+    rest = data[len(b"\r\n".join(parts[:3])) :]
+    return ("+" if b"\r\n*" in rest else "") + text
+
+
+class RoundTrips:
+    """Counts writes to Redis connections while on (a patch of redis-py's one send)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.counts: Counter[str] = Counter()
+        self._scripts = script_names()
+        original = AbstractConnection.send_packed_command
+        trips = self
+
+        async def counted(
+            conn: AbstractConnection, command: Any, check_health: bool = True
+        ) -> None:
+            if trips.on:
+                trips.counts[label(command, trips._scripts)] += 1
+            await original(conn, command, check_health)
+
+        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+    def start(self) -> None:
+        self.counts.clear()
+        self.on = True
+
+    def stop(self, out: str) -> None:
+        self.on = False
+        total = sum(self.counts.values())
+        body = {"round_trips": total, "by_call": dict(self.counts.most_common())}
+        with open(out, "wb") as f:
+            f.write(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+
 def run(out: str, argv: list[str]) -> int:
     prof = cProfile.Profile()
+    trips = RoundTrips()
 
     def start(signum: int, frame: FrameType | None) -> None:
+        trips.start()
         prof.enable()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         prof.disable()
         prof.dump_stats(out)
+        trips.stop(out + ".calls.json")
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)

@@ -1,7 +1,7 @@
 """Ride requests per second and their p50/p99 at 100k online drivers, with background updates.
 
     python -m loadtest.bench.rides [--drivers 100000] [--rates 25,50,100] [--background 5000]
-                                   [--durable 1:200]
+                                   [--durable 1:200] [--profile /tmp/rides.prof]
 
 One instance on a Redis Cluster (3 masters + 3 replicas). The drivers are loaded through the
 fleet batch endpoint and the driver TTL is raised for the run so they stay online without a
@@ -10,18 +10,29 @@ refresh. Each rate runs twice: rides alone (the baseline) and rides with a fleet
 are open loop: each is timed from when it was due. Target: p99 < 50 ms at the documented
 rate with the background load; the issue's 25k updates/s does not fit on 2 cores beside
 the service, Redis and the load generators, so the background is what 2 cores can carry.
+
+With --profile a second instance on the same cluster runs under cProfile
+(loadtest/bench/profiled.py) and each rate runs alone through it too, right after the
+baseline: its Redis round trips per ride (named by command or script) go into the JSON,
+its profile into PATH, the top of it to stderr. Its CPU is cProfile's, so the service CPU
+per ride is the unprofiled instance's. --background 0 skips the loaded runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import pstats
+import signal
 import subprocess
 import sys
 import time
 from typing import Any
 
 from loadtest.bench.harness import Servers, loadgen, machine, measured
+from loadtest.bench.profiled import switch
+from loadtest.instances import DispatchInstance
 from loadtest.redis_procs import REDIS_CLI, RedisCluster
 
 TARGET_P99_MS = 50.0
@@ -78,6 +89,57 @@ def _durable_alone(
     return r
 
 
+def redis_usec(ports: list[int]) -> dict[str, int]:
+    """Microseconds each command took, summed over the given servers (INFO commandstats;
+    a script's own figure includes the commands it ran, which count on their own too)."""
+    usec: dict[str, int] = {}
+    for port in ports:
+        out = subprocess.run(
+            [REDIS_CLI, "-p", str(port), "INFO", "commandstats"], capture_output=True, text=True
+        ).stdout
+        for line in out.splitlines():
+            if line.startswith("cmdstat_"):
+                name, rest = line[len("cmdstat_") :].split(":", 1)
+                usec[name] = usec.get(name, 0) + int(rest.split("usec=")[1].split(",")[0])
+    return usec
+
+
+def _profiled_alone(
+    inst: DispatchInstance,
+    out: str,
+    masters: list[int],
+    secret: str,
+    a: argparse.Namespace,
+    rate: float,
+) -> dict[str, Any]:
+    """The same rides alone through the profiled instance: round trips per ride by call,
+    the masters' time per ride by command, and the top of the profile (to stderr)."""
+    usec0 = redis_usec(masters)
+    switch(inst, signal.SIGUSR1)
+    r = loadgen("rides", inst.url, secret, "--rate", str(rate), "--seconds", str(a.seconds),
+                "--prefix", f"p{rate}-", "-c", "256")  # fmt: skip
+    switch(inst, signal.SIGUSR2, settle_s=1.0)
+    usec = {k: v - usec0.get(k, 0) for k, v in redis_usec(masters).items()}
+    n = max(r["count"], 1)
+    with open(out + ".calls.json", "rb") as f:
+        trips = json.load(f)
+    text = io.StringIO()
+    stats = pstats.Stats(out, stream=text)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumtime").print_stats(40)
+    print(f"== profile at {rate} rides/s ({n} rides)\n{text.getvalue()}", file=sys.stderr)
+    return {
+        "rides": r,
+        "round_trips_per_ride": round(trips["round_trips"] / n, 2),
+        "round_trips_per_ride_by_call": {
+            k: round(v / n, 2) for k, v in trips["by_call"].items() if v / n >= 0.01
+        },
+        "master_us_per_ride_by_command": {
+            k: round(v / n, 1) for k, v in sorted(usec.items(), key=lambda kv: -kv[1]) if v / n >= 1
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.rides")
     p.add_argument("--drivers", type=int, default=100_000)
@@ -89,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         "--durable", default="off",
         help="also run each rate alone on a second instance with DISPATCH_DURABLE_WRITES=this",
     )  # fmt: skip
+    p.add_argument("--profile", metavar="PATH", help="also run each rate on a profiled instance")
     a = p.parse_args(argv)
     rates = [float(r) for r in a.rates.split(",")]
     results: dict[str, Any] = {}
@@ -110,6 +173,13 @@ def main(argv: list[str] | None = None) -> None:
                  "DISPATCH_DURABLE_WRITES": a.durable},
             )  # fmt: skip
             assert durable.proc
+        profiled = None
+        if a.profile:
+            profiled = servers.dispatch(
+                "bench-rides-profiled", {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
+                {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600"},
+                profile=a.profile,
+            )  # fmt: skip
         # Every Redis process: masters do the work, replicas pay for replication.
         pids = {"service": pid} | {
             f"redis_{n.port}": n.proc.pid for n in cluster.nodes if n.proc is not None
@@ -130,6 +200,15 @@ def main(argv: list[str] | None = None) -> None:
             "batches": seed,
         }
         bytes_per_driver = round((mem1 - mem0) / n, 1)
+        # What the processes spend with no load at all (timer sweeps, stream reads, the
+        # cluster's own chatter): at a few dozen rides/s a visible share of "per ride".
+        with measured(pids, masters) as idle_m:
+            time.sleep(a.seconds)
+        idle_s = idle_m["wall_s"]
+        idle = {
+            "service_cpu_ms_per_s": round(idle_m["cpu_s"]["service"] * 1e3 / idle_s, 3),
+            "redis_cpu_ms_per_s": round(_redis_cpu(idle_m) * 1e3 / idle_s, 3),
+        }
         for rate in rates:
             with measured(pids, masters) as m:
                 alone = loadgen(
@@ -139,6 +218,14 @@ def main(argv: list[str] | None = None) -> None:
             rides_n = max(alone["count"], 1)
             alone["service_cpu_ms_per_ride"] = round(m["cpu_s"]["service"] * 1e3 / rides_n, 3)
             alone["redis_cpu_ms_per_ride"] = round(_redis_cpu(m) * 1e3 / rides_n, 3)
+            # The same less what the idle processes would have spent meanwhile.
+            idle_ms = {k: v * m["wall_s"] for k, v in idle.items()}
+            alone["service_cpu_ms_per_ride_above_idle"] = round(
+                (m["cpu_s"]["service"] * 1e3 - idle_ms["service_cpu_ms_per_s"]) / rides_n, 3
+            )
+            alone["redis_cpu_ms_per_ride_above_idle"] = round(
+                (_redis_cpu(m) * 1e3 - idle_ms["redis_cpu_ms_per_s"]) / rides_n, 3
+            )
             alone["redis_calls_per_ride"] = {
                 k: round(v / rides_n, 2) for k, v in m["redis_calls"].items()
             }
@@ -146,6 +233,13 @@ def main(argv: list[str] | None = None) -> None:
                 results[f"{rate}_durable_{a.durable}"] = _durable_alone(
                     durable.url, durable.proc.pid, pids, masters, servers.secret, a, rate
                 )
+            if profiled is not None:
+                results[f"{rate}_profiled"] = _profiled_alone(
+                    profiled, a.profile, masters, servers.secret, a, rate
+                )
+            if a.background <= 0:
+                results[str(rate)] = {"alone": alone}
+                continue
             loaded = _with_background(inst.url, servers.secret, a, rate)
             results[str(rate)] = {
                 "alone": alone,
@@ -163,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         "background_updates_per_s_target": a.background,
         "seeding": seeding,
         "redis_bytes_per_driver": bytes_per_driver,
+        "idle": idle,
         "by_rate": results,
         "target_p99_ms": TARGET_P99_MS,
         "highest_rate_meeting_target": max(met) if met else None,
