@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -145,11 +146,13 @@ class OpsFeed:
         before = self._now_ms()
         self.rides.forget_silent(before)
         figures = self.stats.figures(before)
-        drivers = look(self._deps, self._area, self._limit, self.rides, figures, self._bits)
+        by_product = {p: self.stats.figures(before, p) for p in self._bits.names}
+        drivers = look(self._deps, self._area, self._limit, self.rides, self._bits)
         if self._layers is None:
             world, layers = await drivers, None
         else:  # both at once: the tick costs one look's time
             world, layers = await asyncio.gather(drivers, self._layers.look(before))
+        world = replace(world, figures=figures, figures_by_product=by_product)
         # From here to the last send nothing awaits: every page sees one sequence of frames.
         now = self._now_ms()
         self._view_t, self._snapshot_bytes = now, None

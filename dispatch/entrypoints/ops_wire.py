@@ -86,6 +86,7 @@ class View:
         self._products = np.zeros(0, np.int32)
         self._rides: dict[str, RideRow] = {}
         self._figures: dict[str, Any] = {}
+        self._figures_by_product: dict[str, dict[str, Any]] = {}
 
     @property
     def holes(self) -> int:
@@ -116,6 +117,7 @@ class View:
             },
             "rides": ride_columns(self._rides.values()),
             "figures": self._figures,
+            "figures_by_product": self._figures_by_product,
         }
 
     def advance(self, world: World, t_ms: int) -> dict[str, Any] | None:
@@ -126,6 +128,9 @@ class View:
         figures = asdict(world.figures)
         if figures != self._figures:
             delta["figures"] = self._figures = figures
+        by_product = {p: asdict(f) for p, f in world.figures_by_product.items()}
+        if by_product != self._figures_by_product:  # all again: a few numbers a product
+            delta["figures_by_product"] = self._figures_by_product = by_product
         if not delta:
             return None
         delta["t"] = t_ms

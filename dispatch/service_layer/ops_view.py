@@ -116,20 +116,24 @@ class World:
     drivers: Drivers
     rides: list[Ride]
     figures: RideFigures = field(default_factory=lambda: RideFigures(0.0, None, None))
+    figures_by_product: dict[str, RideFigures] = field(default_factory=dict)
 
 
 class RideStats:
-    """Requests, matches and pickup ETAs over a sliding window, from the same notices as
-    the rides in flight (so also per instance, and starting empty)."""
+    """Requests, matches and pickup ETAs over a sliding window, of every product or of
+    one, from the same notices as the rides in flight (so also per instance, and starting
+    empty)."""
 
     def __init__(self, window_ms: int = STATS_WINDOW_MS) -> None:
         self._window_ms = window_ms
         self._requested: dict[str, int] = {}  # ride id -> created_at
+        self._product: dict[str, str | None] = {}  # ride id -> what its rider asked for
         self._matched: dict[str, bool] = {}  # ride id -> accepted, once its round is over
         self._etas: dict[str, tuple[int, int]] = {}  # ride id -> (created_at, eta_s)
 
     def apply(self, ride: Ride) -> None:
         self._requested.setdefault(ride.id, ride.created_at)
+        self._product.setdefault(ride.id, ride.product)
         if ride.id in self._matched:
             return
         if ride.status in COMMITTED:
@@ -139,16 +143,27 @@ class RideStats:
         elif ride.status in (RideStatus.NO_DRIVER, RideStatus.CANCELLED):
             self._matched[ride.id] = False
 
-    def figures(self, now_ms: int) -> RideFigures:
+    def _forget_old(self, now_ms: int) -> None:
         cutoff = now_ms - self._window_ms
         for ride_id in [i for i, at in self._requested.items() if at < cutoff]:
             del self._requested[ride_id]
+            del self._product[ride_id]
             self._matched.pop(ride_id, None)
             self._etas.pop(ride_id, None)
-        decided = list(self._matched.values())
-        etas = sorted(eta for _, eta in self._etas.values())
+
+    def figures(self, now_ms: int, product: str | None = None) -> RideFigures:
+        """Of the rides asking for `product`, or of every ride for None."""
+        self._forget_old(now_ms)
+        if product is None:
+            requested, matched, eta_of = self._requested, self._matched, self._etas
+        else:
+            requested = {i: at for i, at in self._requested.items() if self._product[i] == product}
+            matched = {i: m for i, m in self._matched.items() if i in requested}
+            eta_of = {i: e for i, e in self._etas.items() if i in requested}
+        decided = list(matched.values())
+        etas = sorted(eta for _, eta in eta_of.values())
         return RideFigures(
-            round(len(self._requested) * 60_000 / self._window_ms, 1),
+            round(len(requested) * 60_000 / self._window_ms, 1),
             round(sum(decided) / len(decided), 3) if decided else None,
             etas[math.ceil(0.95 * len(etas)) - 1] if etas else None,
         )
@@ -204,7 +219,6 @@ async def look(
     area: Area,
     limit: int,
     rides: RidesInFlight,
-    figures: RideFigures,
     bits: ProductBits,
 ) -> World:
     """One look at the area: at most `limit` fresh drivers (nearest first) and the rides."""
@@ -218,7 +232,7 @@ async def look(
             if (why := busy.get(ids[i])) is not None:
                 status[i] = STATUS_CODE[why]
     drivers = Drivers(ids, columns.lat, columns.lng, status, bits.masks(columns.products))
-    return World(drivers, rides.rides(), figures)
+    return World(drivers, rides.rides())
 
 
 _OFFLINE = STATUS_CODE[MapStatus.OFFLINE]

@@ -47,6 +47,10 @@ def test_selecting_a_product_shows_only_its_drivers_rides_and_counts(
         set_vehicle(api, driver_id, vehicle)
     xl, economy = serving(api, ids, "xl"), serving(api, ids, "economy")
     assert (len(xl), len(economy), len(xl & economy)) == (7, 9, 2)
+
+    watched = open_page(ops_url(service, OPS))
+    page = watched.page
+    page.wait_for_function("n => window.opsMap?.drawnDrivers() === n", arg=len(ids))
     rides = {}
     for product in ("economy", "xl"):
         status, ride = api.call(
@@ -55,10 +59,6 @@ def test_selecting_a_product_shows_only_its_drivers_rides_and_counts(
         )  # fmt: skip
         assert status == 201 and ride["status"] == "offered", ride
         rides[product] = ride
-
-    watched = open_page(ops_url(service, OPS))
-    page = watched.page
-    page.wait_for_function("n => window.opsMap?.drawnDrivers() === n", arg=len(ids))
     page.wait_for_function("() => window.opsMap.state().rides.size === 2")
     # The selector lists GET /v1/products, each with how many drivers on the map serve it.
     page.wait_for_function(
@@ -71,14 +71,19 @@ def test_selecting_a_product_shows_only_its_drivers_rides_and_counts(
     assert status == 200 and options == ["", *(p["name"] for p in listed["products"])]
     assert page.inner_text("[data-testid=drivers-total]") == str(len(ids))
     assert page.inner_text("[data-testid=rides-total]") == "2"
+    assert page.inner_text("[data-testid=requests-per-min]") == "0.4"  # two in 5 minutes
 
     select(page, "xl")
     page.wait_for_function("n => window.opsMap.drawnDrivers() === n", arg=len(xl))
     page.wait_for_timeout(300)  # one more frame drawn
     assert page.inner_text("[data-testid=drivers-total]") == str(len(xl))
-    # The xl ride's driver holds its offer; the economy ride and its driver are not shown.
-    assert page.inner_text("[data-testid=drivers-reserved] b") == "1"
+    # Each ride's driver holds its offer: shown if it serves xl (the economy ride's may, in
+    # a car of both); the economy ride itself is not.
+    holding = {ride["driver_id"] for ride in rides.values()}
+    assert rides["xl"]["driver_id"] in xl
+    assert page.inner_text("[data-testid=drivers-reserved] b") == str(len(holding & xl))
     assert page.inner_text("[data-testid=rides-total]") == "1"
+    assert page.inner_text("[data-testid=requests-per-min]") == "0.2"  # xl's one request
     shown = page.evaluate("() => window.opsMap.layer('pickups').props.data.map(r => r.id)")
     assert shown == [rides["xl"]["id"]]
     # Drawn exactly where the API puts them: the xl drivers, and no one at the others' spots.

@@ -238,6 +238,42 @@ def test_the_panel_figures_cover_the_last_five_minutes_of_requests() -> None:
     assert stats.figures(now + STATS_WINDOW_MS + 60_000) == RideFigures(0.0, None, None)
 
 
+def test_the_panel_figures_of_one_product_count_only_its_rides() -> None:
+    stats = RideStats()
+    asks = [
+        ("x1", "xl", RideStatus.ACCEPTED, 300),
+        ("x2", "xl", RideStatus.NO_DRIVER, None),
+        ("e1", "economy", RideStatus.ACCEPTED, 60),
+        ("o1", None, RideStatus.ACCEPTED, 120),  # asked before there were products
+    ]
+    for ride_id, product, status, eta in asks:
+        r = Ride(ride_id, "r1", LatLng(52.5, 13.4), None, RideStatus.OFFERED, 0, 0, product=product)
+        stats.apply(r)
+        stats.apply(replace(r, status=status, eta_s=eta, version=2))
+    # Four requests in five minutes: 0.8 a minute; xl's two: one matched, ETA 5:00.
+    assert stats.figures(1_000) == RideFigures(0.8, 0.75, 300)
+    assert stats.figures(1_000, "xl") == RideFigures(0.4, 0.5, 300)
+    assert stats.figures(1_000, "economy") == RideFigures(0.2, 1.0, 60)
+    assert stats.figures(1_000, "wav") == RideFigures(0.0, None, None)
+
+
+def test_the_figures_of_each_product_travel_when_they_change() -> None:
+    view = View(AREA, ("economy", "xl"))
+    xl = RideFigures(0.4, 0.5, 300)
+    none = RideFigures(0.0, None, None)
+    world = World(Drivers.of([]), [], xl, {"economy": none, "xl": xl})
+    view.advance(world, 1)
+    assert view.snapshot(1)["figures_by_product"]["xl"] == {
+        "requests_per_min": 0.4,
+        "match_rate": 0.5,
+        "p95_eta_s": 300,
+    }
+    assert view.advance(world, 2) is None
+    later = replace(world, figures_by_product={"economy": xl, "xl": xl})
+    delta = view.advance(later, 3)
+    assert delta is not None and delta["figures_by_product"]["economy"]["p95_eta_s"] == 300
+
+
 async def test_a_look_gives_each_driver_its_position_and_the_status_the_map_colours() -> None:
     now = 1_800_000_000_000
     index = MemoryGeoIndex(clock=lambda: now)
@@ -252,7 +288,7 @@ async def test_a_look_gives_each_driver_its_position_and_the_status_the_map_colo
     rides.apply(ride("x2", RideStatus.IN_PROGRESS, "riding"))
     deps: Any = SimpleNamespace(index=index)
     bits = ProductBits(["economy", "comfort", "xl", "wav"])
-    world = await look(deps, AREA, 100, rides, RideFigures(0.0, None, None), bits)
+    world = await look(deps, AREA, 100, rides, bits)
     d = world.drivers
     # What each serves, bit i for the i-th product: economy 1, xl 4, wav 8 (none: 0).
     assert dict(zip(d.ids, d.products.tolist(), strict=True)) == {

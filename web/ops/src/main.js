@@ -132,7 +132,7 @@ function render() {
   const statuses = drawn.slots.map((slot) => state.statuses[state.status[slot]]);
   showCounts(countBy(statuses), countBy(shownRides().map((r) => r.status)));
   showProductCounts(productCounts(state), state.slotOf.size);
-  showFigures(state.figures);
+  showFigures(product === null ? state.figures : (state.figuresByProduct[product] ?? {}));
   showAreas(state.areas, state.queues);
 }
 

@@ -21,6 +21,7 @@ export function createState() {
     rides: new Map(), // ride id -> {id, status, driver, product, pickup, dropoff}
     area: null,
     figures: {}, // the last 5 minutes of ride requests (requests_per_min, match_rate, p95_eta_s)
+    figuresByProduct: {}, // product -> the same, of the rides asking for it
     market: new Map(), // market cell id -> {id, supply, demand_per_min, requests, no_driver_rate, surge}
     marketByProduct: new Map(), // product -> its own cells, as `market` holds every product's
     marketChanges: 0, // counts the market's changes: the page redraws its cells only then
@@ -37,6 +38,7 @@ export function applySnapshot(state, snap) {
   fresh.products = snap.products ?? [];
   fresh.area = snap.area;
   fresh.figures = snap.figures ?? {};
+  fresh.figuresByProduct = snap.figures_by_product ?? {};
   fresh.frames = state.frames;
   appendDrivers(fresh, snap.drivers);
   upsertRides(fresh, snap.rides);
@@ -86,6 +88,7 @@ export function applyDelta(state, delta) {
   if (delta.rides) upsertRides(state, delta.rides);
   for (const id of delta.rides_gone ?? []) state.rides.delete(id);
   if (delta.figures) state.figures = delta.figures;
+  if (delta.figures_by_product) state.figuresByProduct = delta.figures_by_product;
   if (delta.market) {
     applyCells(state.market, delta.market);
     state.marketChanges += 1;
