@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GRID = 16  # squares a side: 256 bytes a boundary cell
+GRID = 16  # squares a side; two bits a square: 64 bytes a boundary cell
 OUT, IN, EXACT = 0, 1, 2
 _MARGIN = 1e-9  # degrees (0.1 mm) added to a square's reach: far past floats' errors
 _TOO_CLOSE = 1e-12  # relative: an orientation this near 0 is not trusted to floats
@@ -58,8 +58,8 @@ def cell_grids(
     """Per cell (its grown outline's bounds minx, miny, maxx, maxy; its hexagon as
     (lng, lat) vertices; its centre as lng, lat and whether the area holds it; its listed
     segments as rows ax, ay, bx, by): (x0, y0, squares per degree of lng, of lat, the
-    raster as GRID rows of GRID bytes, row by latitude). In blocks of cells, so a large
-    area's arrays stay small."""
+    raster: GRID rows of GRID squares, row by latitude, four squares a byte (square)).
+    In blocks of cells, so a large area's arrays stay small."""
     out: list[tuple[float, float, float, float, bytes]] = []
     for a in range(0, len(rings), _BLOCK):
         b = a + _BLOCK
@@ -115,4 +115,11 @@ def _codes(
         exact[some] |= np.logical_or.reduceat(doubt, starts, axis=0)
         parity[some] = np.add.reduceat(((d1 != d2) & (d3 != d4)).astype(np.int64), starts, axis=0)
     inside = centre_in[:, None] != (parity & 1).astype(bool)
-    return np.where(exact, EXACT, np.where(inside, IN, OUT)).astype(np.uint8)
+    codes = np.where(exact, EXACT, np.where(inside, IN, OUT)).astype(np.uint8)
+    four = codes.reshape(n, -1, 4)  # square k in bits 2 (k % 4) of byte k // 4 (square)
+    return four[:, :, 0] | four[:, :, 1] << 2 | four[:, :, 2] << 4 | four[:, :, 3] << 6
+
+
+def square(raster: bytes, k: int) -> int:
+    """The code of square k (row * GRID + column) in a packed raster."""
+    return (raster[k >> 2] >> ((k & 3) << 1)) & 3

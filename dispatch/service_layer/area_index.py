@@ -9,11 +9,12 @@ rest exactly from the few boundary segments near it: the point is on the same si
 the cell's centre (known) if the segment between them crosses the boundary an even
 number of times. A configuration too close to call in floating point (the point on an
 edge, a vertex on that segment) falls back to a prepared shapely geometry, as do cells
-across the antimeridian or near a pole. A point in no listed cell is in no area. Exactness rests on two margins: a cell counts as inside only
-when its hexagon grown by a margin is inside (one edge length for cells coarser than the
-lookup's, whose descendants stray past the hexagon by well under one edge; a twentieth
-of one at the lookup's resolution, where only the hexagon's arcs differ from straight
-lines in lat/lng), and candidate cells are taken from the area grown by 2.5 edges."""
+across the antimeridian or near a pole. A point in no listed cell is in no area.
+Exactness rests on two margins: a cell counts as inside only when its hexagon grown by a
+margin is inside (one edge length for cells coarser than the lookup's, whose descendants
+stray past the hexagon by well under one edge; a twentieth of one at the lookup's
+resolution, where only the hexagon's arcs differ from straight lines in lat/lng), and
+candidate cells are taken from the area grown by 2.5 edges."""
 
 from __future__ import annotations
 
@@ -380,7 +381,8 @@ class AreaIndex:
                 centre_in, cx, cy, segs, x0, y0, per_x, per_y, grid = how
                 u, v = (lng - x0) * per_x, (lat - y0) * per_y
                 if 0.0 <= u < GRID and 0.0 <= v < GRID:
-                    code = grid[int(v) * GRID + int(u)]
+                    k = int(v) * GRID + int(u)
+                    code = (grid[k >> 2] >> ((k & 3) << 1)) & 3  # area_grid.square, inline
                     if code != EXACT:  # a square the boundary keeps away from
                         if code:
                             found.append(areas[i])

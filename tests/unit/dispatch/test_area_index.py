@@ -21,6 +21,7 @@ from dispatch.service_layer.area_batch import (
     holding_many,
     holding_near_many,
 )
+from dispatch.service_layer.area_grid import EXACT, GRID, IN, OUT, square
 from dispatch.service_layer.area_index import AreaIndex, ancestor, build_index, compile_area
 from dispatch.service_layer.area_shapes import area_geometry
 
@@ -292,3 +293,12 @@ def test_a_batch_says_what_holding_near_says_point_by_point(
             index.areas.index(c) for c in found
         )
         assert near[i] == pytest.approx(want_near, rel=1e-9, abs=1e-12)
+
+
+def test_most_squares_of_boundary_cells_answer_without_the_exact_test() -> None:
+    c = compile_area(
+        Area("city", AreaKind.SERVICE_AREA, "c", ((star(13.4, 52.5, 0.02, 200, 0.1, 0),),))
+    )
+    codes = [square(how[8], k) for how in c.local if how for k in range(GRID * GRID)]
+    assert {IN, OUT, EXACT} == set(codes)
+    assert codes.count(EXACT) < 0.5 * len(codes)
