@@ -172,8 +172,10 @@ class Sampler:
         return [int(n) for n in await pipe.execute()]
 
     async def child_counts(self, cell: str) -> dict[int, list[int]]:
-        """Available drivers per child cell at res 6 and 7 (one ZCOUNT per child)."""
-        children = {res: sorted(h3.cell_to_children(cell, res)) for res in FINER_RES}
+        """Available drivers per child cell at res 6 and 7 (one ZCOUNT per child); a
+        region already split at res 6 has only its res-7 children, one at res 7 none."""
+        finer = [res for res in FINER_RES if res > h3.get_resolution(cell)]
+        children = {res: sorted(h3.cell_to_children(cell, res)) for res in finer}
         pipe = self.keys.pipeline(transaction=False)
         for cells in children.values():
             for child in cells:
