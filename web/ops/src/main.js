@@ -1,7 +1,7 @@
 // The live ops map: reads the ops token from the URL fragment, follows GET /v1/ops/stream
 // and draws drivers, rides in flight, market cells, areas and an H3 grid with deck.gl
 // over MapLibre; the side panel's product selector (from GET /v1/products) narrows the
-// drivers, rides and counters to one product.
+// drivers, rides, counters and market cells to one product.
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 
