@@ -32,6 +32,7 @@ from dispatch.entrypoints.routes import ROUTES, route_table
 from dispatch.entrypoints.streams import Streams
 from dispatch.entrypoints.surge_task import surge_job
 from dispatch.entrypoints.views_market import market_stream
+from dispatch.entrypoints.views_region_split import migrations
 from dispatch.entrypoints.window_task import window_job
 from dispatch.service_layer.deadlines import run_sweeper
 from dispatch.service_layer.errors import BackendUnavailable
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[appkeys.OPENAPI] = orjson.dumps(document(settings, ROUTES))
     app[appkeys.BACKEND_PROBE] = BackendProbe()
     app.cleanup_ctx.append(_backend)
+    app.cleanup_ctx.append(migrations)  # region split changes (geoindex/split.py)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(surge_job)
     app.cleanup_ctx.append(window_job)

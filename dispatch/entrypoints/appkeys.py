@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import TokenCodec
@@ -22,3 +24,5 @@ STREAMS = web.AppKey("streams", Streams)
 QUOTE_LIMITER = web.AppKey("quote_limiter", RateLimiter)  # fare quotes, per rider
 OPENAPI = web.AppKey("openapi", bytes)  # /openapi.json, generated once per app
 BACKEND_PROBE = web.AppKey("backend_probe", BackendProbe)  # before a driver's upgrade
+# region split changes running on this instance, by parent (views_region_split.py)
+SPLITS = web.AppKey("splits", dict[str, asyncio.Task[None]])

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from dispatch.entrypoints import contract
+from dispatch.entrypoints import contract, split_contract
 from dispatch.entrypoints.routes import FRAMES, ROUTES, Answer, Endpoint
 from dispatch.settings import Settings
 
@@ -20,6 +20,7 @@ PATH_PARAMS = {
     "driver_id": contract.DriverId,
     "ride_id": contract.RideId,
     "area_id": contract.DriverId,  # areas_contract.AreaId: the same alphabet
+    "parent": split_contract.ParentCell,
 }
 _PLACEHOLDER = re.compile(r"{(\w+)}")
 

@@ -19,6 +19,7 @@ from dispatch.entrypoints import (
     views_ops,
     views_ops_map,
     views_products,
+    views_region_split,
     views_rides,
     ws_driver,
 )
@@ -26,6 +27,7 @@ from dispatch.entrypoints import areas_contract as ac
 from dispatch.entrypoints import contract as c
 from dispatch.entrypoints import market_contract as mc
 from dispatch.entrypoints import products_contract as pc
+from dispatch.entrypoints import split_contract as sc
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -246,6 +248,21 @@ ROUTES: list[Endpoint] = [
         {200: Answer("The switch", mc.SurgeSwitch)},
         (400, 401, 403, 413, 422, 503),
         body=mc.SurgeSwitch,
+    ),
+    Endpoint(
+        "GET", "/v1/ops/region-split", views_region_split.get_region_split,
+        "The geo index's split list (ops token): the region cells whose drivers are "
+        "indexed at a finer resolution, and any change in progress (docs/api.md)",
+        {200: Answer("The list", sc.RegionSplit)},
+        (401, 403, 503),
+    ),
+    Endpoint(
+        "PUT", "/v1/ops/region-split/{parent}", views_region_split.put_region_split,
+        "Index a region cell's drivers at a finer resolution, or back at the region's "
+        "(ops token); the change runs in the background (docs/api.md)",
+        {202: Answer("The list as the change starts", sc.RegionSplit)},
+        (400, 401, 403, 409, 413, 422, 503),
+        body=sc.SplitRequest,
     ),
     Endpoint(
         "GET", "/v1/areas", views_areas.list_areas,
