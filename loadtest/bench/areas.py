@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from itertools import pairwise
 from typing import Any
@@ -170,12 +171,40 @@ def _median(run: Callable[[], object], times: int = 3) -> float:
     return statistics.median(spans)
 
 
+@contextlib.contextmanager
+def geofence_cpu() -> Iterator[list[float]]:
+    """This process's CPU (s) inside the geofence's calls from the location use cases
+    (drivers.track_fix, track_fixes), summed into the list's one item. Exact only where
+    those calls never wait for another process (the embedded backend): on Redis, other
+    fixes run while one waits."""
+    spent = [0.0]
+    names = vars(drivers)  # the use cases call them by these names
+    one, many = names["track_fix"], names["track_fixes"]
+
+    async def timed_one(*args: Any) -> None:
+        started = time.process_time()
+        await one(*args)
+        spent[0] += time.process_time() - started
+
+    async def timed_many(*args: Any) -> None:
+        started = time.process_time()
+        await many(*args)
+        spent[0] += time.process_time() - started
+
+    names["track_fix"], names["track_fixes"] = timed_one, timed_many
+    try:
+        yield spent
+    finally:
+        names["track_fix"], names["track_fixes"] = one, many
+
+
 async def ingest_rate(
     settings: Settings, areas: list[Area], fixes: int, seed: int, step_m: float, batch: int = 0
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Fixes per second through drivers.update_location, 64 in flight at a time (or, with
     `batch`, drivers.update_locations: fleet batches of that many fixes, one at a time),
-    and this process's CPU per fix (µs; on Redis, Redis's own time is another process)."""
+    this process's CPU per fix (µs; on Redis, Redis's own time is another process), and
+    of that the geofence's (geofence_cpu)."""
     rng = np.random.default_rng(seed)
     async with bootstrap(settings) as runtime:
         deps = runtime.deps
@@ -213,23 +242,26 @@ async def ingest_rate(
         warm_ms = deps.clock.now_ms()
         started, cpu = time.perf_counter(), time.process_time()
         per = batch or 64
-        for start in range(0, fixes, per):
-            # one fix per driver per batch: a driver's fixes arrive in order
-            some = [int(i) for i in dict.fromkeys(order[start : start + per])]
-            if batch:
-                await post(some, fleet + start)
-            else:
-                await asyncio.gather(*(step(i, fleet + start + j) for j, i in enumerate(some)))
+        with geofence_cpu() as spent:
+            for start in range(0, fixes, per):
+                # one fix per driver per batch: a driver's fixes arrive in order
+                some = [int(i) for i in dict.fromkeys(order[start : start + per])]
+                if batch:
+                    await post(some, fleet + start)
+                else:
+                    await asyncio.gather(*(step(i, fleet + start + j) for j, i in enumerate(some)))
         elapsed = time.perf_counter() - started
         cpu_us = (time.process_time() - cpu) / fixes * 1e6  # this process: the instance's
+        fence_us = spent[0] / fixes * 1e6
         logged = [orjson.loads(e) for e in await deps.fences.log.recent(1_000_000)]
         events = sum(e["type"] == "area" and e["ts"] >= warm_ms for e in logged)
         print(
             f"ingest with {len(areas)} areas: {fixes / elapsed:,.0f}/s, "
-            f"{cpu_us:.1f} µs CPU a fix, {events} crossings after the warm-up",
+            f"{cpu_us:.1f} µs CPU a fix ({fence_us:.1f} in the geofence), "
+            f"{events} crossings after the warm-up",
             file=sys.stderr,
         )
-        return fixes / elapsed, cpu_us
+        return fixes / elapsed, cpu_us, fence_us
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,8 +280,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
         Redis.from_url(args.redis_url).flushall()
     # Alternate the two runs, so the machine's noise falls on both alike.
-    plain: list[tuple[float, float]] = []
-    fenced: list[tuple[float, float]] = []
+    plain: list[tuple[float, float, float]] = []
+    fenced: list[tuple[float, float, float]] = []
     for r in range(args.rounds):
         run = (args.fixes, args.seed + r, args.step_m, args.fleet_batch)
         plain.append(await ingest_rate(settings, [], *run))
@@ -258,10 +290,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         fenced.append(await ingest_rate(settings, areas, *run))
         if args.redis_url:
             Redis.from_url(args.redis_url).flushall()
-    best_plain, best_fenced = max(r for r, _ in plain), max(r for r, _ in fenced)
+    best_plain, best_fenced = max(r[0] for r in plain), max(r[0] for r in fenced)
     # CPU per fix moves less with the machine's load than the rate does.
-    cpu_plain, cpu_fenced = min(c for _, c in plain), min(c for _, c in fenced)
-    per_round = [p / f for (_, p), (_, f) in zip(plain, fenced, strict=True)]
+    cpu_plain, cpu_fenced = min(r[1] for r in plain), min(r[1] for r in fenced)
+    per_round = [p[1] / f[1] for p, f in zip(plain, fenced, strict=True)]
+    # Within one run: the fenced run's CPU less what its geofence took (plus what the
+    # geofence takes with no areas), over its CPU. Both sides of this ratio come from the
+    # same seconds of the same process, so a load that changes between runs moves it
+    # little (the embedded backend only: see geofence_cpu).
+    shares = [(f[1] - f[2] + p[2]) / f[1] for p, f in zip(plain, fenced, strict=True)]
     out["ingest"] = {
         "backend": settings.backend,
         "fixes": args.fixes,
@@ -277,6 +314,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # load that changes between rounds.
         "cpu_ratio_per_round": [round(r, 3) for r in per_round],
         "cpu_ratio_median": round(statistics.median(per_round), 3),
+        "geofence_cpu_us_per_fix_no_areas": [round(p[2], 2) for p in plain],
+        "geofence_cpu_us_per_fix_with_areas": [round(f[2], 2) for f in fenced],
+        "cpu_ratio_by_geofence_share_per_round": (
+            None if args.redis_url else [round(r, 3) for r in shares]
+        ),
     }
     return out
 
