@@ -7,6 +7,9 @@ switched on are counted too.
     kill -USR2 <pid>   # stop; write the stats to OUT.prof (pstats format) and the round
                        # trips to OUT.prof.calls.json
 
+With OUT ending in .json only the round trips are counted (into OUT), without cProfile:
+under cProfile a loaded instance is several times slower, and some requests never end.
+
 Read the file with `python -m pstats OUT.prof` (sort cumtime / tottime, stats 30). Its
 times are the wall clock's: on a busy machine a function is also billed for the time the
 process waited for a core (a socket write that wakes a Redis on the same core shows up
@@ -103,18 +106,27 @@ class RoundTrips:
             f.write(orjson.dumps(body, option=orjson.OPT_INDENT_2))
 
 
+def calls_path(out: str) -> str:
+    """Where the round trips of a run writing OUT go."""
+    return out if out.endswith(".json") else out + ".calls.json"
+
+
 def run(out: str, argv: list[str]) -> int:
     prof = cProfile.Profile()
     trips = RoundTrips()
 
+    cpu = not out.endswith(".json")
+
     def start(signum: int, frame: FrameType | None) -> None:
         trips.start()
-        prof.enable()
+        if cpu:
+            prof.enable()
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        prof.disable()
-        prof.dump_stats(out)
-        trips.stop(out + ".calls.json")
+        if cpu:
+            prof.disable()
+            prof.dump_stats(out)
+        trips.stop(calls_path(out))
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)

@@ -15,7 +15,9 @@ With --profile a second instance on the same cluster runs under cProfile
 (loadtest/bench/profiled.py) and each rate runs alone through it too, right after the
 baseline: its Redis round trips per ride (named by command or script) go into the JSON,
 its profile into PATH, the top of it to stderr. Its CPU is cProfile's, so the service CPU
-per ride is the unprofiled instance's. --background 0 skips the loaded runs.
+per ride is the unprofiled instance's. With PATH ending in .json the second instance only
+counts round trips (no cProfile: it slows the instance several times, and under it some
+requests never end). --background 0 skips the loaded runs.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import time
 from typing import Any
 
 from loadtest.bench.harness import Servers, loadgen, machine, measured
-from loadtest.bench.profiled import switch
+from loadtest.bench.profiled import calls_path, switch
 from loadtest.instances import DispatchInstance
 from loadtest.redis_procs import REDIS_CLI, RedisCluster
 
@@ -121,13 +123,14 @@ def _profiled_alone(
     switch(inst, signal.SIGUSR2, settle_s=1.0)
     usec = {k: v - usec0.get(k, 0) for k, v in redis_usec(masters).items()}
     n = max(r["count"], 1)
-    with open(out + ".calls.json", "rb") as f:
+    with open(calls_path(out), "rb") as f:
         trips = json.load(f)
-    text = io.StringIO()
-    stats = pstats.Stats(out, stream=text)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumtime").print_stats(40)
-    print(f"== profile at {rate} rides/s ({n} rides)\n{text.getvalue()}", file=sys.stderr)
+    if calls_path(out) != out:
+        text = io.StringIO()
+        stats = pstats.Stats(out, stream=text)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumtime").print_stats(40)
+        print(f"== profile at {rate} rides/s ({n} rides)\n{text.getvalue()}", file=sys.stderr)
     return {
         "rides": r,
         "round_trips_per_ride": round(trips["round_trips"] / n, 2),
