@@ -1,0 +1,107 @@
+"""What a ride request asks of its stores: the offer timer set once, a new ride's notices
+only where someone can be listening, the Idempotency-Key touched only by a long request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
+from dispatch.domain.geo import LatLng
+from dispatch.domain.rides import Ride, RideStatus
+from dispatch.service_layer import idempotency, ride_steps
+from dispatch.service_layer.notices import RideNotice, driver_topic, ride_topic
+from dispatch.service_layer.ops_view import OPS_TOPIC
+from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from dispatch.service_layer.timers import OfferTimeout
+
+from .conftest import PICKUP, World, driver, rider
+
+HERE = LatLng(*PICKUP)
+
+
+async def _ask(world: World) -> Ride:
+    return await request_ride(world.deps, rider("u1"), new_ride_id("u1", None), HERE, None)
+
+
+def _record_schedules(world: World) -> list[tuple[str, int]]:
+    scheduled: list[tuple[str, int]] = []
+    schedule = world.deps.deadlines.schedule
+
+    async def recording(item: str, due_ms: int) -> None:
+        scheduled.append((item, due_ms))
+        await schedule(item, due_ms)
+
+    world.deps.deadlines.schedule = recording  # type: ignore[method-assign]
+    return scheduled
+
+
+def _record_notices(world: World) -> list[list[str]]:
+    batches: list[list[str]] = []
+    publish_many = world.deps.notifier.publish_many
+
+    async def recording(sends: Sequence[tuple[str, RideNotice]]) -> None:
+        batches.append([topic for topic, _ in sends])
+        await publish_many(sends)
+
+    world.deps.notifier.publish_many = recording  # type: ignore[method-assign]
+    return batches
+
+
+async def test_an_offered_ride_sets_its_offer_timer_once_at_the_offers_expiry(
+    world: World,
+) -> None:
+    await world.driver_at("d1", 200)
+    scheduled = _record_schedules(world)
+    ride = await request_ride(
+        world.deps, rider("u1"), new_ride_id("u1", None), LatLng(*PICKUP), None
+    )
+    assert ride.status is RideStatus.OFFERED
+    timers = [due for item, due in scheduled if item == OfferTimeout(ride.id).key]
+    assert timers == [ride.offer_expires_at]
+
+
+async def test_a_new_ride_tells_the_ops_map_and_its_driver_and_later_changes_its_rider(
+    world: World,
+) -> None:
+    await world.driver_at("d1", 200)
+    batches = _record_notices(world)
+    ride = await request_ride(
+        world.deps, rider("u1"), new_ride_id("u1", None), LatLng(*PICKUP), None
+    )
+    # Nobody can listen to a ride not yet stored: its own topic is not published to.
+    assert batches == [[OPS_TOPIC, driver_topic("d1")]]
+    await ride_steps.accept(world.deps, driver("d1"), ride.id)
+    assert sorted(batches[-1]) == sorted([OPS_TOPIC, ride_topic(ride.id), driver_topic("d1")])
+
+
+class _CountingStore(MemoryIdempotencyStore):
+    def __init__(self) -> None:
+        super().__init__(lambda: 0)
+        self.touches = 0
+
+    async def touch(self, key: str, token: str, lock_ms: int) -> None:
+        self.touches += 1
+        await super().touch(key, token, lock_ms)
+
+
+async def test_a_request_longer_than_a_third_of_its_lock_keeps_touching_its_key() -> None:
+    store = _CountingStore()
+
+    async def slow() -> bytes:
+        await asyncio.sleep(0.2)  # ten thirds of the lock below
+        return b"done"
+
+    assert await idempotency.once(store, "k", "fp", slow, lock_ms=60) == b"done"
+    assert store.touches >= 1
+
+
+async def test_a_quick_request_never_touches_its_key() -> None:
+    store = _CountingStore()
+
+    async def quick() -> bytes:
+        return b"done"
+
+    assert await idempotency.once(store, "k", "fp", quick, lock_ms=60) == b"done"
+    await asyncio.sleep(0.1)  # past when a holder left running would have touched
+    assert store.touches == 0
