@@ -24,7 +24,13 @@ async def until_matched(deps: Deps, ride_id: str, wait_s: float) -> Ride | None:
                 break
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(left, 1.0)):
-                    await sub.get()
-            # Notices are best effort: the stored ride is the answer.
+                    notice = await sub.get()
+                    # A notice carries the ride as stored by its change: a newer version
+                    # is the answer without reading it back (a window's offers wake
+                    # many waiting requests at once).
+                    if notice.ride.id == ride_id and notice.ride.version > ride.version:
+                        ride = notice.ride
+                        continue
+            # No notice for a second (they are best effort): the stored ride decides.
             ride = await deps.rides.get(ride_id)
         return ride
