@@ -244,6 +244,9 @@ class LayoutCache:
             return self.layout
         if self._pending is None:
             self._pending = asyncio.ensure_future(self._check())
+            # Its callers may all be cancelled before it fails: the error is theirs, not
+            # an unretrieved task's.
+            self._pending.add_done_callback(lambda f: f.cancelled() or f.exception())
         pending = self._pending
         try:
             return await asyncio.shield(pending)

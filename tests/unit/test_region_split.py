@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from h3.api import basic_int as h3
 
-from geoindex.errors import InvalidQuery
+from geoindex.errors import BackendUnavailable, InvalidQuery
 from geoindex.search import SearchConfig, plan_step
 from geoindex.split import Entry, Layout, LayoutCache
 
@@ -118,3 +118,21 @@ async def test_the_layout_is_reloaded_only_when_its_version_moved_and_not_too_of
     now[0] = 2.5
     got = await asyncio.gather(cache.get(), cache.get(), cache.get())
     assert [g.version for g in got] == [3, 3, 3] and loads == [3]  # one shared reload
+
+
+async def test_a_failed_check_fails_its_callers_and_the_next_call_checks_again() -> None:
+    fail = [True]
+
+    async def load_version() -> int:
+        if fail[0]:
+            raise BackendUnavailable("down")
+        return 0
+
+    async def load() -> Layout:
+        raise AssertionError("version 0 is the layout it has")
+
+    cache = LayoutCache(5, load_version, load, refresh_s=2.0, monotonic=lambda: 0.0)
+    with pytest.raises(BackendUnavailable):
+        await cache.get()
+    fail[0] = False
+    assert (await cache.get()).version == 0
