@@ -92,7 +92,7 @@ class RoundTrips:
                 trips.counts[label(command, trips._scripts)] += 1
             await original(conn, command, check_health)
 
-        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign,assignment]
 
     def start(self) -> None:
         self.counts.clear()

@@ -1,0 +1,121 @@
+"""What one ride request costs the service's own code, with no HTTP and no concurrency.
+
+    python -m loadtest.bench.ride_cpu [--drivers 20000] [--rides 1000] [--rounds 3]
+
+The service's ride request (request_ride_once, with an Idempotency-Key) run one after the
+other in this process against its own Redis Cluster (3 masters, 3 replicas), drivers
+spread over a city: this process's CPU per ride (the use case and the Redis client, no
+web server, no token check), the Redis round trips it makes (the client's writes, named by
+command or script: loadtest/bench/profiled.py) and the Redis processes' CPU per ride,
+replicas included. The baseline measured in the same run: a bare HGET through the same
+client, one after the other, for the CPU a round trip costs the client at the least.
+Rounds alternate with the baseline; the medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from typing import Any
+
+from dispatch.adapters.redis_client import connect
+from dispatch.bootstrap import bootstrap
+from dispatch.domain.geo import LatLng
+from dispatch.domain.principals import Principal, Role
+from dispatch.service_layer import ride_requests
+from dispatch.settings import Settings
+from geoindex import Position
+from loadtest.bench.harness import cpu_seconds, machine, median, run_on_redis
+from loadtest.bench.profiled import RoundTrips
+from loadtest.redis_procs import RedisCluster
+
+CENTRE = (52.52, 13.405)
+
+
+def _redis_cpu(cluster: RedisCluster) -> float:
+    return sum(cpu_seconds(n.proc.pid) for n in cluster.nodes if n.proc is not None)
+
+
+async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(1)
+    trips = RoundTrips()
+    lat0, lng0 = CENTRE
+    async with bootstrap(Settings(redis_cluster_url=cluster.url)) as runtime:
+        deps = runtime.deps
+        now = deps.clock.now_ms()
+        fixes = [
+            Position(f"d{i}", lat0 + rng.uniform(-0.08, 0.08), lng0 + rng.uniform(-0.12, 0.12), now)
+            for i in range(a.drivers)
+        ]
+        for start in range(0, len(fixes), 1000):
+            await deps.index.upsert(fixes[start : start + 1000])
+        client = connect(cluster.url, cluster=True)  # the service's own client settings
+        served = 0
+
+        async def ride() -> None:
+            nonlocal served
+            served += 1
+            rider = Principal(Role.RIDER, f"u{served}")
+            at = LatLng(lat0 + rng.uniform(-0.04, 0.04), lng0 + rng.uniform(-0.06, 0.06))
+            await ride_requests.request_ride_once(
+                deps, rider, at, None, f"k{served}", lambda r: r.id.encode()
+            )
+
+        async def hget() -> None:
+            await client.hget("bench:{cpu}", "j")
+
+        for _ in range(50):  # connections opened, scripts loaded
+            await ride()
+            await hget()
+        rides_ms: list[float] = []
+        hget_ms: list[float] = []
+        redis_ms: list[float] = []
+        trips_per_ride: list[float] = []
+        by_call: dict[str, float] = {}
+        for _ in range(a.rounds):
+            t0 = time.process_time()
+            for _ in range(a.rides):
+                await hget()
+            hget_ms.append((time.process_time() - t0) * 1e3 / a.rides)
+            r0, t0 = _redis_cpu(cluster), time.process_time()
+            trips.start()
+            for _ in range(a.rides):
+                await ride()
+            trips.on = False
+            rides_ms.append((time.process_time() - t0) * 1e3 / a.rides)
+            redis_ms.append((_redis_cpu(cluster) - r0) * 1e3 / a.rides)
+            trips_per_ride.append(sum(trips.counts.values()) / a.rides)
+            by_call = {k: round(v / a.rides, 2) for k, v in trips.counts.most_common()}
+        await client.aclose()
+    return {
+        "bench": "ride_request_cpu",
+        "machine": machine(),
+        "drivers": a.drivers,
+        "rides_per_round": a.rides,
+        "service_cpu_ms_per_ride": round(median(rides_ms), 3),
+        "service_cpu_ms_per_ride_rounds": [round(x, 3) for x in rides_ms],
+        "baseline_hget_cpu_ms": round(median(hget_ms), 4),
+        "ride_in_hgets": round(median(rides_ms) / median(hget_ms), 1),
+        "round_trips_per_ride": round(median(trips_per_ride), 2),
+        "round_trips_per_ride_by_call": by_call,
+        "redis_cpu_ms_per_ride": round(median(redis_ms), 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m loadtest.bench.ride_cpu")
+    p.add_argument("--drivers", type=int, default=20_000)
+    p.add_argument("--rides", type=int, default=1000, help="per round")
+    p.add_argument("--rounds", type=int, default=3)
+    a = p.parse_args(argv)
+    with RedisCluster(tie_to_parent=True) as cluster:
+
+        async def run(_url: str) -> dict[str, Any]:
+            return await bench(cluster, a)
+
+        run_on_redis(cluster.url, run)
+
+
+if __name__ == "__main__":
+    main()
