@@ -9,7 +9,8 @@ web server, no token check), the Redis round trips it makes (the client's writes
 command or script: loadtest/bench/profiled.py) and the Redis processes' CPU per ride,
 replicas included. The baseline measured in the same run: a bare HGET through the same
 client, one after the other, for the CPU a round trip costs the client at the least.
-Rounds alternate with the baseline; the medians are reported.
+Rounds alternate with the baseline; the medians are reported. A last round logs every
+command in the masters' slow logs: Redis's own time per ride by script and command.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections import Counter
 from typing import Any
+
+import redis
 
 from dispatch.adapters.redis_client import connect
 from dispatch.bootstrap import bootstrap
@@ -27,7 +31,7 @@ from dispatch.service_layer import ride_requests
 from dispatch.settings import Settings
 from geoindex import Position
 from loadtest.bench.harness import cpu_seconds, machine, median, run_on_redis
-from loadtest.bench.profiled import RoundTrips
+from loadtest.bench.profiled import RoundTrips, script_names
 from loadtest.redis_procs import RedisCluster
 
 CENTRE = (52.52, 13.405)
@@ -87,6 +91,16 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
             redis_ms.append((_redis_cpu(cluster) - r0) * 1e3 / a.rides)
             trips_per_ride.append(sum(trips.counts.values()) / a.rides)
             by_call = {k: round(v / a.rides, 2) for k, v in trips.counts.most_common()}
+        # One more round with every command in the masters' slow logs: Redis's time by
+        # script (a script's figure includes the commands it runs, logged on their own too).
+        masters = [redis.Redis(port=n.port) for n in cluster.masters()]
+        for m in masters:
+            m.config_set("slowlog-max-len", 1_000_000)
+            m.config_set("slowlog-log-slower-than", 0)
+            m.slowlog_reset()
+        for _ in range(a.rides):
+            await ride()
+        redis_us = _by_script(masters, a.rides)
         await client.aclose()
     return {
         "bench": "ride_request_cpu",
@@ -100,7 +114,23 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         "round_trips_per_ride": round(median(trips_per_ride), 2),
         "round_trips_per_ride_by_call": by_call,
         "redis_cpu_ms_per_ride": round(median(redis_ms), 3),
+        "master_us_per_ride_by_call": redis_us,
     }
+
+
+def _by_script(masters: list[redis.Redis], rides: int) -> dict[str, float]:
+    names = {sha.decode(): name for sha, name in script_names().items()}
+    total: Counter[str] = Counter()
+    for m in masters:
+        for entry in m.slowlog_get(1_000_000):
+            args = entry["command"].split()
+            name = args[0].decode().upper()
+            if name == "EVALSHA" and len(args) > 1:
+                name += " " + names.get(args[1].decode(), "?")
+            total[name] += entry["duration"]
+        m.config_set("slowlog-log-slower-than", 10_000)
+        m.close()
+    return {k: round(v / rides, 1) for k, v in total.most_common() if v / rides >= 1}
 
 
 def main(argv: list[str] | None = None) -> None:
