@@ -66,12 +66,15 @@ async def request_ride(
     quote_id: str | None = None,
     cleanup: CleanupBudget | None = None,
     product: str | None = None,
+    fresh_id: bool = False,
 ) -> Ride:
     """`cleanup`: the budget for undoing what a failed request did (one is made if none
-    is given; request_ride_once shares its own with giving up the Idempotency-Key)."""
+    is given; request_ride_once shares its own with giving up the Idempotency-Key).
+    `fresh_id`: `ride_id` was just drawn at random (no Idempotency-Key), so no earlier
+    try can have stored it: it is not looked for."""
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
-    existing = await deps.rides.get(ride_id)
+    existing = None if fresh_id else await deps.rides.get(ride_id)
     if existing is not None:
         if existing.rider_id != actor.id:
             raise Forbidden("this ride is not yours")
@@ -162,7 +165,9 @@ async def request_ride_once(
         # Counted against the rider's rate only when the request runs (a retry answered
         # from its Idempotency-Key does not count); refused, nothing is stored.
         await take(deps.rider_limits, RIDES, actor.id, deps.clock.now_ms())
-        ride = await request_ride(deps, actor, ride_id, pickup, dropoff, quote_id, cleanup, product)
+        ride = await request_ride(
+            deps, actor, ride_id, pickup, dropoff, quote_id, cleanup, product, key is None
+        )
         answered.append(ride)
         return render(ride)
 

@@ -12,7 +12,7 @@ from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer import idempotency, ride_steps
 from dispatch.service_layer.notices import RideNotice, driver_topic, ride_topic
 from dispatch.service_layer.ops_view import OPS_TOPIC
-from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from dispatch.service_layer.ride_requests import new_ride_id, request_ride, request_ride_once
 from dispatch.service_layer.timers import OfferTimeout
 
 from .conftest import PICKUP, World, driver, rider
@@ -73,6 +73,23 @@ async def test_a_new_ride_tells_the_ops_map_and_its_driver_and_later_changes_its
     assert batches == [[OPS_TOPIC, driver_topic("d1")]]
     await ride_steps.accept(world.deps, driver("d1"), ride.id)
     assert sorted(batches[-1]) == sorted([OPS_TOPIC, ride_topic(ride.id), driver_topic("d1")])
+
+
+async def test_a_request_without_a_key_never_looks_for_an_earlier_try(world: World) -> None:
+    await world.driver_at("d1", 200)
+    await world.driver_at("d2", 300)
+    looked_for: list[str] = []
+    get = world.deps.rides.get
+
+    async def recording(ride_id: str) -> Ride | None:
+        looked_for.append(ride_id)
+        return await get(ride_id)
+
+    world.deps.rides.get = recording  # type: ignore[method-assign]
+    await request_ride_once(world.deps, rider("u1"), HERE, None, None, lambda r: b"")
+    assert looked_for == []  # a random id: nobody stored it before
+    await request_ride_once(world.deps, rider("u2"), HERE, None, "key", lambda r: b"")
+    assert looked_for == [new_ride_id("u2", "key")]  # a retry's ride may be stored
 
 
 class _CountingStore(MemoryIdempotencyStore):
