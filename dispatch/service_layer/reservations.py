@@ -134,8 +134,10 @@ async def reserve_chosen(deps: Deps, chosen: Sequence[Chosen], now_ms: int) -> l
     won = [(c, rec.fence) for c, rec in zip(chosen, recs, strict=True) if rec is not None]
     try:
         due = lease_until - LEASE_CHECK_LEAD_MS
-        await deps.deadlines.schedule_many({LeaseCheck(c.driver_id).key: due for c, _ in won})
-        await deps.index.set_available_many([c.driver_id for c, _ in won], False)
+        await _all_ended(  # independent, as in find_offer
+            deps.deadlines.schedule_many({LeaseCheck(c.driver_id).key: due for c, _ in won}),
+            deps.index.set_available_many([c.driver_id for c, _ in won], False),
+        )
     except BaseException:
         cleanup = CleanupBudget()
         for c, fence in won:
