@@ -23,11 +23,11 @@
    no areas, then with the `--areas` areas (a tenth of them airports) and events on;
    the ratio of the throughputs. The areas are compiled once, before the rounds, and
    stay in memory for every run (as in an instance, they are there from its start):
-   what differs is whether the fixes are checked against them. With --fleet-batch N, the fixes go in fleet batches
-   of N instead (drivers.update_locations, as POST /v1/locations: one index call and
-   one geofence pass a batch). On the embedded backend by default; with
-   --redis, on a redis-server started on a free port; with --redis-url, on that Redis
-   (it is FLUSHED).
+   what differs is whether the fixes are checked against them. With --fleet-batch N,
+   the fixes go in fleet batches of N instead (drivers.update_locations, as POST
+   /v1/locations: one index call and one geofence pass a batch). On the embedded
+   backend by default; with --redis, on a redis-server started on a free port; with
+   --redis-url, on that Redis (it is FLUSHED).
 
 Prints one JSON object.
 """
