@@ -96,6 +96,33 @@ async def test_the_ops_stream_hears_each_event_once(service: Instance) -> None:
         assert status == 403
 
 
+async def test_a_fleet_batch_moves_its_drivers_in_and_out_of_the_queue(
+    service: Instance,
+) -> None:
+    await put(service, "ber", feature("airport", *AIRPORT, 0.01, dwell_s=0))
+    ts = int(time.time() * 1000)
+
+    async def batch(seq: int, where: dict[str, tuple[float, float]]) -> None:
+        updates = [
+            {"driver_id": d, "lat": lat, "lng": lng, "ts": ts + seq, "seq": seq}
+            for d, (lat, lng) in where.items()
+        ]
+        status, data, _ = await service.call(
+            "POST", "/v1/locations", ("fleet", "gw1"), json={"updates": updates}
+        )
+        assert status == 200 and {r["status"] for r in data["results"]} == {"accepted"}
+
+    async def queued() -> list[str]:
+        status, data, _ = await service.call("GET", "/v1/areas/ber/queue", OPS)
+        assert status == 200
+        return [d["driver_id"] for d in data["drivers"]]
+
+    await batch(1, {"d1": AIRPORT, "d2": TOWN, "d3": AIRPORT})
+    assert sorted(await queued()) == ["d1", "d3"]  # one batch: joined at one time
+    await batch(2, {"d1": TOWN, "d2": AIRPORT, "d3": AIRPORT})
+    assert await queued() == ["d3", "d2"]
+
+
 @pytest.mark.redis
 @pytest.mark.slow
 async def test_two_instances_serve_airport_rides_from_one_queue(
