@@ -104,3 +104,14 @@ def check_radius(radius_m: object) -> float:
     if not math.isfinite(r) or not 0.0 <= r <= MAX_RADIUS_M:
         raise InvalidQuery(f"radius_m must be in [0, {MAX_RADIUS_M:g}]")
     return r
+
+
+def check_searches(
+    points: Sequence[tuple[float, float]], k: object, radius_m: object, product: object
+) -> list[tuple[float, float]]:
+    """A nearest_many call's arguments: every point is refused before any is searched."""
+    check_k(k)
+    check_radius(radius_m)
+    if product is not None:
+        check_product(product)
+    return [check_latlng(lat, lng) for lat, lng in points]

@@ -232,11 +232,7 @@ class MemoryGeoIndex:
         radius_m: float,
         product: str | None = None,
     ) -> list[list[Neighbor]]:
-        limits.check_k(k)
-        limits.check_radius(radius_m)
-        if product is not None:
-            limits.check_product(product)
-        checked = [limits.check_latlng(lat, lng) for lat, lng in points]
+        checked = limits.check_searches(points, k, radius_m, product)
         return [await self.nearest(lat, lng, k, radius_m, product) for lat, lng in checked]
 
     async def nearest(

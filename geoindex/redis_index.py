@@ -340,12 +340,7 @@ class RedisGeoIndex:
         radius_m: float,
         product: str | None = None,
     ) -> list[list[Neighbor]]:
-        limits.check_k(k)
-        limits.check_radius(radius_m)
-        if product is not None:
-            limits.check_product(product)
-        for lat, lng in points:  # all refused before any is searched
-            limits.check_latlng(lat, lng)
+        limits.check_searches(points, k, radius_m, product)
         rounds = Rounds(self._scripts.run, len(points))
 
         async def search(lat: float, lng: float) -> list[Neighbor]:
