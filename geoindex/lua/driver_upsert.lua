@@ -24,9 +24,16 @@ if seq ~= '' and cur[2] and tonumber(seq) <= tonumber(cur[2]) then return {0} en
 local t = redis.call('TIME')
 local ver = math.max((tonumber(cur[3]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local v = string.format('%.0f', ver)
+-- One HSET, seq included when the fix has one: a call from Lua costs about as much as
+-- the command itself.
 local avail = cur[5] or new_avail
-redis.call('HSET', KEYS[1], 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
-  'region', region, 'prev', cur[4] or '', 'ver', v, 'avail', avail)
-if seq ~= '' then redis.call('HSET', KEYS[1], 'seq', seq) end
+local prev = cur[4] or ''
+if seq == '' then
+  redis.call('HSET', KEYS[1], 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
+    'region', region, 'prev', prev, 'ver', v, 'avail', avail)
+else
+  redis.call('HSET', KEYS[1], 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
+    'region', region, 'prev', prev, 'ver', v, 'avail', avail, 'seq', seq)
+end
 redis.call('PEXPIRE', KEYS[1], pexpire)
-return {1, v, cur[4] or '', avail, prods}
+return {1, v, prev, avail, prods}

@@ -23,7 +23,7 @@ from geoindex import (
     Position,
     UpsertResult,
 )
-from geoindex.cells import haversine_m
+from geoindex.cells import haversine_m, position_score, score_latlng
 from tests.integration.geoindex.conftest import Clock, MakeIndex, driver_key
 
 pytestmark = pytest.mark.redis
@@ -226,6 +226,28 @@ async def test_crossing_a_region_border_leaves_no_entry_behind(
     assert [h.driver_id for h in await index.nearest(LAT + 0.5, LNG, 5, 10_000)] == ["d1"]
     if raw_redis is not None:
         assert len(await regions_holding(raw_redis, "d1")) == 1
+
+
+async def test_a_batch_naming_drivers_twice_in_one_region_keeps_each_once_at_its_newest(
+    index: GeoIndex, clock: Clock, raw_redis: Any
+) -> None:
+    t = clock.now_ms
+    # More drivers than region_apply.lua reads at once (1,000), all in one region, each
+    # sent twice in the batch: first 100 m south, then at its final spot.
+    n = 1_200
+    final = {f"d{i}": (LAT + (i % 40) * 1e-4, LNG + (i // 40) * 1e-4) for i in range(n)}
+    first = [at(d, lat - 1e-3, lng, t) for d, (lat, lng) in final.items()]
+    second = [at(d, lat, lng, t + 1) for d, (lat, lng) in final.items()]
+    assert await index.upsert(first[:600] + second[:600] + first[600:] + second[600:]) == (
+        [ACCEPTED] * (2 * n)
+    )
+    found = await index.within(LAT, LNG, 2_000, n + 1)
+    assert sorted((s.driver_id, s.lat, s.lng) for s in found) == sorted(
+        (d, *score_latlng(position_score(lat, lng))) for d, (lat, lng) in final.items()
+    )
+    if raw_redis is not None:
+        sets = [k async for k in raw_redis.scan_iter(match="gi:*:geo")]
+        assert len(sets) == 1 and await raw_redis.zcard(sets[0]) == n
 
 
 async def test_concurrent_updates_of_one_driver_converge_on_the_newest(
