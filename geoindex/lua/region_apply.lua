@@ -76,7 +76,7 @@ for first = 1, #ARGV, CHUNK do
       end
       n = n + 1
       meta[2 * n - 1], meta[2 * n] = id, pack('<dddd', ver, ts, lat, lng) .. prods .. flag
-      seen[2 * n - 1], seen[2 * n] = ts, id
+      seen[2 * n - 1], seen[2 * n] = sts, id  -- as sent: no number to format again
       pending[id] = true
       applied = applied + 1
     end
