@@ -10,7 +10,10 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.cluster import PRIMARY
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from geoindex import Script
 
@@ -61,8 +64,18 @@ def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> AnyRedis:
         return _Cluster.from_url(url, max_connections=MAX_CONNECTIONS, reinitialize_steps=0, **opts)
     # A blocking pool: a burst above the pool size queues (up to timeout_s) instead of
     # failing with "too many connections".
+    # One retry on a fresh connection when a pooled one turns out broken: after Redis
+    # restarts, every idle connection in the pool is dead, and without it each would fail
+    # one request. Timeouts are not retried (a hung Redis answers 503 within timeout_s);
+    # a re-sent script is safe (call_id).
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=timeout_s, health_check_interval=30, **opts
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout_s,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        retry_on_error=[RedisConnectionError],
+        **opts,
     )
     return Redis.from_pool(pool)
 
