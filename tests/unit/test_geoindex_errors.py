@@ -53,6 +53,11 @@ OUTAGES: list[BaseException] = [
     # What a command gets when the cluster client closes its connection under it.
     AttributeError("'NoneType' object has no attribute 'write'"),
     RuntimeError("unable to perform operation on <TCPTransport closed=True>"),
+    # A script touching a key its slot's migration has already moved (as Redis words it).
+    rx.ResponseError(
+        "Script attempted to access a non local key in a cluster node script: 0b19, on"
+        " @user_script:40."
+    ),
 ]
 
 
