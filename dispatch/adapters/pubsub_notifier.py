@@ -176,14 +176,7 @@ class PubSubNotifier:
         self.unheld = 0  # of those, for a topic nobody here listens to (any more)
 
     async def publish(self, topic: str, notice: RideNotice) -> None:
-        message = encode(topic, notice)
-        if topic == OPS_TOPIC:
-            with translated():
-                await self.client.spublish(OPS_CHANNEL, message)
-            return
-        for holder in await self._holders.holders(topic):  # one, but for a moment two
-            with translated():
-                await self.client.spublish(instance_channel(holder), message)
+        await self.publish_many([(topic, notice)])
 
     async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
         if not sends:
