@@ -1,0 +1,17 @@
+"""Compiled hot loops. Everything else about the package is in pyproject.toml.
+
+Each extension is one C file next to the Python module that calls it; `pip install -e .`
+(scripts/bootstrap) and `pip install .` (the Dockerfile) build them with the machine's C
+compiler and the Python headers.
+"""
+
+from setuptools import Extension, setup
+
+# -O3 lets gcc vectorise the distance loops; the hot loops are plain C over doubles.
+COMPILE_ARGS = ["-O3", "-std=c11"]
+
+EXTENSIONS: list[Extension] = [
+    # One line per compiled module: Extension("pkg.mod", ["pkg/mod.c"], extra_compile_args=COMPILE_ARGS),
+]
+
+setup(ext_modules=EXTENSIONS)
