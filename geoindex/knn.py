@@ -1,15 +1,23 @@
 """The k-nearest loop of the Redis backends.
 
-A backend supplies `scan(step)`: for every region of the step's disk, the region's best
-candidates (at most k plus exact ties, each (driver_id, ts_ms, lat, lng)), scanning cell
-by cell and stopping early as geoindex/search.py describes (geoindex/lua/knn.lua). This
-module merges regions, recomputes every distance here (so ordering never depends on a
-backend's floating point), and widens the search until it is provably complete.
+A backend supplies `regions(step)`, a step's per-region scans (geoindex/search.py), and
+`scan(regions, cap_m)`: for each region given, its best candidates within `cap_m` (at
+most k plus exact ties, each (driver_id, ts_ms, lat, lng)), scanning cell by cell and
+stopping early as geoindex/lua/knn.lua does. This module merges regions, recomputes every
+distance here (so ordering never depends on a backend's floating point), and widens the
+search until it is provably complete.
+
+A step that reads several regions (a query near a region border) reads the query's own
+region first: once it holds k drivers, the k-th one's distance bounds the answer, and the
+other regions scan only cells nearer than that (or are skipped), instead of each looking
+for k drivers of its own. A wider step starts from the k-th distance the last one found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+import numpy as np
 
 from geoindex.cells import haversine_m
 from geoindex.model import Neighbor
@@ -23,7 +31,12 @@ from geoindex.search import (
 )
 
 Candidate = tuple[str, int, float, float]  # driver_id, ts_ms, lat, lng
-ScanStep = Callable[[Step], Awaitable[Iterable[Candidate]]]
+Scans = Mapping[int, np.ndarray]  # region -> rows (lo, hi, bound) as Step.scans
+PlanRegions = Callable[[Step], Scans]
+ScanRegions = Callable[[Scans, float], Awaitable[Iterable[Candidate]]]
+# A driver within 1 mm of the k-th is a tie and must still be found (knn.lua keeps the
+# same margin); it also absorbs the difference between Lua's and Python's arithmetic.
+TIE_M = 0.001
 
 
 async def k_nearest(
@@ -32,24 +45,43 @@ async def k_nearest(
     k: int,
     radius_m: float,
     config: SearchConfig,
-    scan: ScanStep,
+    regions: PlanRegions,
+    scan: ScanRegions,
     hints: DensityHints,
     product: str | None = None,
 ) -> list[Neighbor]:
     step = first_step(lat, lng, radius_m, config, hints.get(lat, lng, product), k)
+    # No driver farther than `cap` can be among the k nearest: the k-th distance found
+    # so far (found drivers are real, so the true k-th is no farther).
+    cap = radius_m
     while True:
         latest: dict[str, Candidate] = {}
-        for cand in await scan(step):
-            # A driver crossing a region border may briefly sit in both: keep the newest fix.
-            seen = latest.get(cand[0])
-            if seen is None or cand[1] > seen[1]:
-                latest[cand[0]] = cand
-        hits = sorted(
-            (d, c) for c in latest.values() if (d := haversine_m(lat, lng, c[2], c[3])) <= radius_m
-        )
+        hits: list[tuple[float, Candidate]] = []
+        scans = regions(step)
+        # The query's own region (the one with the nearest first cell), then the rest.
+        home = min(scans, key=lambda r: scans[r][0, 2], default=None)
+        for phase in ([home], [r for r in scans if r != home]) if home is not None else ():
+            wanted = {r: scans[r] for r in phase if scans[r][0, 2] <= cap}
+            if not wanted:
+                continue
+            for cand in await scan(wanted, cap):
+                # A driver crossing a region border may briefly sit in both: keep the
+                # newest fix.
+                seen = latest.get(cand[0])
+                if seen is None or cand[1] > seen[1]:
+                    latest[cand[0]] = cand
+            hits = sorted(
+                (d, c)
+                for c in latest.values()
+                if (d := haversine_m(lat, lng, c[2], c[3])) <= radius_m
+            )
+            if len(hits) >= k:
+                cap = min(cap, hits[k - 1][0] + TIE_M)
         distances = [d for d, _ in hits]
-        if is_complete(step, k, radius_m, distances):
+        if is_complete(step, k, radius_m, distances, cap):
             reach = distances[k - 1] if len(distances) >= k else radius_m
             hints.put(lat, lng, reach, product)
             return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits[:k]]
+        if len(distances) < k:
+            cap = radius_m  # drivers found before have left meanwhile: no bound holds
         step = next_step(lat, lng, k, radius_m, step, distances, config)

@@ -36,12 +36,12 @@ import numpy as np
 from geoindex import limits
 from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
-from geoindex.knn import Candidate, k_nearest
+from geoindex.knn import Candidate, Scans, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.rounds import Rounds, Run
-from geoindex.search import DensityHints, SearchConfig, Step
+from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
 from geoindex.supply import SupplyCell, count_supply, named_cells, supply_cells
 from geoindex.within import check_limit
@@ -358,10 +358,11 @@ class RedisGeoIndex:
         lat, lng = limits.check_latlng(lat, lng)
         k, radius_m = limits.check_k(k), limits.check_radius(radius_m)
         suffix = "" if product is None else ":" + limits.check_product(product)
-        head = [repr(lat), repr(lng), k, repr(radius_m), self._clock() - self.ttl_ms]
+        where, min_ts = [repr(lat), repr(lng), k], self._clock() - self.ttl_ms
         layout = await self._layouts.get()
 
-        async def scan(step: Step) -> list[Candidate]:
+        async def scan(scans: Scans, cap_m: float) -> list[Candidate]:
+            head = [*where, repr(cap_m), min_ts]
             replies = await run(
                 [
                     (
@@ -369,17 +370,19 @@ class RedisGeoIndex:
                         [self._region_keys(r)[0] + suffix],
                         [*head, rows.astype("<f8").tobytes()],
                     )
-                    for r, rows in layout.scans(step).items()
+                    for r, rows in scans.items()
                 ]
             )
             out: list[Candidate] = []
             for reply in replies:
                 for member in reply:
-                    lat, lng, ts = _MEMBER_HEAD.unpack_from(member)
-                    out.append((member[24:].decode(), int(ts), lat, lng))
+                    at_lat, at_lng, ts = _MEMBER_HEAD.unpack_from(member)
+                    out.append((member[24:].decode(), int(ts), at_lat, at_lng))
             return out
 
-        return await k_nearest(lat, lng, k, radius_m, self._config, scan, self._hints, product)
+        return await k_nearest(
+            lat, lng, k, radius_m, self._config, layout.scans, scan, self._hints, product
+        )
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int

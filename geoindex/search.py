@@ -90,7 +90,8 @@ class Step:
     res: int
     rings: int
     covered: float  # no driver outside the scanned cells is closer than this
-    # region -> rows (lo, hi, bound after this cell) in scan order
+    # region -> rows (lo, hi, bound on every driver in this cell and the later ones),
+    # nearest bound first
     scans: dict[int, np.ndarray]
 
 
@@ -131,14 +132,11 @@ def plan_step(
     scans: dict[int, np.ndarray] = {}
     for r, region in enumerate(d.regions):
         mine = slice(None) if len(d.regions) == 1 else d.region_index[order] == r
-        idx, bounds = order[mine], lower[mine]
+        idx = order[mine]
         if idx.size:
             rows = np.empty((idx.size, 3))
             rows[:, :2] = d.lohi[idx]
-            # After each cell, the next one's bound; past `covered` the outer bound takes
-            # over (a cell let in by the 1e-9 slack may sit a hair above it).
-            np.minimum(bounds[1:], covered, out=rows[:-1, 2])
-            rows[-1, 2] = covered
+            rows[:, 2] = lower[mine]
             scans[region] = rows
     return Step(res, rings, covered, scans)
 
@@ -184,9 +182,14 @@ def sized_step(
     return plan_step(lat, lng, radius_m, res, max(rings, 1), config)
 
 
-def is_complete(step: Step, k: int, radius_m: float, distances: list[float]) -> bool:
-    """True when no unscanned driver can enter the top k: `distances` sorted, <= radius."""
-    return step.covered > radius_m or (len(distances) >= k and distances[k - 1] < step.covered)
+def is_complete(
+    step: Step, k: int, radius_m: float, distances: list[float], cap_m: float | None = None
+) -> bool:
+    """True when no unscanned driver can enter the top k: `distances` sorted, <= radius,
+    found by scans that left out every driver farther than `cap_m` (default: the radius)."""
+    if len(distances) >= k and distances[k - 1] < step.covered:
+        return True
+    return step.covered > radius_m and (cap_m is None or cap_m >= radius_m)
 
 
 def next_step(

@@ -115,9 +115,8 @@ class Layout:
     def scans(self, step: Step) -> dict[int, np.ndarray]:
         """A step's per-region scans with split parents' rows handed to their regions.
 
-        A row is one cell of the step: it goes to each region that may hold drivers in
-        it. The bound after a row becomes the bound of the region's own next row, which
-        in the parent's scan order is the bound after the row just before it."""
+        A row is one cell of the step (with its own bound): it goes to each region that
+        may hold drivers in it, in the parent's scan order."""
         if not self.parents or not any(r in self.parents for r in step.scans):
             return step.scans
         out: dict[int, np.ndarray] = {}
@@ -130,10 +129,7 @@ class Layout:
                 for region in self.cell_regions(cell):
                     owners.setdefault(region, []).append(i)
             for region, idx in owners.items():
-                mine = rows[idx].copy()
-                mine[:-1, 2] = rows[np.array(idx[1:], dtype=np.intp) - 1, 2]
-                mine[-1, 2] = step.covered
-                out[region] = mine
+                out[region] = rows[idx]
         return out
 
     def area_regions(self, lat: float, lng: float, radius_m: float) -> list[int]:

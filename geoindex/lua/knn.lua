@@ -2,8 +2,10 @@
 -- KEYS: geo, or geo:<product> for one product's drivers (score = res-15 cell,
 --       member = pack('<ddd', lat, lng, ts) .. id; region_apply.lua)
 -- ARGV: lat, lng, k, radius_m, min_ts, cells: packed little-endian doubles, three per
---       cell in scan order: lo score, hi score, bound on every driver in later cells
--- Returns the members of the region's k best (plus ties within 1 mm).
+--       cell in scan order: lo score, hi score, bound on every driver in this cell and
+--       the later ones. radius_m may be less than the search's radius: a k-th distance
+--       already found elsewhere (geoindex/knn.py), which no driver of the answer exceeds.
+-- Returns the members of the region's k best within radius_m (plus ties within 1 mm).
 local qlat, qlng = tonumber(ARGV[1]), tonumber(ARGV[2])
 local k, radius, min_ts = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local cells = ARGV[6]
@@ -40,6 +42,7 @@ local pos = 1
 while pos < #cells do
   local lo, hi, bound
   lo, hi, bound, pos = unpack_d('<ddd', cells, pos)
+  if bound > worst or (n >= k and best_d[k] < bound) then break end
   local members = redis.call('ZRANGEBYSCORE', KEYS[1], fmt('%.0f', lo), fmt('%.0f', hi))
   for i = 1, #members do
     local m = members[i]
@@ -56,7 +59,6 @@ while pos < #cells do
       if d <= worst then insert(d, m) end
     end
   end
-  if bound > radius or (n >= k and best_d[k] < bound) then break end
 end
 
 return best_m

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 from h3.api import basic_int as h3
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,11 +84,18 @@ def test_scans_run_nearest_bound_first_and_skip_cells_past_the_radius(
     q: tuple[float, float], radius: float
 ) -> None:
     step = first_step(*q, radius, CONFIG)
+    lat, lng = q
+    circ = max_circumradius_m(step.res)
     for rows in step.scans.values():
         bounds = rows[:, 2]
         assert np.all(np.diff(bounds) >= 0)
-        assert np.all(bounds <= step.covered)
+        assert np.all(bounds <= min(step.covered, radius) + 1e-9)
         assert np.all(rows[:, 0] <= rows[:, 1])
+        # A row's bound is its own cell's (the one its score range spans).
+        for lo, _, bound in rows.tolist():
+            cell = h3.cell_to_parent(score_to_cell(int(lo)), step.res)
+            centre = haversine_m(lat, lng, *h3.cell_to_latlng(cell))
+            assert bound == pytest.approx(centre - DESCENDANT_SPREAD * circ - 1, abs=1e-6)
 
 
 @given(st.floats(-80, 80), st.floats(-180, 180), st.integers(1, 100), st.floats(0, 50_000))
