@@ -12,6 +12,11 @@ COMPILE_ARGS = ["-O3", "-std=c11"]
 
 EXTENSIONS: list[Extension] = [
     # One line per compiled module: Extension("pkg.mod", ["pkg/mod.c"], extra_compile_args=COMPILE_ARGS),
+    Extension(
+        "dispatch.service_layer._areaprobe",
+        ["dispatch/service_layer/_areaprobe.c"],
+        extra_compile_args=[*COMPILE_ARGS, "-ffp-contract=off"],  # floats as Python's
+    ),
 ]
 
 setup(ext_modules=EXTENSIONS)

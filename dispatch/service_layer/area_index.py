@@ -1,33 +1,35 @@
 """Fast, exact point-in-area: each area compiled to H3 cells.
 
-A lookup computes the point's res-10 cell once and probes one dict with it (each listed
-res-10 cell carries its ancestors' entries too; a cell not listed there has its ancestors
-probed, by bit arithmetic on the integer cell). A cell well inside an area answers at
-once, as one shared tuple; a cell the boundary may cross answers most of its points from
-a raster of it (area_grid: squares the boundary keeps away from hold one answer), the
-rest exactly from the few boundary segments near it: the point is on the same side as
-the cell's centre (known) if the segment between them crosses the boundary an even
-number of times. A configuration too close to call in floating point (the point on an
-edge, a vertex on that segment) falls back to a prepared shapely geometry, as do cells
-across the antimeridian or near a pole. A point in no listed cell is in no area.
-Exactness rests on two margins: a cell counts as inside only when its hexagon grown by a
-margin is inside (one edge length for cells coarser than the lookup's, whose descendants
-stray past the hexagon by well under one edge; a twentieth of one at the lookup's
-resolution, where only the hexagon's arcs differ from straight lines in lat/lng), and
-candidate cells are taken from the area grown by 2.5 edges."""
+A lookup computes the point's res-10 cell once and probes one hash table with it (each
+listed res-10 cell carries its ancestors' entries too; a cell not listed there has its
+ancestors probed, by bit arithmetic on the integer cell). A cell well inside an area
+answers at once, as one shared tuple; a cell the boundary may cross answers most of its
+points from a raster of it (area_grid: squares the boundary keeps away from hold one
+answer), the rest exactly from the few boundary segments near it: the point is on the
+same side as the cell's centre (known) if the segment between them crosses the boundary
+an even number of times. A configuration too close to call in floating point (the point
+on an edge, a vertex on that segment) falls back to a prepared shapely geometry, as do
+cells across the antimeridian or near a pole. A point in no listed cell is in no area.
+This module compiles the areas and lays out the tables; the lookup runs compiled
+(_areaprobe.c). Exactness rests on two margins: a cell counts as inside only when its
+hexagon grown by a margin is inside (one edge length for cells coarser than the lookup's,
+whose descendants stray past the hexagon by well under one edge; a twentieth of one at
+the lookup's resolution, where only the hexagon's arcs differ from straight lines in
+lat/lng), and candidate cells are taken from the area grown by 2.5 edges."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
 from h3.api import basic_int as h3
 
 from dispatch.domain.areas import Area
-from dispatch.service_layer.area_grid import _TOO_CLOSE, EXACT, GRID, cell_grids
+from dispatch.service_layer._areaprobe import Probe, cell_at
+from dispatch.service_layer.area_grid import cell_grids
 from dispatch.service_layer.area_shapes import area_geometry
 
 KEY_RES = 10  # a lookup computes this cell, then its ancestors
@@ -53,8 +55,8 @@ def ancestor(cell: int, res: int) -> int:
 # An edge cell's local test: (centre inside?, centre lng, centre lat, the boundary
 # segments near the cell as ax, ay, bx, by, ...), then its raster (area_grid: x0, y0,
 # squares per degree of lng and of lat, the squares' answers); None: ask shapely.
-Local = tuple[bool, float, float, tuple[float, ...], float, float, float, float, bytes] | None
-_ROUNDING = 1e-9  # degrees (0.1 mm) off holding_near's distance: far past floats' errors
+LocalTest = tuple[bool, float, float, tuple[float, ...], float, float, float, float, bytes]
+Local = LocalTest | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,57 +67,6 @@ class CompiledArea:
     inside: tuple[int, ...]  # compacted: every point in these cells is in the area
     edge: tuple[int, ...]  # cells at `res` the boundary may cross
     local: tuple[Local, ...] = ()  # per edge cell, in the same order
-
-
-def _orient(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> float | None:
-    """Which side of a->b the point c is (its sign), or None when too close to tell."""
-    left = (bx - ax) * (cy - ay)
-    right = (by - ay) * (cx - ax)
-    det = left - right
-    if abs(det) <= _TOO_CLOSE * (abs(left) + abs(right)) or det == 0.0:
-        return None
-    return det
-
-
-def local_test(
-    centre_in: bool, cx: float, cy: float, segs: tuple[float, ...], x: float, y: float
-) -> bool | None:
-    """Inside, by the parity of boundary crossings between the point and the cell's
-    centre; None when a configuration is too close to call. (Segments whose bounding box
-    misses the point-centre segment's are skipped first.)"""
-    lox, hix = (x, cx) if x < cx else (cx, x)
-    loy, hiy = (y, cy) if y < cy else (cy, y)
-    crossings = 0
-    for k in range(0, len(segs), 4):
-        ax, bx = segs[k], segs[k + 2]
-        if (ax < lox and bx < lox) or (ax > hix and bx > hix):
-            continue
-        ay, by = segs[k + 1], segs[k + 3]
-        if (ay < loy and by < loy) or (ay > hiy and by > hiy):
-            continue
-        d1 = _orient(ax, ay, bx, by, x, y)
-        d2 = _orient(ax, ay, bx, by, cx, cy)
-        d3 = _orient(x, y, cx, cy, ax, ay)
-        d4 = _orient(x, y, cx, cy, bx, by)
-        if d1 is None or d2 is None or d3 is None or d4 is None:
-            return None
-        if (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0):
-            crossings += 1
-    return centre_in != bool(crossings & 1)
-
-
-def _nearest(segs: tuple[float, ...], x: float, y: float) -> float:
-    """The distance from (x, y) to the nearest of the segments (ax, ay, bx, by, ...)."""
-    best = math.inf
-    for k in range(0, len(segs), 4):
-        ax, ay, bx, by = segs[k], segs[k + 1], segs[k + 2], segs[k + 3]
-        dx, dy = bx - ax, by - ay
-        length2 = dx * dx + dy * dy
-        t = 0.0 if length2 == 0.0 else ((x - ax) * dx + (y - ay) * dy) / length2
-        t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
-        ex, ey = ax + t * dx - x, ay + t * dy - y
-        best = min(best, ex * ex + ey * ey)
-    return math.sqrt(best)
 
 
 def _segments(geometry: shapely.Geometry) -> np.ndarray:
@@ -272,76 +223,50 @@ def compile_area(area: Area) -> CompiledArea:
     )
 
 
-# A cell's areas: the number of the set of areas it lies wholly inside (AreaIndex's
-# _combos: cells share few of them), then those whose boundary may cross it (their places
-# in AreaIndex.areas), each with its local test (None: ask shapely). Ints, floats and
-# bytes only, so the garbage collector stops tracking these tuples (see build).
-Split = tuple[int, tuple[tuple[int, Local], ...]]
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class AreaIndex:
-    """Which areas hold a point. Built once from compiled areas, then only read."""
+    """Which areas hold a point. Built once from compiled areas, then only read; the
+    lookup itself is compiled (_areaprobe, over the tables _Tables lays out)."""
 
     areas: tuple[CompiledArea, ...]
-    _levels: tuple[tuple[int, int, int], ...] = ()  # (res, bits to clear, bits to set)
-    # What a lookup reads: per listed KEY_RES cell, everything its ancestors list too
-    # (one probe answers most points); per coarser cell, its own entries.
-    _fine: dict[int, Split] = field(default_factory=dict)
-    _coarse: dict[int, Split] = field(default_factory=dict)
-    _coarse_levels: tuple[tuple[int, int], ...] = ()  # (bits to clear, bits to set)
-    # Each set of areas a cell lies wholly inside, as the areas (what a lookup returns
-    # as it is) and as their places in `areas` (what area_batch reads).
-    _combos: list[tuple[CompiledArea, ...]] = field(default_factory=list)
-    _combo_places: list[tuple[int, ...]] = field(default_factory=list)
+    _probe: Probe
 
     @classmethod
     def build(cls, compiled: Iterable[CompiledArea]) -> AreaIndex:
-        index = cls(tuple(compiled))
+        areas = tuple(compiled)
         levels: set[int] = set()
-        table: dict[int, list[tuple[int, object]]] = {}
-        for i, c in enumerate(index.areas):
+        table: dict[int, list[tuple[int, Local | bool]]] = {}
+        for i, c in enumerate(areas):
             for cell in c.inside:
                 table.setdefault(cell, []).append((i, True))
                 levels.add(h3.get_resolution(cell))
             for cell, local in zip(c.edge, c.local or [None] * len(c.edge), strict=True):
                 table.setdefault(cell, []).append((i, local))
                 levels.add(c.res)
-        index._levels = tuple(
-            (r, _RES_FIELD | _digits(r), (r << _RES_SHIFT) | _digits(r)) for r in sorted(levels)
-        )
-        coarse = [(clear, bits) for r, clear, bits in index._levels if r < KEY_RES]
-        index._coarse_levels = tuple(coarse)
-        numbers: dict[tuple[int, ...], int] = {}
-
-        def split(entries: Iterable[tuple[int, object]]) -> Split:
-            inside = tuple(sorted(i for i, how in entries if how is True))
-            edges = tuple((i, how) for i, how in entries if how is not True)
-            if inside not in numbers:
-                numbers[inside] = len(index._combos)
-                index._combos.append(tuple(index.areas[i] for i in inside))
-                index._combo_places.append(inside)
-            return numbers[inside], edges  # type: ignore[return-value]
-
-        split(())  # number 0: inside none
+        # Coarser cells are found from a resolution-10 cell by bits (ancestor), coarsest
+        # first: (bits to clear, bits to set).
+        coarse = [
+            (_RES_FIELD | _digits(r), (r << _RES_SHIFT) | _digits(r))
+            for r in sorted(levels)
+            if r < KEY_RES
+        ]
+        tables = _Tables(areas)
         for cell, entries in table.items():
             if cell & _RES_FIELD != KEY_RES << _RES_SHIFT:
-                index._coarse[cell] = split(entries)
-                continue
-            above = [e for clear, bits in coarse for e in table.get((cell & ~clear) | bits, ())]
-            index._fine[cell] = split([*above, *entries])
-        return index
+                tables.add(cell, entries)
+            else:  # each listed resolution-10 cell carries its ancestors' entries too
+                above = [e for clear, bits in coarse for e in table.get((cell & ~clear) | bits, ())]
+                tables.add(cell, [*above, *entries])
+        return cls(areas, tables.probe(coarse))
 
     @staticmethod
     def cell_of(lat: float, lng: float) -> int:
-        return int(h3.latlng_to_cell(lat, lng, KEY_RES))
+        return cell_at(lat, lng, KEY_RES)
 
     def holding(self, lat: float, lng: float) -> Sequence[CompiledArea]:
         """The areas that hold the point (its boundary included). The point must be
         valid (lat in [-90, 90], lng in [-180, 180]): callers validate first."""
-        if not self._levels:
-            return ()
-        return self._holding(h3.latlng_to_cell(lat, lng, KEY_RES), lat, lng)[0]
+        return self._probe.holding(lat, lng)
 
     def holding_near(
         self, cell: int, lat: float, lng: float
@@ -352,52 +277,74 @@ class AreaIndex:
         (Two points of one cell are joined by a segment inside the cell's grown outline,
         which only the boundary segments listed for the cell can cross; none of those is
         that close.)"""
-        found, edges = self._holding(cell, lat, lng)
-        near = math.inf
-        for _c, how in edges:
-            if how is None:
-                return found, 0.0
-            near = min(near, _nearest(how[3], lng, lat))
-        return found, max(near - _ROUNDING, 0.0)
-
-    def _holding(
-        self, cell: int, lat: float, lng: float
-    ) -> tuple[Sequence[CompiledArea], tuple[tuple[int, Local], ...]]:
-        hit = self._fine.get(cell)
-        if hit is not None:
-            inside, edges = self._combos[hit[0]], hit[1]
-        else:  # listed, if at all, only at coarser resolutions
-            inside, edges = (), ()
-            for clear, bits in self._coarse_levels:
-                more = self._coarse.get((cell & ~clear) | bits)
-                if more is not None:
-                    inside, edges = inside + self._combos[more[0]], edges + more[1]
-        if not edges:
-            return inside, edges  # the common case: no boundary near, the tuple as it is
-        found = list(inside)
-        areas = self.areas
-        for i, how in edges:
-            if how is not None:
-                centre_in, cx, cy, segs, x0, y0, per_x, per_y, grid = how
-                u, v = (lng - x0) * per_x, (lat - y0) * per_y
-                if 0.0 <= u < GRID and 0.0 <= v < GRID:
-                    k = int(v) * GRID + int(u)
-                    code = (grid[k >> 2] >> ((k & 3) << 1)) & 3  # area_grid.square, inline
-                    if code != EXACT:  # a square the boundary keeps away from
-                        if code:
-                            found.append(areas[i])
-                        continue
-                answer = local_test(centre_in, cx, cy, segs, lng, lat)
-            else:
-                answer = None
-            if answer is None:
-                answer = bool(shapely.intersects_xy(areas[i].geometry, lng, lat))
-            if answer:
-                found.append(areas[i])
-        return found, edges
+        return self._probe.holding_near(cell, lat, lng)
 
     def __len__(self) -> int:
         return len(self.areas)
+
+
+class _Tables:
+    """An index's cells laid out as _areaprobe reads them: per cell, the number of the
+    set of areas it lies wholly inside (cells share few of them; number 0: none) and its
+    boundary entries, each an area and its local test (shared by every cell listing it)."""
+
+    def __init__(self, areas: tuple[CompiledArea, ...]) -> None:
+        self.areas = areas
+        self.cells: list[int] = []
+        self.keys: list[int] = []  # per cell: combo, first edge, edges
+        self.edges: list[int] = []  # per entry: area, local test (-1: ask shapely)
+        self.locals: list[float] = []  # per local test: cx, cy, x0, y0, per x, per y, in
+        self.seg_ranges: list[int] = []  # per local test: first segment, segments
+        self.rasters: list[bytes] = []
+        self.segs: list[float] = []
+        self.combos: dict[tuple[int, ...], int] = {(): 0}
+        self._local_of: dict[int, int] = {}  # id of a Local -> its number
+
+    def add(self, cell: int, entries: list[tuple[int, Local | bool]]) -> None:
+        inside = tuple(sorted(i for i, how in entries if how is True))
+        combo = self.combos.setdefault(inside, len(self.combos))
+        edges = [(i, how) for i, how in entries if how is not True]
+        self.cells.append(cell)
+        self.keys += [combo, len(self.edges) // 2, len(edges)]
+        for i, how in edges:
+            self.edges += [i, self._local(how) if isinstance(how, tuple) else -1]
+
+    def _local(self, how: LocalTest) -> int:
+        number = self._local_of.get(id(how))
+        if number is None:
+            number = self._local_of[id(how)] = len(self.rasters)
+            centre_in, cx, cy, segs, x0, y0, per_x, per_y, raster = how
+            self.locals += [cx, cy, x0, y0, per_x, per_y, float(centre_in)]
+            self.seg_ranges += [len(self.segs) // 4, len(segs) // 4]
+            self.segs += segs
+            self.rasters.append(raster)
+        return number
+
+    def probe(self, coarse: list[tuple[int, int]]) -> Probe:
+        combos = list(self.combos)  # in the order numbered
+        sizes = [len(c) for c in combos]
+        firsts = np.cumsum([0, *sizes[:-1]])
+        areas = self.areas
+
+        def exact(i: int, lng: float, lat: float) -> bool:
+            return bool(shapely.intersects_xy(areas[i].geometry, lng, lat))
+
+        return Probe(
+            cells=np.asarray(self.cells, dtype=np.int64),
+            keys=np.asarray(self.keys, dtype=np.int32),
+            levels=np.asarray(coarse, dtype=np.int64).reshape(-1),
+            edges=np.asarray(self.edges, dtype=np.int32),
+            locals=np.asarray(self.locals, dtype=np.float64),
+            seg_ranges=np.asarray(self.seg_ranges, dtype=np.int32),
+            rasters=b"".join(self.rasters),
+            segs=np.asarray(self.segs, dtype=np.float64),
+            combo_ranges=np.stack([firsts, sizes], axis=1).astype(np.int32).reshape(-1),
+            combo_areas=np.asarray([i for c in combos for i in c], dtype=np.int32),
+            combos=tuple(tuple(areas[i] for i in c) for c in combos),
+            areas=areas,
+            exact=exact,
+            res=KEY_RES,
+        )
 
 
 def build_index(areas: Sequence[Area]) -> AreaIndex:

@@ -11,7 +11,6 @@ from typing import Protocol
 
 from dispatch.domain.areas import MAX_AREAS, Area, AreaKind
 from dispatch.domain.principals import Principal, Role
-from dispatch.service_layer.area_batch import BatchTables, batch_tables
 from dispatch.service_layer.area_index import AreaIndex, CompiledArea, compile_area
 from dispatch.service_layer.errors import Forbidden, InvalidRequest, NotFound
 from geoindex import Neighbor
@@ -49,7 +48,6 @@ class AreaBook:
     def __init__(self, store: AreaStore) -> None:
         self.store = store
         self.index = AreaIndex.build(())
-        self.tables = batch_tables(self.index)  # the index as arrays, for batches of points
         self.version = -1  # nothing loaded yet
         self._compiled: dict[str, CompiledArea] = {}
         self._lock = asyncio.Lock()
@@ -65,16 +63,13 @@ class AreaBook:
             fresh = [a for a in areas if a.id not in known or known[a.id].area != a]
             compiled = {a.id: known[a.id] for a in areas if a.id in known and known[a.id].area == a}
 
-            def build() -> tuple[AreaIndex, BatchTables]:
+            def build() -> AreaIndex:
                 compiled.update((c.area.id, c) for c in map(compile_area, fresh))
-                index = AreaIndex.build(compiled[k] for k in sorted(compiled))
-                return index, batch_tables(index)
+                return AreaIndex.build(compiled[k] for k in sorted(compiled))
 
             # Compiling is CPU work: off the event loop, so requests keep flowing.
-            index, tables = await asyncio.to_thread(build)
-            # All at once (no await between): a reader never sees an index with
-            # another's tables.
-            self._compiled, self.index, self.tables = compiled, index, tables
+            index = await asyncio.to_thread(build)
+            self._compiled, self.index = compiled, index
             self.version = version
             return True
 

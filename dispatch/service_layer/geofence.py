@@ -164,7 +164,7 @@ class Geofence:
         only the newest): the areas of every fix that needs a look found in one batch
         (area_batch), the backend asked for those that changed, a few at a time, and
         the crossings logged in one append. The drivers with crossings, and theirs."""
-        index, tables, version = self.book.index, self.book.tables, self.book.version
+        index, version = self.book.index, self.book.version
         last = {driver_id: (lat, lng) for driver_id, lat, lng in fixes}
         if len(index) == 0:
             last = {d: at for d, at in last.items() if d in self._seen}
@@ -184,7 +184,7 @@ class Geofence:
         if not look:
             return {}
         at = np.asarray(look, dtype=np.int64)
-        offsets, held, near = holding_near_many(index, tables, cells[at], lats[at], lngs[at])
+        offsets, held, near = holding_near_many(index, cells[at], lats[at], lngs[at])
         areas, bounds, places = index.areas, offsets.tolist(), held.tolist()
         steps = []  # the backend is asked only for fixes whose areas changed
         for j, i in enumerate(look):

@@ -55,7 +55,7 @@ from dispatch.bootstrap import bootstrap
 from dispatch.domain.areas import Area, AreaKind, Ring
 from dispatch.domain.principals import Principal, Role
 from dispatch.service_layer import drivers
-from dispatch.service_layer.area_batch import batch_tables, holding_many
+from dispatch.service_layer.area_batch import holding_many
 from dispatch.service_layer.area_index import CompiledArea, build_index, compile_area
 from dispatch.service_layer.area_shapes import area_geometry
 from dispatch.service_layer.drivers import Fix
@@ -114,12 +114,10 @@ def lookups(areas: list[Area], points: np.ndarray) -> dict[str, Any]:
     held = [index.holding(lat, lng) for lat, lng in pairs]
     ours_s = time.process_time() - started
     ours = [sorted(c.area.id for c in h) for h in held]  # for the comparison, not timed
-    # The same points as one batch (area_batch: numpy arrays in, arrays out); its tables
-    # are built once per index, like the index itself, so they are not timed.
-    tables = batch_tables(index)
+    # The same points as one batch (area_batch: numpy arrays in, arrays out).
     lats, lngs = points[:, 0].copy(), points[:, 1].copy()
-    batch_s = _median(lambda: holding_many(index, tables, lats, lngs))
-    offsets, found = holding_many(index, tables, lats, lngs)
+    batch_s = _median(lambda: holding_many(index, lats, lngs))
+    offsets, found = holding_many(index, lats, lngs)
     batched = [sorted(index.areas[k].area.id for k in found[a:b]) for a, b in pairwise(offsets)]
 
     # The baseline as usually written: the tree's candidates, then contains on each.

@@ -15,12 +15,7 @@ from hypothesis import strategies as st
 from shapely.geometry import Polygon as ShapelyPolygon
 
 from dispatch.domain.areas import Area, AreaKind, Ring
-from dispatch.service_layer.area_batch import (
-    batch_tables,
-    cells_of,
-    holding_many,
-    holding_near_many,
-)
+from dispatch.service_layer.area_batch import cells_of, holding_many, holding_near_many
 from dispatch.service_layer.area_grid import EXACT, GRID, IN, OUT, square
 from dispatch.service_layer.area_index import AreaIndex, ancestor, build_index, compile_area
 from dispatch.service_layer.area_shapes import area_geometry
@@ -64,7 +59,7 @@ def batch_agrees(index: AreaIndex, points: list[tuple[float, float]]) -> None:
     """The batch lookup answers every point as the one-at-a-time lookup does."""
     lngs = np.asarray([lng for lng, _ in points])
     lats = np.asarray([lat for _, lat in points])
-    offsets, areas = holding_many(index, batch_tables(index), lats, lngs)
+    offsets, areas = holding_many(index, lats, lngs)
     for i, (lng, lat) in enumerate(points):
         want = sorted(index.areas.index(c) for c in index.holding(lat, lng))
         assert sorted(areas[offsets[i] : offsets[i + 1]].tolist()) == want, (lng, lat)
@@ -174,9 +169,7 @@ def test_overlapping_areas_are_all_found() -> None:
     assert {c.area.id for c in index.holding(52.5, 13.4)} == {"city", "ber"}
     assert {c.area.id for c in index.holding(52.6, 13.4)} == {"city"}
     assert not index.holding(53.0, 13.4)
-    offsets, found = holding_many(
-        index, batch_tables(index), np.asarray([52.5, 52.6, 53.0]), np.asarray([13.4] * 3)
-    )
+    offsets, found = holding_many(index, np.asarray([52.5, 52.6, 53.0]), np.asarray([13.4] * 3))
     assert [sorted(found[offsets[i] : offsets[i + 1]].tolist()) for i in range(3)] == [
         [0, 1],
         [0],
@@ -285,7 +278,7 @@ def test_a_batch_says_what_holding_near_says_point_by_point(
     lngs = np.asarray([x for x, _ in points])
     lats = np.asarray([y for _, y in points])
     cells = cells_of(lats, lngs)
-    offsets, held, near = holding_near_many(index, batch_tables(index), cells, lats, lngs)
+    offsets, held, near = holding_near_many(index, cells, lats, lngs)
     for i, (x, y) in enumerate(points):
         found, want_near = index.holding_near(int(cells[i]), y, x)
         assert int(cells[i]) == index.cell_of(y, x)
