@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from geoindex import limits
 from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
+from geoindex.errors import BackendUnavailable
 from geoindex.knn import Candidate, Scans, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
@@ -43,7 +46,14 @@ from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.rounds import Rounds, Run
 from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
-from geoindex.supply import SupplyCell, count_supply, named_cells, supply_cells
+from geoindex.supply import (
+    SupplyCell,
+    checked_products,
+    count_supply,
+    named_cells,
+    supply_cells,
+    table_columns,
+)
 from geoindex.within import check_limit
 
 KNN = Script("knn")
@@ -65,6 +75,11 @@ ALL_SCRIPTS = (
 )
 
 SWEEP_BATCH = 1_000
+# region_apply.lua declares the product sets it may touch: a call names the products it
+# writes and up to this many others seen lately (a driver's stored entry may name one its
+# change does not); one naming none of those asks for them and is sent again.
+KNOWN_PRODUCTS = 64
+APPLY_ATTEMPTS = 3  # the first, the one declaring what it asked for, and one for a race
 DRIVER_MEMORY_MS = 24 * 3_600_000
 _MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
 # The head of a meta value and its flag, as region_within.lua returns them in bulk.
@@ -101,6 +116,7 @@ class RedisGeoIndex:
         # next to the index reads `prods` from driver_key and falls back to these).
         self.default_products = limits.check_products(default_products)
         self._default_prods = _joined_products(self.default_products)
+        self._products: OrderedDict[str, None] = OrderedDict.fromkeys(self.default_products)
         # Every instance reads the split list from Redis, its version checked at most
         # every split_refresh_s (a migration waits longer than that between phases).
         self._split = RedisSplitStore(self._scripts, prefix, self._config.region_res)
@@ -120,6 +136,19 @@ class RedisGeoIndex:
     def _region_keys(self, region: int) -> list[str]:
         tag = f"{self._prefix}:{{r{region:x}}}"
         return [f"{tag}:geo", f"{tag}:meta", f"{tag}:seen"]
+
+    def _apply_keys(self, region: int, products: set[str]) -> list[str]:
+        """region_apply.lua's keys: the region's, then its sets of `products`."""
+        keys = self._region_keys(region)
+        return keys + [f"{keys[0]}:{p}" for p in sorted(products)]
+
+    def _remember(self, products: Iterable[str]) -> None:
+        """Products region writes declare up front: the most recently named ones."""
+        for p in products:
+            self._products[p] = None
+            self._products.move_to_end(p)
+        while len(self._products) > KNOWN_PRODUCTS:
+            self._products.popitem(last=False)
 
     # -- writes ---------------------------------------------------------------------------
     async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
@@ -161,11 +190,28 @@ class RedisGeoIndex:
         return results
 
     async def _apply(self, ops: dict[int, list[str]]) -> None:
+        """Run region_apply.lua on each region's changes ("flag id ver ts score lat lng
+        prods"), declaring the product sets the changes name and those seen before; a
+        region whose stored drivers name others asks for them, having written nothing."""
         if not ops:
             return
-        await self._scripts.run(
-            [(REGION_APPLY, self._region_keys(r), args) for r, args in ops.items()]
-        )
+        self._remember(p for args in ops.values() for op in args for p in _op_products(op))
+        declared = dict.fromkeys(ops, set(self._products))
+        for _ in range(APPLY_ATTEMPTS):
+            replies = await self._scripts.run(
+                [(REGION_APPLY, self._apply_keys(r, declared[r]), ops[r]) for r in declared]
+            )
+            asked = {
+                r: {_s(p) for p in reply[1:]}
+                for r, reply in zip(declared, replies, strict=True)
+                if isinstance(reply, list)
+            }
+            if not asked:
+                break
+            self._remember(p for products in asked.values() for p in products)
+            declared = {r: declared[r] | products for r, products in asked.items()}
+        else:
+            raise BackendUnavailable(f"region_apply.lua kept asking for product sets: {asked}")
         new = ops.keys() - self._known_regions
         if new:
             with translated():
@@ -394,30 +440,47 @@ class RedisGeoIndex:
         suffix = "" if product is None else ":" + limits.check_product(product)
         return await self._count_supply(named_cells(cells, self._config.region_res), suffix)
 
+    async def supply_table(
+        self, cells: Sequence[str], products: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        named = named_cells(cells, self._config.region_res)
+        suffixes = [":" + p for p in checked_products(products)]
+        rows = (await self._layouts.get()).supply_cells(named)
+        return table_columns(named, rows, await self._count_rows(rows, suffixes))
+
     async def _count_supply(self, cells: list[SupplyCell], suffix: str = "") -> dict[str, int]:
         """`suffix`: a product's sets (":<product>") instead of every driver's."""
         cells = (await self._layouts.get()).supply_cells(cells)
+        counts = iter((await self._count_rows(cells, [suffix]))[0].tolist())
+        return count_supply(cells, lambda region, lo, hi: next(counts))
+
+    async def _count_rows(
+        self, rows: list[SupplyCell], suffixes: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        """Fresh drivers in each row's score range of its region, in the region's sets
+        named by `suffixes` ("" every driver's, ":<product>" a product's): a row per
+        suffix, a column per row; one script call per region, every set in it."""
         by_region: dict[int, list[int]] = {}
-        for _, region, lo, hi in cells:
-            by_region.setdefault(region, []).extend([lo, hi])
+        bounds: dict[int, list[int]] = {}
+        for i, (_, region, lo, hi) in enumerate(rows):
+            by_region.setdefault(region, []).append(i)
+            bounds.setdefault(region, []).extend((lo, hi))
+        out = np.zeros((len(suffixes), len(rows)), dtype=np.int64)
+        if not by_region or not suffixes:
+            return out
         min_ts = self._clock() - self.ttl_ms
         regions = list(by_region)
-        replies = (
-            await self._scripts.run(
-                [
-                    (
-                        REGION_COUNT,
-                        [self._region_keys(r)[0] + suffix],
-                        [min_ts, _joined(by_region[r])],
-                    )
-                    for r in regions
-                ]
+        calls = [
+            (
+                REGION_COUNT,
+                [self._region_keys(r)[0] + s for s in suffixes],
+                [min_ts, _joined(bounds[r])],
             )
-            if regions
-            else []
-        )
-        counts = {r: iter(reply) for r, reply in zip(regions, replies, strict=True)}
-        return count_supply(cells, lambda region, lo, hi: int(next(counts[region])))
+            for r in regions
+        ]
+        for r, reply in zip(regions, await self._scripts.run(calls), strict=True):
+            out[:, by_region[r]] = np.array(reply, dtype=np.int64).reshape(len(suffixes), -1)
+        return out
 
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int
@@ -475,6 +538,11 @@ class RedisGeoIndex:
     async def close(self) -> None:
         with translated():
             await self._redis.aclose()
+
+
+def _op_products(op: str) -> tuple[str, ...]:
+    """The products an available driver's region change adds it under."""
+    return _products(op.rsplit(" ", 1)[1]) if op.startswith("a ") else ()
 
 
 def _joined_products(products: tuple[str, ...]) -> str:

@@ -10,13 +10,17 @@
 -- KEYS: geo (available: member = pack('<ddd', lat, lng, ts) .. id),
 --       meta (id -> pack('<dddd', ver, ts, lat, lng) .. prods .. flag; prods comma-joined,
 --             '-' or '' for none; flag a available, b busy, t gone),
---       seen (id -> ts, for the sweep)
---       The product sets geo:<product> share geo's hash tag, so its slot: the set of
---       products is open-ended, hence named here rather than listed in KEYS.
+--       seen (id -> ts, for the sweep),
+--       then geo:<product> for each product set the caller expects the call to touch
 -- ARGV: one change each: "flag id ver ts score lat lng prods"
--- Changes are read and written in chunks: one HMGET for a chunk's drivers, then one
--- variadic call per key for its writes (a call from Lua costs about as much as the
--- command itself). A driver met twice in a chunk is read again, after its pending
+-- Returns the number of changes applied; or, having written nothing, {'need', product,
+-- ...}: product sets the changes would touch (the drivers' stored or new products) that
+-- KEYS does not declare. Redis Cluster refuses a key not declared once its slot starts
+-- to migrate, in the middle of a script, after its earlier writes; so every key is
+-- checked before the first write, and the caller calls again with the sets declared.
+-- Every driver's stored entry is read first (one HMGET per chunk of drivers), then the
+-- changes are written in chunks: one variadic call per key (a call from Lua costs about
+-- as much as the command itself). A driver met twice is read again, after its pending
 -- change is written, so its second change sees what its first one wrote.
 local pack, unpack_d = struct.pack, struct.unpack
 local gmatch, sub, match, unpack = string.gmatch, string.sub, string.match, unpack
@@ -44,17 +48,42 @@ local function flush()
   rem, add, meta, seen, pending, n = {}, {}, {}, {}, {}, 0
 end
 
-local applied = 0
+local declared, missing, need = {}, {}, {'need'}
+for i = 4, #KEYS do declared[KEYS[i]] = true end
+local function check(prods)
+  for p in gmatch(prods, '[^,%-][^,]*') do
+    if not declared[KEYS[1] .. ':' .. p] and not missing[p] then
+      missing[p] = true
+      need[#need + 1] = p
+    end
+  end
+end
+
+local stored_chunks = {}
+for first = 1, #ARGV, CHUNK do
+  local ids = {}
+  for i = first, math.min(first + CHUNK - 1, #ARGV) do
+    local flag, id, prods = match(ARGV[i], '^(%S+) (%S+) .* (%S+)$')
+    ids[i - first + 1] = id
+    if flag == 'a' then check(prods) end
+  end
+  local stored = redis.call('HMGET', KEYS[2], unpack(ids))
+  for _, cur in ipairs(stored) do
+    if cur and sub(cur, -1) == 'a' then check(sub(cur, 33, -2)) end
+  end
+  stored_chunks[#stored_chunks + 1] = stored
+end
+if #need > 1 then return need end
+
+local applied, met = 0, {}
 for first = 1, #ARGV, CHUNK do
   local last = math.min(first + CHUNK - 1, #ARGV)
-  local ids = {}
-  for i = first, last do ids[i - first + 1] = match(ARGV[i], '^%S+ (%S+) ') end
-  local stored, met = redis.call('HMGET', KEYS[2], unpack(ids)), {}
+  local stored = stored_chunks[(first - 1) / CHUNK + 1]
   for i = first, last do
     local flag, id, sver, sts, score, slat, slng, prods =
       match(ARGV[i], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
     local cur = stored[i - first + 1]
-    if met[id] then  -- what was read for the chunk is older than its first change
+    if met[id] then  -- what was read first is older than its first change
       if pending[id] then flush() end
       cur = redis.call('HGET', KEYS[2], id)
     end

@@ -1,0 +1,77 @@
+"""region_apply.lua declares every product set it writes: one it would touch but was not
+given writes nothing and asks for it (Redis Cluster refuses an undeclared key mid-script
+while its slot migrates, after the writes before it), and the index sends it again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
+
+from geoindex import Position, RedisGeoIndex
+from geoindex.cells import position_score
+from geoindex.redis_index import REGION_APPLY
+from geoindex.split import Layout
+
+pytestmark = pytest.mark.redis
+
+LAT, LNG, T = 52.52, 13.405, 1_700_000_000_000
+
+
+@pytest.fixture(params=["redis", "cluster"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "redis":
+        raw: Any = aredis.Redis.from_url(request.getfixturevalue("redis_url"))
+    else:
+        raw = RedisCluster.from_url(request.getfixturevalue("redis_cluster_url"))
+    yield raw
+    await raw.aclose()
+
+
+def _index(client: Any) -> RedisGeoIndex:
+    return RedisGeoIndex(client, ttl_ms=60_000, clock=lambda: T)
+
+
+async def _dump(client: Any, keys: list[str]) -> list[Any]:
+    return [await client.dump(k) for k in keys]
+
+
+async def test_a_call_missing_a_product_set_it_would_touch_writes_nothing(client: Any) -> None:
+    index = _index(client)
+    await index.upsert([Position("d1", LAT, LNG, T)])
+    assert await index.set_products("d1", ["van"])
+    region = Layout(5).write_region(position_score(LAT, LNG))
+    keys = index._region_keys(region)
+    every = [*keys, f"{keys[0]}:van", f"{keys[0]}:car"]
+    before = await _dump(client, every)
+    assert before[3] is not None  # d1 is in the van set
+    # d1 moves and now drives a car: its stored entry (van) must leave the van set.
+    change = f"a d1 {2**52} {T + 1} {position_score(LAT, LNG + 1e-3)} {LAT} {LNG + 1e-3} car"
+    runner = index._scripts
+    (reply,) = await runner.run([(REGION_APPLY, [*keys, f"{keys[0]}:car"], [change])])
+    assert [x.decode() for x in reply] == ["need", "van"]
+    (reply,) = await runner.run([(REGION_APPLY, keys, [change, change.replace("d1", "d2")])])
+    assert sorted(x.decode() for x in reply) == ["car", "need", "van"]
+    assert await _dump(client, every) == before
+    # Declared, it applies.
+    (reply,) = await runner.run([(REGION_APPLY, every, [change])])
+    assert reply == 1
+    assert await client.zcard(f"{keys[0]}:van") == 0
+    assert await client.zcard(f"{keys[0]}:car") == 1
+
+
+async def test_an_index_that_never_saw_a_product_still_moves_its_drivers_out_of_it(
+    client: Any,
+) -> None:
+    await _index(client).upsert([Position("d1", LAT, LNG, T)])
+    assert await _index(client).set_products("d1", ["van"])
+    # Another instance, which has never written a van, changes d1's products.
+    other = _index(client)
+    assert await other.set_products("d1", ["car"])
+    assert [n.driver_id for n in await other.nearest(LAT, LNG, 5, 1_000, "car")] == ["d1"]
+    assert await other.nearest(LAT, LNG, 5, 1_000, "van") == []
+    # ... and remembers the van set for the next call.
+    assert "van" in other._products
