@@ -23,7 +23,7 @@ from dispatch.entrypoints import split_contract as sc
 from dispatch.entrypoints.auth import principal
 from dispatch.entrypoints.jsonio import json_response, read_body
 from dispatch.service_layer.errors import Forbidden
-from geoindex.split import Layout, RegionSplitting
+from geoindex.split import Layout, RegionSplitting, SplitConflict
 
 log = logging.getLogger(__name__)
 SPLIT_REQUEST = msgspec.json.Decoder(sc.SplitRequest)
@@ -65,21 +65,33 @@ async def put_region_split(request: web.Request) -> web.Response:
     if task is not None and not task.done():
         raise SplitInProgress(f"a change of {parent} is running on this instance")
     task = running[parent] = asyncio.create_task(_migrate(index, parent, res))
-    # Answer once the change's first phase is in the list (or it has ended: nothing to do).
+    # Answer once the change's first phase is in the list, or once it has ended: done
+    # (nothing to do), or failed before its change was recorded (which this request is
+    # the only one to hear of: later failures are logged).
     while True:
         layout = await index.region_split()
         entry = layout.parents.get(cell)
-        if task.done() or (entry.res if entry is not None else layout.region_res) == res:
+        if (entry.res if entry is not None else layout.region_res) == res:
+            return _answer(layout, status=202)
+        if task.done():
+            failure = task.result()
+            if isinstance(failure, SplitConflict):
+                raise SplitInProgress(str(failure)) from failure
+            if failure is not None:
+                raise failure  # BackendUnavailable: 503, nothing changed
             return _answer(layout, status=202)
         await asyncio.sleep(0.02)
 
 
-async def _migrate(index: RegionSplitting, parent: str, res: int) -> None:
+async def _migrate(index: RegionSplitting, parent: str, res: int) -> Exception | None:
+    """The change to its end; its failure, if any, is logged and returned."""
     try:
         layout = await index.split_region(parent, res)
-        log.info("region split: %s at res %d (list version %d)", parent, res, layout.version)
-    except Exception:
+    except Exception as exc:
         log.exception("region split of %s to res %d stopped; PUT it again to resume", parent, res)
+        return exc
+    log.info("region split: %s at res %d (list version %d)", parent, res, layout.version)
+    return None
 
 
 async def migrations(app: web.Application) -> AsyncIterator[None]:

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from h3.api import basic_int as h3
 
+from dispatch.entrypoints import appkeys
 from dispatch.settings import Settings
+from geoindex import BackendUnavailable
+from geoindex.split import Layout, SplitConflict
 from tests.waiting import eventually
 
 from .conftest import Instance, running
@@ -63,6 +66,34 @@ async def test_a_split_and_an_unsplit_on_the_embedded_backend(service: Instance)
     got, _, _ = await service.call("PUT", f"/v1/ops/region-split/{PARENT}", OPS, json={"res": 5})
     assert got == 202
     assert (await service.call("GET", "/v1/ops/region-split", OPS))[1]["parents"] == {}
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (BackendUnavailable("redis unavailable: refused"), 503, "backend_unavailable"),
+        (SplitConflict(f"{PARENT} was changed by another migration"), 409, "split_in_progress"),
+    ],
+)
+async def test_a_change_failing_before_it_is_recorded_answers_its_error_and_changes_nothing(
+    service: Instance,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    status: int,
+    code: str,
+) -> None:
+    index = service.runner.app[appkeys.RUNTIME].deps.index
+
+    async def refused(parent: str, res: int, settle_s: float | None = None) -> Layout:
+        raise failure
+
+    monkeypatch.setattr(index, "split_region", refused)
+    got, answer, _ = await service.call(
+        "PUT", f"/v1/ops/region-split/{PARENT}", OPS, json={"res": 7}
+    )
+    assert (got, answer["error"]) == (status, code), answer
+    _, shown, _ = await service.call("GET", "/v1/ops/region-split", OPS)
+    assert shown["parents"] == {}
 
 
 @pytest.mark.redis
