@@ -24,5 +24,6 @@ STREAMS = web.AppKey("streams", Streams)
 QUOTE_LIMITER = web.AppKey("quote_limiter", RateLimiter)  # fare quotes, per rider
 OPENAPI = web.AppKey("openapi", bytes)  # /openapi.json, generated once per app
 BACKEND_PROBE = web.AppKey("backend_probe", BackendProbe)  # before a driver's upgrade
-# region split changes running on this instance, by parent (views_region_split.py)
-SPLITS = web.AppKey("splits", dict[str, asyncio.Task[None]])
+# region split changes running on this instance, by parent, each ending in its failure
+# or None (views_region_split.py)
+SPLITS = web.AppKey("splits", dict[str, asyncio.Task[Exception | None]])
