@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from dispatch.domain.areas import Crossing, Presence, presence_step
+from dispatch.domain.areas import Presence, presence_step
+from dispatch.service_layer.geofence import Step
 
 
 class MemoryPresenceStore:
     def __init__(self) -> None:
         self._state: dict[str, Presence] = {}
 
-    async def step(
-        self, driver_id: str, holding: Mapping[str, int], now_ms: int
-    ) -> tuple[list[tuple[Crossing, str]], frozenset[str], int | None]:
+    async def step_many(
+        self, steps: Sequence[tuple[str, Mapping[str, int]]], now_ms: int
+    ) -> list[Step]:
+        return [self._step(driver_id, holding, now_ms) for driver_id, holding in steps]
+
+    def _step(self, driver_id: str, holding: Mapping[str, int], now_ms: int) -> Step:
         new, crossings = presence_step(self._state.get(driver_id, {}), dict(holding), now_ms)
         if new:
             self._state[driver_id] = new

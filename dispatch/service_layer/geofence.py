@@ -28,17 +28,21 @@ from dispatch.service_layer.areas import AreaBook
 SEEN_TTL_MS = 30_000
 MAX_SEEN = 200_000  # drivers remembered per instance; past it, forget and ask again
 LISTENER_QUEUE = 256
-STEPS_AT_ONCE = 64  # a batch's backend calls in flight at a time
 OPS_TOPIC = "ops"
 
 
+# What a presence step answers: the crossings, every area the driver is now counted in
+# (those it is out of within their dwell too), and when the first of those exits matures
+# (ms), if one is pending.
+Step = tuple[list[tuple[Crossing, str]], frozenset[str], int | None]
+
+
 class PresenceStore(Protocol):
-    async def step(
-        self, driver_id: str, holding: Mapping[str, int], now_ms: int
-    ) -> tuple[list[tuple[Crossing, str]], frozenset[str], int | None]:
-        """Apply a fix held by `holding` (area id -> dwell ms): the crossings, every area
-        the driver is now counted in (those it is out of within their dwell too), and
-        when the first of those exits matures (ms), if one is pending."""
+    async def step_many(
+        self, steps: Sequence[tuple[str, Mapping[str, int]]], now_ms: int
+    ) -> list[Step]:
+        """Apply a fix of each driver (each named once), held by `holding` (area id ->
+        dwell ms): each driver's Step, in order."""
         ...
 
     async def areas_of(self, driver_id: str) -> frozenset[str]: ...
@@ -151,7 +155,7 @@ class Geofence:
         fix = _Seen(frozenset([c.area.id for c in found]), 0, version, cell, lng, lat, near * near)
         if self._unchanged(driver_id, fix, fresh):
             return []
-        events = await self._ask(driver_id, found, fix, now_ms)
+        events = (await self._ask([(driver_id, found, fix)], now_ms)).get(driver_id, [])
         if events:
             await self.log.append([area_event_json(e) for e in events])
         return events
@@ -162,8 +166,9 @@ class Geofence:
         """observe() for a fleet batch of accepted fixes (driver, lat, lng), a driver's
         last fix only (its areas are where it is now, as update_location_burst keeps
         only the newest): the areas of every fix that needs a look found in one batch
-        (area_batch), the backend asked for those that changed, a few at a time, and
-        the crossings logged in one append. The drivers with crossings, and theirs."""
+        (area_batch), the backend asked for those that changed in one call
+        (PresenceStore.step_many), and the crossings logged in one append. The drivers
+        with crossings, and theirs."""
         index, version = self.book.index, self.book.version
         last = {driver_id: (lat, lng) for driver_id, lat, lng in fixes}
         if len(index) == 0:
@@ -186,18 +191,14 @@ class Geofence:
         at = np.asarray(look, dtype=np.int64)
         offsets, held, near = holding_near_many(index, cells[at], lats[at], lngs[at])
         areas, bounds, places = index.areas, offsets.tolist(), held.tolist()
-        steps = []  # the backend is asked only for fixes whose areas changed
+        changed = []  # the backend is asked only for fixes whose areas changed
         for j, i in enumerate(look):
             found = [areas[k] for k in places[bounds[j] : bounds[j + 1]]]
             where = (int(cells[i]), float(lngs[i]), float(lats[i]), float(near[j]) ** 2)
             fix = _Seen(frozenset([c.area.id for c in found]), 0, version, *where)
             if not self._unchanged(ids[i], fix, fresh[j]):
-                steps.append(self._ask(ids[i], found, fix, now_ms))
-        out: dict[str, list[AreaEvent]] = {}
-        for start in range(0, len(steps), STEPS_AT_ONCE):
-            for events in await asyncio.gather(*steps[start : start + STEPS_AT_ONCE]):
-                if events:
-                    out[events[0].driver_id] = events
+                changed.append((ids[i], found, fix))
+        out = await self._ask(changed, now_ms) if changed else {}
         if out:
             await self.log.append([area_event_json(e) for es in out.values() for e in es])
         return out
@@ -220,19 +221,32 @@ class Geofence:
         return True
 
     async def _ask(
-        self, driver_id: str, found: Sequence[CompiledArea], fix: _Seen, now_ms: int
-    ) -> list[AreaEvent]:
-        """The backend's count of the driver in the areas `found` (a fix in `fix`): the
-        crossings."""
-        holding = {c.area.id: round(c.area.dwell_s * 1000) for c in found}
-        crossings, _counted, exit_due = await self.presence.step(driver_id, holding, now_ms)
-        if len(self._seen) >= MAX_SEEN:
+        self, fixes: Sequence[tuple[str, Sequence[CompiledArea], _Seen]], now_ms: int
+    ) -> dict[str, list[AreaEvent]]:
+        """The backend's count of each driver in the areas `found` (a fix in `fix`), in
+        one call: the drivers with crossings, and theirs."""
+        steps = [
+            (driver_id, {c.area.id: round(c.area.dwell_s * 1000) for c in found})
+            for driver_id, found, _fix in fixes
+        ]
+        counted = await self.presence.step_many(steps, now_ms)
+        if len(self._seen) + len(fixes) > MAX_SEEN:
             self._seen.clear()
-        # Out of an area within its dwell: nothing can happen before that exit matures
-        # unless the fix moves to other areas, which asks at once.
-        due = now_ms + SEEN_TTL_MS if exit_due is None else min(exit_due, now_ms + SEEN_TTL_MS)
-        self._seen[driver_id] = fix._replace(due=due)
-        return [AreaEvent(kind, area_id, driver_id, now_ms) for kind, area_id in crossings]
+        out: dict[str, list[AreaEvent]] = {}
+        for (driver_id, _found, fix), (crossings, _areas, exit_due) in zip(
+            fixes, counted, strict=True
+        ):
+            # Out of an area within its dwell: nothing can happen before that exit
+            # matures unless the fix moves to other areas, which asks at once.
+            due = now_ms + SEEN_TTL_MS
+            self._seen[driver_id] = fix._replace(
+                due=due if exit_due is None else min(exit_due, due)
+            )
+            if crossings:
+                out[driver_id] = [
+                    AreaEvent(k, area_id, driver_id, now_ms) for k, area_id in crossings
+                ]
+        return out
 
     async def forget(self, driver_ids: Sequence[str], now_ms: int) -> dict[str, list[AreaEvent]]:
         """Drivers gone silent (swept from the geo index) exit every area they were

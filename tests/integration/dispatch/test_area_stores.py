@@ -5,45 +5,77 @@ lost under concurrent claims), and the bounded event log."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import orjson
 
 from dispatch.domain.areas import Crossing
+from dispatch.service_layer.geofence import PresenceStore, Step
 
 from .conftest import Backend
 
 MINUTE = 60_000
 
 
+async def step(p: PresenceStore, driver_id: str, holding: Mapping[str, int], now_ms: int) -> Step:
+    return (await p.step_many([(driver_id, holding)], now_ms))[0]
+
+
 async def test_presence_enters_at_once_and_exits_after_the_dwell(backend: Backend) -> None:
     p = backend.deps.fences.presence
     t = 1_800_000_000_000
-    assert await p.step("d1", {"a": MINUTE, "b": 0}, t) == (
+    assert await step(p, "d1", {"a": MINUTE, "b": 0}, t) == (
         [(Crossing.ENTER, "a"), (Crossing.ENTER, "b")],
         frozenset({"a", "b"}),
         None,
     )
-    assert await p.step("d1", {"a": MINUTE, "b": 0}, t + 1) == ([], frozenset({"a", "b"}), None)
+    assert await step(p, "d1", {"a": MINUTE, "b": 0}, t + 1) == ([], frozenset({"a", "b"}), None)
     # out of both: b (no dwell) exits at once, a is still counted in until its dwell ends
-    assert await p.step("d1", {}, t + 2) == (
+    assert await step(p, "d1", {}, t + 2) == (
         [(Crossing.EXIT, "b")],
         frozenset({"a"}),
         t + 2 + MINUTE,
     )
-    assert await p.step("d1", {"a": MINUTE}, t + 30_000) == ([], frozenset({"a"}), None)
+    assert await step(p, "d1", {"a": MINUTE}, t + 30_000) == ([], frozenset({"a"}), None)
     out = t + 40_000
-    assert await p.step("d1", {}, out) == ([], frozenset({"a"}), out + MINUTE)
-    assert await p.step("d1", {}, out + MINUTE - 1) == ([], frozenset({"a"}), out + MINUTE)
-    assert await p.step("d1", {}, out + MINUTE) == ([(Crossing.EXIT, "a")], frozenset(), None)
+    assert await step(p, "d1", {}, out) == ([], frozenset({"a"}), out + MINUTE)
+    assert await step(p, "d1", {}, out + MINUTE - 1) == ([], frozenset({"a"}), out + MINUTE)
+    assert await step(p, "d1", {}, out + MINUTE) == ([(Crossing.EXIT, "a")], frozenset(), None)
     assert await p.areas_of("d1") == frozenset()
+
+
+async def test_a_batch_of_steps_answers_each_driver_as_steps_one_by_one(backend: Backend) -> None:
+    p = backend.deps.fences.presence
+    t = 1_800_000_000_000
+    await step(p, "d2", {"a": MINUTE, "b": 0}, t)
+    await step(p, "d3", {"a": 0}, t)
+    steps: list[tuple[str, Mapping[str, int]]] = [
+        ("d1", {"a": MINUTE}),  # new: enters
+        ("d2", {}),  # out of both: b exits, a within its dwell
+        ("d3", {"b": 0}),  # from a to b
+        ("d4", {}),  # in nothing, before or after
+    ]
+    assert await p.step_many(steps, t + 1) == [
+        ([(Crossing.ENTER, "a")], frozenset({"a"}), None),
+        ([(Crossing.EXIT, "b")], frozenset({"a"}), t + 1 + MINUTE),
+        ([(Crossing.ENTER, "b"), (Crossing.EXIT, "a")], frozenset({"b"}), None),
+        ([], frozenset(), None),
+    ]
+    assert await p.step_many([], t + 2) == []
+    assert [await p.areas_of(d) for d in ("d1", "d2", "d3", "d4")] == [
+        frozenset({"a"}),
+        frozenset({"a"}),
+        frozenset({"b"}),
+        frozenset(),
+    ]
 
 
 async def test_clearing_a_silent_driver_tells_its_areas_once(backend: Backend) -> None:
     p = backend.deps.fences.presence
     t = 1_800_000_000_000
-    await p.step("d1", {"a": MINUTE, "b": 0}, t)
-    await p.step("d2", {"a": MINUTE}, t)
-    await p.step("d2", {}, t + 1)  # out of a, still counted in within its dwell
+    await step(p, "d1", {"a": MINUTE, "b": 0}, t)
+    await step(p, "d2", {"a": MINUTE}, t)
+    await step(p, "d2", {}, t + 1)  # out of a, still counted in within its dwell
     assert await p.clear(["d1", "d2", "d3"]) == {
         "d1": frozenset({"a", "b"}),
         "d2": frozenset({"a"}),
