@@ -150,6 +150,14 @@ def search_ended(ride: Ride, now_ms: int) -> Ride:
     return replace(_step(ride, now_ms), status=RideStatus.NO_DRIVER)
 
 
+def reclaimed(ride: Ride, now_ms: int) -> Ride:
+    """A searching ride a window may have reserved a driver for without naming it (the
+    window's holder died or lost its lease in between): a new version, still searching,
+    so that the window's offer, computed from the old one, can never be stored."""
+    _require(ride, RideStatus.SEARCHING, "reclaim")
+    return _step(ride, now_ms)
+
+
 def pass_back(ride: Ride, max_attempts: int, now_ms: int) -> Ride:
     """Batched mode's pass_on: the offered driver declined or timed out; the ride goes
     back to searching (the driver excluded from then on), or ends if its attempts are

@@ -98,6 +98,11 @@ class Metrics:
             "Chosen pairs whose reservation the driver's record refused",
             registry=r,
         )
+        self.window_freed = Counter(
+            "dispatch_match_window_freed_total",
+            "Drivers a window reserved and never offered (it died or lost its lease), freed",
+            registry=r,
+        )
         # Children by label values, looked up once: labels() costs more than the update,
         # and these run on every request and every fix.
         self._served: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -140,6 +145,7 @@ class Metrics:
             self.window_took.observe(stats.took_s)
         self.window_candidates.inc(stats.candidates)
         self.window_refused.inc(stats.refused)
+        self.window_freed.inc(stats.freed)
         for outcome, n in (
             ("matched", stats.matched),
             ("carried", stats.carried),

@@ -10,6 +10,12 @@ one can; and the driver is reserved by the atomic reservation with its fencing t
 before the ride names it. A rider near a region border draws candidates across it (the
 index's search is exact across regions); two regions wanting one driver are settled by
 the reservation: the loser's rider waits for its next window.
+
+A window that dies between reserving its drivers and storing its offers (the holder
+killed, or stalled past its lease) would leave those drivers reserved for rides still
+searching until their leases lapse. So the window first notes its pairs as holds, under
+its lease fence in the lease's own atomic step; each window starts by settling the holds
+left by earlier ones (free_stale_holds).
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from dataclasses import dataclass
 
 from dispatch.domain import rides
 from dispatch.domain.assignment import Edge
+from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.eta import EtaParams
 from dispatch.domain.rides import Ride, RideChange, RideStatus
 from dispatch.service_layer.assignment import solve
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle, settle_many
-from dispatch.service_layer.match_window import Batching, WindowObserver, WindowStats
+from dispatch.service_layer.match_window import Batching, Hold, WindowObserver, WindowStats
 from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
 from dispatch.service_layer.quotes import count_request, count_requests
 from dispatch.service_layer.region_jobs import run_region_job
@@ -195,6 +202,51 @@ async def _offer_all(
     ]
 
 
+async def free_stale_holds(
+    deps: Deps, holds: list[Hold], loaded: dict[str, Ride]
+) -> tuple[set[str], int]:
+    """Free the drivers earlier windows of the region reserved for rides they never named:
+    the rides whose holds stay for the next window, and how many drivers were freed.
+    `loaded`: the rides, by id, as read; updated with those written here.
+
+    Called as a window starts, under the region's lease: the holder's own earlier windows
+    have ended (its rounds run one after the other), and those of older fences may only
+    be stalled. Each such window offers a ride by compare-and-set over the version it
+    read, so a ride still searching is first written again (rides.reclaimed): no window
+    before can then store its offer, and one that tries gives its driver back itself.
+    Only then is a driver still reserved for the ride released, by its own reservation
+    token (a compare-and-set on the driver's record). A ride that names its hold's driver
+    was offered it; one that changed meanwhile keeps its hold for the next window."""
+    now = deps.clock.now_ms()
+    searching = [
+        r
+        for h in holds
+        if (r := loaded.get(h.ride_id)) is not None and r.status is RideStatus.SEARCHING
+    ]
+    again = [rides.reclaimed(r, now) for r in searching]
+    kept = set()  # changed meanwhile: not this window's to solve
+    for new, ok in zip(again, await deps.rides.replace_many(again), strict=True):
+        if ok:
+            loaded[new.id] = new
+        else:
+            kept.add(new.id)
+    check = [
+        h
+        for h in holds
+        if h.ride_id not in kept
+        and ((r := loaded.get(h.ride_id)) is None or r.driver_id != h.driver_id)
+    ]
+    records = await _in_chunks([deps.drivers.get(h.driver_id) for h in check])
+    freed = await _in_chunks(
+        [
+            release_driver(deps, h.driver_id, h.ride_id, rec.fence)
+            for h, rec in zip(check, records, strict=True)
+            if rec.status is DriverStatus.RESERVED and rec.ride_id == h.ride_id
+        ]
+    )
+    return kept, sum(freed)
+
+
 async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> WindowStats:
     """One window of one region, under the lease `fence`."""
     b = _batching(deps)
@@ -202,11 +254,22 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     now = deps.clock.now_ms()
     stats = WindowStats(region=region)
     began = time.monotonic()
-    entries = await b.store.pending(region, cfg.max_pending)
-    loaded = await deps.rides.get_many([e.ride_id for e in entries])
+    queued = await b.store.pending(region, cfg.max_pending)
+    entries = queued.entries
+    ids = [e.ride_id for e in entries]
+    queued_ids = set(ids)
+    ids += [h.ride_id for h in queued.holds if h.ride_id not in queued_ids]
+    loaded = {r.id: r for r in await deps.rides.get_many(ids) if r is not None}
+    kept: set[str] = set()
+    if queued.holds:
+        kept, stats.freed = await free_stale_holds(deps, queued.holds, loaded)
+    settled = [h.ride_id for h in queued.holds if h.ride_id not in kept]
     done: list[str] = []  # entries whose ride left searching (or never came)
     searching: list[Ride] = []
-    for entry, ride in zip(entries, loaded, strict=True):
+    for entry in entries:
+        ride = loaded.get(entry.ride_id)
+        if entry.ride_id in kept:
+            continue
         if ride is None:
             if now - entry.since_ms > ORPHAN_GRACE_MS:
                 done.append(entry.ride_id)
@@ -236,7 +299,8 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
     chosen = solve(cfg.objective, waited, edges)
     stats.solve_s = time.process_time() - started
     # Still ours? A holder that stalled past its lease leaves the window to its successor.
-    if await b.store.take_lease(region, holder, cfg.lease_ms, fence) != fence:
+    # The pairs are noted in the same atomic step, before any driver is reserved.
+    if not await _hold(deps, region, holder, fence, chosen):
         stats.carried = len(searching)
         return stats
     picks = []
@@ -252,10 +316,22 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
         elif result == "refused":
             stats.refused += 1
     stats.carried = stats.pending - stats.matched
-    await b.store.remove(region, done)
+    await b.store.remove(region, done, [*settled, *chosen])
     if isinstance(deps.observer, WindowObserver):
         deps.observer.window_solved(stats)
     return stats
+
+
+async def _hold(deps: Deps, region: int, holder: str, fence: int, chosen: dict[str, str]) -> bool:
+    """Note the window's pairs under its lease; a lease that lapsed during a slow round
+    comes back with its fence if no one took the region meanwhile (take_lease)."""
+    b = _batching(deps)
+    ttl = b.config.lease_ms
+    if await b.store.hold(region, holder, fence, ttl, chosen):
+        return True
+    if await b.store.take_lease(region, holder, ttl, fence) != fence:
+        return False
+    return await b.store.hold(region, holder, fence, ttl, chosen)
 
 
 async def window_round(deps: Deps, holder: str, held: dict[int, int]) -> list[WindowStats]:

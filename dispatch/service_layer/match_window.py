@@ -3,7 +3,7 @@ region and the lease on solving a region's window."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -40,17 +40,46 @@ class Pending:
     since_ms: int  # when it (re-)entered the queue
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A driver a window chose for a ride, noted (under the window's lease fence) before
+    the window reserves the driver and forgotten once the ride names it: what a window
+    that died in between left reserved (see batching.free_stale_holds)."""
+
+    ride_id: str
+    driver_id: str
+    fence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    entries: list[Pending]  # the region's oldest, oldest first
+    holds: list[Hold]  # of windows not known to have settled
+
+
 class PendingStore(Protocol):
     """Searching rides per region (on Redis Cluster: in the region's slot), so that any
     instance can take a request and the region's solver finds it."""
 
     async def add(self, region: int, ride_id: str, now_ms: int) -> None: ...
 
-    async def pending(self, region: int, limit: int) -> list[Pending]:
-        """The region's oldest `limit` entries."""
+    async def pending(self, region: int, limit: int) -> Queued:
+        """The region's oldest `limit` entries, and every hold noted."""
         ...
 
-    async def remove(self, region: int, ride_ids: Sequence[str]) -> None: ...
+    async def hold(
+        self, region: int, holder: str, fence: int, ttl_ms: int, chosen: Mapping[str, str]
+    ) -> bool:
+        """Renew the lease and note the `chosen` drivers (ride id -> driver id) as holds
+        under `fence`, in one atomic step: False, noting nothing,
+        unless the lease lives as `holder`'s at `fence`. Once another holder has taken
+        the region, an older one can note no hold, so the holds its successor reads are
+        all there are."""
+        ...
+
+    async def remove(self, region: int, ride_ids: Sequence[str], holds: Sequence[str] = ()) -> None:
+        """Drop the queue entries of `ride_ids` and the holds of the rides `holds`."""
+        ...
 
     async def regions(self, since_ms: int) -> list[int]:
         """Regions a request was added to since `since_ms`."""
@@ -85,6 +114,7 @@ class WindowStats:
     refused: int = 0  # pairs whose reservation the driver's record refused
     carried: int = 0  # left for the next window
     gave_up: int = 0  # ended no_driver after the maximum wait
+    freed: int = 0  # drivers an earlier window reserved and never named, freed
     solve_s: float = 0.0  # the assignment's own time
     took_s: float = 0.0  # wall time from reading the queue to the last offer out
 

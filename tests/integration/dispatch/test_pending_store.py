@@ -43,11 +43,11 @@ async def test_the_queue_keeps_the_oldest_first_per_region(batched: Backend) -> 
     await store.add(7, "r2", 2_000)
     await store.add(7, "r1", 1_000)
     await store.add(9, "r3", 3_000)
-    assert await store.pending(7, 10) == [Pending("r1", 1_000), Pending("r2", 2_000)]
-    assert await store.pending(7, 1) == [Pending("r1", 1_000)]
+    assert (await store.pending(7, 10)).entries == [Pending("r1", 1_000), Pending("r2", 2_000)]
+    assert (await store.pending(7, 1)).entries == [Pending("r1", 1_000)]
     assert set(await store.regions(0)) >= {7, 9}
     await store.remove(7, ["r1"])
-    assert await store.pending(7, 10) == [Pending("r2", 2_000)]
+    assert (await store.pending(7, 10)).entries == [Pending("r2", 2_000)]
 
 
 async def test_the_lease_is_one_holders_until_dropped(batched: Backend) -> None:

@@ -109,4 +109,4 @@ async def test_a_dead_solver_is_replaced_and_no_ride_is_lost_or_doubled(
         # Entries of rides matched are dropped by the window after (or the same one, if
         # the job was not stopped in between): none is left behind.
         await window_round(b, "b", {})
-        assert await b.batching.store.pending(region, 100) == []  # type: ignore[union-attr]
+        assert (await b.batching.store.pending(region, 100)).entries == []  # type: ignore[union-attr]

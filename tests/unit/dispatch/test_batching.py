@@ -13,6 +13,7 @@ from dispatch.domain.geo import LatLng
 from dispatch.domain.rides import RideStatus
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.batching import solve_region, window_round
+from dispatch.service_layer.match_window import Queued
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from tests.fake_clock import FakeClock
@@ -116,7 +117,7 @@ async def test_a_searching_ride_may_be_cancelled_and_is_never_offered(batched: W
     await solve(batched)
     assert (await batched.deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
     region = batched.deps.batching.region_of(ride.pickup)  # type: ignore[union-attr]
-    assert await batched.deps.batching.store.pending(region, 10) == []  # type: ignore[union-attr]
+    assert (await batched.deps.batching.store.pending(region, 10)) == Queued([], [])  # type: ignore[union-attr]
 
 
 async def test_a_ride_without_a_driver_ends_no_driver_after_the_maximum_wait(
