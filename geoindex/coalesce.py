@@ -15,6 +15,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import cast
 
+import numpy as np
+import numpy.typing as npt
+
 from geoindex import limits
 from geoindex.columns import Columns
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
@@ -113,6 +116,11 @@ class CoalescingGeoIndex:
 
     async def supply_in(self, cells: Sequence[str], product: str | None = None) -> dict[str, int]:
         return await self.inner.supply_in(cells, product)
+
+    async def supply_table(
+        self, cells: Sequence[str], products: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        return await self.inner.supply_table(cells, products)
 
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 import numpy as np
+import numpy.typing as npt
 
 from geoindex import limits
 from geoindex.cells import position_score, score_latlng
@@ -26,7 +27,13 @@ from geoindex.knn import Candidate
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import Entry, Layout
-from geoindex.supply import count_supply, named_cells, supply_cells
+from geoindex.supply import (
+    checked_products,
+    count_supply,
+    named_cells,
+    supply_cells,
+    table_columns,
+)
 from geoindex.within import check_limit
 
 
@@ -257,22 +264,29 @@ class MemoryGeoIndex:
         cells = supply_cells(lat, lng, radius_m, resolution, self._config.region_res)
         cells = self._layout.supply_cells(cells)
         min_ts = self._clock() - self.ttl_ms
-
-        def count(region: int, lo: int, hi: int) -> int:
-            return sum(1 for c in self._fetch(region)(lo, hi) if c[1] >= min_ts)
-
-        return count_supply(cells, count)
+        return count_supply(cells, lambda r, lo, hi: self._fresh_in(r, None, lo, hi, min_ts))
 
     async def supply_in(self, cells: Sequence[str], product: str | None = None) -> dict[str, int]:
         named = self._layout.supply_cells(named_cells(cells, self._config.region_res))
         if product is not None:
             limits.check_product(product)
         min_ts = self._clock() - self.ttl_ms
+        return count_supply(named, lambda r, lo, hi: self._fresh_in(r, product, lo, hi, min_ts))
 
-        def count(region: int, lo: int, hi: int) -> int:
-            return sum(1 for c in self._fetch(region, product)(lo, hi) if c[1] >= min_ts)
+    async def supply_table(
+        self, cells: Sequence[str], products: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        named = named_cells(cells, self._config.region_res)
+        checked = checked_products(products)
+        rows = self._layout.supply_cells(named)
+        min_ts = self._clock() - self.ttl_ms
+        counts = [self._fresh_in(r, p, lo, hi, min_ts) for p in checked for _, r, lo, hi in rows]
+        table = np.array(counts, dtype=np.int64).reshape(len(checked), len(rows))
+        return table_columns(named, rows, table)
 
-        return count_supply(named, count)
+    def _fresh_in(self, region: int, product: str | None, lo: int, hi: int, min_ts: int) -> int:
+        """Fresh available drivers of the region (serving `product`) in a score range."""
+        return sum(1 for c in self._fetch(region, product)(lo, hi) if c[1] >= min_ts)
 
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from geoindex.columns import Columns
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 
@@ -86,6 +89,15 @@ class GeoIndex(Protocol):
         """Available fresh drivers in each named H3 cell (hex ids, from the region's
         resolution to 15; at most 5000 per call); cells with no drivers are left out.
         With `product`, only drivers serving it (read from its own sets)."""
+        ...
+
+    async def supply_table(
+        self, cells: Sequence[str], products: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        """supply_in(cells, p) of every product at once: a row per product and a column
+        per cell, in the order given (0 where a cell has none). One read of every
+        product's sets, in one script call per region on Redis: a caller pricing each
+        product (the market's surge) names and checks the cells once."""
         ...
 
     async def within(

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from geoindex import limits
 from geoindex.cells import position_score, score_latlng
@@ -45,7 +46,14 @@ from geoindex.redis_edge import Call, Script, ScriptRunner, translated
 from geoindex.rounds import Rounds, Run
 from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
-from geoindex.supply import SupplyCell, count_supply, named_cells, supply_cells
+from geoindex.supply import (
+    SupplyCell,
+    checked_products,
+    count_supply,
+    named_cells,
+    supply_cells,
+    table_columns,
+)
 from geoindex.within import check_limit
 
 KNN = Script("knn")
@@ -432,30 +440,47 @@ class RedisGeoIndex:
         suffix = "" if product is None else ":" + limits.check_product(product)
         return await self._count_supply(named_cells(cells, self._config.region_res), suffix)
 
+    async def supply_table(
+        self, cells: Sequence[str], products: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        named = named_cells(cells, self._config.region_res)
+        suffixes = [":" + p for p in checked_products(products)]
+        rows = (await self._layouts.get()).supply_cells(named)
+        return table_columns(named, rows, await self._count_rows(rows, suffixes))
+
     async def _count_supply(self, cells: list[SupplyCell], suffix: str = "") -> dict[str, int]:
         """`suffix`: a product's sets (":<product>") instead of every driver's."""
         cells = (await self._layouts.get()).supply_cells(cells)
+        counts = iter((await self._count_rows(cells, [suffix]))[0].tolist())
+        return count_supply(cells, lambda region, lo, hi: next(counts))
+
+    async def _count_rows(
+        self, rows: list[SupplyCell], suffixes: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        """Fresh drivers in each row's score range of its region, in the region's sets
+        named by `suffixes` ("" every driver's, ":<product>" a product's): a row per
+        suffix, a column per row; one script call per region, every set in it."""
         by_region: dict[int, list[int]] = {}
-        for _, region, lo, hi in cells:
-            by_region.setdefault(region, []).extend([lo, hi])
+        bounds: dict[int, list[int]] = {}
+        for i, (_, region, lo, hi) in enumerate(rows):
+            by_region.setdefault(region, []).append(i)
+            bounds.setdefault(region, []).extend((lo, hi))
+        out = np.zeros((len(suffixes), len(rows)), dtype=np.int64)
+        if not by_region or not suffixes:
+            return out
         min_ts = self._clock() - self.ttl_ms
         regions = list(by_region)
-        replies = (
-            await self._scripts.run(
-                [
-                    (
-                        REGION_COUNT,
-                        [self._region_keys(r)[0] + suffix],
-                        [min_ts, _joined(by_region[r])],
-                    )
-                    for r in regions
-                ]
+        calls = [
+            (
+                REGION_COUNT,
+                [self._region_keys(r)[0] + s for s in suffixes],
+                [min_ts, _joined(bounds[r])],
             )
-            if regions
-            else []
-        )
-        counts = {r: iter(reply) for r, reply in zip(regions, replies, strict=True)}
-        return count_supply(cells, lambda region, lo, hi: int(next(counts[region])))
+            for r in regions
+        ]
+        for r, reply in zip(regions, await self._scripts.run(calls), strict=True):
+            out[:, by_region[r]] = np.array(reply, dtype=np.int64).reshape(len(suffixes), -1)
+        return out
 
     async def within(
         self, lat: float, lng: float, radius_m: float, limit: int

@@ -1,4 +1,5 @@
-"""The supply heatmap: which cells to count for an area, and how to name them."""
+"""The supply heatmap: which cells to count for an area, and how to name them; counts
+per cell, of one product or of several at once."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
+import numpy as np
+import numpy.typing as npt
 from h3.api import basic_int as h3
 
 from geoindex import limits
@@ -15,6 +18,7 @@ from geoindex.errors import InvalidQuery
 MAX_SUPPLY_CELLS = 5_000
 
 SupplyCell = tuple[int, int, int, int]  # cell, region, lo score, hi score
+Counts = npt.NDArray[np.int64]
 
 
 def supply_cells(
@@ -86,4 +90,29 @@ def count_supply(cells: list[SupplyCell], count: Callable[[int, int, int], int])
         if n:
             name = cell_hex(cell)
             out[name] = out.get(name, 0) + n
+    return out
+
+
+def checked_products(products: Sequence[str]) -> tuple[str, ...]:
+    """The products of a supply table, each checked, in the caller's order."""
+    if isinstance(products, str) or not isinstance(products, Sequence):
+        raise InvalidQuery("products must be a sequence of product names")
+    return tuple(limits.check_product(p) for p in products)
+
+
+def table_columns(named: list[SupplyCell], rows: list[SupplyCell], counts: Counts) -> Counts:
+    """A supply table (a row per product, a column per named cell) from the counts of
+    `rows` (a column per row): the named cells as a split layout lists them, one row
+    per region that may hold drivers in a cell (split.Layout.supply_cells), whose counts
+    add up. Unsplit, rows are the named cells, one each, in order."""
+    if len(rows) == len(named):
+        return counts
+    distinct: dict[int, int] = {}
+    for cell, *_ in named:
+        distinct.setdefault(cell, len(distinct))
+    per_cell = np.zeros((counts.shape[0], len(distinct)), dtype=np.int64)
+    where = np.fromiter((distinct[r[0]] for r in rows), dtype=np.intp, count=len(rows))
+    np.add.at(per_cell.T, where, counts.T)
+    cols = np.fromiter((distinct[c[0]] for c in named), dtype=np.intp, count=len(named))
+    out: Counts = per_cell[:, cols]
     return out
