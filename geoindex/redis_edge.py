@@ -1,6 +1,7 @@
 """The Redis edge, for the index and for anyone storing next to it: Lua scripts run by SHA
-through pipelines (Redis or Redis Cluster), and the one translation of "Redis could not
-answer" into BackendUnavailable.
+in one round trip per node (Redis or Redis Cluster; geoindex.redis_pipeline, with
+redis-py's own path for what that leaves to it), and the one translation of "Redis could
+not answer" into BackendUnavailable.
 
 Every call into redis-py belongs inside `translated()` (the ScriptRunner applies it
 itself); keep the block to the call alone, so that an error of our own code around it is
@@ -20,6 +21,7 @@ from typing import Any
 from redis import exceptions as rx
 
 from geoindex.errors import BackendUnavailable
+from geoindex.redis_pipeline import FALLBACK, Pipelined
 
 Call = tuple["Script", Sequence[Any], Sequence[Any]]  # script, keys, args
 
@@ -93,7 +95,12 @@ class Script:
 
 
 class ScriptRunner:
-    """Runs script calls in one pipeline (one round trip per node), loading scripts first.
+    """Runs script calls in one round trip per node, loading scripts first.
+
+    The calls go out packed and read in one batch per node (geoindex.redis_pipeline);
+    the ones that path leaves to redis-py (redirected, refused during a failover, a
+    missing script, a connection that broke before their replies) go through redis-py's
+    pipeline, which follows redirections and refreshes the slot map.
 
     Scripts are loaded before the first call (or by `load()`, at start-up): on a cluster,
     redis-py's async client answers a burst of concurrent NOSCRIPT errors by dropping
@@ -104,6 +111,7 @@ class ScriptRunner:
 
     def __init__(self, client: Any, scripts: Iterable[Script] = ()) -> None:
         self.client = client
+        self._pipelined = Pipelined(client)
         self._scripts = set(scripts)
         self._loading = asyncio.Lock()
         self._loaded = False
@@ -124,12 +132,27 @@ class ScriptRunner:
         self._scripts.update(c[0] for c in calls)
         if not self._loaded:
             await self.load()
+        commands = [("EVALSHA", s.sha, len(keys), *keys, *args) for s, keys, args in calls]
         with translated():
-            try:
-                return await _run(self.client, calls)
-            except rx.NoScriptError:
-                await self._load({c[0] for c in calls})
-                return await _run(self.client, calls)
+            replies = await self._pipelined.run(commands, [keys for _, keys, _ in calls])
+        redo = [i for i, reply in enumerate(replies) if reply is FALLBACK]
+        if redo:
+            with translated():
+                again = await self._through_redis_py([calls[i] for i in redo])
+            for i, reply in zip(redo, again, strict=True):
+                replies[i] = reply
+        error = next((r for r in replies if isinstance(r, Exception)), None)
+        if error is not None:
+            with translated():  # an error reply stays itself, unless it is an outage
+                raise error
+        return replies
+
+    async def _through_redis_py(self, calls: Sequence[Call]) -> list[Any]:
+        try:
+            return await _run(self.client, calls)
+        except rx.NoScriptError:
+            await self._load({c[0] for c in calls})
+            return await _run(self.client, calls)
 
     async def _load(self, scripts: set[Script]) -> None:
         async with self._loading:

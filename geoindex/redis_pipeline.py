@@ -1,0 +1,163 @@
+"""One round trip per node for a batch of commands, without redis-py's per-command work.
+
+redis-py packs every argument of every command in Python, looks up the cluster slot per
+command and reads each reply under its own `asyncio.timeout`; for a batch of 500
+EVALSHAs that is most of the client's time. Here a batch is packed by hiredis's C packer,
+grouped by node (on a cluster: by the slot of the call's keys in the client's own slot
+map), written on one connection taken from that node's pool, and its replies read with
+that connection's parser under one deadline (the client's socket timeout) for the batch.
+
+Whatever redis-py knows how to handle and this path does not is left to it: a command
+that cannot be packed or routed here (no keys, keys in several slots, an uninitialised
+cluster client, a slot no node covers), a reply that redirects or asks again (MOVED,
+ASK, TRYAGAIN, CLUSTERDOWN, READONLY) or names a missing script (NOSCRIPT), and the
+commands whose replies a broken connection did not deliver come back as FALLBACK, for
+the caller to send through redis-py. Other error replies come back as the exception
+objects redis-py itself would give (the same parser makes them). A connection whose
+replies were not all read (a timeout, a cancellation, any error) is disconnected before
+it goes back to its pool: its next user would read the answers meant for this batch.
+
+GEOINDEX_REDIS_PIPELINED=0 in the environment sends everything through redis-py instead
+(a switch for comparing the two, and for a redis-py upgrade that changes the internals
+used here: a connection's `_parser` and `_writer`, a cluster client's `_initialize`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import hiredis
+from redis import exceptions as rx
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.client import Pipeline
+from redis.crc import key_slot
+
+Command = tuple[Any, ...]  # the command's name, then its arguments (str, bytes, int, float)
+
+
+class _Fallback:
+    def __repr__(self) -> str:
+        return "FALLBACK"
+
+
+FALLBACK: Any = _Fallback()  # in a reply's place: "send this one through redis-py"
+
+# Replies that mean the command did not run where it was sent, and that redis-py's own
+# path handles (it follows redirections, refreshes its slot map, waits out a failover;
+# the script runner loads a missing script).
+_NOT_RUN_HERE = (
+    rx.AskError,  # also MovedError
+    rx.TryAgainError,
+    rx.ClusterDownError,  # also MasterDownError
+    rx.ReadOnlyError,
+    rx.NoScriptError,
+)
+
+
+class Pipelined:
+    """Sends batches of commands for `client` (redis-py's asyncio Redis or RedisCluster;
+    anything else, such as a pipeline or a single-connection client, gets FALLBACK for
+    every command)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._cluster = isinstance(client, RedisCluster)
+        single = isinstance(client, Redis) and not isinstance(client, Pipeline)
+        usable = self._cluster or (single and not client.single_connection_client)
+        self._usable = usable and os.environ.get("GEOINDEX_REDIS_PIPELINED", "1") != "0"
+
+    async def run(self, commands: Sequence[Command], keys: Sequence[Sequence[Any]]) -> list[Any]:
+        """The replies to `commands` in order (each command's `keys` route it on a
+        cluster), error replies as exception objects, FALLBACK where redis-py must send
+        the command instead."""
+        replies: list[Any] = [FALLBACK] * len(commands)
+        if not self._usable:
+            return replies
+        batches: dict[Any, tuple[list[int], list[bytes]]] = {}
+        for i, command in enumerate(commands):
+            try:
+                packed = hiredis.pack_command(command)
+            except TypeError:  # an argument redis-py rejects with its own DataError
+                continue
+            node = self._node(keys[i])
+            if node is not None:
+                batch = batches.setdefault(node, ([], []))
+                batch[0].append(i)
+                batch[1].append(packed)
+        if len(batches) == 1:
+            ((node, (indices, packed)),) = batches.items()
+            await self._send(node, indices, packed, replies)
+        elif batches:
+            await asyncio.gather(
+                *(self._send(node, i, p, replies) for node, (i, p) in batches.items())
+            )
+        return replies
+
+    def _node(self, keys: Sequence[Any]) -> Any:
+        """Where a command with `keys` goes: the client's pool on a single Redis, the
+        primary holding their slot on a cluster; None if redis-py must decide."""
+        if not self._cluster:
+            return self._client.connection_pool
+        if not keys or self._client._initialize:
+            return None
+        slots = {key_slot(k if isinstance(k, bytes) else str(k).encode()) for k in keys}
+        if len(slots) != 1:
+            return None
+        try:
+            return self._client.nodes_manager.get_node_from_slot(slots.pop())
+        except rx.SlotNotCoveredError:
+            return None
+
+    async def _send(
+        self, node: Any, indices: list[int], packed: list[bytes], replies: list[Any]
+    ) -> None:
+        """Send one node's commands on one of its connections; fill in `replies`."""
+        try:
+            conn = await self._acquire(node)
+        except (rx.ConnectionError, OSError):  # also MaxConnectionsError
+            return  # every command of the node falls back; redis-py reports it
+        read = 0
+        try:
+            if not conn.is_connected:
+                await conn.connect()
+            if conn.health_check_interval:
+                await conn.check_health()  # PINGs a connection idle past the interval
+            parser = conn._parser
+            async with asyncio.timeout(conn.socket_timeout):
+                conn._writer.write(b"".join(packed))
+                await conn._writer.drain()
+                for i in indices:
+                    reply = await parser.read_response(disable_decoding=False)
+                    read += 1
+                    replies[i] = FALLBACK if isinstance(reply, _NOT_RUN_HERE) else reply
+            if conn.health_check_interval:
+                next_check = asyncio.get_running_loop().time() + conn.health_check_interval
+                conn.next_health_check = next_check
+        except TimeoutError:  # the batch's deadline (asyncio's is the builtin)
+            await conn.disconnect(nowait=True)
+            raise rx.TimeoutError(f"Timeout reading from {conn.host}:{conn.port}") from None
+        except (rx.ConnectionError, OSError):
+            # A dead pooled connection, a node restarting or going away: what was read
+            # stands, the rest is redis-py's (whose retry and slot-map refresh apply).
+            await conn.disconnect(nowait=True)
+            for i in indices[read:]:
+                replies[i] = FALLBACK
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        finally:
+            await self._release(node, conn)
+
+    async def _acquire(self, node: Any) -> Any:
+        if self._cluster:
+            return node.acquire_connection()
+        return await node.get_connection()
+
+    async def _release(self, node: Any, conn: Any) -> None:
+        if self._cluster:
+            node.release(conn)
+        else:
+            await node.release(conn)
