@@ -45,7 +45,11 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(1)
     trips = RoundTrips()
     lat0, lng0 = CENTRE
-    async with bootstrap(Settings(redis_cluster_url=cluster.url)) as runtime:
+    # Drivers stay fresh for the whole run (an hour, as in loadtest.bench.rides): on a
+    # busy machine loading them can take longer than the default TTL, and a ride that
+    # finds only stale drivers measures a no_driver answer instead.
+    settings = Settings(redis_cluster_url=cluster.url, driver_ttl_s=3600)
+    async with bootstrap(settings) as runtime:
         deps = runtime.deps
         now = deps.clock.now_ms()
         fixes = [
