@@ -181,8 +181,9 @@ async def bootstrap(
             index=index,
             drivers=MemoryDriverStore(index),
             rides=MemoryRideStore(clock.now_ms),
-            active_rides=MemoryRiderRideStore(),
-            rider_limits=rider_limits_for(settings, MemoryLimitStore()),
+            # One set of rider buckets: a ride request's token is taken with its count.
+            active_rides=MemoryRiderRideStore(buckets := MemoryLimitStore()),
+            rider_limits=rider_limits_for(settings, buckets),
             idempotency=MemoryIdempotencyStore(clock.now_ms),
             deadlines=MemoryDeadlineQueue(),
             notifier=MemoryNotifier(),

@@ -34,7 +34,11 @@ class MemoryIdempotencyStore:
         for key in [k for k, e in self._entries.items() if e.expires_at <= now]:
             del self._entries[key]
 
-    async def begin(self, key: str, fingerprint: str, lock_ms: int) -> Claim:
+    async def begin(
+        self, key: str, fingerprint: str, lock_ms: int, ride_id: str | None = None
+    ) -> Claim:
+        # The ride is not read here (Claim.looked stays False): the embedded ride store is
+        # a dictionary, asked by the caller at no round trip's cost.
         entry = self._live(key)
         if entry is None:
             if len(self._entries) % 1024 == 0:

@@ -1,5 +1,5 @@
 """LimitStore in process memory: the embedded backend's rider buckets, the same arithmetic
-as lua/rider_limit.lua."""
+as lua/rider_admit.lua's bucket."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ class MemoryLimitStore:
         self._buckets: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
 
     async def take(self, rider_id: str, action: str, rate: Rate, now_ms: int) -> int:
+        return self.take_now(rider_id, action, rate, now_ms)
+
+    def take_now(self, rider_id: str, action: str, rate: Rate, now_ms: int) -> int:
+        """take, without yielding to the loop (for a step that must not be split)."""
         key = (rider_id, action)
         per_ms = rate.per_s / 1000
         tokens, at = self._buckets.pop(key, (float(rate.burst), now_ms))

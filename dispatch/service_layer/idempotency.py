@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.errors import IdempotencyInProgress, IdempotencyMismatch
-from dispatch.service_layer.ports import ClaimState, IdempotencyStore
+from dispatch.service_layer.ports import Claim, ClaimState, IdempotencyStore
 
 KEEP_MS = 24 * 3600 * 1000
 # A holder touches its key every third of this while its request runs, so a holder
@@ -32,27 +32,31 @@ async def once(
     store: IdempotencyStore,
     key: str,
     request_fingerprint: str,
-    produce: Callable[[], Awaitable[bytes]],
+    produce: Callable[[Claim], Awaitable[bytes]],
     *,
     wait_s: float = WAIT_S,
     lock_ms: int = LOCK_MS,
-    still_true: Callable[[bytes], Awaitable[bool]] | None = None,
+    still_true: Callable[[Claim], Awaitable[bool]] | None = None,
     keep_ms: Callable[[], int] | None = None,
     cleanup: CleanupBudget | None = None,
+    ride_id: str | None = None,
 ) -> bytes:
     """The answer `produce` gave for the first request with this key (running it now if
-    this is the first). Concurrent duplicates wait for it and get the same bytes.
+    this is the first; it is given the claim). Concurrent duplicates wait for it and get
+    the same bytes.
 
-    `still_true` vets a stored answer before it is replayed: one that describes what no
-    longer exists (a ride lost in a Redis failover while its answer, on another master,
-    survived) is forgotten, and the request runs again. `keep_ms`, asked once the answer
-    is made, says how long to keep it (default KEEP_MS)."""
+    `still_true` vets a stored answer (the claim's payload) before it is replayed: one
+    that describes what no longer exists (a ride lost in a Redis failover while its
+    answer, on another master, survived) is forgotten, and the request runs again.
+    `keep_ms`, asked once the answer is made, says how long to keep it (default
+    KEEP_MS). `ride_id`: the ride the request stores, which the store may read with
+    each claim (Claim.looked, Claim.ride)."""
     deadline = time.monotonic() + wait_s
     pause = 0.005
     while True:
-        claim = await store.begin(key, request_fingerprint, lock_ms)
+        claim = await store.begin(key, request_fingerprint, lock_ms, ride_id)
         if claim.state is ClaimState.DONE:
-            if still_true is None or await still_true(claim.payload):
+            if still_true is None or await still_true(claim):
                 return claim.payload
             await store.forget(key, claim.payload)
             still_true = None  # once: whatever is stored next is answered as it is
@@ -67,7 +71,7 @@ async def once(
         pause = min(pause * 2, 0.1)
     holding = _Holding(store, key, claim.token, lock_ms)
     try:
-        payload = await produce()
+        payload = await produce(claim)
     except BaseException:
         await holding.stop()
         # Best effort, briefly: the lock runs out by itself, and a slow store must not hold

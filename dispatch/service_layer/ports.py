@@ -14,6 +14,7 @@ from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
 from dispatch.domain.rides import Ride
 from dispatch.service_layer.notices import RideNotice
+from dispatch.service_layer.rider_limits import Rate
 
 
 class Clock(Protocol):
@@ -106,6 +107,14 @@ class RiderRideStore(Protocol):
         Returns [] when counted (or counted before), else the rides that fill the cap."""
         ...
 
+    async def admit(
+        self, rider_id: str, ride_id: str, now_ms: int, cap: int, action: str, rate: Rate
+    ) -> tuple[int, list[HeldRide]]:
+        """Take one token of the rider's limit for `action` (LimitStore.take's bucket),
+        then hold the ride, as one step. Returns (ms until a token is there, []) when the
+        bucket is empty (nothing taken or counted), else (0, what hold returns)."""
+        ...
+
     async def drop(self, rider_id: str, ride_id: str) -> None: ...
 
 
@@ -121,10 +130,19 @@ class Claim:
     state: ClaimState
     token: str = ""
     payload: bytes = b""
+    # With begin's `ride_id`, a store that reads the ride in the same step (Redis: the
+    # record shares the ride's slot) sets `looked` and `ride` (None: not stored).
+    looked: bool = False
+    ride: Ride | None = None
 
 
 class IdempotencyStore(Protocol):
-    async def begin(self, key: str, fingerprint: str, lock_ms: int) -> Claim: ...
+    async def begin(
+        self, key: str, fingerprint: str, lock_ms: int, ride_id: str | None = None
+    ) -> Claim:
+        """Claim `key`, or report what is there. `ride_id`: the ride this key's request
+        stores, which the claim may report too (Claim.looked)."""
+        ...
 
     async def finish(self, key: str, token: str, payload: bytes, ttl_ms: int) -> None: ...
 

@@ -21,9 +21,10 @@ from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
+from dispatch.service_layer.ports import Claim
 from dispatch.service_layer.quotes import count_request, locked_surge
 from dispatch.service_layer.reservations import find_offer, give_back, release_driver
-from dispatch.service_layer.rider_limits import RIDES, take
+from dispatch.service_layer.rider_limits import RIDES
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
 from dispatch.service_layer.timers import OfferTimeout
 
@@ -67,14 +68,18 @@ async def request_ride(
     cleanup: CleanupBudget | None = None,
     product: str | None = None,
     fresh_id: bool = False,
+    limit: str | None = None,
+    earlier: Ride | None = None,
 ) -> Ride:
     """`cleanup`: the budget for undoing what a failed request did (one is made if none
     is given; request_ride_once shares its own with giving up the Idempotency-Key).
-    `fresh_id`: `ride_id` was just drawn at random (no Idempotency-Key), so no earlier
-    try can have stored it: it is not looked for."""
+    `fresh_id`: no earlier try's ride is to be looked for: `ride_id` was just drawn at
+    random (no Idempotency-Key), or the key's claim read it already (`earlier`: that
+    ride, None if none is stored). `limit`: the rider limit (RiderLimits' action) a
+    request that gets this far takes a token of, with its count."""
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
-    existing = None if fresh_id else await deps.rides.get(ride_id)
+    existing = earlier if fresh_id else await deps.rides.get(ride_id)
     if existing is not None:
         if existing.rider_id != actor.id:
             raise Forbidden("this ride is not yours")
@@ -86,7 +91,8 @@ async def request_ride(
     # A quote (of the same product) is checked first: refused, nothing is counted or reserved.
     surge = None if quote_id is None else await locked_surge(deps, actor, quote_id, pickup, product)
     check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
-    await count_ride(deps, actor.id, ride_id, now)
+    # The rate's token and the cap's count in one store call: they share the rider's slot.
+    await count_ride(deps, actor.id, ride_id, now, limit)
     timer = OfferTimeout(ride_id)
     offer_due = now + deps.policy.offer_timeout_ms
     try:
@@ -161,21 +167,36 @@ async def request_ride_once(
     answered: list[Ride] = []
     cleanup = CleanupBudget()  # one budget for undoing a failed request, key included
 
-    async def produce() -> bytes:
-        # Counted against the rider's rate only when the request runs (a retry answered
-        # from its Idempotency-Key does not count); refused, nothing is stored.
-        await take(deps.rider_limits, RIDES, actor.id, deps.clock.now_ms())
+    async def produce(claim: Claim | None) -> bytes:
+        # Counted against the rider's rate only when the request would make a ride (a
+        # retry answered from its Idempotency-Key or its stored ride does not count, nor
+        # does a refused quote or area); refused, nothing is stored.
+        # With a key, the claim may have read the ride an earlier try stored.
+        looked = claim is None or claim.looked
+        earlier = None if claim is None else claim.ride
         ride = await request_ride(
-            deps, actor, ride_id, pickup, dropoff, quote_id, cleanup, product, key is None
+            deps,
+            actor,
+            ride_id,
+            pickup,
+            dropoff,
+            quote_id,
+            cleanup,
+            product,
+            looked,
+            RIDES,
+            earlier,
         )
         answered.append(ride)
         return render(ride)
 
     if key is None:
-        return await produce()
+        return await produce(None)
 
-    async def ride_still_stored(_answer: bytes) -> bool:
+    async def ride_still_stored(claim: Claim) -> bool:
         # The ride's id comes from the key: a retry after its loss stores it again.
+        if claim.looked:
+            return claim.ride is not None
         return await deps.rides.get(ride_id) is not None
 
     return await idempotency.once(
@@ -187,4 +208,5 @@ async def request_ride_once(
         still_true=ride_still_stored,
         keep_ms=lambda: kept_for(answered[-1], idempotency.KEEP_MS),  # no_driver: 1 h
         cleanup=cleanup,
+        ride_id=ride_id,  # the record shares the ride's slot: the claim reads the ride
     )

@@ -51,10 +51,13 @@ class RiderLimits:
             return
         wait_ms = await self.store.take(rider_id, action, rate, now_ms)
         if wait_ms > 0:
-            retry_after_s = max(1, math.ceil(wait_ms / 1000))
-            raise RiderRateLimited(
-                f"too many {action} for this rider; slow down", retry_after_s, action
-            )
+            raise rate_limited(action, wait_ms)
+
+
+def rate_limited(action: str, wait_ms: int) -> RiderRateLimited:
+    """The refusal of an `action` whose next token is `wait_ms` away."""
+    retry_after_s = max(1, math.ceil(wait_ms / 1000))
+    return RiderRateLimited(f"too many {action} for this rider; slow down", retry_after_s, action)
 
 
 async def take(limits: RiderLimits | None, action: str, rider_id: str, now_ms: int) -> None:

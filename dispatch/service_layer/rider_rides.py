@@ -15,6 +15,7 @@ from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import ActiveRideLimit
 from dispatch.service_layer.ports import HeldRide
+from dispatch.service_layer.rider_limits import rate_limited
 
 # A count with no ride stored this long after it is a request that died; longer than
 # any request runs (their deadline, DISPATCH_REQUEST_TIMEOUT_S, is 15 s by default).
@@ -22,10 +23,22 @@ ORPHAN_AFTER_MS = 120_000
 UNCOUNT_WAIT_S = 0.25
 
 
-async def count_ride(deps: Deps, rider_id: str, ride_id: str, now_ms: int) -> None:
-    """Count `ride_id` among the rider's active rides, or raise ActiveRideLimit."""
+async def count_ride(
+    deps: Deps, rider_id: str, ride_id: str, now_ms: int, limit: str | None = None
+) -> None:
+    """Count `ride_id` among the rider's active rides, or raise ActiveRideLimit. With
+    `limit`, first take one token of the rider's limit for that action (RiderLimits), in
+    the same store call (the same slot on Redis), or raise RiderRateLimited."""
     cap = deps.policy.max_active_rides
-    held = await deps.active_rides.hold(rider_id, ride_id, now_ms, cap)
+    rate = (
+        None if limit is None or deps.rider_limits is None else deps.rider_limits.rates.get(limit)
+    )
+    if limit is None or rate is None:
+        held = await deps.active_rides.hold(rider_id, ride_id, now_ms, cap)
+    else:
+        wait_ms, held = await deps.active_rides.admit(rider_id, ride_id, now_ms, cap, limit, rate)
+        if wait_ms > 0:
+            raise rate_limited(limit, wait_ms)
     if not held:
         return
     stale = [h for h in held if await _over(deps, h, now_ms)]

@@ -10,7 +10,13 @@ from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import Ride
 from dispatch.service_layer.errors import IdempotencyMismatch
-from dispatch.service_layer.ride_requests import request_ride_once
+from dispatch.service_layer.ports import ClaimState
+from dispatch.service_layer.ride_requests import (
+    new_ride_id,
+    record_key,
+    request_fingerprint,
+    request_ride_once,
+)
 
 from .conftest import Backend, Instance
 
@@ -63,3 +69,25 @@ async def test_over_http_integers_and_explicit_null_dropoff_replay_the_answer(
     other = {"pickup": {"lat": 52.5, "lng": 13.0}, "dropoff": {"lat": 52.6, "lng": 13.1}}
     status, data, _ = await service.call("POST", "/v1/rides", who, json=other, headers=key)
     assert (status, data["error"]) == (422, "idempotency_key_reused")
+
+
+async def test_the_claim_reads_the_ride_an_earlier_try_stored(backend: Backend) -> None:
+    """On Redis a ride request's record shares its ride's slot, so the claim's one script
+    also says whether the ride is stored (no read of its own to find an earlier try's)."""
+    answer = await request_ride_once(backend.deps, rider("u1"), HERE, None, "k", render)
+    ride_id = orjson.loads(answer)["id"]
+    key = record_key("u1", "k")
+    fp = request_fingerprint(HERE, None)
+    done = await backend.deps.idempotency.begin(key, fp, 3_000, ride_id)
+    assert done.state is ClaimState.DONE and done.payload == answer
+    other = new_ride_id("u1", "k2")  # never stored
+    fresh = await backend.deps.idempotency.begin(record_key("u1", "k2"), fp, 3_000, other)
+    assert fresh.state is ClaimState.NEW and fresh.ride is None
+    if backend.name == "memory":  # the caller reads its dictionary instead
+        assert not done.looked and not fresh.looked
+        return
+    assert done.looked and done.ride is not None and done.ride.id == ride_id
+    assert fresh.looked
+    await backend.deps.idempotency.forget(key, answer)
+    again = await backend.deps.idempotency.begin(key, fp, 3_000, ride_id)
+    assert again.state is ClaimState.NEW and again.ride == done.ride

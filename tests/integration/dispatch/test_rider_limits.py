@@ -110,3 +110,25 @@ async def test_one_rider_flooding_two_instances_writes_a_bounded_number_of_rides
             assert 0 < await client.pttl(key) <= 3600 * 1000
     finally:
         await client.aclose()
+
+
+async def test_a_ride_request_takes_its_token_and_its_count_in_one_step(backend: Backend) -> None:
+    riders, now = backend.deps.active_rides, backend.clock.now
+    limits = backend.deps.rider_limits
+    assert limits is not None
+    rate = Rate(per_s=0.001, burst=3)
+    assert await riders.admit("u1", "r1", now, 2, RIDES, rate) == (0, [])
+    assert await riders.admit("u1", "r1", now, 2, RIDES, rate) == (0, [])  # counted before
+    waited, full = await riders.admit("u1", "r2", now, 1, RIDES, rate)  # the cap refuses...
+    assert waited == 0 and [h.ride_id for h in full] == ["r1"]
+    # ... with its token taken, as each of the three calls above took one: none is left,
+    # and an empty bucket counts nothing.
+    waited, full = await riders.admit("u1", "r3", now, 5, RIDES, rate)
+    assert waited > 0 and full == []
+    assert await riders.hold("u1", "r4", now, 2) == []  # a hold alone takes no token
+    assert [h.ride_id for h in await riders.hold("u1", "r5", now, 2)] == ["r1", "r4"]
+    # The bucket is the rider limits' own: the same one LimitStore.take reads.
+    assert await limits.store.take("u1", RIDES, rate, now) > 0
+    assert await limits.store.take("u2", RIDES, rate, now) == 0
+    assert await riders.admit("u2", "r6", now, 2, RIDES, rate) == (0, [])
+    assert await riders.hold("u2", "r7", now, 1) != []  # r6 counted

@@ -12,6 +12,7 @@ from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer import idempotency, ride_steps
 from dispatch.service_layer.notices import RideNotice, driver_topic, ride_topic
 from dispatch.service_layer.ops_view import OPS_TOPIC
+from dispatch.service_layer.ports import Claim
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride, request_ride_once
 from dispatch.service_layer.timers import OfferTimeout
 
@@ -105,7 +106,7 @@ class _CountingStore(MemoryIdempotencyStore):
 async def test_a_request_longer_than_a_third_of_its_lock_keeps_touching_its_key() -> None:
     store = _CountingStore()
 
-    async def slow() -> bytes:
+    async def slow(_claim: Claim) -> bytes:
         await asyncio.sleep(0.2)  # ten thirds of the lock below
         return b"done"
 
@@ -116,7 +117,7 @@ async def test_a_request_longer_than_a_third_of_its_lock_keeps_touching_its_key(
 async def test_a_quick_request_never_touches_its_key() -> None:
     store = _CountingStore()
 
-    async def quick() -> bytes:
+    async def quick(_claim: Claim) -> bytes:
         return b"done"
 
     assert await idempotency.once(store, "k", "fp", quick, lock_ms=60) == b"done"
