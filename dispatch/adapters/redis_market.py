@@ -273,7 +273,8 @@ def _riders(
 ) -> Call:
     """market_riders.lua's call for the region's products (and only `cells`, if any)."""
     keys = _buckets(region, window, now_ms, products)
-    return (RIDERS, keys, [len(keys) // len(products), len(products), *products, *cells])
+    only = [" ".join(cells)] if cells else []
+    return (RIDERS, keys, [len(keys) // len(products), len(products), *products, *only])
 
 
 # A multiplier as the surge hash holds it: a few dozen distinct values, each written once.

@@ -32,9 +32,15 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 C = TypeVar("C", bound=Hashable)
+# A count, or counts in a numpy array (the service's recompute converts a region's at once).
+Counts = TypeVar("Counts", float, "npt.NDArray[np.float64]")
 
 _EPS = 1e-9
 
@@ -183,7 +189,7 @@ def effective(computed: float, pin: Pin | None, enabled: bool, now_ms: int) -> f
     return computed if enabled else 1.0
 
 
-def per_minute(count: float, window_ms: int) -> float:
+def per_minute(count: Counts, window_ms: int) -> Counts:
     return count * 60_000 / window_ms
 
 

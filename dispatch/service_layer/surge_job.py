@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
+
+import numpy as np
 
 from dispatch.domain.market import per_minute, pins_of
 from dispatch.service_layer.deps import Deps
@@ -25,7 +28,7 @@ from dispatch.service_layer.surge_fast import (
     Round,
     cells_of,
     cells_to_supply,
-    lay_out_products,
+    lay_out,
     next_surge,
     quoted_surge,
 )
@@ -44,8 +47,9 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     market = deps.market
     store, config = market.store, market.config
     now = deps.clock.now_ms()
-    # Its own cells' riders, and its neighbours' along the border (one read per region
-    # and product, all in flight together): a border cell is smoothed over both sides.
+    # Its own cells' riders, and its neighbours' along the border (one read per region,
+    # every product in it, all in flight together): a border cell is smoothed over both
+    # sides.
     border = border_of(region, config.region_res, config.res)
     own, across = await asyncio.gather(
         store.riders([region], config.window, now, config.products),
@@ -54,29 +58,19 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     current = await store.computed(region)
     pins = await store.pins(region)
     enabled = await store.enabled()
-    window_ms = config.window.window_ms
-    demand = {
-        p: {
-            c: per_minute(n, window_ms)
-            for c, n in (own[region].get(p, {}) | across.get(p, {})).items()
-        }
-        for p in own[region].keys() | across.keys()
+    riders = {
+        p: own[region].get(p, {}) | across.get(p, {}) for p in own[region].keys() | across.keys()
     }
-    # Each product is priced by its own riders and drivers, on one layout of the cells
-    # (the rings are the same geometry): a cell with demand in its disk is priced by the
-    # supply of its own disk, so each product reads the supply of every cell within two
-    # rings of its demand (cells without demand nearby fall to 1.0 whatever their
-    # supply). The layout keeps the rings from round to round.
+    # Every product on one layout of the cells (the rings are the same geometry), each
+    # priced by its own riders and drivers: a cell with demand in its disk is priced by
+    # the supply of its own disk, so the supply of every cell within two rings of any
+    # product's demand is read, every product's in one read (cells without demand nearby
+    # fall to 1.0 whatever their supply). The layout keeps the rings from round to round.
     layout = LAYOUTS.get(region, lambda cell: region_of(config, cell) == region)
-    rounds = lay_out_products(layout, demand, current)
-    computed = dict(
-        zip(
-            rounds,
-            await asyncio.gather(*(_next(deps, p, laid) for p, laid in rounds.items())),
-            strict=True,
-        )
-    )
-    # A product without a round is at 1.0 everywhere but where a pin prices it.
+    laid = lay_out(layout, riders, current)
+    laid = replace(laid, demand=per_minute(laid.demand, config.window.window_ms))
+    computed = await _next(deps, laid) if laid.products else {}
+    # A product without demand or surge is at 1.0 everywhere but where a pin prices it.
     pinned = {p for _, p in pins if p is not None}
     every = set(config.products) if any(p is None for _, p in pins) else set()
     quoted = {
@@ -96,12 +90,16 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     return written
 
 
-async def _next(deps: Deps, product: str, laid: Round) -> dict[str, float]:
-    """The product's next multipliers: its round, priced by its own drivers' supply."""
-    cells = cells_to_supply(laid)
-    supply: dict[str, int] = {}
-    for start in range(0, len(cells), SUPPLY_CHUNK):
-        supply.update(await deps.index.supply_in(cells[start : start + SUPPLY_CHUNK], product))
+async def _next(deps: Deps, laid: Round) -> dict[str, dict[str, float]]:
+    """Every product's next multipliers, priced by its own drivers' supply: one read of
+    every product's supply (GeoIndex.supply_table), then one vectorised pass."""
+    cols = cells_to_supply(laid)
+    names = laid.snap.cells[cols].tolist()
+    supply = np.zeros_like(laid.demand)
+    for start in range(0, len(names), SUPPLY_CHUNK):
+        chunk = names[start : start + SUPPLY_CHUNK]
+        table = await deps.index.supply_table(chunk, laid.products)
+        supply[:, cols[start : start + SUPPLY_CHUNK]] = table
     return next_surge(laid, supply, deps.market.config.policy)
 
 

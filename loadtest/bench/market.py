@@ -2,7 +2,7 @@
 over the same counts.
 
     python -m loadtest.bench.market --cells 10000 --res 10 [--rounds 20] [--products 1]
-        [--redis-url URL]
+        [--redis-url URL] [--profile PATH]
 
 A region (an H3 cell of resolution 5) gets `--cells` active market cells (1-5 distinct
 riders each, counted through the service's own store and Lua) and a few thousand
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import statistics
 import time
 from functools import partial
@@ -40,10 +41,10 @@ from dispatch.bootstrap import bootstrap
 from dispatch.domain.geo import LatLng
 from dispatch.domain.market import SurgePolicy, per_minute, recompute
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.market import count_ask, ring1
+from dispatch.service_layer.market import ask_of, count_asks, ring1
 from dispatch.service_layer.ports import Outcome
 from dispatch.service_layer.surge_cells import CellLayout
-from dispatch.service_layer.surge_fast import lay_out, next_surge
+from dispatch.service_layer.surge_fast import lay_out, next_surge, supply_table
 from dispatch.service_layer.surge_job import recompute_region
 from dispatch.settings import Settings
 from geoindex import Position
@@ -52,33 +53,50 @@ from loadtest.bench.harness import run_on_redis
 CENTRE = (40.7306, -73.9866)
 
 
+class FrozenClock:
+    """The service's clock held at the fill's time: the drivers stay fresh and the
+    window's buckets the same however long a busy machine takes over the fill and the
+    rounds (Redis still expires the buckets in real time: the asks are counted last)."""
+
+    def __init__(self) -> None:
+        self.at_ms = time.time_ns() // 1_000_000
+
+    def now_ms(self) -> int:
+        return self.at_ms
+
+
 async def fill(
     deps: Deps, cells: list[str], rng: np.random.Generator, drivers: int, products: list[str]
 ) -> None:
-    """Riders asking in every cell (as quotes would count them), drivers on the map; the
-    k-th rider asks for, the k-th driver serves, products[k % len(products)]."""
+    """Drivers on the map, then riders asking in every cell (as quotes would count
+    them); the k-th rider asks for, the k-th driver serves, products[k % len(products)].
+    The asks go in batches, each one pipelined call (count_asks)."""
     now = deps.clock.now_ms()
-    jobs = []
+    spots = rng.choice(len(cells), size=drivers)
+    fixes = []
+    for i, c in enumerate(spots):
+        lat, lng = h3.cell_to_latlng(cells[int(c)])
+        fixes.append(Position(f"d{i}", lat, lng, now))
+    if len(products) > 1:
+        for start in range(0, drivers, 500):
+            await asyncio.gather(
+                *(
+                    deps.index.set_products(f"d{i}", [products[i % len(products)]])
+                    for i in range(start, min(start + 500, drivers))
+                )
+            )
+    for start in range(0, len(fixes), 1000):
+        await deps.index.upsert(fixes[start : start + 1000])
+    asks = []
     k = 0
     for i, cell in enumerate(cells):
         at = LatLng(*h3.cell_to_latlng(cell))
         for r in range(int(rng.integers(1, 6))):
             product = products[k % len(products)]
             k += 1
-            ask = count_ask(deps.market, f"r{i}-{r}", at, now, Outcome.QUOTE, product=product)
-            jobs.append(ask)
-    for start in range(0, len(jobs), 500):
-        await asyncio.gather(*jobs[start : start + 500])
-    spots = rng.choice(len(cells), size=drivers)
-    fixes = []
-    for i, c in enumerate(spots):
-        lat, lng = h3.cell_to_latlng(cells[int(c)])
-        fixes.append(Position(f"d{i}", lat, lng, now))
-    for start in range(0, len(fixes), 1000):
-        await deps.index.upsert(fixes[start : start + 1000])
-    if len(products) > 1:
-        for i in range(drivers):
-            await deps.index.set_products(f"d{i}", [products[i % len(products)]])
+            asks.append(ask_of(deps.market, f"r{i}-{r}", at, now, Outcome.QUOTE, product=product))
+    for start in range(0, len(asks), 500):
+        await count_asks(deps.market, asks[start : start + 500])
 
 
 async def market_memory(url: str) -> dict[str, int]:
@@ -116,7 +134,7 @@ def numpy_pass(
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     rng = np.random.default_rng(7)
     settings = Settings(redis_url=url, market_res=args.res, region_res=5)
-    async with bootstrap(settings) as runtime:
+    async with bootstrap(settings, clock=FrozenClock()) as runtime:
         deps = runtime.deps
         region_cell = h3.latlng_to_cell(*CENTRE, 5)
         children = sorted(h3.cell_to_children(region_cell, args.res))
@@ -134,16 +152,28 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         await recompute_region(deps, region, "bench", fence)  # lays the cells out
         first_cpu = time.process_time() - c0
         ours_cpu, ours_wall = [], []
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
         for _ in range(args.rounds):
             c0, w0 = time.process_time(), time.perf_counter()
+            if profiler:
+                profiler.enable()
             assert await recompute_region(deps, region, "bench", fence)
+            if profiler:
+                profiler.disable()
             ours_cpu.append(time.process_time() - c0)
             ours_wall.append(time.perf_counter() - w0)
+        if profiler:
+            profiler.dump_stats(args.profile)
         # The same counts, laid out for numpy (layout not timed: it is the input).
         window = deps.market.config.window
         # (Every product's counts summed: one map, the arithmetic of one product's pass.)
         counts = (await store.counts([region], window, deps.clock.now_ms(), products))[region]
         demand_map = {c: per_minute(n.riders, window.window_ms) for c, n in counts.items()}
+        if len(demand_map) < args.cells:
+            raise SystemExit(
+                f"only {len(demand_map)} of {args.cells} cells still had demand after the rounds"
+                " (counts lost or expired): figures not comparable, run again"
+            )
         current_map = (await store.computed(region)).get(products[0], {})
         universe = sorted(set(demand_map) | {n for c in demand_map for n in ring1(c)})
         where = {c: i for i, c in enumerate(universe)}
@@ -175,8 +205,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         fast_cpu = []
         for _ in range(args.rounds + 1):
             c0 = time.process_time()
-            laid = lay_out(layout, demand_map, current_map)
-            vectorised = next_surge(laid, supply_map, policy)
+            laid = lay_out(layout, {"p": demand_map}, {"p": current_map})
+            vectorised = next_surge(laid, supply_table(laid, {"p": supply_map}), policy)["p"]
             fast_cpu.append(time.process_time() - c0)
         fast_cpu.pop(0)  # the layout's first round
         ours = statistics.median(ours_cpu)
@@ -214,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--products", type=int, default=1, help="riders and drivers spread over N")
     ap.add_argument("--redis-url")
+    ap.add_argument("--profile", help="write cProfile stats of the timed rounds here")
     args = ap.parse_args(argv)
     if args.redis_url:
         import redis
