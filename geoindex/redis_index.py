@@ -460,26 +460,26 @@ class RedisGeoIndex:
         """Fresh drivers in each row's score range of its region, in the region's sets
         named by `suffixes` ("" every driver's, ":<product>" a product's): a row per
         suffix, a column per row; one script call per region, every set in it."""
-        by_region: dict[int, list[int]] = {}
-        bounds: dict[int, list[int]] = {}
-        for i, (_, region, lo, hi) in enumerate(rows):
-            by_region.setdefault(region, []).append(i)
-            bounds.setdefault(region, []).extend((lo, hi))
         out = np.zeros((len(suffixes), len(rows)), dtype=np.int64)
-        if not by_region or not suffixes:
+        if not rows or not suffixes:
             return out
+        # Grouped by region and packed with numpy: a recompute names thousands of cells.
+        _, regions, los, his = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+        order = np.argsort(regions, kind="stable")
+        distinct, starts = np.unique(regions[order], return_index=True)
+        groups = np.split(order, starts[1:])
+        bounds = np.column_stack((los, his)).astype("<f8")
         min_ts = self._clock() - self.ttl_ms
-        regions = list(by_region)
         calls = [
             (
                 REGION_COUNT,
                 [self._region_keys(r)[0] + s for s in suffixes],
-                [min_ts, _joined(bounds[r])],
+                [min_ts, bounds[rows_of].tobytes()],
             )
-            for r in regions
+            for r, rows_of in zip(distinct.tolist(), groups, strict=True)
         ]
-        for r, reply in zip(regions, await self._scripts.run(calls), strict=True):
-            out[:, by_region[r]] = np.array(reply, dtype=np.int64).reshape(len(suffixes), -1)
+        for rows_of, reply in zip(groups, await self._scripts.run(calls), strict=True):
+            out[:, rows_of] = np.array(reply, dtype=np.int64).reshape(len(suffixes), -1)
         return out
 
     async def within(
@@ -551,10 +551,6 @@ def _joined_products(products: tuple[str, ...]) -> str:
 
 def _products(joined: str) -> tuple[str, ...]:
     return tuple(p for p in joined.split(",") if p and p != "-")
-
-
-def _joined(bounds: list[int]) -> str:
-    return " ".join(map(str, bounds))
 
 
 def _s(value: Any) -> str:

@@ -61,10 +61,15 @@ def named_cells(cells: Sequence[str], region_res: int) -> list[SupplyCell]:
         raise InvalidQuery("cells must be a sequence of H3 cell ids")
     if len(cells) > MAX_SUPPLY_CELLS:
         raise InvalidQuery(f"at most {MAX_SUPPLY_CELLS} cells per call")
-    for name in cells:
-        if not isinstance(name, str):
-            raise InvalidQuery(f"not an H3 cell id: {str(name)[:20]!r}")
-    return [_named(name, region_res) for name in cells]
+    try:
+        # One pass (a recompute names thousands of cells): what is not a string fails
+        # in _named's pattern match, or in its cache if unhashable.
+        return [_named(name, region_res) for name in cells]
+    except TypeError:
+        bad = [name for name in cells if not isinstance(name, str)]
+        if not bad:
+            raise
+        raise InvalidQuery(f"not an H3 cell id: {str(bad[0])[:20]!r}") from None
 
 
 @functools.lru_cache(maxsize=65_536)
