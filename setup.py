@@ -17,6 +17,17 @@ EXTENSIONS: list[Extension] = [
         ["dispatch/service_layer/_areaprobe.c"],
         extra_compile_args=[*COMPILE_ARGS, "-ffp-contract=off"],  # floats as Python's
     ),
+    # No FMA contraction, no fused sincos: its haversine must be Python's to the last bit.
+    Extension(
+        "geoindex._gridknn",
+        ["geoindex/_gridknn.c"],
+        extra_compile_args=[
+            *COMPILE_ARGS,
+            "-ffp-contract=off",
+            "-fno-builtin-sin",
+            "-fno-builtin-cos",
+        ],
+    ),
 ]
 
 setup(ext_modules=EXTENSIONS)

@@ -3,8 +3,8 @@
 The same layout as the Redis backend, minus the network: per region a sorted list of
 (score, driver_id) holding available drivers only, one more per region and product (a
 driver listed in each product it serves), and one state record per driver. k-nearest
-searches do not plan H3 disks here: they read a grid of the same drivers (geoindex/grid.py,
-one for every available driver and one per product), which numpy scans in a few calls.
+searches do not plan H3 disks here: they read a grid of the same drivers, one for every
+available driver and one per product, searched in C (geoindex/_gridknn.c).
 Every method runs without awaiting in between, so each call is atomic within the event loop.
 """
 
@@ -20,12 +20,12 @@ import numpy as np
 import numpy.typing as npt
 
 from geoindex import limits
+from geoindex._gridknn import Grid
 from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
-from geoindex.grid import Grid
 from geoindex.knn import Candidate
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
-from geoindex.search import DensityHints, SearchConfig
+from geoindex.search import SearchConfig
 from geoindex.split import Entry, Layout
 from geoindex.supply import (
     checked_products,
@@ -66,7 +66,6 @@ class MemoryGeoIndex:
         self.ttl_ms = ttl_ms
         self._clock = clock
         self._config = config or SearchConfig()
-        self._hints = DensityHints()
         self._drivers: dict[str, _Driver] = {}
         # Availability of drivers without a position (not seen yet, or swept): the Redis
         # backend keeps it for a day; here it lasts as long as the process.
@@ -165,11 +164,13 @@ class MemoryGeoIndex:
 
     def _list(self, driver_id: str, d: _Driver) -> None:
         if d.available:
-            cand = (driver_id, d.ts_ms, d.lat, d.lng)
             for product in (None, *d.products):
                 entries = self._regions.setdefault((d.region, product), [])
                 bisect.insort(entries, (d.score, driver_id))
-                self._grids.setdefault(product, Grid()).add(cand)
+                grid = self._grids.get(product)
+                if grid is None:
+                    grid = self._grids[product] = Grid()
+                grid.add(driver_id, d.ts_ms, d.lat, d.lng)
 
     def _unlist(self, driver_id: str, d: _Driver | None) -> None:
         if d is None or not d.available:
@@ -252,11 +253,7 @@ class MemoryGeoIndex:
         grid = self._grids.get(product)
         if grid is None:
             return []
-        min_ts = self._clock() - self.ttl_ms
-        hint = self._hints.get(lat, lng, product)
-        hits, reach = grid.nearest(lat, lng, k, radius_m, min_ts, hint)
-        self._hints.put(lat, lng, reach, product)
-        return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits]
+        return grid.nearest(lat, lng, k, radius_m, self._clock() - self.ttl_ms)
 
     async def supply(
         self, lat: float, lng: float, radius_m: float, resolution: int

@@ -1,5 +1,5 @@
-"""The embedded backend's search grid (geoindex/grid.py) against brute force, through
-writes that move, remove and re-add drivers, with misleading hints and stale fixes."""
+"""The embedded backend's search grid (geoindex/_gridknn.c) against brute force, through
+writes that move, remove and re-add drivers, with stale fixes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geoindex._gridknn import Grid
 from geoindex.cells import haversine_m
-from geoindex.grid import BOX_M, Grid
 
 centres = st.one_of(
     st.tuples(st.floats(-89, 89), st.floats(-180, 180)),
@@ -28,7 +28,8 @@ def near(lat: float, lng: float, dlat_m: float, dlng_m: float) -> tuple[float, f
 @st.composite
 def scenarios(draw: st.DrawFn) -> dict:
     lat, lng = draw(centres)
-    # Spreads around the box edges, where a box's far side is the trap.
+    # Spreads around the box edges (125 m to 512 km, 4x apart), where a box's far side
+    # is the trap.
     spread = draw(st.sampled_from([20.0, 150.0, 300.0, 700.0, 2_500.0, 10_000.0, 60_000.0]))
     offsets = st.floats(-2 * spread, 2 * spread)
     n = draw(st.one_of(st.integers(0, 8), st.integers(0, 60)))
@@ -39,11 +40,11 @@ def scenarios(draw: st.DrawFn) -> dict:
         "drivers": drivers,
         "moves": draw(st.lists(st.tuples(st.integers(0, 70), offsets, offsets), max_size=20)),
         "removed": draw(st.sets(st.integers(0, 70), max_size=10)),
+        "readded": draw(st.sets(st.integers(0, 70), max_size=5)),
         "stale": draw(st.sets(st.integers(0, 70), max_size=10)),
         "query": near(lat, lng, draw(offsets), draw(offsets)),
         "k": draw(st.integers(1, 12)),
         "radius": draw(st.one_of(st.just(0.0), st.just(50_000.0), st.floats(0, 50_000))),
-        "hint": draw(st.one_of(st.none(), st.floats(0, 60_000))),
     }
 
 
@@ -54,9 +55,7 @@ def test_nearest_matches_brute_force_through_writes(scenario: dict) -> None:
     live: dict[str, tuple[int, float, float]] = {}
 
     def put(name: str, ts: int, lat: float, lng: float) -> None:
-        if name in live:
-            grid.remove(name)
-        grid.add((name, ts, lat, lng))
+        grid.add(name, ts, lat, lng)  # a move when listed
         live[name] = (ts, lat, lng)
 
     for i, (lat, lng) in enumerate(scenario["drivers"]):
@@ -66,8 +65,10 @@ def test_nearest_matches_brute_force_through_writes(scenario: dict) -> None:
             _, lat, lng = live[f"d{i:02d}"]
             put(f"d{i:02d}", 100, *near(lat, lng, dlat, dlng))
     for i in scenario["removed"]:
-        if live.pop(f"d{i:02d}", None) is not None:
+        if (gone := live.pop(f"d{i:02d}", None)) is not None:
             grid.remove(f"d{i:02d}")
+            if i in scenario["readded"]:
+                put(f"d{i:02d}", *gone)
     assert len(grid) == len(live)
 
     qlat, qlng = scenario["query"]
@@ -79,22 +80,20 @@ def test_nearest_matches_brute_force_through_writes(scenario: dict) -> None:
         for name, (ts, lat, lng) in live.items()
         if ts >= 100 and (d := haversine_m(qlat, qlng, lat, lng)) <= radius
     )[:k]
-    hits, reach = grid.nearest(qlat, qlng, k, radius, 100, scenario["hint"])
-    assert [(d, c[0]) for d, c in hits] == expected
-    assert reach == (expected[-1][0] if len(expected) == k else radius)
+    hits = grid.nearest(qlat, qlng, k, radius, 100)
+    assert [(h.distance_m, h.driver_id) for h in hits] == expected
+    stored = [(live[name][1], live[name][2], live[name][0]) for _, name in expected]
+    assert [(h.lat, h.lng, h.ts_ms) for h in hits] == stored
 
 
 def test_a_driver_at_exactly_the_radius_due_north_or_south_is_found() -> None:
     for north in (True, False):
         grid = Grid()
         lat, lng = 40.0, -73.0
-        grid.add(("edge", 1, lat, lng))
+        grid.add("edge", 1, lat, lng)
         dlat = math.degrees(1_000.0 / 6371008.8)
         qlat = lat - dlat if north else lat + dlat
         radius = haversine_m(qlat, lng, lat, lng)
-        hits, _ = grid.nearest(qlat, lng, 1, radius, 0, None)
-        assert [(d, c[0]) for d, c in hits] == [(radius, "edge")]
-
-
-def test_boxes_grow_from_the_dense_centre_to_past_the_largest_radius() -> None:
-    assert BOX_M[0] <= 125.0 and 2 * BOX_M[-1] >= 50_000.0
+        hits = grid.nearest(qlat, lng, 1, radius, 0)
+        assert [(h.distance_m, h.driver_id) for h in hits] == [(radius, "edge")]
+        assert grid.nearest(qlat, lng, 1, math.nextafter(radius, 0.0), 0) == []
