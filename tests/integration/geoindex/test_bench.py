@@ -32,3 +32,16 @@ def test_bench_prints_the_documented_json_with_exact_recall(
             row["ours_qps"] / redis_row["ours_qps"]
         )
         assert row["ours_qps_taking_updates"] > 0 and row["kdtree_same_answer_qps"] > 0
+
+
+def test_bench_measures_the_embedded_backend_alone_without_redis(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bench.main(["--embedded-only", "--drivers", "3000", "--queries", "60", "--recall-sample", "60"])
+    out = orjson.loads(capsys.readouterr().out)
+    assert "knn" not in out and "upsert" not in out
+    assert [row["radius_m"] for row in out["memory"]["knn"]] == [500, 2000, 5000]
+    for row in out["memory"]["knn"]:
+        assert row["recall"] == 1.0 and "ratio_vs_redis_backend" not in row
+        assert row["ratio_vs_kdtree"] == pytest.approx(row["ours_qps"] / row["kdtree_qps"])
+    assert out["memory"]["upsert_per_s"] > 0 and "index_rss_mib" in out["memory"]
