@@ -398,6 +398,10 @@ static PyObject *Grid_add(Grid *g, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!Ldd:add", &PyUnicode_Type, &id, &row.ts_ms, &row.lat,
                           &row.lng))
         return NULL;
+    if (!isfinite(row.lat) || !isfinite(row.lng)) {
+        PyErr_SetString(PyExc_ValueError, "lat and lng must be finite");
+        return NULL;
+    }
     unit_vector(row.lat, row.lng, &row.x, &row.y, &row.z);
     row.cos_lat = cos(row.lat * DEG_TO_RAD);
     uint64_t bx = index_of(row.x), by = index_of(row.y), bz = index_of(row.z);
@@ -519,8 +523,9 @@ static PyObject *Grid_nearest(Grid *g, PyObject *args) {
     int k;
     long long min_ts;
     if (!PyArg_ParseTuple(args, "ddidL:nearest", &lat, &lng, &k, &radius, &min_ts)) return NULL;
-    if (k < 1 || !(radius >= 0.0)) {
-        PyErr_SetString(PyExc_ValueError, "k must be at least 1 and radius_m not negative");
+    if (k < 1 || !(radius >= 0.0) || !isfinite(lat) || !isfinite(lng)) {
+        PyErr_SetString(PyExc_ValueError, "k must be at least 1, radius_m not negative, "
+                                          "lat and lng finite");
         return NULL;
     }
     if (grow(&g->best, &g->cap_best, k, sizeof(Hit)) < 0) return NULL;

@@ -94,5 +94,10 @@ def test_bad_arguments_are_refused() -> None:
         grid.nearest(0.0, 0.0, 0, 100.0, 0)
     with pytest.raises(ValueError):
         grid.nearest(0.0, 0.0, 1, -1.0, 0)
+    with pytest.raises(ValueError):
+        grid.nearest(math.nan, 0.0, 1, 100.0, 0)
     with pytest.raises(TypeError):
         grid.add(7, 1, 0.0, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        grid.add("a", 1, 0.0, math.inf)
+    assert len(grid) == 0
