@@ -180,11 +180,14 @@ async def bootstrap(
         deps = Deps(
             index=index,
             drivers=MemoryDriverStore(index),
-            rides=MemoryRideStore(clock.now_ms),
+            # A new ride's Idempotency-Key answer is stored with it (RideStore.create).
+            rides=MemoryRideStore(
+                clock.now_ms, answers=(answers := MemoryIdempotencyStore(clock.now_ms))
+            ),
             # One set of rider buckets: a ride request's token is taken with its count.
             active_rides=MemoryRiderRideStore(buckets := MemoryLimitStore()),
             rider_limits=rider_limits_for(settings, buckets),
-            idempotency=MemoryIdempotencyStore(clock.now_ms),
+            idempotency=answers,
             deadlines=MemoryDeadlineQueue(),
             notifier=MemoryNotifier(),
             clock=clock,

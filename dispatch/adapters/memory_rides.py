@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
 from dispatch.domain.rides import TERMINAL, Ride
+from dispatch.service_layer.ports import Answer
 
 
 class MemoryRideStore:
-    def __init__(self, clock: Callable[[], int], retention_ms: int = 24 * 3600 * 1000) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], int],
+        retention_ms: int = 24 * 3600 * 1000,
+        answers: MemoryIdempotencyStore | None = None,
+    ) -> None:
         self._clock = clock
+        self._answers = answers  # where create's `answer` is stored (the embedded backend's)
         self._retention_ms = retention_ms
         self._rides: dict[str, Ride] = {}
         self._finished: dict[str, int] = {}  # ride id -> drop time, in finishing order
@@ -29,11 +37,15 @@ class MemoryRideStore:
         if ride.status in TERMINAL:
             self._finished[ride.id] = self._clock() + self._retention_ms
 
-    async def create(self, ride: Ride) -> bool:
+    async def create(self, ride: Ride, answer: Answer | None = None) -> bool:
         self._purge()
         if ride.id in self._rides:
             return False
+        if answer is not None and self._answers is None:
+            raise ValueError("no idempotency store to keep the answer in")
         self._put(ride)
+        if answer is not None and self._answers is not None:  # no await in it: one step
+            await self._answers.finish(answer.key, answer.token, answer.payload, answer.ttl_ms)
         return True
 
     async def get(self, ride_id: str) -> Ride | None:

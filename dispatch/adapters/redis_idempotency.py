@@ -29,7 +29,7 @@ FORGET = script("idem_forget")
 SCRIPTS = (BEGIN, FINISH, ABANDON, TOUCH, FORGET)
 
 
-def _key(key: str) -> str:
+def record_key(key: str) -> str:
     # Client-chosen text never goes into a key name: hashed, it cannot smuggle a hash tag.
     return "dispatch:idem:{r_" + hashlib.sha256(key.encode()).hexdigest()[:32] + "}"
 
@@ -46,7 +46,7 @@ class RedisIdempotencyStore:
         self, key: str, fingerprint: str, lock_ms: int, ride_id: str | None = None
     ) -> Claim:
         token = uuid.uuid4().hex
-        keys = [_key(key)]
+        keys = [record_key(key)]
         if ride_id is not None:
             keys.append(ride_key(ride_id))
             # Only a ride in the record's slot can be read by its script.
@@ -62,13 +62,13 @@ class RedisIdempotencyStore:
         return Claim(state)
 
     async def finish(self, key: str, token: str, payload: bytes, ttl_ms: int) -> None:
-        await self._scripts.call(FINISH, [_key(key)], [token, payload, ttl_ms])
+        await self._scripts.call(FINISH, [record_key(key)], [token, payload, ttl_ms])
 
     async def abandon(self, key: str, token: str) -> None:
-        await self._scripts.call(ABANDON, [_key(key)], [token])
+        await self._scripts.call(ABANDON, [record_key(key)], [token])
 
     async def touch(self, key: str, token: str, lock_ms: int) -> None:
-        await self._scripts.call(TOUCH, [_key(key)], [token, lock_ms])
+        await self._scripts.call(TOUCH, [record_key(key)], [token, lock_ms])
 
     async def forget(self, key: str, payload: bytes) -> None:
-        await self._scripts.call(FORGET, [_key(key)], [payload])
+        await self._scripts.call(FORGET, [record_key(key)], [payload])

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from dispatch.adapters import ride_codec
 from dispatch.adapters.durable import DurableScripts, ScriptCalls
 from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, ride_key, script
+from dispatch.adapters.redis_idempotency import record_key
 from dispatch.domain.retention import kept_for
 from dispatch.domain.rides import TERMINAL, Ride, RideStatus
+from dispatch.service_layer.ports import Answer
 from geoindex import ScriptRunner, translated
 from geoindex.redis_edge import Call
 
@@ -31,21 +33,24 @@ class RedisRideStore:
         self._finished_keep_ms = finished_keep_ms
         self._durable = durable  # DISPATCH_DURABLE_WRITES: see _critical
 
-    async def _write(self, ride: Ride, expected: int) -> bool:
+    async def _write(self, ride: Ride, expected: int, answer: Answer | None = None) -> bool:
         runner: ScriptCalls = self._scripts
         if self._durable is not None and _critical(ride, expected):
             runner = self._durable
-        return bool(
-            int(await runner.call(PUT, [ride_key(ride.id)], self._put_args(ride, expected)))
-        )
+        keys, args = [ride_key(ride.id)], self._put_args(ride, expected)
+        if answer is not None:  # the record is in the ride's slot (redis_idempotency)
+            keys.append(record_key(answer.key))
+            assert keys[1].endswith("{" + ride.id + "}"), "a ride request's record"
+            args += [answer.token, answer.payload, answer.ttl_ms]
+        return bool(int(await runner.call(PUT, keys, args)))
 
     def _put_args(self, ride: Ride, expected: int) -> list[bytes | int | str]:
         keep = self._finished_keep_ms if ride.status in TERMINAL else UNTOUCHED_KEEP_MS
         keep = kept_for(ride, keep)  # a no_driver ride: an hour (dispatch.domain.retention)
         return [expected, ride.version, ride_codec.encode(ride), keep, call_id()]
 
-    async def create(self, ride: Ride) -> bool:
-        return await self._write(ride, 0)
+    async def create(self, ride: Ride, answer: Answer | None = None) -> bool:
+        return await self._write(ride, 0, answer)
 
     async def get(self, ride_id: str) -> Ride | None:
         with translated():

@@ -32,7 +32,7 @@ async def once(
     store: IdempotencyStore,
     key: str,
     request_fingerprint: str,
-    produce: Callable[[Claim], Awaitable[bytes]],
+    produce: Callable[[Claim], Awaitable[tuple[bytes, bool]]],
     *,
     wait_s: float = WAIT_S,
     lock_ms: int = LOCK_MS,
@@ -42,8 +42,9 @@ async def once(
     ride_id: str | None = None,
 ) -> bytes:
     """The answer `produce` gave for the first request with this key (running it now if
-    this is the first; it is given the claim). Concurrent duplicates wait for it and get
-    the same bytes.
+    this is the first; it is given the claim, and says whether it stored the answer under
+    the key itself, as the ride store can with its ride). Concurrent duplicates wait for
+    it and get the same bytes.
 
     `still_true` vets a stored answer (the claim's payload) before it is replayed: one
     that describes what no longer exists (a ride lost in a Redis failover while its
@@ -71,7 +72,7 @@ async def once(
         pause = min(pause * 2, 0.1)
     holding = _Holding(store, key, claim.token, lock_ms)
     try:
-        payload = await produce(claim)
+        payload, stored = await produce(claim)
     except BaseException:
         await holding.stop()
         # Best effort, briefly: the lock runs out by itself, and a slow store must not hold
@@ -84,7 +85,8 @@ async def once(
             await asyncio.wait_for(store.abandon(key, claim.token), ABANDON_WAIT_S)
         raise
     await holding.stop()
-    await store.finish(key, claim.token, payload, KEEP_MS if keep_ms is None else keep_ms())
+    if not stored:
+        await store.finish(key, claim.token, payload, KEEP_MS if keep_ms is None else keep_ms())
     return payload
 
 

@@ -66,9 +66,22 @@ class DriverStore(Protocol):
     async def expire_lease(self, driver_id: str, now_ms: int) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A request's answer to store under its Idempotency-Key record (IdempotencyStore's
+    `key`), as IdempotencyStore.finish does, with the ride the request creates."""
+
+    key: str
+    token: str
+    payload: bytes
+    ttl_ms: int
+
+
 class RideStore(Protocol):
-    async def create(self, ride: Ride) -> bool:
-        """Store a new ride; False if a ride with this id exists (nothing changes)."""
+    async def create(self, ride: Ride, answer: Answer | None = None) -> bool:
+        """Store a new ride; False if a ride with this id exists (nothing changes). With
+        `answer`, a ride created finishes that Idempotency-Key record in the same step
+        (IdempotencyStore.finish's rule: only while `answer.token` holds the key)."""
         ...
 
     async def get(self, ride_id: str) -> Ride | None: ...

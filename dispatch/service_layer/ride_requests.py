@@ -21,7 +21,7 @@ from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
-from dispatch.service_layer.ports import Claim
+from dispatch.service_layer.ports import Answer, Claim
 from dispatch.service_layer.quotes import count_request, locked_surge
 from dispatch.service_layer.reservations import find_offer, give_back, release_driver
 from dispatch.service_layer.rider_limits import RIDES
@@ -70,13 +70,16 @@ async def request_ride(
     fresh_id: bool = False,
     limit: str | None = None,
     earlier: Ride | None = None,
+    answer: Callable[[Ride], Answer] | None = None,
 ) -> Ride:
     """`cleanup`: the budget for undoing what a failed request did (one is made if none
     is given; request_ride_once shares its own with giving up the Idempotency-Key).
     `fresh_id`: no earlier try's ride is to be looked for: `ride_id` was just drawn at
     random (no Idempotency-Key), or the key's claim read it already (`earlier`: that
     ride, None if none is stored). `limit`: the rider limit (RiderLimits' action) a
-    request that gets this far takes a token of, with its count."""
+    request that gets this far takes a token of, with its count. `answer`: the
+    Idempotency-Key answer for a ride, stored with the ride this request creates (the
+    ride returned is then the very one given to it)."""
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
     existing = earlier if fresh_id else await deps.rides.get(ride_id)
@@ -119,7 +122,10 @@ async def request_ride(
     try:
         if deps.batching is not None:
             await enqueue(deps, ride, now)
-        created = await deps.rides.create(ride)
+        if answer is None:
+            created = await deps.rides.create(ride)
+        else:  # the key's answer with the ride: one step (the same slot on Redis)
+            created = await deps.rides.create(ride, answer(ride))
     except BaseException:
         # Failed between reserving a driver and storing the ride: no supply held for a
         # ride nobody was told of. The driver goes back at once (the lease stays the
@@ -166,14 +172,25 @@ async def request_ride_once(
     ride_id = new_ride_id(actor.id, key)
     answered: list[Ride] = []
     cleanup = CleanupBudget()  # one budget for undoing a failed request, key included
+    made: list[tuple[Ride, Answer]] = []
 
-    async def produce(claim: Claim | None) -> bytes:
+    async def produce(claim: Claim | None) -> tuple[bytes, bool]:
         # Counted against the rider's rate only when the request would make a ride (a
         # retry answered from its Idempotency-Key or its stored ride does not count, nor
         # does a refused quote or area); refused, nothing is stored.
-        # With a key, the claim may have read the ride an earlier try stored.
+        # With a key, the claim may have read the ride an earlier try stored, and the
+        # answer is stored with the ride the request creates.
         looked = claim is None or claim.looked
         earlier = None if claim is None else claim.ride
+
+        def answer(ride: Ride) -> Answer:
+            assert claim is not None and key is not None
+            keep_ms = kept_for(ride, idempotency.KEEP_MS)  # no_driver: 1 h
+            made.append(
+                (ride, Answer(record_key(actor.id, key), claim.token, render(ride), keep_ms))
+            )
+            return made[-1][1]
+
         ride = await request_ride(
             deps,
             actor,
@@ -186,12 +203,15 @@ async def request_ride_once(
             looked,
             RIDES,
             earlier,
+            None if claim is None else answer,
         )
         answered.append(ride)
-        return render(ride)
+        if made and made[-1][0] is ride:  # this request created it: its answer is stored
+            return made[-1][1].payload, True
+        return render(ride), False
 
     if key is None:
-        return await produce(None)
+        return (await produce(None))[0]
 
     async def ride_still_stored(claim: Claim) -> bool:
         # The ride's id comes from the key: a retry after its loss stores it again.

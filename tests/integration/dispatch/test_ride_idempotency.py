@@ -9,8 +9,9 @@ import pytest
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import Ride
+from dispatch.domain.rides import request as new_ride
 from dispatch.service_layer.errors import IdempotencyMismatch
-from dispatch.service_layer.ports import ClaimState
+from dispatch.service_layer.ports import Answer, ClaimState
 from dispatch.service_layer.ride_requests import (
     new_ride_id,
     record_key,
@@ -91,3 +92,27 @@ async def test_the_claim_reads_the_ride_an_earlier_try_stored(backend: Backend) 
     await backend.deps.idempotency.forget(key, answer)
     again = await backend.deps.idempotency.begin(key, fp, 3_000, ride_id)
     assert again.state is ClaimState.NEW and again.ride == done.ride
+
+
+async def test_a_new_ride_stores_its_answer_with_it_while_the_key_is_held(
+    backend: Backend,
+) -> None:
+    """RideStore.create's `answer`: finished with the ride, in one step, only by the
+    claim's holder and only when the ride is new."""
+    store, rides = backend.deps.idempotency, backend.deps.rides
+    ride = new_ride(new_ride_id("u1", "k"), "u1", HERE, None, None, backend.clock.now)
+    key, fp = record_key("u1", "k"), request_fingerprint(HERE, None)
+    claim = await store.begin(key, fp, 3_000, ride.id)
+    assert claim.state is ClaimState.NEW
+    stale = Answer(key, "not-the-holder", b"other", 60_000)
+    assert await rides.create(ride, stale)  # the ride is stored, the answer is not
+    assert (await store.begin(key, fp, 3_000)).state is ClaimState.PENDING
+    other = new_ride(new_ride_id("u1", "k2"), "u1", HERE, None, None, backend.clock.now)
+    key2 = record_key("u1", "k2")
+    claim2 = await store.begin(key2, fp, 3_000, other.id)
+    assert await rides.create(other, Answer(key2, claim2.token, b"answer", 60_000))
+    done = await store.begin(key2, fp, 3_000)
+    assert done.state is ClaimState.DONE and done.payload == b"answer"
+    # An existing ride: nothing changes, the answer included.
+    assert not await rides.create(ride, Answer(key, claim.token, b"late", 60_000))
+    assert (await store.begin(key, fp, 3_000)).state is ClaimState.PENDING

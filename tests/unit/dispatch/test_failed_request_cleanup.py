@@ -29,7 +29,7 @@ class FailingCreate:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
-    async def create(self, ride: Ride) -> bool:
+    async def create(self, ride: Ride, answer: Any = None) -> bool:
         raise BackendUnavailable("the store went away")
 
     def __getattr__(self, name: str) -> Any:

@@ -106,9 +106,9 @@ class _CountingStore(MemoryIdempotencyStore):
 async def test_a_request_longer_than_a_third_of_its_lock_keeps_touching_its_key() -> None:
     store = _CountingStore()
 
-    async def slow(_claim: Claim) -> bytes:
+    async def slow(_claim: Claim) -> tuple[bytes, bool]:
         await asyncio.sleep(0.2)  # ten thirds of the lock below
-        return b"done"
+        return b"done", False
 
     assert await idempotency.once(store, "k", "fp", slow, lock_ms=60) == b"done"
     assert store.touches >= 1
@@ -117,8 +117,8 @@ async def test_a_request_longer_than_a_third_of_its_lock_keeps_touching_its_key(
 async def test_a_quick_request_never_touches_its_key() -> None:
     store = _CountingStore()
 
-    async def quick(_claim: Claim) -> bytes:
-        return b"done"
+    async def quick(_claim: Claim) -> tuple[bytes, bool]:
+        return b"done", False
 
     assert await idempotency.once(store, "k", "fp", quick, lock_ms=60) == b"done"
     await asyncio.sleep(0.1)  # past when a holder left running would have touched
