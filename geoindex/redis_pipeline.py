@@ -115,10 +115,10 @@ class Pipelined:
         self, node: Any, indices: list[int], packed: list[bytes], replies: list[Any]
     ) -> None:
         """Send one node's commands on one of its connections; fill in `replies`."""
-        try:
-            conn = await self._acquire(node)
-        except (rx.ConnectionError, OSError):  # also MaxConnectionsError
-            return  # every command of the node falls back; redis-py reports it
+        # As redis-py does: no free connection within the pool's timeout, or none to be
+        # opened, is the caller's error at once (a second wait through redis-py would
+        # only double the time to an answer).
+        conn = await self._acquire(node)
         read = 0
         try:
             if not conn.is_connected:
