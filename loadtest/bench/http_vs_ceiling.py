@@ -3,13 +3,16 @@
     python -m loadtest.bench.http_vs_ceiling [--seconds 10] [--connections 64] [--rounds 3]
     python -m loadtest.bench.http_vs_ceiling --rounds 1 --profile /tmp/http.prof
         # then: python -m pstats /tmp/http.prof
+    python -m loadtest.bench.http_vs_ceiling --redis-py
 
 The ceiling is a trivial aiohttp + uvloop handler on the same route (loadtest/bench/ceiling.py).
 Both are driven by the same wrk with the same script, connections and duration, in alternating
 rounds; the ratio is of the medians. The instance runs on a standalone Redis (and, for the
 record, on the embedded backend). Target: ratio >= 0.6. With --profile the instance on Redis
 runs under cProfile (loadtest/bench/profiled.py), switched on for its last round only (its
-CPU figures then include cProfile's).
+CPU figures then include cProfile's). With --redis-py a fourth side, `service_redis_py`, is
+the same instance on the same Redis sending everything through redis-py
+(GEOINDEX_REDIS_PIPELINED=0, see geoindex/redis_pipeline.py), in the same rounds.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--drivers", type=int, default=2000)
     p.add_argument("--profile", metavar="PATH", help="cProfile the instance on Redis into PATH")
+    p.add_argument("--redis-py", action="store_true", help="add the instance through redis-py")
     a = p.parse_args(argv)
     with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
         script = servers.location_script("h", a.drivers)
@@ -65,6 +69,12 @@ def main(argv: list[str] | None = None) -> None:
             "service_redis": (svc.url, redis_pids, [redis.node.port]),
             "service_embedded": (emb.url, {"server": emb.proc.pid}, []),
         }
+        if a.redis_py:
+            off = {"DISPATCH_REDIS_URL": redis.url, "GEOINDEX_REDIS_PIPELINED": "0"}
+            slow = servers.dispatch("bench-redis-py", off)
+            assert slow.proc
+            pids = {"server": slow.proc.pid, "redis": redis.node.proc.pid}
+            targets["service_redis_py"] = (slow.url, pids, [redis.node.port])
         for url, _pid, _r in targets.values():  # warm-up: connections, scripts, caches
             wrk.run(url, script, 2, a.connections)
         rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
@@ -92,11 +102,20 @@ def main(argv: list[str] | None = None) -> None:
         # CPU per update moves less than throughput when neighbours take the cores.
         "server_cpu_ms_per_update_median": cpu,
         "cpu_ratio_ceiling_to_service_redis": round(cpu["ceiling"] / cpu["service_redis"], 3),
+        **(_against_redis_py(rps, cpu) if a.redis_py else {}),
         "profile": a.profile,
         "target": TARGET,
         "met": ratio >= TARGET,
         "rounds": rounds,
     }, indent=1))  # fmt: skip
+
+
+def _against_redis_py(rps: dict[str, float], cpu: dict[str, float]) -> dict[str, float]:
+    slow, fast = "service_redis_py", "service_redis"
+    return {
+        "ratio_service_redis_py_to_ceiling": round(rps[slow] / rps["ceiling"], 3),
+        "cpu_ratio_service_redis_to_redis_py": round(cpu[fast] / cpu[slow], 3),
+    }
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
         [--burst 10] [--sides http,ws,ws_window8,ws_burst]
     python -m loadtest.bench.ws_vs_http --connections 1000 --sides ws --rounds 1 \
         --profile /tmp/ws.prof     # then: python -m pstats /tmp/ws.prof
+    python -m loadtest.bench.ws_vs_http --connections 1000 --sides ws --redis-py
 
 One instance on a standalone Redis; both sides are driven by the same asyncio load generator
 (loadtest/bench/loadgen.py) in its own process with the same number of connections, each
@@ -14,6 +15,10 @@ back, far above what a phone does. The WebSocket sides are measured once every s
 open (handshakes and subscriptions are not updates; the HTTP side keeps its connections).
 Targets: ratio >= 3, and <= 0.12 ms of the instance's CPU (from /proc) per fix with one
 frame in flight.
+
+With --redis-py every side also runs, in the same rounds, on a second instance on the same
+Redis that sends everything through redis-py (GEOINDEX_REDIS_PIPELINED=0, see
+geoindex/redis_pipeline.py): the sides named `<side>_redis_py`.
 
 With --profile the instance runs under cProfile (loadtest/bench/profiled.py), switched on
 for the steady part of the WebSocket sides of the last round only; its CPU figures then
@@ -29,6 +34,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from functools import partial
+from itertools import product
 from typing import Any
 
 from loadtest.bench.harness import Servers, loadgen, machine, measured, median
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--burst", type=int, default=10, help="fixes per `locations` frame")
     p.add_argument("--sides", default="http,ws,ws_window8,ws_burst")
     p.add_argument("--profile", metavar="PATH", help="cProfile the WebSocket sides into PATH")
+    p.add_argument("--redis-py", action="store_true", help="each side also through redis-py")
     a = p.parse_args(argv)
     c, s = str(a.connections), str(a.seconds)
     every = {
@@ -112,33 +119,41 @@ def main(argv: list[str] | None = None) -> None:
         "ws_burst": ("ws-location", "-c", c, "--window", "1", "--fixes", str(a.burst)),
     }
     sides = {k: every[k] for k in a.sides.split(",")}
-    rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in sides}
+    instances = ["bench-ws", "bench-ws-redis-py"] if a.redis_py else ["bench-ws"]
+    names = {(k, n): k if n == "bench-ws" else f"{k}_redis_py" for k in sides for n in instances}
+    rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in names.values()}
     with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
-        inst = servers.dispatch(
-            "bench-ws", {"DISPATCH_REDIS_URL": redis.url}, UNLIMITED, profile=a.profile
-        )
-        assert inst.proc
+        backend = {"DISPATCH_REDIS_URL": redis.url}
+        inst = servers.dispatch("bench-ws", backend, UNLIMITED, profile=a.profile)
+        off = {**UNLIMITED, "GEOINDEX_REDIS_PIPELINED": "0"}
+        insts = {"bench-ws": inst}
+        if a.redis_py:
+            insts["bench-ws-redis-py"] = servers.dispatch("bench-ws-redis-py", backend, off)
         assert redis.node.proc
-        port, pids = redis.node.port, {"server": inst.proc.pid, "redis": redis.node.proc.pid}
-        for i in range(a.rounds):
-            for name, (mode, *args) in sides.items():
-                profiled = bool(a.profile) and i == a.rounds - 1 and mode == "ws-location"
-                prefix = f"{name}{i}-"  # fresh drivers each round: no stale fixes from the last
-                rounds[name].append(
-                    _side(
-                        servers,
-                        inst.url,
-                        pids,
-                        port,
-                        mode,
-                        *args,
-                        "--seconds",
-                        s,
-                        "--prefix",
-                        prefix,
-                        hook=partial(switch, inst) if profiled else None,
-                    )
+        port = redis.node.port
+        for i, (side, (mode, *args)), n in product(range(a.rounds), sides.items(), instances):
+            profiled = bool(a.profile) and i == a.rounds - 1 and mode == "ws-location"
+            profiled = profiled and n == "bench-ws"
+            name = names[side, n]
+            prefix = f"{name}{i}-"  # fresh drivers each round: no stale fixes from the last
+            proc = insts[n].proc
+            assert proc
+            pids = {"server": proc.pid, "redis": redis.node.proc.pid}
+            rounds[name].append(
+                _side(
+                    servers,
+                    insts[n].url,
+                    pids,
+                    port,
+                    mode,
+                    *args,
+                    "--seconds",
+                    s,
+                    "--prefix",
+                    prefix,
+                    hook=partial(switch, inst) if profiled else None,
                 )
+            )
     rate = {k: median([r["per_s"] for r in v]) for k, v in rounds.items()}
     best = {k: max(r["per_s"] for r in v) for k, v in rounds.items()}
     cpu = {k: median([r["server_cpu_ms_per_update"] for r in v]) for k, v in rounds.items()}
@@ -155,8 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     if "ws" in cpu:
         out["target_cpu_ms_per_fix"] = TARGET_CPU_MS_PER_FIX
         out["cpu_met"] = cpu["ws"] <= TARGET_CPU_MS_PER_FIX
+    for k in sides if a.redis_py else ():
+        out[f"cpu_ratio_{k}_to_redis_py"] = round(cpu[k] / cpu[f"{k}_redis_py"], 3)
     if "http" in rate:
-        for k in rate.keys() - {"http"}:
+        for k in sides.keys() - {"http"}:
             out[f"ratio_{k}_to_http"] = round(rate[k] / rate["http"], 2)
             out[f"cpu_ratio_http_to_{k}"] = round(cpu["http"] / cpu[k], 2)
         if "ws" in rate:
