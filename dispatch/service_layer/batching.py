@@ -33,8 +33,14 @@ from dispatch.domain.eta import EtaParams
 from dispatch.domain.rides import Ride, RideChange, RideStatus
 from dispatch.service_layer.assignment import solve
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.effects import settle, settle_many
-from dispatch.service_layer.match_window import Batching, Hold, WindowObserver, WindowStats
+from dispatch.service_layer.effects import offer_timers, settle, settle_many
+from dispatch.service_layer.match_window import (
+    Batching,
+    Hold,
+    Queued,
+    WindowObserver,
+    WindowStats,
+)
 from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
 from dispatch.service_layer.quotes import count_request, count_requests
 from dispatch.service_layer.region_jobs import run_region_job
@@ -176,23 +182,32 @@ async def _offer_all(
 ) -> list[str]:
     """Per pair: 'matched', 'refused' (the driver's record said no) or 'changed' (the
     ride did). Each step goes out for the whole window at once: reservations, then the
-    rides' compare-and-sets, then their timers and notices."""
+    rides' compare-and-sets beside their offer timers, then the notices."""
     offers = await reserve_chosen(deps, chosen, now_ms)
     offered = {
-        c.ride_id: (offer, rides.matched(by_id[c.ride_id], offer, now_ms))
+        c.ride_id: (
+            offer,
+            RideChange(by_id[c.ride_id], rides.matched(by_id[c.ride_id], offer, now_ms)),
+        )
         for c, offer in zip(chosen, offers, strict=True)
         if offer is not None
     }
-    stored = await deps.rides.replace_many([new for _, new in offered.values()])
+    changes = [change for _, change in offered.values()]
+    # A timer whose ride was not written finds it not offered and does nothing
+    # (deadlines.expire_offer): set beside the writes, it costs the offers no wait.
+    stored, _ = await asyncio.gather(
+        deps.rides.replace_many([c.after for c in changes]),
+        deps.deadlines.schedule_many(offer_timers(changes)),
+    )
     matched = []
     changed = []  # the ride left searching meanwhile (cancelled): its driver goes back
-    for (ride_id, (offer, new)), ok in zip(offered.items(), stored, strict=True):
+    for (offer, change), ok in zip(offered.values(), stored, strict=True):
         if ok:
-            matched.append(RideChange(by_id[ride_id], new))
+            matched.append(change)
         else:
-            changed.append(release_driver(deps, offer.driver_id, ride_id, offer.fence))
+            changed.append(release_driver(deps, offer.driver_id, change.after.id, offer.fence))
+    await settle_many(deps, matched, offer_timers_set=True)
     await _in_chunks(changed)
-    await settle_many(deps, matched)
     # A ride's first offer: counted as offered, with its ETA.
     await count_requests(deps, [c.after for c in matched if by_id[c.after.id].attempts == 0])
     done = {c.after.id for c in matched}
@@ -247,14 +262,18 @@ async def free_stale_holds(
     return kept, sum(freed)
 
 
-async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> WindowStats:
-    """One window of one region, under the lease `fence`."""
+async def solve_region(
+    deps: Deps, region: int, holder: str, fence: int, queued: Queued | None = None
+) -> WindowStats:
+    """One window of one region, under the lease `fence`; `queued`: its queue if already
+    read (window_round reads it beside the lease's renewal)."""
     b = _batching(deps)
     cfg = b.config
     now = deps.clock.now_ms()
     stats = WindowStats(region=region)
     began = time.monotonic()
-    queued = await b.store.pending(region, cfg.max_pending)
+    if queued is None:
+        queued = await b.store.pending(region, cfg.max_pending)
     entries = queued.entries
     ids = [e.ride_id for e in entries]
     queued_ids = set(ids)
@@ -282,8 +301,9 @@ async def solve_region(deps: Deps, region: int, holder: str, fence: int) -> Wind
         else:
             searching.append(ride)
     stats.pending = len(searching)
-    roads = await deps.eta.params_many([r.pickup for r in searching], now)
-    nearest = await _nearest_all(deps, searching)
+    roads, nearest = await asyncio.gather(
+        deps.eta.params_many([r.pickup for r in searching], now), _nearest_all(deps, searching)
+    )
     found = await _in_chunks(
         [_candidates(deps, r, p, n) for r, p, n in zip(searching, roads, nearest, strict=True)]
     )
@@ -341,12 +361,19 @@ async def window_round(deps: Deps, holder: str, held: dict[int, int]) -> list[Wi
     now = deps.clock.now_ms()
     out = []
     for region in await b.store.regions(now - REGIONS_SEEN_MS):
-        fence = await b.store.take_lease(region, holder, b.config.lease_ms, held.get(region, 0))
+        renew = b.store.take_lease(region, holder, b.config.lease_ms, held.get(region, 0))
+        queued = None
+        if region in held:  # most likely still ours: its queue is read meanwhile
+            fence, queued = await asyncio.gather(
+                renew, b.store.pending(region, b.config.max_pending)
+            )
+        else:
+            fence = await renew
         if fence is None:
             held.pop(region, None)
             continue
         held[region] = fence
-        out.append(await solve_region(deps, region, holder, fence))
+        out.append(await solve_region(deps, region, holder, fence, queued))
     return out
 
 

@@ -41,12 +41,19 @@ async def settle(deps: Deps, change: RideChange, *, offer_timer_set: bool = Fals
     await _notify(deps, change)
 
 
-async def settle_many(deps: Deps, changes: Sequence[RideChange], parallel: int = 64) -> None:
+async def settle_many(
+    deps: Deps,
+    changes: Sequence[RideChange],
+    parallel: int = 64,
+    *,
+    offer_timers_set: bool = False,
+) -> None:
     """settle() for a batch of changes of distinct rides (a matching window's offers):
-    their offer timers in one call, their notices in one batch at the end, the rest
-    `parallel` changes at a time."""
-    due = {OfferTimeout(c.after.id).key: c.offer_due for c in changes if c.offer_due is not None}
-    await deps.deadlines.schedule_many(due)
+    their offer timers in one call (unless `offer_timers_set`: the caller scheduled them
+    beside its own writes), their notices in one batch at the end, the rest `parallel`
+    changes at a time."""
+    if not offer_timers_set:
+        await deps.deadlines.schedule_many(offer_timers(changes))
     held = _HeldNotices()
     holding = replace(deps, notifier=held)
     for start in range(0, len(changes), parallel):
@@ -54,6 +61,11 @@ async def settle_many(deps: Deps, changes: Sequence[RideChange], parallel: int =
             *(settle(holding, c, offer_timer_set=True) for c in changes[start : start + parallel])
         )
     await deps.notifier.publish_many(held.sends)
+
+
+def offer_timers(changes: Sequence[RideChange]) -> dict[str, int]:
+    """The offer timers the changes' offers need: timer key -> when the offer runs out."""
+    return {OfferTimeout(c.after.id).key: c.offer_due for c in changes if c.offer_due is not None}
 
 
 class _HeldNotices:

@@ -1,7 +1,7 @@
 """Request-to-offer latency in batched mode, through a real instance on Redis.
 
     python -m loadtest.bench.batched_offer [--window-ms 2000] [--rates 25,50,100]
-                                           [--seconds 20] [--drivers 5000]
+                                           [--seconds 20] [--drivers 5000] [--profile PATH]
 
 One dispatch process (DISPATCH_MATCH_WINDOW_MS=--window-ms) on one redis-server, both
 started here on free ports; --drivers drivers loaded through the fleet batch endpoint
@@ -10,7 +10,9 @@ each timed from when it was due, new riders every time) with `Prefer: wait=10`: 
 answer comes once the ride's window has offered it, so the time to an `offered` answer is
 the rider's request-to-offer. Target: p99 ≤ window + 100 ms. Beside it, from the instance's
 /metrics, the windows' own wall time (queue read to last offer out): what a rider who just
-missed a window waits on top of the next one. Prints one JSON object.
+missed a window waits on top of the next one, and the instance's CPU per request. With
+--profile the instance runs under cProfile (loadtest/bench/profiled.py), switched on for
+the last rate only. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import signal
 import sys
 import time
 from typing import Any
@@ -26,7 +29,8 @@ import aiohttp
 import numpy as np
 import orjson
 
-from loadtest.bench.harness import Servers, machine
+from loadtest.bench.harness import Servers, cpu_seconds, machine
+from loadtest.bench.profiled import switch
 from loadtest.redis_procs import RedisServer
 from loadtest.scenario.city import City
 from loadtest.scenario.tokens import mint
@@ -123,19 +127,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rates", default="25,50,100")
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--drivers", type=int, default=5000)
+    p.add_argument("--profile", metavar="PATH", help="cProfile the last rate into PATH")
     args = p.parse_args(argv)
     out: dict[str, Any] = {"machine": machine(), "window_ms": args.window_ms, "runs": []}
+    rates = [float(r) for r in args.rates.split(",")]
     with RedisServer(tie_to_parent=True) as redis, Servers() as servers:
         inst = servers.dispatch(
             "batched",
             {"DISPATCH_REDIS_URL": redis.url},
             {"DISPATCH_MATCH_WINDOW_MS": str(args.window_ms), "DISPATCH_DRIVER_TTL_S": "3600"},
+            profile=args.profile,
         )
+        assert inst.proc is not None
         asyncio.run(load_drivers(inst.url, servers.secret, args.drivers, random.Random(1)))
-        for rate in (float(r) for r in args.rates.split(",")):
+        for i, rate in enumerate(rates):
+            profiled = args.profile and i == len(rates) - 1
+            if profiled:
+                switch(inst, signal.SIGUSR1)
             before = asyncio.run(window_histogram(inst.url))
+            cpu = cpu_seconds(inst.proc.pid)
             run = asyncio.run(run_rate(inst.url, servers.secret, rate, args.seconds, f"r{rate:g}"))
+            cpu = cpu_seconds(inst.proc.pid) - cpu
+            if profiled:
+                switch(inst, signal.SIGUSR2, 0.5)
             run.update(window_times(before, asyncio.run(window_histogram(inst.url))))
+            run["instance_cpu_ms_per_request"] = round(cpu * 1000 / run["requests"], 2)
             run["target_p99_ms"] = args.window_ms + 100
             out["runs"].append(run)
             sys.stderr.write(orjson.dumps(run).decode() + "\n")
