@@ -16,8 +16,9 @@ process waited for a core (a socket write that wakes a Redis on the same core sh
 as a slow write). CPU time as the timer costs a system call per event, too slow here.
 
 A round trip is one write of the Redis client to a connection: a command, or a pipeline's
-commands to one node (a cluster pipeline over three nodes is three, sent at once). Each
-is named by its first command (a script by its file name), `+` marking a pipeline.
+commands to one node (a cluster pipeline over three nodes is three, sent at once), whether
+redis-py writes it or the index's own batch path (geoindex/redis_pipeline.py). Each is
+named by its first command (a script by its file name), `+` marking a pipeline.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from dispatch.entrypoints.cli import main
 from geoindex import Script
+from geoindex.redis_pipeline import Pipelined
 from loadtest.instances import DispatchInstance
 
 
@@ -76,7 +78,8 @@ def label(packed: bytes | str | Iterable[bytes], scripts: dict[bytes, str]) -> s
 
 
 class RoundTrips:
-    """Counts writes to Redis connections while on (a patch of redis-py's one send)."""
+    """Counts writes to Redis connections while on (a patch of redis-py's one send, and
+    of the batch path's one send per node)."""
 
     def __init__(self) -> None:
         self.on = False
@@ -93,6 +96,21 @@ class RoundTrips:
             await original(conn, command, check_health)
 
         AbstractConnection.send_packed_command = counted  # type: ignore[method-assign,assignment]
+        original_batch = Pipelined._send
+
+        async def counted_batch(
+            pipelined: Pipelined,
+            node: Any,
+            indices: list[int],
+            packed: list[bytes],
+            replies: list[Any],
+        ) -> None:
+            if trips.on:
+                name = label(packed[0], trips._scripts)
+                trips.counts[("+" if len(packed) > 1 else "") + name] += 1
+            await original_batch(pipelined, node, indices, packed, replies)
+
+        Pipelined._send = counted_batch  # type: ignore[method-assign,assignment]
 
     def start(self) -> None:
         self.counts.clear()
