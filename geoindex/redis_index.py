@@ -27,6 +27,7 @@ writes of one driver, even across region borders, converge on the newest.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -464,11 +465,13 @@ class RedisGeoIndex:
         if not rows or not suffixes:
             return out
         # Grouped by region and packed with numpy: a recompute names thousands of cells.
-        _, regions, los, his = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+        flat = itertools.chain.from_iterable(rows)
+        table = np.fromiter(flat, dtype=np.int64, count=4 * len(rows)).reshape(-1, 4)
+        regions = table[:, 1]
         order = np.argsort(regions, kind="stable")
         distinct, starts = np.unique(regions[order], return_index=True)
         groups = np.split(order, starts[1:])
-        bounds = np.column_stack((los, his)).astype("<f8")
+        bounds = table[:, 2:].astype("<f8")
         min_ts = self._clock() - self.ttl_ms
         calls = [
             (

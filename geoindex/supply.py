@@ -3,7 +3,6 @@ per cell, of one product or of several at once."""
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Sequence
 
@@ -61,10 +60,12 @@ def named_cells(cells: Sequence[str], region_res: int) -> list[SupplyCell]:
         raise InvalidQuery("cells must be a sequence of H3 cell ids")
     if len(cells) > MAX_SUPPLY_CELLS:
         raise InvalidQuery(f"at most {MAX_SUPPLY_CELLS} cells per call")
+    known = _NAMED.setdefault(region_res, {})
     try:
-        # One pass (a recompute names thousands of cells): what is not a string fails
-        # in _named's pattern match, or in its cache if unhashable.
-        return [_named(name, region_res) for name in cells]
+        # One pass, one dict look-up a cell once seen (a recompute names thousands of
+        # cells every few seconds): what is not a string fails in _named's pattern
+        # match, or in the look-up if unhashable.
+        return [known.get(name) or _named(name, region_res, known) for name in cells]
     except TypeError:
         bad = [name for name in cells if not isinstance(name, str)]
         if not bad:
@@ -72,10 +73,12 @@ def named_cells(cells: Sequence[str], region_res: int) -> list[SupplyCell]:
         raise InvalidQuery(f"not an H3 cell id: {str(bad[0])[:20]!r}") from None
 
 
-@functools.lru_cache(maxsize=65_536)
-def _named(name: str, region_res: int) -> SupplyCell:
-    """One checked cell; cached, since a caller such as the market's recompute names the
-    same cells every few seconds (errors are not cached)."""
+MAX_NAMED = 65_536  # checked cells kept per region resolution; past it, start over
+_NAMED: dict[int, dict[str, SupplyCell]] = {}
+
+
+def _named(name: str, region_res: int, known: dict[str, SupplyCell]) -> SupplyCell:
+    """One cell checked, and kept in `known` (errors are not kept)."""
     if not _CELL_HEX.fullmatch(name):
         raise InvalidQuery(f"not an H3 cell id: {name[:20]!r}")
     cell = int(name, 16)
@@ -83,7 +86,10 @@ def _named(name: str, region_res: int) -> SupplyCell:
         raise InvalidQuery(f"not an H3 cell id: {name!r}")
     if h3.get_resolution(cell) < region_res:
         raise InvalidQuery(f"cell {name} is coarser than a region (resolution {region_res})")
-    return (cell, int(h3.cell_to_parent(cell, region_res)), *score_range(cell))
+    if len(known) >= MAX_NAMED:
+        known.clear()
+    checked = known[name] = (cell, int(h3.cell_to_parent(cell, region_res)), *score_range(cell))
+    return checked
 
 
 def count_supply(cells: list[SupplyCell], count: Callable[[int, int, int], int]) -> dict[str, int]:
