@@ -17,7 +17,8 @@ alternating. Target: split / unsplit >= 2 for both, with the regions over every 
 
 Border cost (no quota): one cell unsplit again, then --border-queries k-NN queries on
 its border with a split cell against as many inside one fine region of a split cell:
-Redis CPU (all masters) and wall time per query, and the regions each one read.
+Redis CPU (all masters) and wall time per query, and the script calls and cells each
+one read (counted by INFO commandstats: exact, where the CPU figures are the machine's).
 Needs root (cgroups); where none can be used it says so and exits 2.
 """
 
@@ -76,19 +77,37 @@ async def _split(url: str, cells: list[int], res: int) -> float:
     return round(time.monotonic() - t0, 1)
 
 
-async def _queries(url: str, points: list[tuple[float, float]], pids: list[int]) -> dict[str, Any]:
+def _calls(ports: list[int]) -> dict[str, int]:
+    """Script calls and the cells they read (a script's ZRANGEBYSCORE calls count in
+    INFO commandstats too), summed over the masters: exact, unlike the CPU figures."""
+    import redis
+
+    total = {"script_calls": 0, "cells_read": 0}
+    for port in ports:
+        with redis.Redis(port=port) as node:
+            stats = node.info("commandstats")
+        total["script_calls"] += stats.get("cmdstat_evalsha", {}).get("calls", 0)
+        total["cells_read"] += stats.get("cmdstat_zrangebyscore", {}).get("calls", 0)
+    return total
+
+
+async def _queries(
+    url: str, points: list[tuple[float, float]], pids: list[int], ports: list[int]
+) -> dict[str, Any]:
     from dispatch.adapters.redis_client import connect
     from geoindex import RedisGeoIndex
 
     index = RedisGeoIndex(connect(url, cluster=True), ttl_ms=3_600_000)
     try:
         await index.nearest(*points[0], 10, 2_000.0)  # the split list, scripts loaded
+        calls0 = _calls(ports)
         cpu0 = sum(cpu_seconds(p) for p in pids)
         t0 = time.perf_counter()
         for lat, lng in points:
             await index.nearest(lat, lng, 10, 2_000.0)
         wall = time.perf_counter() - t0
         cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+        calls = {k: v - calls0[k] for k, v in _calls(ports).items()}
     finally:
         await index.close()
     n = len(points)
@@ -96,6 +115,7 @@ async def _queries(url: str, points: list[tuple[float, float]], pids: list[int])
         "queries": n,
         "redis_cpu_ms_per_query": round(cpu * 1e3 / n, 4),
         "wall_ms_per_query": round(wall * 1e3 / n, 3),
+        **{f"{k}_per_query": round(v / n, 3) for k, v in calls.items()},
     }
 
 
@@ -205,12 +225,21 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
         rng = random.Random(1)
         neighbour = next(c for c in cells[:-1] if h3.are_neighbor_cells(c, cells[-1]))
         pids = list(watch.values())
+        ports = [n.port for n in cluster.nodes]
         border = asyncio.run(
-            _queries(cluster.url, border_points(neighbour, cells[-1], a.border_queries, rng), pids)
+            _queries(
+                cluster.url,
+                border_points(neighbour, cells[-1], a.border_queries, rng),
+                pids,
+                ports,
+            )
         )
         inside = asyncio.run(
             _queries(
-                cluster.url, inside_points(neighbour, a.split_res, a.border_queries, rng), pids
+                cluster.url,
+                inside_points(neighbour, a.split_res, a.border_queries, rng),
+                pids,
+                ports,
             )
         )
         result["border"] = {
