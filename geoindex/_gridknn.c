@@ -36,6 +36,7 @@
 #define INDEX_BITS 18
 #define BIAS (1 << 17) /* indices + BIAS are >= 0 (|x| / BOX0 < 51,000), a multiple of 4^6 */
 #define MARGIN 1e-9    /* unit-sphere lengths (6 mm): far past the chords' rounding */
+#define FIRST_REACH_M 500.0
 #define NONE (-1)
 #define ROOT 0
 #define EMPTY_KEY UINT64_MAX
@@ -518,25 +519,22 @@ static double chord_of(double metres) {
     return half >= Py_MATH_PI / 2 ? 2.0 : 2 * sin(half);
 }
 
-static PyObject *Grid_nearest(Grid *g, PyObject *args) {
-    double lat, lng, radius;
+/* The query: where it is, and what it asks for. */
+typedef struct {
+    double lat, lng, cos_lat, q[3], radius;
     int k;
     long long min_ts;
-    if (!PyArg_ParseTuple(args, "ddidL:nearest", &lat, &lng, &k, &radius, &min_ts)) return NULL;
-    if (k < 1 || !(radius >= 0.0) || !isfinite(lat) || !isfinite(lng)) {
-        PyErr_SetString(PyExc_ValueError, "k must be at least 1, radius_m not negative, "
-                                          "lat and lng finite");
-        return NULL;
-    }
-    if (grow(&g->best, &g->cap_best, k, sizeof(Hit)) < 0) return NULL;
-    double q[3];
-    unit_vector(lat, lng, &q[0], &q[1], &q[2]);
-    double cos_lat = cos(lat * DEG_TO_RAD);
-    double bound = chord_of(radius) + MARGIN, bound2 = bound * bound;
+} Query;
+
+/* Fills g->best with the k nearest hits whose chord is within `limit` (and 6 mm), nearest
+ * first; returns how many it found, or -1 on error. With k found, they are the k nearest
+ * of all (any nearer driver is nearer by chord too, so within the limit). */
+static int search(Grid *g, const Query *s, double limit) {
+    double bound = limit + MARGIN, bound2 = bound * bound;
     Hit *best = g->best;
-    int found = 0;
+    int found = 0, k = s->k;
     Py_ssize_t queued = 0;
-    if (heap_push(g, &queued, (Queued){0.0, &g->root, LEVELS}) < 0) return NULL;
+    if (heap_push(g, &queued, (Queued){0.0, &g->root, LEVELS}) < 0) return -1;
     while (queued > 0) {
         Queued next = heap_pop(g, &queued);
         if (next.lb2 > bound2) break;
@@ -544,30 +542,56 @@ static PyObject *Grid_nearest(Grid *g, PyObject *args) {
             double edge = edge_of(next.level - 1);
             const Entry *kid = next.entry->items, *end = kid + next.entry->n;
             for (; kid < end; kid++) {
-                double lb2 = lower_bound2(kid, edge, q);
+                double lb2 = lower_bound2(kid, edge, s->q);
                 if (lb2 > bound2) continue;
                 __builtin_prefetch(kid->items); /* read when it comes up, likely soon */
-                if (heap_push(g, &queued, (Queued){lb2, kid, next.level - 1}) < 0) return NULL;
+                if (heap_push(g, &queued, (Queued){lb2, kid, next.level - 1}) < 0) return -1;
             }
             continue;
         }
         const Row *row = next.entry->items, *end = row + next.entry->n;
         for (; row < end; row++) {
-            if (row->ts_ms < min_ts) continue;
-            double dx = row->x - q[0], dy = row->y - q[1], dz = row->z - q[2];
+            if (row->ts_ms < s->min_ts) continue;
+            double dx = row->x - s->q[0], dy = row->y - s->q[1], dz = row->z - s->q[2];
             if (dx * dx + dy * dy + dz * dz > bound2) continue;
-            double d = haversine(lat, lng, cos_lat, row->lat, row->lng, row->cos_lat);
-            if (d > radius || (found == k && !before(d, row->id, &best[k - 1]))) continue;
+            double d = haversine(s->lat, s->lng, s->cos_lat, row->lat, row->lng, row->cos_lat);
+            if (d > s->radius || (found == k && !before(d, row->id, &best[k - 1]))) continue;
             int i = found < k ? found++ : k - 1;
             for (; i > 0 && before(d, row->id, &best[i - 1]); i--) best[i] = best[i - 1];
             best[i].d = d;
             best[i].row = row;
             if (found == k) {
-                bound = fmin(chord_of(radius), chord_of(best[k - 1].d)) + MARGIN;
+                bound = fmin(limit, chord_of(best[k - 1].d)) + MARGIN;
                 bound2 = bound * bound;
             }
         }
     }
+    return found;
+}
+
+static PyObject *Grid_nearest(Grid *g, PyObject *args) {
+    Query s;
+    if (!PyArg_ParseTuple(args, "ddidL:nearest", &s.lat, &s.lng, &s.k, &s.radius, &s.min_ts))
+        return NULL;
+    if (s.k < 1 || !(s.radius >= 0.0) || !isfinite(s.lat) || !isfinite(s.lng)) {
+        PyErr_SetString(PyExc_ValueError, "k must be at least 1, radius_m not negative, "
+                                          "lat and lng finite");
+        return NULL;
+    }
+    if (grow(&g->best, &g->cap_best, s.k, sizeof(Hit)) < 0) return NULL;
+    unit_vector(s.lat, s.lng, &s.q[0], &s.q[1], &s.q[2]);
+    s.cos_lat = cos(s.lat * DEG_TO_RAD);
+    /* Until the bound shrinks to the k-th distance, every box within it is queued: so
+     * reach FIRST_REACH_M first (a dense centre's k-th driver is nearer), then 4x as far,
+     * and so on up to the radius, each time from the top. */
+    int found;
+    for (double reach = FIRST_REACH_M;; reach *= 4) {
+        double limit = chord_of(reach < s.radius ? reach : s.radius);
+        found = search(g, &s, limit);
+        if (found < 0) return NULL;
+        if (found == s.k || reach >= s.radius) break;
+    }
+    const Hit *best = g->best;
     for (int i = 0; i < found; i++) __builtin_prefetch(best[i].row->id); /* all at once */
     PyObject *hits = PyList_New(found);
     for (int i = 0; hits != NULL && i < found; i++) {
