@@ -41,7 +41,14 @@ class Served:
 
 def serve(*args: str, env: dict[str, str] | None = None) -> Served:
     """Start `python -m dispatch serve` on a free port and wait until it listens."""
-    full_env = {**os.environ, "DISPATCH_JWT_SECRET": SECRET, **(env or {})}
+    # Immediate matching unless `env` sets a window: these tests expect a ride's answer
+    # to name its driver.
+    full_env = {
+        **os.environ,
+        "DISPATCH_JWT_SECRET": SECRET,
+        "DISPATCH_MATCH_WINDOW_MS": "0",
+        **(env or {}),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "dispatch", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env,

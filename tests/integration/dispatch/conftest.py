@@ -43,11 +43,13 @@ class Backend:
 
 
 def settings_for(name: str, request: pytest.FixtureRequest) -> Settings:
+    """Immediate matching (a ride's answer names its driver); batched tests override it."""
     if name == "redis":
-        return Settings(redis_url=request.getfixturevalue("redis_url"))
+        return Settings(redis_url=request.getfixturevalue("redis_url"), match_window_ms=0)
     if name == "cluster":
-        return Settings(redis_cluster_url=request.getfixturevalue("redis_cluster_url"))
-    return Settings()
+        url = request.getfixturevalue("redis_cluster_url")
+        return Settings(redis_cluster_url=url, match_window_ms=0)
+    return Settings(match_window_ms=0)
 
 
 @pytest.fixture(
@@ -121,7 +123,7 @@ async def running(settings: Settings) -> AsyncIterator[Instance]:
 @pytest.fixture
 async def service() -> AsyncIterator[Instance]:
     """One instance on the embedded backend."""
-    async with running(Settings(instance_id="test-1")) as inst:
+    async with running(Settings(instance_id="test-1", match_window_ms=0)) as inst:
         yield inst
 
 
@@ -135,7 +137,11 @@ OPS = ("ops", "o1")
 async def market() -> AsyncIterator[Instance]:
     # Tests poll with quotes: the per-rider limit has its own test, on the defaults.
     settings = Settings(
-        instance_id="m-1", surge_interval_s=0.1, surge_lease_s=1.0, quote_rate_burst=10_000
+        instance_id="m-1",
+        surge_interval_s=0.1,
+        surge_lease_s=1.0,
+        quote_rate_burst=10_000,
+        match_window_ms=0,
     )
     async with running(settings) as inst:
         yield inst

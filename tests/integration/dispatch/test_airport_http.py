@@ -132,6 +132,7 @@ async def test_two_instances_serve_airport_rides_from_one_queue(
         redis_cluster_url=request.getfixturevalue("redis_cluster_url"),
         areas_refresh_s=0.2,
         rider_max_active_rides=5,
+        match_window_ms=0,
     )
     async with running(settings.with_overrides(instance_id="A")) as a:
         async with running(settings.with_overrides(instance_id="B")) as b:
@@ -168,7 +169,7 @@ async def test_crossings_reach_a_socket_on_another_instance_and_the_redis_stream
     request: pytest.FixtureRequest,
 ) -> None:
     url = request.getfixturevalue("redis_url")
-    settings = Settings(redis_url=url, areas_refresh_s=0.2)
+    settings = Settings(redis_url=url, areas_refresh_s=0.2, match_window_ms=0)
     async with running(settings.with_overrides(instance_id="A")) as a:
         async with running(settings.with_overrides(instance_id="B")) as b:
             await put(a, "ber", feature("airport", *AIRPORT, 0.01, dwell_s=0))

@@ -149,7 +149,7 @@ async def test_every_instance_sees_a_change_and_a_restart_loads_the_areas(
     url = request.getfixturevalue("redis_cluster_url" if kind == "cluster" else "redis_url")
     settings = (
         Settings(redis_cluster_url=url) if kind == "cluster" else Settings(redis_url=url)
-    ).with_overrides(areas_refresh_s=0.2)
+    ).with_overrides(areas_refresh_s=0.2, match_window_ms=0)
     async with running(settings.with_overrides(instance_id="A")) as a:
         async with running(settings.with_overrides(instance_id="B")) as b:
             await put(a, "city", feature("service_area", 48.85, 2.35, 0.1))

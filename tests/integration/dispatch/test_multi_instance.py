@@ -29,6 +29,8 @@ pytestmark = pytest.mark.redis
 
 
 def backend_settings(kind: str, request: pytest.FixtureRequest, **kw: Any) -> Settings:
+    """Immediate matching unless `kw` says otherwise."""
+    kw.setdefault("match_window_ms", 0)
     if kind == "cluster":
         return Settings(redis_cluster_url=request.getfixturevalue("redis_cluster_url"), **kw)
     return Settings(redis_url=request.getfixturevalue("redis_url"), **kw)
@@ -201,7 +203,7 @@ async def test_an_offer_times_out_after_the_instance_that_made_it_is_gone(
 
 async def test_a_redis_outage_is_a_quick_503_with_a_json_error() -> None:
     with RedisServer() as redis:
-        settings = Settings(redis_url=redis.url, redis_timeout_s=0.5)
+        settings = Settings(redis_url=redis.url, redis_timeout_s=0.5, match_window_ms=0)
         async with running(settings) as inst:
             await inst.fix("d1", BERLIN["lat"], BERLIN["lng"])
             redis.node.stop()

@@ -62,7 +62,10 @@ async def test_one_rider_flooding_two_instances_writes_a_bounded_number_of_rides
 ) -> None:
     rate, burst = 2.0, 5
     settings = Settings(
-        redis_url=redis_url, ride_request_rate_per_s=rate, ride_request_rate_burst=burst
+        redis_url=redis_url,
+        ride_request_rate_per_s=rate,
+        ride_request_rate_burst=burst,
+        match_window_ms=0,
     )
     pickup = {"pickup": {"lat": 52.52, "lng": 13.40}}  # no driver anywhere: no_driver
     async with pair(settings) as (a, b):

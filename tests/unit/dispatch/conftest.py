@@ -61,5 +61,7 @@ def rider(i: str) -> Principal:
 async def world() -> AsyncIterator[World]:
     clock = FakeClock()
     seen = Recorder()
-    async with bootstrap(Settings(), clock=clock, observer=seen) as runtime:
+    # Immediate matching: these tests expect a ride's answer to name its driver.
+    settings = Settings(match_window_ms=0)
+    async with bootstrap(settings, clock=clock, observer=seen) as runtime:
         yield World(runtime.deps, clock, seen)
