@@ -5,7 +5,8 @@ surge or pins still standing), takes or renews each region's lease (a fencing to
 comes with it) and, for the regions it holds, recomputes every active cell of every
 product from the window's counts of the product's riders (the region's, and its
 neighbours' along the border: surge_border.py) and the index's supply of the product's
-drivers, vectorised (surge_fast.py), and writes the result under its fence: a holder
+drivers (every product's in one read), all products in one vectorised pass
+(surge_fast.py), and writes the result under its fence: a holder
 that stalled past its lease can no longer write over the one that took over. An
 instance that dies stops renewing; another takes the region once the lease lapses.
 """
@@ -35,7 +36,7 @@ from dispatch.service_layer.surge_fast import (
 
 log = logging.getLogger(__name__)
 
-SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_in call, its documented limit
+SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_table call, its documented limit
 # Which market cells neighbour which, per region: H3 geometry, the same for every
 # instance and lease, so one per process (bounded) outlives the rounds that fill it.
 LAYOUTS = Layouts(ring1)
