@@ -41,7 +41,7 @@ from dispatch.service_layer.match_window import (
     WindowObserver,
     WindowStats,
 )
-from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
+from dispatch.service_layer.product_search import upgrades_of
 from dispatch.service_layer.quotes import count_request, count_requests
 from dispatch.service_layer.region_jobs import run_region_job
 from dispatch.service_layer.reservations import Chosen, release_driver, reserve_chosen
@@ -122,42 +122,72 @@ async def _nearest_all(deps: Deps, searching: list[Ride]) -> list[list[Neighbor]
     return found
 
 
-async def _candidates(
-    deps: Deps, ride: Ride, road: EtaParams, nearest: list[Neighbor]
-) -> list[_Candidate]:
-    """The ride's candidates among `nearest` (its product's), decliners and drivers
-    outside its service area left out; `road`: the ETA model's parameters at its pickup
-    (read for the whole window at once).
-
-    Upgrades as in immediate matching (find_offer): its radius steps, up to the window's
-    radius; at a step where the product has no driver left, the drivers of its upgrades
-    within that step are candidates too (the solver then weighs them by ETA like the
-    rest)."""
+def _upgrade_reach(deps: Deps, ride: Ride, own: list[Neighbor]) -> float:
+    """How far the ride's upgrades are searched, as in immediate matching (find_offer):
+    the largest of its radius steps, up to the window's radius, at which the product has
+    no eligible driver left; 0 for a ride with no product or no upgrades."""
+    if ride.product is None or not upgrades_of(deps, ride.product):
+        return 0.0
     cfg = _batching(deps).config
-    k = _k(deps, ride)
-    at = ride.pickup
-    zone = deps.areas.zone(at.lat, at.lng)  # its service area's drivers
-
-    def eligible(found: list[Neighbor]) -> list[Neighbor]:
-        return [
-            n
-            for n in found
-            if n.driver_id not in ride.declined and deps.areas.admits(zone, n.lat, n.lng)
-        ][: cfg.candidates]
-
-    product = ride.product
-    own = eligible(nearest)
-    serves = () if product is None else (product,)
-    out = [_Candidate(n.driver_id, n.distance_m, road.eta_s(n.distance_m), serves) for n in own]
-    upgrades = () if product is None else upgrades_of(deps, product)
-    if product is None or not upgrades:
-        return out
     nearest_own = own[0].distance_m if own else math.inf
     steps = [s for s in deps.policy.radius_steps_m if s < cfg.radius_m] + [cfg.radius_m]
-    reach = max((s for s in steps if s < nearest_own), default=0.0)
-    if reach <= 0:
+    return max((s for s in steps if s < nearest_own), default=0.0)
+
+
+async def _upgrades_all(
+    deps: Deps, searching: list[Ride], reaches: list[float]
+) -> list[list[Neighbor]]:
+    """Each ride's k nearest drivers of any of its upgrades within its reach (merged by
+    distance, a driver serving two of them once; [] where the reach is 0), the searches
+    of one (k, reach, upgrade) side by side as in _nearest_all: a window of many riders
+    and no free driver searched each rider's upgrades one by one, which made it outlast
+    its lease."""
+    groups: dict[tuple[int, float, str], list[int]] = {}
+    for i, (ride, reach) in enumerate(zip(searching, reaches, strict=True)):
+        if reach > 0 and ride.product is not None:
+            for up in upgrades_of(deps, ride.product):
+                groups.setdefault((_k(deps, ride), reach, up), []).append(i)
+    calls, slots = [], []
+    for (k, reach, up), members in groups.items():
+        for start in range(0, len(members), PARALLEL):
+            part = members[start : start + PARALLEL]
+            points = [(searching[i].pickup.lat, searching[i].pickup.lng) for i in part]
+            calls.append(deps.index.nearest_many(points, k, reach, up))
+            slots.append(part)
+    merged: list[dict[str, Neighbor]] = [{} for _ in searching]
+    for part, hits in zip(slots, await asyncio.gather(*calls), strict=True):
+        for i, neighbors in zip(part, hits, strict=True):
+            merged[i].update((n.driver_id, n) for n in neighbors)
+    return [
+        sorted(m.values(), key=lambda n: (n.distance_m, n.driver_id))[: _k(deps, ride)]
+        for ride, m in zip(searching, merged, strict=True)
+    ]
+
+
+def _eligible(deps: Deps, ride: Ride, found: list[Neighbor]) -> list[Neighbor]:
+    """The drivers of `found` the ride may be offered: not its decliners, inside the
+    service area its pickup is in; at most the window's candidates."""
+    zone = deps.areas.zone(ride.pickup.lat, ride.pickup.lng)
+    return [
+        n
+        for n in found
+        if n.driver_id not in ride.declined and deps.areas.admits(zone, n.lat, n.lng)
+    ][: _batching(deps).config.candidates]
+
+
+def _candidates(
+    deps: Deps, ride: Ride, road: EtaParams, own: list[Neighbor], ups: list[Neighbor]
+) -> list[_Candidate]:
+    """The ride's candidates: `own`, its product's eligible drivers, and `ups`, its
+    upgrades' eligible drivers within the reach _upgrade_reach gave (the solver then
+    weighs them by ETA like the rest); `road`: the ETA model's parameters at its pickup
+    (read for the whole window at once)."""
+    product = ride.product
+    serves = () if product is None else (product,)
+    out = [_Candidate(n.driver_id, n.distance_m, road.eta_s(n.distance_m), serves) for n in own]
+    if product is None or not ups:
         return out
-    ups = eligible(await nearest_upgrades(deps, at.lat, at.lng, k, reach, product))
+    upgrades = upgrades_of(deps, product)
     taken = {c.driver_id for c in out}  # a driver serving both: as its own product's
     out += [
         _Candidate(n.driver_id, n.distance_m, road.eta_s(n.distance_m), upgrades)
@@ -304,9 +334,15 @@ async def solve_region(
     roads, nearest = await asyncio.gather(
         deps.eta.params_many([r.pickup for r in searching], now), _nearest_all(deps, searching)
     )
-    found = await _in_chunks(
-        [_candidates(deps, r, p, n) for r, p, n in zip(searching, roads, nearest, strict=True)]
-    )
+    own = [_eligible(deps, r, n) for r, n in zip(searching, nearest, strict=True)]
+    reaches = [_upgrade_reach(deps, r, o) for r, o in zip(searching, own, strict=True)]
+    ups = [
+        _eligible(deps, r, u)
+        for r, u in zip(searching, await _upgrades_all(deps, searching, reaches), strict=True)
+    ]
+    found = [
+        _candidates(deps, r, p, o, u) for r, p, o, u in zip(searching, roads, own, ups, strict=True)
+    ]
     pairs: dict[tuple[str, str], _Candidate] = {}
     edges = []
     for ride, cands in zip(searching, found, strict=True):
