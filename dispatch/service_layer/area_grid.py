@@ -103,7 +103,8 @@ def _codes(
         t = np.clip(np.where(length2 > 0, t, 0.0), 0.0, 1.0)
         reach = (0.5 * np.hypot(w, h) + _MARGIN)[owner][:, None]
         near = np.hypot(ax + t * dx - sx, ay + t * dy - sy) <= reach
-        # Crossings of the segment from that point to the centre, as local_test counts.
+        # Crossings of the segment from that point to the centre, as the lookup counts
+        # them (local_test in _areaprobe.c).
         d1, u1 = orient(ax, ay, bx, by, tx, ty)
         d2, u2 = orient(ax, ay, bx, by, ox, oy)
         d3, u3 = orient(tx, ty, ox, oy, ax, ay)
