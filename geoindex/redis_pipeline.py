@@ -136,8 +136,14 @@ class Pipelined:
             if conn.health_check_interval:
                 next_check = asyncio.get_running_loop().time() + conn.health_check_interval
                 conn.next_health_check = next_check
-        except TimeoutError:  # the batch's deadline (asyncio's is the builtin)
+        except (TimeoutError, rx.TimeoutError):  # the batch's deadline, or connecting's
             await conn.disconnect(nowait=True)
+            if self._cluster:
+                # As redis-py's cluster client does after a timeout: the slot map is read
+                # again before the next command (this path leaves commands to redis-py
+                # until then), so a primary that hangs while its replica takes over is
+                # not asked again and again.
+                self._client._initialize = True
             raise rx.TimeoutError(f"Timeout reading from {conn.host}:{conn.port}") from None
         except (rx.ConnectionError, OSError):
             # A dead pooled connection, a node restarting or going away: what was read
