@@ -215,9 +215,15 @@ async def request_ride_once(
 
     async def ride_still_stored(claim: Claim) -> bool:
         # The ride's id comes from the key: a retry after its loss stores it again.
-        if claim.looked:
-            return claim.ride is not None
-        return await deps.rides.get(ride_id) is not None
+        stored = claim.ride is not None if claim.looked else await deps.rides.get(ride_id)
+        if not stored:
+            return False
+        # The answer is stored by the very script that stores the ride, so a try answered
+        # 503 durability_timeout leaves one for a ride its replicas may not have: replayed
+        # only once the ride would survive a failover (as an earlier try's ride found
+        # stored is, in request_ride).
+        await deps.rides.kept(ride_id)
+        return True
 
     return await idempotency.once(
         deps.idempotency,

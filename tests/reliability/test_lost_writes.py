@@ -22,7 +22,7 @@ from dispatch.service_layer import drivers as driver_cases
 from dispatch.service_layer import ride_steps
 from dispatch.service_layer.deadlines import sweep_once
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from dispatch.service_layer.ride_requests import new_ride_id, request_ride, request_ride_once
 from dispatch.service_layer.timers import OfferTimeout
 from dispatch.settings import Settings
 from geoindex import Position
@@ -246,3 +246,23 @@ async def test_the_residual_case_a_reservation_and_its_confirm_lost_together(dur
         assert (drivers["d1"].status, drivers["d1"].ride) == ("on_ride", first.id)
         assert report["drivers_in_two_active_rides"] == {}
         assert report["committed_rides_not_held_by_their_driver"] == []
+
+
+async def test_a_keyed_retry_after_a_durability_timeout_is_not_replayed_unreplicated() -> None:
+    """The ride and its Idempotency-Key's answer are stored by one script; answered 503
+    durability_timeout, both may be on the master alone. The rider's retry with the key
+    finds the answer: it is replayed only once the ride is on a replica (here never, the
+    replica being cut off), else a 201 could name a ride the failover then loses. (No
+    driver near: the ride's own store is the first write that waits.)"""
+    clock = FakeClock()
+    rider = Principal(Role.RIDER, "u1")
+    async with ReplicaPair() as pair:
+        settings = Settings(redis_url=pair.master_url, durable_writes="1:200")
+        async with bootstrap(settings, clock=clock) as runtime:
+            await pair.wait_counted()
+            await pair.cut_off()
+            for _ in range(2):  # the first try and the retry alike
+                with pytest.raises(DurabilityTimeout):
+                    await request_ride_once(
+                        runtime.deps, rider, HERE, None, "k1", lambda r: r.id.encode()
+                    )
