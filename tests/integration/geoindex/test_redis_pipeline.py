@@ -171,6 +171,8 @@ async def test_a_batch_given_up_midway_leaves_no_unread_replies(
 def _socket_timeouts(client: Any, seconds: float) -> None:
     if isinstance(client, RedisCluster):
         conns = [c for n in client.get_nodes() for c in n._connections]
+        for node in client.get_nodes():  # and the connections a node opens from now on
+            node.connection_kwargs["socket_timeout"] = seconds
     else:
         pool = client.connection_pool
         conns = [*pool._available_connections, *pool._in_use_connections]
