@@ -65,6 +65,21 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield Backend(request.param, runtime.deps, clock)
 
 
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis),
+    ]
+)
+async def batched(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The backends with batched matching (1 s windows)."""
+    clock = FakeClock()
+    settings = replace(settings_for(request.param, request), match_window_ms=1000)
+    async with bootstrap(settings, clock=clock) as runtime:
+        yield Backend(request.param, runtime.deps, clock)
+
+
 # -- running instances ---------------------------------------------------------------------
 @dataclass
 class Instance:

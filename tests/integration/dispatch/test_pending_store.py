@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import replace
 
-import pytest
-
-from dispatch.bootstrap import bootstrap
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.rides import RideStatus
 from dispatch.service_layer.batching import window_round
 from dispatch.service_layer.match_window import Batching, Pending
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
-from tests.fake_clock import FakeClock
-from tests.integration.dispatch.conftest import Backend, settings_for
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("cluster", marks=pytest.mark.redis),
-    ]
-)
-async def batched(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    clock = FakeClock()
-    settings = replace(settings_for(request.param, request), match_window_ms=1000)
-    async with bootstrap(settings, clock=clock) as runtime:
-        yield Backend(request.param, runtime.deps, clock)
+from tests.integration.dispatch.conftest import Backend
 
 
 def _b(backend: Backend) -> Batching:

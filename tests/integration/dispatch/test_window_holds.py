@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import pytest
 
-from dispatch.bootstrap import bootstrap
 from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
@@ -21,25 +20,10 @@ from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.match_window import Batching
 from dispatch.service_layer.ports import RideStore
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride
-from tests.fake_clock import FakeClock
-from tests.integration.dispatch.conftest import Backend, settings_for
+from tests.integration.dispatch.conftest import Backend
 
 HERE = LatLng(52.52, 13.40)
 RIDERS = ("u1", "u2", "u3")
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("cluster", marks=pytest.mark.redis),
-    ]
-)
-async def batched(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    clock = FakeClock()
-    settings = replace(settings_for(request.param, request), match_window_ms=1000)
-    async with bootstrap(settings, clock=clock) as runtime:
-        yield Backend(request.param, runtime.deps, clock)
 
 
 class Died(Exception):
