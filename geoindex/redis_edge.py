@@ -54,12 +54,11 @@ def translated() -> Iterator[None]:
     except CLOSED_UNDER_THE_CALL as exc:
         raise BackendUnavailable(f"redis connection closed under the call: {exc!r}") from exc
     except rx.ResponseError as exc:
-        # A script touching a key it could not declare (region_apply.lua's product sets)
-        # while its slot migrates and that key has already moved: the migration's
-        # TRYAGAIN, told mid-script. What the script wrote before stays: its region entry
-        # is rewritten by the driver's next change (a newer version), and a set member
-        # it added is at worst a stale sighting until the driver TTL ages it out (a
-        # reservation, on the driver's own key, never takes a busy driver for it).
+        # A script touching a key it did not declare while its slot migrates and that
+        # key has already moved: the migration's TRYAGAIN, told mid-script. Only the
+        # sweep (region_expire.lua's product sets) still can; region_apply.lua declares
+        # its product sets and refuses before writing. What the sweep removed before
+        # stays removed; the next sweep finishes the driver (k-NN skips stale entries).
         if "non local key" in str(exc):
             raise BackendUnavailable(f"redis slot migrating: {exc!r}") from exc
         raise
