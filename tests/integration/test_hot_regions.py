@@ -21,6 +21,7 @@ from dispatch.service_layer.ports import Ask, Outcome
 from geoindex import Position, RedisGeoIndex, ScriptRunner
 from loadtest import hot_regions
 from loadtest.redis_procs import free_port
+from tests.waiting import eventually
 
 HOT = h3.latlng_to_cell(52.52, 13.40, 5)
 HOT_DRIVERS = 400
@@ -68,6 +69,13 @@ async def _load(
         await asyncio.sleep(0.5)
 
 
+async def _all_regions_listed(client: RedisCluster) -> bool:
+    """The hot region and its three cold neighbours in the index's regions set."""
+    listed = {m.decode() for m in await client.smembers("gi:regions")}
+    wanted = {HOT, *await _cold_cells_on_the_hot_node(client)}
+    return wanted <= listed
+
+
 async def _sample_under_load(client: RedisCluster, url: str) -> dict:
     index = RedisGeoIndex(client, ttl_ms=600_000)
     drivers = _drivers(HOT, HOT_DRIVERS)
@@ -77,7 +85,10 @@ async def _sample_under_load(client: RedisCluster, url: str) -> dict:
     market = RedisMarketStore(ScriptRunner(client, MARKET_SCRIPTS))
     load = asyncio.create_task(_load(index, drivers, h3.cell_to_latlng(HOT), stop, market))
     try:
-        await asyncio.sleep(0.2)  # every region written once before the reference is taken
+        # Every region written once before the reference is taken (the first round also
+        # loads the scripts and opens the connections: on a busy machine it outlasted a
+        # fixed 0.2 s, and the sampler found no region).
+        await eventually(lambda: _all_regions_listed(client), timeout_s=30)
         return await hot_regions.sample(url, 1.5, cpu_threshold=0.001, min_share=0.25)
     finally:
         stop.set()
