@@ -42,6 +42,13 @@ class Backend:
             await asyncio.wait_for(ready.wait(), 5)
 
 
+BACKENDS = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("cluster", marks=pytest.mark.redis),
+]
+
+
 def settings_for(name: str, request: pytest.FixtureRequest) -> Settings:
     """Immediate matching (a ride's answer names its driver); batched tests override it."""
     if name == "redis":
@@ -52,26 +59,14 @@ def settings_for(name: str, request: pytest.FixtureRequest) -> Settings:
     return Settings(match_window_ms=0)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("cluster", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     clock = FakeClock()
     async with bootstrap(settings_for(request.param, request), clock=clock) as runtime:
         yield Backend(request.param, runtime.deps, clock)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("cluster", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 async def batched(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """The backends with batched matching (1 s windows)."""
     clock = FakeClock()
