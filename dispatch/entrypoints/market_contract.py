@@ -92,6 +92,7 @@ class MarketView(Shape):
     window_s: float
     surge_enabled: bool
     product: str | None  # the product asked for; null: every product
+    at: int  # ms: when this instance read the area (the answer is that old, at most 5 s)
     cells: list[MarketCell]
 
 

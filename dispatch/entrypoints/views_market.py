@@ -119,16 +119,15 @@ async def get_market(request: web.Request) -> web.Response:
     deps = _deps(request)
     config = deps.market.config
     product = _product(deps, q.product)
-    cells, enabled = await market_ops.view_and_switch(
-        deps, actor, LatLng(q.lat, q.lng), q.radius_m, product
-    )
+    snap = await market_ops.view_and_switch(deps, actor, LatLng(q.lat, q.lng), q.radius_m, product)
     return json_response(
         mc.MarketView(
             res=config.res,
             window_s=config.window.window_ms / 1000,
-            surge_enabled=enabled,
+            surge_enabled=snap.enabled,
             product=product,
-            cells=[cell_view(c) for c in cells],
+            at=snap.at_ms,
+            cells=[cell_view(c) for c in snap.cells],
         )
     )
 

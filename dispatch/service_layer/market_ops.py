@@ -18,6 +18,7 @@ from dispatch.service_layer.errors import Forbidden, InvalidRequest
 from dispatch.service_layer.market import (
     AreaTooLarge,
     CellView,
+    Snapshot,
     area_cells,
     area_view,
     region_of,
@@ -51,21 +52,29 @@ async def view(
 
 async def view_and_switch(
     deps: Deps, actor: Principal, at: LatLng, radius_m: float, product: str | None = None
-) -> tuple[list[CellView], bool]:
-    """`view` and whether surge is on, the switch read in flight with the area's reads (one
-    round trip's time, not two), like them at most a recompute interval old."""
+) -> Snapshot:
+    """`view` and whether surge is on, as this instance last read them for the area
+    (market.AreaSnapshots): at most AreaSnapshots.MAX_STALE_MS old, refreshed behind the
+    reads once a recompute interval (at most a second) old. A fresh read of the area
+    and the switch go in flight together (one round trip's time, not two)."""
     _ops_only(actor)
     _known(deps, product)
     try:
         area_cells(deps.market.config, at, radius_m)  # a bad area is refused before any read
     except AreaTooLarge as exc:
         raise InvalidRequest(str(exc)) from None
-    market, now = deps.market, deps.clock.now_ms()
-    cells, on = await asyncio.gather(
-        area_view(market, deps.index, at, radius_m, now, product),
-        market.view_cache.enabled(market, now),
-    )
-    return cells, on
+    market, clock = deps.market, deps.clock
+
+    async def read() -> Snapshot:
+        now = clock.now_ms()
+        cells, on = await asyncio.gather(
+            area_view(market, deps.index, at, radius_m, now, product),
+            market.view_cache.enabled(market, now),
+        )
+        return Snapshot(now, cells, on)
+
+    refresh_ms = min(1_000, market.config.interval_ms)
+    return await market.snapshots.get((at, radius_m, product), clock.now_ms(), refresh_ms, read)
 
 
 def expand(deps: Deps, ids: Sequence[str], limit: int) -> list[str]:

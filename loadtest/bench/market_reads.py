@@ -18,7 +18,9 @@ Every read is timed from when it was due. (Until 2026-11-30 the defaults were 20
 drivers and 2,000 updates/s in batches of 500: twice the documented background.)
 The same reads of /healthz at the same rate, before the market reads alone and beside
 them under load, are the baseline: what any read costs on this machine at that moment.
-Target: p99 ≤ 5 ms with the load. Prints one JSON object.
+Redis's share: the masters' CPU (INFO cpu) and command time by command (INFO
+commandstats) per market read alone, and per /healthz read (the background jobs' share,
+which goes on under both). Target: p99 ≤ 5 ms with the load. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 from loadtest.bench.harness import Servers, cpu_seconds, loadgen, machine
 from loadtest.bench.profiled import switch
-from loadtest.redis_procs import RedisCluster
+from loadtest.redis_procs import REDIS_CLI, RedisCluster
 
 TARGET_P99_MS = 5.0
 BASELINE = "/healthz"
@@ -47,6 +49,46 @@ def _spawn(mode: str, url: str, secret: str, *args: str) -> subprocess.Popen[str
 def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     out, _ = proc.communicate(timeout=timeout)
     return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+CPU = "cpu"  # redis_usec's key for the servers' CPU time (usec), beside the commands'
+
+
+def redis_usec(ports: list[int]) -> dict[str, tuple[int, int]]:
+    """(calls, usec) per command, summed over the given servers (INFO commandstats; a
+    script's own commands count both under their name and in its evalsha), and under
+    CPU the servers' CPU time (INFO cpu, user + sys)."""
+    out: dict[str, tuple[int, int]] = {CPU: (0, 0)}
+    for port in ports:
+        info = subprocess.run(
+            [REDIS_CLI, "-p", str(port), "INFO", "all"], capture_output=True, text=True, timeout=10
+        ).stdout
+        for line in info.splitlines():
+            if line.startswith("cmdstat_"):
+                name, rest = line[len("cmdstat_") :].split(":", 1)
+                fields = dict(kv.split("=", 1) for kv in rest.split(","))
+                calls, usec = out.get(name, (0, 0))
+                out[name] = (calls + int(fields["calls"]), usec + int(fields["usec"]))
+            elif line.startswith(("used_cpu_sys:", "used_cpu_user:")):
+                out[CPU] = (0, out[CPU][1] + round(float(line.split(":")[1]) * 1e6))
+    return out
+
+
+def _per_read(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], reads: int
+) -> dict[str, Any]:
+    """Redis per read between two redis_usec samples: its CPU (ms), and the command time
+    of each command that took any (usec; INFO itself left out)."""
+    delta = {
+        k: (c - before.get(k, (0, 0))[0], u - before.get(k, (0, 0))[1])
+        for k, (c, u) in after.items()
+        if k not in ("info", CPU)
+    }
+    n = max(1, reads)
+    return {
+        "cpu_ms": round((after[CPU][1] - before[CPU][1]) / n / 1000, 3),
+        "usec_by_command": {k: round(u / n, 1) for k, (_, u) in delta.items() if u >= n},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,14 +117,18 @@ def main(argv: list[str] | None = None) -> None:
         seconds = str(a.seconds)
         reads = ("--rate", str(a.reads), "--seconds", seconds, "-c", "16")
         assert inst.proc is not None
-        cpu = cpu_seconds(inst.proc.pid)
+        masters = [n.port for n in cluster.masters()]
+        cpu, r0 = cpu_seconds(inst.proc.pid), redis_usec(masters)
         floor_alone = loadgen("market", url, secret, *reads, "--path", BASELINE)
         floor_cpu = cpu_seconds(inst.proc.pid) - cpu
-        cpu += floor_cpu
+        cpu, r1 = cpu + floor_cpu, redis_usec(masters)
         if a.profile:
             switch(inst, signal.SIGUSR1, 0.5)
         alone = loadgen("market", url, secret, *reads, "--prefix", "alone")
         market_cpu = cpu_seconds(inst.proc.pid) - cpu
+        r2 = redis_usec(masters)
+        redis_floor = _per_read(r0, r1, floor_alone["count"])
+        redis_market = _per_read(r1, r2, alone["count"])
         if a.profile:
             switch(inst, signal.SIGUSR2, 0.5)
         bg = _spawn("fleet", url, secret, "--rate", str(a.background), "--batch", str(a.batch),
@@ -116,6 +162,15 @@ def main(argv: list[str] | None = None) -> None:
         "instance_cpu_ms_per_read": round(
             1000 * (market_cpu - floor_cpu) / max(1, alone["count"]), 3
         ),
+        # Redis (the three masters) per read alone: CPU and command time, and the
+        # market read's CPU less a /healthz read's (background jobs run under both).
+        "redis_per_read_alone": {
+            "market": redis_market,
+            "baseline": redis_floor,
+            "market_cpu_ms_over_baseline": round(
+                redis_market["cpu_ms"] - redis_floor["cpu_ms"], 3
+            ),
+        },
         "rides_beside": ride_result,
         "background_batches": background,
         "target_p99_ms": TARGET_P99_MS,

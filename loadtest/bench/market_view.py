@@ -15,8 +15,12 @@ city, riders quoted around its hot spots (so cells have demand and, after the su
 job's rounds, surge), then --reads reads of a 2 km area at the centre (19 cells of
 resolution 8, about 1,000 drivers) interleaved with as many reads of /healthz. CPU is this process's
 (time.process_time: server and client); a market read's own cost is its CPU less a
-/healthz read's, which pays the same HTTP and client. Redis's time is its own
-processes'. Prints one JSON object.
+/healthz read's, which pays the same HTTP and client. A read answers the area's
+snapshot (market.AreaSnapshots), read again behind the reads once a second: so then
+--fresh reads of the area as such a refresh makes them (the area view and the switch,
+in flight together, each with the market store's copy emptied first), one at a time,
+in the same process: their wall time, CPU and Redis's CPU (the masters', INFO cpu) and
+command time. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ import uvloop
 from dispatch.domain.geo import LatLng
 from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.server import start
-from dispatch.service_layer.market import count_ask
+from dispatch.service_layer.market import ViewCache, area_view, count_ask
 from dispatch.service_layer.ports import Outcome
 from dispatch.settings import Settings
 from geoindex import Position
+from loadtest.bench.market_reads import redis_usec
 from loadtest.redis_procs import RedisCluster
 from loadtest.scenario.city import City
 from loadtest.scenario.tokens import mint
@@ -68,7 +73,33 @@ def _ms(xs: list[float], q: float) -> float:
     return round(float(np.percentile(xs, q)) * 1000, 3)
 
 
-async def run(a: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+async def fresh_reads(app: Any, n: int, ports: list[int]) -> dict[str, Any]:
+    """n reads of the area as a snapshot's refresh makes them, one at a time."""
+    deps = app[appkeys.RUNTIME].deps
+    at, wall, cpu = LatLng(CITY.lat, CITY.lng), [], []
+    r0 = redis_usec(ports)
+    for _ in range(n):
+        market = replace(deps.market, view_cache=ViewCache())  # the store read too
+        now = deps.clock.now_ms()
+        c0, w0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(
+            area_view(market, deps.index, at, RADIUS_M, now),
+            market.view_cache.enabled(market, now),
+        )
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    r1 = redis_usec(ports)
+    usec = {k: (u - r0.get(k, (0, 0))[1]) / n for k, (_, u) in r1.items() if k != "info"}
+    return {
+        "reads": n,
+        "wall_ms": {"p50": _ms(wall, 50), "p99": _ms(wall, 99)},
+        "cpu_ms_mean": round(statistics.fmean(cpu) * 1000, 3),
+        "redis_cpu_ms": round(usec.pop("cpu") / 1000, 3) if ports else None,
+        "redis_usec_by_command": {k: round(u, 1) for k, u in usec.items() if u >= 1},
+    }
+
+
+async def run(a: argparse.Namespace, settings: Settings, ports: list[int]) -> dict[str, Any]:
     runner, port = await start(replace(settings, port=0, host="127.0.0.1"))
     try:
         await seed(runner.app, a.drivers, a.riders)
@@ -99,6 +130,7 @@ async def run(a: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         if prof is not None:
             prof.disable()
             prof.dump_stats(a.profile)
+        fresh = await fresh_reads(runner.app, a.fresh, ports) if a.fresh else None
     finally:
         await runner.cleanup()
     (m_cpu, m_wall), (h_cpu, h_wall) = timed["market"], timed["healthz"]
@@ -114,6 +146,8 @@ async def run(a: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "market_own_cpu_ms": round((statistics.fmean(m_cpu) - statistics.fmean(h_cpu)) * 1000, 3),
         "market_wall_ms": {"p50": _ms(m_wall, 50), "p90": _ms(m_wall, 90), "p99": _ms(m_wall, 99)},
         "healthz_wall_ms": {"p50": _ms(h_wall, 50), "p90": _ms(h_wall, 90), "p99": _ms(h_wall, 99)},
+        # What a snapshot's refresh costs (behind the reads, once a second per area).
+        "fresh_area_read": fresh,
     }
 
 
@@ -125,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--settle-s", type=float, default=5.0)
     p.add_argument("--redis-url")
     p.add_argument("--profile", metavar="PATH", help="cProfile the timed reads into PATH")
+    p.add_argument("--fresh", type=int, default=100, help="fresh reads of the area (0: none)")
     a = p.parse_args(argv)
     base = Settings(jwt_secret="bench-" + "x" * 40, driver_ttl_s=3600)
     with ExitStack() as stack:
@@ -133,10 +168,12 @@ def main(argv: list[str] | None = None) -> None:
 
             redis.Redis.from_url(a.redis_url).flushall()
             settings = replace(base, redis_url=a.redis_url)
+            ports: list[int] = []  # another's server: its CPU is not this run's alone
         else:
             cluster = stack.enter_context(RedisCluster(tie_to_parent=True))
             settings = replace(base, redis_cluster_url=cluster.url)
-        result = uvloop.run(run(a, settings))
+            ports = [n.port for n in cluster.masters()]
+        result = uvloop.run(run(a, settings, ports))
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 

@@ -5,6 +5,7 @@ or all), with their errors and limits."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
@@ -65,6 +66,7 @@ async def test_the_ops_view_shows_supply_demand_and_surge(market: Instance) -> N
     )
     assert status == 200, view
     assert view["res"] == 8 and view["surge_enabled"] is True and view["product"] is None
+    assert 0 <= time.time() * 1000 - view["at"] < 5_000  # when the instance read the area
     cell = h3.latlng_to_cell(HERE["lat"], HERE["lng"], 8)
     [mine] = [c for c in view["cells"] if c["id"] == cell]
     assert mine["supply"] == 1 and mine["demand_per_min"] == 2.0
