@@ -78,6 +78,13 @@ class Script:
         script._init(path.stem, path.read_text())
         return script
 
+    @classmethod
+    def from_source(cls, name: str, source: str) -> Script:
+        """A script put together by its caller (for one composed of others' sources)."""
+        script = cls.__new__(cls)
+        script._init(name, source)
+        return script
+
     def _init(self, name: str, source: str) -> None:
         self.name = name
         self.source = source

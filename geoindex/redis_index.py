@@ -223,10 +223,20 @@ class RedisGeoIndex:
         """Run driver_change.lua on each driver, then mirror the change into its region."""
         if not driver_ids:
             return []
-        args = [op, arg, self._driver_pexpire, self._default_prods]
+        args = self._change_args(op, arg)
         replies = await self._scripts.run(
             [(DRIVER_CHANGE, [self.driver_key(d)], args) for d in driver_ids]
         )
+        return await self._mirror(driver_ids, op, replies)
+
+    def _change_args(self, op: str, arg: int | str = 0) -> list[str | int]:
+        return [op, arg, self._driver_pexpire, self._default_prods]
+
+    async def _mirror(
+        self, driver_ids: Sequence[str], op: str, replies: Sequence[Any]
+    ) -> list[str]:
+        """Mirror driver_change.lua's replies (one per driver, `op` on each) into the
+        drivers' regions; the drivers it changed."""
         ops: dict[int, list[str]] = {}
         changed = []
         for driver_id, reply in zip(driver_ids, replies, strict=True):
@@ -249,6 +259,21 @@ class RedisGeoIndex:
     async def set_available(self, driver_id: str, available: bool) -> bool:
         limits.check_driver_id(driver_id)
         return bool(await self._change([driver_id], "1" if available else "0"))
+
+    def availability_step(self, available: bool) -> tuple[Script, list[str | int]]:
+        """set_available's first half for a store that runs it inside a script of its own
+        on the driver's slot (dispatch's reservation): driver_change.lua, to be called on
+        driver_key(driver_id) with these arguments; its reply then goes to
+        mirror_availability, which writes the region as set_available does."""
+        return DRIVER_CHANGE, self._change_args("1" if available else "0")
+
+    async def mirror_availability(
+        self, driver_id: str, available: bool, reply: Sequence[Any]
+    ) -> bool:
+        """set_available's second half: `reply` is driver_change.lua's answer to
+        availability_step(available) on this driver."""
+        limits.check_driver_id(driver_id)
+        return bool(await self._mirror([driver_id], "1" if available else "0", [reply]))
 
     async def set_available_many(self, driver_ids: Sequence[str], available: bool) -> int:
         ids = [limits.check_driver_id(i) for i in driver_ids]

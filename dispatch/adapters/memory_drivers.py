@@ -34,6 +34,7 @@ class MemoryDriverStore:
         now_ms: int,
         lease_until: int,
         serves: tuple[str, ...] = (),
+        hide: bool = False,
     ) -> DriverRecord | None:
         state = await self._index.get(driver_id)
         fresh = state is not None and state.ts_ms >= now_ms - self._index.ttl_ms
@@ -43,6 +44,9 @@ class MemoryDriverStore:
         if rec is not None:
             self._records[driver_id] = rec
         return rec
+
+    async def hidden(self, driver_id: str, fence: int) -> None:
+        await self._index.set_available(driver_id, False)  # the whole change: one step here
 
     async def reserve_many(
         self, asks: Sequence[Reservation], now_ms: int, lease_until: int

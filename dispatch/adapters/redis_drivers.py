@@ -12,24 +12,44 @@ from dispatch.adapters.redis_client import UNTOUCHED_KEEP_MS, call_id, driver_ke
 from dispatch.domain.drivers import DriverRecord, DriverStatus
 from dispatch.domain.errors import DriverBusy
 from dispatch.service_layer.ports import Reservation
-from geoindex import ScriptRunner, translated
+from geoindex import Script, ScriptRunner, translated
+from geoindex.redis_index import DRIVER_CHANGE
 
-RESERVE = script("driver_reserve")
+
+def _with_index_change(reserve: Script, change: Script) -> Script:
+    """`reserve` with the geo index's own change of a driver (driver_change.lua) in front
+    of it as the Lua function index_change(KEYS, ARGV): both are on the driver's slot, so
+    a reservation takes the driver out of the index's record in the same atomic step."""
+    source = f"local function index_change(KEYS, ARGV)\n{change.source}\nend\n{reserve.source}"
+    return Script.from_source(reserve.name, source)
+
+
+RESERVE = _with_index_change(script("driver_reserve"), DRIVER_CHANGE)
 CONFIRM = script("driver_confirm")
 RELEASE = script("driver_release")
 EXPIRE_LEASE = script("driver_expire_lease")
 SET_STATUS = script("driver_set_status")
 SCRIPTS = (RESERVE, CONFIRM, RELEASE, EXPIRE_LEASE, SET_STATUS)
+MAX_HIDING = 10_000
 
 
 class FixTimes(Protocol):
     """Where the geo index keeps a driver's last fix (RedisGeoIndex is one): a hash with
-    field `ts`, tagged {<driver_id>} like our own record, and how long a fix stays fresh."""
+    field `ts`, tagged {<driver_id>} like our own record, and how long a fix stays fresh;
+    and its availability change in two halves, the first run inside the reservation."""
 
     ttl_ms: int
     default_products: tuple[str, ...]  # what a driver that never had `prods` set serves
 
     def driver_key(self, driver_id: str) -> str: ...
+
+    def availability_step(self, available: bool) -> tuple[Script, list[str | int]]: ...
+
+    async def mirror_availability(
+        self, driver_id: str, available: bool, reply: Sequence[Any]
+    ) -> bool: ...
+
+    async def set_available(self, driver_id: str, available: bool) -> bool: ...
 
 
 def _s(value: bytes | str | None) -> str | None:
@@ -37,7 +57,7 @@ def _s(value: bytes | str | None) -> str | None:
 
 
 def _reserved(ask: Reservation, reply: Any, lease_until: int) -> DriverRecord | None:
-    if len(reply) == 2:
+    if reply[0] == 0:  # {0, reason}; a fence is a string
         return None
     return DriverRecord(
         ask.driver_id, DriverStatus.RESERVED, ask.ride_id, int(reply[0]), lease_until
@@ -53,8 +73,15 @@ class RedisDriverStore:
         # Reserve, confirm and release: a double booking depends on them, so with
         # DISPATCH_DURABLE_WRITES they are answered only once a replica has them.
         self._critical: ScriptCalls = durable or scripts
-        # For the freshness of the last fix (invariant 4), read in the reserving script.
+        # For the freshness of the last fix (invariant 4), read in the reserving script,
+        # which also makes the index's own change when the driver leaves its search.
         self._index = index
+        change, self._hide_args = index.availability_step(False)
+        assert change == DRIVER_CHANGE, "the reservation embeds the index's own script"
+        # reserve(hide=True)'s index replies, until hidden() mirrors them into the region
+        # (by driver and fence; dropped by a release, bounded against a caller that
+        # never came back).
+        self._hiding: dict[tuple[str, int], Any] = {}
 
     async def get(self, driver_id: str) -> DriverRecord:
         with translated():
@@ -85,10 +112,26 @@ class RedisDriverStore:
         now_ms: int,
         lease_until: int,
         serves: tuple[str, ...] = (),
+        hide: bool = False,
     ) -> DriverRecord | None:
         ask = Reservation(driver_id, ride_id, serves)
-        res = await self._critical.call(RESERVE, *self._reserve_call(ask, now_ms, lease_until))
-        return _reserved(ask, res, lease_until)
+        keys, args = self._reserve_call(ask, now_ms, lease_until)
+        if hide:
+            args += ["1", *self._hide_args]
+        res = await self._critical.call(RESERVE, keys, args)
+        rec = _reserved(ask, res, lease_until)
+        if rec is not None and hide and len(res) > 1:  # not a re-sent call's first answer
+            if len(self._hiding) >= MAX_HIDING:
+                self._hiding.pop(next(iter(self._hiding)))
+            self._hiding[(driver_id, rec.fence)] = res[1:]
+        return rec
+
+    async def hidden(self, driver_id: str, fence: int) -> None:
+        change = self._hiding.pop((driver_id, fence), None)
+        if change is not None:
+            await self._index.mirror_availability(driver_id, False, change)
+        else:  # its reply was a re-sent call's (made no index change) or was dropped
+            await self._index.set_available(driver_id, False)
 
     async def reserve_many(
         self, asks: Sequence[Reservation], now_ms: int, lease_until: int
@@ -123,6 +166,7 @@ class RedisDriverStore:
         return bool(int(await self._critical.call(CONFIRM, [driver_key(driver_id)], args)))
 
     async def release(self, driver_id: str, ride_id: str, fence: int) -> bool:
+        self._hiding.pop((driver_id, fence), None)
         args = [ride_id, fence, call_id(), UNTOUCHED_KEEP_MS]
         return bool(int(await self._critical.call(RELEASE, [driver_key(driver_id)], args)))
 

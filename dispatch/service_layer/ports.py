@@ -47,9 +47,19 @@ class DriverStore(Protocol):
         now_ms: int,
         lease_until: int,
         serves: tuple[str, ...] = (),
+        hide: bool = False,
     ) -> DriverRecord | None:
         """None unless the driver is free, its last fix is within the index TTL and, if
-        `serves` names products, the index has it serving one of them."""
+        `serves` names products, the index has it serving one of them. `hide`: the driver
+        is also to leave the geo index's search (index.set_available(driver, False)),
+        which the caller finishes with hidden() once this returns a record; where the
+        backend allows, the index's own record of the driver changes in the same atomic
+        step as the reservation (on Redis: one script on the driver's slot)."""
+        ...
+
+    async def hidden(self, driver_id: str, fence: int) -> None:
+        """The rest of reserve(hide=True)'s taking the driver out of the index's search,
+        for the reservation it answered with `fence` (on Redis: the region's entry)."""
         ...
 
     async def reserve_many(

@@ -82,8 +82,19 @@ async def find_offer(
         for cand in candidates:
             lease_until = now_ms + deps.lease_ms
             # The reservation checks the product again, atomically: the driver's vehicle
-            # may have changed since the search.
-            rec = await deps.drivers.reserve(cand.driver_id, ride_id, now_ms, lease_until, serves)
+            # may have changed since the search. It also takes the driver out of the
+            # index's search (hide), finished below by hidden().
+            lease_check = LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
+            try:
+                rec = await deps.drivers.reserve(
+                    cand.driver_id, ride_id, now_ms, lease_until, serves, hide=True
+                )
+            except BaseException:
+                # Its answer lost, the reservation may have been made, and with it the
+                # driver's absence from the search: the lease timer gives both back once
+                # the lease runs out (it follows whoever holds the driver then).
+                await (cleanup or CleanupBudget()).run(deps.deadlines.schedule(*lease_check))
+                raise
             if rec is None:
                 refused += 1
                 if refused >= policy.max_reservation_tries:
@@ -96,10 +107,8 @@ async def find_offer(
             # runs out, to repair a lost accept first (deadlines).
             try:
                 _, _, eta_s = await _all_ended(
-                    deps.deadlines.schedule(
-                        LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
-                    ),
-                    deps.index.set_available(cand.driver_id, False),
+                    deps.deadlines.schedule(*lease_check),
+                    deps.drivers.hidden(cand.driver_id, rec.fence),
                     deps.eta.eta_s(pickup, cand.distance_m, now_ms),
                 )
             except BaseException:

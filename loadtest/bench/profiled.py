@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from redis.asyncio.connection import AbstractConnection
 
+from dispatch.adapters.redis_drivers import RESERVE
 from dispatch.entrypoints.cli import main
 from geoindex import Script
 from geoindex.redis_pipeline import Pipelined
@@ -58,6 +59,8 @@ def script_names() -> dict[bytes, str]:
             if entry.name.endswith(".lua"):
                 s = Script(entry.name.removesuffix(".lua"), package=package)
                 names[s.sha.encode()] = s.name
+    # Scripts put together from others' sources (the reservation with the index's change).
+    names[RESERVE.sha.encode()] = RESERVE.name
     return names
 
 

@@ -7,10 +7,15 @@
 -- the driver must serve one of, per the index's record (its `prods`, or default_prods if
 -- it never had any); '' for any driver. Checked here, in the same atomic step as the
 -- reservation, so a vehicle changed after the search cannot take a ride it may not serve.
--- Returns {fence} on success, or {0, reason}. Mirrors dispatch.domain.drivers.reserve.
+-- ARGV[9] '1': the driver also leaves the geo index's search in the same step: the index's
+-- own change of the driver (geoindex's driver_change.lua, which redis_drivers.py puts in
+-- front of this script as the function index_change) runs on KEYS[2] with ARGV[10..13]
+-- (RedisGeoIndex.availability_step's arguments); its reply follows the fence.
+-- Returns {fence} on success ({fence, <index_change's reply>} with ARGV[9] '1'), or
+-- {0, reason}. Mirrors dispatch.domain.drivers.reserve.
 -- The same call sent again by the client library after a lost reply (redis-py re-sends
 -- on a connection error mid-failover) gets the first call's answer: `op` names the last
--- call that changed this key.
+-- call that changed this key (the index's change is not made again: the caller makes it).
 local d = redis.call('HMGET', KEYS[1], 'status', 'fence', 'lease', 'op')
 if d[4] == ARGV[5] then
   return {d[2]}
@@ -40,4 +45,9 @@ local f = string.format('%.0f', fence)
 redis.call('HSET', KEYS[1], 'status', 'reserved', 'ride', ARGV[1], 'fence', f, 'lease', ARGV[3],
   'op', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if ARGV[9] == '1' then
+  local out = index_change({KEYS[2]}, {ARGV[10], ARGV[11], ARGV[12], ARGV[13]})
+  table.insert(out, 1, f)
+  return out
+end
 return {f}

@@ -1,0 +1,132 @@
+"""A reservation that also takes the driver out of the index's search (reserve(hide=True),
+then hidden()): on Redis the index's own record of the driver changes in the same script
+as the reservation; held against memory, a single Redis and a Redis Cluster."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from dispatch.adapters.redis_drivers import RedisDriverStore
+from dispatch.domain.drivers import DriverStatus
+from dispatch.domain.geo import LatLng
+from dispatch.service_layer.cleanup import CleanupBudget
+from dispatch.service_layer.reservations import find_offer, release_driver
+from dispatch.service_layer.timers import LeaseCheck
+from geoindex import BackendUnavailable
+
+from .conftest import Backend
+
+LEASE = 30_000
+HERE = (52.52, 13.40)
+
+
+async def found(backend: Backend) -> list[str]:
+    return [n.driver_id for n in await backend.deps.index.nearest(*HERE, 5, 1000)]
+
+
+async def test_a_hiding_reservation_leaves_the_search_once_hidden(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    drivers = backend.deps.drivers
+    rec = await drivers.reserve("d1", "r1", now, now + LEASE, hide=True)
+    assert rec is not None and rec.status is DriverStatus.RESERVED
+    await drivers.hidden("d1", rec.fence)
+    assert await found(backend) == []
+    state = await backend.deps.index.get("d1")
+    assert state is not None and not state.available
+    # and released, it is back: as release_driver always did
+    assert await release_driver(backend.deps, "d1", "r1", rec.fence)
+    assert await found(backend) == ["d1"]
+    # a later fix keeps it in the search (the index's record says available again)
+    backend.clock.advance(1000)
+    await backend.fix("d1")
+    assert await found(backend) == ["d1"]
+
+
+async def test_a_refused_hiding_reservation_changes_nothing_in_the_index(
+    backend: Backend,
+) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    drivers = backend.deps.drivers
+    first = await drivers.reserve("d1", "r1", now, now + LEASE)
+    assert first is not None  # held without hiding: still in the search
+    assert await drivers.reserve("d1", "r2", now, now + LEASE, hide=True) is None
+    assert await found(backend) == ["d1"]
+    state = await backend.deps.index.get("d1")
+    assert state is not None and state.available
+
+
+@pytest.mark.redis
+async def test_redis_the_index_record_changes_with_the_reservation(backend: Backend) -> None:
+    """One script: before hidden() the index's own record already says busy, with a newer
+    version, and a fix arriving then keeps the driver out of the region's search."""
+    if backend.name == "memory":
+        pytest.skip("one step in memory")
+    await backend.fix("d1")
+    drivers = backend.deps.drivers
+    assert isinstance(drivers, RedisDriverStore)
+    index: Any = drivers._index
+    raw = index._redis
+    before = await raw.hmget(index.driver_key("d1"), "avail", "ver")
+    now = backend.clock.now
+    rec = await drivers.reserve("d1", "r1", now, now + LEASE, hide=True)
+    assert rec is not None
+    after = await raw.hmget(index.driver_key("d1"), "avail", "ver")
+    assert after[0] == b"0" and int(after[1]) > int(before[1])
+    # a fix between the reservation and hidden(): the region takes the busy flag from it
+    backend.clock.advance(100)
+    await backend.fix("d1")
+    assert await found(backend) == []
+    await drivers.hidden("d1", rec.fence)  # an older version: changes nothing after it
+    assert await found(backend) == []
+
+
+@pytest.mark.redis
+async def test_redis_a_resent_call_is_hidden_all_the_same(backend: Backend) -> None:
+    """A call re-sent after a lost reply gets the fence alone (the first call made the
+    index's change): hidden() then makes the whole change itself."""
+    if backend.name == "memory":
+        pytest.skip("no re-sent calls in memory")
+    await backend.fix("d1")
+    drivers = backend.deps.drivers
+    assert isinstance(drivers, RedisDriverStore)
+    now = backend.clock.now
+    rec = await drivers.reserve("d1", "r1", now, now + LEASE, hide=True)
+    assert rec is not None
+    drivers._hiding.clear()  # as if this reply were the re-sent call's
+    # the index record was changed by the script; the region not yet
+    assert await found(backend) == ["d1"]
+    await drivers.hidden("d1", rec.fence)
+    assert await found(backend) == []
+
+
+class LostReply:
+    """The driver store, but a reservation's reply is lost after it was made."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def reserve(self, *args: Any, **kwargs: Any) -> Any:
+        await self._inner.reserve(*args, **kwargs)
+        raise BackendUnavailable("reply lost")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_a_lost_reservation_reply_leaves_the_lease_timer(backend: Backend) -> None:
+    """The reservation (and with it the driver's absence from search) may have been made:
+    the lease timer gives the driver back once the lease runs out."""
+    await backend.fix("d1")
+    deps = replace(backend.deps, drivers=LostReply(backend.deps.drivers))
+    now = backend.clock.now
+    with pytest.raises(BackendUnavailable):
+        await find_offer(deps, "r1", LatLng(*HERE), (), now, CleanupBudget())
+    assert (await backend.deps.drivers.get("d1")).status is DriverStatus.RESERVED
+    due = now + backend.deps.lease_ms - 5_000
+    claimed = await backend.deps.deadlines.claim(due, 100, 10_000)
+    assert LeaseCheck("d1").key in [c.item for c in claimed]
