@@ -4,7 +4,8 @@ pickups drivers make (dispatch.domain.eta)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,6 +15,11 @@ from dispatch.domain.eta import EtaParams, Learning, hour_of_week, observe
 from dispatch.domain.geo import LatLng
 
 ETA_RES = 7  # about 5 km²: enough pickups per cell and hour to learn from
+# A cell's parameters, once read, serve this instance's offers and quotes for a few
+# seconds (a smoothed average of many pickups moves slowly; this instance's own updates
+# replace its copy at once): a ride request's ETA read is most often no round trip.
+CACHE_S = 5.0
+CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +45,13 @@ class EtaModel:
         region_res: int,
         defaults: EtaParams | None = None,
         learning: Learning | None = None,
+        cache_s: float = CACHE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self._cache_s = cache_s
+        self._monotonic = monotonic
+        self._cache: dict[EtaKey, tuple[float, EtaParams | None]] = {}
         self.defaults = defaults or EtaParams()
         self.learning = learning or Learning()
         # The parameters of a cell live under its parent at the index's region resolution
@@ -53,8 +64,20 @@ class EtaModel:
         return EtaKey(cell, hour_of_week(now_ms), region)
 
     async def params(self, at: LatLng, now_ms: int) -> EtaParams:
-        (found,) = await self.store.get([self.key(at, now_ms)])
+        key = self.key(at, now_ms)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > self._monotonic():
+            return cached[1] or self.defaults
+        (found,) = await self.store.get([key])
+        self._keep(key, found)
         return found or self.defaults
+
+    def _keep(self, key: EtaKey, params: EtaParams | None) -> None:
+        if self._cache_s <= 0:
+            return
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()  # a few seconds' worth: read again
+        self._cache[key] = (self._monotonic() + self._cache_s, params)
 
     async def params_many(self, points: Sequence[LatLng], now_ms: int) -> list[EtaParams]:
         """One store read (pipelined) for many pickups: a matching window's."""
@@ -82,4 +105,5 @@ class EtaModel:
         )
         if moved is not None:
             await self.store.put(key, moved)
+            self._keep(key, moved)
         return moved
