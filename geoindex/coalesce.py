@@ -23,6 +23,7 @@ from geoindex.columns import Columns
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.port import GeoIndex
 from geoindex.split import Layout, RegionSplitting
+from geoindex.supply import CellIds
 
 
 class CoalescingGeoIndex:
@@ -118,7 +119,7 @@ class CoalescingGeoIndex:
         return await self.inner.supply_in(cells, product)
 
     async def supply_table(
-        self, cells: Sequence[str], products: Sequence[str]
+        self, cells: Sequence[str] | CellIds, products: Sequence[str]
     ) -> npt.NDArray[np.int64]:
         return await self.inner.supply_table(cells, products)
 

@@ -28,8 +28,10 @@ from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.search import SearchConfig
 from geoindex.split import Entry, Layout
 from geoindex.supply import (
+    CellIds,
     checked_products,
     count_supply,
+    id_rows,
     named_cells,
     supply_cells,
     table_columns,
@@ -271,9 +273,12 @@ class MemoryGeoIndex:
         return count_supply(named, lambda r, lo, hi: self._fresh_in(r, product, lo, hi, min_ts))
 
     async def supply_table(
-        self, cells: Sequence[str], products: Sequence[str]
+        self, cells: Sequence[str] | CellIds, products: Sequence[str]
     ) -> npt.NDArray[np.int64]:
-        named = named_cells(cells, self._config.region_res)
+        if isinstance(cells, np.ndarray):
+            named = id_rows(cells, self._config.region_res).as_cells()
+        else:
+            named = named_cells(cells, self._config.region_res)
         checked = checked_products(products)
         rows = self._layout.supply_cells(named)
         min_ts = self._clock() - self.ttl_ms

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from geoindex.columns import Columns
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
+from geoindex.supply import CellIds
 
 
 @runtime_checkable
@@ -92,12 +93,14 @@ class GeoIndex(Protocol):
         ...
 
     async def supply_table(
-        self, cells: Sequence[str], products: Sequence[str]
+        self, cells: Sequence[str] | CellIds, products: Sequence[str]
     ) -> npt.NDArray[np.int64]:
         """supply_in(cells, p) of every product at once: a row per product and a column
         per cell, in the order given (0 where a cell has none). One read of every
         product's sets, in one script call per region on Redis: a caller pricing each
-        product (the market's surge) names and checks the cells once."""
+        product (the market's surge) names and checks the cells once. The cells may be
+        hex ids or a uint64 numpy array of H3 ids (checked as numpy passes, no Python
+        per cell: a caller that keeps its cells as ids, as the recompute does)."""
         ...
 
     async def within(

@@ -48,9 +48,12 @@ from geoindex.rounds import Rounds, Run
 from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
 from geoindex.supply import (
+    CellIds,
     SupplyCell,
+    any_split,
     checked_products,
     count_supply,
+    id_rows,
     named_cells,
     supply_cells,
     table_columns,
@@ -467,11 +470,18 @@ class RedisGeoIndex:
         return await self._count_supply(named_cells(cells, self._config.region_res), suffix)
 
     async def supply_table(
-        self, cells: Sequence[str], products: Sequence[str]
+        self, cells: Sequence[str] | CellIds, products: Sequence[str]
     ) -> npt.NDArray[np.int64]:
-        named = named_cells(cells, self._config.region_res)
         suffixes = [":" + p for p in checked_products(products)]
-        rows = (await self._layouts.get()).supply_cells(named)
+        layout = await self._layouts.get()
+        if isinstance(cells, np.ndarray):
+            ids = id_rows(cells, self._config.region_res)
+            if not any_split(layout.parents, ids.regions):  # a row per cell, no Python per cell
+                return await self._count_ranges(ids.regions, ids.lo, ids.hi, suffixes)
+            named = ids.as_cells()
+        else:
+            named = named_cells(cells, self._config.region_res)
+        rows = layout.supply_cells(named)
         return table_columns(named, rows, await self._count_rows(rows, suffixes))
 
     async def _count_supply(self, cells: list[SupplyCell], suffix: str = "") -> dict[str, int]:
@@ -485,18 +495,24 @@ class RedisGeoIndex:
     ) -> npt.NDArray[np.int64]:
         """Fresh drivers in each row's score range of its region, in the region's sets
         named by `suffixes` ("" every driver's, ":<product>" a product's): a row per
-        suffix, a column per row; one script call per region, every set in it."""
-        out = np.zeros((len(suffixes), len(rows)), dtype=np.int64)
-        if not rows or not suffixes:
-            return out
-        # Grouped by region and packed with numpy: a recompute names thousands of cells.
+        suffix, a column per row."""
         flat = itertools.chain.from_iterable(rows)
-        table = np.fromiter(flat, dtype=np.int64, count=4 * len(rows)).reshape(-1, 4)
-        regions = table[:, 1]
+        table = np.fromiter(flat, dtype=np.uint64, count=4 * len(rows)).reshape(-1, 4)
+        return await self._count_ranges(table[:, 1], table[:, 2], table[:, 3], suffixes)
+
+    async def _count_ranges(
+        self, regions: CellIds, lo: CellIds, hi: CellIds, suffixes: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        """_count_rows of rows given as arrays: one script call per region, every set in
+        it, the ranges grouped by region and packed with numpy (a recompute counts
+        thousands of cells)."""
+        out = np.zeros((len(suffixes), len(regions)), dtype=np.int64)
+        if not len(regions) or not suffixes:
+            return out
         order = np.argsort(regions, kind="stable")
         distinct, starts = np.unique(regions[order], return_index=True)
         groups = np.split(order, starts[1:])
-        bounds = table[:, 2:].astype("<f8")
+        bounds = np.column_stack([lo, hi]).astype("<f8")
         min_ts = self._clock() - self.ttl_ms
         calls = [
             (

@@ -1,23 +1,26 @@
-"""The supply heatmap: which cells to count for an area, and how to name them; counts
-per cell, of one product or of several at once."""
+"""The supply heatmap: which cells to count for an area, and how to name them (hex
+strings, or H3 ids as a uint64 array, checked without a Python call per cell); counts per
+cell, of one product or of several at once."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from h3.api import basic_int as h3
 
 from geoindex import limits
-from geoindex.cells import average_edge_m, cell_hex, haversine_m, score_range
+from geoindex.cells import SCORE_MASK, average_edge_m, cell_hex, haversine_m, score_range
 from geoindex.errors import InvalidQuery
 
 MAX_SUPPLY_CELLS = 5_000
 
 SupplyCell = tuple[int, int, int, int]  # cell, region, lo score, hi score
 Counts = npt.NDArray[np.int64]
+CellIds = npt.NDArray[np.uint64]
 
 
 def supply_cells(
@@ -90,6 +93,93 @@ def _named(name: str, region_res: int, known: dict[str, SupplyCell]) -> SupplyCe
         known.clear()
     checked = known[name] = (cell, int(h3.cell_to_parent(cell, region_res)), *score_range(cell))
     return checked
+
+
+# The bits of an H3 index (h3's h3Index.h): a reserved high bit, the mode (1: a cell), three
+# reserved bits, the resolution, the base cell, then 15 digits of 3 bits, finest last.
+_U = np.uint64
+_DIGIT_SHIFTS = np.array([3 * (15 - r) for r in range(1, 16)], dtype=np.uint64)
+_RES_SHIFT, _BASE_SHIFT = _U(52), _U(45)
+_PENTAGON_BASES = np.array(
+    sorted(h3.get_base_cell_number(p) for p in h3.get_pentagons(0)), dtype=np.uint64
+)
+_PENTAGON_BASE = np.zeros(122, dtype=np.bool_)
+_PENTAGON_BASE[_PENTAGON_BASES.astype(np.intp)] = True
+
+
+def valid_cell_ids(ids: CellIds) -> npt.NDArray[np.bool_]:
+    """h3.is_valid_cell of each id, as numpy passes: the mode, the reserved bits, the base
+    cell, digits 1..res in 0..6 and the unused ones 7, and no first non-zero digit 1 under
+    a pentagon's base cell (tests/unit/test_supply_ids.py holds it to h3's)."""
+    c = np.asarray(ids, dtype=np.uint64)
+    ok = (c >> _U(56)) == _U(8)  # high bit 0, mode 1, reserved bits 0
+    res = ((c >> _RES_SHIFT) & _U(15)).astype(np.int64)
+    base = ((c >> _BASE_SHIFT) & _U(127)).astype(np.intp)
+    ok &= base < 122
+    digits = (c[:, None] >> _DIGIT_SHIFTS) & _U(7)
+    used = np.arange(1, 16) <= res[:, None]
+    ok &= np.where(used, digits != _U(7), digits == _U(7)).all(axis=1)
+    nonzero = (digits != _U(0)) & used
+    first = digits[np.arange(len(c)), nonzero.argmax(axis=1)]
+    under_pentagon = _PENTAGON_BASE[np.minimum(base, 121)]
+    ok &= ~(under_pentagon & nonzero.any(axis=1) & (first == _U(1)))
+    out: npt.NDArray[np.bool_] = ok
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class IdRows:
+    """Checked cells given as ids, in the caller's order: each one's region (its parent at
+    the region resolution, by its digits) and the score range of its res-15 cells."""
+
+    cells: CellIds
+    regions: CellIds
+    lo: CellIds
+    hi: CellIds
+
+    def as_cells(self) -> list[SupplyCell]:
+        return list(
+            zip(
+                map(int, self.cells),
+                map(int, self.regions),
+                map(int, self.lo),
+                map(int, self.hi),
+                strict=True,
+            )
+        )
+
+
+def id_rows(ids: CellIds, region_res: int) -> IdRows:
+    """Cells named by their H3 ids (a uint64 array, from the region's resolution to 15)
+    checked as named_cells checks hex names, with no Python call per cell: a caller naming
+    thousands of cells every few seconds (the market's recompute) from ids it keeps."""
+    if not isinstance(ids, np.ndarray) or ids.dtype != np.uint64 or ids.ndim != 1:
+        raise InvalidQuery("cell ids must be a one-dimensional uint64 array")
+    if len(ids) > MAX_SUPPLY_CELLS:
+        raise InvalidQuery(f"at most {MAX_SUPPLY_CELLS} cells per call")
+    valid = valid_cell_ids(ids)
+    res = (ids >> _RES_SHIFT) & _U(15)
+    if not valid.all():
+        bad = int(ids[np.argmin(valid)])
+        raise InvalidQuery(f"not an H3 cell id: {bad:x}")
+    if (res < region_res).any():
+        bad = int(ids[np.argmax(res < region_res)])
+        raise InvalidQuery(f"cell {bad:x} is coarser than a region (resolution {region_res})")
+    # The parent: resolution field set to region_res, the digits below it all 7.
+    below = _U((1 << (3 * (15 - region_res))) - 1)
+    regions = (ids & ~(_U(15) << _RES_SHIFT)) | (_U(region_res) << _RES_SHIFT) | below
+    hi = ids & _U(SCORE_MASK)
+    lo = hi - ((_U(1) << (_U(3) * (_U(15) - res))) - _U(1))
+    return IdRows(ids, regions, lo, hi)
+
+
+def any_split(parents: Collection[int], regions: CellIds) -> bool:
+    """Whether any of `regions` is a split parent (split.Layout.parents): its cells are
+    counted per sub-region (split.Layout.supply_cells), not as their own rows."""
+    if not parents:
+        return False
+    split = np.fromiter(parents, dtype=np.uint64, count=len(parents))
+    return bool(np.isin(regions, split).any())
 
 
 def count_supply(cells: list[SupplyCell], count: Callable[[int, int, int], int]) -> dict[str, int]:

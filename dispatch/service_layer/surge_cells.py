@@ -27,6 +27,7 @@ class Snapshot:
     layout grows while the round awaits its reads."""
 
     cells: npt.NDArray[np.object_]  # row -> cell id
+    ids: npt.NDArray[np.uint64]  # row -> the cell's H3 id (the index's supply read takes them)
     index: dict[str, int]  # cell id -> row (may hold rows added later: check < len)
     nbr: npt.NDArray[np.int32]  # (rows, 6) ring-1 rows, ABSENT-padded
     degree: npt.NDArray[np.int8]  # len(ring1): 6, or 5 around a pentagon
@@ -49,6 +50,7 @@ class CellLayout:
         self._complete: set[str] = set()  # rows whose six (five) neighbours are laid out
         self._disks: set[str] = set()  # cells whose ring-1 rows are all complete
         self._names: npt.NDArray[np.object_] = np.array([], dtype=object)  # _cells, for numpy
+        self._ids = np.zeros(1024, dtype=np.uint64)
 
     def __len__(self) -> int:
         return len(self._cells)
@@ -73,6 +75,7 @@ class CellLayout:
         # Copies (a few hundred KB): a later round may complete rows meanwhile.
         return Snapshot(
             self._names,
+            self._ids[:n].copy(),
             index,
             self._nbr[:n].copy(),
             self._degree[:n].copy(),
@@ -88,6 +91,8 @@ class CellLayout:
                 self._nbr = np.concatenate([self._nbr, np.full_like(self._nbr, ABSENT)])
                 self._degree = np.concatenate([self._degree, np.zeros_like(self._degree)])
                 self._inside = np.concatenate([self._inside, np.zeros_like(self._inside)])
+                self._ids = np.concatenate([self._ids, np.zeros_like(self._ids)])
+            self._ids[row] = int(cell, 16)
             self._degree[row] = len(self._ring(cell))
             self._inside[row] = self._is_inside(cell)
         return row

@@ -95,11 +95,13 @@ async def _next(deps: Deps, laid: Round) -> dict[str, dict[str, float]]:
     """Every product's next multipliers, priced by its own drivers' supply: one read of
     every product's supply (GeoIndex.supply_table), then one vectorised pass."""
     cols = cells_to_supply(laid)
-    names = laid.snap.cells[cols].tolist()
+    ids = laid.snap.ids[cols]  # the index takes the layout's ids: no hex names to check
+    chunks = range(0, len(ids), SUPPLY_CHUNK)
+    tables = await asyncio.gather(
+        *(deps.index.supply_table(ids[i : i + SUPPLY_CHUNK], laid.products) for i in chunks)
+    )
     supply = np.zeros_like(laid.demand)
-    for start in range(0, len(names), SUPPLY_CHUNK):
-        chunk = names[start : start + SUPPLY_CHUNK]
-        table = await deps.index.supply_table(chunk, laid.products)
+    for start, table in zip(chunks, tables, strict=True):
         supply[:, cols[start : start + SUPPLY_CHUNK]] = table
     return next_surge(laid, supply, deps.market.config.policy)
 

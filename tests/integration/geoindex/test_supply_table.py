@@ -1,6 +1,7 @@
 """supply_table: every product's supply in one read equals supply_in of each product, on
 every backend, on random fleets (busy, stale and multi-product drivers, cells of mixed
-resolutions named more than once) and across a split parent."""
+resolutions named more than once) and across a split parent; the cells named by hex ids
+or given as a uint64 array of H3 ids read the same table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import itertools
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from h3.api import basic_str as h3
 from hypothesis import HealthCheck, given, settings
@@ -82,6 +84,13 @@ async def test_one_read_equals_each_products_own(
     assert table.dtype == np.int64
     assert table.shape == (len(products), len(cells))
     assert table.tolist() == await per_product(index, cells, products)
+    by_ids = await index.supply_table(ids_of(cells), products)
+    assert by_ids.dtype == np.int64
+    assert by_ids.tolist() == table.tolist()
+
+
+def ids_of(cells: list[str]) -> npt.NDArray[np.uint64]:
+    return np.array([int(c, 16) for c in cells], dtype=np.uint64)
 
 
 async def test_a_split_parent_counts_each_driver_once(index: GeoIndex, clock: Clock) -> None:
@@ -96,6 +105,11 @@ async def test_a_split_parent_counts_each_driver_once(index: GeoIndex, clock: Cl
     table = await index.supply_table(cells, list(PRODUCTS))
     assert table.tolist() == await per_product(index, cells, list(PRODUCTS))
     assert table[:, :7].sum(axis=1).tolist() == [4, 4, 4, 0]  # the disk holds all 12
+    assert (await index.supply_table(ids_of(cells), list(PRODUCTS))).tolist() == table.tolist()
+    # a cell outside the split parent next to cells inside it
+    away = h3.latlng_to_cell(LAT + 0.5, LNG, 9)
+    mixed = await index.supply_table(ids_of([away, *cells]), list(PRODUCTS))
+    assert mixed[:, 1:].tolist() == table.tolist()
     assert (await index.supply_table(cells, [])).shape == (0, len(cells))
     assert (await index.supply_table([], ["xl"])).shape == (1, 0)
 
@@ -109,6 +123,10 @@ async def test_a_split_parent_counts_each_driver_once(index: GeoIndex, clock: Cl
         ([h3.latlng_to_cell(LAT, LNG, 9)], ["No Such"]),
         ([h3.latlng_to_cell(LAT, LNG, 9)], "xl"),  # a string, not a list of products
         ([h3.latlng_to_cell(LAT, LNG, 9)], [None]),
+        (np.array([1, 2], dtype=np.uint64), ["xl"]),  # not H3 cells
+        (ids_of([h3.latlng_to_cell(LAT, LNG, 3)]), ["xl"]),
+        (ids_of([h3.latlng_to_cell(LAT, LNG, 9)]).astype(np.float64), ["xl"]),
+        (ids_of([h3.latlng_to_cell(LAT, LNG, 9)] * 5_001), ["xl"]),
     ],
 )
 async def test_bad_input_is_refused(index: GeoIndex, cells: Any, products: Any) -> None:
