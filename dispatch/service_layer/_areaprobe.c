@@ -583,6 +583,418 @@ static PyTypeObject ProbeType = {
     .tp_methods = Probe_methods,
 };
 
+/* -- what an instance last found for each driver (geofence.Geofence) -------------------- *
+ * Seen keeps, per driver, the areas the driver's last look found (sorted area numbers of
+ * the index it was found with), when to ask the backend again (`due`, ms), the version of
+ * the areas then, and where the fix was (its cell, lng, lat, and how far it may move in
+ * that cell and keep those areas, squared). `screen` takes a batch of fixes (driver, lat,
+ * lng) and does geofence.py's per-fix work in one call: the last fix of each driver, its
+ * cell, the same-cell skip, the look, and the comparison with what was last found; it
+ * answers only the fixes whose areas must go to the backend, each with the look to
+ * `remember` once the backend has answered. Area numbers are places in the index's
+ * areas: a look is compared only with one found by the same Probe (and version). */
+#define INLINE_AREAS 8
+
+typedef struct {
+    int64_t due, version;
+    uint64_t gen; /* the Probe it was found with: Seen numbers the probes it meets */
+    uint64_t cell;
+    double lng, lat, near2;
+    int32_t n;   /* areas holding it; -1: nothing known (only named in a batch) */
+    int32_t cap; /* of heap */
+    int32_t *heap;
+    int32_t small[INLINE_AREAS];
+    uint64_t batch; /* the last screen that named the driver, and its last fix there */
+    Py_ssize_t at;
+} Entry;
+
+/* A look as `screen` hands it out and `remember` takes it back (the bytes of a token). */
+typedef struct {
+    int64_t version;
+    uint64_t gen, cell;
+    double lng, lat, near2;
+    int32_t n, pad;
+    /* then n int32 area numbers, sorted */
+} Look;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *slots; /* dict: driver -> its entry's number */
+    Entry *entries;
+    Py_ssize_t n_entries, cap;
+    Py_ssize_t *free; /* numbers of forgotten entries, to reuse */
+    Py_ssize_t n_free, free_cap;
+    Py_ssize_t known; /* entries with n >= 0 */
+    uint64_t batch;
+    PyObject *probe; /* the last Probe screened with, numbered gen */
+    uint64_t gen;
+} Seen;
+
+static inline const int32_t *areas_of(const Entry *e) {
+    return e->n <= INLINE_AREAS ? e->small : e->heap;
+}
+
+static int set_areas(Entry *e, const int32_t *areas, int32_t n) {
+    if (n > INLINE_AREAS) {
+        if (n > e->cap) {
+            int32_t *heap = PyMem_Realloc(e->heap, (size_t)n * sizeof(int32_t));
+            if (heap == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            e->heap = heap;
+            e->cap = n;
+        }
+        memcpy(e->heap, areas, (size_t)n * sizeof(int32_t));
+    } else if (n > 0) {
+        memcpy(e->small, areas, (size_t)n * sizeof(int32_t));
+    }
+    e->n = n;
+    return 0;
+}
+
+/* The entry of a driver: its number, or -1 with no entry (and no error) when `create` is
+ * 0; -2 on an error. */
+static Py_ssize_t entry_of(Seen *s, PyObject *driver, int create) {
+    PyObject *at = PyDict_GetItemWithError(s->slots, driver);
+    if (at != NULL) return PyLong_AsSsize_t(at);
+    if (PyErr_Occurred()) return -2;
+    if (!create) return -1;
+    Py_ssize_t k;
+    int reused = s->n_free > 0;
+    if (reused) {
+        k = s->free[--s->n_free];
+    } else {
+        if (s->n_entries == s->cap) {
+            Py_ssize_t cap = s->cap ? 2 * s->cap : 1024;
+            Entry *entries = PyMem_Realloc(s->entries, (size_t)cap * sizeof(Entry));
+            if (entries == NULL) {
+                PyErr_NoMemory();
+                return -2;
+            }
+            s->entries = entries;
+            s->cap = cap;
+        }
+        k = s->n_entries++;
+        s->entries[k].heap = NULL;
+        s->entries[k].cap = 0;
+    }
+    Entry *e = &s->entries[k];
+    e->n = -1;
+    e->batch = 0;
+    PyObject *number = PyLong_FromSsize_t(k);
+    if (number == NULL || PyDict_SetItem(s->slots, driver, number) < 0) {
+        Py_XDECREF(number);
+        if (reused)
+            s->n_free++; /* back where it was */
+        else
+            s->n_entries--;
+        return -2;
+    }
+    Py_DECREF(number);
+    return k;
+}
+
+static int grow_free(Seen *s) {
+    if (s->n_free < s->free_cap) return 0;
+    Py_ssize_t cap = s->free_cap ? 2 * s->free_cap : 1024;
+    Py_ssize_t *free = PyMem_Realloc(s->free, (size_t)cap * sizeof(Py_ssize_t));
+    if (free == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->free = free;
+    s->free_cap = cap;
+    return 0;
+}
+
+static void sort_unique(Ints *a) {
+    int64_t *v = a->v;
+    for (Py_ssize_t i = 1; i < a->n; i++) { /* insertion sort: a handful of areas */
+        int64_t x = v[i];
+        Py_ssize_t j = i;
+        for (; j > 0 && v[j - 1] > x; j--) v[j] = v[j - 1];
+        v[j] = x;
+    }
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < a->n; i++)
+        if (m == 0 || v[m - 1] != v[i]) v[m++] = v[i];
+    a->n = m;
+}
+
+static int same_areas(const Entry *e, const Ints *sorted) {
+    if (e->n != sorted->n) return 0;
+    const int32_t *mine = areas_of(e);
+    for (Py_ssize_t i = 0; i < sorted->n; i++)
+        if (mine[i] != sorted->v[i]) return 0;
+    return 1;
+}
+
+/* (driver, the areas found as CompiledAreas in the lookup's order, the look as bytes) */
+static PyObject *changed(const Probe *p, PyObject *driver, const Ints *held, const Ints *sorted,
+                         const Look *look) {
+    PyObject *found = PyTuple_New(held->n);
+    if (found == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < held->n; k++)
+        PyTuple_SET_ITEM(found, k, Py_NewRef(PyTuple_GET_ITEM(p->areas, held->v[k])));
+    Py_ssize_t size = (Py_ssize_t)sizeof(Look) + sorted->n * (Py_ssize_t)sizeof(int32_t);
+    PyObject *token = PyBytes_FromStringAndSize(NULL, size);
+    if (token == NULL) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    char *buf = PyBytes_AS_STRING(token);
+    memcpy(buf, look, sizeof(Look));
+    int32_t *areas = (int32_t *)(buf + sizeof(Look));
+    for (Py_ssize_t k = 0; k < sorted->n; k++) areas[k] = (int32_t)sorted->v[k];
+    return Py_BuildValue("(ONN)", driver, found, token);
+}
+
+static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "screen(probe, fixes, version, now_ms, known_only)");
+    if (!PyObject_TypeCheck(args[0], &ProbeType))
+        return PyErr_Format(PyExc_TypeError, "screen: a Probe expected");
+    Probe *p = (Probe *)args[0];
+    int64_t version = PyLong_AsLongLong(args[2]);
+    if (version == -1 && PyErr_Occurred()) return NULL;
+    int64_t now = PyLong_AsLongLong(args[3]);
+    if (now == -1 && PyErr_Occurred()) return NULL;
+    int known_only = PyObject_IsTrue(args[4]);
+    if (known_only < 0) return NULL;
+    PyObject *seq = PySequence_Fast(args[1], "screen: fixes must be a sequence");
+    if (seq == NULL) return NULL;
+    if ((PyObject *)p != s->probe) {
+        Py_XSETREF(s->probe, Py_NewRef((PyObject *)p));
+        s->gen++;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), m = 0;
+    PyObject **fixes = PySequence_Fast_ITEMS(seq);
+    PyObject *out = NULL;
+    Py_ssize_t *order = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+    Ints held, sorted;
+    ints_init(&held);
+    ints_init(&sorted);
+    if (order == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Each driver once, at its last fix, in the order first named. */
+    uint64_t batch = ++s->batch;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *fix = fixes[i];
+        if (!PyTuple_Check(fix) || PyTuple_GET_SIZE(fix) != 3) {
+            PyErr_SetString(PyExc_TypeError, "screen: each fix a tuple (driver, lat, lng)");
+            goto done;
+        }
+        Py_ssize_t k = entry_of(s, PyTuple_GET_ITEM(fix, 0), !known_only);
+        if (k == -2) goto done;
+        if (k < 0 || (known_only && s->entries[k].n < 0)) continue;
+        Entry *e = &s->entries[k];
+        if (e->batch != batch) {
+            e->batch = batch;
+            order[m++] = k;
+        }
+        e->at = i;
+    }
+    out = PyList_New(0);
+    if (out == NULL) goto done;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        Entry *e = &s->entries[order[j]];
+        PyObject *fix = fixes[e->at];
+        double lat = PyFloat_AsDouble(PyTuple_GET_ITEM(fix, 1));
+        if (lat == -1.0 && PyErr_Occurred()) goto fail;
+        double lng = PyFloat_AsDouble(PyTuple_GET_ITEM(fix, 2));
+        if (lng == -1.0 && PyErr_Occurred()) goto fail;
+        uint64_t cell;
+        if (cell_of(lat, lng, p->res, &cell) < 0) goto fail;
+        int fresh = e->n >= 0 && now < e->due && e->version == version && e->gen == s->gen;
+        if (fresh && e->cell == cell) {
+            double dx = lng - e->lng, dy = lat - e->lat;
+            if (dx * dx + dy * dy < e->near2) continue; /* the same areas: no look */
+        }
+        Hits h;
+        double near = INFINITY;
+        held.n = 0;
+        hits_of(p, cell, &h);
+        if (combos_of(p, &h, &held) < 0 || edges_of(p, &h, lat, lng, &held, &near) < 0)
+            goto fail;
+        sorted.n = 0;
+        for (Py_ssize_t k = 0; k < held.n; k++)
+            if (ints_push(&sorted, held.v[k]) < 0) goto fail;
+        sort_unique(&sorted);
+        double near2 = near * near;
+        if (fresh && same_areas(e, &sorted)) { /* moved, the same areas: nothing to ask */
+            e->cell = cell;
+            e->lng = lng;
+            e->lat = lat;
+            e->near2 = near2;
+            continue;
+        }
+        Look look = {version, s->gen, cell, lng, lat, near2, (int32_t)sorted.n, 0};
+        PyObject *item = changed(p, PyTuple_GET_ITEM(fix, 0), &held, &sorted, &look);
+        if (item == NULL) goto fail;
+        int rc = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (rc < 0) goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    ints_free(&held);
+    ints_free(&sorted);
+    PyMem_Free(order);
+    Py_DECREF(seq);
+    return out;
+}
+
+static PyObject *Seen_remember(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) return PyErr_Format(PyExc_TypeError, "remember(driver, look, due)");
+    char *buf;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(args[1], &buf, &size) < 0) return NULL;
+    Look look;
+    if (size < (Py_ssize_t)sizeof(Look)) goto bad;
+    memcpy(&look, buf, sizeof(Look));
+    if (look.n < 0 || size != (Py_ssize_t)sizeof(Look) + look.n * (Py_ssize_t)sizeof(int32_t))
+        goto bad;
+    int64_t due = PyLong_AsLongLong(args[2]);
+    if (due == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t k = entry_of(s, args[0], 1);
+    if (k < 0) return NULL;
+    Entry *e = &s->entries[k];
+    int was_known = e->n >= 0;
+    int32_t areas[64], *copy = areas; /* aligned: the token's bytes need not be */
+    if (look.n > 64 && (copy = PyMem_Malloc((size_t)look.n * sizeof(int32_t))) == NULL)
+        return PyErr_NoMemory();
+    memcpy(copy, buf + sizeof(Look), (size_t)look.n * sizeof(int32_t));
+    int rc = set_areas(e, copy, look.n);
+    if (copy != areas) PyMem_Free(copy);
+    if (rc < 0) {
+        e->n = -1;
+        if (was_known) s->known--;
+        return NULL;
+    }
+    if (!was_known) s->known++;
+    e->due = due;
+    e->version = look.version;
+    e->gen = look.gen;
+    e->cell = look.cell;
+    e->lng = look.lng;
+    e->lat = look.lat;
+    e->near2 = look.near2;
+    Py_RETURN_NONE;
+bad:
+    return PyErr_Format(PyExc_ValueError, "remember: not a look screen answered");
+}
+
+static PyObject *Seen_forget(Seen *s, PyObject *driver) {
+    Py_ssize_t k = entry_of(s, driver, 0);
+    if (k == -2) return NULL;
+    if (k >= 0) {
+        if (grow_free(s) < 0) return NULL;
+        if (PyDict_DelItem(s->slots, driver) < 0) return NULL;
+        Entry *e = &s->entries[k];
+        if (e->n >= 0) s->known--;
+        e->n = -1;
+        s->free[s->n_free++] = k;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Seen_clear(Seen *s, PyObject *unused) {
+    PyDict_Clear(s->slots);
+    for (Py_ssize_t k = 0; k < s->n_entries; k++) PyMem_Free(s->entries[k].heap);
+    s->n_entries = 0;
+    s->n_free = 0;
+    s->known = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Seen_areas(Seen *s, PyObject *driver) {
+    Py_ssize_t k = entry_of(s, driver, 0);
+    if (k == -2) return NULL;
+    if (k == -1 || s->entries[k].n < 0) Py_RETURN_NONE;
+    const Entry *e = &s->entries[k];
+    PyObject *out = PyTuple_New(e->n);
+    if (out == NULL) return NULL;
+    for (int32_t i = 0; i < e->n; i++) {
+        PyObject *x = PyLong_FromLong(areas_of(e)[i]);
+        if (x == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, x);
+    }
+    return out;
+}
+
+static Py_ssize_t Seen_len(Seen *s) { return s->known; }
+
+static int Seen_init(Seen *s, PyObject *args, PyObject *kwds) {
+    if (!PyArg_ParseTuple(args, ":Seen")) return -1;
+    if (s->slots != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a Seen is built once");
+        return -1;
+    }
+    s->slots = PyDict_New();
+    if (s->slots == NULL) return -1;
+    if (grow_free(s) < 0) return -1;
+    return 0;
+}
+
+static int Seen_traverse(Seen *s, visitproc visit, void *arg) {
+    Py_VISIT(s->slots);
+    Py_VISIT(s->probe);
+    return 0;
+}
+
+static int Seen_clear_refs(Seen *s) {
+    Py_CLEAR(s->slots);
+    Py_CLEAR(s->probe);
+    return 0;
+}
+
+static void Seen_dealloc(Seen *s) {
+    PyObject_GC_UnTrack(s);
+    Seen_clear_refs(s);
+    for (Py_ssize_t k = 0; k < s->n_entries; k++) PyMem_Free(s->entries[k].heap);
+    PyMem_Free(s->entries);
+    PyMem_Free(s->free);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef Seen_methods[] = {
+    {"screen", (PyCFunction)(void (*)(void))Seen_screen, METH_FASTCALL,
+     "screen(probe, fixes, version, now_ms, known_only): of a batch of (driver, lat, lng), "
+     "each driver's last fix whose areas must go to the backend, as (driver, the areas "
+     "found, the look to remember), in the order the drivers are first named."},
+    {"remember", (PyCFunction)(void (*)(void))Seen_remember, METH_FASTCALL,
+     "remember(driver, look, due): a look screen answered, trusted until due (ms)."},
+    {"forget", (PyCFunction)Seen_forget, METH_O, "forget(driver): nothing known of it."},
+    {"clear", (PyCFunction)Seen_clear, METH_NOARGS, "clear(): nothing known of anyone."},
+    {"areas", (PyCFunction)Seen_areas, METH_O,
+     "areas(driver): the area numbers last found for it, sorted; None if none known."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Seen_as_sequence = {.sq_length = (lenfunc)Seen_len};
+
+static PyTypeObject SeenType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dispatch.service_layer._areaprobe.Seen",
+    .tp_doc = "What an instance last found for each driver's fix (geofence.Geofence).",
+    .tp_basicsize = sizeof(Seen),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Seen_init,
+    .tp_dealloc = (destructor)Seen_dealloc,
+    .tp_traverse = (traverseproc)Seen_traverse,
+    .tp_clear = (inquiry)Seen_clear_refs,
+    .tp_methods = Seen_methods,
+    .tp_as_sequence = &Seen_as_sequence,
+};
+
 /* -- cells -------------------------------------------------------------------------------- */
 static PyObject *mod_cell_at(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     double at[2];
@@ -657,10 +1069,11 @@ static int import_h3(void) {
 
 PyMODINIT_FUNC PyInit__areaprobe(void) {
     if (import_h3() < 0) return NULL;
-    if (PyType_Ready(&ProbeType) < 0) return NULL;
+    if (PyType_Ready(&ProbeType) < 0 || PyType_Ready(&SeenType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Probe", (PyObject *)&ProbeType) < 0) {
+    if (PyModule_AddObjectRef(m, "Probe", (PyObject *)&ProbeType) < 0 ||
+        PyModule_AddObjectRef(m, "Seen", (PyObject *)&SeenType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

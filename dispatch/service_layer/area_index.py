@@ -279,6 +279,11 @@ class AreaIndex:
         that close.)"""
         return self._probe.holding_near(cell, lat, lng)
 
+    @property
+    def probe(self) -> Probe:
+        """The compiled lookup (what geofence's Seen.screen looks up with)."""
+        return self._probe
+
     def __len__(self) -> int:
         return len(self.areas)
 

@@ -7,21 +7,21 @@ it than any boundary crossing that cell has the same areas (no lookup); else the
 come from the compiled index (a few microseconds); the backend is asked only when they
 differ from what this instance last saw for the driver, or that is older than
 SEEN_TTL_MS (fixes of one driver may reach several instances: an event can then come up
-to that late, never twice; a driver app on its WebSocket stays on one instance)."""
+to that late, never twice; a driver app on its WebSocket stays on one instance). All of
+that runs compiled, one call a batch of fixes (_areaprobe.Seen): Python touches only the
+fixes the backend is asked about."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-import numpy as np
 import orjson
 
 from dispatch.domain.areas import AreaEvent, AreaKind, Crossing, QueueChange
-from dispatch.service_layer.area_batch import cells_of, holding_near_many
+from dispatch.service_layer._areaprobe import Seen
 from dispatch.service_layer.area_index import CompiledArea
 from dispatch.service_layer.areas import AreaBook
 
@@ -112,25 +112,6 @@ def queue_change_json(q: QueueChange) -> bytes:
     )
 
 
-class _Seen(NamedTuple):
-    """What this instance last found for a driver's fix."""
-
-    ids: frozenset[str]  # the areas holding it
-    due: int  # asked again from this time (ms) on
-    version: int  # the areas' version then
-    cell: int  # its cell (cell_of)
-    lng: float  # where it was
-    lat: float
-    near2: float  # squared: how far it may move in that cell and keep the answer
-
-
-def _keeps(seen: _Seen, cell: int, lat: float, lng: float) -> bool:
-    """A fix in the same cell, closer to the last look than any boundary in it: the
-    same areas, no look needed."""
-    dx, dy = lng - seen.lng, lat - seen.lat
-    return seen.cell == cell and dx * dx + dy * dy < seen.near2
-
-
 class Geofence:
     def __init__(
         self, book: AreaBook, presence: PresenceStore, log: AreaEventLog, queues: QueueStore
@@ -140,108 +121,59 @@ class Geofence:
         self.log = log
         self.queues = queues
         self.hub = EventHub()  # this instance's listeners
-        self._seen: dict[str, _Seen] = {}
+        # What this instance last found for each driver's fix (_areaprobe.Seen, in C):
+        # the areas holding it, the areas' version then, until when that is trusted
+        # (SEEN_TTL_MS, or a pending exit's dwell), and where the fix was: its cell, and
+        # how far it may move in that cell and keep those areas.
+        self._seen = Seen()
 
     async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
-        """The crossings of one accepted fix (most fixes: none, and no backend call)."""
-        index, version = self.book.index, self.book.version
-        if len(index) == 0 and driver_id not in self._seen:
-            return []
-        fresh = self._fresh(driver_id, version, now_ms)
-        cell = index.cell_of(lat, lng)
-        if fresh is not None and _keeps(fresh, cell, lat, lng):
-            return []
-        found, near = index.holding_near(cell, lat, lng) if len(index) else ((), math.inf)
-        fix = _Seen(frozenset([c.area.id for c in found]), 0, version, cell, lng, lat, near * near)
-        if self._unchanged(driver_id, fix, fresh):
-            return []
-        events = (await self._ask([(driver_id, found, fix)], now_ms)).get(driver_id, [])
-        if events:
-            await self.log.append([area_event_json(e) for e in events])
-        return events
+        """The crossings of one accepted fix (most fixes: none, and no backend call):
+        observe_many of that one fix, the same steps."""
+        return (await self.observe_many([(driver_id, lat, lng)], now_ms)).get(driver_id, [])
 
     async def observe_many(
         self, fixes: Sequence[tuple[str, float, float]], now_ms: int
     ) -> dict[str, list[AreaEvent]]:
         """observe() for a fleet batch of accepted fixes (driver, lat, lng), a driver's
         last fix only (its areas are where it is now, as update_location_burst keeps
-        only the newest): the areas of every fix that needs a look found in one batch
-        (area_batch), the backend asked for those that changed in one call
-        (PresenceStore.step_many), and the crossings logged in one append. The drivers
-        with crossings, and theirs."""
+        only the newest). One compiled pass over the batch (Seen.screen): each fix's
+        cell; a fix in the same cell as the driver's last look and closer to it than any
+        boundary crossing that cell keeps its areas (no look); else its areas from the
+        index; those equal to the areas last found (not older than SEEN_TTL_MS, same
+        version) are remembered where they are, nothing to ask. The backend is asked in
+        one call (PresenceStore.step_many) for the others only, and their crossings
+        logged in one append. The drivers with crossings, and theirs."""
         index, version = self.book.index, self.book.version
-        last = {driver_id: (lat, lng) for driver_id, lat, lng in fixes}
-        if len(index) == 0:
-            last = {d: at for d, at in last.items() if d in self._seen}
-        if not last:
+        looks = self._seen.screen(index.probe, fixes, version, now_ms, len(index) == 0)
+        if not looks:
             return {}
-        ids = list(last)
-        lats = np.fromiter((lat for lat, _ in last.values()), dtype=np.float64, count=len(ids))
-        lngs = np.fromiter((lng for _, lng in last.values()), dtype=np.float64, count=len(ids))
-        cells = cells_of(lats, lngs)
-        look: list[int] = []
-        fresh: list[_Seen | None] = []
-        for i, (driver_id, cell) in enumerate(zip(ids, cells.tolist(), strict=True)):
-            seen = self._fresh(driver_id, version, now_ms)
-            if seen is None or not _keeps(seen, cell, float(lats[i]), float(lngs[i])):
-                look.append(i)
-                fresh.append(seen)
-        if not look:
-            return {}
-        at = np.asarray(look, dtype=np.int64)
-        offsets, held, near = holding_near_many(index, cells[at], lats[at], lngs[at])
-        areas, bounds, places = index.areas, offsets.tolist(), held.tolist()
-        changed = []  # the backend is asked only for fixes whose areas changed
-        for j, i in enumerate(look):
-            found = [areas[k] for k in places[bounds[j] : bounds[j + 1]]]
-            where = (int(cells[i]), float(lngs[i]), float(lats[i]), float(near[j]) ** 2)
-            fix = _Seen(frozenset([c.area.id for c in found]), 0, version, *where)
-            if not self._unchanged(ids[i], fix, fresh[j]):
-                changed.append((ids[i], found, fix))
-        out = await self._ask(changed, now_ms) if changed else {}
+        out = await self._ask(looks, now_ms)
         if out:
             await self.log.append([area_event_json(e) for es in out.values() for e in es])
         return out
 
-    def _fresh(self, driver_id: str, version: int, now_ms: int) -> _Seen | None:
-        """What this instance last found for the driver, if still to be trusted."""
-        seen = self._seen.get(driver_id)
-        if seen is not None and now_ms < seen.due and seen.version == version:
-            return seen
-        return None
-
-    def _unchanged(self, driver_id: str, fix: _Seen, fresh: _Seen | None) -> bool:
-        """A fix (its areas, cell, place and reach in `fix`) in the areas last seen
-        (`fresh`): remembered where it is, nothing to ask."""
-        if fresh is None or fresh.ids != fix.ids:
-            return False
-        self._seen[driver_id] = fresh._replace(
-            cell=fix.cell, lng=fix.lng, lat=fix.lat, near2=fix.near2
-        )
-        return True
-
     async def _ask(
-        self, fixes: Sequence[tuple[str, Sequence[CompiledArea], _Seen]], now_ms: int
+        self, looks: Sequence[tuple[str, Sequence[CompiledArea], bytes]], now_ms: int
     ) -> dict[str, list[AreaEvent]]:
-        """The backend's count of each driver in the areas `found` (a fix in `fix`), in
-        one call: the drivers with crossings, and theirs."""
+        """The backend's count of each driver in the areas `found` by a look (as
+        Seen.screen answers them), in one call: the drivers with crossings, and theirs."""
         steps = [
             (driver_id, {c.area.id: round(c.area.dwell_s * 1000) for c in found})
-            for driver_id, found, _fix in fixes
+            for driver_id, found, _look in looks
         ]
         counted = await self.presence.step_many(steps, now_ms)
-        if len(self._seen) + len(fixes) > MAX_SEEN:
-            self._seen.clear()
+        seen = self._seen
+        if len(seen) + len(looks) > MAX_SEEN:
+            seen.clear()
         out: dict[str, list[AreaEvent]] = {}
-        for (driver_id, _found, fix), (crossings, _areas, exit_due) in zip(
-            fixes, counted, strict=True
+        for (driver_id, _found, look), (crossings, _areas, exit_due) in zip(
+            looks, counted, strict=True
         ):
             # Out of an area within its dwell: nothing can happen before that exit
             # matures unless the fix moves to other areas, which asks at once.
             due = now_ms + SEEN_TTL_MS
-            self._seen[driver_id] = fix._replace(
-                due=due if exit_due is None else min(exit_due, due)
-            )
+            seen.remember(driver_id, look, due if exit_due is None else min(exit_due, due))
             if crossings:
                 out[driver_id] = [
                     AreaEvent(k, area_id, driver_id, now_ms) for k, area_id in crossings
@@ -252,7 +184,7 @@ class Geofence:
         """Drivers gone silent (swept from the geo index) exit every area they were
         counted in now, dwell or not: they can no longer be dispatched from any of them."""
         for driver_id in driver_ids:
-            self._seen.pop(driver_id, None)
+            self._seen.forget(driver_id)
         if not driver_ids:
             return {}
         cleared = await self.presence.clear(driver_ids)
