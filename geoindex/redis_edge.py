@@ -153,6 +153,20 @@ class ScriptRunner:
                 raise error
         return replies
 
+    async def command(self, key: Any, *command: Any) -> Any:
+        """One plain command whose keys share `key`'s slot, through the same batch path as
+        the scripts (without redis-py's per-command work); redis-py sends it where that
+        path leaves it (a redirection, a broken connection). The reply is the server's,
+        with none of redis-py's reply callbacks: for commands answering a number or bulk
+        string."""
+        with translated():
+            (reply,) = await self._pipelined.run([command], [[key]])
+            if reply is FALLBACK:
+                reply = await self.client.execute_command(*command)
+            if isinstance(reply, Exception):
+                raise reply
+        return reply
+
     async def _through_redis_py(self, calls: Sequence[Call]) -> list[Any]:
         try:
             return await _run(self.client, calls)

@@ -33,8 +33,8 @@ class RedisDeadlineQueue:
         self._r = scripts.client
 
     async def schedule(self, item: str, due_ms: int) -> None:
-        with translated():
-            await self._r.zadd(_shard_key(item), {item: due_ms})
+        key = _shard_key(item)  # through the scripts' batch path: a ride sets two
+        await self._scripts.command(key, "ZADD", key, due_ms, item)
 
     async def schedule_many(self, due: Mapping[str, int]) -> None:
         by_shard: dict[str, dict[str, int]] = {}
