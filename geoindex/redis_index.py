@@ -30,7 +30,7 @@ import asyncio
 import itertools
 import struct
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,6 +86,11 @@ KNOWN_PRODUCTS = 64
 APPLY_ATTEMPTS = 3  # the first, the one declaring what it asked for, and one for a race
 DRIVER_MEMORY_MS = 24 * 3_600_000
 _MEMBER_HEAD = struct.Struct("<ddd")  # lat, lng, ts before the id in a geo member
+_META_HEAD = struct.Struct("<dddd")  # ver, ts, lat, lng before a meta value's products
+# One driver's change to a region, as region_apply.lua takes it: id, the meta value (the
+# version first, the flag last), the geo member (b"" unless available), the geo score,
+# the fix time (for the sweep's seen set).
+Change = tuple[str, bytes, bytes, int | str, int | str]
 # The head of a meta value and its flag, as region_within.lua returns them in bulk.
 _HEAD_TS = struct.Struct("<d")  # a meta value's fix time, after its version
 _HEAD = np.dtype([("ver", "<f8"), ("ts", "<f8"), ("lat", "<f8"), ("lng", "<f8"), ("flag", "S1")])
@@ -174,36 +179,45 @@ class RedisGeoIndex:
             )
             calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], [fix]))
         replies = await self._scripts.run(calls)
-        ops: dict[int, list[str]] = {}
+        ops: dict[int, list[Change]] = {}
         results = []
         for (p, score, lat, lng, region), reply in zip(prepared, replies, strict=True):
             if int(reply[0]) == 0:
                 results.append(UpsertResult.STALE)
                 continue
             results.append(UpsertResult.ACCEPTED)
-            ver, old_region, avail, prods = (_s(x) for x in reply[1:5])
-            flag = "a" if avail == "1" else "b"
-            ops.setdefault(region, []).append(
-                f"{flag} {p.driver_id} {ver} {p.ts_ms} {score} {lat!r} {lng!r} {prods}"
-            )
+            ver, old_region, avail, prods = reply[1:5]
+            head = (float(ver), float(p.ts_ms))
+            if _b(avail) == b"1":
+                member = _MEMBER_HEAD.pack(lat, lng, head[1]) + p.driver_id.encode()
+                value = _META_HEAD.pack(*head, lat, lng) + _b(prods) + b"a"
+                change = (p.driver_id, value, member, score, p.ts_ms)
+            else:
+                value = _META_HEAD.pack(*head, lat, lng) + _b(prods) + b"b"
+                change = (p.driver_id, value, b"", 0, p.ts_ms)
+            ops.setdefault(region, []).append(change)
             if old_region and int(old_region, 16) != region:
-                ops.setdefault(int(old_region, 16), []).append(
-                    f"t {p.driver_id} {ver} {p.ts_ms} 0 0 0 -"
-                )
+                gone = (p.driver_id, _META_HEAD.pack(*head, 0.0, 0.0) + b"-t", b"", 0, p.ts_ms)
+                ops.setdefault(int(old_region, 16), []).append(gone)
         await self._apply(ops)
         return results
 
-    async def _apply(self, ops: dict[int, list[str]]) -> None:
-        """Run region_apply.lua on each region's changes ("flag id ver ts score lat lng
-        prods"), declaring the product sets the changes name and those seen before; a
-        region whose stored drivers name others asks for them, having written nothing."""
+    async def _apply(self, ops: Mapping[int, Sequence[str | Change]]) -> None:
+        """Run region_apply.lua on each region's changes (each a Change, or as text:
+        "flag id ver ts score lat lng prods"), declaring the product sets the changes
+        name and those seen before; a region whose stored drivers name others asks for
+        them, having written nothing."""
         if not ops:
             return
-        self._remember(p for args in ops.values() for op in args for p in _op_products(op))
+        changes = {
+            r: [_change(op) if isinstance(op, str) else op for op in v] for r, v in ops.items()
+        }
+        self._remember(p for v in changes.values() for c in v for p in _change_products(c))
+        args = {r: [x for c in v for x in c] for r, v in changes.items()}
         declared = dict.fromkeys(ops, set(self._products))
         for _ in range(APPLY_ATTEMPTS):
             replies = await self._scripts.run(
-                [(REGION_APPLY, self._apply_keys(r, declared[r]), ops[r]) for r in declared]
+                [(REGION_APPLY, self._apply_keys(r, declared[r]), args[r]) for r in declared]
             )
             asked = {
                 r: {_s(p) for p in reply[1:]}
@@ -584,9 +598,22 @@ class RedisGeoIndex:
             await self._redis.aclose()
 
 
-def _op_products(op: str) -> tuple[str, ...]:
+def _change(op: str) -> Change:
+    """A region change given as text ("flag id ver ts score lat lng prods", the numbers
+    as Redis or repr() writes them), as region_apply.lua takes it."""
+    flag, driver_id, ver, ts, score, lat, lng, prods = op.split(" ")
+    head = (float(ver), float(ts))
+    value = _META_HEAD.pack(*head, float(lat), float(lng)) + f"{prods}{flag}".encode()
+    if flag != "a":
+        return (driver_id, value, b"", 0, ts)
+    member = _MEMBER_HEAD.pack(float(lat), float(lng), head[1]) + driver_id.encode()
+    return (driver_id, value, member, score, ts)
+
+
+def _change_products(change: Change) -> tuple[str, ...]:
     """The products an available driver's region change adds it under."""
-    return _products(op.rsplit(" ", 1)[1]) if op.startswith("a ") else ()
+    value = change[1]
+    return _products(value[32:-1].decode()) if value[-1:] == b"a" else ()
 
 
 def _joined_products(products: tuple[str, ...]) -> str:
@@ -599,3 +626,7 @@ def _products(joined: str) -> tuple[str, ...]:
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _b(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()

@@ -12,7 +12,10 @@
 --             '-' or '' for none; flag a available, b busy, t gone),
 --       seen (id -> ts, for the sweep),
 --       then geo:<product> for each product set the caller expects the call to touch
--- ARGV: one change each: "flag id ver ts score lat lng prods"
+-- ARGV: five per change: id, value (what meta is to hold for the driver, as above: its
+--       version comes first), member (its geo member if the flag is a, else ''), score
+--       (its geo score, the res-15 cell, if a), ts (the fix time as text, for seen). The
+--       caller packs them: parsing text here was most of a small call's cost.
 -- Returns the number of changes applied; or, having written nothing, {'need', product,
 -- ...}: product sets the changes would touch (the drivers' stored or new products) that
 -- KEYS does not declare. Redis Cluster refuses a key not declared once its slot starts
@@ -22,11 +25,15 @@
 -- changes are written in chunks: one variadic call per key (a call from Lua costs about
 -- as much as the command itself). A driver met twice is read again, after its pending
 -- change is written, so its second change sees what its first one wrote.
-local pack, unpack_d = struct.pack, struct.unpack
-local gmatch, sub, match, unpack = string.gmatch, string.sub, string.match, unpack
-local CHUNK = 1000  -- keeps every unpack far below Lua's stack limit
+local unpack_d, sub, byte, gmatch, unpack = struct.unpack, string.sub, string.byte, string.gmatch,
+  unpack
+local CHUNK = 1000  -- changes: keeps every unpack far below Lua's stack limit
+local A = 97  -- byte 'a': the flag of an available driver
+local geo, metakey, seenkey = KEYS[1], KEYS[2], KEYS[3]
+local changes = #ARGV / 5
 
-local rem, add, meta, seen, pending, n = {}, {}, {}, {}, {}, 0
+-- Pending writes: geo's removals and additions, the product sets' (by key), meta, seen.
+local grem, gadd, prem, padd, meta, seen, pending, n = {}, {}, {}, {}, {}, {}, {}, 0
 
 local function queue(sets, key, a, b)
   local t = sets[key]
@@ -40,19 +47,29 @@ end
 
 local function flush()
   if n > 0 then
-    for key, members in pairs(rem) do redis.call('ZREM', key, unpack(members)) end
-    for key, entries in pairs(add) do redis.call('ZADD', key, unpack(entries)) end
-    redis.call('HSET', KEYS[2], unpack(meta))
-    redis.call('ZADD', KEYS[3], unpack(seen))
+    if #grem > 0 then redis.call('ZREM', geo, unpack(grem)) end
+    for key, members in pairs(prem) do redis.call('ZREM', key, unpack(members)) end
+    if #gadd > 0 then redis.call('ZADD', geo, unpack(gadd)) end
+    for key, entries in pairs(padd) do redis.call('ZADD', key, unpack(entries)) end
+    redis.call('HSET', metakey, unpack(meta))
+    redis.call('ZADD', seenkey, unpack(seen))
   end
-  rem, add, meta, seen, pending, n = {}, {}, {}, {}, {}, 0
+  grem, gadd, prem, padd, meta, seen, pending, n = {}, {}, {}, {}, {}, {}, {}, 0
+end
+
+-- A value's products ('' for none), if its driver is available: the sets it is in.
+local function products(value)
+  if byte(value, -1) ~= A then return '' end
+  local prods = sub(value, 33, -2)
+  if prods == '-' then return '' end
+  return prods
 end
 
 local declared, missing, need = {}, {}, {'need'}
 for i = 4, #KEYS do declared[KEYS[i]] = true end
 local function check(prods)
   for p in gmatch(prods, '[^,%-][^,]*') do
-    if not declared[KEYS[1] .. ':' .. p] and not missing[p] then
+    if not declared[geo .. ':' .. p] and not missing[p] then
       missing[p] = true
       need[#need + 1] = p
     end
@@ -60,52 +77,59 @@ local function check(prods)
 end
 
 local stored_chunks = {}
-for first = 1, #ARGV, CHUNK do
+for first = 1, changes, CHUNK do
   local ids = {}
-  for i = first, math.min(first + CHUNK - 1, #ARGV) do
-    local flag, id, prods = match(ARGV[i], '^(%S+) (%S+) .* (%S+)$')
-    ids[i - first + 1] = id
-    if flag == 'a' then check(prods) end
+  for c = first, math.min(first + CHUNK - 1, changes) do
+    local j = 5 * c - 4
+    ids[c - first + 1] = ARGV[j]
+    local prods = products(ARGV[j + 1])
+    if prods ~= '' then check(prods) end
   end
-  local stored = redis.call('HMGET', KEYS[2], unpack(ids))
+  local stored = redis.call('HMGET', metakey, unpack(ids))
   for _, cur in ipairs(stored) do
-    if cur and sub(cur, -1) == 'a' then check(sub(cur, 33, -2)) end
+    if cur then
+      local prods = products(cur)
+      if prods ~= '' then check(prods) end
+    end
   end
   stored_chunks[#stored_chunks + 1] = stored
 end
 if #need > 1 then return need end
 
 local applied, met = 0, {}
-for first = 1, #ARGV, CHUNK do
-  local last = math.min(first + CHUNK - 1, #ARGV)
+for first = 1, changes, CHUNK do
   local stored = stored_chunks[(first - 1) / CHUNK + 1]
-  for i = first, last do
-    local flag, id, sver, sts, score, slat, slng, prods =
-      match(ARGV[i], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
-    local cur = stored[i - first + 1]
+  for c = first, math.min(first + CHUNK - 1, changes) do
+    local j = 5 * c - 4
+    local id, value = ARGV[j], ARGV[j + 1]
+    local cur = stored[c - first + 1]
     if met[id] then  -- what was read first is older than its first change
       if pending[id] then flush() end
-      cur = redis.call('HGET', KEYS[2], id)
+      cur = redis.call('HGET', metakey, id)
     end
     met[id] = true
-    local ver, ts = tonumber(sver), tonumber(sts)
-    local cur_ver, cur_ts, cur_lat, cur_lng = -1, 0, 0, 0
-    if cur then cur_ver, cur_ts, cur_lat, cur_lng = unpack_d('<dddd', cur) end
-    if ver > cur_ver then
-      if cur and sub(cur, -1) == 'a' then
-        local old = pack('<ddd', cur_lat, cur_lng, cur_ts) .. id
-        queue(rem, KEYS[1], old)
-        for p in gmatch(sub(cur, 33, -2), '[^,%-][^,]*') do queue(rem, KEYS[1] .. ':' .. p, old) end
+    if not cur or unpack_d('<d', value) > unpack_d('<d', cur) then
+      if cur and byte(cur, -1) == A then
+        -- Its member as geo holds it: lat, lng (bytes 17-32 of meta), then ts (9-16).
+        local old = sub(cur, 17, 32) .. sub(cur, 9, 16) .. id
+        grem[#grem + 1] = old
+        local prods = products(cur)
+        if prods ~= '' then
+          for p in gmatch(prods, '[^,%-][^,]*') do queue(prem, geo .. ':' .. p, old) end
+        end
       end
-      local lat, lng = tonumber(slat), tonumber(slng)
-      if flag == 'a' then
-        local new = pack('<ddd', lat, lng, ts) .. id
-        queue(add, KEYS[1], score, new)
-        for p in gmatch(prods, '[^,%-][^,]*') do queue(add, KEYS[1] .. ':' .. p, score, new) end
+      if byte(value, -1) == A then
+        local score, member = ARGV[j + 3], ARGV[j + 2]
+        gadd[#gadd + 1] = score
+        gadd[#gadd + 1] = member
+        local prods = products(value)
+        if prods ~= '' then
+          for p in gmatch(prods, '[^,%-][^,]*') do queue(padd, geo .. ':' .. p, score, member) end
+        end
       end
       n = n + 1
-      meta[2 * n - 1], meta[2 * n] = id, pack('<dddd', ver, ts, lat, lng) .. prods .. flag
-      seen[2 * n - 1], seen[2 * n] = sts, id  -- as sent: no number to format again
+      meta[2 * n - 1], meta[2 * n] = id, value
+      seen[2 * n - 1], seen[2 * n] = ARGV[j + 4], id
       pending[id] = true
       applied = applied + 1
     end

@@ -13,7 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from geoindex import Position, RedisGeoIndex
 from geoindex.cells import position_score
-from geoindex.redis_index import REGION_APPLY
+from geoindex.redis_index import REGION_APPLY, _change
 from geoindex.split import Layout
 
 pytestmark = pytest.mark.redis
@@ -49,15 +49,16 @@ async def test_a_call_missing_a_product_set_it_would_touch_writes_nothing(client
     before = await _dump(client, every)
     assert before[3] is not None  # d1 is in the van set
     # d1 moves and now drives a car: its stored entry (van) must leave the van set.
-    change = f"a d1 {2**52} {T + 1} {position_score(LAT, LNG + 1e-3)} {LAT} {LNG + 1e-3} car"
+    text = f"a d1 {2**52} {T + 1} {position_score(LAT, LNG + 1e-3)} {LAT} {LNG + 1e-3} car"
+    change, other = list(_change(text)), list(_change(text.replace("d1", "d2")))
     runner = index._scripts
-    (reply,) = await runner.run([(REGION_APPLY, [*keys, f"{keys[0]}:car"], [change])])
+    (reply,) = await runner.run([(REGION_APPLY, [*keys, f"{keys[0]}:car"], change)])
     assert [x.decode() for x in reply] == ["need", "van"]
-    (reply,) = await runner.run([(REGION_APPLY, keys, [change, change.replace("d1", "d2")])])
+    (reply,) = await runner.run([(REGION_APPLY, keys, [*change, *other])])
     assert sorted(x.decode() for x in reply) == ["car", "need", "van"]
     assert await _dump(client, every) == before
     # Declared, it applies.
-    (reply,) = await runner.run([(REGION_APPLY, every, [change])])
+    (reply,) = await runner.run([(REGION_APPLY, every, change)])
     assert reply == 1
     assert await client.zcard(f"{keys[0]}:van") == 0
     assert await client.zcard(f"{keys[0]}:car") == 1
