@@ -3,15 +3,20 @@ against unsplit, in one run; and the k-NN cost of mixed resolutions.
 
     python -m loadtest.bench.hot_split [--drivers 100000] [--cells C1,C2,C3]
         [--split-res 7] [--redis-quota 0.02] [--seconds 10] [--rounds 2] [--batch 50]
-        [--border-queries 3000]
+        [--moves 300,0] [--border-queries 3000]
 
 --drivers drivers in the --cells res-5 cells (default: central Berlin's cell and two of
 its neighbours, whose region slots all fall on the first master: the worst case a city
 can meet, and the one a split is for). Each master runs in a CPU cgroup of --redis-quota
 (loadtest/cgroups.py); the load processes and the figures are the scale-out bench's data
-tier (loadtest/bench/scaleout.py, scaleout_load.py): index writes (batches of 50 fixes of
-the city's drivers) and k-NN (k 10 within 2 km) at points in the city, each alone, to
-saturation. Unsplit first, then `split_region` of each cell at --split-res (its drivers
+tier (loadtest/bench/scaleout.py, scaleout_load.py): index writes (batches of --batch
+fixes of the city's drivers, taken in order, so no driver twice in a step) and k-NN (k 10
+within 2 km) at points in the city, each alone, to saturation. Writes run once per
+--moves value: m > 0, each fix a point drawn evenly within m metres of the driver's home
+(where the seeding put it, inside the city's cells), so two fixes of a driver lie at most
+2m apart (0.9m on average), as a driver moving between fixes; 0, a point drawn anywhere
+in the city (every fix a jump across it: nearly every split fix leaves its region, the
+stress case). Unsplit first, then `split_region` of each cell at --split-res (its drivers
 re-homed by the migration, quotas lifted meanwhile), the same load again; --rounds pairs,
 alternating. Target: split / unsplit >= 2 for both, with the regions over every master.
 
@@ -144,6 +149,9 @@ def inside_points(cell: int, res: int, n: int, rng: random.Random) -> list[tuple
 def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
     cells = [int(c, 16) for c in a.cells.split(",")] if a.cells else DEFAULT_CELLS
     quota = Quota(a.redis_quota)
+    moves = [float(m) for m in a.moves.split(",")]
+    writes = {_writes_name(m): m for m in moves}
+    workloads = [*writes, "knn"]
     meter = Meter(a, groups, tmp)
     common = [
         "--drivers",
@@ -158,6 +166,7 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
         "drivers": a.drivers,
         "split_res": a.split_res,
         "batch": a.batch,
+        "moves_m": moves,
         "quota_cores_per_master": a.redis_quota,
     }
     with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
@@ -195,26 +204,23 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
                     )
                     split_now = want
                 limit(quota)
-                args = [*common, "-c", str(a.workers), "--batch", str(a.batch)]
-                one[state] = {
-                    "index_writes": meter.run("index-writes", cluster.url, args, watch, grouped),
-                    "knn": meter.run(
-                        "knn", cluster.url, [*common, "-c", str(2 * a.workers)], watch, grouped
-                    ),
-                }
-                print(
-                    f"round {r} {state}: writes {one[state]['index_writes']['per_s']}/s, "
-                    f"knn {one[state]['knn']['per_s']}/s",
-                    file=sys.stderr,
-                    flush=True,
+                one[state] = {}
+                for name, move in writes.items():
+                    args = [*common, "-c", str(a.workers), "--batch", str(a.batch)]
+                    args += ["--move-m", str(move)]
+                    one[state][name] = meter.run("index-writes", cluster.url, args, watch, grouped)
+                one[state]["knn"] = meter.run(
+                    "knn", cluster.url, [*common, "-c", str(2 * a.workers)], watch, grouped
                 )
+                rates = ", ".join(f"{w} {one[state][w]['per_s']}/s" for w in workloads)
+                print(f"round {r} {state}: {rates}", file=sys.stderr, flush=True)
             one["ratio"] = {
                 w: round(one["split"][w]["per_s"] / max(one["unsplit"][w]["per_s"], 1e-9), 2)
-                for w in ("index_writes", "knn")
+                for w in workloads
             }
             rounds.append(one)
         result["rounds"] = rounds
-        ratios = {w: [one["ratio"][w] for one in rounds] for w in ("index_writes", "knn")}
+        ratios = {w: [one["ratio"][w] for one in rounds] for w in workloads}
         result["ratio_range"] = {w: [min(v), max(v)] for w, v in ratios.items()}
         result["met"] = {w: min(v) >= TARGET for w, v in ratios.items()}
         # Border cost: the last cell back to res 5, the others split.
@@ -255,6 +261,10 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
     return result
 
 
+def _writes_name(move_m: float) -> str:
+    return f"writes_{move_m:g}m" if move_m > 0 else "writes_anywhere"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m loadtest.bench.hot_split",
@@ -271,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-procs", type=int, default=2, help="load processes per step")
     p.add_argument("--workers", type=int, default=4, help="per load process")
     p.add_argument("--batch", type=int, default=50, help="fixes per index write")
+    p.add_argument(
+        "--moves",
+        default="300,0",
+        help="writes once per value: each fix within this many metres of the driver's "
+        "home; 0: anywhere in the city (comma-separated)",
+    )
     p.add_argument("--border-queries", type=int, default=3000)
     a = p.parse_args(argv)
     try:

@@ -218,6 +218,29 @@ def point_source(a: argparse.Namespace) -> Callable[[random.Random], tuple[float
     return lambda rng: cell_point(rng, cells)
 
 
+def homes(a: argparse.Namespace) -> list[tuple[float, float]]:
+    """Where seed-index puts each of the --drivers drivers (the same draws, in order)."""
+    rng, point = random.Random(0), point_source(a)
+    return [point(rng) for _ in range(a.drivers)]
+
+
+def near_point(
+    rng: random.Random, home: tuple[float, float], reach_m: float, cells: frozenset[int]
+) -> tuple[float, float]:
+    """A point drawn evenly over the disk of reach_m around home, inside `cells` (H3
+    cells of one resolution; none: anywhere)."""
+    lat0, lng0 = home
+    res = h3.get_resolution(next(iter(cells))) if cells else 0
+    while True:
+        north, east = rng.uniform(-reach_m, reach_m), rng.uniform(-reach_m, reach_m)
+        if north * north + east * east > reach_m * reach_m:
+            continue
+        lat = lat0 + math.degrees(north / EARTH_M)
+        lng = lng0 + math.degrees(east / (EARTH_M * math.cos(math.radians(lat0))))
+        if not cells or h3.latlng_to_cell(lat, lng, res) in cells:
+            return lat, lng
+
+
 async def index(a: argparse.Namespace, w: Window) -> None:
     """Index writes (batches of --batch fixes of --drivers drivers) or k-NN queries, on the
     Redis Cluster at --url directly: the data tier alone, no service in between."""
@@ -228,15 +251,21 @@ async def index(a: argparse.Namespace, w: Window) -> None:
     idx = RedisGeoIndex(client, ttl_ms=3_600_000, config=SearchConfig(region_res=a.region_res))
     counter = iter(range(10**12))
     point = point_source(a)
+    # --move-m: each fix a point within that many metres of the driver's home (where
+    # seed-index put it), so two fixes of a driver lie at most twice that apart; 0: a
+    # point anywhere (a driver crossing the whole city between two fixes).
+    home = homes(a) if a.mode == "index-writes" and a.move_m > 0 else []
+    cells = frozenset(int(c, 16) for c in a.cells.split(",")) if a.cells else frozenset()
+
+    def fix(rng: random.Random, driver: int) -> tuple[float, float]:
+        return near_point(rng, home[driver], a.move_m, cells) if home else point(rng)
 
     async def writer(n: int) -> None:
         rng = random.Random(n)
         while w.open():
             now = int(time.time() * 1000)
-            batch = [
-                Position(f"{a.prefix}{next(counter) % a.drivers}", *point(rng), now)
-                for _ in range(a.batch)
-            ]
+            drivers = [next(counter) % a.drivers for _ in range(a.batch)]
+            batch = [Position(f"{a.prefix}{d}", *fix(rng, d), now) for d in drivers]
             t0 = time.perf_counter()
             await idx.upsert(batch)
             for _ in batch:  # one latency per fix: the batch's
@@ -264,15 +293,13 @@ async def seed_index(a: argparse.Namespace) -> None:
 
     client = connect(a.url, cluster=True)
     idx = RedisGeoIndex(client, ttl_ms=3_600_000, config=SearchConfig(region_res=a.region_res))
-    rng = random.Random(0)
     now = int(time.time() * 1000)
-    point = point_source(a)
+    at = homes(a)
     try:
         for s in range(0, a.drivers, 500):
             await idx.upsert(
-                [Position(f"{a.prefix}{i}", *point(rng), now)
-                 for i in range(s, min(s + 500, a.drivers))]
-            )  # fmt: skip
+                [Position(f"{a.prefix}{i}", *at[i], now) for i in range(s, min(s + 500, a.drivers))]
+            )
     finally:
         await client.aclose()
 
@@ -294,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-c", "--concurrency", type=int, default=64, help="workers")
     p.add_argument("--drivers", type=int, default=100_000, help="index modes, seed-index")
     p.add_argument("--batch", type=int, default=50, help="index-writes: fixes per upsert")
+    p.add_argument("--move-m", type=float, default=0.0, help="index-writes: each fix within "
+                   "this of the driver's seeded home; 0: anywhere")  # fmt: skip
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--region-res", type=int, default=5, help="index modes, seed-index")
     p.add_argument("--out", type=Path, help="where the result goes (JSON)")
