@@ -626,7 +626,7 @@ typedef struct {
     Py_ssize_t n_free, free_cap;
     Py_ssize_t known; /* entries with n >= 0 */
     uint64_t batch;
-    PyObject *probe; /* the last Probe screened with, numbered gen */
+    PyObject *probe, *holds; /* the last Probe screened with and its holds, numbered gen */
     uint64_t gen;
 } Seen;
 
@@ -730,13 +730,19 @@ static int same_areas(const Entry *e, const Ints *sorted) {
     return 1;
 }
 
-/* (driver, the areas found as CompiledAreas in the lookup's order, the look as bytes) */
-static PyObject *changed(const Probe *p, PyObject *driver, const Ints *held, const Ints *sorted,
+/* (driver, {area id: dwell ms} of the areas found, in the lookup's order, the look as
+ * bytes); `holds`: per area number, its (id, dwell ms). */
+static PyObject *changed(PyObject *holds, PyObject *driver, const Ints *held, const Ints *sorted,
                          const Look *look) {
-    PyObject *found = PyTuple_New(held->n);
+    PyObject *found = PyDict_New();
     if (found == NULL) return NULL;
-    for (Py_ssize_t k = 0; k < held->n; k++)
-        PyTuple_SET_ITEM(found, k, Py_NewRef(PyTuple_GET_ITEM(p->areas, held->v[k])));
+    for (Py_ssize_t k = 0; k < held->n; k++) {
+        PyObject *hold = PyTuple_GET_ITEM(holds, held->v[k]);
+        if (PyDict_SetItem(found, PyTuple_GET_ITEM(hold, 0), PyTuple_GET_ITEM(hold, 1)) < 0) {
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
     Py_ssize_t size = (Py_ssize_t)sizeof(Look) + sorted->n * (Py_ssize_t)sizeof(int32_t);
     PyObject *token = PyBytes_FromStringAndSize(NULL, size);
     if (token == NULL) {
@@ -750,24 +756,64 @@ static PyObject *changed(const Probe *p, PyObject *driver, const Ints *held, con
     return Py_BuildValue("(ONN)", driver, found, token);
 }
 
+static PyObject *str_driver_id, *str_lat, *str_lng;
+
+/* A fix's driver (a new reference): a (driver, lat, lng) tuple's first item, or the
+ * driver_id of an object with driver_id, lat and lng (a geoindex Position). */
+static PyObject *fix_driver(PyObject *fix) {
+    if (!PyTuple_Check(fix)) return PyObject_GetAttr(fix, str_driver_id);
+    if (PyTuple_GET_SIZE(fix) != 3)
+        return PyErr_Format(PyExc_TypeError, "screen: a fix is (driver, lat, lng)");
+    return Py_NewRef(PyTuple_GET_ITEM(fix, 0));
+}
+
+static int fix_place(PyObject *fix, double *lat, double *lng) {
+    PyObject *y, *x;
+    if (PyTuple_Check(fix)) {
+        y = Py_NewRef(PyTuple_GET_ITEM(fix, 1));
+        x = Py_NewRef(PyTuple_GET_ITEM(fix, 2));
+    } else {
+        if ((y = PyObject_GetAttr(fix, str_lat)) == NULL) return -1;
+        if ((x = PyObject_GetAttr(fix, str_lng)) == NULL) {
+            Py_DECREF(y);
+            return -1;
+        }
+    }
+    *lat = PyFloat_AsDouble(y);
+    *lng = PyFloat_AsDouble(x);
+    Py_DECREF(y);
+    Py_DECREF(x);
+    return (*lat == -1.0 || *lng == -1.0) && PyErr_Occurred() ? -1 : 0;
+}
+
 static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5)
-        return PyErr_Format(PyExc_TypeError, "screen(probe, fixes, version, now_ms, known_only)");
+    if (nargs != 6)
+        return PyErr_Format(PyExc_TypeError,
+                            "screen(probe, holds, fixes, version, now_ms, known_only)");
     if (!PyObject_TypeCheck(args[0], &ProbeType))
         return PyErr_Format(PyExc_TypeError, "screen: a Probe expected");
     Probe *p = (Probe *)args[0];
-    int64_t version = PyLong_AsLongLong(args[2]);
-    if (version == -1 && PyErr_Occurred()) return NULL;
-    int64_t now = PyLong_AsLongLong(args[3]);
-    if (now == -1 && PyErr_Occurred()) return NULL;
-    int known_only = PyObject_IsTrue(args[4]);
-    if (known_only < 0) return NULL;
-    PyObject *seq = PySequence_Fast(args[1], "screen: fixes must be a sequence");
-    if (seq == NULL) return NULL;
-    if ((PyObject *)p != s->probe) {
+    PyObject *holds = args[1];
+    if ((PyObject *)p != s->probe || holds != s->holds) { /* checked once per index */
+        if (!PyTuple_Check(holds) || PyTuple_GET_SIZE(holds) != PyTuple_GET_SIZE(p->areas))
+            return PyErr_Format(PyExc_TypeError, "screen: holds, a tuple of one per area");
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(holds); k++) {
+            PyObject *hold = PyTuple_GET_ITEM(holds, k);
+            if (!PyTuple_Check(hold) || PyTuple_GET_SIZE(hold) != 2)
+                return PyErr_Format(PyExc_TypeError, "screen: each hold an (id, dwell ms)");
+        }
         Py_XSETREF(s->probe, Py_NewRef((PyObject *)p));
+        Py_XSETREF(s->holds, Py_NewRef(holds));
         s->gen++;
     }
+    int64_t version = PyLong_AsLongLong(args[3]);
+    if (version == -1 && PyErr_Occurred()) return NULL;
+    int64_t now = PyLong_AsLongLong(args[4]);
+    if (now == -1 && PyErr_Occurred()) return NULL;
+    int known_only = PyObject_IsTrue(args[5]);
+    if (known_only < 0) return NULL;
+    PyObject *seq = PySequence_Fast(args[2], "screen: fixes must be a sequence");
+    if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), m = 0;
     PyObject **fixes = PySequence_Fast_ITEMS(seq);
     PyObject *out = NULL;
@@ -782,12 +828,10 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
     /* Each driver once, at its last fix, in the order first named. */
     uint64_t batch = ++s->batch;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *fix = fixes[i];
-        if (!PyTuple_Check(fix) || PyTuple_GET_SIZE(fix) != 3) {
-            PyErr_SetString(PyExc_TypeError, "screen: each fix a tuple (driver, lat, lng)");
-            goto done;
-        }
-        Py_ssize_t k = entry_of(s, PyTuple_GET_ITEM(fix, 0), !known_only);
+        PyObject *driver = fix_driver(fixes[i]);
+        if (driver == NULL) goto done;
+        Py_ssize_t k = entry_of(s, driver, !known_only);
+        Py_DECREF(driver);
         if (k == -2) goto done;
         if (k < 0 || (known_only && s->entries[k].n < 0)) continue;
         Entry *e = &s->entries[k];
@@ -802,10 +846,8 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
     for (Py_ssize_t j = 0; j < m; j++) {
         Entry *e = &s->entries[order[j]];
         PyObject *fix = fixes[e->at];
-        double lat = PyFloat_AsDouble(PyTuple_GET_ITEM(fix, 1));
-        if (lat == -1.0 && PyErr_Occurred()) goto fail;
-        double lng = PyFloat_AsDouble(PyTuple_GET_ITEM(fix, 2));
-        if (lng == -1.0 && PyErr_Occurred()) goto fail;
+        double lat, lng;
+        if (fix_place(fix, &lat, &lng) < 0) goto fail;
         uint64_t cell;
         if (cell_of(lat, lng, p->res, &cell) < 0) goto fail;
         int fresh = e->n >= 0 && now < e->due && e->version == version && e->gen == s->gen;
@@ -832,7 +874,10 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
             continue;
         }
         Look look = {version, s->gen, cell, lng, lat, near2, (int32_t)sorted.n, 0};
-        PyObject *item = changed(p, PyTuple_GET_ITEM(fix, 0), &held, &sorted, &look);
+        PyObject *driver = fix_driver(fix);
+        if (driver == NULL) goto fail;
+        PyObject *item = changed(holds, driver, &held, &sorted, &look);
+        Py_DECREF(driver);
         if (item == NULL) goto fail;
         int rc = PyList_Append(out, item);
         Py_DECREF(item);
@@ -947,12 +992,14 @@ static int Seen_init(Seen *s, PyObject *args, PyObject *kwds) {
 static int Seen_traverse(Seen *s, visitproc visit, void *arg) {
     Py_VISIT(s->slots);
     Py_VISIT(s->probe);
+    Py_VISIT(s->holds);
     return 0;
 }
 
 static int Seen_clear_refs(Seen *s) {
     Py_CLEAR(s->slots);
     Py_CLEAR(s->probe);
+    Py_CLEAR(s->holds);
     return 0;
 }
 
@@ -967,9 +1014,10 @@ static void Seen_dealloc(Seen *s) {
 
 static PyMethodDef Seen_methods[] = {
     {"screen", (PyCFunction)(void (*)(void))Seen_screen, METH_FASTCALL,
-     "screen(probe, fixes, version, now_ms, known_only): of a batch of (driver, lat, lng), "
-     "each driver's last fix whose areas must go to the backend, as (driver, the areas "
-     "found, the look to remember), in the order the drivers are first named."},
+     "screen(probe, holds, fixes, version, now_ms, known_only): of a batch of fixes "
+     "((driver, lat, lng) tuples or Positions), each driver's last fix whose areas must go to the backend, as (driver, "
+     "{area id: dwell ms} of the areas found (holds: per area, its (id, dwell ms)), the "
+     "look to remember), in the order the drivers are first named."},
     {"remember", (PyCFunction)(void (*)(void))Seen_remember, METH_FASTCALL,
      "remember(driver, look, due): a look screen answered, trusted until due (ms)."},
     {"forget", (PyCFunction)Seen_forget, METH_O, "forget(driver): nothing known of it."},
@@ -1069,6 +1117,10 @@ static int import_h3(void) {
 
 PyMODINIT_FUNC PyInit__areaprobe(void) {
     if (import_h3() < 0) return NULL;
+    if ((str_driver_id = PyUnicode_InternFromString("driver_id")) == NULL ||
+        (str_lat = PyUnicode_InternFromString("lat")) == NULL ||
+        (str_lng = PyUnicode_InternFromString("lng")) == NULL)
+        return NULL;
     if (PyType_Ready(&ProbeType) < 0 || PyType_Ready(&SeenType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

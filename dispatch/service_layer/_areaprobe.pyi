@@ -3,6 +3,8 @@ from typing import Any
 
 import numpy as np
 
+from geoindex import Position
+
 # Contiguous arrays of the documented item type (int64, int32, float64 or bytes).
 Buffer = bytes | np.ndarray[Any, Any]
 
@@ -40,12 +42,13 @@ class Seen:
     def screen(
         self,
         probe: Probe,
-        fixes: Sequence[tuple[str, float, float]],
+        holds: tuple[tuple[str, int], ...],
+        fixes: Sequence[tuple[str, float, float]] | Sequence[Position],
         version: int,
         now_ms: int,
         known_only: bool,
         /,
-    ) -> list[tuple[str, tuple[Any, ...], bytes]]: ...
+    ) -> list[tuple[str, dict[str, int], bytes]]: ...
     def remember(self, driver_id: str, look: bytes, due: int, /) -> None: ...
     def forget(self, driver_id: str, /) -> None: ...
     def clear(self) -> None: ...

@@ -185,17 +185,22 @@ async def track_fixes(
 ) -> None:
     """A fleet batch's accepted fixes through the geofence at once (Geofence.observe_many),
     then the airport queues the crossings move. Best effort, as track_fix."""
-    accepted = [
-        (p.driver_id, p.lat, p.lng)
-        for p, r in zip(positions, results, strict=True)
-        if r is UpsertResult.ACCEPTED
-    ]
+    accepted: Sequence[Position] = positions
+    if len(results) != len(positions) or results.count(UpsertResult.ACCEPTED) != len(results):
+        ok = zip(positions, results, strict=True)  # most batches: all accepted, not this
+        accepted = [p for p, r in ok if r is UpsertResult.ACCEPTED]
     try:
         crossed = await deps.fences.observe_many(accepted, deps.clock.now_ms())
     except Exception as exc:  # noqa: BLE001 - never fail accepted fixes
         log.warning("geofence for a batch of %d fixes skipped: %s", len(accepted), exc)
         return
-    jobs = [_queues_after(deps, driver_id, events) for driver_id, events in crossed.items()]
+    # Only crossings of an airport move a queue (on_crossings): no task for the others.
+    fences = deps.fences
+    jobs = [
+        _queues_after(deps, driver_id, events)
+        for driver_id, events in crossed.items()
+        if fences.airports_of(events)
+    ]
     for start in range(0, len(jobs), 64):
         await asyncio.gather(*jobs[start : start + 64])
 

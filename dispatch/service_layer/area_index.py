@@ -230,6 +230,8 @@ class AreaIndex:
 
     areas: tuple[CompiledArea, ...]
     _probe: Probe
+    # Per area, its id and dwell (ms), as the presence store takes them (geofence).
+    holds: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def build(cls, compiled: Iterable[CompiledArea]) -> AreaIndex:
@@ -257,7 +259,8 @@ class AreaIndex:
             else:  # each listed resolution-10 cell carries its ancestors' entries too
                 above = [e for clear, bits in coarse for e in table.get((cell & ~clear) | bits, ())]
                 tables.add(cell, [*above, *entries])
-        return cls(areas, tables.probe(coarse))
+        holds = tuple((c.area.id, round(c.area.dwell_s * 1000)) for c in areas)
+        return cls(areas, tables.probe(coarse), holds)
 
     @staticmethod
     def cell_of(lat: float, lng: float) -> int:
@@ -281,7 +284,7 @@ class AreaIndex:
 
     @property
     def probe(self) -> Probe:
-        """The compiled lookup (what geofence's Seen.screen looks up with)."""
+        """The compiled lookup (geofence's Seen.screen looks up with it and `holds`)."""
         return self._probe
 
     def __len__(self) -> int:

@@ -22,8 +22,8 @@ import orjson
 
 from dispatch.domain.areas import AreaEvent, AreaKind, Crossing, QueueChange
 from dispatch.service_layer._areaprobe import Seen
-from dispatch.service_layer.area_index import CompiledArea
 from dispatch.service_layer.areas import AreaBook
+from geoindex import Position
 
 SEEN_TTL_MS = 30_000
 MAX_SEEN = 200_000  # drivers remembered per instance; past it, forget and ask again
@@ -133,19 +133,20 @@ class Geofence:
         return (await self.observe_many([(driver_id, lat, lng)], now_ms)).get(driver_id, [])
 
     async def observe_many(
-        self, fixes: Sequence[tuple[str, float, float]], now_ms: int
+        self, fixes: Sequence[tuple[str, float, float]] | Sequence[Position], now_ms: int
     ) -> dict[str, list[AreaEvent]]:
-        """observe() for a fleet batch of accepted fixes (driver, lat, lng), a driver's
-        last fix only (its areas are where it is now, as update_location_burst keeps
-        only the newest). One compiled pass over the batch (Seen.screen): each fix's
-        cell; a fix in the same cell as the driver's last look and closer to it than any
-        boundary crossing that cell keeps its areas (no look); else its areas from the
-        index; those equal to the areas last found (not older than SEEN_TTL_MS, same
-        version) are remembered where they are, nothing to ask. The backend is asked in
-        one call (PresenceStore.step_many) for the others only, and their crossings
-        logged in one append. The drivers with crossings, and theirs."""
+        """observe() for a fleet batch of accepted fixes ((driver, lat, lng) tuples or
+        the Positions themselves), a driver's last fix only (its areas are where it is
+        now, as update_location_burst keeps only the newest). One compiled pass over the
+        batch (Seen.screen): each fix's cell; a fix in the same cell as the driver's last
+        look and closer to it than any boundary crossing that cell keeps its areas (no
+        look); else its areas from the index; those equal to the areas last found (not
+        older than SEEN_TTL_MS, same version) are remembered where they are, nothing to
+        ask. The backend is asked in one call (PresenceStore.step_many) for the others
+        only, and their crossings logged in one append. The drivers with crossings, and
+        theirs."""
         index, version = self.book.index, self.book.version
-        looks = self._seen.screen(index.probe, fixes, version, now_ms, len(index) == 0)
+        looks = self._seen.screen(index.probe, index.holds, fixes, version, now_ms, len(index) == 0)
         if not looks:
             return {}
         out = await self._ask(looks, now_ms)
@@ -154,15 +155,12 @@ class Geofence:
         return out
 
     async def _ask(
-        self, looks: Sequence[tuple[str, Sequence[CompiledArea], bytes]], now_ms: int
+        self, looks: Sequence[tuple[str, dict[str, int], bytes]], now_ms: int
     ) -> dict[str, list[AreaEvent]]:
-        """The backend's count of each driver in the areas `found` by a look (as
-        Seen.screen answers them), in one call: the drivers with crossings, and theirs."""
-        steps = [
-            (driver_id, {c.area.id: round(c.area.dwell_s * 1000) for c in found})
-            for driver_id, found, _look in looks
-        ]
-        counted = await self.presence.step_many(steps, now_ms)
+        """The backend's count of each driver in the areas a look found (as Seen.screen
+        answers them: area id -> dwell ms), in one call: the drivers with crossings, and
+        theirs."""
+        counted = await self.presence.step_many([look[:2] for look in looks], now_ms)
         seen = self._seen
         if len(seen) + len(looks) > MAX_SEEN:
             seen.clear()

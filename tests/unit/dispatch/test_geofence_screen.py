@@ -1,9 +1,9 @@
 """The geofence's compiled pass (_areaprobe.Seen.screen) against the per-fix Python it
 replaced, kept here as the reference: on random walks of a few drivers in and out of
 overlapping areas (dwell, SEEN_TTL_MS, a version change, drivers forgotten, single fixes
-and batches naming a driver twice, the remembered drivers cleared past MAX_SEEN), both
-give the same crossings in the same order, log the same events and leave the presence
-store in the same state."""
+and batches naming a driver twice, as tuples or Positions, the remembered drivers
+cleared past MAX_SEEN), both give the same crossings in the same order, log the same
+events and leave the presence store in the same state."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from dispatch.service_layer._areaprobe import Seen
 from dispatch.service_layer.area_batch import cells_of, holding_near_many
 from dispatch.service_layer.area_index import AreaIndex, CompiledArea, compile_area
 from dispatch.service_layer.geofence import SEEN_TTL_MS, Geofence, area_event_json
+from geoindex import Position
 
 CENTRE = (52.50, 13.40)
 M = 1 / 111_195  # a metre of latitude, in degrees
@@ -222,7 +223,7 @@ small = st.floats(-4, 4)
 move = st.one_of(small, small, small, st.floats(-150, 150))
 steps_st = st.lists(
     st.tuples(
-        st.sampled_from(["batch"] * 6 + ["single"] * 2 + ["forget", "version"]),
+        st.sampled_from(["batch"] * 4 + ["positions"] * 2 + ["single"] * 2 + ["forget", "version"]),
         st.lists(st.integers(0, len(DRIVERS) - 1), min_size=1, max_size=6),
         st.lists(st.tuples(move, move), min_size=6, max_size=6),
         st.sampled_from([0, 0, 1, 40, 40, 600, 1_500, 21_000, 31_000]),
@@ -264,8 +265,9 @@ async def _run(steps: list, max_seen: int, monkeypatch: pytest.MonkeyPatch) -> N
             assert [e for e in await ours.observe(d, lat, lng, now)] == [
                 e for e in await theirs.observe(d, lat, lng, now)
             ]
-        else:
-            got = _events(await ours.observe_many(fixes, now))
+        else:  # a fleet batch: as tuples, or the Positions themselves (track_fixes)
+            given = fixes if kind == "batch" else [Position(d, y, x, now) for d, y, x in fixes]
+            got = _events(await ours.observe_many(given, now))
             assert got == _events(await theirs.observe_many(fixes, now))
         for d in DRIVERS:
             assert await ours.presence.areas_of(d) == await theirs.presence.areas_of(d)
@@ -321,26 +323,31 @@ def test_the_walks_cross_boundaries_and_skip_looks() -> None:
 def test_seen_remembers_forgets_and_refuses_what_screen_did_not_answer() -> None:
     index = INDEXES[0]
     seen = Seen()
-    [(driver_id, found, look)] = seen.screen(index.probe, [("d", *CENTRE)], 1, 0, False)
-    assert driver_id == "d" and {c.area.id for c in found} >= {"a", "e"}
+    [(driver_id, found, look)] = seen.screen(
+        index.probe, index.holds, [("d", *CENTRE)], 1, 0, False
+    )
+    assert driver_id == "d" and set(found) >= {"a", "e"}
+    assert found["a"] == 0 and found["e"] == 20_000  # each area's dwell, in ms
     assert len(seen) == 0 and seen.areas("d") is None  # nothing known before remember
     seen.remember("d", look, 10_000)
     assert len(seen) == 1
-    assert {index.areas[k].area.id for k in seen.areas("d")} == {c.area.id for c in found}
+    assert {index.areas[k].area.id for k in seen.areas("d")} == set(found)
     # Known, fresh and not moved: nothing to ask; past its due: asked again.
-    assert seen.screen(index.probe, [("d", *CENTRE)], 1, 9_999, False) == []
-    assert len(seen.screen(index.probe, [("d", *CENTRE)], 1, 10_000, False)) == 1
+    assert seen.screen(index.probe, index.holds, [("d", *CENTRE)], 1, 9_999, False) == []
+    assert len(seen.screen(index.probe, index.holds, [("d", *CENTRE)], 1, 10_000, False)) == 1
     # Another version or another index: asked again.
-    assert len(seen.screen(index.probe, [("d", *CENTRE)], 2, 0, False)) == 1
-    assert len(seen.screen(INDEXES[1].probe, [("d", *CENTRE)], 1, 0, False)) == 1
+    assert len(seen.screen(index.probe, index.holds, [("d", *CENTRE)], 2, 0, False)) == 1
+    assert len(seen.screen(INDEXES[1].probe, INDEXES[1].holds, [("d", *CENTRE)], 1, 0, False)) == 1
     seen.forget("d")
     assert len(seen) == 0 and seen.areas("d") is None
     # Only drivers it knows, when asked so (an index with no areas).
-    assert seen.screen(INDEXES[2].probe, [("d", *CENTRE)], 1, 0, True) == []
+    assert seen.screen(INDEXES[2].probe, INDEXES[2].holds, [("d", *CENTRE)], 1, 0, True) == []
     with pytest.raises(ValueError):
         seen.remember("d", b"not a look", 1)
     with pytest.raises(TypeError):
-        seen.screen(index.probe, [("d", 1.0)], 1, 0, False)
+        seen.screen(index.probe, index.holds, [("d", 1.0)], 1, 0, False)
+    with pytest.raises(TypeError):  # holds of another index
+        seen.screen(index.probe, INDEXES[1].holds, [("d", *CENTRE)], 1, 0, False)
     seen.remember("d", look, 10_000)
     seen.clear()
     assert len(seen) == 0 and seen.areas("d") is None
