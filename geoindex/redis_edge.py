@@ -154,18 +154,36 @@ class ScriptRunner:
         return replies
 
     async def command(self, key: Any, *command: Any) -> Any:
-        """One plain command whose keys share `key`'s slot, through the same batch path as
-        the scripts (without redis-py's per-command work); redis-py sends it where that
-        path leaves it (a redirection, a broken connection). The reply is the server's,
-        with none of redis-py's reply callbacks: for commands answering a number or bulk
-        string."""
+        """One plain command whose keys share `key`'s slot: commands()."""
+        return (await self.commands([(key, command)]))[0]
+
+    async def commands(self, commands: Sequence[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
+        """Plain commands, each given as (a key routing it, the command), through the same
+        batch path as the scripts (one round trip per node, in order on each, without
+        redis-py's per-command work); redis-py sends, in order, what that path leaves to
+        it (a redirection, a broken connection). Replies are the server's, with none of
+        redis-py's reply callbacks: for commands answering numbers, strings or lists of
+        them. The first error reply is raised."""
+        if not commands:
+            return []
         with translated():
-            (reply,) = await self._pipelined.run([command], [[key]])
-            if reply is FALLBACK:
-                reply = await self.client.execute_command(*command)
-            if isinstance(reply, Exception):
-                raise reply
-        return reply
+            replies = await self._pipelined.run(
+                [c for _, c in commands], [[key] for key, _ in commands]
+            )
+            redo = [i for i, reply in enumerate(replies) if reply is FALLBACK]
+            if len(redo) == 1:
+                replies[redo[0]] = await self.client.execute_command(*commands[redo[0]][1])
+            elif redo:
+                pipe = self.client.pipeline(transaction=False)
+                for i in redo:
+                    pipe.execute_command(*commands[i][1])
+                again = await pipe.execute(raise_on_error=False)
+                for i, reply in zip(redo, again, strict=True):
+                    replies[i] = reply
+            error = next((r for r in replies if isinstance(r, Exception)), None)
+            if error is not None:
+                raise error
+        return replies
 
     async def _through_redis_py(self, calls: Sequence[Call]) -> list[Any]:
         try:

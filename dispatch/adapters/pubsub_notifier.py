@@ -27,6 +27,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import MovedError
@@ -38,7 +39,7 @@ from dispatch.adapters.redis_holders import HolderRegistry
 from dispatch.service_layer.notices import NoticeKind, RideNotice
 from dispatch.service_layer.ops_view import OPS_TOPIC
 from dispatch.service_layer.ports import Subscription
-from geoindex import translated
+from geoindex import ScriptRunner
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class PubSubNotifier:
         # A new name per start: a restarted instance never inherits its old claims.
         self.instance = instance or os.urandom(6).hex()
         self._holders = HolderRegistry(client, self.instance)
+        self._edge = ScriptRunner(client)  # publishing without redis-py's per-command work
         self._own = ShardChannel(client, url, instance_channel(self.instance), self._deliver)
         self._ops = ShardChannel(client, url, OPS_CHANNEL, self._deliver)
         self._held: dict[str, int] = {}  # topic -> listeners here
@@ -183,17 +185,15 @@ class PubSubNotifier:
             return
         topics = sorted({topic for topic, _ in sends if topic != OPS_TOPIC})
         holders = dict(zip(topics, await self._holders.holders_many(topics), strict=True))
-        pipe = self.client.pipeline(transaction=False)
+        publish: list[tuple[Any, tuple[Any, ...]]] = []
         for topic, notice in sends:  # in order: one topic's notices stay in theirs
             message = encode(topic, notice)
-            if topic == OPS_TOPIC:
-                pipe.spublish(OPS_CHANNEL, message)
-                continue
-            for holder in holders[topic]:
-                pipe.spublish(instance_channel(holder), message)
-        if len(pipe):
-            with translated():
-                await pipe.execute()
+            channels = (
+                [OPS_CHANNEL] if topic == OPS_TOPIC else map(instance_channel, holders[topic])
+            )
+            publish += [(c, ("SPUBLISH", c, message)) for c in channels]
+        # A channel routes by its own slot, as a key does: one round trip per node.
+        await self._edge.commands(publish)
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._listening(topic)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from dispatch.adapters.redis_client import AnyRedis
-from geoindex import translated
+from geoindex import ScriptRunner, translated
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def now_ms() -> int:
 class HolderRegistry:
     def __init__(self, client: AnyRedis, instance: str) -> None:
         self._r = client
+        self._edge = ScriptRunner(client)  # look-ups without redis-py's per-command work
         self.instance = instance
 
     async def claim(self, topics: Iterable[str]) -> None:
@@ -68,11 +69,9 @@ class HolderRegistry:
         if not topics:
             return []
         now = now_ms()
-        pipe = self._r.pipeline(transaction=False)
-        for topic in topics:
-            pipe.zrangebyscore(holders_key(topic), now, "+inf")
-        with translated():
-            found = await pipe.execute()
+        found = await self._edge.commands(
+            [(k, ("ZRANGEBYSCORE", k, now, "+inf")) for k in map(holders_key, topics)]
+        )
         return [[h.decode() for h in cast(list[bytes], f)] for f in found]
 
     async def renew_forever(self, held: Callable[[], list[str]]) -> None:

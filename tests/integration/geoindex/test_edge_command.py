@@ -53,3 +53,22 @@ async def test_without_the_batch_path_redis_py_sends_it(
     await client.delete(key)
     assert await runner.command(key, "ZADD", key, 5, "a") == 1
     assert await client.zscore(key, "a") == 5
+
+
+@pytest.mark.parametrize("pipelined", ["1", "0"])
+async def test_commands_keep_their_order_on_each_node(
+    client: Any, monkeypatch: pytest.MonkeyPatch, pipelined: str
+) -> None:
+    """Over several slots (and masters), each key's commands apply in the order given,
+    whether the batch path or redis-py (the switch off) sends them."""
+    monkeypatch.setenv("GEOINDEX_REDIS_PIPELINED", pipelined)
+    runner = ScriptRunner(client)
+    lists = [f"edge:{{cmd{i}}}:l" for i in range(12)]
+    for k in lists:
+        await client.delete(k)
+    sent = [(k, ("RPUSH", k, n)) for n in range(5) for k in lists]
+    replies = await runner.commands(sent)
+    assert replies == [n + 1 for n in range(5) for _ in lists]
+    for k in lists:
+        assert await client.lrange(k, 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
+    assert await runner.commands([]) == []
