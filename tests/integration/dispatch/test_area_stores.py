@@ -123,3 +123,9 @@ async def test_the_event_log_is_read_in_order_and_bounded(backend: Backend) -> N
     assert [orjson.loads(e)["n"] for e in events] == [0, 1, 2]
     assert (await log.read(after, 10))[1] == []
     assert [orjson.loads(e)["n"] for e in await log.recent(2)] == [1, 2]
+    # A fleet batch's crossings: many events in one append, every one, in order.
+    await log.append([orjson.dumps({"n": i}) for i in range(3, 503)])
+    await log.append([])
+    after, events = await log.read(after, 100)
+    assert [orjson.loads(e)["n"] for e in events] == list(range(3, 503))
+    assert [orjson.loads(e)["n"] for e in await log.recent(3)] == [500, 501, 502]
