@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from dispatch.adapters.memory_leases import MemoryLeases
 from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
-from dispatch.service_layer.ports import Ask, CellCounts, Outcome, PinKey
+from dispatch.service_layer.ports import Ask, CellCounts, Outcome, PinKey, SurgePatch
 
 
 @dataclass
@@ -28,6 +28,7 @@ class MemoryMarketStore:
         self._computed: dict[int, dict[str, dict[str, float]]] = {}
         # region -> (product -> cell -> multiplier quoted, until (ms))
         self._surge: dict[int, tuple[dict[str, dict[str, float]], int]] = {}
+        self._tokens: dict[int, tuple[str | None, int]] = {}  # region -> (token, until)
         self._pins: dict[int, dict[PinKey, Pin]] = {}
         self._enabled = True
 
@@ -130,13 +131,41 @@ class MemoryMarketStore:
         computed: Mapping[str, Mapping[str, float]],
         quoted: Mapping[str, Mapping[str, float]],
         ttl_ms: int,
+        token: str | None = None,
     ) -> bool:
         if not self._leases.holds(region, holder, fence):
             return False
+        until = self._clock() + ttl_ms
         self._computed[region] = {p: dict(cells) for p, cells in computed.items()}
         values = {p: dict(cells) for p, cells in quoted.items() if cells}
-        self._surge[region] = (values, self._clock() + ttl_ms)
+        self._surge[region] = (values, until)
+        self._tokens[region] = (token, until)
         return True
+
+    async def patch_surge(
+        self, region: int, holder: str, fence: int, patch: SurgePatch, ttl_ms: int
+    ) -> bool | None:
+        if not self._leases.holds(region, holder, fence):
+            return False
+        if await self.surge_token(region) != patch.since:
+            return None
+        until = self._clock() + ttl_ms
+        values, _ = self._surge.get(region, ({}, 0))
+        for (cell, product), m in patch.quoted.items():  # the highest: computed on reads
+            if m is None:
+                values.get(product, {}).pop(cell, None)
+            else:
+                values.setdefault(product, {})[cell] = m
+        values = {p: cells for p, cells in values.items() if cells}
+        self._surge[region] = (values, until)
+        if patch.computed is not None:
+            self._computed[region] = {p: dict(cells) for p, cells in patch.computed.items()}
+        self._tokens[region] = (patch.token, until)
+        return True
+
+    async def surge_token(self, region: int) -> str | None:
+        token, until = self._tokens.get(region, (None, 0))
+        return token if until > self._clock() else None
 
     async def computed(self, region: int) -> dict[str, dict[str, float]]:
         return {p: dict(cells) for p, cells in self._computed.get(region, {}).items()}

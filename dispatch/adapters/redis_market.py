@@ -14,6 +14,8 @@ script below runs on one node):
                              left out)
   mk:{r<region>}:calc        JSON {product: {cell: multiplier}}: what the recompute
                              reached (read by the recompute only: one string)
+  mk:{r<region>}:token       string: names the write the surge and calc hold; a holder
+                             that wrote it changes only the moved cells on top of it
   mk:{r<region>}:pins        hash: "<cell>" (every product) or "<cell>|<product>" ->
                              "<multiplier> <until ms>"
   mk:regions                 zset: region -> last activity (ms), for the surge job
@@ -38,7 +40,7 @@ from dispatch.domain.fares import Estimate, FareTable
 from dispatch.domain.geo import LatLng
 from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
-from dispatch.service_layer.ports import Ask, CellCounts, PinKey
+from dispatch.service_layer.ports import Ask, CellCounts, PinKey, SurgePatch
 from geoindex import ScriptRunner, translated
 from geoindex.redis_edge import Call
 
@@ -48,7 +50,8 @@ RIDERS = script("market_riders")
 LEASE = script("market_lease")
 LEASE_DROP = script("market_lease_drop")
 SURGE_PUT = script("market_surge_put")
-SCRIPTS = (COUNT, WINDOW, RIDERS, LEASE, LEASE_DROP, SURGE_PUT)
+SURGE_PATCH = script("market_surge_patch")
+SCRIPTS = (COUNT, WINDOW, RIDERS, LEASE, LEASE_DROP, SURGE_PUT, SURGE_PATCH)
 
 REGIONS_KEY = "mk:regions"
 SWITCH_KEY = "mk:switch"
@@ -148,6 +151,7 @@ class RedisMarketStore:
         computed: Mapping[str, Mapping[str, float]],
         quoted: Mapping[str, Mapping[str, float]],
         ttl_ms: int,
+        token: str | None = None,
     ) -> bool:
         tag = region_tag(region)
         # Each product's multiplier under "<cell>|<product>", and the highest of a cell's
@@ -162,8 +166,28 @@ class RedisMarketStore:
         highest = _highest(quoted)
         flat.update(zip(highest, map(_text, highest.values()), strict=True))
         args: list[Any] = [holder, fence, ttl_ms, orjson.dumps(flat), orjson.dumps(computed)]
-        keys = [f"{tag}:lease", f"{tag}:surge", f"{tag}:calc"]
-        return bool(await self._scripts.call(SURGE_PUT, keys, args))
+        keys = [f"{tag}:lease", f"{tag}:surge", f"{tag}:calc", f"{tag}:token"]
+        return bool(await self._scripts.call(SURGE_PUT, keys, [*args, token or ""]))
+
+    async def patch_surge(
+        self, region: int, holder: str, fence: int, patch: SurgePatch, ttl_ms: int
+    ) -> bool | None:
+        tag = region_tag(region)
+        gone = [f"{c}|{p}" for (c, p), m in patch.quoted.items() if m is None]
+        gone += [c for c, m in patch.highest.items() if m is None]
+        flat = {f"{c}|{p}": _text(m) for (c, p), m in patch.quoted.items() if m is not None}
+        flat.update((c, _text(m)) for c, m in patch.highest.items() if m is not None)
+        state = b"" if patch.computed is None else orjson.dumps(patch.computed)
+        args = [holder, fence, ttl_ms, patch.since, patch.token]
+        args += [orjson.dumps(gone), orjson.dumps(flat), state]
+        keys = [f"{tag}:lease", f"{tag}:surge", f"{tag}:calc", f"{tag}:token"]
+        reply = int(await self._scripts.call(SURGE_PATCH, keys, args))
+        return None if reply == 2 else bool(reply)
+
+    async def surge_token(self, region: int) -> str | None:
+        with translated():
+            raw = await self._r.get(f"{region_tag(region)}:token")
+        return None if raw is None else _s(raw)
 
     async def computed(self, region: int) -> dict[str, dict[str, float]]:
         with translated():

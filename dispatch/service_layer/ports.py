@@ -266,6 +266,19 @@ class CellCounts:
     etas: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SurgePatch:
+    """A region's surge as changed since the write that left the token `since`: each
+    (cell, product) quoted anew (None: back to 1.0), each cell's highest over products
+    anew (None: 1.0), the recompute's whole state if it moved (None: as it was)."""
+
+    since: str
+    token: str  # what this write leaves
+    quoted: Mapping[tuple[str, str], float | None]
+    highest: Mapping[str, float | None]
+    computed: Mapping[str, Mapping[str, float]] | None
+
+
 class MarketStore(Protocol):
     """Demand counters, surge values and operators' controls, partitioned by region
     (on Redis Cluster a region's market lives in the region's slot)."""
@@ -331,9 +344,24 @@ class MarketStore(Protocol):
         computed: Mapping[str, Mapping[str, float]],
         quoted: Mapping[str, Mapping[str, float]],
         ttl_ms: int,
+        token: str | None = None,
     ) -> bool:
         """Replace the region's surge, per product and cell (absent: 1.0), only if
-        `holder` still holds the lease under `fence`; False (nothing written) otherwise."""
+        `holder` still holds the lease under `fence`; False (nothing written) otherwise.
+        `token` names this write (surge_token answers it until the next one)."""
+        ...
+
+    async def patch_surge(
+        self, region: int, holder: str, fence: int, patch: SurgePatch, ttl_ms: int
+    ) -> bool | None:
+        """put_surge of the surge `patch` leads to from the stored one, written as its
+        changes (expiry renewed for all): True if written, False if the lease is not
+        `holder`'s under `fence`, None (nothing written) if the stored surge is not the
+        write named `patch.since` (lost, expired, another's): write it in full."""
+        ...
+
+    async def surge_token(self, region: int) -> str | None:
+        """The token of the region's stored surge (None: none, or written without)."""
         ...
 
     async def computed(self, region: int) -> dict[str, dict[str, float]]:

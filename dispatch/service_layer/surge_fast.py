@@ -56,6 +56,28 @@ def lay_out(
     )
 
 
+def lay_out_kept(
+    layout: CellLayout,
+    demand: Mapping[str, Mapping[str, float]],
+    products: tuple[str, ...],
+    current: Floats,
+) -> Round:
+    """lay_out with the current multipliers already in the layout's row order (a
+    (products, rows) array this process computed on this layout, 1.0 where none): no map
+    to look up cell by cell, and no surging cell to lay out (its row exists)."""
+    snap = layout.snapshot(cells_of(demand), ())
+    n = len(snap.cells)
+    standing = {p: row for p, row in zip(products, current, strict=True) if (row > 1.0).any()}
+    ordered = tuple(sorted(demand.keys() | standing.keys()))
+    table = np.ones((len(ordered), n + 1))
+    for i, p in enumerate(ordered):
+        row = standing.get(p)
+        if row is not None:
+            table[i, : len(row)] = row
+    table[:, -1] = 0.0
+    return Round(snap, ordered, _table(snap, ordered, demand, 0.0), table)
+
+
 def cells_of(by_product: Mapping[str, Mapping[str, float]]) -> Collection[str]:
     """Every cell any product names (one product's own keys, without a copy)."""
     if len(by_product) == 1:
@@ -87,6 +109,12 @@ def next_surge(r: Round, supply: Floats, policy: SurgePolicy) -> dict[str, dict[
     pass over (products x cells) arrays, given each product's supply (a row per product,
     a column per cell and the zero column: at least its cells_to_supply filled in).
     Cells not inside the layout's region are left out (their own region prices them)."""
+    return as_maps(r.snap.cells, r.products, next_rows(r, supply, policy))
+
+
+def next_rows(r: Round, supply: Floats, policy: SurgePolicy) -> Floats:
+    """next_surge as a (products, cells) array in the layout's row order: each product's
+    multiplier in every cell inside the region, 1.0 in the cells outside it."""
     snap = r.snap
     cw, rw = policy.centre_weight, policy.ring_weight
     d = _smoothed(snap, r.demand, cw, rw)
@@ -104,11 +132,18 @@ def next_surge(r: Round, supply: Floats, policy: SurgePolicy) -> dict[str, dict[
     still = (np.abs(gap) < _EPS) | ((np.abs(gap) < policy.band - _EPS) & ~at_bound)
     move = np.clip(gap, -policy.max_move, policy.max_move)
     moved = np.clip(np.round(now + move, 6), 1.0, policy.cap)
-    out = np.where(still, now, moved)
-    surging = (out > 1.0) & snap.inside
+    out: Floats = np.where(still, now, moved)
+    return np.where(snap.inside, out, 1.0)
+
+
+def as_maps(
+    cells: npt.NDArray[np.object_], products: tuple[str, ...], rows: Floats
+) -> dict[str, dict[str, float]]:
+    """A (products, rows) array of multipliers as maps (product -> cell -> multiplier),
+    cells at 1.0 left out: every product given, if only with an empty map."""
     return {
-        p: dict(zip(snap.cells[rows].tolist(), values[rows].tolist(), strict=True))
-        for p, values, rows in zip(r.products, out, surging, strict=True)
+        p: dict(zip(cells[: len(values)][up].tolist(), values[up].tolist(), strict=True))
+        for p, values, up in zip(products, rows, rows > 1.0, strict=True)
     }
 
 

@@ -19,19 +19,27 @@ from dataclasses import replace
 
 import numpy as np
 
-from dispatch.domain.market import per_minute, pins_of
+from dispatch.domain.market import per_minute
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.market import region_of, ring1
 from dispatch.service_layer.region_jobs import run_region_job
 from dispatch.service_layer.surge_border import border_of, neighbours_to_wake
 from dispatch.service_layer.surge_cells import Layouts
 from dispatch.service_layer.surge_fast import (
+    Floats,
     Round,
     cells_of,
     cells_to_supply,
     lay_out,
-    next_surge,
-    quoted_surge,
+    lay_out_kept,
+    next_rows,
+)
+from dispatch.service_layer.surge_write import (
+    Written,
+    WrittenCache,
+    full_surge,
+    new_token,
+    surge_patch,
 )
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,8 @@ SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_table call, its documented lim
 # Which market cells neighbour which, per region: H3 geometry, the same for every
 # instance and lease, so one per process (bounded) outlives the rounds that fill it.
 LAYOUTS = Layouts(ring1)
+# What this process last wrote for each region, in its layout's rows (surge_write.py).
+WRITTEN = WrittenCache()
 
 
 async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> bool:
@@ -50,15 +60,15 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     now = deps.clock.now_ms()
     # Its own cells' riders, and its neighbours' along the border (one read per region,
     # every product in it, all in flight together): a border cell is smoothed over both
-    # sides.
+    # sides. The store's token says whether it still holds this process's last write.
     border = border_of(region, config.region_res, config.res)
-    own, across = await asyncio.gather(
+    own, across, token, pins, enabled = await asyncio.gather(
         store.riders([region], config.window, now, config.products),
         store.riders_in(border.outer if border else {}, config.window, now, config.products),
+        store.surge_token(region),
+        store.pins(region),
+        store.enabled(),
     )
-    current = await store.computed(region)
-    pins = await store.pins(region)
-    enabled = await store.enabled()
     riders = {
         p: own[region].get(p, {}) | across.get(p, {}) for p in own[region].keys() | across.keys()
     }
@@ -66,34 +76,57 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
     # priced by its own riders and drivers: a cell with demand in its disk is priced by
     # the supply of its own disk, so the supply of every cell within two rings of any
     # product's demand is read, every product's in one read (cells without demand nearby
-    # fall to 1.0 whatever their supply). The layout keeps the rings from round to round.
+    # fall to 1.0 whatever their supply). The layout keeps the rings from round to round;
+    # the current multipliers are this process's last write while the store holds it.
     layout = LAYOUTS.get(region, lambda cell: region_of(config, cell) == region)
-    laid = lay_out(layout, riders, current)
+    last = WRITTEN.get(region)
+    if last is not None and last.follows(layout, holder, fence, token):
+        laid = lay_out_kept(layout, riders, last.products, last.computed)
+    else:
+        last = None
+        laid = lay_out(layout, riders, await store.computed(region))
     laid = replace(laid, demand=per_minute(laid.demand, config.window.window_ms))
-    computed = await _next(deps, laid) if laid.products else {}
-    # A product without demand or surge is at 1.0 everywhere but where a pin prices it.
-    pinned = {p for _, p in pins if p is not None}
-    every = set(config.products) if any(p is None for _, p in pins) else set()
-    quoted = {
-        p: quoted_surge(computed.get(p, {}), pins_of(pins, p, now), enabled, now)
-        for p in computed.keys() | pinned | every
-    }
-    kept = {p: cells for p, cells in computed.items() if cells}
-    written = await store.put_surge(region, holder, fence, kept, quoted, config.surge_ttl_ms)
-    if written:
-        # Itself until it has fallen back to 1.0; the neighbours its demand borders, so
-        # that they price their side of the border.
-        wake = neighbours_to_wake(border, cells_of(own[region])) if border else []
-        if kept or pins:
-            wake.append(region)
-        if wake:
-            await store.keep_active(wake, now)
-    return written
+    computed = await _next(deps, laid)
+    ours = Written(
+        layout,
+        holder,
+        fence,
+        new_token(holder, fence),
+        laid.products,
+        computed,
+        enabled,
+        frozenset(cell for cell, _ in pins),
+    )
+    ttl = config.surge_ttl_ms
+    written: bool | None = None
+    if last is not None:  # only what moved, on top of the write the store holds
+        patch = surge_patch(last, ours, laid.snap, pins, now, config.products)
+        written = await store.patch_surge(region, holder, fence, patch, ttl)
+    if written is None:
+        state, quoted = full_surge(
+            laid.snap, laid.products, computed, pins, enabled, now, config.products
+        )
+        written = await store.put_surge(region, holder, fence, state, quoted, ttl, ours.token)
+    if not written:
+        WRITTEN.drop(region)
+        return False
+    WRITTEN.put(region, ours)
+    # Itself until it has fallen back to 1.0; the neighbours its demand borders, so that
+    # they price their side of the border.
+    wake = neighbours_to_wake(border, cells_of(own[region])) if border else []
+    if pins or (computed > 1.0).any():
+        wake.append(region)
+    if wake:
+        await store.keep_active(wake, now)
+    return True
 
 
-async def _next(deps: Deps, laid: Round) -> dict[str, dict[str, float]]:
-    """Every product's next multipliers, priced by its own drivers' supply: one read of
-    every product's supply (GeoIndex.supply_table), then one vectorised pass."""
+async def _next(deps: Deps, laid: Round) -> Floats:
+    """Every product's next multipliers (a row each, in the layout's row order), priced
+    by its own drivers' supply: one read of every product's supply
+    (GeoIndex.supply_table), then one vectorised pass."""
+    if not laid.products:
+        return np.ones((0, len(laid.snap.cells)))
     cols = cells_to_supply(laid)
     ids = laid.snap.ids[cols]  # the index takes the layout's ids: no hex names to check
     chunks = range(0, len(ids), SUPPLY_CHUNK)
@@ -103,7 +136,7 @@ async def _next(deps: Deps, laid: Round) -> dict[str, dict[str, float]]:
     supply = np.zeros_like(laid.demand)
     for start, table in zip(chunks, tables, strict=True):
         supply[:, cols[start : start + SUPPLY_CHUNK]] = table
-    return next_surge(laid, supply, deps.market.config.policy)
+    return next_rows(laid, supply, deps.market.config.policy)
 
 
 async def surge_round(deps: Deps, holder: str, held: dict[int, int]) -> None:

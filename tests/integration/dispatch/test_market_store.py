@@ -19,7 +19,14 @@ from dispatch.domain.fares import Estimate, FareTable
 from dispatch.domain.geo import LatLng
 from dispatch.domain.market import CountWindow, Pin
 from dispatch.domain.quotes import Quote
-from dispatch.service_layer.ports import Ask, CellCounts, MarketStore, Outcome, QuoteStore
+from dispatch.service_layer.ports import (
+    Ask,
+    CellCounts,
+    MarketStore,
+    Outcome,
+    QuoteStore,
+    SurgePatch,
+)
 from geoindex import ScriptRunner
 from tests.fake_clock import FakeClock
 
@@ -203,6 +210,60 @@ async def test_surge_is_written_only_under_the_current_fence(stores: Stores) -> 
     assert taken is not None
     assert not await m.put_surge(REGION, "i1", fence, {}, {}, 60_000)  # the old holder
     assert await m.surge([(CELL, REGION)], "economy") == {CELL: 1.5}
+
+
+async def test_a_patch_changes_only_the_write_it_names(stores: Stores) -> None:
+    m = stores.market
+    fence = await m.take_lease(REGION, "i1", 60_000)
+    assert fence is not None
+    computed = {"economy": {CELL: 2.0, OTHER: 1.4}, "xl": {OTHER: 1.2}}
+    assert await m.put_surge(REGION, "i1", fence, computed, computed, 60_000, "t1")
+    assert await m.surge_token(REGION) == "t1"
+    both = [(CELL, REGION), (OTHER, REGION)]
+    # CELL's economy back to 1.0 (and its highest with it), OTHER's xl up, the state as was
+    patch = SurgePatch(
+        "t1", "t2", {(CELL, "economy"): None, (OTHER, "xl"): 1.6}, {CELL: None, OTHER: 1.6}, None
+    )
+    assert not await m.patch_surge(REGION, "i1", fence + 1, patch, 60_000)  # not the fence
+    assert await m.patch_surge(REGION, "i1", fence, patch, 90_000)
+    assert await m.surge_token(REGION) == "t2"
+    if isinstance(m, RedisMarketStore):  # every key's expiry renewed, the state's too
+        tag = f"mk:{{r{REGION:x}}}"
+        for key in ("surge", "calc", "token"):
+            assert 60_000 < await m._r.pttl(f"{tag}:{key}") <= 90_000
+    assert await m.surge(both, "economy") == {OTHER: 1.4}
+    assert await m.surge(both, "xl") == {OTHER: 1.6}
+    assert await m.surge(both, None) == {OTHER: 1.6}
+    assert await m.computed(REGION) == computed
+    # on top of a write the store no longer holds: nothing written, the caller writes in full
+    stale = SurgePatch("t1", "t3", {(CELL, "xl"): 2.5}, {CELL: 2.5}, {"xl": {CELL: 2.5}})
+    assert await m.patch_surge(REGION, "i1", fence, stale, 60_000) is None
+    assert await m.surge(both, "xl") == {OTHER: 1.6}
+    state = {"xl": {CELL: 2.5}}
+    moved = SurgePatch("t2", "t3", {(CELL, "xl"): 2.5}, {CELL: 2.5}, state)
+    assert await m.patch_surge(REGION, "i1", fence, moved, 60_000)
+    assert await m.computed(REGION) == state
+    assert await m.surge(both, None) == {CELL: 2.5, OTHER: 1.6}
+    # a full write without a token: no patch follows it
+    assert await m.put_surge(REGION, "i1", fence, {}, {}, 60_000)
+    assert await m.surge_token(REGION) is None
+    assert await m.patch_surge(REGION, "i1", fence, moved, 60_000) is None
+
+
+async def test_a_lost_or_expired_write_refuses_patches(stores: Stores) -> None:
+    m = stores.market
+    fence = await m.take_lease(REGION, "i1", 60_000)
+    assert fence is not None
+    assert await m.put_surge(REGION, "i1", fence, {}, {"xl": {CELL: 1.5}}, 30_000, "t1")
+    patch = SurgePatch("t1", "t2", {(OTHER, "xl"): 1.2}, {OTHER: 1.2}, None)
+    if isinstance(m, RedisMarketStore):  # as a failover to a replica that missed it
+        await m._r.delete(f"mk:{{r{REGION:x}}}:token")
+    else:
+        stores.clock.advance(30_000)  # expired with the surge
+        await m.take_lease(REGION, "i1", 60_000, fence)
+    assert await m.surge_token(REGION) is None
+    assert await m.patch_surge(REGION, "i1", fence, patch, 30_000) is None
+    assert await m.surge([(OTHER, REGION)], "xl") == {}
 
 
 async def test_state_written_before_products_is_dropped(stores: Stores) -> None:

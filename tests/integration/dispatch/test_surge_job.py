@@ -9,16 +9,20 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 from h3.api import basic_str as h3
 
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.geo import LatLng
+from dispatch.domain.market import Pin
+from dispatch.service_layer import surge_job
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.market import count_ask, surge_at
 from dispatch.service_layer.ports import Outcome
 from dispatch.service_layer.surge_job import run_surge_job, surge_round
+from dispatch.service_layer.surge_write import full_surge
 from dispatch.settings import Settings
 from geoindex import Position
 from tests.fake_clock import FakeClock
@@ -161,3 +165,68 @@ async def test_two_instances_answer_the_same_and_a_dead_holder_is_replaced(
             assert took <= LEASE_S + 3 * INTERVAL_S + 0.5, took
             assert (await client.get(lease_key)).decode().split()[1] == "b"
             assert (await surge_at(a.market, FAR)) == (await surge_at(b.market, FAR))
+
+
+@pytest.mark.redis
+async def test_rounds_after_the_first_write_only_what_moved_and_store_a_full_writes_surge(
+    redis_url: str,
+) -> None:
+    """The holder's rounds patch the stored surge (surge_write.py); after each, the hash
+    is the one a full write of the same round leaves (written to a spare region through
+    market_surge_put.lua and compared field by field), with demand moving, a pin coming
+    and going and the switch turned off and on; a write the store lost is written in full."""
+    clock = FakeClock()
+    async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
+        deps = runtime.deps
+        store, config = deps.market.store, deps.market.config
+        client = store._r  # type: ignore[attr-defined]
+        region = int(h3.cell_to_parent(h3.latlng_to_cell(HOT.lat, HOT.lng, 8), 5), 16)
+        spare = int(h3.cell_to_parent(h3.latlng_to_cell(-33.9, 18.4, 8), 5), 16)
+        calls = {"put_surge": 0, "patch_surge": 0}
+        for name in calls:
+
+            def counted(f: Any, name: str = name) -> Any:
+                async def call(*a: Any, **k: Any) -> Any:
+                    if a[0] == region:
+                        calls[name] += 1
+                    return await f(*a, **k)
+
+                return call
+
+            setattr(store, name, counted(getattr(store, name)))
+        held: dict[int, int] = {}
+        hot = h3.latlng_to_cell(HOT.lat, HOT.lng, 8)
+        steps = [
+            lambda: spike(deps, HOT, 40),
+            lambda: spike(deps, FAR, 25, prefix="f", product="xl"),
+            lambda: store.set_pins(region, {(hot, None): Pin(1.3, clock.now + 4_000)}, clock.now),
+            lambda: store.set_enabled(False),
+            lambda: store.set_enabled(True),
+            lambda: client.delete(f"mk:{{r{region:x}}}:token"),  # as a failover would lose it
+        ]
+        for step in steps:
+            await step()
+            for _ in range(2):
+                clock.advance(2_500)
+                await surge_round(deps, "only", held)
+                written = surge_job.WRITTEN.get(region)
+                assert written is not None
+                pins = await store.pins(region)
+                state, quoted = full_surge(
+                    written.layout.snapshot((), ()),
+                    written.products,
+                    written.computed,
+                    pins,
+                    written.enabled,
+                    clock.now,
+                    config.products,
+                )
+                fence = await store.take_lease(spare, "spare", 60_000)
+                assert await store.put_surge(spare, "spare", fence, state, quoted, 60_000)
+                ours = await client.hgetall(f"mk:{{r{region:x}}}:surge")
+                full = await client.hgetall(f"mk:{{r{spare:x}}}:surge")
+                assert ours == full
+                assert await store.computed(region) == state
+        assert (await surge_at(deps.market, HOT))[1] > 1.0
+        # in full: the first round and the one after the lost write; every other patched
+        assert calls == {"put_surge": 2, "patch_surge": 10}
