@@ -105,6 +105,12 @@ _PENTAGON_BASES = np.array(
 )
 _PENTAGON_BASE = np.zeros(122, dtype=np.bool_)
 _PENTAGON_BASE[_PENTAGON_BASES.astype(np.intp)] = True
+_DIGIT_LOW = _U(sum(1 << int(shift) for shift in _DIGIT_SHIFTS))  # each digit's lowest bit
+# Per resolution r: the lowest bit of digits 1..r; every bit of digits r+1..15.
+_USED_LOW = np.array(
+    [sum(1 << 3 * (15 - d) for d in range(1, r + 1)) for r in range(16)], dtype=np.uint64
+)
+_UNUSED = np.array([(1 << 3 * (15 - r)) - 1 for r in range(16)], dtype=np.uint64)
 
 
 def valid_cell_ids(ids: CellIds) -> npt.NDArray[np.bool_]:
@@ -113,16 +119,20 @@ def valid_cell_ids(ids: CellIds) -> npt.NDArray[np.bool_]:
     a pentagon's base cell (tests/unit/test_supply_ids.py holds it to h3's)."""
     c = np.asarray(ids, dtype=np.uint64)
     ok = (c >> _U(56)) == _U(8)  # high bit 0, mode 1, reserved bits 0
-    res = ((c >> _RES_SHIFT) & _U(15)).astype(np.int64)
+    res = ((c >> _RES_SHIFT) & _U(15)).astype(np.intp)
     base = ((c >> _BASE_SHIFT) & _U(127)).astype(np.intp)
     ok &= base < 122
-    digits = (c[:, None] >> _DIGIT_SHIFTS) & _U(7)
-    used = np.arange(1, 16) <= res[:, None]
-    ok &= np.where(used, digits != _U(7), digits == _U(7)).all(axis=1)
-    nonzero = (digits != _U(0)) & used
-    first = digits[np.arange(len(c)), nonzero.argmax(axis=1)]
-    under_pentagon = _PENTAGON_BASE[np.minimum(base, 121)]
-    ok &= ~(under_pentagon & nonzero.any(axis=1) & (first == _U(1)))
+    # Each digit's lowest bit stands for the digit: set where the digit is 7, or non-zero.
+    sevens = c & (c >> _U(1)) & (c >> _U(2)) & _DIGIT_LOW
+    ok &= (sevens & _USED_LOW[res]) == _U(0)  # no used digit is 7
+    ok &= (c & _UNUSED[res]) == _UNUSED[res]  # every unused digit is 7
+    under_pentagon = _PENTAGON_BASE[np.minimum(base, 121)] & ok
+    if under_pentagon.any():  # a handful of cells: the digits one by one
+        at = np.flatnonzero(under_pentagon)
+        digits = (c[at, None] >> _DIGIT_SHIFTS) & _U(7)
+        nonzero = (digits != _U(0)) & (np.arange(1, 16) <= res[at, None])
+        first = digits[np.arange(len(at)), nonzero.argmax(axis=1)]
+        ok[at] &= ~(nonzero.any(axis=1) & (first == _U(1)))
     out: npt.NDArray[np.bool_] = ok
     return out
 

@@ -13,9 +13,13 @@ N products' counters and surge to recompute). Then the service's recompute
 computed state and the pins, the supply from the index, smooth over ring 1, step with
 hysteresis, write under the fence) runs `--rounds` times,
 after a first round that lays the region's cells out (timed apart: a new region's or a
-new holder's first round). The pure domain step (dispatch.domain.market.recompute, the
-reference) and the service's vectorised step (dispatch.service_layer.surge_fast) are
-also timed alone on the same maps.
+new holder's first round). A round writes only the fields that moved since its own last
+write (`fields_written_*`: the counts stand still, so after the first rounds hysteresis
+moves few); `--rounds` more rounds then run as a holder whose last write the store no
+longer holds (its token deleted before each: the state read back, every field written),
+timed as `recompute_full_write_cpu_ms_median`. The pure domain step
+(dispatch.domain.market.recompute, the reference) and the service's vectorised step
+(dispatch.service_layer.surge_fast) are also timed alone on the same maps.
 Its CPU time is this process's (time.process_time: parsing, h3, the domain; Redis's
 own time is another process). The baseline is the same arithmetic as one vectorised
 numpy pass over arrays already laid out (demand, supply, a neighbour index table), in
@@ -151,6 +155,16 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         c0 = time.process_time()
         await recompute_region(deps, region, "bench", fence)  # lays the cells out
         first_cpu = time.process_time() - c0
+        # Fields each round's write changes (a round writes what moved since its last).
+        written: list[int] = []
+        patch_surge = store.patch_surge
+
+        async def counted(*a: Any, **k: Any) -> bool | None:
+            patch = a[3]
+            written.append(len(patch.quoted) + len(patch.highest))
+            return await patch_surge(*a, **k)
+
+        store.patch_surge = counted  # type: ignore[method-assign]
         ours_cpu, ours_wall = [], []
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         for _ in range(args.rounds):
@@ -164,6 +178,19 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             ours_wall.append(time.perf_counter() - w0)
         if profiler:
             profiler.dump_stats(args.profile)
+        store.patch_surge = patch_surge  # type: ignore[method-assign]
+        # The same rounds as a holder that did not write last (a takeover every round, or
+        # a write the store lost): the state read and parsed, every field written.
+        full_cpu = []
+        client = aredis.Redis.from_url(url)
+        try:
+            for _ in range(args.rounds):
+                await client.delete(f"mk:{{r{region:x}}}:token")
+                c0 = time.process_time()
+                assert await recompute_region(deps, region, "bench", fence)
+                full_cpu.append(time.process_time() - c0)
+        finally:
+            await client.aclose()
         # The same counts, laid out for numpy (layout not timed: it is the input).
         window = deps.market.config.window
         # (Every product's counts summed: one map, the arithmetic of one product's pass.)
@@ -223,6 +250,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "recompute_cpu_ms_max": round(max(ours_cpu) * 1000, 2),
             "recompute_wall_ms_median": round(statistics.median(ours_wall) * 1000, 2),
             "first_round_cpu_ms": round(first_cpu * 1000, 2),
+            "fields_written_median": statistics.median(written) if written else None,
+            "fields_written_max": max(written) if written else None,
+            "recompute_full_write_cpu_ms_median": round(statistics.median(full_cpu) * 1000, 2),
             "domain_step_cpu_ms_median": round(statistics.median(domain_cpu) * 1000, 2),
             "vectorised_step_cpu_ms_median": round(statistics.median(fast_cpu) * 1000, 2),
             "vectorised_equals_reference": vectorised == reference,
