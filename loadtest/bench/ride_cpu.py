@@ -1,6 +1,7 @@
 """What one ride request costs the service's own code, with no HTTP and no concurrency.
 
     python -m loadtest.bench.ride_cpu [--drivers 20000] [--rides 1000] [--rounds 3]
+                                      [--profile /tmp/ride_cpu.prof]
 
 The service's ride request (request_ride_once, with an Idempotency-Key) run one after the
 other in this process against its own Redis Cluster (3 masters, 3 replicas), drivers
@@ -11,12 +12,20 @@ replicas included. The baseline measured in the same run: a bare HGET through th
 client, one after the other, for the CPU a round trip costs the client at the least.
 Rounds alternate with the baseline; the medians are reported. A last round logs every
 command in the masters' slow logs: Redis's own time per ride by script and command.
+With --profile, one more round runs under cProfile timed by this process's CPU clock
+(each event costs a clock read, so its figures are inflated, the proportions not much):
+the stats go to PATH (`python -m pstats PATH`), the top of them by own and by cumulative
+time to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import random
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -105,6 +114,14 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         for _ in range(a.rides):
             await ride()
         redis_us = _by_script(masters, a.rides)
+        if a.profile:
+            prof = cProfile.Profile(time.process_time)
+            prof.enable()
+            for _ in range(a.rides):
+                await ride()
+            prof.disable()
+            prof.dump_stats(a.profile)
+            _print_top(a.profile, a.rides)
         await client.aclose()
     return {
         "bench": "ride_request_cpu",
@@ -120,6 +137,14 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         "redis_cpu_ms_per_ride": round(median(redis_ms), 3),
         "master_us_per_ride_by_call": redis_us,
     }
+
+
+def _print_top(path: str, rides: int) -> None:
+    text = io.StringIO()
+    stats = pstats.Stats(path, stream=text)
+    for order in ("tottime", "cumulative"):
+        stats.sort_stats(order).print_stats(30)
+    print(f"== profile of {rides} rides, CPU clock\n{text.getvalue()}", file=sys.stderr)
 
 
 def _by_script(masters: list[redis.Redis], rides: int) -> dict[str, float]:
@@ -142,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--drivers", type=int, default=20_000)
     p.add_argument("--rides", type=int, default=1000, help="per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--profile", metavar="PATH", help="one more round under cProfile")
     a = p.parse_args(argv)
     with RedisCluster(tie_to_parent=True) as cluster:
 
