@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 ORPHAN_GRACE_MS = 10_000  # an entry whose ride is not stored yet: its request may be running
 REGIONS_SEEN_MS = 3_600_000  # regions with a request this recent are looked at each window
 PARALLEL = 64  # index searches and reservations in flight per window
+# A rider whose candidates all went to others draws WIDEN times as many, up to
+# WIDEN_ROUNDS times in one window (16 -> 64 -> 100, geoindex.MAX_K).
+WIDEN = 4
+WIDEN_ROUNDS = 2
 
 
 def _batching(deps: Deps) -> Batching:
@@ -95,19 +99,20 @@ class _Candidate:
     serves: tuple[str, ...]  # what the reservation checks: the product, or its upgrades
 
 
-def _k(deps: Deps, ride: Ride) -> int:
-    """Enough to see past the ride's decliners."""
-    return min(MAX_K, _batching(deps).config.candidates + len(ride.declined))
+def _k(deps: Deps, ride: Ride, scale: int = 1) -> int:
+    """Enough to see past the ride's decliners; `scale` times the candidates for a ride
+    whose first ones were all taken (see _crowded)."""
+    return min(MAX_K, _batching(deps).config.candidates * scale + len(ride.declined))
 
 
-async def _nearest_all(deps: Deps, searching: list[Ride]) -> list[list[Neighbor]]:
+async def _nearest_all(deps: Deps, searching: list[Ride], scale: int = 1) -> list[list[Neighbor]]:
     """Each ride's k nearest free drivers of its product within the window's radius: the
     rides of one k and product searched side by side (GeoIndex.nearest_many: one
     pipeline per round of their searches), PARALLEL of them per call."""
     radius = _batching(deps).config.radius_m
     groups: dict[tuple[int, str | None], list[int]] = {}
     for i, ride in enumerate(searching):
-        groups.setdefault((_k(deps, ride), ride.product), []).append(i)
+        groups.setdefault((_k(deps, ride, scale), ride.product), []).append(i)
     calls, slots = [], []
     for (k, product), members in groups.items():
         for start in range(0, len(members), PARALLEL):
@@ -164,15 +169,15 @@ async def _upgrades_all(
     ]
 
 
-def _eligible(deps: Deps, ride: Ride, found: list[Neighbor]) -> list[Neighbor]:
+def _eligible(deps: Deps, ride: Ride, found: list[Neighbor], scale: int = 1) -> list[Neighbor]:
     """The drivers of `found` the ride may be offered: not its decliners, inside the
-    service area its pickup is in; at most the window's candidates."""
+    service area its pickup is in; at most `scale` times the window's candidates."""
     zone = deps.areas.zone(ride.pickup.lat, ride.pickup.lng)
     return [
         n
         for n in found
         if n.driver_id not in ride.declined and deps.areas.admits(zone, n.lat, n.lng)
-    ][: _batching(deps).config.candidates]
+    ][: _batching(deps).config.candidates * scale]
 
 
 def _candidates(
@@ -195,6 +200,33 @@ def _candidates(
         if n.driver_id not in taken
     ]
     return out
+
+
+def _add_edges(
+    ride: Ride,
+    cands: list[_Candidate],
+    pairs: dict[tuple[str, str], _Candidate],
+    edges: list[Edge],
+) -> None:
+    """The solver's edges of `ride` to its candidates not yet among `pairs`."""
+    for c in cands:
+        if (ride.id, c.driver_id) not in pairs:
+            pairs[(ride.id, c.driver_id)] = c
+            edges.append(Edge(ride.id, c.driver_id, float(c.eta_s)))
+
+
+def _crowded(
+    deps: Deps, ride: Ride, found: list[Neighbor], road: EtaParams, waited_ms: float, scale: int
+) -> bool:
+    """An unmatched ride's search stopped at its k (`found`: what it returned) while its
+    farthest driver would still have beaten staying unmatched: the next nearest drivers
+    might too. (An unmatched ride's candidates that beat it were all taken: the solve
+    is optimal.)"""
+    k = _k(deps, ride, scale)
+    if k >= MAX_K or len(found) < k:
+        return False
+    objective = _batching(deps).config.objective
+    return objective.cost(road.eta_s(found[-1].distance_m), waited_ms) < objective.penalty_s
 
 
 async def _end_search(deps: Deps, ride: Ride, now_ms: int) -> bool:
@@ -344,16 +376,36 @@ async def solve_region(
         _candidates(deps, r, p, o, u) for r, p, o, u in zip(searching, roads, own, ups, strict=True)
     ]
     pairs: dict[tuple[str, str], _Candidate] = {}
-    edges = []
+    edges: list[Edge] = []
     for ride, cands in zip(searching, found, strict=True):
-        for c in cands:
-            pairs[(ride.id, c.driver_id)] = c
-            edges.append(Edge(ride.id, c.driver_id, float(c.eta_s)))
-    stats.candidates = len(edges)
+        _add_edges(ride, cands, pairs, edges)
     started = time.process_time()
     waited = {r.id: float(now - r.created_at) for r in searching}
     chosen = solve(cfg.objective, waited, edges)
     stats.solve_s = time.process_time() - started
+    # Riders whose every candidate went to another rider while nearer drivers than the
+    # penalty's were left unseen (a crowded spot of a busy window) draw more and the
+    # window is solved again: otherwise they wait a whole window more for nothing.
+    scale = 1
+    for _ in range(WIDEN_ROUNDS):
+        crowded = [
+            i
+            for i, r in enumerate(searching)
+            if r.id not in chosen and _crowded(deps, r, nearest[i], roads[i], waited[r.id], scale)
+        ]
+        if not crowded:
+            break
+        scale *= WIDEN
+        wider = await _nearest_all(deps, [searching[i] for i in crowded], scale)
+        for i, hits in zip(crowded, wider, strict=True):
+            ride, nearest[i] = searching[i], hits
+            own_more = _eligible(deps, ride, hits, scale)
+            _add_edges(ride, _candidates(deps, ride, roads[i], own_more, []), pairs, edges)
+        started = time.process_time()
+        chosen = solve(cfg.objective, waited, edges)
+        stats.solve_s += time.process_time() - started
+        stats.widened += len(crowded)
+    stats.candidates = len(edges)
     # Still ours? A holder that stalled past its lease leaves the window to its successor.
     # The pairs are noted in the same atomic step, before any driver is reserved.
     if not await _hold(deps, region, holder, fence, chosen):
@@ -390,13 +442,31 @@ async def _hold(deps: Deps, region: int, holder: str, fence: int, chosen: dict[s
     return await b.store.hold(region, holder, fence, ttl, chosen)
 
 
-async def window_round(deps: Deps, holder: str, held: dict[int, int]) -> list[WindowStats]:
+async def window_round(
+    deps: Deps, holder: str, held: dict[int, int], spread_s: float = 0.0
+) -> list[WindowStats]:
     """Take or renew every queued region's lease and solve the windows of those held.
-    `held` (region -> fence) is this instance's, kept from round to round."""
+    `held` (region -> fence) is this instance's, kept from round to round. `spread_s`:
+    the regions' windows start that far apart in all, evenly (run_window_job spreads
+    them over the window); 0: each as soon as the one before it ends."""
     b = _batching(deps)
     now = deps.clock.now_ms()
     out = []
-    for region in await b.store.regions(now - REGIONS_SEEN_MS):
+    regions = await b.store.regions(now - REGIONS_SEEN_MS)
+    # Spread over the window, each held region's queue is read every window_ms whatever
+    # the regions before it took (one after the other, a rider who just missed a read
+    # waited the window plus any growth of the earlier regions' work), and one region's
+    # offers and the requests they wake do not meet the next region's work. Regions not
+    # held yet (new ones, or another instance's) go first, at once: a new region's first
+    # riders have waited for it to be listed already.
+    fresh = [r for r in regions if r not in held]
+    known = [r for r in regions if r in held]
+    slot_s = spread_s / len(known) if known else 0.0
+    started = time.monotonic()
+    for i, region in enumerate([*fresh, *known]):
+        if slot_s and i >= len(fresh):
+            due = started + (i - len(fresh)) * slot_s
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
         renew = b.store.take_lease(region, holder, b.config.lease_ms, held.get(region, 0))
         queued = None
         if region in held:  # most likely still ours: its queue is read meanwhile
@@ -422,7 +492,7 @@ async def run_window_job(deps: Deps, holder: str, *, give_up_leases: bool = True
 
     await run_region_job(
         "matching window",
-        lambda held: window_round(deps, holder, held),
+        lambda held: window_round(deps, holder, held, batching.config.window_ms / 1000),
         drop,
         batching.config.window_ms / 1000,
         give_up_leases=give_up_leases,

@@ -115,6 +115,7 @@ class WindowStats:
     carried: int = 0  # left for the next window
     gave_up: int = 0  # ended no_driver after the maximum wait
     freed: int = 0  # drivers an earlier window reserved and never named, freed
+    widened: int = 0  # riders whose candidates all went to others, drawn again wider
     solve_s: float = 0.0  # the assignment's own time
     took_s: float = 0.0  # wall time from reading the queue to the last offer out
 

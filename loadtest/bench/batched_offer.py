@@ -62,6 +62,9 @@ async def window_histogram(url: str) -> dict[str, float]:
         if line.startswith("dispatch_match_window_seconds"):
             name, value = line.rsplit(" ", 1)
             out[name.removeprefix("dispatch_match_window_seconds")] = float(value)
+        elif line.startswith(("dispatch_match_window_riders_total", "dispatch_match_window_ref")):
+            name, value = line.rsplit(" ", 1)
+            out[name.removeprefix("dispatch_match_window_")] = float(value)
     return out
 
 
@@ -74,17 +77,29 @@ def window_times(before: dict[str, float], after: dict[str, float]) -> dict[str,
         return {"windows": 0}
     buckets = sorted((float(k.split('"')[1]), v) for k, v in d.items() if k.startswith("_bucket"))
     p99 = next(le for le, c in buckets if c >= 0.99 * n)
+    counts = {
+        k.removeprefix("riders_total").replace('{outcome="', "riders_").rstrip('"}'): int(v)
+        for k, v in d.items()
+        if k.startswith(("riders_total", "refused_total")) and v
+    }
     return {
+        **counts,
         "windows": int(n),
         "window_ms_mean": round(d["_sum"] / n * 1000, 1),
         "window_ms_p99_at_most": p99 * 1000,
     }
 
 
-async def run_rate(url: str, secret: str, rate: float, seconds: float, tag: str) -> dict[str, Any]:
+async def run_rate(
+    url: str, secret: str, rate: float, seconds: float, tag: str, window_ms: float
+) -> dict[str, Any]:
     city, rng = City(), random.Random(hash(tag) & 0xFFFF)
     n = int(rate * seconds)
     latencies: list[float] = []
+    # Per offered ride, where its time went (the ride's own stamps, wall clock of this
+    # machine): due -> stored (the request path), stored -> its window's start (waiting
+    # for the window), the window's start -> answered (the window's work and the wake-up).
+    parts: list[tuple[float, float, float]] = []
     statuses: dict[str, int] = {}
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as s:
@@ -107,7 +122,17 @@ async def run_rate(url: str, secret: str, rate: float, seconds: float, tag: str)
                 status = "client_timeout"  # the instance could not keep up
             statuses[status] = statuses.get(status, 0) + 1
             if status == "offered":
-                latencies.append((time.perf_counter() - due) * 1000)
+                now = time.perf_counter()
+                latencies.append((now - due) * 1000)
+                wall_due = time.time() * 1000 - (now - due) * 1000
+                answered = time.time() * 1000
+                parts.append(
+                    (
+                        data["created_at"] - wall_due,
+                        data["updated_at"] - data["created_at"],
+                        answered - data["updated_at"],
+                    )
+                )
 
         await asyncio.gather(*(one(i) for i in range(n)))
     ms = np.array(latencies) if latencies else np.array([float("nan")])
@@ -118,7 +143,23 @@ async def run_rate(url: str, secret: str, rate: float, seconds: float, tag: str)
         "offer_ms_p50": round(float(np.percentile(ms, 50)), 1),
         "offer_ms_p99": round(float(np.percentile(ms, 99)), 1),
         "offer_ms_max": round(float(ms.max()), 1),
+        **_breakdown(parts, window_ms),
     }
+
+
+def _breakdown(parts: list[tuple[float, float, float]], window_ms: float) -> dict[str, Any]:
+    """p50 and p99 of each part of request-to-offer (see run_rate), and how many rides
+    were stored more than 1.25 windows before the window that offered them (a window
+    passed them over: not read yet, or carried; the rounds' own jitter stays below)."""
+    if not parts:
+        return {}
+    a = np.array(parts)
+    out: dict[str, Any] = {}
+    for col, name in enumerate(("stored", "to_window", "window_to_answer")):
+        out[f"{name}_ms_p50"] = round(float(np.percentile(a[:, col], 50)), 1)
+        out[f"{name}_ms_p99"] = round(float(np.percentile(a[:, col], 99)), 1)
+    out["passed_over"] = int((a[:, 1] > 1.25 * window_ms).sum())
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                 switch(inst, signal.SIGUSR1)
             before = asyncio.run(window_histogram(inst.url))
             cpu = cpu_seconds(inst.proc.pid)
-            run = asyncio.run(run_rate(inst.url, servers.secret, rate, args.seconds, f"r{rate:g}"))
+            run = asyncio.run(
+                run_rate(inst.url, servers.secret, rate, args.seconds, f"r{rate:g}", args.window_ms)
+            )
             cpu = cpu_seconds(inst.proc.pid) - cpu
             if profiled:
                 switch(inst, signal.SIGUSR2, 0.5)

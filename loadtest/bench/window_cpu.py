@@ -97,7 +97,7 @@ async def measure(url: str, port: int, args: argparse.Namespace) -> dict[str, An
                 if profiler:
                     profiler.disable()
                     text = io.StringIO()
-                    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
+                    pstats.Stats(profiler, stream=text).sort_stats(args.sort).print_stats(args.top)
                     profile_text = text.getvalue()
                 cpu.append((time.process_time() - c0) * 1000)
                 wall.append((time.perf_counter() - t0) * 1000)
@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drivers", type=int, default=5000)
     p.add_argument("--windows", type=int, default=5)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--sort", default="cumulative", help="the profile's order (pstats keys)")
+    p.add_argument("--top", type=int, default=30, help="the profile's lines")
     args = p.parse_args(argv)
     with RedisServer(tie_to_parent=True) as redis:
         out = asyncio.run(measure(redis.url, redis.node.port, args))

@@ -220,3 +220,65 @@ async def test_the_market_counts_a_batched_request_once_with_its_outcome(batched
     await solve(batched)  # the other gave up
     ended = await counts()
     assert (ended.requests, ended.no_driver) == (2, 1)
+
+
+async def test_riders_whose_candidates_all_went_to_others_draw_more_in_the_same_window() -> None:
+    # Two candidates a rider: three riders at one spot all draw d1 and d2 first, so the
+    # third's candidates are both taken; it draws more (d3, d4) and is offered d3 now,
+    # not a window later.
+    clock = FakeClock()
+    seen = Recorder()
+    settings = Settings(match_window_ms=WINDOW_MS, match_max_wait_s=30, match_candidates=2)
+    async with bootstrap(settings, clock=clock, observer=seen) as runtime:
+        world = World(runtime.deps, clock, seen)
+        for i, north_m in enumerate((100, 200, 300, 400)):
+            await world.driver_at(f"d{i + 1}", north_m)
+        asked = [await ask(world, f"u{i}") for i in range(3)]
+        await solve(world)
+        got = [await world.deps.rides.get(r.id) for r in asked]
+        assert all(r is not None and r.status is RideStatus.OFFERED for r in got)
+        assert sorted(r.driver_id for r in got if r is not None) == ["d1", "d2", "d3"]
+        assert (seen.windows[-1].matched, seen.windows[-1].widened) == (3, 1)
+        assert (await world.deps.drivers.get("d4")).status is DriverStatus.AVAILABLE
+
+
+async def test_a_rider_is_not_drawn_wider_when_its_search_ended_short_of_k(batched: World) -> None:
+    # One driver for two riders: the loser's search found fewer than k drivers, so there
+    # is no one further to find and nothing is searched again.
+    await batched.driver_at("d1", 300)
+    await ask(batched, "u1")
+    await ask(batched, "u2")
+    await solve(batched)
+    assert (batched.seen.windows[-1].matched, batched.seen.windows[-1].widened) == (1, 0)
+
+
+async def test_a_paced_round_spreads_its_held_regions_windows_over_the_spread(
+    batched: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from dispatch.service_layer import batching
+
+    # Two regions with a rider each: far enough apart to be in different regions.
+    await ask(batched, "u1")
+    await ask(batched, "u2", north(60_000))
+    started: list[float] = []
+    solve_one = batching.solve_region
+
+    async def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.append(time.monotonic())
+        return await solve_one(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "solve_region", timed)
+    held: dict[int, int] = {}
+    batched.clock.advance(WINDOW_MS)
+    await window_round(batched.deps, "i1", held, spread_s=0.4)
+    # Regions not held yet go at once, one after the other.
+    assert len(held) == 2 and len(started) == 2 and started[1] - started[0] < 0.1
+    started.clear()
+    batched.clock.advance(WINDOW_MS)
+    began = time.monotonic()
+    await window_round(batched.deps, "i1", held, spread_s=0.4)
+    assert len(started) == 2
+    assert started[0] - began < 0.1  # the first region at once
+    assert started[1] - began >= 0.2  # the second half the spread later
