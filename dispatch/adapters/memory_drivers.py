@@ -61,14 +61,18 @@ class MemoryDriverStore:
             self._records[driver_id] = rec
         return rec is not None
 
-    async def release(self, driver_id: str, ride_id: str, fence: int) -> bool:
+    async def release(self, driver_id: str, ride_id: str, fence: int, show: bool = False) -> bool:
         rec = drivers.release(self._get(driver_id), ride_id, fence)
-        if rec is not None:
-            self._records[driver_id] = rec
-        return rec is not None
+        return await self._freed(driver_id, rec, show)
 
-    async def expire_lease(self, driver_id: str, now_ms: int) -> bool:
+    async def expire_lease(self, driver_id: str, now_ms: int, show: bool = False) -> bool:
         rec = drivers.expire_lease(self._get(driver_id), now_ms)
-        if rec is not None:
-            self._records[driver_id] = rec
-        return rec is not None
+        return await self._freed(driver_id, rec, show)
+
+    async def _freed(self, driver_id: str, rec: DriverRecord | None, show: bool) -> bool:
+        if rec is None:
+            return False
+        self._records[driver_id] = rec
+        if show:
+            await self._index.set_available(driver_id, True)
+        return True

@@ -26,8 +26,8 @@ def _with_index_change(reserve: Script, change: Script) -> Script:
 
 RESERVE = _with_index_change(script("driver_reserve"), DRIVER_CHANGE)
 CONFIRM = script("driver_confirm")
-RELEASE = script("driver_release")
-EXPIRE_LEASE = script("driver_expire_lease")
+RELEASE = _with_index_change(script("driver_release"), DRIVER_CHANGE)
+EXPIRE_LEASE = _with_index_change(script("driver_expire_lease"), DRIVER_CHANGE)
 SET_STATUS = script("driver_set_status")
 SCRIPTS = (RESERVE, CONFIRM, RELEASE, EXPIRE_LEASE, SET_STATUS)
 MAX_HIDING = 10_000
@@ -77,7 +77,8 @@ class RedisDriverStore:
         # which also makes the index's own change when the driver leaves its search.
         self._index = index
         change, self._hide_args = index.availability_step(False)
-        assert change == DRIVER_CHANGE, "the reservation embeds the index's own script"
+        again, self._show_args = index.availability_step(True)
+        assert change == again == DRIVER_CHANGE, "the driver's scripts embed the index's own"
         # reserve(hide=True)'s index replies, until hidden() mirrors them into the region
         # (by driver and fence; dropped by a release, bounded against a caller that
         # never came back).
@@ -165,11 +166,34 @@ class RedisDriverStore:
         args = [ride_id, fence, now_ms, UNTOUCHED_KEEP_MS]
         return bool(int(await self._critical.call(CONFIRM, [driver_key(driver_id)], args)))
 
-    async def release(self, driver_id: str, ride_id: str, fence: int) -> bool:
+    async def release(self, driver_id: str, ride_id: str, fence: int, show: bool = False) -> bool:
         self._hiding.pop((driver_id, fence), None)
-        args = [ride_id, fence, call_id(), UNTOUCHED_KEEP_MS]
-        return bool(int(await self._critical.call(RELEASE, [driver_key(driver_id)], args)))
+        args: list[str | int] = [ride_id, fence, call_id(), UNTOUCHED_KEEP_MS]
+        return await self._freed(self._critical, RELEASE, driver_id, args, show)
 
-    async def expire_lease(self, driver_id: str, now_ms: int) -> bool:
-        args = [now_ms, call_id(), UNTOUCHED_KEEP_MS]
-        return bool(int(await self._scripts.call(EXPIRE_LEASE, [driver_key(driver_id)], args)))
+    async def expire_lease(self, driver_id: str, now_ms: int, show: bool = False) -> bool:
+        args: list[str | int] = [now_ms, call_id(), UNTOUCHED_KEEP_MS]
+        return await self._freed(self._scripts, EXPIRE_LEASE, driver_id, args, show)
+
+    async def _freed(
+        self,
+        runner: ScriptCalls,
+        freeing: Script,
+        driver_id: str,
+        args: list[str | int],
+        show: bool,
+    ) -> bool:
+        """Run a script that frees the driver; with `show`, the index's change bringing it
+        back to the search runs in the same script, then the region is written."""
+        keys = [driver_key(driver_id)]
+        if show:
+            keys.append(self._index.driver_key(driver_id))
+            args += ["1", *self._show_args]
+        res = await runner.call(freeing, keys, args)
+        if not isinstance(res, list):  # without show, or a re-sent call's first answer
+            freed = bool(int(res))
+            if freed and show:
+                await self._index.set_available(driver_id, True)
+            return freed
+        await self._index.mirror_availability(driver_id, True, res[1:])
+        return True

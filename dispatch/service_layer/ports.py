@@ -71,9 +71,15 @@ class DriverStore(Protocol):
 
     async def confirm(self, driver_id: str, ride_id: str, fence: int, now_ms: int) -> bool: ...
 
-    async def release(self, driver_id: str, ride_id: str, fence: int) -> bool: ...
+    async def release(self, driver_id: str, ride_id: str, fence: int, show: bool = False) -> bool:
+        """`show`: a driver this frees also comes back to the geo index's search
+        (index.set_available(driver, True)), the index's own record of it changed in the
+        same atomic step where the backend allows (on Redis: one script on its slot)."""
+        ...
 
-    async def expire_lease(self, driver_id: str, now_ms: int) -> bool: ...
+    async def expire_lease(self, driver_id: str, now_ms: int, show: bool = False) -> bool:
+        """`show` as release's."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

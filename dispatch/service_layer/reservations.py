@@ -169,11 +169,9 @@ async def _all_ended(*steps: Awaitable[Any]) -> list[Any]:
 
 
 async def release_driver(deps: Deps, driver_id: str, ride_id: str, fence: int) -> bool:
-    """Free a driver held for `ride_id` under `fence`; a stale token changes nothing."""
-    if not await deps.drivers.release(driver_id, ride_id, fence):
-        return False
-    await deps.index.set_available(driver_id, True)
-    return True
+    """Free a driver held for `ride_id` under `fence`; a stale token changes nothing.
+    The driver comes back to the index's search in the same step (show)."""
+    return await deps.drivers.release(driver_id, ride_id, fence, show=True)
 
 
 async def give_back(
@@ -185,8 +183,6 @@ async def give_back(
 
 
 async def free_expired_lease(deps: Deps, driver_id: str, now_ms: int) -> bool:
-    """Free a reservation whose lease ran out (its holder never came back)."""
-    if not await deps.drivers.expire_lease(driver_id, now_ms):
-        return False
-    await deps.index.set_available(driver_id, True)
-    return True
+    """Free a reservation whose lease ran out (its holder never came back), back in the
+    index's search in the same step (show)."""
+    return await deps.drivers.expire_lease(driver_id, now_ms, show=True)

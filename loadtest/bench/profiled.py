@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from redis.asyncio.connection import AbstractConnection
 
-from dispatch.adapters.redis_drivers import RESERVE
+from dispatch.adapters.redis_drivers import SCRIPTS as DRIVER_SCRIPTS
 from dispatch.entrypoints.cli import main
 from geoindex import Script
 from geoindex.redis_pipeline import Pipelined
@@ -59,8 +59,9 @@ def script_names() -> dict[bytes, str]:
             if entry.name.endswith(".lua"):
                 s = Script(entry.name.removesuffix(".lua"), package=package)
                 names[s.sha.encode()] = s.name
-    # Scripts put together from others' sources (the reservation with the index's change).
-    names[RESERVE.sha.encode()] = RESERVE.name
+    # Scripts put together from others' sources (the driver's with the index's change).
+    for s in DRIVER_SCRIPTS:
+        names[s.sha.encode()] = s.name
     return names
 
 

@@ -1,6 +1,7 @@
 """A reservation that also takes the driver out of the index's search (reserve(hide=True),
-then hidden()): on Redis the index's own record of the driver changes in the same script
-as the reservation; held against memory, a single Redis and a Redis Cluster."""
+then hidden()), and a release or an expired lease that brings it back (show=True): on
+Redis the index's own record of the driver changes in the same script as the driver's;
+held against memory, a single Redis and a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -130,3 +131,55 @@ async def test_a_lost_reservation_reply_leaves_the_lease_timer(backend: Backend)
     due = now + backend.deps.lease_ms - 5_000
     claimed = await backend.deps.deadlines.claim(due, 100, 10_000)
     assert LeaseCheck("d1").key in [c.item for c in claimed]
+
+
+async def test_a_release_brings_the_driver_back_to_the_search(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    drivers = backend.deps.drivers
+    rec = await drivers.reserve("d1", "r1", now, now + LEASE, hide=True)
+    assert rec is not None
+    await drivers.hidden("d1", rec.fence)
+    assert not await drivers.release("d1", "r1", rec.fence + 1, show=True)  # a stale token
+    assert await found(backend) == []
+    assert await drivers.release("d1", "r1", rec.fence, show=True)
+    assert await found(backend) == ["d1"]
+    state = await backend.deps.index.get("d1")
+    assert state is not None and state.available
+
+
+async def test_an_expired_lease_brings_the_driver_back_to_the_search(backend: Backend) -> None:
+    await backend.fix("d1")
+    now = backend.clock.now
+    drivers = backend.deps.drivers
+    rec = await drivers.reserve("d1", "r1", now, now + 100, hide=True)
+    assert rec is not None
+    await drivers.hidden("d1", rec.fence)
+    assert not await drivers.expire_lease("d1", now + 50, show=True)  # still held
+    assert await found(backend) == []
+    assert await drivers.expire_lease("d1", now + 100, show=True)
+    assert await found(backend) == ["d1"]
+
+
+@pytest.mark.redis
+async def test_redis_a_resent_release_brings_the_driver_back_all_the_same(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release sent again after a lost reply is answered 1 from its call id (the first
+    call made the index's change): the store then makes the whole change itself."""
+    if backend.name == "memory":
+        pytest.skip("no re-sent calls in memory")
+    from dispatch.adapters import redis_drivers
+
+    await backend.fix("d1")
+    now = backend.clock.now
+    drivers = backend.deps.drivers
+    rec = await drivers.reserve("d1", "r1", now, now + LEASE, hide=True)
+    assert rec is not None
+    await drivers.hidden("d1", rec.fence)
+    monkeypatch.setattr(redis_drivers, "call_id", lambda: "the-same-call")
+    assert await drivers.release("d1", "r1", rec.fence, show=True)
+    await backend.deps.index.set_available("d1", False)  # the first call's effect undone
+    assert await found(backend) == []
+    assert await drivers.release("d1", "r1", rec.fence, show=True)  # the re-sent call
+    assert await found(backend) == ["d1"]

@@ -42,7 +42,7 @@ class SlowDrivers:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
-    async def release(self, *args: Any) -> bool:
+    async def release(self, *args: Any, **kwargs: Any) -> bool:
         await asyncio.sleep(10)
         return True
 
