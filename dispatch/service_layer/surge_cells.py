@@ -11,7 +11,8 @@ keeps one per region, whichever instance or lease it recomputes under.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, KeysView, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,20 @@ class CellLayout:
 
     def __len__(self) -> int:
         return len(self._cells)
+
+    def unseen(self, groups: Iterable[Collection[str]]) -> set[str]:
+        """The cells of `groups` (each product's demand cells) not yet laid out with their
+        disks: what snapshot must lay out. A round's demand is mostly cells seen before,
+        and a keys view less a set runs in C."""
+        out: set[str] = set()
+        for cells in groups:
+            if isinstance(cells, Mapping):
+                cells = cells.keys()
+            if isinstance(cells, (AbstractSet, KeysView)):
+                out |= cells - self._disks
+            else:
+                out.update(c for c in cells if c not in self._disks)
+        return out
 
     def snapshot(self, demand: Iterable[str], others: Iterable[str]) -> Snapshot:
         """Lay out every cell within two rings of a `demand` cell (the cells a demand

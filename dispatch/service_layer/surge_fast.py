@@ -46,7 +46,7 @@ def lay_out(
 ) -> Round:
     """A round of every product with demand or a current multiplier (product -> cell ->
     value), on one snapshot: the cells any product needs are laid out once."""
-    snap = layout.snapshot(cells_of(demand), cells_of(current))
+    snap = layout.snapshot(layout.unseen(demand.values()), cells_of(current))
     products = tuple(sorted(demand.keys() | current.keys()))
     return Round(
         snap,
@@ -65,7 +65,7 @@ def lay_out_kept(
     """lay_out with the current multipliers already in the layout's row order (a
     (products, rows) array this process computed on this layout, 1.0 where none): no map
     to look up cell by cell, and no surging cell to lay out (its row exists)."""
-    snap = layout.snapshot(cells_of(demand), ())
+    snap = layout.snapshot(layout.unseen(demand.values()), ())
     n = len(snap.cells)
     standing = {p: row for p, row in zip(products, current, strict=True) if (row > 1.0).any()}
     ordered = tuple(sorted(demand.keys() | standing.keys()))
@@ -117,8 +117,9 @@ def next_rows(r: Round, supply: Floats, policy: SurgePolicy) -> Floats:
     multiplier in every cell inside the region, 1.0 in the cells outside it."""
     snap = r.snap
     cw, rw = policy.centre_weight, policy.ring_weight
-    d = _smoothed(snap, r.demand, cw, rw)
-    s = _smoothed(snap, supply, cw, rw)
+    nbr_t = np.ascontiguousarray(snap.nbr.T)
+    d = _smoothed(nbr_t, r.demand, cw, rw)
+    s = _smoothed(nbr_t, supply, cw, rw)
     now = r.current[:, :-1]
     # A cell's sums stay unnormalised, as in the reference: the weights cancel in the ratio.
     weight = cw + rw * snap.degree
@@ -162,11 +163,19 @@ def quoted_surge(
     return out
 
 
-def _smoothed(snap: Snapshot, values: Floats, cw: float, rw: float) -> Floats:
+def _smoothed(nbr_t: npt.NDArray[np.int32], values: Floats, cw: float, rw: float) -> Floats:
     """Each cell's centre and ring-1 values, weighted and summed (absent neighbours: 0),
-    for each product's row."""
+    for each product's row. `nbr_t`: the layout's neighbour table transposed (a row per
+    neighbour slot). The ring's six terms are added in slot order, as a sum over them
+    would, one slot at a time into one buffer (a (products, cells, 6) gather and its sum
+    cost several times more)."""
     share = rw * values
-    out: Floats = cw * values[:, :-1] + share[:, snap.nbr].sum(axis=2)
+    out: Floats = np.take(share, nbr_t[0], axis=1)
+    term = np.empty_like(out)
+    for slot in nbr_t[1:]:
+        np.take(share, slot, axis=1, out=term)
+        out += term
+    out += cw * values[:, :-1]
     return out
 
 
