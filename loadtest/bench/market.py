@@ -15,9 +15,11 @@ hysteresis, write under the fence) runs `--rounds` times,
 after a first round that lays the region's cells out (timed apart: a new region's or a
 new holder's first round). A round writes only the fields that moved since its own last
 write (`fields_written_*`: the counts stand still, so after the first rounds hysteresis
-moves few); `--rounds` more rounds then run as a holder whose last write the store no
-longer holds (its token deleted before each: the state read back, every field written),
-timed as `recompute_full_write_cpu_ms_median`. The pure domain step
+moves few); `--rounds` more rounds with surge turned off and on in turn before each
+(every surging cell's fields written or cleared through the patch:
+`recompute_all_moved_cpu_ms_median`); then `--rounds` more as a holder whose last write
+the store no longer holds (its token deleted before each: the state read back, every
+field written), timed as `recompute_full_write_cpu_ms_median`. The pure domain step
 (dispatch.domain.market.recompute, the reference) and the service's vectorised step
 (dispatch.service_layer.surge_fast) are also timed alone on the same maps.
 Its CPU time is this process's (time.process_time: parsing, h3, the domain; Redis's
@@ -178,6 +180,17 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             ours_wall.append(time.perf_counter() - w0)
         if profiler:
             profiler.dump_stats(args.profile)
+        # Rounds where every field moves, through the patch: surge turned off before one
+        # round, on before the next (each round writes every surging cell twice over).
+        moved_cpu, moved_fields = [], len(written)
+        for i in range(args.rounds):
+            await store.set_enabled(i % 2 == 1)
+            c0 = time.process_time()
+            assert await recompute_region(deps, region, "bench", fence)
+            moved_cpu.append(time.process_time() - c0)
+        await store.set_enabled(True)
+        all_moved = written[moved_fields:]
+        del written[moved_fields:]
         store.patch_surge = patch_surge  # type: ignore[method-assign]
         # The same rounds as a holder that did not write last (a takeover every round, or
         # a write the store lost): the state read and parsed, every field written.
@@ -253,6 +266,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "fields_written_median": statistics.median(written) if written else None,
             "fields_written_max": max(written) if written else None,
             "recompute_full_write_cpu_ms_median": round(statistics.median(full_cpu) * 1000, 2),
+            "recompute_all_moved_cpu_ms_median": round(statistics.median(moved_cpu) * 1000, 2),
+            "all_moved_fields_median": statistics.median(all_moved) if all_moved else None,
             "domain_step_cpu_ms_median": round(statistics.median(domain_cpu) * 1000, 2),
             "vectorised_step_cpu_ms_median": round(statistics.median(fast_cpu) * 1000, 2),
             "vectorised_equals_reference": vectorised == reference,
