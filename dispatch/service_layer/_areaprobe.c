@@ -136,6 +136,16 @@ static void hits_of(const Probe *p, uint64_t cell, Hits *h) {
     }
 }
 
+/* The table slots hits_of(cell) will read, fetched ahead. */
+static inline void prefetch_hits(const Probe *p, uint64_t cell) {
+    if (p->n_keys == 0) return;
+    __builtin_prefetch(&p->slots[(cell * 0x9E3779B97F4A7C15ull) >> p->shift]);
+    for (int l = 0; l < p->n_levels; l++) {
+        uint64_t up = (cell & ~p->clear[l]) | p->bits[l];
+        __builtin_prefetch(&p->slots[(up * 0x9E3779B97F4A7C15ull) >> p->shift]);
+    }
+}
+
 /* Which side of a->b the point c is: 1 with its sign in *det, 0 when too close to tell
  */
 static inline int orient(double ax, double ay, double bx, double by, double cx, double cy,
@@ -527,6 +537,16 @@ static int Probe_init(Probe *p, PyObject *args, PyObject *kwds) {
         p->combo_count[i] = cr[2 * i + 1];
     }
     rc = check(p, edges->len / 8, n_locals, segs->len / 32, n_combos, combo_areas->len / 4);
+    if (rc == 0) {
+        /* The combos (tens of thousands of tuples of CompiledAreas, frozen, which refer to
+         * none of them) can be in no reference cycle: untracked, a full garbage collection
+         * does not walk them. They are freed by their reference counts, as ever. */
+        for (Py_ssize_t i = 0; i < n_combos; i++) {
+            PyObject *t = PyTuple_GET_ITEM(combos, i);
+            if (PyObject_GC_IsTracked(t)) PyObject_GC_UnTrack(t);
+        }
+        if (PyObject_GC_IsTracked(combos)) PyObject_GC_UnTrack(combos);
+    }
 done:
     for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
     return rc;
@@ -814,25 +834,40 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
     if (known_only < 0) return NULL;
     PyObject *seq = PySequence_Fast(args[2], "screen: fixes must be a sequence");
     if (seq == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), m = 0;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), m = 0, n_looks = 0;
     PyObject **fixes = PySequence_Fast_ITEMS(seq);
     PyObject *out = NULL;
-    Py_ssize_t *order = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+    /* Per fix its entry (ks), then per driver named (order) the cell and place of its
+     * last fix, for those that need a look. */
+    size_t each = 2 * sizeof(Py_ssize_t) + sizeof(uint64_t) + 2 * sizeof(double);
+    char *scratch = PyMem_Malloc((size_t)(n ? n : 1) * each);
+    Py_ssize_t *ks = (Py_ssize_t *)scratch, *order = ks + n;
+    uint64_t *cells = (uint64_t *)(order + n);
+    double *lats = (double *)(cells + n), *lngs = lats + n;
     Ints held, sorted;
     ints_init(&held);
     ints_init(&sorted);
-    if (order == NULL) {
+    if (scratch == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    /* Each driver once, at its last fix, in the order first named. */
-    uint64_t batch = ++s->batch;
+    /* Each driver once, at its last fix, in the order first named. The entries are
+     * found first and fetched ahead (each is a cache miss on a busy instance). */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *driver = fix_driver(fixes[i]);
         if (driver == NULL) goto done;
         Py_ssize_t k = entry_of(s, driver, !known_only);
         Py_DECREF(driver);
         if (k == -2) goto done;
+        ks[i] = k;
+        if (k >= 0) {
+            __builtin_prefetch(&s->entries[k]);
+            __builtin_prefetch((char *)&s->entries[k] + 64);
+        }
+    }
+    uint64_t batch = ++s->batch;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t k = ks[i];
         if (k < 0 || (known_only && s->entries[k].n < 0)) continue;
         Entry *e = &s->entries[k];
         if (e->batch != batch) {
@@ -841,20 +876,32 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
         }
         e->at = i;
     }
-    out = PyList_New(0);
-    if (out == NULL) goto done;
+    /* Each one's cell; the same-cell skip; the lookup tables of those left fetched
+     * ahead while the next cells are computed. */
     for (Py_ssize_t j = 0; j < m; j++) {
         Entry *e = &s->entries[order[j]];
-        PyObject *fix = fixes[e->at];
         double lat, lng;
-        if (fix_place(fix, &lat, &lng) < 0) goto fail;
+        if (fix_place(fixes[e->at], &lat, &lng) < 0) goto done;
         uint64_t cell;
-        if (cell_of(lat, lng, p->res, &cell) < 0) goto fail;
+        if (cell_of(lat, lng, p->res, &cell) < 0) goto done;
         int fresh = e->n >= 0 && now < e->due && e->version == version && e->gen == s->gen;
         if (fresh && e->cell == cell) {
             double dx = lng - e->lng, dy = lat - e->lat;
             if (dx * dx + dy * dy < e->near2) continue; /* the same areas: no look */
         }
+        prefetch_hits(p, cell);
+        order[n_looks] = order[j];
+        cells[n_looks] = cell;
+        lats[n_looks] = lat;
+        lngs[n_looks++] = lng;
+    }
+    out = PyList_New(0);
+    if (out == NULL) goto done;
+    for (Py_ssize_t j = 0; j < n_looks; j++) {
+        Entry *e = &s->entries[order[j]];
+        uint64_t cell = cells[j];
+        double lat = lats[j], lng = lngs[j];
+        int fresh = e->n >= 0 && now < e->due && e->version == version && e->gen == s->gen;
         Hits h;
         double near = INFINITY;
         held.n = 0;
@@ -874,7 +921,7 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
             continue;
         }
         Look look = {version, s->gen, cell, lng, lat, near2, (int32_t)sorted.n, 0};
-        PyObject *driver = fix_driver(fix);
+        PyObject *driver = fix_driver(fixes[e->at]);
         if (driver == NULL) goto fail;
         PyObject *item = changed(holds, driver, &held, &sorted, &look);
         Py_DECREF(driver);
@@ -889,7 +936,7 @@ fail:
 done:
     ints_free(&held);
     ints_free(&sorted);
-    PyMem_Free(order);
+    PyMem_Free(scratch);
     Py_DECREF(seq);
     return out;
 }

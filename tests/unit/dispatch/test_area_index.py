@@ -295,3 +295,21 @@ def test_most_squares_of_boundary_cells_answer_without_the_exact_test() -> None:
     codes = [square(how[8], k) for how in c.local if how for k in range(GRID * GRID)]
     assert {IN, OUT, EXACT} == set(codes)
     assert codes.count(EXACT) < 0.5 * len(codes)
+
+
+def test_the_shared_tuples_of_inside_cells_are_left_out_of_garbage_collection() -> None:
+    """A full collection walks none of an index's area sets (tens of thousands on a city
+    of districts): they hold only areas, which hold none of them, so no cycle runs
+    through them; they stay correct and are freed with the index."""
+    import gc
+    import sys
+
+    ring = star(13.4, 52.5, 0.01, 40, 0.2, 0.1)
+    index = build_index([Area("a", AreaKind.NO_PICKUP, "a", ((ring,),), 0.0)])
+    held = index.holding(52.5, 13.4)  # well inside: the cell's shared tuple
+    assert isinstance(held, tuple) and [c.area.id for c in held] == ["a"]
+    assert not gc.is_tracked(held)
+    assert gc.is_tracked(index.areas[0])  # the areas themselves are collected as ever
+    del index
+    gc.collect()
+    assert sys.getrefcount(held) == 2  # `held` and the call's: the index let go of it
