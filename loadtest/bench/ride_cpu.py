@@ -10,7 +10,10 @@ web server, no token check), the Redis round trips it makes (the client's writes
 command or script: loadtest/bench/profiled.py) and the Redis processes' CPU per ride,
 replicas included. The baseline measured in the same run: a bare HGET through the same
 client, one after the other, for the CPU a round trip costs the client at the least.
-Rounds alternate with the baseline; the medians are reported. A last round logs every
+Rounds alternate with the baseline; the medians are reported. After each round the
+bench idles as long as the round took: this process's and the Redis processes' CPU then
+(background loops, the cluster's own traffic), per ride as if rides had run, is reported
+as idle_*: the rides' own cost is the figure above it. A last round logs every
 command in the masters' slow logs: Redis's own time per ride by script and command.
 With --profile, one more round runs under cProfile timed by this process's CPU clock
 (each event costs a clock read, so its figures are inflated, the proportions not much):
@@ -21,6 +24,7 @@ time to stderr.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
 import pstats
@@ -88,6 +92,8 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         rides_ms: list[float] = []
         hget_ms: list[float] = []
         redis_ms: list[float] = []
+        idle_redis_ms: list[float] = []
+        idle_ms: list[float] = []
         trips_per_ride: list[float] = []
         by_call: dict[str, float] = {}
         for _ in range(a.rounds):
@@ -95,13 +101,21 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
             for _ in range(a.rides):
                 await hget()
             hget_ms.append((time.process_time() - t0) * 1e3 / a.rides)
-            r0, t0 = _redis_cpu(cluster), time.process_time()
+            r0, t0, w0 = _redis_cpu(cluster), time.process_time(), time.monotonic()
             trips.start()
             for _ in range(a.rides):
                 await ride()
             trips.on = False
             rides_ms.append((time.process_time() - t0) * 1e3 / a.rides)
             redis_ms.append((_redis_cpu(cluster) - r0) * 1e3 / a.rides)
+            # As long again with no ride: what this process and the Redis processes spend
+            # by themselves (the service's background loops, the cluster's own traffic),
+            # in "per ride" terms: the figures above it are the rides' own.
+            wall = time.monotonic() - w0
+            r0, t0 = _redis_cpu(cluster), time.process_time()
+            await asyncio.sleep(wall)
+            idle_ms.append((time.process_time() - t0) * 1e3 / a.rides)
+            idle_redis_ms.append((_redis_cpu(cluster) - r0) * 1e3 / a.rides)
             trips_per_ride.append(sum(trips.counts.values()) / a.rides)
             by_call = {k: round(v / a.rides, 2) for k, v in trips.counts.most_common()}
         # One more round with every command in the masters' slow logs: Redis's time by
@@ -135,6 +149,9 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         "round_trips_per_ride": round(median(trips_per_ride), 2),
         "round_trips_per_ride_by_call": by_call,
         "redis_cpu_ms_per_ride": round(median(redis_ms), 3),
+        "redis_cpu_ms_per_ride_rounds": [round(x, 3) for x in redis_ms],
+        "idle_service_cpu_ms_per_ride": round(median(idle_ms), 3),
+        "idle_redis_cpu_ms_per_ride": round(median(idle_redis_ms), 3),
         "master_us_per_ride_by_call": redis_us,
     }
 
