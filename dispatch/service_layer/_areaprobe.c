@@ -146,6 +146,37 @@ static inline void prefetch_hits(const Probe *p, uint64_t cell) {
     }
 }
 
+/* What the hits' slots point to: their boundary entries and area sets. */
+static inline void prefetch_entries(const Probe *p, const Hits *h) {
+    for (int j = 0; j < h->n; j++) {
+        const Slot *s = h->at[j];
+        if (s->count > 0) __builtin_prefetch(&p->edges[s->first]);
+        __builtin_prefetch(&p->combo_first[s->combo]);
+        __builtin_prefetch(&p->combo_count[s->combo]);
+    }
+}
+
+/* What those point to: the entries' local tests (or, with `segments`, the tests'
+ * segments: a pass later, once the tests are at hand), the sets' areas. */
+static inline void prefetch_tests(const Probe *p, const Hits *h, int segments) {
+    for (int j = 0; j < h->n; j++) {
+        const Slot *s = h->at[j];
+        if (!segments && p->combo_count[s->combo] > 0)
+            __builtin_prefetch(&p->combo_areas[p->combo_first[s->combo]]);
+        for (int32_t e = s->first; e < s->first + s->count; e++) {
+            int32_t local = p->edges[e].local;
+            if (local < 0) continue;
+            const Local *c = &p->locals[local];
+            if (segments) {
+                __builtin_prefetch(p->segs + 4 * (size_t)c->seg_first);
+            } else {
+                __builtin_prefetch(c);
+                __builtin_prefetch((const char *)c + 64);
+            }
+        }
+    }
+}
+
 /* Which side of a->b the point c is: 1 with its sign in *det, 0 when too close to tell
  */
 static inline int orient(double ax, double ay, double bx, double by, double cx, double cy,
@@ -844,6 +875,7 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t *ks = (Py_ssize_t *)scratch, *order = ks + n;
     uint64_t *cells = (uint64_t *)(order + n);
     double *lats = (double *)(cells + n), *lngs = lats + n;
+    Hits *hits = NULL;
     Ints held, sorted;
     ints_init(&held);
     ints_init(&sorted);
@@ -895,6 +927,19 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
         lats[n_looks] = lat;
         lngs[n_looks++] = lng;
     }
+    /* The looks' slots are at hand now: what they point to fetched ahead in turn (their
+     * boundary entries and area sets, then the entries' tests and segments). */
+    hits = PyMem_Malloc((size_t)(n_looks ? n_looks : 1) * sizeof(Hits));
+    if (hits == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < n_looks; j++) {
+        hits_of(p, cells[j], &hits[j]);
+        prefetch_entries(p, &hits[j]);
+    }
+    for (Py_ssize_t j = 0; j < n_looks; j++) prefetch_tests(p, &hits[j], 0);
+    for (Py_ssize_t j = 0; j < n_looks; j++) prefetch_tests(p, &hits[j], 1);
     out = PyList_New(0);
     if (out == NULL) goto done;
     for (Py_ssize_t j = 0; j < n_looks; j++) {
@@ -902,11 +947,10 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
         uint64_t cell = cells[j];
         double lat = lats[j], lng = lngs[j];
         int fresh = e->n >= 0 && now < e->due && e->version == version && e->gen == s->gen;
-        Hits h;
+        const Hits *h = &hits[j];
         double near = INFINITY;
         held.n = 0;
-        hits_of(p, cell, &h);
-        if (combos_of(p, &h, &held) < 0 || edges_of(p, &h, lat, lng, &held, &near) < 0)
+        if (combos_of(p, h, &held) < 0 || edges_of(p, h, lat, lng, &held, &near) < 0)
             goto fail;
         sorted.n = 0;
         for (Py_ssize_t k = 0; k < held.n; k++)
@@ -936,6 +980,7 @@ fail:
 done:
     ints_free(&held);
     ints_free(&sorted);
+    PyMem_Free(hits);
     PyMem_Free(scratch);
     Py_DECREF(seq);
     return out;
