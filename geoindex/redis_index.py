@@ -91,6 +91,7 @@ _META_HEAD = struct.Struct("<dddd")  # ver, ts, lat, lng before a meta value's p
 # version first, the flag last), the geo member (b"" unless available), the geo score,
 # the fix time (for the sweep's seen set).
 Change = tuple[str, bytes, bytes, int | str, int | str]
+Ops = Mapping[int, Sequence[str | Change]]  # region -> its changes
 # The head of a meta value and its flag, as region_within.lua returns them in bulk.
 _HEAD_TS = struct.Struct("<d")  # a meta value's fix time, after its version
 _HEAD = np.dtype([("ver", "<f8"), ("ts", "<f8"), ("lat", "<f8"), ("lng", "<f8"), ("flag", "S1")])
@@ -117,6 +118,10 @@ class RedisGeoIndex:
         self._hints = DensityHints()
         self._prefix = prefix
         self._known_regions: set[int] = set()
+        # Region writes of concurrent callers (upserts, availability changes) waiting for
+        # the one in flight; they then leave together, one call per region.
+        self._region_queue: list[tuple[Ops, asyncio.Future[None]]] = []
+        self._region_sender: asyncio.Task[None] | None = None
         # A driver's own key (and with it, its availability) outlives a silence of a day;
         # then Redis drops it by itself.
         self._driver_pexpire = DRIVER_MEMORY_MS
@@ -202,13 +207,51 @@ class RedisGeoIndex:
         await self._apply(ops)
         return results
 
-    async def _apply(self, ops: Mapping[int, Sequence[str | Change]]) -> None:
-        """Run region_apply.lua on each region's changes (each a Change, or as text:
-        "flag id ver ts score lat lng prods"), declaring the product sets the changes
-        name and those seen before; a region whose stored drivers name others asks for
-        them, having written nothing."""
+    async def _apply(self, ops: Ops) -> None:
+        """Write each region's changes (each a Change, or as text: "flag id ver ts score
+        lat lng prods"); returns once they are written. Alone, they go at once; while
+        another caller's are in flight, they wait for them and then go with every other
+        caller's that arrived meanwhile, merged by region: a region's changes from many
+        callers in one call (region_apply.lua orders them by version, as it does calls).
+        A dense city split into many fine regions otherwise pays a call's fixed cost for
+        one or two changes."""
         if not ops:
             return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._region_queue.append((ops, done))
+        if self._region_sender is None:
+            self._region_sender = asyncio.create_task(self._send_regions())
+        await done
+
+    async def _send_regions(self) -> None:
+        try:
+            while self._region_queue:
+                waiting, self._region_queue = self._region_queue, []
+                merged: dict[int, list[str | Change]] = {}
+                for ops, _ in waiting:
+                    for region, changes in ops.items():
+                        merged.setdefault(region, []).extend(changes)
+                try:
+                    await self._apply_now(merged)
+                except Exception as exc:  # each caller fails as its own call would have
+                    for _, done in waiting:
+                        if not done.done():
+                            done.set_exception(exc)
+                except BaseException:  # cancelled (the loop is closing): so are they
+                    for _, done in waiting:
+                        done.cancel()
+                    raise
+                else:
+                    for _, done in waiting:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._region_sender = None
+
+    async def _apply_now(self, ops: Ops) -> None:
+        """Run region_apply.lua on each region's changes, declaring the product sets the
+        changes name and those seen before; a region whose stored drivers name others
+        asks for them, having written nothing."""
         changes = {
             r: [_change(op) if isinstance(op, str) else op for op in v] for r, v in ops.items()
         }

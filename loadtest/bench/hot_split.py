@@ -10,15 +10,16 @@ its neighbours, whose region slots all fall on the first master: the worst case 
 can meet, and the one a split is for). Each master runs in a CPU cgroup of --redis-quota
 (loadtest/cgroups.py); the load processes and the figures are the scale-out bench's data
 tier (loadtest/bench/scaleout.py, scaleout_load.py): index writes (batches of --batch
-fixes of the city's drivers, taken in order, so no driver twice in a step) and k-NN (k 10
-within 2 km) at points in the city, each alone, to saturation. Writes run once per
---moves value: m > 0, each fix a point drawn evenly within m metres of the driver's home
-(where the seeding put it, inside the city's cells), so two fixes of a driver lie at most
-2m apart (0.9m on average), as a driver moving between fixes; 0, a point drawn anywhere
-in the city (every fix a jump across it: nearly every split fix leaves its region, the
-stress case). Unsplit first, then `split_region` of each cell at --split-res (its drivers
-re-homed by the migration, quotas lifted meanwhile), the same load again; --rounds pairs,
-alternating. Target: split / unsplit >= 2 for both, with the regions over every master.
+fixes of drivers drawn at random from the city's) and k-NN (k 10 within 2 km) at points
+in the city, each alone, to saturation. Writes run once per --moves value m: m > 0, each
+fix a point drawn evenly within m metres of the driver's home (where the seeding put it;
+inside the city's cells), so a driver's next fix lies at most 2m from its last (0.67m on
+average from home, 0.91m from an earlier such fix), as a driver moving between fixes;
+0, a point drawn anywhere in the city (each fix a jump across it: split, nearly every
+fix leaves its region; the stress case). Unsplit first, then `split_region` of each cell
+at --split-res (its drivers re-homed by the migration, quotas lifted meanwhile), the same
+load again; --rounds pairs, alternating. Target: split / unsplit >= 2 for both, with the
+regions over every master.
 
 Border cost (no quota): one cell unsplit again, then --border-queries k-NN queries on
 its border with a split cell against as many inside one fine region of a split cell:

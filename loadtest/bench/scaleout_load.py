@@ -249,7 +249,6 @@ async def index(a: argparse.Namespace, w: Window) -> None:
 
     client = connect(a.url, cluster=True)
     idx = RedisGeoIndex(client, ttl_ms=3_600_000, config=SearchConfig(region_res=a.region_res))
-    counter = iter(range(10**12))
     point = point_source(a)
     # --move-m: each fix a point within that many metres of the driver's home (where
     # seed-index put it), so two fixes of a driver lie at most twice that apart; 0: a
@@ -261,10 +260,13 @@ async def index(a: argparse.Namespace, w: Window) -> None:
         return near_point(rng, home[driver], a.move_m, cells) if home else point(rng)
 
     async def writer(n: int) -> None:
-        rng = random.Random(n)
+        # Drivers and points drawn afresh in every process and step: seeded draws would
+        # repeat across the load processes and the bench's steps, sending a driver where
+        # an earlier fix (or the seeding) already put it.
+        rng = random.Random()
         while w.open():
             now = int(time.time() * 1000)
-            drivers = [next(counter) % a.drivers for _ in range(a.batch)]
+            drivers = rng.sample(range(a.drivers), a.batch)
             batch = [Position(f"{a.prefix}{d}", *fix(rng, d), now) for d in drivers]
             t0 = time.perf_counter()
             await idx.upsert(batch)

@@ -1,0 +1,216 @@
+"""Where an index write's Redis CPU goes, split against unsplit, and the ratio it allows.
+
+    python -m loadtest.bench.split_write_cost [--drivers 100000] [--fixes 10000]
+        [--batch 50] [--writers 1] [--moves 300,0] [--split-res 7] [--cells C1,C2,C3]
+
+The hot-split bench's city (loadtest/bench/hot_split.py: --drivers drivers in three res-5
+cells whose region slots fall on one master) on a 3-master Redis Cluster, no quotas.
+--writers writers on one index send --fixes fixes in all, in batches of --batch of
+drivers drawn at random, each fix within m metres of the driver's home for each m of
+--moves (0: anywhere in the city), as the bench's writers do; unsplit, then with the
+cells split at --split-res. It reads each master's main-thread CPU (INFO cpu) around
+each pass and counts the script calls and region changes (exact; the CPU figures are the
+machine's). With one writer it also reads the CPU around the driver scripts and around
+the region scripts of every batch, less what reading it costs (measured first).
+
+Per fix: each master's CPU (us), region calls and changes, and with one writer the
+driver part (driver_upsert.lua) and the region part (region_apply.lua) over all masters.
+Under equal quotas the busiest master sets the rate, so the busiest master's CPU per fix
+unsplit over split is the write ratio a quota-bound run can reach ("predicted_ratio").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+from typing import Any
+
+import redis
+from h3.api import basic_int as h3
+
+from loadtest.bench.harness import machine
+from loadtest.bench.hot_split import DEFAULT_CELLS
+from loadtest.bench.scaleout_load import cell_point, homes, near_point
+from loadtest.redis_procs import RedisCluster
+
+PREFIX = "hc"
+
+
+def _main_cpu(node: redis.Redis) -> float:
+    info = node.info("cpu")
+    return float(info["used_cpu_user_main_thread"] + info["used_cpu_sys_main_thread"])
+
+
+def _info_cost(nodes: list[redis.Redis], n: int = 300) -> list[float]:
+    """Main-thread CPU one INFO cpu costs each node (s)."""
+    out = []
+    for node in nodes:
+        c0 = _main_cpu(node)
+        for _ in range(n):
+            _main_cpu(node)
+        out.append((_main_cpu(node) - c0) / (n + 1))
+    return out
+
+
+class Metered:
+    """Wraps an index's script runner: CPU per master and calls, per script."""
+
+    def __init__(
+        self, index: Any, nodes: list[redis.Redis], info_cost: list[float], phases: bool
+    ) -> None:
+        self.nodes, self.info_cost = nodes, info_cost
+        self.reset()
+        inner = index._scripts.run
+
+        async def run(calls: Any) -> list[Any]:
+            name = calls[0][0].name if calls else ""
+            if not phases:
+                replies = await inner(calls)
+            else:
+                before = [_main_cpu(n) for n in self.nodes]
+                replies = await inner(calls)
+                after = [_main_cpu(n) for n in self.nodes]
+                cpu = self.cpu.setdefault(name, [0.0] * len(self.nodes))
+                for i, (a, b) in enumerate(zip(before, after, strict=True)):
+                    cpu[i] += b - a - self.info_cost[i]
+            self.calls[name] = self.calls.get(name, 0) + len(calls)
+            if name == "region_apply":
+                self.changes += sum(len(args) // 5 for _, _, args in calls)
+            return replies
+
+        index._scripts.run = run
+
+    def reset(self) -> None:
+        self.cpu: dict[str, list[float]] = {}
+        self.calls: dict[str, int] = {}
+        self.changes = 0
+
+
+async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: bool) -> Any:
+    from dispatch.adapters.redis_client import connect
+    from geoindex import Position, RedisGeoIndex
+
+    index = RedisGeoIndex(connect(url, cluster=True, timeout_s=30), ttl_ms=3_600_000)
+    ports = [int(p) for p in a.ports]
+    nodes = [redis.Redis(port=p) for p in ports]
+    try:
+        if split:
+            for cell in cells:
+                await index.split_region(h3.int_to_str(cell), a.split_res, settle_s=0.0)
+        await index.upsert([Position(f"{PREFIX}0", *a.home[0], int(time.time() * 1000))])
+        phases = a.writers == 1
+        info_cost = _info_cost(nodes)
+        metered = Metered(index, nodes, info_cost, phases)
+        out: dict[str, Any] = {}
+        rng = random.Random(8 if split else 7)  # not where the unsplit pass put them
+        for move in a.moves:
+            metered.reset()
+            cpu0 = [_main_cpu(n) for n in nodes]
+            left = [a.fixes]
+            await asyncio.gather(
+                *(_writer(index, a, left, move, rng, cells) for _ in range(a.writers))
+            )
+            sent = a.fixes - left[0]
+            cpu = [_main_cpu(n) - c - i for n, c, i in zip(nodes, cpu0, info_cost, strict=True)]
+            if phases:  # the phases' own INFO calls left out
+                cpu = [sum(v[i] for v in metered.cpu.values()) for i in range(len(nodes))]
+            masters = [1e6 * c / sent for c in cpu]
+            region_calls = metered.calls.get("region_apply", 0)
+            part = {k: 1e6 * sum(v) / sent for k, v in metered.cpu.items()}
+            out[_name(move)] = {
+                "fixes": sent,
+                "driver_us_per_fix": round(part["driver_upsert"], 2) if phases else None,
+                "region_us_per_fix": round(part["region_apply"], 2) if phases else None,
+                "region_calls_per_fix": round(region_calls / sent, 3),
+                "region_changes_per_fix": round(metered.changes / sent, 3),
+                "region_us_per_call": (
+                    round(part["region_apply"] * sent / region_calls, 2) if phases else None
+                ),
+                "per_master_us_per_fix": {
+                    str(p): round(m, 2) for p, m in zip(ports, masters, strict=True)
+                },
+                "busiest_master_us_per_fix": round(max(masters), 2),
+            }
+            print(f"{'split' if split else 'unsplit'} {_name(move)}: {out[_name(move)]}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return out
+    finally:
+        await index.close()
+        for n in nodes:
+            n.close()
+
+
+async def _writer(
+    index: Any,
+    a: argparse.Namespace,
+    left: list[int],
+    move: float,
+    rng: random.Random,
+    cells: list[int],
+) -> None:
+    """Batches until `left[0]` fixes are sent (shared by the writers)."""
+    from geoindex import Position
+
+    city = frozenset(cells)
+    while left[0] > 0:
+        now = int(time.time() * 1000)
+        batch = []
+        for d in rng.sample(range(a.drivers), a.batch):
+            at = near_point(rng, a.home[d], move, city) if move else cell_point(rng, cells)
+            batch.append(Position(f"{PREFIX}{d}", *at, now))
+        left[0] -= len(batch)
+        await index.upsert(batch)
+
+
+def _name(move_m: float) -> str:
+    return f"writes_{move_m:g}m" if move_m > 0 else "writes_anywhere"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest.bench.split_write_cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--drivers", type=int, default=100_000)
+    p.add_argument("--cells", default="", help="res-5 cells, hex, comma-separated")
+    p.add_argument("--split-res", type=int, default=7, choices=[6, 7])
+    p.add_argument("--fixes", type=int, default=10_000, help="per layout and movement")
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--writers", type=int, default=1, help="concurrent batches on one index")
+    p.add_argument("--moves", default="300,0", help="as hot_split's --moves")
+    a = p.parse_args(argv)
+    cells = [int(c, 16) for c in a.cells.split(",")] if a.cells else DEFAULT_CELLS
+    a.moves = [float(m) for m in a.moves.split(",")]
+    hexcells = ",".join(f"{c:x}" for c in cells)
+    a.home = homes(argparse.Namespace(cells=hexcells, drivers=a.drivers))
+    result: dict[str, Any] = {"bench": "split_write_cost", "drivers": a.drivers,
+                              "batch": a.batch, "writers": a.writers,
+                              "split_res": a.split_res}  # fmt: skip
+    with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
+        a.ports = [n.port for n in cluster.nodes]
+        seed = [sys.executable, "-m", "loadtest.bench.scaleout_load", "seed-index"]
+        seed += ["--url", cluster.url, "--drivers", str(a.drivers), "--prefix", PREFIX]
+        seed += ["--cells", hexcells]
+        done = subprocess.run(seed, capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            raise RuntimeError(f"seeding failed: {done.stderr[-2000:]}")
+        unsplit = asyncio.run(_measure(cluster.url, a, cells, split=False))
+        split = asyncio.run(_measure(cluster.url, a, cells, split=True))
+    result["unsplit"], result["split"] = unsplit, split
+    result["predicted_ratio"] = {
+        w: round(unsplit[w]["busiest_master_us_per_fix"] / split[w]["busiest_master_us_per_fix"], 2)
+        for w in unsplit
+    }
+    result["machine"] = machine()
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
