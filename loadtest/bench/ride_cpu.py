@@ -14,7 +14,9 @@ Rounds alternate with the baseline; the medians are reported. After each round t
 bench idles as long as the round took: this process's and the Redis processes' CPU then
 (background loops, the cluster's own traffic), per ride as if rides had run, is reported
 as idle_*: the rides' own cost is the figure above it. A last round logs every
-command in the masters' slow logs: Redis's own time per ride by script and command.
+command in the masters' slow logs: Redis's own time per ride by script and command;
+then its rides' drivers are released (release_driver, as a ride's end does): the round
+trips of one release.
 With --profile, one more round runs under cProfile timed by this process's CPU clock
 (each event costs a clock read, so its figures are inflated, the proportions not much):
 the stats go to PATH (`python -m pstats PATH`), the top of them by own and by cumulative
@@ -40,7 +42,7 @@ from dispatch.adapters.redis_client import connect
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
-from dispatch.service_layer import ride_requests
+from dispatch.service_layer import reservations, ride_requests
 from dispatch.settings import Settings
 from geoindex import Position
 from loadtest.bench.harness import cpu_seconds, machine, median, run_on_redis
@@ -73,15 +75,17 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
             await deps.index.upsert(fixes[start : start + 1000])
         client = connect(cluster.url, cluster=True)  # the service's own client settings
         served = 0
+        ride_ids: list[str] = []
 
         async def ride() -> None:
             nonlocal served
             served += 1
             rider = Principal(Role.RIDER, f"u{served}")
             at = LatLng(lat0 + rng.uniform(-0.04, 0.04), lng0 + rng.uniform(-0.06, 0.06))
-            await ride_requests.request_ride_once(
+            answer = await ride_requests.request_ride_once(
                 deps, rider, at, None, f"k{served}", lambda r: r.id.encode()
             )
+            ride_ids.append(answer.decode())
 
         async def hget() -> None:
             await client.hget("bench:{cpu}", "j")
@@ -128,6 +132,16 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         for _ in range(a.rides):
             await ride()
         redis_us = _by_script(masters, a.rides)
+        # The drivers of the last round's rides released, as a ride's end, a decline or an
+        # offer timeout does: the round trips of one release.
+        offered = [r for r in await deps.rides.get_many(ride_ids[-a.rides :]) if r and r.fence]
+        trips.start()
+        for r in offered:
+            assert r.driver_id is not None and r.fence is not None
+            await reservations.release_driver(deps, r.driver_id, r.id, r.fence)
+        trips.on = False
+        per_release = sum(trips.counts.values()) / max(1, len(offered))
+        release_calls = {k: round(v / max(1, len(offered)), 2) for k, v in trips.counts.items()}
         if a.profile:
             prof = cProfile.Profile(time.process_time)
             prof.enable()
@@ -153,6 +167,8 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         "idle_service_cpu_ms_per_ride": round(median(idle_ms), 3),
         "idle_redis_cpu_ms_per_ride": round(median(idle_redis_ms), 3),
         "master_us_per_ride_by_call": redis_us,
+        "round_trips_per_release": round(per_release, 2),
+        "round_trips_per_release_by_call": release_calls,
     }
 
 
