@@ -9,6 +9,8 @@ drivers (every product's in one read), all products in one vectorised pass
 (surge_fast.py), and writes the result under its fence: a holder
 that stalled past its lease can no longer write over the one that took over. An
 instance that dies stops renewing; another takes the region once the lease lapses.
+A holder writes only what moved since its own last write, while the store still holds
+that write, and keeps it as the next round's state (surge_write.py).
 """
 
 from __future__ import annotations
