@@ -645,6 +645,9 @@ static PyTypeObject ProbeType = {
  * `remember` once the backend has answered. Area numbers are places in the index's
  * areas: a look is compared only with one found by the same Probe (and version). */
 #define INLINE_AREAS 8
+#define FEW 8 /* fixes a screen keeps its scratch for on the stack */
+/* A screen's scratch per fix: its entry, a driver's place in order, a look's cell and place */
+#define SCRATCH_EACH (2 * sizeof(Py_ssize_t) + sizeof(uint64_t) + 2 * sizeof(double))
 
 typedef struct {
     int64_t due, version;
@@ -866,16 +869,16 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *seq = PySequence_Fast(args[2], "screen: fixes must be a sequence");
     if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), m = 0, n_looks = 0;
+    _Alignas(8) char few_scratch[FEW * SCRATCH_EACH];
     PyObject **fixes = PySequence_Fast_ITEMS(seq);
     PyObject *out = NULL;
     /* Per fix its entry (ks), then per driver named (order) the cell and place of its
      * last fix, for those that need a look. */
-    size_t each = 2 * sizeof(Py_ssize_t) + sizeof(uint64_t) + 2 * sizeof(double);
-    char *scratch = PyMem_Malloc((size_t)(n ? n : 1) * each);
+    char *scratch = n <= FEW ? few_scratch : PyMem_Malloc((size_t)n * SCRATCH_EACH);
     Py_ssize_t *ks = (Py_ssize_t *)scratch, *order = ks + n;
     uint64_t *cells = (uint64_t *)(order + n);
     double *lats = (double *)(cells + n), *lngs = lats + n;
-    Hits *hits = NULL;
+    Hits *hits = NULL, few_hits[FEW]; /* a single fix's call (update_location) mallocs none */
     Ints held, sorted;
     ints_init(&held);
     ints_init(&sorted);
@@ -929,7 +932,7 @@ static PyObject *Seen_screen(Seen *s, PyObject *const *args, Py_ssize_t nargs) {
     }
     /* The looks' slots are at hand now: what they point to fetched ahead in turn (their
      * boundary entries and area sets, then the entries' tests and segments). */
-    hits = PyMem_Malloc((size_t)(n_looks ? n_looks : 1) * sizeof(Hits));
+    hits = n_looks <= FEW ? few_hits : PyMem_Malloc((size_t)n_looks * sizeof(Hits));
     if (hits == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -980,8 +983,8 @@ fail:
 done:
     ints_free(&held);
     ints_free(&sorted);
-    PyMem_Free(hits);
-    PyMem_Free(scratch);
+    if (hits != few_hits) PyMem_Free(hits);
+    if (scratch != few_scratch) PyMem_Free(scratch);
     Py_DECREF(seq);
     return out;
 }

@@ -128,9 +128,14 @@ class Geofence:
         self._seen = Seen()
 
     async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
-        """The crossings of one accepted fix (most fixes: none, and no backend call):
-        observe_many of that one fix, the same steps."""
-        return (await self.observe_many([(driver_id, lat, lng)], now_ms)).get(driver_id, [])
+        """The crossings of one accepted fix (most fixes: none, and no backend call): the
+        steps of observe_many, for that one fix."""
+        if len(self._seen) == 0 and len(self.book.index) == 0:
+            return []  # no areas, and no driver to leave one
+        looks = self._screen(((driver_id, lat, lng),), now_ms)
+        if not looks:
+            return []
+        return (await self._settle(looks, now_ms)).get(driver_id, [])
 
     async def observe_many(
         self, fixes: Sequence[tuple[str, float, float]] | Sequence[Position], now_ms: int
@@ -145,10 +150,26 @@ class Geofence:
         ask. The backend is asked in one call (PresenceStore.step_many) for the others
         only, and their crossings logged in one append. The drivers with crossings, and
         theirs."""
-        index, version = self.book.index, self.book.version
-        looks = self._seen.screen(index.probe, index.holds, fixes, version, now_ms, len(index) == 0)
+        looks = self._screen(fixes, now_ms)
         if not looks:
             return {}
+        return await self._settle(looks, now_ms)
+
+    def _screen(
+        self, fixes: Sequence[tuple[str, float, float]] | Sequence[Position], now_ms: int
+    ) -> list[tuple[str, dict[str, int], bytes]]:
+        """The fixes whose areas the backend must be asked about (Seen.screen). With no
+        areas, only drivers remembered in some are looked at (to leave them)."""
+        index, version = self.book.index, self.book.version
+        empty = len(index) == 0
+        if empty and len(self._seen) == 0:
+            return []
+        return self._seen.screen(index.probe, index.holds, fixes, version, now_ms, empty)
+
+    async def _settle(
+        self, looks: list[tuple[str, dict[str, int], bytes]], now_ms: int
+    ) -> dict[str, list[AreaEvent]]:
+        """The screened fixes through the backend (_ask), their crossings logged."""
         out = await self._ask(looks, now_ms)
         if out:
             await self.log.append([area_event_json(e) for es in out.values() for e in es])

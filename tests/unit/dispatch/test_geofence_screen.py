@@ -215,7 +215,7 @@ class Reference:
             await self.log.append([area_event_json(e) for e in events])
 
 
-DRIVERS = ["d0", "d1", "d2", "d3"]
+DRIVERS = [f"d{i}" for i in range(10)]  # more than a screen keeps on its stack (8)
 # One step: (kind, drivers named, metres moved each (north, east), ms passed, index):
 # mostly small moves and little time (the same cell, the same areas: no look, or a look
 # and nothing to ask), now and then a jump, a dwell or SEEN_TTL_MS passed.
@@ -224,8 +224,8 @@ move = st.one_of(small, small, small, st.floats(-150, 150))
 steps_st = st.lists(
     st.tuples(
         st.sampled_from(["batch"] * 4 + ["positions"] * 2 + ["single"] * 2 + ["forget", "version"]),
-        st.lists(st.integers(0, len(DRIVERS) - 1), min_size=1, max_size=6),
-        st.lists(st.tuples(move, move), min_size=6, max_size=6),
+        st.lists(st.integers(0, len(DRIVERS) - 1), min_size=1, max_size=14),
+        st.lists(st.tuples(move, move), min_size=14, max_size=14),
         st.sampled_from([0, 0, 1, 40, 40, 600, 1_500, 21_000, 31_000]),
         st.integers(0, len(INDEXES) - 1),
     ),
@@ -243,7 +243,7 @@ async def _run(steps: list, max_seen: int, monkeypatch: pytest.MonkeyPatch) -> N
     book = Book(INDEXES[0], 1)
     ours = Geofence(book, MemoryPresenceStore(), MemoryAreaEventLog(100_000), None)  # type: ignore[arg-type]
     theirs = Reference(book, max_seen)
-    at = {d: [CENTRE[0] + (i - 1.5) * 40 * M, CENTRE[1]] for i, d in enumerate(DRIVERS)}
+    at = {d: [CENTRE[0] + (i % 4 - 1.5) * 40 * M, CENTRE[1] + i * M] for i, d in enumerate(DRIVERS)}
     now = 1_000_000
     for kind, named, moves, passed, which in steps:
         now += passed
