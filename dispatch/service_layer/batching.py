@@ -24,7 +24,7 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dispatch.domain import rides
 from dispatch.domain.assignment import Edge
@@ -442,31 +442,51 @@ async def _hold(deps: Deps, region: int, holder: str, fence: int, chosen: dict[s
     return await b.store.hold(region, holder, fence, ttl, chosen)
 
 
+@dataclass(slots=True)
+class Pacing:
+    """How run_window_job spreads a round's windows: the held regions' windows start
+    `spread_s` apart in all, evenly, and none later than `spread_s` after its region's
+    last (`last`: region -> time.monotonic() of its last window, kept from round to
+    round)."""
+
+    spread_s: float
+    last: dict[int, float] = field(default_factory=dict)
+
+
 async def window_round(
-    deps: Deps, holder: str, held: dict[int, int], spread_s: float = 0.0
+    deps: Deps, holder: str, held: dict[int, int], pacing: Pacing | None = None
 ) -> list[WindowStats]:
     """Take or renew every queued region's lease and solve the windows of those held.
-    `held` (region -> fence) is this instance's, kept from round to round. `spread_s`:
-    the regions' windows start that far apart in all, evenly (run_window_job spreads
-    them over the window); 0: each as soon as the one before it ends."""
+    `held` (region -> fence) is this instance's, kept from round to round. Without
+    `pacing` each window starts as soon as the one before it ends."""
     b = _batching(deps)
     now = deps.clock.now_ms()
     out = []
     regions = await b.store.regions(now - REGIONS_SEEN_MS)
-    # Spread over the window, each held region's queue is read every window_ms whatever
-    # the regions before it took (one after the other, a rider who just missed a read
-    # waited the window plus any growth of the earlier regions' work), and one region's
-    # offers and the requests they wake do not meet the next region's work. Regions not
-    # held yet (new ones, or another instance's) go first, at once: a new region's first
-    # riders have waited for it to be listed already.
-    fresh = [r for r in regions if r not in held]
-    known = [r for r in regions if r in held]
-    slot_s = spread_s / len(known) if known else 0.0
+    # Paced, each held region's queue is read every window whatever the regions before
+    # it took (one after the other, a rider who just missed a read waited the window plus
+    # any growth of the earlier regions' work), and one region's offers and the requests
+    # they wake do not meet the next region's work. Regions not held yet (new ones, or
+    # another instance's) go first, at once: a new region's first riders have waited for
+    # it to be listed already. A region whose slot moved later (a region was added) keeps
+    # its last one instead, so no region waits more than a window for the spreading.
     started = time.monotonic()
-    for i, region in enumerate([*fresh, *known]):
-        if slot_s and i >= len(fresh):
-            due = started + (i - len(fresh)) * slot_s
+    order = [(started, r) for r in regions if r not in held]
+    known = [r for r in regions if r in held]
+    for i, region in enumerate(known):
+        due = started
+        if pacing is not None:
+            due += i * pacing.spread_s / len(known)
+            if region in pacing.last:
+                due = min(due, pacing.last[region] + pacing.spread_s)
+        order.append((due, region))
+    order.sort(key=lambda x: x[0])
+    if pacing is not None:
+        pacing.last = {r: t for r, t in pacing.last.items() if r in held}
+    for due, region in order:
+        if pacing is not None:
             await asyncio.sleep(max(0.0, due - time.monotonic()))
+            pacing.last[region] = time.monotonic()
         renew = b.store.take_lease(region, holder, b.config.lease_ms, held.get(region, 0))
         queued = None
         if region in held:  # most likely still ours: its queue is read meanwhile
@@ -486,13 +506,14 @@ async def window_round(
 async def run_window_job(deps: Deps, holder: str, *, give_up_leases: bool = True) -> None:
     """Solve every window_ms until cancelled; then give the leases up (see region_jobs)."""
     batching = _batching(deps)
+    pacing = Pacing(batching.config.window_ms / 1000)
 
     async def drop(region: int, fence: int) -> None:
         await batching.store.drop_lease(region, holder, fence)
 
     await run_region_job(
         "matching window",
-        lambda held: window_round(deps, holder, held, batching.config.window_ms / 1000),
+        lambda held: window_round(deps, holder, held, pacing),
         drop,
         batching.config.window_ms / 1000,
         give_up_leases=give_up_leases,

@@ -271,14 +271,25 @@ async def test_a_paced_round_spreads_its_held_regions_windows_over_the_spread(
 
     monkeypatch.setattr(batching, "solve_region", timed)
     held: dict[int, int] = {}
+    pacing = batching.Pacing(0.4)
     batched.clock.advance(WINDOW_MS)
-    await window_round(batched.deps, "i1", held, spread_s=0.4)
+    await window_round(batched.deps, "i1", held, pacing)
     # Regions not held yet go at once, one after the other.
     assert len(held) == 2 and len(started) == 2 and started[1] - started[0] < 0.1
     started.clear()
     batched.clock.advance(WINDOW_MS)
+    pacing.last.clear()  # as if the regions' windows had never run: slots alone
     began = time.monotonic()
-    await window_round(batched.deps, "i1", held, spread_s=0.4)
+    await window_round(batched.deps, "i1", held, pacing)
     assert len(started) == 2
     assert started[0] - began < 0.1  # the first region at once
     assert started[1] - began >= 0.2  # the second half the spread later
+    # A region is never kept waiting more than the spread after its last window: with
+    # the first region's last window long ago and the second's just now, both go at once
+    # (the second's slot is later than the first's, and its last + spread later still).
+    started.clear()
+    first, second = sorted(held)
+    pacing.last = {first: time.monotonic() - 10, second: time.monotonic() - 0.35}
+    began = time.monotonic()
+    await window_round(batched.deps, "i1", held, pacing)
+    assert len(started) == 2 and started[1] - began < 0.15
