@@ -13,6 +13,7 @@ on other keys); holds are noted by lua/pending_hold.lua under the lease."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from dispatch.adapters.redis_client import script
 from dispatch.adapters.redis_market import FENCE_KEEP_MS, LEASE, LEASE_DROP
@@ -33,32 +34,47 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _pairs(reply: Any) -> list[tuple[Any, Any]]:
+    """A raw reply of pairs (ZRANGE WITHSCORES, HGETALL): flat under RESP2, a map or a
+    list of pairs under RESP3."""
+    if isinstance(reply, dict):
+        return list(reply.items())
+    if reply and isinstance(reply[0], list | tuple):
+        return [(a, b) for a, b in reply]
+    return list(zip(reply[::2], reply[1::2], strict=True))
+
+
 class RedisPendingStore:
     def __init__(self, scripts: ScriptRunner) -> None:
         self._scripts = scripts
         self._r = scripts.client
 
     async def add(self, region: int, ride_id: str, now_ms: int) -> None:
+        # Through the edge's batch path (one round trip per node, without redis-py's
+        # per-command work): every ride request of batched mode makes this call.
         q = f"{region_tag(region)}:q"
-        with translated():
-            pipe = self._r.pipeline(transaction=False)
-            pipe.zadd(q, {ride_id: now_ms})
-            pipe.pexpire(q, QUEUE_KEEP_MS)
-            pipe.zadd(REGIONS_KEY, {f"{region:x}": now_ms}, gt=True)
-            await pipe.execute()
+        await self._scripts.commands(
+            [
+                (q, ("ZADD", q, now_ms, ride_id)),
+                (q, ("PEXPIRE", q, QUEUE_KEEP_MS)),
+                (REGIONS_KEY, ("ZADD", REGIONS_KEY, "GT", now_ms, f"{region:x}")),
+            ]
+        )
 
     async def pending(self, region: int, limit: int) -> Queued:
         tag = region_tag(region)
-        with translated():
-            pipe = self._r.pipeline(transaction=False)
-            pipe.zrange(f"{tag}:q", 0, limit - 1, withscores=True)
-            pipe.hgetall(f"{tag}:held")
-            raw, held = await pipe.execute()
+        q, held_key = f"{tag}:q", f"{tag}:held"
+        raw, held = await self._scripts.commands(
+            [
+                (q, ("ZRANGE", q, 0, limit - 1, "WITHSCORES")),
+                (held_key, ("HGETALL", held_key)),
+            ]
+        )
         holds = []
-        for ride_id, value in held.items():
+        for ride_id, value in _pairs(held):
             fence, driver_id = _s(value).split(" ", 1)
             holds.append(Hold(_s(ride_id), driver_id, int(fence)))
-        return Queued([Pending(_s(m), int(score)) for m, score in raw], holds)
+        return Queued([Pending(_s(m), int(float(score))) for m, score in _pairs(raw)], holds)
 
     async def hold(
         self, region: int, holder: str, fence: int, ttl_ms: int, chosen: Mapping[str, str]
@@ -73,13 +89,13 @@ class RedisPendingStore:
         if not ride_ids and not holds:
             return
         tag = region_tag(region)
-        with translated():
-            pipe = self._r.pipeline(transaction=False)
-            if ride_ids:
-                pipe.zrem(f"{tag}:q", *ride_ids)
-            if holds:
-                pipe.hdel(f"{tag}:held", *holds)
-            await pipe.execute()
+        q, held_key = f"{tag}:q", f"{tag}:held"
+        commands: list[tuple[str, tuple[str, ...]]] = []
+        if ride_ids:
+            commands.append((q, ("ZREM", q, *ride_ids)))
+        if holds:
+            commands.append((held_key, ("HDEL", held_key, *holds)))
+        await self._scripts.commands(commands)
 
     async def regions(self, since_ms: int) -> list[int]:
         with translated():
