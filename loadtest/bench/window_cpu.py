@@ -11,8 +11,10 @@ region of the city at once), timed in CPU of this process (time.process_time) an
 On a busy machine the wall time is mostly waiting for a core; the CPU time is what the
 window would take on a core of its own, so it bounds the request-to-offer latency beyond
 the window from below. Beside it, what does not depend on the machine's load: the round
-trips to Redis per rider (this process's sends: a pipeline is one, whatever it holds) and
-the Redis commands per rider (INFO commandstats: a script's own commands included). Prints
+trips to Redis per rider (this process's writes to a connection, counted as
+loadtest/bench/profiled.py counts them: a redis-py pipeline is one, and so is each of the
+edge's batch sends to a node, the index's searches included) and the Redis commands per
+rider (INFO commandstats: a script's own commands included). Prints
 one JSON object (medians over the windows); --profile adds the functions that took the
 most CPU in the last window.
 """
@@ -31,7 +33,6 @@ import time
 from typing import Any
 
 import orjson
-from redis.asyncio.client import Pipeline, Redis
 
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.geo import LatLng
@@ -42,29 +43,9 @@ from dispatch.service_layer.ride_requests import new_ride_id, request_ride
 from dispatch.settings import Settings
 from geoindex import Position
 from loadtest.bench.harness import calls_delta, machine, redis_calls
+from loadtest.bench.profiled import RoundTrips
 from loadtest.redis_procs import RedisServer
 from loadtest.scenario.city import City
-
-
-class RoundTrips:
-    """Counts this process's sends to Redis: one per command sent alone, one per
-    pipeline (the bench's single redis-server: no cluster client)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        single, pipelined = Redis.execute_command, Pipeline.execute
-        trips = self
-
-        async def execute_command(self: Redis, *args: Any, **options: Any) -> Any:
-            trips.count += 1
-            return await single(self, *args, **options)
-
-        async def execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-            trips.count += 1
-            return await pipelined(self, raise_on_error)
-
-        Redis.execute_command = execute_command  # type: ignore[method-assign]
-        Pipeline.execute = execute  # type: ignore[method-assign]
 
 
 async def measure(url: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -89,7 +70,7 @@ async def measure(url: str, port: int, args: argparse.Namespace) -> dict[str, An
                     await request_ride(deps, rider, new_ride_id(rider.id, None), at, None)
                 profiler = cProfile.Profile(time.process_time) if args.profile else None
                 calls = redis_calls([port])
-                trips.count = 0
+                trips.start()
                 c0, t0 = time.process_time(), time.perf_counter()
                 if profiler:
                     profiler.enable()
@@ -101,7 +82,8 @@ async def measure(url: str, port: int, args: argparse.Namespace) -> dict[str, An
                     profile_text = text.getvalue()
                 cpu.append((time.process_time() - c0) * 1000)
                 wall.append((time.perf_counter() - t0) * 1000)
-                sent.append(trips.count / n)
+                trips.on = False
+                sent.append(sum(trips.counts.values()) / n)
                 commands.append(sum(calls_delta(calls, redis_calls([port])).values()) / n)
                 matched.append(sum(s.matched for s in stats))
             out["runs"].append(
