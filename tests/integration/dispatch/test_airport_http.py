@@ -73,6 +73,36 @@ async def test_a_drivers_socket_hears_its_crossings_and_its_place(service: Insta
     assert (await service.call("GET", "/v1/areas/ber/queue", ("rider", "u1")))[0] == 403
 
 
+async def test_a_locations_frame_crosses_by_its_newest_fix_through_the_same_geofence(
+    service: Instance,
+) -> None:
+    """A `locations` frame (fixes an app buffered) moves the driver as its newest fix does:
+    through the airport and out again within one frame, nothing; ending inside, an enter
+    and a place in the queue; a frame ending back in town, the exit."""
+    await put(service, "ber", feature("airport", *AIRPORT, 0.01, dwell_s=0))
+    url = f"{service.url}/v1/drivers/d1/stream"
+
+    def frame(name: str, *places: tuple[int, tuple[float, float]]) -> dict[str, Any]:
+        fixes = [{k: v for k, v in fix(*at, seq).items() if k != "type"} for seq, at in places]
+        return {"type": "locations", "id": name, "fixes": fixes}
+
+    async with service.session.ws_connect(url, headers=service.auth("driver", "d1")) as ws:
+        await ws.send_json(frame("b1", (1, TOWN), (2, AIRPORT), (3, TOWN)))
+        await ws.send_json(frame("b2", (4, TOWN), (5, AIRPORT)))
+        enter, place = await frames_until(ws, 2, {"area", "queue"})
+        assert (enter["type"], enter["event"], enter["area_id"]) == ("area", "enter", "ber")
+        assert (place["type"], place["position"]) == ("queue", 1)
+        await ws.send_json(frame("b3", (6, AIRPORT), (7, TOWN)))
+        out = await frames_until(ws, 2, {"area", "queue"})
+        assert {(f["type"], f.get("event"), f.get("position")) for f in out} == {
+            ("area", "exit", None),
+            ("queue", None, None),
+        }
+        with pytest.raises(TimeoutError):  # and no other crossing (b1's went unseen)
+            async with asyncio.timeout(1):
+                await frames_until(ws, 1, {"area"})
+
+
 async def test_the_ops_stream_hears_each_event_once(service: Instance) -> None:
     await put(service, "ber", feature("airport", *AIRPORT, 0.01, dwell_s=0))
     token = service.auth(*OPS)
