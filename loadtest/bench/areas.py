@@ -351,6 +351,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "no_areas_per_s": round(best_plain),
         "with_areas_and_events_per_s": round(best_fenced),
         "ratio": round(best_fenced / best_plain, 3),
+        # Each round's two runs in turn: their throughputs' ratio, and its median.
+        "ratio_per_round": [round(f[0] / p[0], 3) for p, f in zip(plain, fenced, strict=True)],
+        "ratio_median": round(
+            statistics.median(f[0] / p[0] for p, f in zip(plain, fenced, strict=True)), 3
+        ),
         "cpu_us_per_fix_no_areas": round(cpu_plain, 1),
         "cpu_us_per_fix_with_areas": round(cpu_fenced, 1),
         "cpu_ratio": round(cpu_plain / cpu_fenced, 3),
