@@ -237,7 +237,9 @@ class RedisGeoIndex:
                     for _, done in waiting:
                         if not done.done():
                             done.set_exception(exc)
-                except BaseException:  # cancelled (the loop is closing): so are they
+                except BaseException:  # cancelled (the loop is closing): so are they all
+                    waiting += self._region_queue
+                    self._region_queue = []
                     for _, done in waiting:
                         done.cancel()
                     raise

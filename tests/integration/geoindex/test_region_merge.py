@@ -138,3 +138,29 @@ async def test_a_failed_merged_call_fails_every_caller_it_carried(client: Any) -
     index._scripts.run = inner  # type: ignore[method-assign]
     await index.upsert([Position("d", LAT, LNG, T + 2)])
     assert {h.driver_id for h in await index.nearest(LAT, LNG, 5, 10)} == {"warm", "a", "d"}
+
+
+async def test_a_cancelled_sender_cancels_every_caller_waiting_on_it(client: Any) -> None:
+    index = _index(client)
+    await index.upsert([Position("warm", LAT, LNG, T)])
+    inner = index._scripts.run
+    started = asyncio.Event()
+
+    async def run(calls: Any) -> list[Any]:
+        if calls and calls[0][0].name == "region_apply":
+            started.set()
+            await asyncio.Event().wait()  # never answers
+        return await inner(calls)
+
+    index._scripts.run = run  # type: ignore[method-assign]
+    first = asyncio.create_task(index.upsert([Position("a", LAT, LNG, T + 1)]))
+    await started.wait()
+    later = asyncio.create_task(index.upsert([Position("b", LAT, LNG, T + 1)]))
+    while not index._region_queue:  # b's changes wait behind a's call
+        await asyncio.sleep(0.001)
+    assert index._region_sender is not None
+    index._region_sender.cancel()
+    done, pending = await asyncio.wait([first, later], timeout=5)
+    assert not pending  # none left waiting for a sender that is gone
+    assert all(task.cancelled() for task in done)
+    assert index._region_sender is None and not index._region_queue
