@@ -5,7 +5,9 @@ batch the region writes are shared and the driver writes ride one pipeline. A se
 that takes one fix per HTTP request or WebSocket frame gets batches for free under load:
 while one batch is in flight, the fixes that arrive meanwhile queue up and leave together
 the moment it returns. Alone, a fix goes out at once. Each caller's positions are
-validated before they join a batch, so one caller's bad input never fails another's.
+validated before they join a batch, so one caller's bad input never fails another's
+(upsert_valid: by the caller, at its own edge), and the batch goes to the backend's
+upsert_valid: a fix is checked once on its way, not once here and again there.
 """
 
 from __future__ import annotations
@@ -25,29 +27,37 @@ from geoindex.port import GeoIndex
 from geoindex.split import Layout, RegionSplitting
 from geoindex.supply import CellIds
 
+# A caller's positions (checked) and the future its results go to.
+_Waiting = tuple[Sequence[Position], asyncio.Future[list[UpsertResult]]]
+
 
 class CoalescingGeoIndex:
     def __init__(self, inner: GeoIndex, max_batch: int = 1_000) -> None:
         self.inner = inner
         self.ttl_ms = inner.ttl_ms
         self._max_batch = min(max_batch, limits.MAX_BATCH)
-        self._queue: deque[tuple[list[Position], asyncio.Future[list[UpsertResult]]]] = deque()
+        self._queue: deque[_Waiting] = deque()
         self._sender: asyncio.Task[None] | None = None
 
     async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
         checked = limits.check_batch(positions)
-        if not checked:
-            return []
+        return await self._join(checked) if checked else []
+
+    async def upsert_valid(self, positions: Sequence[Position]) -> list[UpsertResult]:
+        return await self._join(positions) if positions else []
+
+    def _join(self, positions: Sequence[Position]) -> asyncio.Future[list[UpsertResult]]:
+        """A place in the next batch: its results once that batch returns."""
         future: asyncio.Future[list[UpsertResult]] = asyncio.get_running_loop().create_future()
-        self._queue.append((checked, future))
+        self._queue.append((positions, future))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send())
-        return await future
+        return future
 
     async def _send(self) -> None:
         try:
             while self._queue:
-                batch: list[tuple[list[Position], asyncio.Future[list[UpsertResult]]]] = []
+                batch: list[_Waiting] = []
                 size = 0
                 while self._queue and (
                     not batch or size + len(self._queue[0][0]) <= self._max_batch
@@ -59,11 +69,10 @@ class CoalescingGeoIndex:
         finally:
             self._sender = None
 
-    async def _send_batch(
-        self, batch: list[tuple[list[Position], asyncio.Future[list[UpsertResult]]]]
-    ) -> None:
+    async def _send_batch(self, batch: list[_Waiting]) -> None:
         try:
-            results = await self.inner.upsert([p for positions, _ in batch for p in positions])
+            batched = [p for positions, _ in batch for p in positions]
+            results = await self.inner.upsert_valid(batched)
         except asyncio.CancelledError:
             # Shutting down: nobody may wait forever for a batch that will not be sent.
             for _, future in (*batch, *self._queue):

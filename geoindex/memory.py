@@ -86,6 +86,9 @@ class MemoryGeoIndex:
     async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
         return [self._upsert_one(p) for p in limits.check_batch(positions)]
 
+    async def upsert_valid(self, positions: Sequence[Position]) -> list[UpsertResult]:
+        return [self._upsert_one(p) for p in positions]
+
     def _upsert_one(self, p: Position) -> UpsertResult:
         old = self._drivers.get(p.driver_id)
         score = position_score(p.lat, p.lng)

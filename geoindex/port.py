@@ -38,6 +38,14 @@ class GeoIndex(Protocol):
         stored one or its ts_ms is not above the stored one (then nothing changes for it)."""
         ...
 
+    async def upsert_valid(self, positions: Sequence[Position]) -> list[UpsertResult]:
+        """upsert of positions the caller has already checked, not checked again: each as
+        limits.check_position returns it (an id of the driver-id alphabet, finite float
+        lat and lng in range, ts_ms and seq integers in [0, 2**53)), at most MAX_BATCH.
+        For callers that validated them at their own edge (the service decodes fixes
+        into its contract's types): one validation a fix instead of two."""
+        ...
+
     async def remove(self, driver_ids: Sequence[str]) -> int:
         """Forget drivers entirely, availability included; returns how many had a position."""
         ...

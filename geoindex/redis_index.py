@@ -166,7 +166,10 @@ class RedisGeoIndex:
 
     # -- writes ---------------------------------------------------------------------------
     async def upsert(self, positions: Sequence[Position]) -> list[UpsertResult]:
-        ps = limits.check_batch(positions)
+        return await self.upsert_valid(limits.check_batch(positions))
+
+    async def upsert_valid(self, positions: Sequence[Position]) -> list[UpsertResult]:
+        ps = positions  # checked by the caller (GeoIndex.upsert_valid)
         if not ps:
             return []
         layout = await self._layouts.get()

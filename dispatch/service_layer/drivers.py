@@ -22,6 +22,11 @@ MAX_FUTURE_MS = 5 * 60_000
 
 @dataclass(frozen=True, slots=True)
 class Fix:
+    """One driver's position fix as the service's edge decoded it (schemas.fix_of, from
+    the contract's Location): finite lat and lng in range, ts_ms and seq integers in
+    [0, 2**53). The index takes it as it is (GeoIndex.upsert_valid), for the driver
+    whose id the edge checked too (a path's id, a token's subject)."""
+
     lat: float
     lng: float
     ts_ms: int
@@ -85,7 +90,8 @@ async def update_location_burst(
 async def _store(deps: Deps, driver_id: str, fix: Fix, count: int, taken: int) -> FixOutcome:
     """`fix` into the index: the newest of `count` fixes, `taken` of them in order (the
     others counted stale, as all are if the index finds it stale)."""
-    [result] = await deps.index.upsert([Position(driver_id, fix.lat, fix.lng, fix.ts_ms, fix.seq)])
+    position = Position(driver_id, fix.lat, fix.lng, fix.ts_ms, fix.seq)
+    [result] = await deps.index.upsert_valid([position])  # checked at the edge (Fix)
     if result is UpsertResult.ACCEPTED:
         deps.observer.locations(taken, count - taken)
         await track_fix(deps, driver_id, fix.lat, fix.lng)  # areas entered or left
