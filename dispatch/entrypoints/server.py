@@ -4,6 +4,7 @@ WebSockets with 1001, let requests in flight finish, then close the backend."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -16,6 +17,22 @@ from dispatch.entrypoints.parse_errors import JsonErrorAppRunner
 from dispatch.settings import Settings
 
 log = logging.getLogger(__name__)
+# The cycle collector's youngest generation is collected every this many net allocations
+# (CPython's default: 700). Every request and frame allocates, and each collection walks
+# what is alive at that moment (the frames and futures of every request in flight),
+# promoting it to older generations that are walked again later: with the default, about
+# a quarter of an instance's CPU on 1,000 busy driver sockets was the collector's (perf).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_gc() -> None:
+    """Once started: what start-up built (modules, the app, compiled tables) is kept out
+    of every later collection (gc.freeze), and the young generation collected less often
+    (GC_YOUNG_THRESHOLD). Cycles are still collected, later."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 async def start(settings: Settings) -> tuple[web.AppRunner, int]:
@@ -47,6 +64,7 @@ async def serve(settings: Settings, on_ready: Callable[[int], None] | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runner, port = await start(settings)
+    settle_gc()
     if on_ready is not None:
         on_ready(port)
     try:
