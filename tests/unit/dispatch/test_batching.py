@@ -293,3 +293,72 @@ async def test_a_paced_round_spreads_its_held_regions_windows_over_the_spread(
     began = time.monotonic()
     await window_round(batched.deps, "i1", held, pacing)
     assert len(started) == 2 and started[1] - began < 0.15
+
+
+class _CountedRides:
+    """The rides store, counting reads of one ride."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self._inner = inner
+        self.gets = 0
+
+    async def get(self, ride_id: str):  # type: ignore[no-untyped-def]
+        self.gets += 1
+        return await self._inner.get(ride_id)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._inner, name)
+
+
+async def test_a_held_request_answers_with_its_windows_offer_without_reading_the_ride(
+    batched: World,
+) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from dispatch.service_layer import ride_wait
+
+    await batched.driver_at("d1", 300)
+    ride = await ask(batched, "u1")
+    counted = _CountedRides(batched.deps.rides)
+    held = asyncio.create_task(
+        ride_wait.until_matched(replace(batched.deps, rides=counted), ride.id, 5.0)
+    )
+    await asyncio.sleep(0.05)  # subscribed
+    await solve(batched)
+    answered = await asyncio.wait_for(held, 1.0)
+    assert answered is not None
+    assert (answered.status, answered.driver_id) == (RideStatus.OFFERED, "d1")
+    assert counted.gets == 0  # the notice carried it
+
+
+async def test_a_change_before_the_request_listened_is_found_by_its_read(
+    batched: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from dispatch.service_layer import ride_wait
+
+    await batched.driver_at("d1", 300)
+    ride = await ask(batched, "u1")
+    await solve(batched)  # offered before the request listens: its notice is gone
+    # A window and NOTICE_LATE_S without a notice: 0.1 s here.
+    monkeypatch.setattr(ride_wait, "NOTICE_LATE_S", 0.1 - WINDOW_MS / 1000)
+    counted = _CountedRides(batched.deps.rides)
+    answered = await ride_wait.until_matched(replace(batched.deps, rides=counted), ride.id, 5.0)
+    assert answered is not None and answered.status is RideStatus.OFFERED
+    assert counted.gets == 1
+
+
+async def test_a_held_request_that_heard_nothing_answers_the_stored_ride_at_its_end(
+    batched: World,
+) -> None:
+    from dataclasses import replace
+
+    from dispatch.service_layer import ride_wait
+
+    ride = await ask(batched, "u1")  # no driver: it stays searching
+    counted = _CountedRides(batched.deps.rides)
+    answered = await ride_wait.until_matched(replace(batched.deps, rides=counted), ride.id, 0.05)
+    assert answered is not None and answered.status is RideStatus.SEARCHING
+    assert answered.id == ride.id and counted.gets == 1
