@@ -19,7 +19,8 @@ average from home, 0.91m from an earlier such fix), as a driver moving between f
 fix leaves its region; the stress case). Unsplit first, then `split_region` of each cell
 at --split-res (its drivers re-homed by the migration, quotas lifted meanwhile), the same
 load again; --rounds pairs, alternating. Target: split / unsplit >= 2 for both, with the
-regions over every master.
+regions over every master. Each write step also counts the region script calls a fix
+made (INFO commandstats: EVALSHA less driver_upsert.lua's one PEXPIRE a fix; exact).
 
 Border cost (no quota): one cell unsplit again, then --border-queries k-NN queries on
 its border with a split cell against as many inside one fine region of a split cell:
@@ -88,12 +89,14 @@ def _calls(ports: list[int]) -> dict[str, int]:
     INFO commandstats too), summed over the masters: exact, unlike the CPU figures."""
     import redis
 
-    total = {"script_calls": 0, "cells_read": 0}
+    total = {"script_calls": 0, "cells_read": 0, "driver_writes": 0}
     for port in ports:
         with redis.Redis(port=port) as node:
             stats = node.info("commandstats")
         total["script_calls"] += stats.get("cmdstat_evalsha", {}).get("calls", 0)
         total["cells_read"] += stats.get("cmdstat_zrangebyscore", {}).get("calls", 0)
+        # driver_upsert.lua's one PEXPIRE: a fix written to its driver's key
+        total["driver_writes"] += stats.get("cmdstat_pexpire", {}).get("calls", 0)
     return total
 
 
@@ -171,6 +174,7 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
         "quota_cores_per_master": a.redis_quota,
     }
     with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
+        ports = [n.port for n in cluster.nodes]
         watch = {f"redis-{n.port}": n.proc.pid for n in cluster.nodes}
         for name, pid in watch.items():
             groups.create(name, LIFTED)
@@ -209,7 +213,15 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
                 for name, move in writes.items():
                     args = [*common, "-c", str(a.workers), "--batch", str(a.batch)]
                     args += ["--move-m", str(move)]
-                    one[state][name] = meter.run("index-writes", cluster.url, args, watch, grouped)
+                    calls0 = _calls(ports)
+                    step = meter.run("index-writes", cluster.url, args, watch, grouped)
+                    calls = {k: v - calls0[k] for k, v in _calls(ports).items()}
+                    # Exact, warm-up included: the region script calls a fix made.
+                    fixes = max(calls["driver_writes"], 1)
+                    step["region_calls_per_fix"] = round(
+                        (calls["script_calls"] - calls["driver_writes"]) / fixes, 3
+                    )
+                    one[state][name] = step
                 one[state]["knn"] = meter.run(
                     "knn", cluster.url, [*common, "-c", str(2 * a.workers)], watch, grouped
                 )
@@ -232,7 +244,6 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
         rng = random.Random(1)
         neighbour = next(c for c in cells[:-1] if h3.are_neighbor_cells(c, cells[-1]))
         pids = list(watch.values())
-        ports = [n.port for n in cluster.nodes]
         border = asyncio.run(
             _queries(
                 cluster.url,
