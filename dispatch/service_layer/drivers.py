@@ -60,6 +60,9 @@ class FixOutcome:
     stored: DriverState | None = None
 
 
+ACCEPTED = FixOutcome(UpsertResult.ACCEPTED)  # every accepted fix's outcome: one object
+
+
 async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix) -> FixOutcome:
     authorize_driver(actor, driver_id)
     check_not_future(deps, fix.ts_ms)
@@ -95,7 +98,7 @@ async def _store(deps: Deps, driver_id: str, fix: Fix, count: int, taken: int) -
     if result is UpsertResult.ACCEPTED:
         deps.observer.locations(taken, count - taken)
         await track_fix(deps, driver_id, fix.lat, fix.lng)  # areas entered or left
-        return FixOutcome(result)
+        return ACCEPTED
     deps.observer.locations(0, count)
     return FixOutcome(result, await deps.index.get(driver_id))
 
