@@ -240,6 +240,11 @@ async def test_riders_whose_candidates_all_went_to_others_draw_more_in_the_same_
         assert sorted(r.driver_id for r in got if r is not None) == ["d1", "d2", "d3"]
         assert (seen.windows[-1].matched, seen.windows[-1].widened) == (3, 1)
         assert (await world.deps.drivers.get("d4")).status is DriverStatus.AVAILABLE
+        # Both steps' pairs were noted as holds and are settled: nothing is left behind.
+        batching = world.deps.batching
+        assert batching is not None
+        region = batching.region_of(asked[0].pickup)
+        assert await batching.store.pending(region, 10) == Queued([], [])
 
 
 async def test_a_rider_is_not_drawn_wider_when_its_search_ended_short_of_k(batched: World) -> None:
