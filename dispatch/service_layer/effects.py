@@ -90,8 +90,9 @@ async def _notify(deps: Deps, change: RideChange) -> None:
     notice = RideNotice(NoticeKind.RIDE, ride)
     sends = [(OPS_TOPIC, notice)]  # the ops map
     if change.before is not None:
-        # A new ride's topic has no listener to tell: its listeners (the rider's event
-        # stream, a request waiting for its match) read the stored ride after subscribing.
+        # A new ride's topic has no listener to tell: the rider's event stream reads the
+        # stored ride after subscribing, a request waiting for its match once no notice
+        # came for a window (ride_wait).
         sends.append((ride_topic(ride.id), notice))
     if ride.driver_id is not None:
         kind = NoticeKind.OFFER if change.new_offer else NoticeKind.RIDE
