@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from geoindex import translated
+from geoindex import ScriptRunner, translated
 
 STREAM_KEY = "dispatch:area_events"
 POLL_S = 0.1
@@ -16,17 +16,17 @@ class RedisAreaEventLog:
     def __init__(self, client: object, maxlen: int) -> None:
         self._r = client
         self._maxlen = maxlen
+        self._batch = ScriptRunner(client)  # its batch path for plain commands
 
     async def append(self, events: list[bytes]) -> None:
-        """A batch's events in one round trip: an XADD each, in order, in one pipeline
-        (the stream is one key: on a cluster, one node)."""
+        """A batch's events in one round trip: an XADD each, in order (the stream is one
+        key: on a cluster, one node), sent through the batch path the scripts take
+        (packed by hiredis, no redis-py work per command; what it cannot route goes
+        through a redis-py pipeline, in order)."""
         if not events:
             return
-        pipe = self._r.pipeline(transaction=False)  # type: ignore[attr-defined]
-        for event in events:
-            pipe.xadd(STREAM_KEY, {"j": event}, maxlen=self._maxlen, approximate=True)
-        with translated():
-            await pipe.execute()
+        xadd = ("XADD", STREAM_KEY, "MAXLEN", "~", self._maxlen, "*", "j")
+        await self._batch.commands([(STREAM_KEY, (*xadd, event)) for event in events])
 
     async def tail(self) -> str:
         with translated():
