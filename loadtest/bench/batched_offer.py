@@ -23,6 +23,7 @@ import random
 import signal
 import sys
 import time
+import zlib
 from typing import Any
 
 import aiohttp
@@ -93,7 +94,9 @@ def window_times(before: dict[str, float], after: dict[str, float]) -> dict[str,
 async def run_rate(
     url: str, secret: str, rate: float, seconds: float, tag: str, window_ms: float
 ) -> dict[str, Any]:
-    city, rng = City(), random.Random(hash(tag) & 0xFFFF)
+    # Seeded by the tag's bytes, not hash(tag): str hashes change from process to process,
+    # which gave every run different riders.
+    city, rng = City(), random.Random(zlib.crc32(tag.encode()))
     n = int(rate * seconds)
     latencies: list[float] = []
     # Per offered ride, where its time went (the ride's own stamps, wall clock of this
