@@ -154,7 +154,7 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
     cells = [int(c, 16) for c in a.cells.split(",")] if a.cells else DEFAULT_CELLS
     quota = Quota(a.redis_quota)
     moves = [float(m) for m in a.moves.split(",")]
-    writes = {_writes_name(m): m for m in moves}
+    writes = {writes_name(m): m for m in moves}
     workloads = [*writes, "knn"]
     meter = Meter(a, groups, tmp)
     common = [
@@ -273,7 +273,7 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
     return result
 
 
-def _writes_name(move_m: float) -> str:
+def writes_name(move_m: float) -> str:
     return f"writes_{move_m:g}m" if move_m > 0 else "writes_anywhere"
 
 

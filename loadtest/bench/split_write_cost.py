@@ -34,7 +34,7 @@ import redis
 from h3.api import basic_int as h3
 
 from loadtest.bench.harness import machine
-from loadtest.bench.hot_split import DEFAULT_CELLS
+from loadtest.bench.hot_split import DEFAULT_CELLS, writes_name
 from loadtest.bench.scaleout_load import cell_point, homes, near_point
 from loadtest.redis_procs import RedisCluster
 
@@ -122,7 +122,8 @@ async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: boo
             masters = [1e6 * c / sent for c in cpu]
             region_calls = metered.calls.get("region_apply", 0)
             part = {k: 1e6 * sum(v) / sent for k, v in metered.cpu.items()}
-            out[_name(move)] = {
+            name = writes_name(move)
+            out[name] = {
                 "fixes": sent,
                 "driver_us_per_fix": round(part["driver_upsert"], 2) if phases else None,
                 "region_us_per_fix": round(part["region_apply"], 2) if phases else None,
@@ -136,7 +137,7 @@ async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: boo
                 },
                 "busiest_master_us_per_fix": round(max(masters), 2),
             }
-            print(f"{'split' if split else 'unsplit'} {_name(move)}: {out[_name(move)]}",
+            print(f"{'split' if split else 'unsplit'} {name}: {out[name]}",
                   file=sys.stderr, flush=True)  # fmt: skip
         return out
     finally:
@@ -165,10 +166,6 @@ async def _writer(
             batch.append(Position(f"{PREFIX}{d}", *at, now))
         left[0] -= len(batch)
         await index.upsert(batch)
-
-
-def _name(move_m: float) -> str:
-    return f"writes_{move_m:g}m" if move_m > 0 else "writes_anywhere"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,3 +85,16 @@ def driver_key(index: GeoIndex, driver_id: str) -> str:
 @pytest.fixture
 def raw_redis(backend: tuple[str, Any]) -> Any:
     return backend[1]
+
+
+@pytest.fixture(params=["redis", "cluster"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A plain redis-py client on a single Redis and on a cluster, for tests that call
+    scripts or the index's own helpers directly (a file needing another kind of client,
+    such as the service's, defines its own `client`)."""
+    if request.param == "redis":
+        raw: Any = aredis.Redis.from_url(request.getfixturevalue("redis_url"))
+    else:
+        raw = RedisCluster.from_url(request.getfixturevalue("redis_cluster_url"))
+    yield raw
+    await raw.aclose()

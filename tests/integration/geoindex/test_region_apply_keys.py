@@ -4,12 +4,9 @@ while its slot migrates, after the writes before it), and the index sends it aga
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aredis
-from redis.asyncio.cluster import RedisCluster
 
 from geoindex import Position, RedisGeoIndex
 from geoindex.cells import position_score
@@ -19,16 +16,6 @@ from geoindex.split import Layout
 pytestmark = pytest.mark.redis
 
 LAT, LNG, T = 52.52, 13.405, 1_700_000_000_000
-
-
-@pytest.fixture(params=["redis", "cluster"])
-async def client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "redis":
-        raw: Any = aredis.Redis.from_url(request.getfixturevalue("redis_url"))
-    else:
-        raw = RedisCluster.from_url(request.getfixturevalue("redis_cluster_url"))
-    yield raw
-    await raw.aclose()
 
 
 def _index(client: Any) -> RedisGeoIndex:

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aredis
-from redis.asyncio.cluster import RedisCluster
 
 from geoindex import Position, RedisGeoIndex, SearchConfig
 from geoindex.cells import position_score
@@ -21,16 +18,6 @@ from geoindex.split import Layout
 pytestmark = pytest.mark.redis
 
 LAT, LNG, T = 52.52, 13.405, 1_700_000_000_000
-
-
-@pytest.fixture(params=["redis", "cluster"])
-async def client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "redis":
-        raw: Any = aredis.Redis.from_url(request.getfixturevalue("redis_url"))
-    else:
-        raw = RedisCluster.from_url(request.getfixturevalue("redis_cluster_url"))
-    yield raw
-    await raw.aclose()
 
 
 def _region(p: Position) -> int:
