@@ -171,9 +171,7 @@ class ScriptRunner:
                 [c for _, c in commands], [[key] for key, _ in commands]
             )
             redo = [i for i, reply in enumerate(replies) if reply is FALLBACK]
-            if len(redo) == 1:
-                replies[redo[0]] = await self.client.execute_command(*commands[redo[0]][1])
-            elif redo:
+            if redo:
                 pipe = self.client.pipeline(transaction=False)
                 for i in redo:
                     pipe.execute_command(*commands[i][1])

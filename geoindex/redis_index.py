@@ -195,17 +195,12 @@ class RedisGeoIndex:
                 continue
             results.append(UpsertResult.ACCEPTED)
             ver, old_region, avail, prods = reply[1:5]
-            head = (float(ver), float(p.ts_ms))
-            if _b(avail) == b"1":
-                member = _MEMBER_HEAD.pack(lat, lng, head[1]) + p.driver_id.encode()
-                value = _META_HEAD.pack(*head, lat, lng) + _b(prods) + b"a"
-                change = (p.driver_id, value, member, score, p.ts_ms)
-            else:
-                value = _META_HEAD.pack(*head, lat, lng) + _b(prods) + b"b"
-                change = (p.driver_id, value, b"", 0, p.ts_ms)
-            ops.setdefault(region, []).append(change)
+            flag = "a" if _b(avail) == b"1" else "b"
+            ops.setdefault(region, []).append(
+                _packed(flag, p.driver_id, float(ver), p.ts_ms, score, lat, lng, _b(prods))
+            )
             if old_region and int(old_region, 16) != region:
-                gone = (p.driver_id, _META_HEAD.pack(*head, 0.0, 0.0) + b"-t", b"", 0, p.ts_ms)
+                gone = _packed("t", p.driver_id, float(ver), p.ts_ms, 0, 0.0, 0.0, b"-")
                 ops.setdefault(int(old_region, 16), []).append(gone)
         await self._apply(ops)
         return results
@@ -650,11 +645,26 @@ def _change(op: str) -> Change:
     """A region change given as text ("flag id ver ts score lat lng prods", the numbers
     as Redis or repr() writes them), as region_apply.lua takes it."""
     flag, driver_id, ver, ts, score, lat, lng, prods = op.split(" ")
-    head = (float(ver), float(ts))
-    value = _META_HEAD.pack(*head, float(lat), float(lng)) + f"{prods}{flag}".encode()
+    return _packed(flag, driver_id, float(ver), ts, score, float(lat), float(lng), prods.encode())
+
+
+def _packed(
+    flag: str,
+    driver_id: str,
+    ver: float,
+    ts: int | str,
+    score: int | str,
+    lat: float,
+    lng: float,
+    prods: bytes,
+) -> Change:
+    """A region change as region_apply.lua takes it: the meta value (version, fix time,
+    position, products, the flag: a available, b busy, t gone to another region) and, for
+    an available driver only, its geo member and score."""
+    value = _META_HEAD.pack(ver, float(ts), lat, lng) + prods + flag.encode()
     if flag != "a":
         return (driver_id, value, b"", 0, ts)
-    member = _MEMBER_HEAD.pack(float(lat), float(lng), head[1]) + driver_id.encode()
+    member = _MEMBER_HEAD.pack(lat, lng, float(ts)) + driver_id.encode()
     return (driver_id, value, member, score, ts)
 
 
