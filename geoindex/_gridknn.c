@@ -639,9 +639,94 @@ static PyObject *haversine_m(PyObject *Py_UNUSED(self), PyObject *args) {
                                         cos(lat2 * DEG_TO_RAD)));
 }
 
+/* -- the Redis backend's search plan (geoindex/search.py's plan_step) ------------------ */
+
+typedef struct {
+    double lower; /* bound on every driver in the cell */
+    Py_ssize_t cell;
+} Bound;
+
+static int by_lower(const void *a, const void *b) {
+    double x = ((const Bound *)a)->lower, y = ((const Bound *)b)->lower;
+    return (x > y) - (x < y);
+}
+
+/* plan_step's arithmetic over one H3 disk: great-circle distances from the query to the
+ * cells' centres (from their chords), what the disk covers, each cell's lower bound, the
+ * cells that can hold a hit nearest bound first. Bounds carry a metre of margin (search.py),
+ * so these need not be numpy's to the last bit. */
+static PyObject *plan(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer xyz, lohi, regions;
+    Py_ssize_t size;
+    double lat, lng, spread, spill, radius;
+    if (!PyArg_ParseTuple(args, "y*y*y*nddddd:plan", &xyz, &lohi, &regions, &size, &lat, &lng,
+                          &spread, &spill, &radius))
+        return NULL;
+    PyObject *result = NULL, *rows = NULL, *kept_regions = NULL;
+    Bound *bounds = NULL;
+    Py_ssize_t cells = xyz.len / (Py_ssize_t)(3 * sizeof(double));
+    if (size < 0 || size >= cells || lohi.len != size * 2 * (Py_ssize_t)sizeof(double) ||
+        regions.len != size * (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "plan: the disk's arrays disagree on its size");
+        goto done;
+    }
+    const double *c = xyz.buf, *lh = lohi.buf;
+    const int64_t *region = regions.buf;
+    double qx, qy, qz;
+    unit_vector(lat, lng, &qx, &qy, &qz);
+    bounds = PyMem_Malloc((size_t)(size ? size : 1) * sizeof(Bound));
+    if (bounds == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double covered = INFINITY;
+    for (Py_ssize_t i = 0; i < cells; i++) {
+        double dx = c[3 * i] - qx, dy = c[3 * i + 1] - qy, dz = c[3 * i + 2] - qz;
+        double half_chord = sqrt(dx * dx + dy * dy + dz * dz) * 0.5;
+        double d = asin(half_chord < 1.0 ? half_chord : 1.0) * (2 * EARTH_RADIUS_M);
+        if (i < size) {
+            bounds[i].lower = d - spread;
+            bounds[i].cell = i;
+        } else if (d < covered) {
+            covered = d;
+        }
+    }
+    covered -= spill;
+    double cap = (covered < radius ? covered : radius) + 1e-9;
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < size; i++)
+        if (bounds[i].lower < cap) bounds[kept++] = bounds[i];
+    qsort(bounds, (size_t)kept, sizeof(Bound), by_lower);
+    rows = PyBytes_FromStringAndSize(NULL, kept * 3 * (Py_ssize_t)sizeof(double));
+    kept_regions = PyBytes_FromStringAndSize(NULL, kept * (Py_ssize_t)sizeof(int64_t));
+    if (rows == NULL || kept_regions == NULL) goto done;
+    double *out = (double *)PyBytes_AS_STRING(rows);
+    int64_t *out_region = (int64_t *)PyBytes_AS_STRING(kept_regions);
+    for (Py_ssize_t j = 0; j < kept; j++) {
+        Py_ssize_t i = bounds[j].cell;
+        out[3 * j] = lh[2 * i];
+        out[3 * j + 1] = lh[2 * i + 1];
+        out[3 * j + 2] = bounds[j].lower;
+        out_region[j] = region[i];
+    }
+    result = Py_BuildValue("(dOO)", covered, rows, kept_regions);
+done:
+    PyMem_Free(bounds);
+    Py_XDECREF(rows);
+    Py_XDECREF(kept_regions);
+    PyBuffer_Release(&xyz);
+    PyBuffer_Release(&lohi);
+    PyBuffer_Release(&regions);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"haversine_m", haversine_m, METH_VARARGS,
      "haversine_m(lat1, lng1, lat2, lng2): the distance a search computes (for tests)."},
+    {"plan", plan, METH_VARARGS,
+     "plan(xyz, lohi, regions, size, lat, lng, spread_m, spill_m, radius_m): geoindex.search's "
+     "plan_step over a disk: (covered, rows (lo, hi, bound) as doubles, their regions as "
+     "int64s), nearest bound first."},
     {NULL, NULL, 0, NULL},
 };
 

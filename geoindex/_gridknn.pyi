@@ -10,3 +10,15 @@ class Grid:
     def box_count(self) -> int: ...
 
 def haversine_m(lat1: float, lng1: float, lat2: float, lng2: float, /) -> float: ...
+def plan(
+    xyz: object,
+    lohi: object,
+    regions: object,
+    size: int,
+    lat: float,
+    lng: float,
+    spread_m: float,
+    spill_m: float,
+    radius_m: float,
+    /,
+) -> tuple[float, bytes, bytes]: ...

@@ -8,6 +8,7 @@ digits, so "every driver in cell c" is one contiguous score range.
 from __future__ import annotations
 
 import math
+from functools import cache
 
 from h3.api import basic_int as h3
 
@@ -70,9 +71,11 @@ def max_circumradius_m(res: int) -> float:
     return 1.15 * average_edge_m(res)
 
 
+@cache  # 16 resolutions; h3's call costs more than the plan's arithmetic
 def average_edge_m(res: int) -> float:
     return float(h3.average_hexagon_edge_length(res, "m"))
 
 
+@cache
 def average_area_m2(res: int) -> float:
     return float(h3.average_hexagon_area(res, "m^2"))

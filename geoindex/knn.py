@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import numpy as np
 
-from geoindex.cells import haversine_m
+# geoindex.cells.haversine_m to the last bit, compiled: a search measures a dozen or more
+# candidates.
+from geoindex._gridknn import haversine_m
 from geoindex.model import Neighbor
 from geoindex.search import (
     DensityHints,

@@ -116,6 +116,9 @@ class RedisGeoIndex:
         self._clock = clock
         self._config = config or SearchConfig()
         self._hints = DensityHints()
+        # Scans of concurrent searches waiting for the next turn of the loop (_scan_together).
+        self._scan_queue: list[tuple[Sequence[Call], asyncio.Future[list[Any]]]] = []
+        self._scan_senders: set[asyncio.Task[None]] = set()
         self._prefix = prefix
         self._known_regions: set[int] = set()
         # Region writes of concurrent callers (upserts, availability changes) waiting for
@@ -463,7 +466,42 @@ class RedisGeoIndex:
     async def nearest(
         self, lat: float, lng: float, k: int, radius_m: float, product: str | None = None
     ) -> list[Neighbor]:
-        return await self._nearest(lat, lng, k, radius_m, product, self._scripts.run)
+        return await self._nearest(lat, lng, k, radius_m, product, self._scan_together)
+
+    async def _scan_together(self, calls: Sequence[Call]) -> list[Any]:
+        """The replies to one search's scans, sent with the scans every other search asked
+        for in the same turn of the event loop: one write and one batch of replies for
+        them all instead of a connection taken, a write and a read each (a third of the
+        client's time a query at 20 concurrent searches). Alone, a search waits for no one
+        (the batch leaves on the loop's next turn). A failed batch fails each search in it."""
+        mine: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        if not self._scan_queue:
+            sender = asyncio.create_task(self._send_scans())
+            self._scan_senders.add(sender)  # the loop holds tasks weakly
+            sender.add_done_callback(self._scan_senders.discard)
+        self._scan_queue.append((calls, mine))
+        return await mine
+
+    async def _send_scans(self) -> None:
+        asked, self._scan_queue = self._scan_queue, []
+        try:
+            replies = await self._scripts.run([c for calls, _ in asked for c in calls])
+        except BaseException as exc:
+            for _, waiting in asked:
+                if waiting.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    waiting.cancel()
+                else:
+                    waiting.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        start = 0
+        for calls, waiting in asked:
+            if not waiting.done():
+                waiting.set_result(replies[start : start + len(calls)])
+            start += len(calls)
 
     async def nearest_many(
         self,

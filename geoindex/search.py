@@ -28,8 +28,8 @@ import h3._cy as h3_cy
 import numpy as np
 from h3.api import basic_int as h3
 
+from geoindex._gridknn import plan
 from geoindex.cells import (
-    EARTH_RADIUS_M,
     SCORE_MASK,
     average_area_m2,
     average_edge_m,
@@ -72,16 +72,15 @@ def disk(origin: int, rings: int, region_res: int) -> Disk:
     # cell_to_parent by bit arithmetic: set the resolution, fill the finer digits with 7s.
     keep = np.uint64(~(0xF << 52) & (2**64 - 1))
     fill = np.uint64((region_res << 52) | ((1 << (3 * (15 - region_res))) - 1))
-    regions: dict[int, int] = {}
-    region_index = [regions.setdefault(r, len(regions)) for r in ((cells & keep) | fill).tolist()]
+    regions, region_index = np.unique((cells & keep) | fill, return_inverse=True)
     hi = (cells & np.uint64(SCORE_MASK)).astype(np.float64)
     return Disk(
         res=res,
         size=len(cells),
         xyz=xyz,
         lohi=np.stack([hi - float((1 << (3 * (15 - res))) - 1), hi], axis=1),
-        region_index=np.array(region_index),
-        regions=tuple(regions),
+        region_index=region_index.astype(np.int64),
+        regions=tuple(regions.tolist()),
     )
 
 
@@ -112,33 +111,33 @@ class SearchConfig:
 def plan_step(
     lat: float, lng: float, radius_m: float, res: int, rings: int, config: SearchConfig
 ) -> Step:
-    d = disk(int(h3.latlng_to_cell(lat, lng, res)), rings, config.region_res)
+    d = disk(int(h3_cy.latlng_to_cell(lat, lng, res)), rings, config.region_res)
     circ = max_circumradius_m(res)
-    # Great-circle distances to the centres from their chords (differences of unit
-    # vectors keep a chord exact to about 1e-16, a nanometre: far inside the metre kept).
-    p1, l1 = math.radians(lat), math.radians(lng)
-    q = (math.cos(p1) * math.cos(l1), math.cos(p1) * math.sin(l1), math.sin(p1))
-    diff = d.xyz - q
-    half_chord = np.minimum(np.sqrt(np.einsum("ij,ij->i", diff, diff)) * 0.5, 1.0)
-    dist = np.arcsin(half_chord) * (2 * EARTH_RADIUS_M)
-    covered = float(dist[d.size :].min()) - (1 + EDGE_SPILL) * circ - 1
-    lower = dist[: d.size] - (DESCENDANT_SPREAD * circ + 1)
-    # Cells that cannot hold a hit (past the radius) or that `covered` already vouches
-    # for are left out; the rest are scanned nearest-bound first.
-    order = np.argsort(lower)
-    lower = lower[order]
-    kept = int(np.searchsorted(lower, min(covered, radius_m) + 1e-9))
-    order, lower = order[:kept], lower[:kept]
-    scans: dict[int, np.ndarray] = {}
-    for r, region in enumerate(d.regions):
-        mine = slice(None) if len(d.regions) == 1 else d.region_index[order] == r
-        idx = order[mine]
-        if idx.size:
-            rows = np.empty((idx.size, 3))
-            rows[:, :2] = d.lohi[idx]
-            rows[:, 2] = lower[mine]
-            scans[region] = rows
-    return Step(res, rings, covered, scans)
+    # In C (geoindex/_gridknn.c), a few microseconds where numpy's calls on arrays of a
+    # few dozen cells took tens: great-circle distances to the centres from their chords
+    # (differences of unit vectors keep a chord exact to about 1e-16, a nanometre: far
+    # inside the metre kept), `covered` from the outer ring, each cell's bound. Cells that
+    # cannot hold a hit (past the radius) or that `covered` already vouches for are left
+    # out; the rest come nearest-bound first.
+    covered, packed, regions = plan(
+        d.xyz,
+        d.lohi,
+        d.region_index,
+        d.size,
+        lat,
+        lng,
+        DESCENDANT_SPREAD * circ + 1,
+        (1 + EDGE_SPILL) * circ + 1,
+        radius_m,
+    )
+    rows = np.frombuffer(packed).reshape(-1, 3)
+    if not len(rows):
+        return Step(res, rings, covered, {})
+    if len(d.regions) == 1:
+        return Step(res, rings, covered, {d.regions[0]: rows})
+    which = np.frombuffer(regions, np.int64)
+    scans = {region: rows[which == r] for r, region in enumerate(d.regions)}
+    return Step(res, rings, covered, {r: v for r, v in scans.items() if len(v)})
 
 
 def first_step(

@@ -135,3 +135,32 @@ def test_a_reach_of_denormal_metres_plans_the_finest_disk() -> None:
     # A recent search of radius 5e-324 m left that as its reach; squared it is 0.0.
     step = first_step(2e-6, 2e-6, 5e-324, CONFIG, hint_m=5e-324, k=5)
     assert step.res == CONFIG.search_res
+
+
+@settings(max_examples=100, deadline=None)
+@given(q=query_points, res=st.integers(6, 11), rings=st.integers(1, 6), radius=st.floats(0, 5_000))
+def test_a_step_scans_every_disk_cell_that_may_hold_a_hit_in_its_own_region(
+    q: tuple[float, float], res: int, rings: int, radius: float
+) -> None:
+    # Regions at res 6 to 11 with a step one to five resolutions finer: most disks span
+    # several regions.
+    config = SearchConfig(region_res=res - _finer_by(res), search_res=res)
+    lat, lng = q
+    step = plan_step(lat, lng, radius, res, rings, config)
+    circ = max_circumradius_m(res)
+    wanted = set()
+    for cell in h3.grid_disk(h3.latlng_to_cell(lat, lng, res), rings):
+        bound = haversine_m(lat, lng, *h3.cell_to_latlng(cell)) - DESCENDANT_SPREAD * circ - 1
+        if bound < min(step.covered, radius) - 1e-6:
+            wanted.add(cell)
+    scanned = set()
+    for region, rows in step.scans.items():
+        for lo in rows[:, 0].tolist():
+            cell = h3.cell_to_parent(score_to_cell(int(lo)), res)
+            assert h3.cell_to_parent(cell, config.region_res) == region
+            scanned.add(cell)
+    assert wanted <= scanned
+
+
+def _finer_by(res: int) -> int:
+    return 1 + res % 5
