@@ -37,16 +37,12 @@ class RedisDeadlineQueue:
         await self._scripts.command(key, "ZADD", key, due_ms, item)
 
     async def schedule_many(self, due: Mapping[str, int]) -> None:
-        by_shard: dict[str, dict[str, int]] = {}
+        by_shard: dict[str, list[int | str]] = {}
         for item, due_ms in due.items():
-            by_shard.setdefault(_shard_key(item), {})[item] = due_ms
-        if not by_shard:
-            return
-        pipe = self._r.pipeline(transaction=False)
-        for key, items in by_shard.items():  # one ZADD per shard
-            pipe.zadd(key, items)
-        with translated():
-            await pipe.execute()
+            by_shard.setdefault(_shard_key(item), []).extend((due_ms, item))
+        # One ZADD per shard, through the batch path: one round trip per node (a ride's
+        # offer and lease timers, a window's lease timers).
+        await self._scripts.commands([(k, ("ZADD", k, *a)) for k, a in by_shard.items()])
 
     async def cancel(self, item: str) -> None:
         with translated():

@@ -283,8 +283,9 @@ class RideChange:
 
     @property
     def offer_closed(self) -> bool:
-        """The ride holds no offer any more (or never got one): its offer timer goes."""
-        was_offered = self.before is None or self.before.status is RideStatus.OFFERED
+        """The ride holds no offer any more: its offer timer goes. A new ride's timer is
+        set only with its offer (reservations.find_offer), so one without has none."""
+        was_offered = self.before is not None and self.before.status is RideStatus.OFFERED
         return was_offered and self.after.status is not RideStatus.OFFERED
 
     @property

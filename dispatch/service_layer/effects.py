@@ -20,7 +20,8 @@ from dispatch.service_layer.timers import OfferTimeout
 
 
 async def settle(deps: Deps, change: RideChange, *, offer_timer_set: bool = False) -> None:
-    """`offer_timer_set`: the change's offer timer is already scheduled (settle_many)."""
+    """`offer_timer_set`: the change's offer timer is already scheduled (settle_many, a
+    new ride's find_offer)."""
     ride = change.after
     if change.released is not None:
         driver_id, fence = change.released

@@ -18,7 +18,7 @@ from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.ports import Reservation
 from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
-from dispatch.service_layer.timers import LeaseCheck
+from dispatch.service_layer.timers import LeaseCheck, OfferTimeout
 from geoindex import MAX_K
 
 LEASE_CHECK_LEAD_MS = 5_000
@@ -32,10 +32,13 @@ async def find_offer(
     now_ms: int,
     cleanup: CleanupBudget | None = None,
     product: str | None = None,
+    offer_timer: bool = False,
 ) -> Offer | None:
     """Reserve the nearest free driver not in `excluded`, widening the radius in steps.
     With `product`, only drivers serving it; at a step where none of them is left to try,
-    the drivers serving its upgrades (product_search).
+    the drivers serving its upgrades (product_search). With `offer_timer`, the offer's
+    own timer (OfferTimeout, due when the offer returned runs out) is scheduled too,
+    with the driver's lease timer: a new ride's, set before the ride is stored.
 
     A refused reservation (someone else was faster, or the driver went stale or offline)
     moves on to the next candidate; after `max_reservation_tries` refusals we give up,
@@ -54,14 +57,17 @@ async def find_offer(
     queued = None
     if product is None or product == deps.products.default:
         queued = await queue_offer(deps, ride_id, pickup, excluded, now_ms, own)
+    offer_due = now_ms + policy.offer_timeout_ms
     if queued is not None:
         driver_id, fence, distance = queued
         try:
             eta_s = await deps.eta.eta_s(pickup, distance, now_ms)
+            if offer_timer:  # the queue set the lease timer (airport)
+                await deps.deadlines.schedule(OfferTimeout(ride_id).key, offer_due)
         except BaseException:
             await give_back(deps, driver_id, ride_id, fence, cleanup)
             raise
-        return Offer(driver_id, fence, distance, eta_s, now_ms + policy.offer_timeout_ms)
+        return Offer(driver_id, fence, distance, eta_s, offer_due)
     for radius in policy.radius_steps_m:
         # Ask for enough to see past everyone already tried or excluded.
         k = min(MAX_K, policy.candidates_per_step + len(tried) + len(excluded))
@@ -104,19 +110,22 @@ async def find_offer(
             # the give-back never races a step still running). The lease timer frees the
             # driver should this instance die before the ride is stored; the offer's own
             # timer normally releases it long before. It fires a little before the lease
-            # runs out, to repair a lost accept first (deadlines).
+            # runs out, to repair a lost accept first (deadlines). The offer's timer goes
+            # in the same call (one round trip when their shards share a node): set
+            # before the ride is stored, it fires should we die after storing it.
+            timers = dict([lease_check])
+            if offer_timer:
+                timers[OfferTimeout(ride_id).key] = offer_due
             try:
                 _, _, eta_s = await _all_ended(
-                    deps.deadlines.schedule(*lease_check),
+                    deps.deadlines.schedule_many(timers),
                     deps.drivers.hidden(cand.driver_id, rec.fence),
                     deps.eta.eta_s(pickup, cand.distance_m, now_ms),
                 )
             except BaseException:
                 await give_back(deps, cand.driver_id, ride_id, rec.fence, cleanup)
                 raise
-            return Offer(
-                cand.driver_id, rec.fence, cand.distance_m, eta_s, now_ms + policy.offer_timeout_ms
-            )
+            return Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due)
     return None
 
 

@@ -26,7 +26,6 @@ from dispatch.service_layer.quotes import count_request, locked_surge
 from dispatch.service_layer.reservations import find_offer, give_back, release_driver
 from dispatch.service_layer.rider_limits import RIDES
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
-from dispatch.service_layer.timers import OfferTimeout
 
 
 def new_ride_id(rider_id: str, idempotency_key: str | None) -> str:
@@ -96,15 +95,14 @@ async def request_ride(
     check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
     # The rate's token and the cap's count in one store call: they share the rider's slot.
     await count_ride(deps, actor.id, ride_id, now, limit)
-    timer = OfferTimeout(ride_id)
-    offer_due = now + deps.policy.offer_timeout_ms
     try:
-        # The timer goes in first: should we die after storing the ride, it still fires.
-        await deps.deadlines.schedule(timer.key, offer_due)
+        # The offer's timer goes in with the driver's lease timer, before the ride is
+        # stored: should we die after storing it, the timer still fires. No offer (no
+        # driver, or batched: a window offers it later), no timer.
         offer = (
             None
             if deps.batching
-            else await find_offer(deps, ride_id, pickup, (), now, cleanup, product)
+            else await find_offer(deps, ride_id, pickup, (), now, cleanup, product, True)
         )
     except BaseException:
         # Nothing stored: the ride does not count. (A driver find_offer reserved before
@@ -144,8 +142,9 @@ async def request_ride(
             raise Forbidden("this ride is not yours")
         return existing
     change = RideChange(None, ride)
-    # An offer runs out when the timer set above fires (no offer: the timer goes).
-    settled = settle(deps, change, offer_timer_set=change.offer_due == offer_due)
+    # An offer runs out when the timer find_offer set fires (no offer: no timer).
+    timer_set = offer is not None and change.offer_due == offer.expires_at
+    settled = settle(deps, change, offer_timer_set=timer_set)
     if deps.batching is None:  # batched: counted once a window offers it or gives up
         await asyncio.gather(settled, count_request(deps, ride))  # different stores
     else:

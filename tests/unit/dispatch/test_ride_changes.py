@@ -36,9 +36,9 @@ def test_a_new_offered_ride_sets_its_timer_and_offers_its_driver() -> None:
     assert facts(RideChange(None, ride)) == (NOW + 15_000, False, True, False, None, None)
 
 
-def test_a_new_ride_without_driver_ends_at_once_and_clears_its_timer() -> None:
+def test_a_new_ride_without_driver_ends_at_once_with_no_timer_to_clear() -> None:
     ride = rides.request("r1", "u1", PICKUP, None, None, NOW)
-    assert facts(RideChange(None, ride)) == (None, True, False, True, None, None)
+    assert facts(RideChange(None, ride)) == (None, False, False, True, None, None)
 
 
 def test_accepting_closes_the_offer_and_keeps_the_reservation() -> None:

@@ -4,7 +4,7 @@ only where someone can be listening, the Idempotency-Key touched only by a long 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dispatch.adapters.memory_idempotency import MemoryIdempotencyStore
 from dispatch.domain.geo import LatLng
@@ -12,7 +12,7 @@ from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer import idempotency, ride_steps
 from dispatch.service_layer.notices import RideNotice, driver_topic, ride_topic
 from dispatch.service_layer.ops_view import OPS_TOPIC
-from dispatch.service_layer.ports import Claim
+from dispatch.service_layer.ports import Answer, Claim
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride, request_ride_once
 from dispatch.service_layer.timers import OfferTimeout
 
@@ -26,14 +26,33 @@ async def _ask(world: World) -> Ride:
 
 
 def _record_schedules(world: World) -> list[tuple[str, int]]:
+    """Every timer scheduled or cancelled (due -1), and "stored" once the ride is."""
     scheduled: list[tuple[str, int]] = []
-    schedule = world.deps.deadlines.schedule
+    deadlines, rides = world.deps.deadlines, world.deps.rides
+    schedule, cancel = deadlines.schedule, deadlines.cancel
+    create = rides.create
 
     async def recording(item: str, due_ms: int) -> None:
         scheduled.append((item, due_ms))
         await schedule(item, due_ms)
 
-    world.deps.deadlines.schedule = recording  # type: ignore[method-assign]
+    async def recording_many(due: Mapping[str, int]) -> None:
+        for item, due_ms in due.items():  # not through schedule_many: it may call schedule
+            scheduled.append((item, due_ms))
+            await schedule(item, due_ms)
+
+    async def cancelling(item: str) -> None:
+        scheduled.append((item, -1))
+        await cancel(item)
+
+    async def creating(ride: Ride, answer: Answer | None = None) -> bool:
+        scheduled.append(("stored", 0))
+        return await create(ride, answer)
+
+    deadlines.schedule = recording  # type: ignore[method-assign]
+    deadlines.schedule_many = recording_many  # type: ignore[method-assign]
+    deadlines.cancel = cancelling  # type: ignore[method-assign]
+    rides.create = creating  # type: ignore[method-assign]
     return scheduled
 
 
@@ -60,6 +79,17 @@ async def test_an_offered_ride_sets_its_offer_timer_once_at_the_offers_expiry(
     assert ride.status is RideStatus.OFFERED
     timers = [due for item, due in scheduled if item == OfferTimeout(ride.id).key]
     assert timers == [ride.offer_expires_at]
+    # Before the ride is stored: should the request die after storing it, it still fires.
+    assert scheduled.index((OfferTimeout(ride.id).key, timers[0])) < scheduled.index(("stored", 0))
+
+
+async def test_a_ride_without_a_driver_sets_and_clears_no_offer_timer(world: World) -> None:
+    scheduled = _record_schedules(world)
+    ride = await request_ride(
+        world.deps, rider("u1"), new_ride_id("u1", None), LatLng(*PICKUP), None
+    )
+    assert ride.status is RideStatus.NO_DRIVER
+    assert scheduled == [("stored", 0)]
 
 
 async def test_a_new_ride_tells_the_ops_map_and_its_driver_and_later_changes_its_rider(
