@@ -35,7 +35,7 @@ from redis.exceptions import MovedError
 from dispatch.adapters import ride_codec
 from dispatch.adapters.fanout import Fanout
 from dispatch.adapters.redis_client import AnyRedis
-from dispatch.adapters.redis_holders import HolderRegistry
+from dispatch.adapters.redis_holders import HolderRegistry, holders_of, lookups
 from dispatch.service_layer.notices import NoticeKind, RideNotice
 from dispatch.service_layer.ops_view import OPS_TOPIC
 from dispatch.service_layer.ports import Subscription
@@ -184,15 +184,23 @@ class PubSubNotifier:
         if not sends:
             return
         topics = sorted({topic for topic, _ in sends if topic != OPS_TOPIC})
-        holders = dict(zip(topics, await self._holders.holders_many(topics), strict=True))
+        # The ops channel needs no look-up: its notices go out with the holders' look-ups
+        # (one round trip per node, so one for both where they share a node). A channel
+        # routes by its own slot, as a key does; a topic's notices keep their order.
+        ops = [
+            (OPS_CHANNEL, ("SPUBLISH", OPS_CHANNEL, encode(topic, notice)))
+            for topic, notice in sends
+            if topic == OPS_TOPIC
+        ]
+        found = await self._edge.commands([*lookups(topics), *ops])
+        holders = dict(zip(topics, holders_of(found[: len(topics)]), strict=True))
         publish: list[tuple[Any, tuple[Any, ...]]] = []
-        for topic, notice in sends:  # in order: one topic's notices stay in theirs
-            message = encode(topic, notice)
-            channels = (
-                [OPS_CHANNEL] if topic == OPS_TOPIC else map(instance_channel, holders[topic])
-            )
-            publish += [(c, ("SPUBLISH", c, message)) for c in channels]
-        # A channel routes by its own slot, as a key does: one round trip per node.
+        for topic, notice in sends:
+            if topic != OPS_TOPIC and holders[topic]:
+                message = encode(topic, notice)
+                publish += [
+                    (c, ("SPUBLISH", c, message)) for c in map(instance_channel, holders[topic])
+                ]
         await self._edge.commands(publish)
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:

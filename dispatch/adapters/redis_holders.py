@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from dispatch.adapters.redis_client import AnyRedis
-from geoindex import ScriptRunner, translated
+from geoindex import translated
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,20 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def lookups(topics: Sequence[str]) -> list[tuple[str, tuple[str | int, ...]]]:
+    """The commands reading each topic's holders (for ScriptRunner.commands)."""
+    now = now_ms()
+    return [(k, ("ZRANGEBYSCORE", k, now, "+inf")) for k in map(holders_key, topics)]
+
+
+def holders_of(replies: Sequence[object]) -> list[list[str]]:
+    """The holders each of lookups()'s commands found."""
+    return [[h.decode() for h in cast(list[bytes], found)] for found in replies]
+
+
 class HolderRegistry:
     def __init__(self, client: AnyRedis, instance: str) -> None:
         self._r = client
-        self._edge = ScriptRunner(client)  # look-ups without redis-py's per-command work
         self.instance = instance
 
     async def claim(self, topics: Iterable[str]) -> None:
@@ -63,16 +73,6 @@ class HolderRegistry:
         with translated():
             found = await self._r.zrangebyscore(holders_key(topic), now_ms(), "+inf")
         return [h.decode() for h in cast(list[bytes], found)]
-
-    async def holders_many(self, topics: Sequence[str]) -> list[list[str]]:
-        """holders() of each topic, in one pipeline."""
-        if not topics:
-            return []
-        now = now_ms()
-        found = await self._edge.commands(
-            [(k, ("ZRANGEBYSCORE", k, now, "+inf")) for k in map(holders_key, topics)]
-        )
-        return [[h.decode() for h in cast(list[bytes], f)] for f in found]
 
     async def renew_forever(self, held: Callable[[], list[str]]) -> None:
         """Renew the claims on the topics `held()` names, until cancelled."""
