@@ -16,6 +16,13 @@ the caller to send through redis-py. Other error replies come back as the except
 objects redis-py itself would give (the same parser makes them). A connection whose
 replies were not all read (a timeout, a cancellation, any error) is disconnected before
 it goes back to its pool: its next user would read the answers meant for this batch.
+A command whose keys are NodeKeys goes to the node holding them all, whatever their
+slots; redis-py cannot send one (it routes a command by one slot), so FALLBACK is its
+caller's to handle.
+
+Inside `together()`, the batches that tasks started together (asyncio.gather's) give one
+node in the same turn of the event loop go out in one write, read as one batch; the
+first of them waits one turn for the others.
 
 GEOINDEX_REDIS_PIPELINED=0 in the environment sends everything through redis-py instead
 (a switch for comparing the two, and for a redis-py upgrade that changes the internals
@@ -26,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import hiredis
@@ -55,6 +64,41 @@ _NOT_RUN_HERE = (
     rx.ReadOnlyError,
     rx.NoScriptError,
 )
+
+
+_TOGETHER: ContextVar[bool] = ContextVar("geoindex_together", default=False)
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """Batches for one node from the tasks started in this block, given in the same turn
+    of the event loop, go out in one write (one round trip where they share a node)."""
+    token = _TOGETHER.set(True)
+    try:
+        yield
+    finally:
+        _TOGETHER.reset(token)
+
+
+class _Forming:
+    """A node's batch not yet written, that other callers in the same turn may join."""
+
+    def __init__(self, packed: list[bytes]) -> None:
+        self.packed = list(packed)
+        self.skipped = 0  # commands of a caller cancelled before the write, left out
+        self.done: asyncio.Future[list[Any]] | None = None  # made once someone joins
+
+
+# By client and node (another client's node may compare equal); an entry lives only from
+# a batch's start to its write.
+_forming: dict[tuple[int, Any], _Forming] = {}
+_sending: set[asyncio.Task[None]] = set()
+
+
+class NodeKeys(tuple[Any, ...]):
+    """A command's keys that route it to the node holding them all, whatever their slots
+    (a script taking keys of several slots of one node, declaring none); a command whose
+    keys several nodes hold goes nowhere (FALLBACK), redis-py could not send it either."""
 
 
 class Pipelined:
@@ -87,29 +131,92 @@ class Pipelined:
                 batch = batches.setdefault(node, ([], []))
                 batch[0].append(i)
                 batch[1].append(packed)
+        send = self._send_together if _TOGETHER.get() else self._send
         if len(batches) == 1:
             ((node, (indices, packed)),) = batches.items()
-            await self._send(node, indices, packed, replies)
+            await send(node, indices, packed, replies)
         elif batches:
-            await asyncio.gather(
-                *(self._send(node, i, p, replies) for node, (i, p) in batches.items())
-            )
+            await asyncio.gather(*(send(node, i, p, replies) for node, (i, p) in batches.items()))
         return replies
 
+    async def _send_together(
+        self, node: Any, indices: list[int], packed: list[bytes], replies: list[Any]
+    ) -> None:
+        """_send, joined by the batches other callers give the node in this turn."""
+        at = id(self._client), node
+        forming = _forming.get(at)
+        if forming is not None:  # not yet written: join it
+            start = len(forming.packed)
+            forming.packed += packed
+            if forming.done is None:
+                forming.done = asyncio.get_running_loop().create_future()
+                forming.done.add_done_callback(_retrieved)
+            got = await asyncio.shield(forming.done)
+            start -= forming.skipped
+            for k, i in enumerate(indices):
+                replies[i] = got[start + k]
+            return
+        forming = _forming[at] = _Forming(packed)
+        try:
+            await asyncio.sleep(0)  # the tasks started with this one give theirs meanwhile
+        except BaseException:
+            if forming.done is not None:  # sent for the others all the same
+                forming.skipped = len(packed)
+                del forming.packed[: len(packed)]
+                self._start_sending(node, forming)
+            raise
+        finally:
+            del _forming[at]
+        if forming.done is None:  # nobody joined
+            await self._send(node, indices, packed, replies)
+            return
+        # In a task of its own: a caller cancelled meanwhile cancels no one else's batch.
+        self._start_sending(node, forming)
+        got = await asyncio.shield(forming.done)
+        for k, i in enumerate(indices):
+            replies[i] = got[k]
+
+    def _start_sending(self, node: Any, forming: _Forming) -> None:
+        task = asyncio.create_task(self._send_formed(node, forming))
+        _sending.add(task)
+        task.add_done_callback(_sending.discard)
+
+    async def _send_formed(self, node: Any, forming: _Forming) -> None:
+        assert forming.done is not None
+        got: list[Any] = [FALLBACK] * len(forming.packed)
+        try:
+            await self._send(node, list(range(len(got))), forming.packed, got)
+        except asyncio.CancelledError:
+            forming.done.cancel()
+            raise
+        except Exception as exc:  # each caller raises it, as its own batch's
+            forming.done.set_exception(exc)
+        else:
+            forming.done.set_result(got)
+
+    @property
+    def cluster(self) -> bool:
+        return self._cluster
+
+    def node(self, keys: Sequence[Any]) -> Any:
+        """Where a command with `keys` goes, None where redis-py must decide (or every
+        command goes through redis-py): the client's pool on a single Redis, the primary
+        holding their slot on a cluster, or for NodeKeys the one holding all of them."""
+        return self._node(keys) if self._usable else None
+
     def _node(self, keys: Sequence[Any]) -> Any:
-        """Where a command with `keys` goes: the client's pool on a single Redis, the
-        primary holding their slot on a cluster; None if redis-py must decide."""
         if not self._cluster:
             return self._client.connection_pool
         if not keys or self._client._initialize:
             return None
         slots = {key_slot(k if isinstance(k, bytes) else str(k).encode()) for k in keys}
-        if len(slots) != 1:
+        if len(slots) != 1 and not isinstance(keys, NodeKeys):
             return None
         try:
-            return self._client.nodes_manager.get_node_from_slot(slots.pop())
+            nodes = {self._client.nodes_manager.get_node_from_slot(s) for s in slots}
         except rx.SlotNotCoveredError:
             return None
+        return nodes.pop() if len(nodes) == 1 else None
 
     async def _send(
         self, node: Any, indices: list[int], packed: list[bytes], replies: list[Any]
@@ -167,3 +274,10 @@ class Pipelined:
             node.release(conn)
         else:
             await node.release(conn)
+
+
+def _retrieved(done: asyncio.Future[list[Any]]) -> None:
+    """Every caller of a joined batch may have been cancelled: its error is not logged as
+    never retrieved."""
+    if not done.cancelled():
+        done.exception()
