@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -16,7 +14,6 @@ from dispatch.entrypoints import (
     background,
     ops_feed,
     ops_stream,
-    request_ids,
     sse,
     views_ops_map,
     ws_driver,
@@ -24,7 +21,7 @@ from dispatch.entrypoints import (
 from dispatch.entrypoints.area_streams import area_event_follower, area_events
 from dispatch.entrypoints.areas_task import area_refresher
 from dispatch.entrypoints.backend_probe import BackendProbe
-from dispatch.entrypoints.errors import Handler, errors_middleware
+from dispatch.entrypoints.edge import edge, stamp
 from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.openapi import document
 from dispatch.entrypoints.ratelimit import RateLimiter
@@ -35,50 +32,17 @@ from dispatch.entrypoints.views_market import market_stream
 from dispatch.entrypoints.views_region_split import migrations
 from dispatch.entrypoints.window_task import window_job
 from dispatch.service_layer.deadlines import run_sweeper
-from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.index_sweep import run_index_sweeper
 from dispatch.settings import Settings, from_env
 
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        info = request.match_info.route.resource
-        route = info.canonical if info is not None else "unmatched"
-        elapsed = time.perf_counter() - started
-        request.app[appkeys.METRICS].request(request.method, route, status, elapsed)
-
-
-@web.middleware
-async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request that runs past its deadline (Redis slow, not down) is a 503, not a wait
-    of many Redis timeouts. Streams live long by design and are left alone."""
-    if handler in (
-        ws_driver.driver_stream,
-        sse.ride_events,
-        ops_stream.ops_stream,
-        market_stream,
-        area_events,
-    ):
-        return await handler(request)
-    try:
-        async with asyncio.timeout(request.app[appkeys.SETTINGS].request_timeout_s):
-            return await handler(request)
-    except TimeoutError as exc:
-        raise BackendUnavailable("the request ran past its deadline") from exc
-
-
-async def _instance_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["X-Instance-Id"] = request.app[appkeys.SETTINGS].instance
+# Streams live long by design: no request deadline for them.
+STREAMS = (
+    ws_driver.driver_stream,
+    sse.ride_events,
+    ops_stream.ops_stream,
+    market_stream,
+    area_events,
+)
 
 
 async def _backend(app: web.Application) -> AsyncIterator[None]:
@@ -102,17 +66,13 @@ async def _close_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or from_env()
+    metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_batch_body_bytes,
-        middlewares=[
-            request_ids.request_id_middleware,  # outermost: every log line has the id
-            metrics_middleware,
-            errors_middleware,
-            deadline_middleware,
-        ],
+        middlewares=[edge(metrics, settings.request_timeout_s, STREAMS)],
     )
     app[appkeys.SETTINGS] = settings
-    app[appkeys.METRICS] = Metrics()
+    app[appkeys.METRICS] = metrics
     app[appkeys.TOKENS] = TokenCodec(settings.jwt_secret)
     app[appkeys.LOCATION_LIMITER] = RateLimiter(
         settings.driver_rate_per_s, settings.driver_rate_burst
@@ -133,8 +93,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(area_refresher)
     app.cleanup_ctx.append(area_event_follower)
     app.on_shutdown.append(_close_streams)
-    app.on_response_prepare.append(_instance_header)
-    app.on_response_prepare.append(request_ids.stamp)
+    app.on_response_prepare.append(stamp(settings.instance))
     app.router.add_routes(route_table(ROUTES))
     app.router.add_routes([views_ops_map.ASSETS])  # the ops map's files: not API
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -26,8 +25,6 @@ from dispatch.service_layer.rider_limits import RiderRateLimited
 from geoindex import InvalidInput
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (NotParticipant, 403),
@@ -113,28 +110,28 @@ def to_response(exc: BaseException) -> web.Response | None:
     return resp
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            exc.status, "http_error"
-        )
-        resp = error_response(exc.status, code, exc.reason)
-        if "Allow" in exc.headers:  # a 405 must say what is allowed (RFC 9110)
-            resp.headers["Allow"] = exc.headers["Allow"]
-        return resp
-    except Exception as exc:
-        known = to_response(exc)
-        if known is None:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return error_response(500, "internal", "internal error")
-        if isinstance(exc, RiderRateLimited):  # counted in the backend, across instances
-            request.app[appkeys.METRICS].refused(f"rider_{exc.action}")
-        if known.status == 503:
-            request.app[appkeys.METRICS].backend_error()
-            log.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
-        return known
+def http_error(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own 4xx/5xx (no route, a method not allowed, a body past the app's
+    limit) in the JSON error shape."""
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        exc.status, "http_error"
+    )
+    resp = error_response(exc.status, code, exc.reason)
+    if "Allow" in exc.headers:  # a 405 must say what is allowed (RFC 9110)
+        resp.headers["Allow"] = exc.headers["Allow"]
+    return resp
+
+
+def failure(request: web.Request, exc: Exception) -> web.Response:
+    """A handler's failure as its JSON error (counted and logged where it should be);
+    a bug as a 500 that says nothing more, logged with its traceback."""
+    known = to_response(exc)
+    if known is None:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error")
+    if isinstance(exc, RiderRateLimited):  # counted in the backend, across instances
+        request.app[appkeys.METRICS].refused(f"rider_{exc.action}")
+    if known.status == 503:
+        request.app[appkeys.METRICS].backend_error()
+        log.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
+    return known

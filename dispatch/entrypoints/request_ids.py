@@ -10,12 +10,10 @@ response and as `request_id` in every JSON error body."""
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 
 from aiohttp import web
-
-from dispatch.entrypoints.errors import Handler
 
 HEADER = "X-Request-Id"
 # What an id may be: what nginx's $request_id is (32 hex digits) and what clients
@@ -27,7 +25,9 @@ KEY = web.RequestKey("request_id", str)
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits, as nginx's $request_id (uuid4 took 6 us of a request's CPU
+    making its UUID object, this 0.8)."""
+    return os.urandom(16).hex()
 
 
 def accepted(sent: str | None) -> str:
@@ -41,28 +41,3 @@ def with_id(body: bytes, request_id: str) -> bytes:
     if not body.startswith(b'{"error":') or not body.endswith(b"}") or b'"request_id"' in body:
         return body
     return body[:-1] + b',"request_id":"' + request_id.encode() + b'"}'
-
-
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: the id is set before anything may log, and error bodies made by the
-    middlewares inside get it."""
-    request_id = accepted(request.headers.get(HEADER))
-    request[KEY] = request_id
-    token = current.set(request_id)
-    try:
-        response = await handler(request)
-    finally:
-        current.reset(token)
-    if response.status >= 400 and isinstance(response, web.Response):
-        body = response.body
-        if isinstance(body, bytes) and response.content_type == "application/json":
-            response.body = with_id(body, request_id)
-    return response
-
-
-async def stamp(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, streams and WebSocket upgrades included."""
-    request_id = request.get(KEY)
-    if request_id is not None:
-        response.headers[HEADER] = request_id

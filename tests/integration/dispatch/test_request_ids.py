@@ -4,8 +4,10 @@ request that id, with no token in it."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -88,3 +90,25 @@ async def test_every_log_line_of_a_request_has_its_id_and_no_token(client: tuple
     assert {line["logger"] for line in mine} >= {"tests.request_ids", "dispatch.entrypoints.errors"}
     token = auth["Authorization"].removeprefix("Bearer ")
     assert token not in out.getvalue() and SECRET not in out.getvalue()
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(30)
+    return web.Response(text="never")
+
+
+async def test_a_request_past_its_deadline_is_a_503_and_the_next_one_is_served() -> None:
+    app = create_app(Settings(jwt_secret=SECRET, request_timeout_s=0.3))
+    app.router.add_get("/test/slow", _slow)
+    async with TestClient(TestServer(app)) as c:
+        started = time.monotonic()
+        resp = await c.get("/test/slow", headers={"X-Request-Id": "slow-1"})
+        took = time.monotonic() - started
+        body = orjson.loads(await resp.read())
+        assert resp.status == 503 and body["error"] == "backend_unavailable", body
+        assert body["request_id"] == "slow-1" and resp.headers["X-Instance-Id"]
+        assert 0.3 <= took < 1.5  # the deadline's checks are 0.015 s apart here
+        assert (await c.get("/healthz")).status == 200  # nothing left cancelled
+        metrics = (await (await c.get("/metrics")).read()).decode()
+        assert 'route="/test/slow",status="503"} 1.0' in metrics
+        assert "dispatch_backend_errors_total 1.0" in metrics

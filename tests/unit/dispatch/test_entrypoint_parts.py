@@ -14,6 +14,7 @@ from dispatch.entrypoints import contract, schemas
 from dispatch.entrypoints.jsonio import MalformedJson
 from dispatch.entrypoints.metrics import Metrics
 from dispatch.entrypoints.ratelimit import RateLimiter
+from dispatch.entrypoints.views_drivers import accepted
 from dispatch.service_layer.drivers import Fix
 from dispatch.service_layer.errors import NotFound
 
@@ -220,3 +221,8 @@ def test_ride_ids_that_cannot_exist_are_not_found() -> None:
     for bad in ("r_" + "A" * 32, "r_123", "{r}", ""):
         with pytest.raises(NotFound):
             schemas.ride_id(bad)
+
+
+@pytest.mark.parametrize("seq", [0, 7, contract.MAX_INT])
+def test_the_accepted_answer_is_the_contracts_encoding(seq: int) -> None:
+    assert accepted(seq) == msgspec.json.encode(contract.Accepted(status="accepted", seq=seq))
