@@ -20,6 +20,7 @@ from dispatch.service_layer.ports import Reservation
 from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
 from dispatch.service_layer.timers import LeaseCheck, OfferTimeout
 from geoindex import MAX_K
+from geoindex.redis_pipeline import together
 
 LEASE_CHECK_LEAD_MS = 5_000
 
@@ -169,8 +170,10 @@ async def reserve_chosen(deps: Deps, chosen: Sequence[Chosen], now_ms: int) -> l
 
 
 async def _all_ended(*steps: Awaitable[Any]) -> list[Any]:
-    """The steps' results, run at once; once every one has ended, the first failure."""
-    results = await asyncio.gather(*steps, return_exceptions=True)
+    """The steps' results, run at once; once every one has ended, the first failure.
+    Their Redis calls to one node go out in one write (together)."""
+    with together():
+        results = await asyncio.gather(*steps, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result

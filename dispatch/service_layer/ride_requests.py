@@ -26,6 +26,7 @@ from dispatch.service_layer.quotes import count_request, locked_surge
 from dispatch.service_layer.reservations import find_offer, give_back, release_driver
 from dispatch.service_layer.rider_limits import RIDES
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
+from geoindex.redis_pipeline import together
 
 
 def new_ride_id(rider_id: str, idempotency_key: str | None) -> str:
@@ -146,7 +147,8 @@ async def request_ride(
     timer_set = offer is not None and change.offer_due == offer.expires_at
     settled = settle(deps, change, offer_timer_set=timer_set)
     if deps.batching is None:  # batched: counted once a window offers it or gives up
-        await asyncio.gather(settled, count_request(deps, ride))  # different stores
+        with together():  # different stores; one write to a node they share
+            await asyncio.gather(settled, count_request(deps, ride))
     else:
         await settled
     return ride
