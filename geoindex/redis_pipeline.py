@@ -72,7 +72,10 @@ _TOGETHER: ContextVar[bool] = ContextVar("geoindex_together", default=False)
 @contextmanager
 def together() -> Iterator[None]:
     """Batches for one node from the tasks started in this block, given in the same turn
-    of the event loop, go out in one write (one round trip where they share a node)."""
+    of the event loop, go out in one write (one round trip where they share a node).
+    A task started inside keeps it for its life, as any context variable (a sender task
+    a call in the block starts sends its later batches this way too: the same commands
+    and replies, each batch a turn later)."""
     token = _TOGETHER.set(True)
     try:
         yield
