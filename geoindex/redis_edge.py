@@ -21,9 +21,19 @@ from typing import Any
 from redis import exceptions as rx
 
 from geoindex.errors import BackendUnavailable
-from geoindex.redis_pipeline import FALLBACK, Pipelined
+from geoindex.redis_pipeline import FALLBACK, NodeKeys, Pipelined
 
 Call = tuple["Script", Sequence[Any], Sequence[Any]]  # script, keys, args
+
+
+class _NotRun:
+    def __repr__(self) -> str:
+        return "NOT_RUN"
+
+
+# In a node call's reply's place (keys given as NodeKeys): it did not run whole, or not at
+# all; its caller sends what it carried again, one call a slot.
+NOT_RUN: Any = _NotRun()
 
 # Errors that mean "Redis could not answer" (down, timeout, failover in progress), as
 # opposed to a bug in a script or a call, which stays what it is.
@@ -129,18 +139,42 @@ class ScriptRunner:
             await self._load(self._scripts)
         self._loaded = True
 
+    @property
+    def cluster(self) -> bool:
+        return self._pipelined.cluster
+
+    def node(self, key: Any) -> Any:
+        """The node holding `key`, as the batch path knows it (on a single Redis, one for
+        every key); None if it does not (then only redis-py can send a call on it)."""
+        return self._pipelined.node([key])
+
     async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         return (await self.run([(script, keys, args)]))[0]
 
     async def run(self, calls: Sequence[Call]) -> list[Any]:
+        """The calls' replies, in order. A call whose keys are NodeKeys (keys of several
+        slots of one node) declares none to its script and goes to the node holding them;
+        where it did not run, for whatever reason (a redirection, a key its script found not
+        local, any error), its reply is NOT_RUN: its script must write nothing before it
+        knows it can write everything, and its caller sends its parts again, a call each."""
         if not calls:
             return []
         self._scripts.update(c[0] for c in calls)
         if not self._loaded:
             await self.load()
-        commands = [("EVALSHA", s.sha, len(keys), *keys, *args) for s, keys, args in calls]
+        commands = [
+            ("EVALSHA", s.sha, 0, *args)
+            if isinstance(keys, NodeKeys)
+            else ("EVALSHA", s.sha, len(keys), *keys, *args)
+            for s, keys, args in calls
+        ]
         with translated():
             replies = await self._pipelined.run(commands, [keys for _, keys, _ in calls])
+        for i, (_, keys, _) in enumerate(calls):
+            if isinstance(keys, NodeKeys) and (
+                replies[i] is FALLBACK or isinstance(replies[i], Exception)
+            ):
+                replies[i] = NOT_RUN
         redo = [i for i, reply in enumerate(replies) if reply is FALLBACK]
         if redo:
             with translated():

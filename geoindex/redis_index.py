@@ -45,7 +45,8 @@ from geoindex.errors import BackendUnavailable
 from geoindex.knn import Candidate, Scans, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
-from geoindex.redis_edge import Call, Script, ScriptRunner, translated
+from geoindex.redis_edge import NOT_RUN, Call, Script, ScriptRunner, translated
+from geoindex.redis_pipeline import NodeKeys
 from geoindex.rounds import Rounds, Run
 from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
@@ -179,7 +180,7 @@ class RedisGeoIndex:
             return []
         layout = await self._layouts.get()
         prepared = []
-        calls: list[Call] = []
+        fixes: list[tuple[str, str]] = []
         for p in ps:
             score = position_score(p.lat, p.lng)
             lat, lng = score_latlng(score)
@@ -190,8 +191,8 @@ class RedisGeoIndex:
                 f"{lat!r} {lng!r} {p.ts_ms} {seq} {score} {region:x} {self._driver_pexpire} "
                 f"{self._new_avail} {self._default_prods}"
             )
-            calls.append((DRIVER_UPSERT, [self.driver_key(p.driver_id)], [fix]))
-        replies = await self._scripts.run(calls)
+            fixes.append((self.driver_key(p.driver_id), fix))
+        replies = await self._upsert_drivers(fixes)
         ops: dict[int, list[Change]] = {}
         results = []
         for (p, score, lat, lng, region), reply in zip(prepared, replies, strict=True):
@@ -209,6 +210,47 @@ class RedisGeoIndex:
                 ops.setdefault(int(old_region, 16), []).append(gone)
         await self._apply(ops)
         return results
+
+    def _by_node(self, keys: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """The positions of `keys` grouped by the node holding them, where a node holds
+        several (a call each, NodeKeys), and the rest (a call a key: a node holding one,
+        or a key whose node only redis-py knows)."""
+        nodes: dict[Any, list[int]] = {}
+        alone = []
+        for i, key in enumerate(keys):
+            node = self._scripts.node(key)
+            if node is None:
+                alone.append(i)
+            else:
+                nodes.setdefault(node, []).append(i)
+        groups = [at for at in nodes.values() if len(at) > 1]
+        return groups, alone + [at[0] for at in nodes.values() if len(at) == 1]
+
+    async def _upsert_drivers(self, fixes: Sequence[tuple[str, str]]) -> list[Any]:
+        """driver_upsert.lua's reply to each (driver key, fix): one call per node for the
+        drivers it holds (a call's own cost is a third of a driver's), one a driver where
+        a node holds one or a node call did not run (a slot moving: those go again one by
+        one, by the path that follows redirections)."""
+        groups, alone = self._by_node([key for key, _ in fixes])
+        calls: list[Call] = [
+            (DRIVER_UPSERT, NodeKeys(fixes[i][0] for i in at), [x for i in at for x in fixes[i]])
+            for at in groups
+        ]
+        calls += [(DRIVER_UPSERT, [fixes[i][0]], fixes[i]) for i in alone]
+        replies: list[Any] = [None] * len(fixes)
+        again: list[int] = []
+        got = await self._scripts.run(calls)
+        for at, reply in zip([*groups, *([i] for i in alone)], got, strict=True):
+            if reply is NOT_RUN:
+                again += at
+            else:
+                for i, one in zip(at, reply, strict=True):
+                    replies[i] = one
+        if again:
+            got = await self._scripts.run([(DRIVER_UPSERT, [fixes[i][0]], fixes[i]) for i in again])
+            for i, reply in zip(again, got, strict=True):
+                replies[i] = reply[0]
+        return replies
 
     async def _apply(self, ops: Ops) -> None:
         """Write each region's changes (each a Change, or as text: "flag id ver ts score
@@ -254,28 +296,58 @@ class RedisGeoIndex:
             self._region_sender = None
 
     async def _apply_now(self, ops: Ops) -> None:
-        """Run region_apply.lua on each region's changes, declaring the product sets the
-        changes name and those seen before; a region whose stored drivers name others
-        asks for them, having written nothing."""
+        """Run region_apply.lua on each region's changes: one call per node for the
+        regions it holds, one a region where a node holds one. A call of one region
+        declares its keys and the product sets its changes name and those seen before; a
+        region whose stored drivers name others asks for them, having written nothing. A
+        node call that did not run (a slot moving) wrote nothing: its regions go again one
+        a call."""
         changes = {
             r: [_change(op) if isinstance(op, str) else op for op in v] for r, v in ops.items()
         }
         self._remember(p for v in changes.values() for c in v for p in _change_products(c))
-        args = {r: [x for c in v for x in c] for r, v in changes.items()}
-        declared = dict.fromkeys(ops, set(self._products))
-        for _ in range(APPLY_ATTEMPTS):
-            replies = await self._scripts.run(
-                [(REGION_APPLY, self._apply_keys(r, declared[r]), args[r]) for r in declared]
+        # A region's part of a call: its geo key, how many changes, the changes.
+        regions = list(changes)
+        geos = [self._region_keys(r)[0] for r in regions]
+        args = {
+            r: [geo, len(v), *(x for c in v for x in c)]
+            for r, geo, v in zip(regions, geos, changes.values(), strict=True)
+        }
+        groups, alone = self._by_node(geos)
+        check = "1" if self._scripts.cluster else "0"  # a node call's keys, before it writes
+        node_calls: list[Call] = [
+            (
+                REGION_APPLY,
+                NodeKeys(geos[i] for i in at),
+                [check, *(x for i in at for x in args[regions[i]])],
             )
+            for at in groups
+        ]
+        declared = {regions[i]: set(self._products) for i in alone}
+        for _ in range(APPLY_ATTEMPTS + 1):  # a node call, then a region's own attempts
+            replies = await self._scripts.run(
+                node_calls
+                + [
+                    (REGION_APPLY, self._apply_keys(r, declared[r]), ["0", *args[r]])
+                    for r in declared
+                ]
+            )
+            again = {
+                regions[i]: set(self._products)
+                for at, reply in zip(groups, replies[: len(node_calls)], strict=True)
+                if reply is NOT_RUN
+                for i in at
+            }
             asked = {
                 r: {_s(p) for p in reply[1:]}
-                for r, reply in zip(declared, replies, strict=True)
+                for r, reply in zip(declared, replies[len(node_calls) :], strict=True)
                 if isinstance(reply, list)
             }
-            if not asked:
-                break
             self._remember(p for products in asked.values() for p in products)
-            declared = {r: declared[r] | products for r, products in asked.items()}
+            again.update((r, declared[r] | products) for r, products in asked.items())
+            if not again:
+                break
+            groups, node_calls, declared = [], [], again
         else:
             raise BackendUnavailable(f"region_apply.lua kept asking for product sets: {asked}")
         new = ops.keys() - self._known_regions

@@ -13,7 +13,8 @@ each pass and counts the script calls and region changes (exact; the CPU figures
 machine's). With one writer it also reads the CPU around the driver scripts and around
 the region scripts of every batch, less what reading it costs (measured first).
 
-Per fix: each master's CPU (us), region calls and changes, and with one writer the
+Per fix: each master's CPU (us), region calls (a batch's regions go one call a node),
+regions written and changes, and with one writer the
 driver part (driver_upsert.lua) and the region part (region_apply.lua) over all masters.
 Under equal quotas the busiest master sets the rate, so the busiest master's CPU per fix
 unsplit over split is the write ratio a quota-bound run can reach ("predicted_ratio").
@@ -79,8 +80,13 @@ class Metered:
                 for i, (a, b) in enumerate(zip(before, after, strict=True)):
                     cpu[i] += b - a - self.info_cost[i]
             self.calls[name] = self.calls.get(name, 0) + len(calls)
-            if name == "region_apply":
-                self.changes += sum(len(args) // 5 for _, _, args in calls)
+            if name == "region_apply":  # a call's regions: geo key, changes, 5 a change
+                for _, _, args in calls:
+                    at = 1
+                    while at < len(args):
+                        self.regions += 1
+                        self.changes += int(args[at + 1])
+                        at += 2 + 5 * int(args[at + 1])
             return replies
 
         index._scripts.run = run
@@ -88,6 +94,7 @@ class Metered:
     def reset(self) -> None:
         self.cpu: dict[str, list[float]] = {}
         self.calls: dict[str, int] = {}
+        self.regions = 0
         self.changes = 0
 
 
@@ -128,9 +135,10 @@ async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: boo
                 "driver_us_per_fix": round(part["driver_upsert"], 2) if phases else None,
                 "region_us_per_fix": round(part["region_apply"], 2) if phases else None,
                 "region_calls_per_fix": round(region_calls / sent, 3),
+                "region_writes_per_fix": round(metered.regions / sent, 3),
                 "region_changes_per_fix": round(metered.changes / sent, 3),
-                "region_us_per_call": (
-                    round(part["region_apply"] * sent / region_calls, 2) if phases else None
+                "region_us_per_region": (
+                    round(part["region_apply"] * sent / metered.regions, 2) if phases else None
                 ),
                 "per_master_us_per_fix": {
                     str(p): round(m, 2) for p, m in zip(ports, masters, strict=True)

@@ -24,6 +24,7 @@ from geoindex import (
     SearchConfig,
     translated,
 )
+from geoindex.redis_index import DRIVER_UPSERT, REGION_APPLY
 
 NOW = 1_700_000_000_000
 
@@ -100,7 +101,10 @@ class FakeRedis:
         if name == "evalsha":
             if args[0] not in self.loaded:
                 raise rx.NoScriptError("NOSCRIPT")
-            # driver_upsert: accepted, version 1, new, available, no products
+            if args[0] == DRIVER_UPSERT.sha:  # a driver accepted: version 1, new, available
+                return [[1, b"1", b"", b"1", b"-"]]
+            if args[0] == REGION_APPLY.sha:  # its one change applied
+                return 1
             return [1, b"1", b"", b"1", b"-"]
         if name == "smembers":
             return set()

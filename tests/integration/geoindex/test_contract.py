@@ -483,7 +483,7 @@ async def test_a_retry_repairs_region_writes_lost_after_the_driver_write(
     qlat, qlng = score_latlng(score)
     fix = f"{qlat!r} {qlng!r} {t + 1} 2 {score} {region_of(score, 5):x} 120000 1 -"
     key = driver_key(index, "d1")
-    await raw_redis.evalsha(DRIVER_UPSERT.sha, 1, key, fix)
+    await raw_redis.evalsha(DRIVER_UPSERT.sha, 1, key, key, fix)
     assert [h.driver_id for h in await index.nearest(LAT, LNG, 5, 1_000)] == ["d1"]  # stale
     assert await index.upsert([at("d1", lat, lng, t + 1, seq=2)]) == [ACCEPTED]  # the retry
     assert await index.nearest(LAT, LNG, 5, 1_000) == []

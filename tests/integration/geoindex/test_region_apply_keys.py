@@ -39,13 +39,14 @@ async def test_a_call_missing_a_product_set_it_would_touch_writes_nothing(client
     text = f"a d1 {2**52} {T + 1} {position_score(LAT, LNG + 1e-3)} {LAT} {LNG + 1e-3} car"
     change, other = list(_change(text)), list(_change(text.replace("d1", "d2")))
     runner = index._scripts
-    (reply,) = await runner.run([(REGION_APPLY, [*keys, f"{keys[0]}:car"], change)])
+    one = ["0", keys[0], 1, *change]  # region_apply.lua's arguments for one region
+    (reply,) = await runner.run([(REGION_APPLY, [*keys, f"{keys[0]}:car"], one)])
     assert [x.decode() for x in reply] == ["need", "van"]
-    (reply,) = await runner.run([(REGION_APPLY, keys, [*change, *other])])
+    (reply,) = await runner.run([(REGION_APPLY, keys, ["0", keys[0], 2, *change, *other])])
     assert sorted(x.decode() for x in reply) == ["car", "need", "van"]
     assert await _dump(client, every) == before
     # Declared, it applies.
-    (reply,) = await runner.run([(REGION_APPLY, every, change)])
+    (reply,) = await runner.run([(REGION_APPLY, every, one)])
     assert reply == 1
     assert await client.zcard(f"{keys[0]}:van") == 0
     assert await client.zcard(f"{keys[0]}:car") == 1
