@@ -5,8 +5,9 @@ region keys do, so on a cluster a region's market lives in the region's slot and
 script below runs on one node):
   mk:{r<region>}:b:<bucket>:<product>  hash: per cell, distinct riders, requests,
                              no_driver, ETAs of the product's riders
-  mk:{r<region>}:c:<bucket>:<product>  set: "<cell>|<rider>" counted as the product's
-                             demand in that bucket
+  mk:{r<region>}:d:<product>  sorted set: "<cell>|<rider>" -> the bucket it was last
+                             counted in as the product's demand (those older than the
+                             window dropped as riders are counted)
   mk:{r<region>}:lease       string "<fence> <holder>": the region's surge job
   mk:{r<region>}:fence       counter of the lease's fencing tokens
   mk:{r<region>}:surge       hash: "<cell>|<product>" -> multiplier the product's riders
@@ -378,6 +379,7 @@ def _decode(raw: bytes) -> Quote:
 def _count_call(ask: Ask, window: CountWindow) -> Call:
     tag, p = region_tag(ask.region), ask.product
     buckets = window.buckets(ask.at_ms)
-    keys = [f"{tag}:b:{buckets[-1]}:{p}", *(f"{tag}:c:{b}:{p}" for b in reversed(buckets))]
+    keys = [f"{tag}:b:{buckets[-1]}:{p}", f"{tag}:d:{p}"]
     eta = "-" if ask.eta_s is None else ask.eta_s
-    return COUNT, keys, [ask.cell, ask.rider_id, ask.outcome.value, eta, window.keep_ms]
+    args = [ask.cell, ask.rider_id, ask.outcome.value, eta, window.keep_ms]
+    return COUNT, keys, [*args, buckets[-1], buckets[0]]

@@ -168,6 +168,20 @@ async def test_the_window_slides_and_forgets(stores: Stores) -> None:
     assert await counts(stores) == {}
 
 
+async def test_a_rider_counts_anew_only_once_its_bucket_leaves_the_window(stores: Stores) -> None:
+    stores.clock.advance(WINDOW.bucket_ms - stores.clock.now % WINDOW.bucket_ms)
+    await stores.market.count(ask(stores, "a"), WINDOW)
+    stores.clock.advance(WINDOW.window_ms - 1)  # a's bucket is the window's oldest
+    await stores.market.count(ask(stores, "a"), WINDOW)
+    assert (await counts(stores))[CELL].riders == 1
+    stores.clock.advance(1)  # and now it has left: a counts anew
+    await stores.market.count(ask(stores, "a"), WINDOW)
+    assert (await counts(stores))[CELL].riders == 1
+    stores.clock.advance(WINDOW.bucket_ms - 1)  # a twice in the window would read 2
+    await stores.market.count(ask(stores, "a"), WINDOW)
+    assert (await counts(stores))[CELL].riders == 1
+
+
 async def test_counted_regions_are_active(stores: Stores) -> None:
     await stores.market.count(ask(stores, "a"), WINDOW)
     now = stores.clock.now
