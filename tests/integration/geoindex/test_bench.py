@@ -22,6 +22,8 @@ def test_bench_prints_the_documented_json_with_exact_recall(
         assert row["k"] == 10 and row["recall"] == 1.0
         assert row["ours_qps"] > 0 and row["geosearch_qps"] > 0
         assert row["ratio"] == pytest.approx(row["ours_qps"] / row["geosearch_qps"])
+        assert row["client_us_per_query"]["ours"] > 0
+        assert row["client_us_per_query"]["geosearch"] > 0
     assert set(out["upsert"]) >= {"ours_per_s", "geoadd_per_s", "ratio"}
     assert out["memory"]["upsert_per_s"] > 0
     assert [row["radius_m"] for row in out["memory"]["knn"]] == [500, 2000, 5000]
