@@ -213,10 +213,13 @@ class Pipelined:
         if not keys or self._client._initialize:
             return None
         slots = {key_slot(k if isinstance(k, bytes) else str(k).encode()) for k in keys}
-        if len(slots) != 1 and not isinstance(keys, NodeKeys):
-            return None
+        node_of = self._client.nodes_manager.get_node_from_slot
         try:
-            nodes = {self._client.nodes_manager.get_node_from_slot(s) for s in slots}
+            if len(slots) == 1:  # most calls: no set of nodes (a node hashes in Python)
+                return node_of(slots.pop())
+            if not isinstance(keys, NodeKeys):
+                return None
+            nodes = {node_of(s) for s in slots}
         except rx.SlotNotCoveredError:
             return None
         return nodes.pop() if len(nodes) == 1 else None
