@@ -45,7 +45,8 @@ def commands(client: redis.Redis) -> dict[str, int]:
 
 async def ride_requests_run(url: str, rides: int, seed: int) -> None:
     rng = random.Random(seed)
-    async with bootstrap(Settings(redis_url=url)) as runtime:
+    # Immediate matching: the commands counted are the ones one request runs.
+    async with bootstrap(Settings(redis_url=url, match_window_ms=0)) as runtime:
         deps = runtime.deps
         now = deps.clock.now_ms()
         await deps.index.upsert(

@@ -48,6 +48,7 @@ from loadtest.scenario.tokens import mint
 
 CITY = City()
 UNLIMITED = {
+    "DISPATCH_MATCH_WINDOW_MS": "0",  # each ride offered in its request, as measured before
     "DISPATCH_DRIVER_RATE_PER_S": "1000000",
     "DISPATCH_DRIVER_RATE_BURST": "1000000",
     "DISPATCH_RIDE_REQUEST_RATE_PER_S": "1000000",

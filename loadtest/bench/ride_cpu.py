@@ -63,7 +63,9 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
     # Drivers stay fresh for the whole run (an hour, as in loadtest.bench.rides): on a
     # busy machine loading them can take longer than the default TTL, and a ride that
     # finds only stale drivers measures a no_driver answer instead.
-    settings = Settings(redis_cluster_url=cluster.url, driver_ttl_s=3600)
+    # Immediate matching: the request's own search, reservation and offer are what is
+    # measured (a window's work per rider: loadtest.bench.window_cpu).
+    settings = Settings(redis_cluster_url=cluster.url, driver_ttl_s=3600, match_window_ms=0)
     async with bootstrap(settings) as runtime:
         deps = runtime.deps
         now = deps.clock.now_ms()

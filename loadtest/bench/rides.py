@@ -163,8 +163,10 @@ def main(argv: list[str] | None = None) -> None:
         inst = servers.dispatch(
             "bench-rides", {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
             # Seeded drivers stay online without a refresh; offers do not expire within the
-            # run, so every ride measured is one request's work, not a re-offer's.
-            {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600"},
+            # run, so every ride measured is one request's work, not a re-offer's; immediate
+            # matching, whose figures docs/benchmarks.md reports (batched: batched_offer).
+            {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600",
+             "DISPATCH_MATCH_WINDOW_MS": "0"},
         )  # fmt: skip
         assert inst.proc
         pid = inst.proc.pid
@@ -173,14 +175,15 @@ def main(argv: list[str] | None = None) -> None:
             durable = servers.dispatch(
                 "bench-rides-durable", {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
                 {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600",
-                 "DISPATCH_DURABLE_WRITES": a.durable},
+                 "DISPATCH_MATCH_WINDOW_MS": "0", "DISPATCH_DURABLE_WRITES": a.durable},
             )  # fmt: skip
             assert durable.proc
         profiled = None
         if a.profile:
             profiled = servers.dispatch(
                 "bench-rides-profiled", {"DISPATCH_REDIS_CLUSTER_URL": cluster.url},
-                {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600"},
+                {"DISPATCH_DRIVER_TTL_S": "3600", "DISPATCH_OFFER_TIMEOUT_S": "600",
+                 "DISPATCH_MATCH_WINDOW_MS": "0"},
                 profile=a.profile,
             )  # fmt: skip
         # Every Redis process: masters do the work, replicas pay for replication.

@@ -41,6 +41,10 @@ SETTLE_S = OFFER_TIMEOUT_S + 5 + 2  # an offer's timeout, a claimed timer's retr
 
 def instance_settings(durable: str) -> dict[str, str]:
     return {
+        # Immediate matching: a rider takes the driver its request's answer names, and
+        # the checker holds every ride to its driver from there (searching rides would
+        # still be matching, offered to drivers who never answer, when it looks).
+        "DISPATCH_MATCH_WINDOW_MS": "0",
         "DISPATCH_REDIS_TIMEOUT_S": "0.5",
         "DISPATCH_REQUEST_TIMEOUT_S": "3",
         "DISPATCH_OFFER_TIMEOUT_S": str(OFFER_TIMEOUT_S),

@@ -107,8 +107,9 @@ class Client:
 
 @pytest.fixture
 async def live(redis_url: str) -> AsyncIterator[Client]:
-    """One real instance (the production app and runner) on Redis, in this process."""
-    settings = Settings(redis_url=redis_url, instance_id="rel")
+    """One real instance (the production app and runner) on Redis, in this process.
+    Immediate matching: the tests script ride steps on the driver a request's answer names."""
+    settings = Settings(redis_url=redis_url, instance_id="rel", match_window_ms=0)
     async with running(settings) as inst:
         yield Client(inst.url, settings.jwt_secret, inst.session)
 

@@ -119,7 +119,10 @@ async def settled(raw: Redis) -> tuple[dict[str, Ride], dict[str, DriverRow]]:
 
 
 async def test_every_step_at_once_never_books_a_driver_twice(redis_url: str) -> None:
-    settings = Settings(redis_url=redis_url, offer_timeout_s=0.3, sweep_interval_s=0.02)
+    # Immediate matching: the storm races requests' own reservations against every step.
+    settings = Settings(
+        redis_url=redis_url, offer_timeout_s=0.3, sweep_interval_s=0.02, match_window_ms=0
+    )
     raw = Redis.from_url(redis_url)
     outcomes: Counter[str] = Counter()
     async with bootstrap(settings) as one, bootstrap(settings) as two:

@@ -33,6 +33,8 @@ from .redis_state import double_assignments, load_state
 from .replica_pair import ReplicaPair
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
+# The writes replayed are the immediate path's (a request reserves and offers at once).
+IMMEDIATE = 0
 HERE = LatLng(52.52, 13.405)
 D1 = Principal(Role.DRIVER, "d1")
 
@@ -74,7 +76,9 @@ async def replay(redis_url: str) -> AsyncIterator[Replay]:
     raw = Redis.from_url(redis_url)
     clock = FakeClock()
     try:
-        async with bootstrap(Settings(redis_url=redis_url), clock=clock) as runtime:
+        async with bootstrap(
+            Settings(redis_url=redis_url, match_window_ms=IMMEDIATE), clock=clock
+        ) as runtime:
             yield Replay(runtime.deps, clock, raw)
     finally:
         await raw.aclose()
@@ -202,7 +206,9 @@ async def test_the_residual_case_a_reservation_and_its_confirm_lost_together(dur
     the second ride goes to nobody else's driver."""
     clock = FakeClock()
     async with ReplicaPair() as pair:
-        settings = Settings(redis_url=pair.master_url, durable_writes=durable)
+        settings = Settings(
+            redis_url=pair.master_url, durable_writes=durable, match_window_ms=IMMEDIATE
+        )
         async with bootstrap(settings, clock=clock) as runtime:
             old = Replay(runtime.deps, clock, None)
             await old.fix("d1", 0, 1)
@@ -223,7 +229,9 @@ async def test_the_residual_case_a_reservation_and_its_confirm_lost_together(dur
         try:
             if kept:  # the ride's own master (another one, on a cluster) kept it
                 await raw.hset(f"dispatch:ride:{{{first.id}}}", mapping=kept)
-            async with bootstrap(Settings(redis_url=pair.replica_url), clock=clock) as runtime:
+            async with bootstrap(
+                Settings(redis_url=pair.replica_url, match_window_ms=IMMEDIATE), clock=clock
+            ) as runtime:
                 new = Replay(runtime.deps, clock, raw)
                 if durable != "off":  # the rider, answered 503, asks again; d1 accepts
                     first = await new.ask("u1")
@@ -257,7 +265,9 @@ async def test_a_keyed_retry_after_a_durability_timeout_is_not_replayed_unreplic
     clock = FakeClock()
     rider = Principal(Role.RIDER, "u1")
     async with ReplicaPair() as pair:
-        settings = Settings(redis_url=pair.master_url, durable_writes="1:200")
+        settings = Settings(
+            redis_url=pair.master_url, durable_writes="1:200", match_window_ms=IMMEDIATE
+        )
         async with bootstrap(settings, clock=clock) as runtime:
             await pair.wait_counted()
             await pair.cut_off()

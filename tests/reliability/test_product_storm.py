@@ -128,8 +128,13 @@ async def change_cars_mid_shift(deps: Deps, after_s: float) -> int:
 async def test_an_accessible_request_is_never_offered_to_a_car_that_is_not(
     redis_cluster_url: str,
 ) -> None:
+    # Immediate matching, whose product filter and upgrades this storms (the windows'
+    # own are tested in tests/unit/dispatch/test_products.py).
     settings = Settings(
-        redis_cluster_url=redis_cluster_url, offer_timeout_s=0.3, sweep_interval_s=0.02
+        redis_cluster_url=redis_cluster_url,
+        offer_timeout_s=0.3,
+        sweep_interval_s=0.02,
+        match_window_ms=0,
     )
     offers = Offers()
     outcomes: Counter[str] = Counter()

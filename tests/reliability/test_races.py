@@ -56,7 +56,9 @@ class Dispatch(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.raw = Redis.from_url(self.redis_url)
         self.run(self.raw.flushall())
-        self._ctx = bootstrap(Settings(redis_url=self.redis_url), clock=self.clock)
+        # Immediate matching: the rules step a ride from the driver its request reserved.
+        settings = Settings(redis_url=self.redis_url, match_window_ms=0)
+        self._ctx = bootstrap(settings, clock=self.clock)
         self.deps = self.run(self._ctx.__aenter__()).deps
         self.last_fix: dict[str, tuple[int, int] | None] = dict.fromkeys(DRIVERS)  # (ts, seq)
         self.last_lat: dict[str, float] = {}
