@@ -47,8 +47,11 @@ class Api:
     base: str
     seq: dict[str, int] = field(default_factory=dict)
 
-    def call(self, method: str, path: str, bearer: str | None, body: Any = None) -> tuple[int, Any]:
-        req = urllib.request.Request(self.base + path, method=method)
+    def call(
+        self, method: str, path: str, bearer: str | None, body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:  # fmt: skip
+        req = urllib.request.Request(self.base + path, method=method, headers=headers or {})
         if bearer is not None:
             req.add_header("Authorization", f"Bearer {bearer}")
         data = None

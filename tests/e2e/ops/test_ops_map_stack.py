@@ -68,6 +68,7 @@ def test_a_change_made_on_one_instance_shows_on_pages_of_the_other_and_through_n
         "/v1/rides",
         token(Role.RIDER, "r1"),
         {"pickup": {"lat": CENTRE[0], "lng": CENTRE[1]}},
+        headers={"Prefer": "wait=8"},  # answered once its window offered it (batched matching)
     )
     assert status == 201 and ride["driver_id"] == "d1"
     for watched in pages:
