@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 import time
+from dataclasses import replace
 
 import aiohttp
 
@@ -88,14 +89,13 @@ async def run_demo(
     riders_per_s: float,
     seed: int,
     keep_running: bool = False,
-    match_window_ms: int = 0,
+    match_window_ms: int | None = None,  # None: the service's default
 ) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("dispatch").setLevel(logging.WARNING)
-    settings = Settings(
-        port=0, instance_id="demo", offer_timeout_s=OFFER_TIMEOUT_S,
-        match_window_ms=match_window_ms,
-    )  # fmt: skip
+    settings = Settings(port=0, instance_id="demo", offer_timeout_s=OFFER_TIMEOUT_S)
+    if match_window_ms is not None:
+        settings = replace(settings, match_window_ms=match_window_ms)
     runner, port = await start(settings)
     base = f"http://127.0.0.1:{port}"
     print(
@@ -108,8 +108,8 @@ async def run_demo(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     rng, city, stats = random.Random(seed), City(), Stats()
-    if match_window_ms:
-        stats.matching = f"batched, {match_window_ms} ms windows"
+    if settings.match_window_ms:
+        stats.matching = f"batched, {settings.match_window_ms} ms windows"
     print(f"dispatch demo: matching {stats.matching}", file=sys.stderr)
     tokens = TokenCodec(settings.jwt_secret)
     # The token rides in the fragment, which the browser never sends nor logs.

@@ -95,6 +95,8 @@ async def follow(
                     stats.matched(now["product"])
                     stats.accept_latency_s.append(time.perf_counter() - started)
                     stats.pickup_m.append(now["pickup_distance_m"])
+                    if now["eta_s"] is not None:
+                        stats.pickup_eta_s.append(now["eta_s"])
                 elif now["status"] == "no_driver":
                     stats.no_driver += 1
                 elif now["status"] == "cancelled":

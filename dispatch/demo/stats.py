@@ -28,6 +28,7 @@ class Stats:
     match_latency_s: list[float] = field(default_factory=list)
     accept_latency_s: list[float] = field(default_factory=list)
     pickup_m: list[float] = field(default_factory=list)
+    pickup_eta_s: list[float] = field(default_factory=list)  # the accepted offers' ETA
     quotes: int = 0
     surge_by_cell: dict[str, float] = field(default_factory=dict)  # highest quoted
     matching: str = "immediate"  # the mode the service ran (DISPATCH_MATCH_WINDOW_MS)
@@ -87,6 +88,10 @@ class Stats:
             return f"{100 * n / self.requests:.1f}%" if self.requests else "-"
 
         mean_pickup = f"{statistics.fmean(self.pickup_m):.0f} m" if self.pickup_m else "-"
+        p95_eta = percentile(self.pickup_eta_s, 95)  # None: no ride accepted
+        pickup_eta = "-" if p95_eta is None else (
+            f"mean {statistics.fmean(self.pickup_eta_s):.0f} s, p95 {p95_eta:.0f} s"
+        )  # fmt: skip
         return "\n".join(
             [
                 f"dispatch demo: {duration:.0f} s, {drivers} drivers, {rate:g} ride requests/s, "
@@ -101,6 +106,7 @@ class Stats:
                 "and offered: the rider's wait)",
                 f"  time to accept         p50 {secs(50)}, p99 {secs(99)}",
                 f"  mean pickup distance   {mean_pickup}",
+                f"  pickup ETA             {pickup_eta} (predicted at the offer, accepted rides)",
                 f"  fare quotes            {self.surge_line()}",
                 f"  airport queue          {self.airport_requests} requests at the airport; "
                 f"{self.queue_offers} offered from the queue ({self.queue_offers_at_head} to the "

@@ -47,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--riders-per-s", type=float, default=2.0)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument(
-        "--match-window-ms", type=int, default=0,
-        help="0: immediate matching (default); above 0: batched in windows of this length",
+        "--match-window-ms", type=int, default=None,
+        help="0: immediate matching; above 0: batched in windows of this length (default: "
+        "the service's, 2000)",
     )  # fmt: skip
     demo.add_argument(
         "--keep-running", action="store_true",
