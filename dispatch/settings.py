@@ -36,14 +36,14 @@ class Settings:
     ride_request_rate_per_s: float = 0.5
     ride_request_rate_burst: int = 10
     # Matching (docs/api.md, "Matching modes"): 0 offers each request the nearest free
-    # driver at once; above 0, requests wait (status searching) for their region's window,
-    # solved every match_window_ms as one assignment by one instance at a time (a lease
-    # of match_lease_windows windows), each rider drawing up to match_candidates drivers
-    # within match_radius_m; a ride still searching after match_max_wait_s ends
-    # no_driver (10 s: holding riders 30 s matched 1.4 % more at tight supply but made
-    # their mean wait 2.7 times as long, docs/benchmarks.md). A client's `Prefer: wait=N`
-    # holds the answer at most prefer_wait_max_s.
-    match_window_ms: int = 0
+    # driver at once; above 0 (the default, 2 s windows), requests wait (status searching)
+    # for their region's window, solved every match_window_ms as one assignment by one
+    # instance at a time (a lease of match_lease_windows windows), each rider drawing up
+    # to match_candidates drivers within match_radius_m; a ride still searching after
+    # match_max_wait_s ends no_driver (10 s: holding riders 30 s matched 1.4 % more at
+    # tight supply but made their mean wait 2.7 times as long, docs/benchmarks.md). A
+    # client's `Prefer: wait=N` holds the answer at most prefer_wait_max_s.
+    match_window_ms: int = 2000
     match_max_wait_s: float = 10.0
     match_candidates: int = 16
     match_radius_m: float = 5_000.0
