@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 
 from dispatch.domain import rides
 from dispatch.domain.geo import LatLng
@@ -110,14 +109,11 @@ async def request_ride(
         # it failed, it gave back itself.)
         await uncount_briefly(deps, actor.id, ride_id, cleanup)
         raise
+    # the quoted surge holds: the ride keeps it
     if deps.batching is None:
-        ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now)
+        ride = rides.request(ride_id, actor.id, pickup, dropoff, offer, now, surge, product)
     else:  # batched: the ride waits for its region's window
-        ride = rides.searching(ride_id, actor.id, pickup, dropoff, now)
-    if surge is not None:
-        ride = replace(ride, surge=surge)  # the quoted price holds
-    if product is not None:
-        ride = replace(ride, product=product)
+        ride = rides.searching(ride_id, actor.id, pickup, dropoff, now, surge, product)
     try:
         if deps.batching is not None:
             await enqueue(deps, ride, now)
