@@ -21,7 +21,10 @@ Keys (prefix "gi" by default):
 A region's keys share one hash tag, so one Lua call per region reads or writes them all.
 A write first changes the driver's own key (compare-and-set, new version), then the
 regions it touches; region_apply.lua orders region changes by version, so concurrent
-writes of one driver, even across region borders, converge on the newest.
+writes of one driver, even across region borders, converge on the newest. A batch's
+writes go one call per node: its drivers' keys in one driver_upsert.lua call, its
+regions in one region_apply.lua call (keys of several slots of one node, see
+_upsert_drivers and _apply_now).
 """
 
 from __future__ import annotations
