@@ -247,7 +247,9 @@ async def index(a: argparse.Namespace, w: Window) -> None:
     from dispatch.adapters.redis_client import connect
     from geoindex import Position, RedisGeoIndex, SearchConfig
 
-    client = connect(a.url, cluster=True)
+    # A master held to its quota answers a node's batch late, not wrongly: the service's
+    # 2 s socket timeout would end the run on a throttled master instead of measuring it.
+    client = connect(a.url, cluster=True, timeout_s=10.0)
     idx = RedisGeoIndex(client, ttl_ms=3_600_000, config=SearchConfig(region_res=a.region_res))
     point = point_source(a)
     # --move-m: each fix a point within that many metres of the driver's home (where
