@@ -30,6 +30,7 @@ _upsert_drivers and _apply_now).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import struct
 from collections import OrderedDict
@@ -50,7 +51,7 @@ from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import NOT_RUN, Call, Script, ScriptRunner, translated
 from geoindex.redis_pipeline import NodeKeys
-from geoindex.rounds import Rounds, Run
+from geoindex.rounds import Asked, Rounds, Run, send_together
 from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import SPLIT_SET, Layout, LayoutCache, RedisSplitStore, migrate
 from geoindex.supply import (
@@ -123,7 +124,7 @@ class RedisGeoIndex:
         self._config = config or SearchConfig()
         self._hints = DensityHints()
         # Scans of concurrent searches waiting for the next turn of the loop (_scan_together).
-        self._scan_queue: list[tuple[Sequence[Call], asyncio.Future[list[Any]]]] = []
+        self._scan_queue: Asked = []
         self._scan_senders: set[asyncio.Task[None]] = set()
         self._prefix = prefix
         self._known_regions: set[int] = set()
@@ -566,7 +567,7 @@ class RedisGeoIndex:
         # On a cluster a search waits only for the nodes its scans read (a node throttled
         # or failing over holds up no search that does not read it): the searches reading
         # the same nodes leave together, each such batch on its own.
-        batches: dict[Any, list[tuple[Sequence[Call], asyncio.Future[list[Any]]]]] = {}
+        batches: dict[Any, Asked] = {}
         for search in asked:
             batches.setdefault(self._nodes_read(search[0]), []).append(search)
         await asyncio.gather(*(self._send_scan_batch(b) for b in batches.values()))
@@ -577,27 +578,9 @@ class RedisGeoIndex:
         except rx.SlotNotCoveredError:  # mid-failover: the runner's fallback decides
             return None
 
-    async def _send_scan_batch(
-        self, asked: list[tuple[Sequence[Call], asyncio.Future[list[Any]]]]
-    ) -> None:
-        try:
-            replies = await self._scripts.run([c for calls, _ in asked for c in calls])
-        except BaseException as exc:
-            for _, waiting in asked:
-                if waiting.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    waiting.cancel()
-                else:
-                    waiting.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        start = 0
-        for calls, waiting in asked:
-            if not waiting.done():
-                waiting.set_result(replies[start : start + len(calls)])
-            start += len(calls)
+    async def _send_scan_batch(self, asked: Asked) -> None:
+        with contextlib.suppress(Exception):  # each search in the batch holds the failure
+            await send_together(self._scripts.run, asked)
 
     async def nearest_many(
         self,

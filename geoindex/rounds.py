@@ -16,13 +16,14 @@ from typing import Any
 from geoindex.redis_edge import Call
 
 Run = Callable[[Sequence[Call]], Awaitable[list[Any]]]
+Asked = list[tuple[Sequence[Call], asyncio.Future[list[Any]]]]  # each caller's calls, its replies
 
 
 class Rounds:
     def __init__(self, run: Run, searches: int) -> None:
         self._run = run
         self._open = searches  # searches that may still ask
-        self._asked: list[tuple[Sequence[Call], asyncio.Future[list[Any]]]] = []
+        self._asked: Asked = []
 
     async def run(self, calls: Sequence[Call]) -> list[Any]:
         """The replies to `calls`, once the round they joined has been sent."""
@@ -40,21 +41,28 @@ class Rounds:
         if not self._asked or len(self._asked) < self._open:
             return
         asked, self._asked = self._asked, []
-        try:
-            replies = await self._run([c for calls, _ in asked for c in calls])
-        except BaseException as exc:
-            # Every search of the round fails as its own call would have; the sender's
-            # own failure is raised here.
-            for _, waiting in asked:
-                if waiting is own or waiting.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    waiting.cancel()
-                else:
-                    waiting.set_exception(exc)
-            raise
-        start = 0
-        for calls, waiting in asked:
-            if not waiting.done():
-                waiting.set_result(replies[start : start + len(calls)])
-            start += len(calls)
+        await send_together(self._run, asked, own)
+
+
+async def send_together(
+    run: Run, asked: Asked, own: asyncio.Future[list[Any]] | None = None
+) -> None:
+    """Every caller's calls in one batch, each caller's future given its own replies;
+    if the batch fails, every caller fails as its own call would have (but `own`, whose
+    caller gets the failure raised here)."""
+    try:
+        replies = await run([c for calls, _ in asked for c in calls])
+    except BaseException as exc:
+        for _, waiting in asked:
+            if waiting is own or waiting.done():
+                continue
+            if isinstance(exc, asyncio.CancelledError):
+                waiting.cancel()
+            else:
+                waiting.set_exception(exc)
+        raise
+    start = 0
+    for calls, waiting in asked:
+        if not waiting.done():
+            waiting.set_result(replies[start : start + len(calls)])
+        start += len(calls)
