@@ -36,16 +36,31 @@ class RedisAreaEventLog:
     async def read(self, after: str, block_ms: int) -> tuple[str, list[bytes]]:
         """Polled, not a blocking XREAD: a blocking read through the cluster client holds
         up the instance's other commands; an empty poll waits POLL_S (events arrive at
-        most that late)."""
-        with translated():
-            got = await self._r.xread({STREAM_KEY: after}, count=1000)  # type: ignore[attr-defined]
+        most that late). Sent through the batch path, routed by the stream's key: redis-py's
+        cluster client asks a node `COMMAND GETKEYS` before every XREAD (its keys move with
+        its arguments), a round trip each poll."""
+        xread = ("XREAD", "COUNT", 1000, "STREAMS", STREAM_KEY, after)
+        (got,) = await self._batch.commands([(STREAM_KEY, xread)])
         if not got:
             await asyncio.sleep(min(block_ms / 1000, POLL_S))
             return after, []
-        entries = got[0][1] if isinstance(got, list) else next(iter(got.values()))[0]
-        return bytes(entries[-1][0]).decode(), [bytes(f[b"j"]) for _, f in entries]
+        # The server's reply: by stream, each [[id, [field, value, ...]], ...] (RESP3's map
+        # or RESP2's list of [stream, entries]); where redis-py sent it instead, its parsed
+        # form: entries as (id, {field: value}), in a list of one under RESP3.
+        entries = next(iter(got.values())) if isinstance(got, dict) else got[0][1]
+        if not isinstance(entries[0][0], bytes | str):
+            entries = entries[0]
+        return bytes(entries[-1][0]).decode(), [_field_j(f) for _, f in entries]
 
     async def recent(self, count: int) -> list[bytes]:
         with translated():
             last = await self._r.xrevrange(STREAM_KEY, count=count)  # type: ignore[attr-defined]
         return [bytes(f[b"j"]) for _, f in reversed(last)]
+
+
+def _field_j(fields: object) -> bytes:
+    """An entry's `j`, from the server's [field, value, ...] or redis-py's dict."""
+    if isinstance(fields, dict):
+        return bytes(fields[b"j"])
+    assert isinstance(fields, list)
+    return bytes(dict(zip(fields[::2], fields[1::2], strict=True))[b"j"])

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
+import pytest
+from redis.asyncio.connection import AbstractConnection
 
 from dispatch.domain.areas import Crossing
 from dispatch.service_layer.geofence import PresenceStore, Step
@@ -129,3 +132,29 @@ async def test_the_event_log_is_read_in_order_and_bounded(backend: Backend) -> N
     after, events = await log.read(after, 100)
     assert [orjson.loads(e)["n"] for e in events] == list(range(3, 503))
     assert [orjson.loads(e)["n"] for e in await log.recent(3)] == [500, 501, 502]
+
+
+async def test_a_poll_of_the_event_log_is_its_own_read_only(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll sends its XREAD, routed by the stream's key, and nothing else: redis-py's
+    cluster client would first ask `COMMAND GETKEYS` (XREAD's keys move with its
+    arguments), a round trip every poll."""
+    if backend.name == "memory":
+        pytest.skip("no Redis")
+    log = backend.deps.fences.log
+    await log.append([orjson.dumps({"n": 0})])  # connections open, the slot map read
+    start = await log.tail()
+    sent: list[bytes] = []
+    original = AbstractConnection.send_packed_command
+
+    async def recorded(conn: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        await original(conn, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", recorded)
+    await log.append([orjson.dumps({"n": 1})])
+    after, events = await log.read(start, 100)
+    assert [orjson.loads(e)["n"] for e in events] == [1]
+    assert (await log.read(after, 10))[1] == []
+    assert sent == []  # through the batch path: no redis-py command, COMMAND included

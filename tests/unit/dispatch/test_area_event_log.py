@@ -49,3 +49,24 @@ async def test_a_batch_of_events_is_one_round_trip_in_order() -> None:
     assert client.round_trips[1] == [
         ("XADD", STREAM_KEY, "MAXLEN", "~", 1_000, "*", "j", events[0])
     ]
+
+
+async def test_a_read_through_redis_py_takes_its_parsed_reply() -> None:
+    """Where the batch path leaves the XREAD to redis-py (here: always), its parsed reply
+    (entries as (id, {field: value})) is read as the server's own would be."""
+
+    class Reading(Client):
+        def pipeline(self, transaction: bool = True) -> Pipeline:
+            pipe = super().pipeline(transaction)
+
+            async def execute(raise_on_error: bool = True) -> list[Any]:
+                self.round_trips.append(pipe.queued)
+                entries = [(b"1-0", {b"j": b"a"}), (b"1-1", {b"j": b"b"})]
+                return [[[STREAM_KEY.encode(), entries]]]
+
+            pipe.execute = execute  # type: ignore[method-assign]
+            return pipe
+
+    client = Reading()
+    assert await RedisAreaEventLog(client, 1_000).read("0-0", 100) == ("1-1", [b"a", b"b"])
+    assert client.round_trips == [[("XREAD", "COUNT", 1000, "STREAMS", STREAM_KEY, "0-0")]]
