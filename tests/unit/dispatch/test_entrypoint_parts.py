@@ -7,12 +7,13 @@ from types import SimpleNamespace
 from typing import cast
 
 import msgspec
+import prometheus_client
 import pytest
 
 from dispatch.domain.rides import Ride, RideStatus
 from dispatch.entrypoints import contract, schemas
 from dispatch.entrypoints.jsonio import MalformedJson
-from dispatch.entrypoints.metrics import Metrics
+from dispatch.entrypoints.metrics import LATENCY_BUCKETS, Metrics
 from dispatch.entrypoints.ratelimit import RateLimiter
 from dispatch.entrypoints.views_drivers import accepted
 from dispatch.service_layer.drivers import Fix
@@ -40,6 +41,52 @@ def test_metrics_render_the_prometheus_text_format() -> None:
     assert "dispatch_websockets_open 1.0" in lines
     assert "dispatch_event_streams_open 0.0" in lines
     assert not [line for line in lines if "_created" in line]
+
+
+def test_the_tallied_series_render_as_prometheus_clients_own_would() -> None:
+    """Requests and fixes are plain tallies made into families at a scrape: the text is
+    what prometheus_client's Counter and Histogram print for the same updates."""
+    observed = [
+        ("POST", "/v1/drivers/{driver_id}/location", 202, 0.0004),
+        ("POST", "/v1/drivers/{driver_id}/location", 202, 0.001),  # on a bound: its bucket
+        ("GET", "/healthz", 200, 0.0),
+        ("POST", "/v1/drivers/{driver_id}/location", 409, 0.03),
+        ("POST", "/v1/drivers/{driver_id}/location", 202, 9.5),  # past the last: +Inf
+        ("GET", "unmatched", 404, 0.002),
+    ]
+    m = Metrics()
+    reference = prometheus_client.CollectorRegistry()
+    requests = prometheus_client.Counter(
+        "dispatch_http_requests_total",
+        "HTTP requests by route and status",
+        ["method", "route", "status"],
+        registry=reference,
+    )
+    latency = prometheus_client.Histogram(
+        "dispatch_http_request_duration_seconds",
+        "HTTP request latency by route",
+        ["method", "route"],
+        buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )
+    fixes = prometheus_client.Counter(
+        "dispatch_location_updates_total",
+        "Position fixes by result (accepted, stale)",
+        ["result"],
+        registry=reference,
+    )
+    fixes.labels("accepted")
+    fixes.labels("stale")
+    for method, route, status, seconds in observed:
+        m.request(method, route, status, seconds)
+        requests.labels(method, route, str(status)).inc()
+        latency.labels(method, route).observe(seconds)
+    for taken, stale in ((3, 0), (0, 2), (1, 1)):
+        m.locations(taken, stale)
+        fixes.labels("accepted").inc(taken)
+        fixes.labels("stale").inc(stale)
+    expected = prometheus_client.generate_latest(reference).decode()
+    assert m.render().decode().startswith(expected)
 
 
 def test_each_app_counts_in_its_own_registry() -> None:
