@@ -2,7 +2,15 @@
 (each its own hash tag, so a cluster spreads them over masters). Every instance polls
 every shard and claims due items atomically (lua/timer_claim.lua); an item whose
 claimer dies becomes due again after retry_ms. So offer timeouts outlive the instance
-that made the offer."""
+that made the offer.
+
+An item's shard follows from its name (CRC32 of it, modulo SHARDS), unless it was
+scheduled `beside` another item: then it is in that item's shard (a new ride's lease
+check beside its offer timer: one ZADD, one round trip), and is reached through the
+shard its claim names (done, again), never cancelled by name. Instances from before
+`beside` (rolling upgrade) claim such an item like any other, but look for it in its
+name's shard when done: they miss it, it fires again after retry_ms (its handler is
+idempotent), until an instance of this version claims it and removes it."""
 
 from __future__ import annotations
 
@@ -36,10 +44,11 @@ class RedisDeadlineQueue:
         key = _shard_key(item)  # through the scripts' batch path: a ride sets two
         await self._scripts.command(key, "ZADD", key, due_ms, item)
 
-    async def schedule_many(self, due: Mapping[str, int]) -> None:
+    async def schedule_many(self, due: Mapping[str, int], beside: str | None = None) -> None:
         by_shard: dict[str, list[int | str]] = {}
         for item, due_ms in due.items():
-            by_shard.setdefault(_shard_key(item), []).extend((due_ms, item))
+            key = _shard_key(item if beside is None else beside)
+            by_shard.setdefault(key, []).extend((due_ms, item))
         # One ZADD per shard, through the batch path: one round trip per node (a ride's
         # offer and lease timers, a window's lease timers).
         await self._scripts.commands([(k, ("ZADD", k, *a)) for k, a in by_shard.items()])
@@ -52,8 +61,18 @@ class RedisDeadlineQueue:
         per_shard = max(1, limit // SHARDS)
         args = [now_ms, per_shard, retry_ms]
         # Every shard in one pipeline: one round trip per node.
-        replies = await self._scripts.run([(CLAIM, [_shard(s)], args) for s in range(SHARDS)])
-        return [Claimed(item.decode(), int(reply[0])) for reply in replies for item in reply[1]]
+        shards = [_shard(s) for s in range(SHARDS)]
+        replies = await self._scripts.run([(CLAIM, [key], args) for key in shards])
+        return [
+            Claimed(item.decode(), int(reply[0]), key)
+            for key, reply in zip(shards, replies, strict=True)
+            for item in reply[1]
+        ]
 
     async def done(self, claimed: Claimed) -> None:
-        await self._scripts.call(DONE, [_shard_key(claimed.item)], [claimed.item, claimed.score])
+        key = claimed.shard or _shard_key(claimed.item)
+        await self._scripts.call(DONE, [key], [claimed.item, claimed.score])
+
+    async def again(self, claimed: Claimed, due_ms: int) -> None:
+        key = claimed.shard or _shard_key(claimed.item)
+        await self._scripts.command(key, "ZADD", key, due_ms, claimed.item)

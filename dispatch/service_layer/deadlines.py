@@ -118,7 +118,7 @@ async def sweep_once(deps: Deps) -> int:
         if again is None:
             await deps.deadlines.done(c)
         else:
-            await deps.deadlines.schedule(c.item, again)
+            await deps.deadlines.again(c, again)
     return len(claimed)
 
 

@@ -190,6 +190,7 @@ class IdempotencyStore(Protocol):
 class Claimed:
     item: str
     score: int  # the retry time the claim set; `done` removes the item only if unchanged
+    shard: str = ""  # where the store keeps it ('': where its name puts it); see `beside`
 
 
 class DeadlineQueue(Protocol):
@@ -198,8 +199,12 @@ class DeadlineQueue(Protocol):
 
     async def schedule(self, item: str, due_ms: int) -> None: ...
 
-    async def schedule_many(self, due: Mapping[str, int]) -> None:
-        """schedule() for each item, in one round trip where the backend allows."""
+    async def schedule_many(self, due: Mapping[str, int], beside: str | None = None) -> None:
+        """schedule() for each item, in one round trip where the backend allows. With
+        `beside` (an item's name), every item is kept where that item is: one write on a
+        sharded store. An item kept so is reached through the Claimed a claim gives it
+        (done, again), not by its name: cancel() may miss it, so only for items that are
+        never cancelled."""
         ...
 
     async def cancel(self, item: str) -> None: ...
@@ -207,6 +212,10 @@ class DeadlineQueue(Protocol):
     async def claim(self, now_ms: int, limit: int, retry_ms: int) -> list[Claimed]: ...
 
     async def done(self, claimed: Claimed) -> None: ...
+
+    async def again(self, claimed: Claimed, due_ms: int) -> None:
+        """A claimed item due again at `due_ms`, kept where it is."""
+        ...
 
 
 class Subscription(Protocol):

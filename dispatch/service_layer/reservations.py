@@ -112,15 +112,21 @@ async def find_offer(
             # driver should this instance die before the ride is stored; the offer's own
             # timer normally releases it long before. It fires a little before the lease
             # runs out, to repair a lost accept first (deadlines). The offer's timer goes
-            # in the same call (one round trip when their shards share a node): set
-            # before the ride is stored, it fires should we die after storing it.
+            # in the same call: set before the ride is stored, it fires should we die
+            # after storing it. The lease check is kept beside it (one ZADD, one round
+            # trip): the offer's timer may be cancelled by its name, a lease check never.
             timers = dict([lease_check])
+            beside = None
             if offer_timer:
-                timers[OfferTimeout(ride_id).key] = offer_due
+                beside = OfferTimeout(ride_id).key
+                timers[beside] = offer_due
             try:
+                # The region's write first: it goes out from a task of the index's own, a
+                # turn later than a call made here, and so meets the timers' write only
+                # when its task starts before the timers' batch leaves (together()).
                 _, _, eta_s = await _all_ended(
-                    deps.deadlines.schedule_many(timers),
                     deps.drivers.hidden(cand.driver_id, rec.fence),
+                    deps.deadlines.schedule_many(timers, beside),
                     deps.eta.eta_s(pickup, cand.distance_m, now_ms),
                 )
             except BaseException:

@@ -301,6 +301,33 @@ async def test_timers_scheduled_in_one_call_fire_as_if_set_alone(backend: Backen
     assert sorted(c.item for c in late) == sorted(f"r:{i}" for i in range(1, 20, 2))
 
 
+async def test_timers_kept_beside_another_fire_and_end_where_they_are(backend: Backend) -> None:
+    """Items kept beside another (a new ride's lease check beside its offer timer) are in
+    its shard whatever their names, fire as if set alone, and are done or due again
+    where they are: never left behind, never fired twice."""
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    items = ["r:x", *(f"l:d{i}" for i in range(20))]  # names spread over every shard
+    await q.schedule_many({item: now for item in items}, beside="r:x")
+    claimed = await q.claim(now, 800, 5_000)
+    assert sorted(c.item for c in claimed) == sorted(items)
+    if backend.name != "memory":
+        assert len({c.shard for c in claimed}) == 1  # one shard: one ZADD
+    for c in claimed[:10]:
+        await q.again(c, now + 1_000)
+    for c in claimed[10:]:
+        await q.done(c)
+    later = await q.claim(now + 1_000, 800, 5_000)
+    assert sorted(c.item for c in later) == sorted(c.item for c in claimed[:10])
+    for c in later:
+        await q.done(c)
+    assert await q.claim(now + 10**6, 800, 5_000) == []
+    # The item they were kept beside is where its name puts it: a cancel reaches it.
+    await q.schedule_many({"r:y": now, "l:d0": now}, beside="r:y")
+    await q.cancel("r:y")
+    assert [c.item for c in await q.claim(now, 800, 5_000)] == ["l:d0"]
+
+
 async def test_a_timer_rescheduled_after_its_claim_survives_done(backend: Backend) -> None:
     q = backend.deps.deadlines
     now = backend.clock.now
