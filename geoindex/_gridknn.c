@@ -25,6 +25,7 @@
  * search. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -651,6 +652,142 @@ static int by_lower(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* -- the Redis backend's search disks (geoindex/search.py's disk) --------------------- */
+
+/* H3's own C functions, from the copy of the H3 library linked into h3-py's extension
+ * (its public C API, exported there): a disk's cells and their centres at C speed. Through
+ * h3-py a centre costs over a microsecond of calls and objects, most of a disk's first
+ * plan; here it is what H3's arithmetic costs. */
+typedef uint64_t H3Index;
+typedef uint32_t H3Error;
+typedef struct {
+    double lat, lng; /* radians */
+} LatLng;
+static H3Error (*max_grid_disk_size)(int k, int64_t *out);
+static H3Error (*grid_disk_distances)(H3Index origin, int k, H3Index *out, int *distances);
+static H3Error (*cell_to_latlng)(H3Index cell, LatLng *out);
+
+static int load_h3(void) {
+    if (cell_to_latlng != NULL) return 0;
+    PyObject *cells = PyImport_ImportModule("h3._cy.cells");
+    if (cells == NULL) return -1;
+    PyObject *path = PyModule_GetFilenameObject(cells);
+    Py_DECREF(cells);
+    if (path == NULL) return -1;
+    const char *file = PyUnicode_AsUTF8(path);
+    /* Already loaded by the import: this only finds it (and it stays loaded). */
+    void *lib = file == NULL ? NULL : dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
+    if (lib != NULL) {
+        *(void **)&max_grid_disk_size = dlsym(lib, "maxGridDiskSize");
+        *(void **)&grid_disk_distances = dlsym(lib, "gridDiskDistances");
+        *(void **)&cell_to_latlng = dlsym(lib, "cellToLatLng");
+    }
+    if (lib == NULL || !max_grid_disk_size || !grid_disk_distances || !cell_to_latlng) {
+        cell_to_latlng = NULL;
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ImportError, "H3's C functions not found in %U", path);
+        Py_DECREF(path);
+        return -1;
+    }
+    Py_DECREF(path);
+    return 0;
+}
+
+/* The disk of `rings` rings around `origin` as plan() reads it: its cells' centres as unit
+ * vectors, then the ring just outside it's; per disk cell its score range (as doubles)
+ * and the index of its region (its parent at region_res, by H3 digits) among `regions`,
+ * listed in the order the disk first meets them. */
+static PyObject *disk(PyObject *Py_UNUSED(self), PyObject *args) {
+    unsigned long long origin;
+    int rings, region_res;
+    if (!PyArg_ParseTuple(args, "Kii:disk", &origin, &rings, &region_res)) return NULL;
+    int res = (int)((origin >> 52) & 0xF);
+    if (rings < 0 || rings > 1000 || region_res < 0 || region_res > res) {
+        PyErr_SetString(PyExc_ValueError, "disk: need 0 <= rings <= 1000 and "
+                                          "0 <= region_res <= the origin's resolution");
+        return NULL;
+    }
+    if (load_h3() < 0) return NULL;
+    PyObject *result = NULL, *xyz = NULL, *lohi = NULL, *index = NULL, *regions = NULL;
+    int64_t most = 0;
+    if (max_grid_disk_size(rings + 1, &most) != 0) {
+        PyErr_SetString(PyExc_ValueError, "disk: too many rings");
+        return NULL;
+    }
+    /* found: what H3 gives (with holes, H3_NULL, around a pentagon); cells: the disk's
+     * cells, then the outer ring's; seen: the regions met so far. */
+    H3Index *found = PyMem_Calloc((size_t)most, sizeof(H3Index));
+    H3Index *cells = PyMem_Malloc((size_t)most * sizeof(H3Index));
+    H3Index *seen = PyMem_Malloc((size_t)most * sizeof(H3Index));
+    int *ring = PyMem_Calloc((size_t)most, sizeof(int));
+    if (found == NULL || cells == NULL || seen == NULL || ring == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (grid_disk_distances((H3Index)origin, rings + 1, found, ring) != 0) {
+        PyErr_SetString(PyExc_ValueError, "disk: not a valid H3 cell");
+        goto done;
+    }
+    Py_ssize_t size = 0, n = 0;
+    for (int64_t i = 0; i < most; i++)
+        if (found[i] != 0 && ring[i] <= rings) cells[n++] = found[i];
+    size = n;
+    for (int64_t i = 0; i < most; i++)
+        if (found[i] != 0 && ring[i] > rings) cells[n++] = found[i];
+    xyz = PyBytes_FromStringAndSize(NULL, n * 3 * (Py_ssize_t)sizeof(double));
+    lohi = PyBytes_FromStringAndSize(NULL, size * 2 * (Py_ssize_t)sizeof(double));
+    index = PyBytes_FromStringAndSize(NULL, size * (Py_ssize_t)sizeof(int64_t));
+    regions = PyList_New(0);
+    if (xyz == NULL || lohi == NULL || index == NULL || regions == NULL) goto done;
+    double *v = (double *)PyBytes_AS_STRING(xyz), *lh = (double *)PyBytes_AS_STRING(lohi);
+    int64_t *at = (int64_t *)PyBytes_AS_STRING(index);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        LatLng centre;
+        if (cell_to_latlng(cells[i], &centre) != 0) {
+            PyErr_SetString(PyExc_ValueError, "disk: a cell without a centre");
+            goto done;
+        }
+        double c = cos(centre.lat);
+        v[3 * i] = c * cos(centre.lng);
+        v[3 * i + 1] = c * sin(centre.lng);
+        v[3 * i + 2] = sin(centre.lat);
+    }
+    /* cell_to_parent by bit arithmetic: set the resolution, fill the finer digits with
+     * 7s. A score is a res-15 cell less its header; a cell's descendants' scores are the
+     * range ending at its own (its unused digits are 7s). */
+    const uint64_t keep = ~((uint64_t)0xF << 52), score = ((uint64_t)1 << 52) - 1;
+    const uint64_t fill =
+        ((uint64_t)region_res << 52) | (((uint64_t)1 << (3 * (15 - region_res))) - 1);
+    const double below = (double)(((uint64_t)1 << (3 * (15 - res))) - 1);
+    Py_ssize_t n_seen = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        H3Index region = (cells[i] & keep) | fill;
+        Py_ssize_t r = 0;
+        while (r < n_seen && seen[r] != region) r++;
+        if (r == n_seen) {
+            seen[n_seen++] = region;
+            PyObject *number = PyLong_FromUnsignedLongLong(region);
+            int failed = number == NULL || PyList_Append(regions, number) < 0;
+            Py_XDECREF(number);
+            if (failed) goto done;
+        }
+        at[i] = r;
+        lh[2 * i + 1] = (double)(cells[i] & score);
+        lh[2 * i] = lh[2 * i + 1] - below;
+    }
+    result = Py_BuildValue("(nOOON)", size, xyz, lohi, index, PyList_AsTuple(regions));
+done:
+    PyMem_Free(found);
+    PyMem_Free(cells);
+    PyMem_Free(seen);
+    PyMem_Free(ring);
+    Py_XDECREF(xyz);
+    Py_XDECREF(lohi);
+    Py_XDECREF(index);
+    Py_XDECREF(regions);
+    return result;
+}
+
 /* plan_step's arithmetic over one H3 disk: great-circle distances from the query to the
  * cells' centres (from their chords), what the disk covers, each cell's lower bound, the
  * cells that can hold a hit nearest bound first. Bounds carry a metre of margin (search.py),
@@ -721,6 +858,9 @@ done:
 }
 
 static PyMethodDef module_methods[] = {
+    {"disk", disk, METH_VARARGS,
+     "disk(origin, rings, region_res) -> (size, xyz, lohi, region_index, regions): the disk "
+     "of `rings` rings around the H3 cell `origin` as plan() reads it (geoindex.search)."},
     {"haversine_m", haversine_m, METH_VARARGS,
      "haversine_m(lat1, lng1, lat2, lng2): the distance a search computes (for tests)."},
     {"plan", plan, METH_VARARGS,

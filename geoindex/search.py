@@ -26,11 +26,10 @@ from functools import lru_cache
 
 import h3._cy as h3_cy
 import numpy as np
-from h3.api import basic_int as h3
 
+from geoindex._gridknn import disk as _disk
 from geoindex._gridknn import plan
 from geoindex.cells import (
-    SCORE_MASK,
     average_area_m2,
     average_edge_m,
     max_circumradius_m,
@@ -47,75 +46,23 @@ MIN_PER_CELL = 1.0
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Disk:
-    """The geometry of the disk around one origin cell, independent of the query point."""
+    """The geometry of the disk around one origin cell, independent of the query point,
+    as `plan` reads it (packed doubles and int64s)."""
 
     res: int
     size: int  # cells in the disk; the centres after them are the ring just outside it
-    xyz: np.ndarray  # centres as unit vectors: the disk's cells, then the outer ring's
-    lohi: np.ndarray  # per disk cell: score range (as doubles, exact below 2**53)
-    region_index: np.ndarray  # per disk cell: index into `regions`
+    xyz: bytes  # centres as unit vectors: the disk's cells, then the outer ring's
+    lohi: bytes  # per disk cell: score range (as doubles, exact below 2**53)
+    region_index: bytes  # per disk cell: index into `regions`
     regions: tuple[int, ...]
-
-
-class _Centres:
-    """Cells' centres as unit vectors, each computed once: h3's cell_to_latlng costs over
-    a microsecond a cell, most of a disk's first plan, and the disks of searches near each
-    other share most of their cells."""
-
-    LIMIT = 1 << 17  # cells (3 MiB of vectors); then it starts over
-
-    def __init__(self) -> None:
-        self._row: dict[int, int] = {}
-        self._xyz = np.empty((0, 3))
-
-    def of(self, cells: list[int]) -> np.ndarray:
-        row = self._row
-        new = list(dict.fromkeys(c for c in cells if c not in row))
-        if new:
-            if len(row) + len(new) > self.LIMIT or not len(self._xyz):
-                row.clear()
-                self._xyz = np.empty((self.LIMIT, 3))
-                new = list(dict.fromkeys(cells))
-            centres = np.fromiter(
-                (x for c in new for x in h3_cy.cell_to_latlng(c)), np.float64, 2 * len(new)
-            )
-            lat, lng = np.radians(centres[0::2]), np.radians(centres[1::2])
-            start = len(row)
-            self._xyz[start : start + len(new)] = np.stack(
-                [np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)], axis=1
-            )
-            row.update(zip(new, range(start, start + len(new)), strict=True))
-        return self._xyz[np.fromiter(map(row.__getitem__, cells), np.intp, len(cells))]
-
-
-_CENTRES = _Centres()
 
 
 @lru_cache(maxsize=8192)
 def disk(origin: int, rings: int, region_res: int) -> Disk:
-    res = int(h3.get_resolution(origin))
-    # h3's Cython layer hands back uint64 buffers: no Python int per cell until needed.
-    cells = np.asarray(h3_cy.grid_disk(origin, rings))
-    outer = np.asarray(h3_cy.grid_ring(origin, rings + 1))
-    xyz = _CENTRES.of(np.concatenate([cells, outer]).tolist())
-    # cell_to_parent by bit arithmetic: set the resolution, fill the finer digits with 7s.
-    keep = np.uint64(~(0xF << 52) & (2**64 - 1))
-    fill = np.uint64((region_res << 52) | ((1 << (3 * (15 - region_res))) - 1))
-    regions: dict[int, int] = {}
-    region_index = np.fromiter(
-        (regions.setdefault(r, len(regions)) for r in ((cells & keep) | fill).tolist()),
-        np.int64,
-        len(cells),
-    )
-    hi = (cells & np.uint64(SCORE_MASK)).astype(np.float64)
-    return Disk(
-        res=res,
-        size=len(cells),
-        xyz=xyz,
-        lohi=np.stack([hi - float((1 << (3 * (15 - res))) - 1), hi], axis=1),
-        region_index=region_index,
-        regions=tuple(regions),
-    )
+    # In C (geoindex/_gridknn.c, with H3's own C functions): through h3-py a cell's centre
+    # cost over a microsecond of calls and objects, most of a new disk's plan.
+    size, xyz, lohi, region_index, regions = _disk(origin, rings, region_res)
+    return Disk((origin >> 52) & 0xF, size, xyz, lohi, region_index, regions)
 
 
 @dataclass(frozen=True, slots=True)

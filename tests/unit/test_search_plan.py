@@ -19,6 +19,7 @@ from geoindex.cells import (
 from geoindex.search import (
     DESCENDANT_SPREAD,
     SearchConfig,
+    disk,
     first_step,
     is_complete,
     next_step,
@@ -164,3 +165,38 @@ def test_a_step_scans_every_disk_cell_that_may_hold_a_hit_in_its_own_region(
 
 def _finer_by(res: int) -> int:
     return 1 + res % 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(q=query_points, res=st.integers(5, 12), rings=st.integers(0, 12), data=st.data())
+def test_a_disk_is_h3_s_disk_with_its_cells_centres_and_regions_and_the_ring_outside(
+    q: tuple[float, float], res: int, rings: int, data: st.DataObject
+) -> None:
+    region_res = data.draw(st.integers(0, res))
+    origin = h3.latlng_to_cell(*q, res)
+    d = disk(origin, rings, region_res)
+    lohi = np.frombuffer(d.lohi).reshape(-1, 2)
+    xyz = np.frombuffer(d.xyz).reshape(-1, 3)
+    regions = np.frombuffer(d.region_index, np.int64)
+    # A score range ends at the cell's own score (its unused digits all 7s): the cell,
+    # but for the resolution in its header.
+    keep = ~(0xF << 52)
+    cells = [(score_to_cell(int(hi)) & keep) | (res << 52) for hi in lohi[:, 1].tolist()]
+    assert d.res == res and d.size == len(cells)
+    assert sorted(cells) == sorted(h3.grid_disk(origin, rings))
+    span = (1 << (3 * (15 - res))) - 1
+    assert (lohi[:, 1] - lohi[:, 0] == span).all()
+    assert [d.regions[i] for i in regions.tolist()] == [
+        h3.cell_to_parent(c, region_res) for c in cells
+    ]
+    outer = h3.grid_ring(origin, rings + 1)
+    assert len(xyz) == d.size + len(outer)
+
+    def unit(cell: int) -> list[float]:
+        lat, lng = map(math.radians, h3.cell_to_latlng(cell))
+        return [math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat)]
+
+    assert np.abs(xyz[: d.size] - [unit(c) for c in cells]).max() < 1e-14
+    ring = np.array([unit(c) for c in outer]).reshape(-1, 3)
+    got = xyz[d.size :]
+    assert np.abs(got[np.lexsort(got.T)] - ring[np.lexsort(ring.T)]).max() < 1e-14
