@@ -45,11 +45,13 @@ class Rounds:
 
 
 async def send_together(
-    run: Run, asked: Asked, own: asyncio.Future[list[Any]] | None = None
+    run: Run, asked: Asked, own: asyncio.Future[list[Any]] | None = None, first: int = 0
 ) -> None:
     """Every caller's calls in one batch, each caller's future given its own replies;
     if the batch fails, every caller fails as its own call would have (but `own`, whose
-    caller gets the failure raised here)."""
+    caller gets the failure raised here). With `first`, the first `first` callers get
+    theirs a turn of the event loop before the rest: what they ask next leaves while the
+    rest are still at work, so that Redis and this process work at the same time."""
     try:
         replies = await run([c for calls, _ in asked for c in calls])
     except BaseException as exc:
@@ -61,6 +63,18 @@ async def send_together(
             else:
                 waiting.set_exception(exc)
         raise
+    split = sum(len(calls) for calls, _ in asked[:first])
+    _hand_out(asked[:first], replies[:split])
+    if 0 < first < len(asked):
+        try:
+            await asyncio.sleep(0)
+        finally:  # even if cancelled meanwhile: the rest wait for nothing else
+            _hand_out(asked[first:], replies[split:])
+    else:
+        _hand_out(asked[first:], replies[split:])
+
+
+def _hand_out(asked: Asked, replies: list[Any]) -> None:
     start = 0
     for calls, waiting in asked:
         if not waiting.done():

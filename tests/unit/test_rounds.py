@@ -10,7 +10,7 @@ import pytest
 
 from geoindex import BackendUnavailable, Script
 from geoindex.redis_edge import Call
-from geoindex.rounds import Rounds
+from geoindex.rounds import Asked, Rounds, send_together
 
 KNN = Script("knn")
 
@@ -86,3 +86,23 @@ async def test_a_search_that_fails_on_its_own_does_not_stall_the_others() -> Non
         await broken()
     assert await asyncio.wait_for(other, 5) == [f"reply:y{s}{c}" for s in range(2) for c in "ab"]
     assert rec.batches == [["y0a", "y0b"], ["y1a", "y1b"]]
+
+
+async def test_the_first_callers_of_a_batch_go_on_a_turn_before_the_rest() -> None:
+    rec = Recorder()
+    loop = asyncio.get_running_loop()
+    asked: Asked = [([call(n), call(n + "2")], loop.create_future()) for n in "abcd"]
+    # What each caller saw when it went on: its replies, and who else had theirs.
+    seen: list[tuple[list[Any], list[bool]]] = []
+
+    async def caller(i: int) -> None:
+        got = await asked[i][1]
+        seen.append((got, [waiting.done() for _, waiting in asked]))
+
+    callers = [asyncio.ensure_future(caller(i)) for i in range(4)]
+    await send_together(rec.run, asked, first=2)
+    await asyncio.gather(*callers)
+    assert [got for got, _ in seen] == [[f"reply:{n}", f"reply:{n}2"] for n in "abcd"]
+    assert [done for _, done in seen[:2]] == [[True, True, False, False]] * 2
+    assert [done for _, done in seen[2:]] == [[True] * 4] * 2
+    assert len(rec.batches) == 1
