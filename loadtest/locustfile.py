@@ -5,8 +5,9 @@
 
 Drivers stream over a WebSocket (or one HTTP POST per ping: --driver-mode http), accept most
 offers and drive the ride to the end; riders ask at hot spots with an Idempotency-Key and
-sometimes cancel. Measurements of our own (match latency, offer-to-accept, ride outcomes) are
-fired as request type METRIC so locust aggregates them across workers and writes them to its
+sometimes cancel. A city's users are in locustfile_city.py, with this file's options.
+Measurements of our own (match latency, offer-to-accept, ride outcomes) are fired as
+request type METRIC so locust aggregates them across workers and writes them to its
 CSV and HTML; thresholds (--max-fail-ratio, --max-p95-ms, --max-p99-ms) set the exit code.
 """
 
@@ -27,7 +28,7 @@ from loadtest.scenario.driver import DriverUser
 from loadtest.scenario.rider import RiderUser
 from loadtest.scenario.shape import RampHoldRampDown
 from loadtest.scenario.thresholds import Limits, request_totals, violations
-from loadtest.scenario.timeline import Timeline
+from loadtest.scenario.timeline import Named, Timeline
 
 __all__ = ["DriverUser", "RiderUser", "RampHoldRampDown"]
 
@@ -63,6 +64,26 @@ def _options(parser: Any) -> None:
         help="ramp-up and ramp-down time (default 20%% of --run-time)",
     )
     parser.add_argument(
+        "--ramp-down-s",
+        type=float,
+        default=0.0,
+        env_var="LOADTEST_RAMP_DOWN_S",
+        help="ramp-down time (default: as long as the ramp up)",
+    )
+    parser.add_argument(
+        "--rides-per-s",
+        type=float,
+        default=5.0,
+        env_var="LOADTEST_RIDES_PER_S",
+        help="CityRiderUser: ride requests a second over the whole run (open loop)",
+    )
+    parser.add_argument(
+        "--named-timeline-out",
+        default="",
+        env_var="LOADTEST_NAMED_TIMELINE_OUT",
+        help="write per-second histograms per request and metric, and the start time, here",
+    )
+    parser.add_argument(
         "--timeline-out",
         default="",
         env_var="LOADTEST_TIMELINE_OUT",
@@ -92,6 +113,8 @@ def _options(parser: Any) -> None:
 
 # Module-level because locust's request event carries no environment to hang it on.
 TIMELINE = Timeline()  # this process's requests; on the master, everyone's
+NAMED = Named()  # the same, one timeline per request name and metric
+STARTED: list[float] = []  # when the run (and its shape's clock) started, on the master
 
 
 @events.request.add_listener
@@ -103,7 +126,9 @@ def _on_request(
     response: Any = None,
     **_kw: Any,
 ) -> None:
-    TIMELINE.add(time.time(), request_type, response_time or 0.0, exception is not None)
+    now = time.time()
+    TIMELINE.add(now, request_type, response_time or 0.0, exception is not None)
+    NAMED.add(now, request_type, name, response_time or 0.0, exception is not None)
     if exception is not None and _ENV is not None:
         ledger.failed(_ENV, request_type, name, response, exception)
 
@@ -120,11 +145,19 @@ def _keep_environment(environment: Environment, **_kw: Any) -> None:
 @events.report_to_master.add_listener
 def _send_timeline(client_id: str, data: dict[str, Any]) -> None:
     data["timeline"] = TIMELINE.drain()
+    data["named_timeline"] = NAMED.drain()
 
 
 @events.worker_report.add_listener
 def _merge_timeline(client_id: str, data: dict[str, Any]) -> None:
     TIMELINE.merge(data.get("timeline", {}))
+    NAMED.merge(data.get("named_timeline", {}))
+
+
+@events.test_start.add_listener
+def _note_start(environment: Environment, **_kw: Any) -> None:
+    if not isinstance(environment.runner, WorkerRunner):
+        STARTED.append(time.time())
 
 
 @events.quitting.add_listener
@@ -141,3 +174,6 @@ def _apply_thresholds(environment: Environment, **_kw: Any) -> None:
     environment.process_exit_code = 1 if problems else 0
     if opts.timeline_out:
         Path(opts.timeline_out).write_text(json.dumps(TIMELINE.to_json()))
+    if opts.named_timeline_out:
+        named = {"started": STARTED[0] if STARTED else None, "by_name": NAMED.to_json()}
+        Path(opts.named_timeline_out).write_text(json.dumps(named))

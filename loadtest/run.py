@@ -17,6 +17,11 @@ kill-master,kill-instance,kill-nginx` kills those at set times of the run and re
 per fault, the clients' errors by status, the error window and the recovery time
 (loadtest/campaign/chaos.py); the plots mark the faults; the run is ok when no
 acknowledged ride was lost or doubled.
+
+`--fleets 1000,2000,3000` runs a city instead (loadtest/city_run.py): for each fleet size
+in turn, that many driver sockets at one fix every --ping-s s and riders at --rides-per-s,
+and the largest fleet held with p99 < 100 ms and no failure, with the instances', nginx's
+and Redis's CPU per fix and per ride.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from loadtest import city_run
 from loadtest.campaign import chaos
 from loadtest.report import chart, locust_csv, nginx_log, prom, redis_check, request_join, soak
 from loadtest.scenario.timeline import Timeline, percentile
@@ -79,6 +85,8 @@ def overall(timeline: dict[str, Any]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fleets:
+        return city_run.run(args)
     out: Path = args.out or Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     ramp = args.ramp_s or max(1.0, 0.2 * args.duration)
@@ -91,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         tie_to_parent=True,
         gateways=gateways,
         tls_port=0 if args.tls else None,
+        extra_env={}
+        if args.match_window_ms is None
+        else {"DISPATCH_MATCH_WINDOW_MS": str(args.match_window_ms)},
     )
     started = time.time()
     with Stack(options) as stack:
@@ -236,6 +247,16 @@ def parser() -> argparse.ArgumentParser:
         "--sample-s", type=float, default=10.0,
         help="seconds between two samples of RSS, fds, Redis memory and keys",
     )  # fmt: skip
+    p.add_argument(
+        "--match-window-ms", type=int, default=None,
+        help="the instances' match window (0: immediate; default: the service's, batched; "
+        "a city: 0)",
+    )  # fmt: skip
+    city = p.add_argument_group("a city (--fleets): loadtest/city_run.py")
+    city.add_argument("--fleets", default="", help="driver sockets per step, e.g. 1000,2000,3000")
+    city.add_argument("--rides-per-s", type=float, default=5.0, help="ride requests a second")
+    city.add_argument("--warmup", type=float, default=30.0, help="the sockets open over this")
+    city.add_argument("--seconds", type=float, default=20.0, help="counted, per step")
     return p
 
 

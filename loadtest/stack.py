@@ -42,6 +42,7 @@ class StackOptions:
     # nginx nodes in front of the same instances (the proxy layer's X axis): clients spread
     # over them and move to another when theirs is gone. The first is on `port`.
     gateways: int = 1
+    nginx_workers: str = "1"  # each worker's 8,192 connections hold 4,096 proxied sockets
 
 
 class Stack:
@@ -115,6 +116,7 @@ class Stack:
                 access_log=o.access_log,
                 tie_to_parent=o.tie_to_parent,
                 tls_port=tls_port,
+                worker_processes=o.nginx_workers,
             )
             self.gateways.append(node)
             node.start()

@@ -10,7 +10,8 @@ from typing import Any
 import gevent
 import orjson
 import websocket
-from locust import FastHttpUser, constant_pacing, task
+from gevent.pool import Group
+from locust import FastHttpUser, task
 
 from loadtest.scenario import gateways
 from loadtest.scenario.city import City, DriverPath
@@ -32,7 +33,12 @@ class DriverUser(FastHttpUser):
     insecure = False  # TLS verified (a TLS load run trusts the stack's own certificate)
 
     def wait_time(self) -> float:
-        return constant_pacing(self.environment.parsed_options.ping_s)(self)
+        # Open loop: each fix is due one interval after the one before, whenever that was
+        # sent; a fix's ack is timed from when it was due, so a load process running late
+        # shows in the figures instead of hiding in a later send.
+        if self.due is None:
+            return self.interval  # no socket yet: try again in an interval
+        return max(0.0, self.due - time.perf_counter())
 
     def on_start(self) -> None:
         self.rng = random.Random()
@@ -48,26 +54,52 @@ class DriverUser(FastHttpUser):
         self.pending_acks: dict[int, float] = {}
         self.ws: websocket.WebSocket | None = None
         self.receiver: gevent.Greenlet | None = None
+        self.jobs = Group()  # offers answered and rides driven: stopped with the user
         self.mode = self.environment.parsed_options.driver_mode
+        self.interval = float(self.environment.parsed_options.ping_s)
+        self.due: float | None = None  # when the next fix is due (perf_counter)
 
     def on_stop(self) -> None:
+        self.jobs.kill(block=False)
         if self.receiver is not None:
             self.receiver.kill(block=False)
-        if self.ws is not None:
-            self.ws.close()
+        ws, self.ws = self.ws, None  # closed here: its receiver must not count a drop
+        if ws is not None:
+            ws.close()
 
     # --- positions -------------------------------------------------------------------
     @task
     def ping(self) -> None:
+        if self.mode == "ws" and self.ws is None and not self._ws_connect():
+            self.due = None
+            return
+        due = self.due if self.due is not None else time.perf_counter()
+        self.due = due + self.interval
         now = time.monotonic()
         lat, lng = self.path.step(now - self.last_move)
         self.last_move = now
         self.seq += 1
         fix = {"lat": lat, "lng": lng, "ts": _now_ms(), "seq": self.seq, "speed": self.path.speed}
         if self.mode == "ws":
-            self._ws_location(fix)
+            self._unanswered(due)
+            self._ws_location(fix, due)
         else:
             self._http_location(fix)
+
+    def _unanswered(self, now: float) -> None:
+        """A fix still without its ack an interval after it was due is a failure (its
+        late ack, if one comes, is then not timed)."""
+        for seq, due in list(self.pending_acks.items()):
+            if now - due >= self.interval:
+                del self.pending_acks[seq]
+                self.environment.events.request.fire(
+                    request_type="WS",
+                    name="location unanswered",
+                    response_time=(now - due) * 1e3,
+                    response_length=0,
+                    exception=TimeoutError(f"no ack within {self.interval:g} s"),
+                    context={},
+                )
 
     def _http_location(self, fix: dict[str, Any]) -> None:
         self.client.post(
@@ -91,13 +123,11 @@ class DriverUser(FastHttpUser):
         if me.get("status") == "reserved" and ride_id and ride_id not in self.handled:
             self.handled.add(ride_id)
             self.offers[ride_id] = time.monotonic()
-            gevent.spawn(self._answer_over_http, ride_id)
+            self.jobs.spawn(self._answer_over_http, ride_id)
 
-    def _ws_location(self, fix: dict[str, Any]) -> None:
-        if self.ws is None and not self._ws_connect():
-            return
+    def _ws_location(self, fix: dict[str, Any], due: float) -> None:
         assert self.ws is not None
-        self.pending_acks[fix["seq"]] = time.perf_counter()
+        self.pending_acks[fix["seq"]] = due
         try:
             self.ws.send(orjson.dumps({"type": "location", **fix}).decode())
         except (websocket.WebSocketException, OSError) as exc:
@@ -142,9 +172,10 @@ class DriverUser(FastHttpUser):
         while True:
             try:
                 raw = ws.recv()
-            except (websocket.WebSocketException, OSError):
-                if self.ws is ws:
+            except (websocket.WebSocketException, OSError) as exc:
+                if self.ws is ws:  # not closed by this user: the service or nginx dropped it
                     self.ws = None  # reconnect on the next ping
+                    record(self.environment, "ws dropped", 0, f"{type(exc).__name__}: {exc}")
                 return
             if not raw:
                 continue
@@ -167,7 +198,7 @@ class DriverUser(FastHttpUser):
                 if ride_id not in self.handled:  # an offer is sent again after a reconnect
                     self.handled.add(ride_id)
                     self.offers[ride_id] = time.monotonic()
-                    gevent.spawn(self._answer_over_ws, ride_id)
+                    self.jobs.spawn(self._answer_over_ws, ride_id)
             elif kind == "ride":
                 self._on_ride(msg["ride"])
             elif kind == "error":
@@ -215,7 +246,7 @@ class DriverUser(FastHttpUser):
             return
         if ride["status"] == "accepted":
             record(self.environment, "offer-to-accept", (time.monotonic() - offered_at) * 1e3)
-            gevent.spawn(self._drive, ride_id)
+            self.jobs.spawn(self._drive, ride_id)
 
     def _drive(self, ride_id: str) -> None:
         """Arrive, start, complete; stop quietly if the rider cancels on the way."""

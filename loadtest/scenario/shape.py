@@ -16,4 +16,5 @@ class RampHoldRampDown(LoadTestShape):
         total = float(opts.run_time or 60)
         ramp = float(opts.ramp_s) if opts.ramp_s else max(1.0, 0.2 * total)
         ramp = min(ramp, total / 2)
-        return plan(self.get_run_time(), users, total, ramp)
+        down = float(opts.ramp_down_s) if opts.ramp_down_s else None
+        return plan(self.get_run_time(), users, total, ramp, down)

@@ -22,12 +22,13 @@ def bucket_ms(ms: float) -> int:
 
 
 class Timeline:
-    def __init__(self) -> None:
+    def __init__(self, keep_metric: bool = False) -> None:
         # second -> [requests, failures, {latency bucket ms: count}]
         self.seconds: dict[int, list[Any]] = defaultdict(lambda: [0, 0, defaultdict(int)])
+        self.keep_metric = keep_metric
 
     def add(self, t: float, request_type: str, response_time: float, failed: bool) -> None:
-        if request_type == METRIC:
+        if request_type == METRIC and not self.keep_metric:
             return
         row = self.seconds[int(t)]
         row[0] += 1
@@ -69,3 +70,47 @@ def percentile(hist: dict[int, int], q: float) -> float:
         if seen >= rank:
             return float(ms)
     return float(max(hist))
+
+
+class Named:
+    """One timeline per request ("WS location ack", "POST /v1/rides", "METRIC match
+    latency"...), the scenario's own measurements included: a city run reads each one's
+    figures over its counted window only, the ramps left out."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Timeline] = defaultdict(lambda: Timeline(keep_metric=True))
+
+    def add(
+        self, t: float, request_type: str, name: str, response_time: float, failed: bool
+    ) -> None:
+        self.by_name[f"{request_type} {name}"].add(t, request_type, response_time, failed)
+
+    def drain(self) -> dict[str, Any]:
+        return {k: tl.drain() for k, tl in self.by_name.items()}
+
+    def merge(self, data: dict[str, Any]) -> None:
+        for k, seconds in data.items():
+            self.by_name[k].merge(seconds)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: tl.to_json() for k, tl in sorted(self.by_name.items())}
+
+
+def window(seconds: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    """Requests, failures and percentiles of one timeline over the seconds [start, end)."""
+    hist: dict[int, int] = defaultdict(int)
+    n = failed = 0
+    for s, (count, fails, h) in seconds.items():
+        if start <= int(s) < end:
+            n += count
+            failed += fails
+            for k, v in h.items():
+                hist[int(k)] += v
+    return {
+        "count": n,
+        "per_s": round(n / (end - start), 1) if end > start else 0.0,
+        "failures": failed,
+        "p50_ms": percentile(hist, 0.5),
+        "p99_ms": percentile(hist, 0.99),
+        "max_ms": float(max(hist)) if hist else 0.0,
+    }
