@@ -5,8 +5,9 @@ for one)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from dispatch.domain.geo import LatLng
@@ -25,6 +26,9 @@ from geoindex.redis_pipeline import together
 LEASE_CHECK_LEAD_MS = 5_000
 
 
+Hide = Callable[[], Awaitable[None]]  # the rest of a reservation's hiding (drivers.hidden)
+
+
 async def find_offer(
     deps: Deps,
     ride_id: str,
@@ -33,18 +37,47 @@ async def find_offer(
     now_ms: int,
     cleanup: CleanupBudget | None = None,
     product: str | None = None,
-    offer_timer: bool = False,
 ) -> Offer | None:
     """Reserve the nearest free driver not in `excluded`, widening the radius in steps.
     With `product`, only drivers serving it; at a step where none of them is left to try,
-    the drivers serving its upgrades (product_search). With `offer_timer`, the offer's
-    own timer (OfferTimeout, due when the offer returned runs out) is scheduled too,
-    with the driver's lease timer: a new ride's, set before the ride is stored.
+    the drivers serving its upgrades (product_search).
 
     A refused reservation (someone else was faster, or the driver went stale or offline)
     moves on to the next candidate; after `max_reservation_tries` refusals we give up,
     so a flood of requests for few drivers ends quickly as no_driver.
     """
+    offer, _ = await _find(deps, ride_id, pickup, excluded, now_ms, cleanup, product, False)
+    return offer
+
+
+async def find_new_offer(
+    deps: Deps,
+    ride_id: str,
+    pickup: LatLng,
+    now_ms: int,
+    cleanup: CleanupBudget | None = None,
+    product: str | None = None,
+) -> tuple[Offer | None, Hide | None]:
+    """find_offer for a new ride, whose store the caller sends next. The offer's own timer
+    (OfferTimeout, due when the offer returned runs out) is set too, with the driver's
+    lease check: both go with each reservation, before its answer (a refused one leaves
+    them to fire into nothing: their handlers look before they act), and so are in
+    before the ride is stored. The driver's hiding from the index's search is left
+    half done: the caller finishes it with the Hide returned, at once with the ride's
+    store (one write where they share a node; None: nothing to finish)."""
+    return await _find(deps, ride_id, pickup, (), now_ms, cleanup, product, True)
+
+
+async def _find(
+    deps: Deps,
+    ride_id: str,
+    pickup: LatLng,
+    excluded: Iterable[str],
+    now_ms: int,
+    cleanup: CleanupBudget | None,
+    product: str | None,
+    new_ride: bool,
+) -> tuple[Offer | None, Hide | None]:
     policy = deps.policy
     excluded = frozenset(excluded)
     tried: set[str] = set()
@@ -63,12 +96,12 @@ async def find_offer(
         driver_id, fence, distance = queued
         try:
             eta_s = await deps.eta.eta_s(pickup, distance, now_ms)
-            if offer_timer:  # the queue set the lease timer (airport)
+            if new_ride:  # the queue set the lease timer and hid the driver (airport)
                 await deps.deadlines.schedule(OfferTimeout(ride_id).key, offer_due)
         except BaseException:
             await give_back(deps, driver_id, ride_id, fence, cleanup)
             raise
-        return Offer(driver_id, fence, distance, eta_s, offer_due)
+        return Offer(driver_id, fence, distance, eta_s, offer_due), None
     for radius in policy.radius_steps_m:
         # Ask for enough to see past everyone already tried or excluded.
         k = min(MAX_K, policy.candidates_per_step + len(tried) + len(excluded))
@@ -90,12 +123,33 @@ async def find_offer(
             lease_until = now_ms + deps.lease_ms
             # The reservation checks the product again, atomically: the driver's vehicle
             # may have changed since the search. It also takes the driver out of the
-            # index's search (hide), finished below by hidden().
+            # index's search (hide), finished by hidden().
+            # The lease check frees the driver should this instance die before the ride is
+            # stored; the offer's own timer normally releases it long before. It fires a
+            # little before the lease runs out, to repair a lost accept first (deadlines).
             lease_check = LeaseCheck(cand.driver_id).key, lease_until - LEASE_CHECK_LEAD_MS
+            reserving = deps.drivers.reserve(
+                cand.driver_id, ride_id, now_ms, lease_until, serves, hide=True
+            )
+            failed: BaseException | None = None  # the new ride's timers' failure
             try:
-                rec = await deps.drivers.reserve(
-                    cand.driver_id, ride_id, now_ms, lease_until, serves, hide=True
-                )
+                if not new_ride:
+                    rec = await reserving
+                else:
+                    # The offer's timer, set before the ride is stored: it fires should we
+                    # die after storing it. The lease check is kept beside it (one ZADD):
+                    # the offer's timer may be cancelled by its name, a lease check never.
+                    offer_key = OfferTimeout(ride_id).key
+                    due = {offer_key: offer_due, lease_check[0]: lease_check[1]}
+                    with together():  # one write where the timers' shard and driver meet
+                        got, failed = await asyncio.gather(
+                            reserving,
+                            deps.deadlines.schedule_many(due, offer_key),
+                            return_exceptions=True,
+                        )
+                    if isinstance(got, BaseException):
+                        raise got
+                    rec = got
             except BaseException:
                 # Its answer lost, the reservation may have been made, and with it the
                 # driver's absence from the search: the lease timer gives both back once
@@ -103,37 +157,38 @@ async def find_offer(
                 await (cleanup or CleanupBudget()).run(deps.deadlines.schedule(*lease_check))
                 raise
             if rec is None:
+                if failed is not None:
+                    raise failed
                 refused += 1
                 if refused >= policy.max_reservation_tries:
-                    return None
+                    return None, None
                 continue
+            if new_ride:  # the timers are in; the hiding goes with the ride's store
+                try:
+                    if failed is not None:
+                        raise failed
+                    eta_s = await deps.eta.eta_s(pickup, cand.distance_m, now_ms)
+                except BaseException:
+                    await give_back(deps, cand.driver_id, ride_id, rec.fence, cleanup)
+                    raise
+                hide = partial(deps.drivers.hidden, cand.driver_id, rec.fence)
+                return Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due), hide
             # Three independent steps at once, all ended before any failure is undone (so
-            # the give-back never races a step still running). The lease timer frees the
-            # driver should this instance die before the ride is stored; the offer's own
-            # timer normally releases it long before. It fires a little before the lease
-            # runs out, to repair a lost accept first (deadlines). The offer's timer goes
-            # in the same call: set before the ride is stored, it fires should we die
-            # after storing it. The lease check is kept beside it (one ZADD, one round
-            # trip): the offer's timer may be cancelled by its name, a lease check never.
-            timers = dict([lease_check])
-            beside = None
-            if offer_timer:
-                beside = OfferTimeout(ride_id).key
-                timers[beside] = offer_due
+            # the give-back never races a step still running).
             try:
                 # The region's write first: it goes out from a task of the index's own, a
-                # turn later than a call made here, and so meets the timers' write only
-                # when its task starts before the timers' batch leaves (together()).
-                _, _, eta_s = await _all_ended(
+                # turn later than a call made here, and so meets the lease check's write
+                # only when its task starts before that batch leaves (together()).
+                _, _, eta_s = await all_ended(
                     deps.drivers.hidden(cand.driver_id, rec.fence),
-                    deps.deadlines.schedule_many(timers, beside),
+                    deps.deadlines.schedule(*lease_check),
                     deps.eta.eta_s(pickup, cand.distance_m, now_ms),
                 )
             except BaseException:
                 await give_back(deps, cand.driver_id, ride_id, rec.fence, cleanup)
                 raise
-            return Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due)
-    return None
+            return Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due), None
+    return None, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +214,7 @@ async def reserve_chosen(deps: Deps, chosen: Sequence[Chosen], now_ms: int) -> l
     won = [(c, rec.fence) for c, rec in zip(chosen, recs, strict=True) if rec is not None]
     try:
         due = lease_until - LEASE_CHECK_LEAD_MS
-        await _all_ended(  # independent, as in find_offer
+        await all_ended(  # independent, as in find_offer
             deps.deadlines.schedule_many({LeaseCheck(c.driver_id).key: due for c, _ in won}),
             deps.index.set_available_many([c.driver_id for c, _ in won], False),
         )
@@ -175,7 +230,7 @@ async def reserve_chosen(deps: Deps, chosen: Sequence[Chosen], now_ms: int) -> l
     ]
 
 
-async def _all_ended(*steps: Awaitable[Any]) -> list[Any]:
+async def all_ended(*steps: Awaitable[Any]) -> list[Any]:
     """The steps' results, run at once; once every one has ended, the first failure.
     Their Redis calls to one node go out in one write (together)."""
     with together():

@@ -22,7 +22,12 @@ from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
 from dispatch.service_layer.ports import Answer, Claim
 from dispatch.service_layer.quotes import count_request, locked_surge
-from dispatch.service_layer.reservations import find_offer, give_back, release_driver
+from dispatch.service_layer.reservations import (
+    all_ended,
+    find_new_offer,
+    give_back,
+    release_driver,
+)
 from dispatch.service_layer.rider_limits import RIDES
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
 from geoindex.redis_pipeline import together
@@ -95,15 +100,13 @@ async def request_ride(
     check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
     # The rate's token and the cap's count in one store call: they share the rider's slot.
     await count_ride(deps, actor.id, ride_id, now, limit)
+    offer = hide = None
     try:
         # The offer's timer goes in with the driver's lease timer, before the ride is
         # stored: should we die after storing it, the timer still fires. No offer (no
         # driver, or batched: a window offers it later), no timer.
-        offer = (
-            None
-            if deps.batching
-            else await find_offer(deps, ride_id, pickup, (), now, cleanup, product, True)
-        )
+        if not deps.batching:
+            offer, hide = await find_new_offer(deps, ride_id, pickup, now, cleanup, product)
     except BaseException:
         # Nothing stored: the ride does not count. (A driver find_offer reserved before
         # it failed, it gave back itself.)
@@ -117,10 +120,16 @@ async def request_ride(
     try:
         if deps.batching is not None:
             await enqueue(deps, ride, now)
-        if answer is None:
-            created = await deps.rides.create(ride)
-        else:  # the key's answer with the ride: one step (the same slot on Redis)
-            created = await deps.rides.create(ride, answer(ride))
+        # the key's answer with the ride: one step (the same slot on Redis)
+        storing = deps.rides.create(ride, None if answer is None else answer(ride))
+        if hide is None:
+            created = await storing
+        else:
+            # The driver's hiding from the search is finished at once (one write where
+            # they share a node): the reservation already refuses the driver to others.
+            # Its region write is started first: it leaves from a task of the index's
+            # own, a turn later, and meets the store's write only if started before it.
+            _, created = await all_ended(hide(), storing)
     except BaseException:
         # Failed between reserving a driver and storing the ride: no supply held for a
         # ride nobody was told of. The driver goes back at once (the lease stays the

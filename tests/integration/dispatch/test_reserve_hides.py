@@ -13,9 +13,11 @@ import pytest
 from dispatch.adapters.redis_drivers import RedisDriverStore
 from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.geo import LatLng
+from dispatch.domain.principals import Principal, Role
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.reservations import find_offer, release_driver
-from dispatch.service_layer.timers import LeaseCheck
+from dispatch.service_layer.ride_requests import new_ride_id, request_ride
+from dispatch.service_layer.timers import LeaseCheck, OfferTimeout
 from geoindex import BackendUnavailable
 
 from .conftest import Backend
@@ -183,3 +185,49 @@ async def test_redis_a_resent_release_brings_the_driver_back_all_the_same(
     assert await found(backend) == []
     assert await drivers.release("d1", "r1", rec.fence, show=True)  # the re-sent call
     assert await found(backend) == ["d1"]
+
+
+async def test_a_new_ride_hides_its_driver_with_its_store_and_times_its_offer(
+    backend: Backend,
+) -> None:
+    """A new ride's offer timer and its driver's lease check go with the reservation (one
+    shard); the driver's hiding from the search is finished with the ride's store."""
+    await backend.fix("d1")
+    rider = Principal(Role.RIDER, "u1")
+    ride = await request_ride(backend.deps, rider, new_ride_id("u1", None), LatLng(*HERE), None)
+    assert ride.driver_id == "d1" and ride.offer_expires_at is not None
+    assert await backend.deps.rides.get(ride.id) == ride
+    assert await found(backend) == []
+    state = await backend.deps.index.get("d1")
+    assert state is not None and not state.available
+    lease_due = backend.clock.now + backend.deps.lease_ms - 5_000
+    claimed = await backend.deps.deadlines.claim(lease_due, 800, 60_000)
+    assert sorted(c.item for c in claimed) == sorted([OfferTimeout(ride.id).key, "l:d1"])
+    assert len({c.shard for c in claimed}) == 1
+
+
+class FailingStore:
+    """A ride store whose create fails (its reply lost, or the node down)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def create(self, *args: Any, **kwargs: Any) -> bool:
+        raise BackendUnavailable("store failed")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_a_new_ride_whose_store_fails_gives_its_driver_back_to_the_search(
+    backend: Backend,
+) -> None:
+    await backend.fix("d1")
+    deps = replace(backend.deps, rides=FailingStore(backend.deps.rides))
+    rider = Principal(Role.RIDER, "u1")
+    with pytest.raises(BackendUnavailable):
+        await request_ride(deps, rider, new_ride_id("u1", None), LatLng(*HERE), None)
+    assert (await backend.deps.drivers.get("d1")).status is DriverStatus.AVAILABLE
+    assert await found(backend) == ["d1"]
+    state = await backend.deps.index.get("d1")
+    assert state is not None and state.available
