@@ -155,8 +155,9 @@ class ScriptRunner:
         """The calls' replies, in order. A call whose keys are NodeKeys (keys of several
         slots of one node) declares none to its script and goes to the node holding them;
         where it did not run, for whatever reason (a redirection, a key its script found not
-        local, any error), its reply is NOT_RUN: its script must write nothing before it
-        knows it can write everything, and its caller sends its parts again, a call each."""
+        local, any error), its reply is NOT_RUN: its script must leave each part it
+        carries written whole or not at all, and its caller sends its parts again, a call
+        each, where a part written twice holds what it held (region_apply.lua)."""
         if not calls:
             return []
         self._scripts.update(c[0] for c in calls)

@@ -440,7 +440,7 @@ class RedisGeoIndex:
                     for r in regions
                 ]
             )
-            ids = sorted({_s(m) for reply in replies for m in reply})
+            ids = sorted({_s(m) for reply in replies for m in reply[1:]})
             # Drop the position from the driver's own key too (its availability stays for
             # its return), unless a fresh fix arrived meanwhile.
             if ids:
@@ -452,7 +452,7 @@ class RedisGeoIndex:
                 )
             gone.update(ids)
             regions = [
-                r for r, reply in zip(regions, replies, strict=True) if len(reply) >= SWEEP_BATCH
+                r for r, reply in zip(regions, replies, strict=True) if reply[0] >= SWEEP_BATCH
             ]
         return sorted(gone)
 

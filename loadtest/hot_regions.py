@@ -12,14 +12,11 @@ What it reads, and why:
   count both under their own names and inside its EVALSHA (see hot_regions_rank.py).
 - Regions: the index's `gi:regions` set; slot = CLUSTER KEYSLOT of `gi:{r<cell>}:geo`, the
   node its owner in CLUSTER SLOTS.
-- Writes/s: the index keeps no per-region counter, but every fix sets the driver's score in
-  `gi:{r<cell>}:seen` to its fix time. Every `--step` (0.25 s) one read-only script per
-  region counts the drivers above the region's newest score of the step before (ZCOUNT
-  and ZRANGE, both O(log n), so sampling a hot region costs it next to nothing) and takes
-  the new newest score. This counts drivers, not fixes, per step: it equals the fix rate
-  while a driver sends at most one fix per step (the service's drivers send one every
-  4 s) and understates it beyond. A driver whose clock is behind the region's newest fix
-  by more than its own fix interval is missed.
+- Writes/s: the index keeps no per-region counter (its `seen` set is written when a
+  driver enters a region, not on each fix: region_apply.lua), so each region gets the
+  cluster's fix rate (PEXPIRE calls over all masters in `INFO commandstats`: one a fix,
+  driver_upsert.lua) in proportion to its drivers: exact while every driver sends as often
+  as every other (the service's drivers send one fix every 4 s).
 - Searches/s: the index records no read per region (`redis-cli --hotkeys` needs an LFU
   maxmemory-policy, which the service does not set, and gives a saturating logarithmic
   counter, not a rate). The service's market counts every ride request (offered or no
@@ -64,17 +61,8 @@ from loadtest.hot_regions_rank import (
     suggest,
 )
 
-# Read-only (so it may run on a replica too): how many drivers are newer than ARGV[1] (a
-# ZCOUNT bound, "-inf" or "(<score>") and the newest score now, "" for an empty set.
-NEWER = """#!lua flags=no-writes
-local n = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-return {n, top[2] or ''}
-"""
-
-# The sampler's own commands, left out of the command breakdown: the service runs its
-# scripts by EVALSHA, so EVAL here is the NEWER script.
-OWN = ("cmdstat_eval", "cmdstat_info")
+# The sampler's own commands, left out of the command breakdown.
+OWN = ("cmdstat_info",)
 
 RULE = (
     "propose a region when its node's main thread uses >= cpu_threshold cores and the region "
@@ -131,17 +119,6 @@ class Sampler:
         members = await self.keys.smembers(f"{self.prefix}:regions")
         return sorted(_s(m) for m in members)
 
-    async def step(self, cells: Sequence[str], refs: list[str]) -> list[int]:
-        """Drivers of each region whose fix is newer than its ref, and the new refs (in
-        place), read in one script per region so no fix falls between the two."""
-        pipe = self.keys.pipeline(transaction=False)
-        for c, r in zip(cells, refs, strict=True):
-            pipe.eval(NEWER, 1, f"{self.tag(c)}:seen", r)
-        replies = await pipe.execute()
-        for i, (_, top) in enumerate(replies):
-            refs[i] = "(" + _s(top) if _s(top) else refs[i]
-        return [int(n) for n, _ in replies]
-
     async def ride_requests(
         self, cells: Sequence[str], buckets: range, products: Sequence[str]
     ) -> list[dict[int, int]]:
@@ -195,19 +172,18 @@ async def sample(
     min_share: float = 0.25,
     prefix: str = "gi",
     top: int = 20,
-    step: float = 0.25,
     market_bucket_s: float = 5.0,
     products: Sequence[str] = tuple(DEFAULT_CATALOG.products),
 ) -> dict[str, Any]:
     if (
-        not 0 < step <= seconds
+        not seconds > 0
         or not 0 <= min_share <= 1
         or cpu_threshold < 0
         or top < 1
         or not market_bucket_s > 0
     ):
         raise ValueError(
-            "need 0 < step <= seconds, 0 <= min_share <= 1, cpu_threshold >= 0, top >= 1, "
+            "need seconds > 0, 0 <= min_share <= 1, cpu_threshold >= 0, top >= 1, "
             "market_bucket_s > 0"
         )
     s = Sampler(url, prefix)
@@ -217,18 +193,13 @@ async def sample(
         for c in cells:  # the set is written by the index, but say so if it is not H3
             if not h3.is_valid_cell(c):
                 raise ValueError(f"{prefix}:regions holds {c!r}, not an H3 cell")
-        refs = ["-inf"] * len(cells)
-        await s.step(cells, refs)
-        written = [0] * len(cells)
         # Buckets by wall clock, as the service numbers them; one either side for clocks
         # up to a bucket apart.
         bucket_ms = round(market_bucket_s * 1000)
         first = int(time.time() * 1000) // bucket_ms - 1
         asked0 = await s.ride_requests(cells, range(first, first + 3), products)
         before, t0 = await s.snapshot(), time.monotonic()
-        while (left := seconds - (time.monotonic() - t0)) > 0:
-            await asyncio.sleep(min(step, left))
-            written = [w + n for w, n in zip(written, await s.step(cells, refs), strict=True)]
+        await asyncio.sleep(seconds)
         after, t1 = await s.snapshot(), time.monotonic()
         asked1 = await s.ride_requests(
             cells, range(first, int(time.time() * 1000) // bucket_ms + 2), products
@@ -241,13 +212,15 @@ async def sample(
             cpu = cpu_cores(cpu0, cpu1, interval)
             nodes[name] = Node(name, cpu, command_rates(stats0, stats1, interval))
         counted = any(asked1)
+        fixes = sum(n.commands.get("pexpire", (0.0, 0.0))[0] for n in nodes.values())
+        per_driver = fixes / max(sum(drivers), 1)
         regions = []
-        for c, w, d, a0, a1 in zip(cells, written, drivers, asked0, asked1, strict=True):
+        for c, d, a0, a1 in zip(cells, drivers, asked0, asked1, strict=True):
             slot = key_slot(f"{s.tag(c)}:geo".encode())
             # Per bucket: one that expires during a long interval drops out, not negative.
             asks = sum(n - a0.get(b, 0) for b, n in a1.items())
             searches = asks / interval if counted else None
-            regions.append(Region(c, slot, s.owner(slot), d, w / interval, searches))
+            regions.append(Region(c, slot, s.owner(slot), d, d * per_driver, searches))
         rows = rank(regions, nodes)
         for row in rows:
             if is_proposed(row, cpu_threshold, min_share):
@@ -376,7 +349,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--url", required=True, help="redis://HOST:PORT of a node (any cluster node)")
     ap.add_argument("--seconds", type=float, default=2.0, help="sampling interval (default 2)")
-    ap.add_argument("--step", type=float, default=0.25, help="writes read every (default 0.25 s)")
     ap.add_argument(
         "--market-bucket-s", type=float, default=5.0, help="the service's market bucket (5)"
     )
@@ -396,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = asyncio.run(
             sample(args.url, args.seconds, cpu_threshold=args.cpu_threshold,
-                   min_share=args.min_share, prefix=args.prefix, top=args.top, step=args.step,
+                   min_share=args.min_share, prefix=args.prefix, top=args.top,
                    market_bucket_s=args.market_bucket_s, products=args.products.split(","))
         )  # fmt: skip
     except (ValueError, OSError, aredis.RedisError) as exc:

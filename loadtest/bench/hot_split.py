@@ -21,8 +21,9 @@ at --split-res (its drivers re-homed by the migration, quotas lifted meanwhile),
 load again; --rounds pairs, alternating. Target: split / unsplit >= 2 for both, with the
 regions over every master. Each write step also counts the script calls a fix made
 (INFO commandstats: EVALSHA over driver_upsert.lua's one PEXPIRE a fix; a batch's calls
-go one a node, for its drivers and for its regions) and the regions it wrote (HSET less
-the driver's own one: region_apply.lua writes a region's meta in one HSET; exact).
+go one a node, for its drivers and for its regions) and the HSETs of region meta it made
+(HSET less the driver's own one: region_apply.lua writes each change's meta alone in a
+region of up to 3 changes, a larger region's in one HSET; exact).
 
 Border cost (no quota): one cell unsplit again, then --border-queries k-NN queries on
 its border with a split cell against as many inside one fine region of a split cell:
@@ -99,7 +100,8 @@ def _calls(ports: list[int]) -> dict[str, int]:
         total["cells_read"] += stats.get("cmdstat_zrangebyscore", {}).get("calls", 0)
         # driver_upsert.lua's one PEXPIRE: a fix written to its driver's key
         total["driver_writes"] += stats.get("cmdstat_pexpire", {}).get("calls", 0)
-        # region_apply.lua's one HSET a region (of up to 1,000 changes), and the driver's
+        # region_apply.lua's HSETs (one a change in a region of up to 3 changes, else one
+        # a region of up to 1,000), and the driver's
         total["hsets"] += stats.get("cmdstat_hset", {}).get("calls", 0)
     return total
 
@@ -221,10 +223,10 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
                     step = meter.run("index-writes", cluster.url, args, watch, grouped)
                     calls = {k: v - calls0[k] for k, v in _calls(ports).items()}
                     # Exact, warm-up included: the script calls a fix made (driver and
-                    # region calls, one a node each in a batch), and the regions it wrote.
+                    # region calls, one a node each in a batch), and its regions' HSETs.
                     fixes = max(calls["driver_writes"], 1)
                     step["script_calls_per_fix"] = round(calls["script_calls"] / fixes, 3)
-                    step["region_writes_per_fix"] = round(
+                    step["region_hsets_per_fix"] = round(
                         (calls["hsets"] - calls["driver_writes"]) / fixes, 3
                     )
                     one[state][name] = step

@@ -55,8 +55,8 @@ async def _load(
     stop: asyncio.Event,
     market: RedisMarketStore | None = None,
 ) -> None:
-    """Every driver sends a fix every 0.5 s (two of the sampler's steps, so it counts each
-    fix), and a k-nearest search runs in the hot region as often."""
+    """Every driver sends a fix every 0.5 s, and a k-nearest search runs in the hot region as
+    often."""
     ts = int(time.time() * 1000)
     while not stop.is_set():
         ts = max(ts + 1, int(time.time() * 1000))
@@ -139,13 +139,12 @@ def test_the_command_line_prints_json_and_a_table(redis_cluster_url: str, capsys
 
 @pytest.mark.parametrize(
     "args",
-    [["--seconds", "0"], ["--step", "3"], ["--min-share", "1.5"], ["--cpu-threshold", "-1"],
-     ["--top", "0"]],
+    [["--seconds", "0"], ["--min-share", "1.5"], ["--cpu-threshold", "-1"], ["--top", "0"]],
 )  # fmt: skip
 def test_bad_arguments_are_refused_before_redis_is_touched(args, capsys) -> None:
     # Port 1 refuses connections: reaching it would be a different error.
     assert hot_regions.main(["--url", "redis://127.0.0.1:1", *args]) == 2
-    assert capsys.readouterr().err.startswith("hot_regions: need 0 < step <= seconds")
+    assert capsys.readouterr().err.startswith("hot_regions: need seconds > 0")
 
 
 def test_an_unreachable_redis_is_a_clear_error(capsys) -> None:

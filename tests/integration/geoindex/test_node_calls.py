@@ -1,8 +1,8 @@
 """A write's script calls go one per node: the drivers a node holds in one driver_upsert.lua
 call, the regions it holds in one region_apply.lua call, whatever their slots; exact all the
-same. A node call that cannot run whole (a slot in migration whose keys have left) writes
-nothing, and its drivers and regions go again one a call, by the path that follows the
-migration's redirections."""
+same. A node call that cannot run whole (a slot in migration whose keys have left) leaves
+each driver and region it carries written whole or not at all, and they go again one a
+call, by the path that follows the migration's redirections."""
 
 from __future__ import annotations
 
@@ -141,6 +141,70 @@ async def test_a_slot_in_migration_sends_the_nodes_regions_again_one_call_each_e
             for p in moved:
                 found = await index.nearest(p.lat, p.lng, 1, 5.0)
                 assert [n.driver_id for n in found] == [p.driver_id]
+        finally:  # the slot back where the other tests expect it, empty
+            async with Redis(port=target) as r:
+                while keys := await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                    await r.delete(*keys)
+            await _set_slot(ports, slot, "NODE", src_id)
+    finally:
+        await client.aclose()
+
+
+async def test_a_node_call_failing_midway_leaves_each_region_whole_and_its_retry_exact(
+    redis_cluster: RedisCluster, redis_cluster_url: str
+) -> None:
+    """Regions of one change each (no EXISTS before the first write): the call writes the
+    regions before the one whose geo key has left, whole, and that one not at all; sent
+    again one a call, the written one changes nothing and the other is written."""
+    client = AsyncCluster.from_url(redis_cluster_url)
+    index = _index(client)
+    try:
+        await client.initialize()
+        # Two drivers alone in their regions, the regions on one node in two slots.
+        by_node: dict[Any, list[Position]] = {}
+        for p in _city(60, random.Random(9)):
+            by_node.setdefault(client.get_node_from_key(_geo_key(index, p)), []).append(p)
+        source, pool = next((n, ps) for n, ps in by_node.items() if len(ps) > 1)
+        first = pool[0]
+        second = next(p for p in pool if _geo_key(index, p) != _geo_key(index, first))
+        key1, key2 = _geo_key(index, first), _geo_key(index, second)
+        assert key_slot(key1.encode()) != key_slot(key2.encode())
+        await index.upsert([first, second])
+        slot = key_slot(key2.encode())
+        ports = [n.port for n in redis_cluster.masters()]
+        target = next(p for p in ports if p != source.port)
+        src_id, dst_id = await _node_id(source.port), await _node_id(target)
+        await _set_slot([target], slot, "IMPORTING", src_id)
+        await _set_slot([source.port], slot, "MIGRATING", dst_id)
+        await _migrate(source.port, target, [key2])  # geo has left; meta and seen not yet
+
+        async def finish() -> None:  # the rest of the slot, within redis-py's retries
+            await asyncio.sleep(0.05)
+            async with Redis(port=source.port) as r:
+                keys = await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            await _migrate(source.port, target, keys)
+            await _set_slot(ports, slot, "NODE", dst_id)
+
+        calls = _spy(index)
+        moved = [Position(p.driver_id, p.lat + 1e-5, p.lng, T + 1) for p in (first, second)]
+        assert [_geo_key(index, p) for p in moved] == [key1, key2]  # moves inside
+        done = asyncio.create_task(finish())
+        try:
+            await index.upsert(moved)
+        finally:
+            await done
+        failed = [keys for name, keys, reply in calls if reply is NOT_RUN]
+        assert len(failed) == 1 and list(failed[0]) == [key1, key2]
+        again = [(k[0], r) for name, k, r in calls if name == "region_apply" and type(k) is list]
+        # Sent again: the first region was written whole (nothing to redo), the second
+        # not at all (its change applies).
+        assert dict(again) == {key1: 0, key2: 1}
+        try:
+            for p in moved:
+                found = await index.nearest(p.lat, p.lng, 2, 50.0)
+                assert [n.driver_id for n in found] == [p.driver_id]
+                assert found[0].ts_ms == T + 1  # its new fix, not the old
+            assert await client.zcard(key1) == 1 and await client.zcard(key2) == 1
         finally:  # the slot back where the other tests expect it, empty
             async with Redis(port=target) as r:
                 while keys := await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
