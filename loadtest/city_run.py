@@ -140,6 +140,9 @@ def step(
                 locust.kill()
                 locust.wait()
             sampler.stop()
+    if not (out / "named_timeline.json").exists():
+        tail = (out / "locust.log").read_text()[-3000:]
+        raise RuntimeError(f"locust ended ({code}) without its timelines:\n{tail}")
     named = json.loads((out / "named_timeline.json").read_text())
     by_name: dict[str, Any] = named["by_name"]
     start = math.ceil(named["started"] + a.warmup + SETTLE_S)
@@ -238,6 +241,8 @@ def _raise_fd_limit(fleets: list[int], processes: int) -> int:
 
 def run(a: argparse.Namespace) -> int:
     fleets = [int(x) for x in a.fleets.split(",")]
+    if min(fleets) < 1 or a.warmup < 1 or a.seconds < 1 or a.rides_per_s <= 0:
+        raise SystemExit("--fleets, --warmup, --seconds and --rides-per-s must be positive")
     if max(fleets) > NGINX_WORKERS * SOCKETS_PER_NGINX_WORKER:
         raise SystemExit(f"nginx's {NGINX_WORKERS} workers hold at most "
                          f"{NGINX_WORKERS * SOCKETS_PER_NGINX_WORKER} sockets")  # fmt: skip
