@@ -498,10 +498,8 @@ static int before(double d, PyObject *id, const Hit *hit) {
     return d < hit->d || (d == hit->d && PyUnicode_Compare(id, hit->row->id) < 0);
 }
 
-static PyObject *neighbor_new(const Hit *hit) {
-    PyObject *values[5] = {Py_NewRef(hit->row->id), PyFloat_FromDouble(hit->d),
-                           PyFloat_FromDouble(hit->row->lat), PyFloat_FromDouble(hit->row->lng),
-                           PyLong_FromLongLong(hit->row->ts_ms)};
+/* A Neighbor of the five values (references it takes over, any of them NULL on error). */
+static PyObject *neighbor_of(PyObject *values[5]) {
     PyObject *obj = NULL;
     for (int f = 0; f < 5; f++)
         if (values[f] == NULL) goto done;
@@ -513,6 +511,13 @@ static PyObject *neighbor_new(const Hit *hit) {
 done:
     for (int f = 0; f < 5; f++) Py_XDECREF(values[f]);
     return obj;
+}
+
+static PyObject *neighbor_new(const Hit *hit) {
+    PyObject *values[5] = {Py_NewRef(hit->row->id), PyFloat_FromDouble(hit->d),
+                           PyFloat_FromDouble(hit->row->lat), PyFloat_FromDouble(hit->row->lng),
+                           PyLong_FromLongLong(hit->row->ts_ms)};
+    return neighbor_of(values);
 }
 
 static double chord_of(double metres) {
@@ -857,7 +862,92 @@ done:
     return result;
 }
 
+/* -- the Redis backend's candidates (geoindex/knn.py) --------------------------------- */
+
+typedef struct {
+    double d, lat, lng, ts;
+    const char *id; /* UTF-8, inside its member */
+    Py_ssize_t len, order;
+} Found;
+
+static int id_cmp(const Found *a, const Found *b) {
+    int c = memcmp(a->id, b->id, (size_t)(a->len < b->len ? a->len : b->len));
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* By driver, its newest fix first (the first given among equal times). UTF-8's byte
+ * order is its code points' order: Python's order of the ids as str. */
+static int by_driver_newest(const void *x, const void *y) {
+    const Found *a = x, *b = y;
+    int c = id_cmp(a, b);
+    if (c) return c;
+    if (a->ts != b->ts) return a->ts < b->ts ? 1 : -1;
+    return (a->order > b->order) - (a->order < b->order);
+}
+
+static int by_distance(const void *x, const void *y) {
+    const Found *a = x, *b = y;
+    if (a->d != b->d) return a->d < b->d ? -1 : 1;
+    return id_cmp(a, b);
+}
+
+#define MEMBER_HEAD 24 /* pack("<ddd", lat, lng, ts) before the id: geoindex/lua/knn.lua */
+
+/* The drivers knn.lua's members name, one each (its newest fix: a driver crossing a region
+ * border may briefly sit in both), within radius_m, nearest first (ties by id), as
+ * Neighbors with the distance geoindex.cells.haversine_m gives. */
+static PyObject *rank(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *members;
+    double lat, lng, radius;
+    if (!PyArg_ParseTuple(args, "O!ddd:rank", &PyList_Type, &members, &lat, &lng, &radius))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(members), kept = 0;
+    Found *found = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Found));
+    if (found == NULL) return PyErr_NoMemory();
+    PyObject *hits = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(members, i);
+        if (!PyBytes_Check(m) || PyBytes_GET_SIZE(m) < MEMBER_HEAD) {
+            PyErr_SetString(PyExc_ValueError, "rank: a member is bytes of 24 or more");
+            goto done;
+        }
+        const char *p = PyBytes_AS_STRING(m);
+        Found *f = &found[i];
+        f->lat = PyFloat_Unpack8(p, 1);
+        f->lng = PyFloat_Unpack8(p + 8, 1);
+        f->ts = trunc(PyFloat_Unpack8(p + 16, 1)); /* int(ts), as the fix time compares */
+        f->id = p + MEMBER_HEAD;
+        f->len = PyBytes_GET_SIZE(m) - MEMBER_HEAD;
+        f->order = i;
+    }
+    qsort(found, (size_t)n, sizeof(Found), by_driver_newest);
+    double cos_lat = cos(lat * DEG_TO_RAD);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Found *f = &found[i];
+        if (i > 0 && id_cmp(f, &found[i - 1]) == 0) continue; /* an older fix */
+        f->d = haversine(lat, lng, cos_lat, f->lat, f->lng, cos(f->lat * DEG_TO_RAD));
+        if (f->d <= radius) found[kept++] = *f;
+    }
+    qsort(found, (size_t)kept, sizeof(Found), by_distance);
+    hits = PyList_New(kept);
+    for (Py_ssize_t i = 0; hits != NULL && i < kept; i++) {
+        const Found *f = &found[i];
+        PyObject *values[5] = {PyUnicode_DecodeUTF8(f->id, f->len, "strict"),
+                               PyFloat_FromDouble(f->d), PyFloat_FromDouble(f->lat),
+                               PyFloat_FromDouble(f->lng), PyLong_FromDouble(f->ts)};
+        PyObject *hit = neighbor_of(values);
+        if (hit == NULL) Py_CLEAR(hits);
+        else PyList_SET_ITEM(hits, i, hit);
+    }
+done:
+    PyMem_Free(found);
+    return hits;
+}
+
 static PyMethodDef module_methods[] = {
+    {"rank", rank, METH_VARARGS,
+     "rank(members, lat, lng, radius_m) -> the drivers knn.lua's members name within radius_m "
+     "(each once, its newest fix), nearest first (ties by id), as Neighbors."},
     {"disk", disk, METH_VARARGS,
      "disk(origin, rings, region_res) -> (size, xyz, lohi, region_index, regions): the disk "
      "of `rings` rings around the H3 cell `origin` as plan() reads it (geoindex.search)."},

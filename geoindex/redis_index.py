@@ -46,7 +46,7 @@ from geoindex import limits
 from geoindex.cells import position_score, score_latlng
 from geoindex.columns import Columns, nearest_rows
 from geoindex.errors import BackendUnavailable
-from geoindex.knn import Candidate, Scans, k_nearest
+from geoindex.knn import Scans, k_nearest
 from geoindex.memory import wall_clock_ms
 from geoindex.model import DriverState, Neighbor, Position, UpsertResult
 from geoindex.redis_edge import NOT_RUN, Call, Script, ScriptRunner, translated
@@ -619,7 +619,7 @@ class RedisGeoIndex:
         where, min_ts = [repr(lat), repr(lng), k], self._clock() - self.ttl_ms
         layout = await self._layouts.get()
 
-        async def scan(scans: Scans, cap_m: float) -> list[Candidate]:
+        async def scan(scans: Scans, cap_m: float) -> list[bytes]:
             head = [*where, repr(cap_m), min_ts]
             replies = await run(
                 [
@@ -631,12 +631,7 @@ class RedisGeoIndex:
                     for r, rows in scans.items()
                 ]
             )
-            out: list[Candidate] = []
-            for reply in replies:
-                for member in reply:
-                    at_lat, at_lng, ts = _MEMBER_HEAD.unpack_from(member)
-                    out.append((member[24:].decode(), int(ts), at_lat, at_lng))
-            return out
+            return replies[0] if len(replies) == 1 else [m for reply in replies for m in reply]
 
         return await k_nearest(
             lat, lng, k, radius_m, self._config, layout.scans, scan, self._hints, product

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from collections.abc import Iterable
 
 import numpy as np
+import pytest
 from h3.api import basic_int as h3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geoindex._gridknn import rank
 from geoindex.cells import haversine_m, position_score, score_latlng
 from geoindex.knn import TIE_M, Candidate, ScanRegions, Scans, k_nearest
+from geoindex.model import Neighbor
 from geoindex.search import DensityHints, SearchConfig
 from geoindex.split import Entry, Layout
 
@@ -38,9 +42,9 @@ class Regions:
         self.calls: list[tuple[set[int], float]] = []  # regions asked, cap
 
     def scan_for(self, lat: float, lng: float) -> ScanRegions:
-        async def scan(scans: Scans, cap_m: float) -> Iterable[Candidate]:
+        async def scan(scans: Scans, cap_m: float) -> Iterable[bytes]:
             self.calls.append((set(scans), cap_m))
-            out: list[Candidate] = []
+            out: list[bytes] = []
             for region, rows in scans.items():
                 best: list[tuple[float, Candidate]] = []
                 worst = cap_m
@@ -53,7 +57,7 @@ class Regions:
                             best = sorted([*best, (d, (driver_id, 0, dlat, dlng))])
                             if len(best) >= self.k:
                                 worst = min(cap_m, best[self.k - 1][0] + TIE_M)
-                out += [c for _, c in best]
+                out += [struct.pack("<ddd", c[2], c[3], c[1]) + c[0].encode() for _, c in best]
             return out
 
         return scan
@@ -129,3 +133,52 @@ async def test_the_bounded_loop_finds_what_brute_force_finds(
     assert {n.driver_id for n in found} <= {
         i for d, i in regions.brute_force(lat, lng, radius) if d <= truth[-1][0] + TIE_M
     }
+
+
+def _ranked_in_python(
+    members: list[bytes], lat: float, lng: float, radius_m: float
+) -> list[Neighbor]:
+    """What the loop did in Python before rank: the newest fix of each driver (the first
+    given among equal times), within the radius, sorted by (distance, id)."""
+    latest: dict[str, tuple[str, int, float, float]] = {}
+    for m in members:
+        at_lat, at_lng, ts = struct.unpack_from("<ddd", m)
+        cand = (m[24:].decode(), int(ts), at_lat, at_lng)
+        seen = latest.get(cand[0])
+        if seen is None or cand[1] > seen[1]:
+            latest[cand[0]] = cand
+    hits = sorted(
+        (d, c) for c in latest.values() if (d := haversine_m(lat, lng, c[2], c[3])) <= radius_m
+    )
+    return [Neighbor(c[0], d, c[2], c[3], c[1]) for d, c in hits]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fixes=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "ab", "é", "z", "日本", "d10", "d9", ""]),
+            st.integers(0, 3).map(float),  # fix times: equal ones and newer ones
+            st.sampled_from([0.0, 1e-4, -2e-3, 0.01]),  # the same places: ties in distance
+            st.sampled_from([0.0, 3e-4, -1e-3]),
+        ),
+        max_size=40,
+    ),
+    radius=st.sampled_from([0.0, 100.0, 700.0, 5_000.0]),
+)
+def test_rank_is_the_newest_fix_of_each_driver_within_the_radius_by_distance_then_id(
+    fixes: list[tuple[str, float, float, float]], radius: float
+) -> None:
+    lat, lng = 52.52, 13.405
+    members = [
+        struct.pack("<ddd", lat + dlat, lng + dlng, ts) + name.encode()
+        for name, ts, dlat, dlng in fixes
+    ]
+    got = rank(members, lat, lng, radius)
+    assert got == _ranked_in_python(members, lat, lng, radius)
+    assert all(type(n) is Neighbor and type(n.ts_ms) is int for n in got)
+
+
+def test_rank_refuses_a_member_too_short_for_its_head() -> None:
+    with pytest.raises(ValueError):
+        rank([b"\x00" * 23], 0.0, 0.0, 1.0)
