@@ -17,7 +17,9 @@
 -- Returns, per driver in order, {0} when stale, else {1, ver, previous region or '',
 -- avail, prods}.
 local match, tonumber, format = string.match, tonumber, string.format
-local FIELDS = {'ts', 'seq', 'ver', 'region', 'avail', 'score', 'prev', 'prods'}
+-- What a fix needs of the stored driver; a retry's check also reads score and prev, only
+-- when the fix time is the stored one (a field read costs about as much as a field written).
+local FIELDS = {'ts', 'seq', 'ver', 'region', 'avail', 'prods'}
 local drivers = #ARGV / 2
 local read = {}
 for i = 1, drivers do read[i] = redis.call('HMGET', ARGV[2 * i - 1], unpack(FIELDS)) end
@@ -28,18 +30,24 @@ local function upsert(key, cur, fix)
   local lat, lng, ts, seq, score, region, pexpire, new_avail, new_prods =
     match(fix, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
   if seq == '-' then seq = '' end
-  local prods = cur[8] or new_prods
-  if cur[1] == ts and cur[6] == score and (cur[2] or '') == seq then
-    return {1, cur[3], cur[7] or '', cur[5], prods}
+  local prods = cur[6] or new_prods
+  if cur[1] == ts then  -- the same fix again (a retry), or a stale one
+    local again = redis.call('HMGET', key, 'score', 'prev')
+    if again[1] == score and (cur[2] or '') == seq then
+      return {1, cur[3], again[2] or '', cur[5], prods}
+    end
   end
   if cur[1] and tonumber(ts) <= tonumber(cur[1]) then return {0} end
   if seq ~= '' and cur[2] and tonumber(seq) <= tonumber(cur[2]) then return {0} end
   local v = format('%.0f', math.max((tonumber(cur[3]) or 0) + 1, now))
-  -- One HSET, seq included when the fix has one: a call from Lua costs about as much as
-  -- the command itself.
+  -- One HSET, seq included when the fix has one, avail when none is stored yet: a call
+  -- from Lua costs about as much as the command itself.
   local avail = cur[5] or new_avail
   local prev = cur[4] or ''
-  if seq == '' then
+  if seq == '' and cur[5] then  -- the common case: no sequence, availability stored
+    redis.call('HSET', key, 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
+      'region', region, 'prev', prev, 'ver', v)
+  elseif seq == '' then
     redis.call('HSET', key, 'lat', lat, 'lng', lng, 'ts', ts, 'score', score,
       'region', region, 'prev', prev, 'ver', v, 'avail', avail)
   else
