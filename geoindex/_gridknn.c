@@ -22,7 +22,11 @@
  * by id, are the other backends' to the last bit. Hits come back as geoindex.model's
  * Neighbor, built as its dataclass __init__ builds one (object.__setattr__ per field),
  * without the call's Python frame: a frozen dataclass's __init__ costs more than the
- * search. */
+ * search.
+ *
+ * Below the grid, the Redis backend's hot arithmetic: a search disk's cells and centres
+ * (with H3's own C functions), a step's plan (geoindex/search.py) and the ranking of the
+ * members its scans return (geoindex/knn.py). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
@@ -963,7 +967,8 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "geoindex._gridknn",
-    .m_doc = "The embedded backend's k-nearest store, compiled (see the C source's header).",
+    .m_doc = "The embedded backend's k-nearest store and the Redis backend's search arithmetic, "
+             "compiled (see the C source's header).",
     .m_size = -1,
     .m_methods = module_methods,
 };
