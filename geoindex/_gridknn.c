@@ -702,6 +702,38 @@ static int load_h3(void) {
     return 0;
 }
 
+/* Cells' centres as unit vectors, remembered in a table of CENTRE_SLOTS (2 MiB; a cell
+ * takes its slot from whichever had it): searches near each other share most of their
+ * disks' cells, and a lookup costs a fraction of cellToLatLng's trigonometry. */
+#define CENTRE_BITS 16
+typedef struct {
+    H3Index cell; /* 0: empty */
+    double v[3];
+} Centre;
+static Centre *centres;
+
+static int centre_of(H3Index cell, double v[3]) {
+    Centre *slot = NULL;
+    if (centres != NULL) {
+        slot = &centres[(cell * 0x9E3779B97F4A7C15ULL) >> (64 - CENTRE_BITS)];
+        if (slot->cell == cell) {
+            memcpy(v, slot->v, sizeof slot->v);
+            return 0;
+        }
+    }
+    LatLng at;
+    if (cell_to_latlng(cell, &at) != 0) return -1;
+    double c = cos(at.lat);
+    v[0] = c * cos(at.lng);
+    v[1] = c * sin(at.lng);
+    v[2] = sin(at.lat);
+    if (slot != NULL) {
+        slot->cell = cell;
+        memcpy(slot->v, v, sizeof slot->v);
+    }
+    return 0;
+}
+
 /* The disk of `rings` rings around `origin` as plan() reads it: its cells' centres as unit
  * vectors, then the ring just outside it's; per disk cell its score range (as doubles)
  * and the index of its region (its parent at region_res, by H3 digits) among `regions`,
@@ -717,6 +749,8 @@ static PyObject *disk(PyObject *Py_UNUSED(self), PyObject *args) {
         return NULL;
     }
     if (load_h3() < 0) return NULL;
+    if (centres == NULL) /* without it, every centre is computed */
+        centres = PyMem_Calloc((size_t)1 << CENTRE_BITS, sizeof(Centre));
     PyObject *result = NULL, *xyz = NULL, *lohi = NULL, *index = NULL, *regions = NULL;
     int64_t most = 0;
     if (max_grid_disk_size(rings + 1, &most) != 0) {
@@ -750,17 +784,11 @@ static PyObject *disk(PyObject *Py_UNUSED(self), PyObject *args) {
     if (xyz == NULL || lohi == NULL || index == NULL || regions == NULL) goto done;
     double *v = (double *)PyBytes_AS_STRING(xyz), *lh = (double *)PyBytes_AS_STRING(lohi);
     int64_t *at = (int64_t *)PyBytes_AS_STRING(index);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        LatLng centre;
-        if (cell_to_latlng(cells[i], &centre) != 0) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (centre_of(cells[i], &v[3 * i]) < 0) {
             PyErr_SetString(PyExc_ValueError, "disk: a cell without a centre");
             goto done;
         }
-        double c = cos(centre.lat);
-        v[3 * i] = c * cos(centre.lng);
-        v[3 * i + 1] = c * sin(centre.lng);
-        v[3 * i + 2] = sin(centre.lat);
-    }
     /* cell_to_parent by bit arithmetic: set the resolution, fill the finer digits with
      * 7s. A score is a res-15 cell less its header; a cell's descendants' scores are the
      * range ending at its own (its unused digits are 7s). */
