@@ -13,7 +13,8 @@ Keys (prefix "gi" by default):
                              the drivers of other products nearer the query)
   gi:{r<region>}:meta        hash: driver -> pack("<dddd", ver, ts, lat, lng) + prods +
                              flag (a available, b busy, t tombstone)
-  gi:{r<region>}:seen        zset: driver -> ts, for the sweep
+  gi:{r<region>}:seen        zset: driver -> its fix time when it entered the region, at
+                             or below the time it may go (region_expire.lua, the sweep)
   gi:regions                 set of regions ever written, for the sweep
   gi:split                   hash: the split list (geoindex/split.py): a region is a
                              position's cell at region_res, or at a finer resolution
@@ -781,8 +782,10 @@ def _packed(
 ) -> Change:
     """A region change as region_apply.lua takes it: the meta value (version, fix time,
     position, products, the flag: a available, b busy, t gone to another region) and, for
-    an available driver only, its geo member and score."""
-    value = _META_HEAD.pack(ver, float(ts), lat, lng) + prods + flag.encode()
+    an available driver only, its geo member and score. No products are packed as none at
+    all (not "-"): region_apply.lua tells such a value by its length alone."""
+    value = _META_HEAD.pack(ver, float(ts), lat, lng) + (b"" if prods == b"-" else prods)
+    value += flag.encode()
     if flag != "a":
         return (driver_id, value, b"", 0, ts)
     member = _MEMBER_HEAD.pack(lat, lng, float(ts)) + driver_id.encode()

@@ -86,11 +86,12 @@ local function flush()
 end
 
 -- A value's products ('' for none), if its driver is available: the sets it is in. Its
--- length tells most values without products (32 bytes, '-', the flag) at no cost.
+-- length tells a value without products (its 32 bytes' head and its flag) at no cost: a
+-- call of a string function costs about as much as a short command's own work.
 local function products(value)
   local len = #value
-  if len < 35 and (len == 33 or byte(value, 33) == DASH) or byte(value, -1) ~= A then
-    return ''
+  if len == 33 or len == 34 and byte(value, 33) == DASH or byte(value, -1) ~= A then
+    return ''  -- none ('' or, as written before 2026-11-30, '-'), or not available
   end
   return sub(value, 33, -2)
 end
@@ -121,7 +122,8 @@ end
 -- seen, first argument less five, count, stored values by chunk}.
 local regions, at = {}, 2
 while at <= #ARGV do
-  local g, count = ARGV[at], tonumber(ARGV[at + 1])
+  local g, count = ARGV[at], ARGV[at + 1]
+  count = count == '1' and 1 or tonumber(count)
   local base = sub(g, 1, -4)  -- geo's name without 'geo'
   if count <= FEW then
     local mkey, j = base .. 'meta', at + 2
@@ -188,8 +190,12 @@ local function apply_one(g, mkey, skey, j, cur)
   if was == T then call('ZADD', skey, ARGV[j + 4], id) end  -- it enters
   if old then call('ZREM', g, old) end
   if avail then call('ZADD', g, ARGV[j + 3], ARGV[j + 2]) end
-  for p in gmatch(oldp, '[^,%-][^,]*') do call('ZREM', g .. ':' .. p, old) end
-  for p in gmatch(newp, '[^,%-][^,]*') do call('ZADD', g .. ':' .. p, ARGV[j + 3], ARGV[j + 2]) end
+  if oldp ~= '' then
+    for p in gmatch(oldp, '[^,%-][^,]*') do call('ZREM', g .. ':' .. p, old) end
+  end
+  if newp ~= '' then
+    for p in gmatch(newp, '[^,%-][^,]*') do call('ZADD', g .. ':' .. p, ARGV[j + 3], ARGV[j + 2]) end
+  end
   call('HSET', mkey, id, value)
   return 1
 end

@@ -64,3 +64,21 @@ async def test_an_index_that_never_saw_a_product_still_moves_its_drivers_out_of_
     assert await other.nearest(LAT, LNG, 5, 1_000, "van") == []
     # ... and remembers the van set for the next call.
     assert "van" in other._products
+
+
+async def test_a_stored_entry_written_with_a_dash_for_no_products_is_moved_as_one(
+    client: Any,
+) -> None:
+    """Entries written before no products were packed as nothing held "-": such a driver
+    moves in geo and touches no product set."""
+    index = _index(client)
+    await index.upsert([Position("d1", LAT, LNG, T)])
+    keys = index._region_keys(Layout(5).write_region(position_score(LAT, LNG)))
+    value = await client.hget(keys[1], "d1")
+    assert len(value) == 33  # the head and the flag: no products
+    await client.hset(keys[1], "d1", value[:32] + b"-" + value[32:])  # as written before
+    await index.upsert([Position("d1", LAT, LNG + 1e-3, T + 1)])
+    (member,) = await client.zrange(keys[0], 0, -1)  # its old member gone, the new one in
+    assert member.endswith(b"d1")
+    assert [n.ts_ms for n in await index.nearest(LAT, LNG, 1, 500)] == [T + 1]
+    assert len(await client.hget(keys[1], "d1")) == 33
