@@ -61,7 +61,8 @@ local check_keys = ARGV[1] == '1'
 local geo, metakey, seenkey  -- the region being written
 
 -- Pending writes: geo's removals and additions, the product sets' (by key), meta, seen.
-local grem, gadd, prem, padd, meta, seen, pending, n = {}, {}, {}, {}, {}, {}, {}, 0
+-- Made for the first region of many changes (most calls of a split city have none).
+local grem, gadd, prem, padd, meta, seen, pending, n
 
 local function queue(sets, key, a, b)
   local t = sets[key]
@@ -117,9 +118,9 @@ local function undeclared(g, keys, from)
 end
 
 -- Every region's stored entries, and the keys of a region of many changes checked,
--- before any write. A region of a few changes: {geo, meta, seen, its first change's
--- first argument, count, stored values, its product sets or false}; of many: {geo, meta,
--- seen, first argument less five, count, stored values by chunk}.
+-- before any write. A region of a few changes: {geo, meta, geo's name less 'geo', its
+-- first change's first argument, count, stored values, its product sets or false}; of
+-- many: {geo, meta, seen, first argument less five, count, stored values by chunk}.
 local regions, at = {}, 2
 while at <= #ARGV do
   local g, count = ARGV[at], ARGV[at + 1]
@@ -147,8 +148,11 @@ while at <= #ARGV do
       end
     end
     if keys and declared[g] then undeclared(g, keys, 1) end
-    regions[#regions + 1] = {g, mkey, base .. 'seen', j, count, stored, keys}
+    regions[#regions + 1] = {g, mkey, base, j, count, stored, keys}
   else
+    if not grem then
+      grem, gadd, prem, padd, meta, seen, pending, n = {}, {}, {}, {}, {}, {}, {}, 0
+    end
     local region = {g, base .. 'meta', base .. 'seen', at - 3, count, {}}
     local sets, keys = {}, {g, region[3]}
     for first = 1, count, CHUNK do
@@ -180,14 +184,14 @@ end
 if #need > 1 then return need end
 
 -- A region's one change, with `cur` its stored value (false: none); 1 if applied.
-local function apply_one(g, mkey, skey, j, cur)
+local function apply_one(g, mkey, base, j, cur)
   local id, value = ARGV[j], ARGV[j + 1]
   if cur and unpack_d('<d', value) <= unpack_d('<d', cur) then return 0 end
   local was = cur and byte(cur, -1) or T  -- its flag; T: no entry
   local old = was == A and sub(cur, 17, 32) .. sub(cur, 9, 16) .. id or nil
   local avail = byte(value, -1) == A
   local oldp, newp = old and products(cur) or '', avail and products(value) or ''
-  if was == T then call('ZADD', skey, ARGV[j + 4], id) end  -- it enters
+  if was == T then call('ZADD', base .. 'seen', ARGV[j + 4], id) end  -- it enters
   if old then call('ZREM', g, old) end
   if avail then call('ZADD', g, ARGV[j + 3], ARGV[j + 2]) end
   if oldp ~= '' then
@@ -203,10 +207,10 @@ end
 local applied = 0
 for _, region in ipairs(regions) do
   if #region == 7 then  -- a few changes, each written alone
-    local g, mkey, skey, j, count, stored, keys = unpack(region)
+    local g, mkey, base, j, count, stored, keys = unpack(region)
     if keys and check_keys and not declared[g] then call('EXISTS', unpack(keys)) end
     if count == 1 then
-      applied = applied + apply_one(g, mkey, skey, j, stored)
+      applied = applied + apply_one(g, mkey, base, j, stored)
     else
       local met = {}
       for c = 1, count do
@@ -215,7 +219,7 @@ for _, region in ipairs(regions) do
           cur = call('HGET', mkey, ARGV[jc])
         end
         met[ARGV[jc]] = true
-        applied = applied + apply_one(g, mkey, skey, jc, cur)
+        applied = applied + apply_one(g, mkey, base, jc, cur)
       end
     end
   else
