@@ -138,6 +138,40 @@ async def test_an_orphaned_reservation_is_freed_when_its_lease_runs_out(world: W
     assert (await ask(world)).driver_id == "a"
 
 
+async def test_a_refused_reservations_timers_fire_into_nothing(world: World) -> None:
+    """A new ride's timers go with each reservation, before its answer: a refused one
+    leaves a lease check for a driver someone else holds, and it changes nothing there
+    before that holder's lease runs out."""
+    await world.driver_at("a", 100)
+    await world.driver_at("b", 200)
+    now = world.clock.now
+    lease_until = now + world.deps.lease_ms
+    assert await world.deps.drivers.reserve("a", "r_other", now, lease_until) is not None
+    ride = await ask(world)  # "a" is nearer, refused: "b"
+    assert ride.driver_id == "b"
+    ride = await ride_steps.accept(world.deps, driver("b"), ride.id)
+    world.clock.advance(world.deps.lease_ms - 5_000)  # the lease checks are due
+    await world.driver_at("a", 100)
+    await world.driver_at("b", 200)
+    due = await world.deps.deadlines.claim(world.clock.now, 100, 5_000)
+    assert "l:a" in [c.item for c in due]  # set with the refused reservation
+    for c in due:  # as the sweep handles them
+        again = await deadlines.handle(world.deps, c.item)
+        if again is None:
+            await world.deps.deadlines.done(c)
+        else:
+            await world.deps.deadlines.again(c, again)
+    held = await world.deps.drivers.get("a")
+    assert (held.status, held.ride_id) == (DriverStatus.RESERVED, "r_other")
+    assert (await world.deps.drivers.get("b")).status is DriverStatus.ON_RIDE
+    world.clock.advance(5_000)  # "a"'s holder never came back: its lease is over
+    await world.driver_at("a", 100)
+    await deadlines.sweep_once(world.deps)
+    assert (await world.deps.drivers.get("a")).status is DriverStatus.AVAILABLE
+    after = await world.deps.rides.get(ride.id)
+    assert after is not None and after.status is RideStatus.ACCEPTED and after.driver_id == "b"
+
+
 async def test_cancel_by_the_rider_frees_the_driver(world: World) -> None:
     await world.driver_at("a", 100)
     ride = await ask(world)
