@@ -9,9 +9,10 @@ from dispatch.entrypoints import appkeys
 from dispatch.entrypoints.errors import Unauthorized
 
 
-def principal(request: web.Request) -> Principal:
-    """From `Authorization: Bearer <jwt>`."""
-    return request.app[appkeys.TOKENS].verify(_token(request, allow_query=False))
+def principal(request: web.Request, app: web.Application | None = None) -> Principal:
+    """From `Authorization: Bearer <jwt>`. `app`: the request's, if the caller has it
+    (request.app is a lookup of its own)."""
+    return (app or request.app)[appkeys.TOKENS].verify(_token(request, allow_query=False))
 
 
 def stream_principal(request: web.Request) -> tuple[Principal, float]:

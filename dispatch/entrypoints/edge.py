@@ -64,16 +64,24 @@ def edge(metrics: Metrics, timeout_s: float, streams: Collection[Handler]) -> Mi
     503, not a wait of many Redis timeouts."""
     deadlines = Deadlines(timeout_s)
     long_lived = frozenset(streams)
+    # Looked up once, not on every request (a location update's is a small request).
+    served, clock, current_task = metrics.request, time.perf_counter, asyncio.current_task
+    header, key, current, accepted = (
+        request_ids.HEADER,
+        request_ids.KEY,
+        request_ids.current,
+        request_ids.accepted,
+    )
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         # The id first: every log line written while serving the request carries it.
-        request_id = request_ids.accepted(request.headers.get(request_ids.HEADER))
-        request[request_ids.KEY] = request_id
-        id_token = request_ids.current.set(request_id)
-        started = time.perf_counter()
+        request_id = accepted(request.headers.get(header))
+        request[key] = request_id
+        id_token = current.set(request_id)
+        started = clock()
         status = 500
-        task = None if handler in long_lived else asyncio.current_task()
+        task = None if handler in long_lived else current_task()
         try:
             expired = False
             try:
@@ -99,10 +107,14 @@ def edge(metrics: Metrics, timeout_s: float, streams: Collection[Handler]) -> Mi
                 response = failure(request, exc)
             status = response.status
         finally:
-            request_ids.current.reset(id_token)
+            current.reset(id_token)
             info = request.match_info.route.resource
-            route = info.canonical if info is not None else "unmatched"
-            metrics.request(request.method, route, status, time.perf_counter() - started)
+            served(
+                request.method,
+                "unmatched" if info is None else info.canonical,
+                status,
+                clock() - started,
+            )
         if status >= 400 and isinstance(response, web.Response):
             body = response.body
             if isinstance(body, bytes) and response.content_type == "application/json":

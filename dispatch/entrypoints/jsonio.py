@@ -37,7 +37,8 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, or BodyTooLarge past `limit` bytes (checked before reading when the
     client announced its length, and while reading when it did not)."""
-    if request.content_length is not None and request.content_length > limit:
+    length = request.content_length  # parsed from the header on every call: once here
+    if length is not None and length > limit:
         raise BodyTooLarge(f"body above the limit of {limit} bytes")
     # read(n) returns what has arrived so far, up to n: loop until the end or the limit,
     # or a body that comes in pieces is cut short.
@@ -49,7 +50,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
             break
         chunks.append(chunk)
         size += len(chunk)
-    raw = b"".join(chunks)
+        if size == length:  # all it announced (aiohttp frames the body by it): no read for the end
+            break
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(raw) > limit:
         raise BodyTooLarge(f"body above the limit of {limit} bytes")
     return raw

@@ -21,29 +21,30 @@ def deps(request: web.Request) -> Deps:
     return request.app[appkeys.RUNTIME].deps
 
 
-def check_rate(request: web.Request, driver_id: str) -> None:
-    limiter = request.app[appkeys.LOCATION_LIMITER]
+def check_rate(app: web.Application, driver_id: str) -> None:
+    limiter = app[appkeys.LOCATION_LIMITER]
     if not limiter.allow(driver_id):
-        request.app[appkeys.METRICS].refused("driver_updates")
+        app[appkeys.METRICS].refused("driver_updates")
         raise RateLimited(
             "too many location updates for this driver; slow down",
             limiter.retry_after_s(driver_id),
         )
 
 
-def _path_driver(request: web.Request) -> tuple[Principal, str]:
-    actor = principal(request)
+def _path_driver(request: web.Request, app: web.Application) -> tuple[Principal, str]:
+    actor = principal(request, app)
     driver_id = schemas.driver_id(request.match_info["driver_id"])
     drivers.authorize_driver(actor, driver_id)  # 403 before reading the body
     return actor, driver_id
 
 
 async def post_location(request: web.Request) -> web.Response:
-    actor, driver_id = _path_driver(request)
-    raw = await read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
+    app = request.app  # a lookup of its own (the match's current app): once per request
+    actor, driver_id = _path_driver(request, app)
+    raw = await read_body(request, app[appkeys.SETTINGS].max_body_bytes)
     fix = schemas.fix_of(schemas.parse(schemas.LOCATION, raw))
-    check_rate(request, driver_id)
-    outcome = await drivers.update_location(deps(request), actor, driver_id, fix)
+    check_rate(app, driver_id)
+    outcome = await drivers.update_location(app[appkeys.RUNTIME].deps, actor, driver_id, fix)
     if outcome.result is UpsertResult.STALE:
         stored = outcome.stored
         answer = contract.StaleFix(
@@ -91,7 +92,7 @@ async def post_locations(request: web.Request) -> web.Response:
 
 
 async def put_status(request: web.Request) -> web.Response:
-    actor, driver_id = _path_driver(request)
+    actor, driver_id = _path_driver(request, request.app)
     raw = await read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
     change = schemas.parse(schemas.STATUS_CHANGE, raw)
     vehicle = (
@@ -105,7 +106,7 @@ async def put_status(request: web.Request) -> web.Response:
 
 
 async def get_driver(request: web.Request) -> web.Response:
-    actor, driver_id = _path_driver(request)
+    actor, driver_id = _path_driver(request, request.app)
     rec, state = await drivers.get_driver(deps(request), actor, driver_id)
     return json_response(driver_view(rec, state))
 

@@ -35,7 +35,7 @@ from aiohttp import web
 
 from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
-from dispatch.entrypoints import appkeys, routes, schemas, views_drivers
+from dispatch.entrypoints import appkeys, jsonio, routes, schemas, views_drivers
 from dispatch.entrypoints.app import create_app
 from dispatch.settings import Settings
 from loadtest.bench import ceiling
@@ -89,10 +89,11 @@ async def _trivial(request: web.Request) -> web.Response:
 
 async def _checked(request: web.Request) -> web.Response:
     """The location handler's checks, then the ceiling's answer: no index."""
-    _actor, driver_id = views_drivers._path_driver(request)
-    raw = await views_drivers.read_body(request, request.app[appkeys.SETTINGS].max_body_bytes)
+    app = request.app
+    _actor, driver_id = views_drivers._path_driver(request, app)
+    raw = await jsonio.read_body(request, app[appkeys.SETTINGS].max_body_bytes)
     schemas.fix_of(schemas.parse(schemas.LOCATION, raw))
-    views_drivers.check_rate(request, driver_id)
+    views_drivers.check_rate(app, driver_id)
     return web.Response(body=ceiling.ACCEPTED, status=202, content_type="application/json")
 
 
