@@ -202,12 +202,12 @@ class RedisGeoIndex:
         ops: dict[int, list[Change]] = {}
         results = []
         for (p, score, lat, lng, region), reply in zip(prepared, replies, strict=True):
-            if int(reply[0]) == 0:
+            if not reply:  # driver_upsert.lua: '' when stale, else "ver prev avail prods"
                 results.append(UpsertResult.STALE)
                 continue
             results.append(UpsertResult.ACCEPTED)
-            ver, old_region, avail, prods = reply[1:5]
-            flag = "a" if _b(avail) == b"1" else "b"
+            ver, old_region, avail, prods = _b(reply).split(b" ")
+            flag = "a" if avail == b"1" else "b"
             ops.setdefault(region, []).append(
                 _packed(flag, p.driver_id, float(ver), p.ts_ms, score, lat, lng, _b(prods))
             )

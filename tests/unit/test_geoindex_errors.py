@@ -102,7 +102,7 @@ class FakeRedis:
             if args[0] not in self.loaded:
                 raise rx.NoScriptError("NOSCRIPT")
             if args[0] == DRIVER_UPSERT.sha:  # a driver accepted: version 1, new, available
-                return [[1, b"1", b"", b"1", b"-"]]
+                return [b"1  1 -"]
             if args[0] == REGION_APPLY.sha:  # its one change applied
                 return 1
             return [1, b"1", b"", b"1", b"-"]
