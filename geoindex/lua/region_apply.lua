@@ -207,7 +207,8 @@ end
 local applied = 0
 for _, region in ipairs(regions) do
   if #region == 7 then  -- a few changes, each written alone
-    local g, mkey, base, j, count, stored, keys = unpack(region)
+    local g, mkey, base, j, count, stored, keys =
+      region[1], region[2], region[3], region[4], region[5], region[6], region[7]
     if keys and check_keys and not declared[g] then call('EXISTS', unpack(keys)) end
     if count == 1 then
       applied = applied + apply_one(g, mkey, base, j, stored)
