@@ -42,10 +42,11 @@
 -- last. A region of one change writes first the one key whose failure leaves nothing
 -- harmful (seen when it enters: an entry without meta the sweep drops; else geo), after an
 -- EXISTS of the product sets it writes, if any; a region of several changes has every key
--- checked with EXISTS before any region of the call is written. A node call that fails
--- has so written its earlier regions whole and the rest not at all: the caller sends its
--- regions again one a call, and a region written twice holds what it held (a change not
--- newer than the stored one is ignored).
+-- checked with EXISTS before its first write. A node call that fails has so written its
+-- earlier regions whole and the rest not at all: the caller sends its regions again one a
+-- call, and a region written twice holds what it held (a change not newer than the stored
+-- one is ignored). A node call writes a region of a few changes as soon as it has read it;
+-- a call of one declared region first checks it names every product set it would touch.
 -- A region of several changes: every driver's stored entry is read first (one HMGET per
 -- chunk of drivers), then the changes are written in chunks: one variadic call per key (a
 -- call from Lua costs about as much as the command itself). A driver met twice in a region
@@ -117,11 +118,50 @@ local function undeclared(g, keys, from)
   end
 end
 
--- Every region's stored entries, and the keys of a region of many changes checked,
--- before any write. A region of a few changes: {geo, meta, geo's name less 'geo', its
--- first change's first argument, count, stored values, its product sets or false}; of
--- many: {geo, meta, seen, first argument less five, count, stored values by chunk}.
-local regions, at = {}, 2
+-- A region's one change, with `cur` its stored value (false: none); 1 if applied.
+local function apply_one(g, mkey, base, j, cur)
+  local id, value = ARGV[j], ARGV[j + 1]
+  if cur and unpack_d('<d', value) <= unpack_d('<d', cur) then return 0 end
+  local was = cur and byte(cur, -1) or T  -- its flag; T: no entry
+  local old = was == A and sub(cur, 17, 32) .. sub(cur, 9, 16) .. id or nil
+  local avail = byte(value, -1) == A
+  local oldp, newp = old and products(cur) or '', avail and products(value) or ''
+  if was == T then call('ZADD', base .. 'seen', ARGV[j + 4], id) end  -- it enters
+  if old then call('ZREM', g, old) end
+  if avail then call('ZADD', g, ARGV[j + 3], ARGV[j + 2]) end
+  if oldp ~= '' then
+    for p in gmatch(oldp, '[^,%-][^,]*') do call('ZREM', g .. ':' .. p, old) end
+  end
+  if newp ~= '' then
+    for p in gmatch(newp, '[^,%-][^,]*') do call('ZADD', g .. ':' .. p, ARGV[j + 3], ARGV[j + 2]) end
+  end
+  call('HSET', mkey, id, value)
+  return 1
+end
+
+-- A region of a few changes, its stored values read (one change: the value or false; more:
+-- the list) and `keys` its product sets (or false): each change written alone; how many.
+local function write_few(g, mkey, base, j, count, stored, keys)
+  if keys and check_keys and not declared[g] then call('EXISTS', unpack(keys)) end
+  if count == 1 then return apply_one(g, mkey, base, j, stored) end
+  local met, applied = {}, 0
+  for c = 1, count do
+    local jc, cur = j + 5 * c - 5, stored[c]
+    if met[ARGV[jc]] then  -- a driver met twice: its first change is written
+      cur = call('HGET', mkey, ARGV[jc])
+    end
+    met[ARGV[jc]] = true
+    applied = applied + apply_one(g, mkey, base, jc, cur)
+  end
+  return applied
+end
+
+-- Every region's stored entries read, and the keys of a region of many changes checked,
+-- before that region's writes. A region of a few changes is written at once in a node
+-- call, else kept as {geo, meta, geo's name less 'geo', its first change's first argument,
+-- count, stored values, its product sets or false}; one of many is kept as {geo, meta,
+-- seen, first argument less five, count, stored values by chunk} and written last.
+local regions, at, applied = {}, 2, 0
 while at <= #ARGV do
   local g, count = ARGV[at], ARGV[at + 1]
   count = count == '1' and 1 or tonumber(count)
@@ -147,8 +187,12 @@ while at <= #ARGV do
         touch(sets, keys, g, old)
       end
     end
-    if keys and declared[g] then undeclared(g, keys, 1) end
-    regions[#regions + 1] = {g, mkey, base, j, count, stored, keys}
+    if #KEYS == 0 then  -- a node call (nothing to ask for): written now
+      applied = applied + write_few(g, mkey, base, j, count, stored, keys)
+    else
+      if keys then undeclared(g, keys, 1) end
+      regions[#regions + 1] = {g, mkey, base, j, count, stored, keys}
+    end
   else
     if not grem then
       grem, gadd, prem, padd, meta, seen, pending, n = {}, {}, {}, {}, {}, {}, {}, 0
@@ -183,46 +227,10 @@ while at <= #ARGV do
 end
 if #need > 1 then return need end
 
--- A region's one change, with `cur` its stored value (false: none); 1 if applied.
-local function apply_one(g, mkey, base, j, cur)
-  local id, value = ARGV[j], ARGV[j + 1]
-  if cur and unpack_d('<d', value) <= unpack_d('<d', cur) then return 0 end
-  local was = cur and byte(cur, -1) or T  -- its flag; T: no entry
-  local old = was == A and sub(cur, 17, 32) .. sub(cur, 9, 16) .. id or nil
-  local avail = byte(value, -1) == A
-  local oldp, newp = old and products(cur) or '', avail and products(value) or ''
-  if was == T then call('ZADD', base .. 'seen', ARGV[j + 4], id) end  -- it enters
-  if old then call('ZREM', g, old) end
-  if avail then call('ZADD', g, ARGV[j + 3], ARGV[j + 2]) end
-  if oldp ~= '' then
-    for p in gmatch(oldp, '[^,%-][^,]*') do call('ZREM', g .. ':' .. p, old) end
-  end
-  if newp ~= '' then
-    for p in gmatch(newp, '[^,%-][^,]*') do call('ZADD', g .. ':' .. p, ARGV[j + 3], ARGV[j + 2]) end
-  end
-  call('HSET', mkey, id, value)
-  return 1
-end
-
-local applied = 0
 for _, region in ipairs(regions) do
   if #region == 7 then  -- a few changes, each written alone
-    local g, mkey, base, j, count, stored, keys =
-      region[1], region[2], region[3], region[4], region[5], region[6], region[7]
-    if keys and check_keys and not declared[g] then call('EXISTS', unpack(keys)) end
-    if count == 1 then
-      applied = applied + apply_one(g, mkey, base, j, stored)
-    else
-      local met = {}
-      for c = 1, count do
-        local jc, cur = j + 5 * c - 5, stored[c]
-        if met[ARGV[jc]] then  -- a driver met twice: its first change is written
-          cur = call('HGET', mkey, ARGV[jc])
-        end
-        met[ARGV[jc]] = true
-        applied = applied + apply_one(g, mkey, base, jc, cur)
-      end
-    end
+    applied = applied + write_few(region[1], region[2], region[3], region[4], region[5],
+      region[6], region[7])
   else
     geo, metakey, seenkey = region[1], region[2], region[3]
     local base, count, met = region[4], region[5], {}
