@@ -46,7 +46,15 @@ from dispatch.service_layer.surge_write import (
 
 log = logging.getLogger(__name__)
 
-SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_table call, its documented limit
+SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_table call at most, its documented limit
+# Drivers one supply read should count, about. On Redis a read is a script per region that
+# holds its node while it walks every driver in the cells given, and every ride's calls to
+# that node wait behind it: a dense city's few hundred cells read at once held a node for
+# 20-100 ms each round, which was the rides' p99 (docs/benchmarks.md). So the cells go in
+# reads one after another, each sized by the drivers per cell the one before found; a
+# sparse round still reads thousands of cells in two or three calls.
+SUPPLY_READ_DRIVERS = 2_000
+FIRST_READ_CELLS = 32
 # Which market cells neighbour which, per region: H3 geometry, the same for every
 # instance and lease, so one per process (bounded) outlives the rounds that fill it.
 LAYOUTS = Layouts(ring1)
@@ -125,19 +133,21 @@ async def recompute_region(deps: Deps, region: int, holder: str, fence: int) -> 
 
 async def _next(deps: Deps, laid: Round) -> Floats:
     """Every product's next multipliers (a row each, in the layout's row order), priced
-    by its own drivers' supply: one read of every product's supply
-    (GeoIndex.supply_table), then one vectorised pass."""
+    by its own drivers' supply: every product's supply read (GeoIndex.supply_table) in
+    reads of about SUPPLY_READ_DRIVERS drivers each, then one vectorised pass."""
     if not laid.products:
         return np.ones((0, len(laid.snap.cells)))
     cols = cells_to_supply(laid)
     ids = laid.snap.ids[cols]  # the index takes the layout's ids: no hex names to check
-    chunks = range(0, len(ids), SUPPLY_CHUNK)
-    tables = await asyncio.gather(
-        *(deps.index.supply_table(ids[i : i + SUPPLY_CHUNK], laid.products) for i in chunks)
-    )
     supply = np.zeros_like(laid.demand)
-    for start, table in zip(chunks, tables, strict=True):
-        supply[:, cols[start : start + SUPPLY_CHUNK]] = table
+    start, size = 0, FIRST_READ_CELLS
+    while start < len(ids):
+        end = min(start + size, len(ids))
+        table = await deps.index.supply_table(ids[start:end], laid.products)
+        supply[:, cols[start:end]] = table
+        per_cell = max(float(np.sum(table)) / (end - start), 1.0)
+        size = max(1, min(SUPPLY_CHUNK, int(SUPPLY_READ_DRIVERS / per_cell)))
+        start = end
     return next_rows(laid, supply, deps.market.config.policy)
 
 
