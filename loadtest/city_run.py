@@ -51,8 +51,9 @@ from loadtest.scenario.timeline import window
 from loadtest.stack import Stack, StackOptions
 
 LOCUSTFILE = Path(__file__).parent / "locustfile_city.py"
-SETTLE_S = 4  # after the last socket opened (a distributed run spawns ~2 s late): not counted
-DOWN_S = 2.0  # the ramp down after it
+SETTLE_S = 4  # after the warmup (a distributed run spawns ~2 s late): not counted
+TAIL_S = 4  # held after the window: the workers' last reports (every 3 s) may never come
+DOWN_S = 2.0  # the ramp down after that
 NGINX_WORKERS = 2
 SOCKETS_PER_NGINX_WORKER = 4096  # worker_connections 8192: a client and an upstream each
 FIX = "WS location ack"
@@ -120,7 +121,7 @@ def locust_cmd(a: argparse.Namespace, url: str, fleet: int, out: Path) -> list[s
 
 
 def run_time(a: argparse.Namespace) -> int:
-    return math.ceil(a.warmup + SETTLE_S + a.seconds + DOWN_S + 1)
+    return math.ceil(a.warmup + SETTLE_S + a.seconds + TAIL_S + DOWN_S)
 
 
 def step(
@@ -145,7 +146,12 @@ def step(
         raise RuntimeError(f"locust ended ({code}) without its timelines:\n{tail}")
     named = json.loads((out / "named_timeline.json").read_text())
     by_name: dict[str, Any] = named["by_name"]
+    # The window starts after the warmup and the settling, or later, a second after the
+    # last socket opened, if the load processes opened them late (up to TAIL_S).
+    opened = _all_open_at(by_name.get("WS connect", {}), fleet)
     start = math.ceil(named["started"] + a.warmup + SETTLE_S)
+    if opened is not None:
+        start = max(start, min(opened + 1, start + TAIL_S))
     end = start + int(a.seconds)
     fixes = window(by_name.get(FIX, {}), start, end)
     rides = window(by_name.get(RIDE, {}), start, end)
@@ -185,6 +191,7 @@ def step(
         "fleet": fleet,
         "locust_exit_code": code,
         "window": {"start": start, "end": end, "seconds": end - start},
+        "all_sockets_open_after_s": None if opened is None else opened - named["started"],
         "fixes_expected_per_s": round(fleet / a.ping_s, 1),
         "fixes": fixes,
         "rides": rides,
@@ -198,6 +205,16 @@ def step(
         "load_average": _loadavg(),
         "ok": ok,
     }
+
+
+def _all_open_at(connects: dict[str, Any], fleet: int) -> int | None:
+    """The second in which the fleet's last socket opened (successful connects counted)."""
+    opened = 0
+    for second, (n, failed, _h) in sorted(connects.items(), key=lambda kv: int(kv[0])):
+        opened += n - failed
+        if opened >= fleet:
+            return int(second)
+    return None
 
 
 def marginal(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.city_run import _at, marginal
+from loadtest.city_run import _all_open_at, _at, marginal
 from loadtest.scenario.plan import plan
 from loadtest.scenario.timeline import Named, window
 
@@ -69,3 +69,10 @@ def test_marginal_cost_per_fix_between_steps() -> None:
         "fleets": [1000, 2000], "instances_ms_per_fix": 0.8, "nginx_ms_per_fix": 0.0,
         "redis_ms_per_fix": 0.0, "locust_ms_per_fix": 0.0,
     }]  # fmt: skip
+
+
+def test_the_second_the_last_socket_opened() -> None:
+    connects = {"12": [5, 0, {}], "10": [4, 1, {}], "11": [1, 0, {}]}
+    assert _all_open_at(connects, 8) == 12
+    assert _all_open_at(connects, 4) == 11
+    assert _all_open_at(connects, 10) is None
