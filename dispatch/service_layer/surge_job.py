@@ -54,7 +54,7 @@ SUPPLY_CHUNK = 5_000  # cells per GeoIndex.supply_table call at most, its docume
 # reads one after another, each sized by the drivers per cell the one before found; a
 # sparse round still reads thousands of cells in two or three calls.
 SUPPLY_READ_DRIVERS = 2_000
-FIRST_READ_CELLS = 32
+FIRST_READ_CELLS = 16
 # Which market cells neighbour which, per region: H3 geometry, the same for every
 # instance and lease, so one per process (bounded) outlives the rounds that fill it.
 LAYOUTS = Layouts(ring1)
@@ -145,9 +145,9 @@ async def _next(deps: Deps, laid: Round) -> Floats:
         end = min(start + size, len(ids))
         table = await deps.index.supply_table(ids[start:end], laid.products)
         supply[:, cols[start:end]] = table
-        per_cell = max(float(np.sum(table)) / (end - start), 1.0)
-        size = max(1, min(SUPPLY_CHUNK, int(SUPPLY_READ_DRIVERS / per_cell)))
-        start = end
+        found = float(np.sum(table))
+        size = SUPPLY_CHUNK if not found else int(SUPPLY_READ_DRIVERS * (end - start) / found)
+        start, size = end, max(1, min(SUPPLY_CHUNK, size))
     return next_rows(laid, supply, deps.market.config.policy)
 
 

@@ -55,13 +55,17 @@ async def test_a_dense_round_reads_its_supply_in_small_reads_one_at_a_time(
     assert len(rounds) == 1 and len(reads) > 2
     assert in_flight[1] == 1  # never two reads at once
     assert reads[0][0] == 4
+    total, done = sum(cells for cells, _ in reads), 0
     for (cells, found), (next_cells, _) in zip(reads, reads[1:], strict=False):
-        # each read sized by the one before: about 20 drivers, one cell at least
-        assert next_cells <= max(1.0, 20 * cells / max(found, cells))
+        # each read sized by the one before to about 20 drivers (one cell at least; none
+        # found: as many cells as a call takes), or the cells left
+        done += cells
+        size = int(20 * cells / found) if found else surge_job.SUPPLY_CHUNK
+        assert next_cells == min(max(1, size), surge_job.SUPPLY_CHUNK, total - done)
     # Together the reads are one read of every cell the round prices, each cell once.
     laid, supply = rounds[0]
     cols = cells_to_supply(laid)
-    assert sum(cells for cells, _ in reads) == len(cols)
+    assert total == len(cols)
     whole = await read(laid.snap.ids[cols], laid.products)
     assert np.array_equal(supply[:, cols], whole)
     assert sum(found for _, found in reads) == np.sum(whole) > 100
