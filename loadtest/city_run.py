@@ -158,6 +158,7 @@ def step(
     match = window(by_name.get(MATCH, {}), start, end)
     # Failures of the whole step, ramps included: a socket refused while opening counts.
     failures = {k: n for k, tl in by_name.items() if (n := sum(r[1] for r in tl.values()))}
+    counted = {k: n for k, tl in by_name.items() if (n := window(tl, start, end)["failures"])}
     outcomes = {
         k.removeprefix("METRIC ride outcome: "): window(tl, start, end)["count"]
         for k, tl in by_name.items()
@@ -198,6 +199,7 @@ def step(
         "match_latency": match,
         "ride_outcomes": outcomes,
         "failures": failures,
+        "failures_in_window": counted,
         "cpu_cores": cores,
         "cost": per,
         "scenario": locust_csv.summarize(locust_csv.read_stats(stats)) if stats.exists() else {},
