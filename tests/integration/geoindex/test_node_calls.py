@@ -7,7 +7,9 @@ call, by the path that follows the migration's redirections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -95,6 +97,38 @@ async def _migrate(source: int, target: int, keys: list[Any]) -> None:
         await r.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
 
 
+@contextlib.asynccontextmanager
+async def _slot_moving(
+    ports: list[int], source: int, slot: int, first: list[Any]
+) -> AsyncIterator[asyncio.Task[None]]:
+    """The slot migrating from `source` to another master, `first` of its keys already
+    there; yields the task that moves the rest 50 ms after its start and gives the slot to
+    the target (within redis-py's TRYAGAIN retries). Afterwards the slot is back on
+    `source`, empty, where the other tests expect it."""
+    target = next(p for p in ports if p != source)
+    src_id, dst_id = await _node_id(source), await _node_id(target)
+    await _set_slot([target], slot, "IMPORTING", src_id)
+    await _set_slot([source], slot, "MIGRATING", dst_id)
+    await _migrate(source, target, first)
+
+    async def finish() -> None:
+        await asyncio.sleep(0.05)
+        async with Redis(port=source) as r:
+            keys = await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+        await _migrate(source, target, keys)
+        await _set_slot(ports, slot, "NODE", dst_id)
+
+    done = asyncio.create_task(finish())
+    try:
+        yield done
+    finally:
+        await asyncio.gather(done, return_exceptions=True)
+        async with Redis(port=target) as r:
+            while keys := await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                await r.delete(*keys)
+        await _set_slot(ports, slot, "NODE", src_id)
+
+
 async def test_a_slot_in_migration_sends_the_nodes_regions_again_one_call_each_exact(
     redis_cluster: RedisCluster, redis_cluster_url: str
 ) -> None:
@@ -109,43 +143,22 @@ async def test_a_slot_in_migration_sends_the_nodes_regions_again_one_call_each_e
         slot, source = key_slot(key.encode()), client.get_node_from_key(key)
         assert sum(client.get_node_from_key(_geo_key(index, p)) == source for p in drivers) > 1
         ports = [n.port for n in redis_cluster.masters()]
-        target = next(p for p in ports if p != source.port)
-        src_id, dst_id = await _node_id(source.port), await _node_id(target)
-        await _set_slot([target], slot, "IMPORTING", src_id)
-        await _set_slot([source.port], slot, "MIGRATING", dst_id)
         region_keys = index._region_keys(Layout(7).write_region(position_score(
             drivers[0].lat, drivers[0].lng)))  # fmt: skip
-        await _migrate(source.port, target, [region_keys[2]])
-
-        async def finish() -> None:  # the rest of the slot, within redis-py's TRYAGAIN retries
-            await asyncio.sleep(0.05)
-            async with Redis(port=source.port) as r:
-                keys = await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
-            await _migrate(source.port, target, keys)
-            await _set_slot(ports, slot, "NODE", dst_id)
-
         calls = _spy(index)
         moved = [Position(p.driver_id, p.lat + 1e-4, p.lng, T + 1) for p in drivers]
-        done = asyncio.create_task(finish())
-        try:
+        async with _slot_moving(ports, source.port, slot, [region_keys[2]]) as done:
             await index.upsert(moved)
-        finally:
             await done
-        failed = [keys for name, keys, reply in calls if reply is NOT_RUN]
-        assert len(failed) == 1 and isinstance(failed[0], NodeKeys) and key in failed[0]
-        # Its regions sent again one a call (region A's through redis-py, which waited out
-        # the migration's TRYAGAIN and followed its MOVED).
-        again = [k[0] for name, k, _ in calls if name == "region_apply" and type(k) is list]
-        assert set(failed[0]) <= set(again)
-        try:
+            failed = [keys for name, keys, reply in calls if reply is NOT_RUN]
+            assert len(failed) == 1 and isinstance(failed[0], NodeKeys) and key in failed[0]
+            # Its regions sent again one a call (region A's through redis-py, which waited
+            # out the migration's TRYAGAIN and followed its MOVED).
+            again = [k[0] for name, k, _ in calls if name == "region_apply" and type(k) is list]
+            assert set(failed[0]) <= set(again)
             for p in moved:
                 found = await index.nearest(p.lat, p.lng, 1, 5.0)
                 assert [n.driver_id for n in found] == [p.driver_id]
-        finally:  # the slot back where the other tests expect it, empty
-            async with Redis(port=target) as r:
-                while keys := await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-                    await r.delete(*keys)
-            await _set_slot(ports, slot, "NODE", src_id)
     finally:
         await client.aclose()
 
@@ -172,43 +185,25 @@ async def test_a_node_call_failing_midway_leaves_each_region_whole_and_its_retry
         await index.upsert([first, second])
         slot = key_slot(key2.encode())
         ports = [n.port for n in redis_cluster.masters()]
-        target = next(p for p in ports if p != source.port)
-        src_id, dst_id = await _node_id(source.port), await _node_id(target)
-        await _set_slot([target], slot, "IMPORTING", src_id)
-        await _set_slot([source.port], slot, "MIGRATING", dst_id)
-        await _migrate(source.port, target, [key2])  # geo has left; meta and seen not yet
-
-        async def finish() -> None:  # the rest of the slot, within redis-py's retries
-            await asyncio.sleep(0.05)
-            async with Redis(port=source.port) as r:
-                keys = await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
-            await _migrate(source.port, target, keys)
-            await _set_slot(ports, slot, "NODE", dst_id)
-
         calls = _spy(index)
         moved = [Position(p.driver_id, p.lat + 1e-5, p.lng, T + 1) for p in (first, second)]
         assert [_geo_key(index, p) for p in moved] == [key1, key2]  # moves inside
-        done = asyncio.create_task(finish())
-        try:
+        # geo has left; meta and seen not yet
+        async with _slot_moving(ports, source.port, slot, [key2]) as done:
             await index.upsert(moved)
-        finally:
             await done
-        failed = [keys for name, keys, reply in calls if reply is NOT_RUN]
-        assert len(failed) == 1 and list(failed[0]) == [key1, key2]
-        again = [(k[0], r) for name, k, r in calls if name == "region_apply" and type(k) is list]
-        # Sent again: the first region was written whole (nothing to redo), the second
-        # not at all (its change applies).
-        assert dict(again) == {key1: 0, key2: 1}
-        try:
+            failed = [keys for name, keys, reply in calls if reply is NOT_RUN]
+            assert len(failed) == 1 and list(failed[0]) == [key1, key2]
+            again = [
+                (k[0], r) for name, k, r in calls if name == "region_apply" and type(k) is list
+            ]
+            # Sent again: the first region was written whole (nothing to redo), the second
+            # not at all (its change applies).
+            assert dict(again) == {key1: 0, key2: 1}
             for p in moved:
                 found = await index.nearest(p.lat, p.lng, 2, 50.0)
                 assert [n.driver_id for n in found] == [p.driver_id]
                 assert found[0].ts_ms == T + 1  # its new fix, not the old
             assert await client.zcard(key1) == 1 and await client.zcard(key2) == 1
-        finally:  # the slot back where the other tests expect it, empty
-            async with Redis(port=target) as r:
-                while keys := await r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-                    await r.delete(*keys)
-            await _set_slot(ports, slot, "NODE", src_id)
     finally:
         await client.aclose()
