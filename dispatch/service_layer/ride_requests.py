@@ -3,8 +3,8 @@ Idempotency-Key, at most once per rider and key (invariant 5)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -30,7 +30,8 @@ from dispatch.service_layer.reservations import (
 )
 from dispatch.service_layer.rider_limits import RIDES
 from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
-from geoindex.redis_pipeline import together
+
+log = logging.getLogger(__name__)
 
 
 def new_ride_id(rider_id: str, idempotency_key: str | None) -> str:
@@ -122,14 +123,18 @@ async def request_ride(
             await enqueue(deps, ride, now)
         # the key's answer with the ride: one step (the same slot on Redis)
         storing = deps.rides.create(ride, None if answer is None else answer(ride))
+        # The market hears of an immediate request with its store (batched: once a
+        # window offers it or gives up). Its count's key is the pickup's region's, as
+        # the driver's hiding is usually the same region's: one write to that node.
+        counting = _counted(deps, ride) if deps.batching is None else _nothing()
         if hide is None:
-            created = await storing
+            _, created = await all_ended(counting, storing)
         else:
             # The driver's hiding from the search is finished at once (one write where
             # they share a node): the reservation already refuses the driver to others.
             # Its region write is started first: it leaves from a task of the index's
-            # own, a turn later, and meets the store's write only if started before it.
-            _, created = await all_ended(hide(), storing)
+            # own, a turn later, and meets the others' writes only if started before them.
+            _, _, created = await all_ended(hide(), counting, storing)
     except BaseException:
         # Failed between reserving a driver and storing the ride: no supply held for a
         # ride nobody was told of. The driver goes back at once (the lease stays the
@@ -150,13 +155,22 @@ async def request_ride(
     change = RideChange(None, ride)
     # An offer runs out when the timer find_offer set fires (no offer: no timer).
     timer_set = offer is not None and change.offer_due == offer.expires_at
-    settled = settle(deps, change, offer_timer_set=timer_set)
-    if deps.batching is None:  # batched: counted once a window offers it or gives up
-        with together():  # different stores; one write to a node they share
-            await asyncio.gather(settled, count_request(deps, ride))
-    else:
-        await settled
+    await settle(deps, change, offer_timer_set=timer_set)
     return ride
+
+
+async def _counted(deps: Deps, ride: Ride) -> None:
+    """Count a request into the market, which only reads rates from the counts: a count
+    lost to a fault is logged, not the ride's failure (its store may have succeeded).
+    A retry that finds the ride an earlier try stored was counted by both (rare)."""
+    try:
+        await count_request(deps, ride)
+    except Exception as exc:
+        log.warning("ride %s not counted into the market: %s", ride.id, exc)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def request_ride_once(
