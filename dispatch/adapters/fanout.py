@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from dispatch.service_layer.notices import RideNotice
-from dispatch.service_layer.ports import Subscription
+from dispatch.service_layer.ports import Holders, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,14 @@ class MemoryNotifier:
     async def publish(self, topic: str, notice: RideNotice) -> None:
         self._fanout.deliver(topic, notice)
 
-    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
+    async def publish_many(
+        self, sends: Sequence[tuple[str, RideNotice]], holders: Holders | None = None
+    ) -> None:
         for topic, notice in sends:
             self._fanout.deliver(topic, notice)
+
+    async def holders(self, topics: Sequence[str]) -> Holders:
+        return {}  # every listener is here: nothing to look up
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._fanout.subscribe(topic)

@@ -11,7 +11,8 @@ the events of its own sockets and streams, not those of the fleet.
 
 The ops stream wants every ride change: it has a channel of its own (OPS_CHANNEL), and
 an instance listens to it only while something there subscribes to the ops topic (an
-ops page is open).
+ops page is open), claiming the ops topic as any other meanwhile. An instance's ops
+notices go out in batches, and not at all while nobody claims the topic (ops_outbox.py).
 
 Delivery is at most once: an event published while a channel is being re-subscribed
 (a lost connection, the channel's slot moving to another master) or while a listener's
@@ -34,11 +35,12 @@ from redis.exceptions import MovedError
 
 from dispatch.adapters import ride_codec
 from dispatch.adapters.fanout import Fanout
+from dispatch.adapters.ops_outbox import OpsOutbox, unbatch
 from dispatch.adapters.redis_client import AnyRedis
 from dispatch.adapters.redis_holders import HolderRegistry, holders_of, lookups
 from dispatch.service_layer.notices import NoticeKind, RideNotice
 from dispatch.service_layer.ops_view import OPS_TOPIC
-from dispatch.service_layer.ports import Subscription
+from dispatch.service_layer.ports import Holders, Subscription
 from geoindex import ScriptRunner
 
 log = logging.getLogger(__name__)
@@ -170,6 +172,7 @@ class PubSubNotifier:
         self._edge = ScriptRunner(client)  # publishing without redis-py's per-command work
         self._own = ShardChannel(client, url, instance_channel(self.instance), self._deliver)
         self._ops = ShardChannel(client, url, OPS_CHANNEL, self._deliver)
+        self._ops_out = OpsOutbox(self._edge, OPS_CHANNEL)
         self._held: dict[str, int] = {}  # topic -> listeners here
         self._syncing: dict[str, asyncio.Task[None]] = {}  # topic -> its last claim change
         self._renewer: asyncio.Task[None] | None = None
@@ -177,31 +180,35 @@ class PubSubNotifier:
         self.received = 0  # messages this instance's channels brought
         self.unheld = 0  # of those, for a topic nobody here listens to (any more)
 
+    @property
+    def ops_sent(self) -> int:
+        """Messages this instance sent on the ops channel (each a batch of notices)."""
+        return self._ops_out.sent
+
     async def publish(self, topic: str, notice: RideNotice) -> None:
         await self.publish_many([(topic, notice)])
 
-    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
-        if not sends:
-            return
-        topics = sorted({topic for topic, _ in sends if topic != OPS_TOPIC})
-        # The ops channel needs no look-up: its notices go out with the holders' look-ups
-        # (one round trip per node, so one for both where they share a node). A channel
-        # routes by its own slot, as a key does; a topic's notices keep their order.
-        ops = [
-            (OPS_CHANNEL, ("SPUBLISH", OPS_CHANNEL, encode(topic, notice)))
-            for topic, notice in sends
-            if topic == OPS_TOPIC
-        ]
-        found = await self._edge.commands([*lookups(topics), *ops])
-        holders = dict(zip(topics, holders_of(found[: len(topics)]), strict=True))
+    async def publish_many(
+        self, sends: Sequence[tuple[str, RideNotice]], holders: Holders | None = None
+    ) -> None:
+        self._ops_out.add([encode(topic, notice) for topic, notice in sends if topic == OPS_TOPIC])
+        known = dict(holders or {})
+        topics = sorted({topic for topic, _ in sends if topic not in known} - {OPS_TOPIC})
+        if topics:  # one round trip per node
+            known.update(await self.holders(topics))
+        # A channel routes by its own slot, as a key does; a topic's notices keep their order.
         publish: list[tuple[Any, tuple[Any, ...]]] = []
         for topic, notice in sends:
-            if topic != OPS_TOPIC and holders[topic]:
+            if topic != OPS_TOPIC and known[topic]:
                 message = encode(topic, notice)
                 publish += [
-                    (c, ("SPUBLISH", c, message)) for c in map(instance_channel, holders[topic])
+                    (c, ("SPUBLISH", c, message)) for c in map(instance_channel, known[topic])
                 ]
         await self._edge.commands(publish)
+
+    async def holders(self, topics: Sequence[str]) -> Holders:
+        found = await self._edge.commands(lookups(topics))
+        return dict(zip(topics, holders_of(found), strict=True))
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         return self._listening(topic)
@@ -241,12 +248,12 @@ class PubSubNotifier:
                 await previous
         held = topic in self._held
         try:
-            if topic == OPS_TOPIC:
+            if topic == OPS_TOPIC:  # and claimed: publishers send to it only while claimed
                 if held and not self._ops.running:
                     self._ops.start()
                 elif not held and self._ops.running:
                     await self._ops.stop()
-            elif held:
+            if held:
                 await self._holders.claim([topic])
             else:
                 await self._holders.give_up(topic)
@@ -255,20 +262,22 @@ class PubSubNotifier:
 
     def _deliver(self, message: bytes) -> None:
         self.received += 1
-        topic, notice = decode(message)
-        if topic not in self._held:
-            self.unheld += 1  # a socket that left since the publisher looked
-            return
-        self._fanout.deliver(topic, notice)
+        for one in unbatch(message):  # the ops channel's come in batches
+            topic, notice = decode(one)
+            if topic not in self._held:
+                self.unheld += 1  # a socket that left since the publisher looked
+                continue
+            self._fanout.deliver(topic, notice)
 
     async def start(self) -> None:
         self._own.start()
+        self._ops_out.start()
         self._renewer = asyncio.create_task(
-            self._holders.renew_forever(lambda: [t for t in self._held if t != OPS_TOPIC]),
-            name="pubsub-claims",
+            self._holders.renew_forever(lambda: list(self._held)), name="pubsub-claims"
         )
 
     async def close(self) -> None:
+        await self._ops_out.close()  # what waits is sent
         if self._syncing:
             # The give-ups of the listeners that just left (a shutdown closes them all):
             # else publishers keep sending their topics here until the claims lapse.

@@ -1,6 +1,7 @@
 """Which instances hold a listener (a driver's WebSocket, a rider's event stream, a ride
-request waiting for its match) for a topic: one sorted set per topic under the topic's
-own hash tag, member = instance, score = when that claim lapses (ms).
+request waiting for its match, an ops page) for a topic: one sorted set per topic, member
+= instance, score = when that claim lapses (ms). A topic's set lives in its subject's
+slot (holders_key), so a look-up goes in one write with a call on that subject.
 
 An instance claims a topic when its first local listener subscribes, renews every claim
 it still holds every RENEW_EVERY_S, and gives a topic up when its last listener leaves.
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from dispatch.adapters.redis_client import AnyRedis
+from dispatch.service_layer.ops_view import OPS_TOPIC
 from geoindex import translated
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,18 @@ RENEW_EVERY_S = 20.0  # a third of a claim: two renewals may fail before one lap
 RENEW_BATCH = 500  # claims per pipeline
 
 
+# Topics whose holders share their subject's hash tag: a driver's with the driver's own
+# keys (dispatch:driver:{<id>}, the index's gi:d:{<id>}), so a new ride's look-up of its
+# driver's holders goes in the reservation's write; a ride's with the ride's key.
+_SUBJECT_TAGGED = ("driver", "ride")
+
+
 def holders_key(topic: str) -> str:
+    kind, sep, subject = topic.partition(":")
+    if sep and kind in _SUBJECT_TAGGED:
+        return f"dispatch:holders:{kind}:{{{subject}}}"
+    if topic == OPS_TOPIC:  # the ops channel's slot: asked with a publish there, one write
+        return "dispatch:holders:ops:{events}"
     return f"dispatch:holders:{{{topic}}}"
 
 

@@ -14,14 +14,21 @@ from dispatch.service_layer.airport import on_ride_change
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.notices import NoticeKind, RideNotice, driver_topic, ride_topic
 from dispatch.service_layer.ops_view import OPS_TOPIC
-from dispatch.service_layer.ports import Subscription
+from dispatch.service_layer.ports import Holders, Subscription
 from dispatch.service_layer.reservations import release_driver
 from dispatch.service_layer.timers import OfferTimeout
 
 
-async def settle(deps: Deps, change: RideChange, *, offer_timer_set: bool = False) -> None:
+async def settle(
+    deps: Deps,
+    change: RideChange,
+    *,
+    offer_timer_set: bool = False,
+    holders: Holders | None = None,
+) -> None:
     """`offer_timer_set`: the change's offer timer is already scheduled (settle_many, a
-    new ride's find_offer)."""
+    new ride's find_offer). `holders`: the listeners of some of its notices' topics,
+    already looked up (a new ride's driver's, with the reservation)."""
     ride = change.after
     if change.released is not None:
         driver_id, fence = change.released
@@ -39,7 +46,7 @@ async def settle(deps: Deps, change: RideChange, *, offer_timer_set: bool = Fals
         )
     await on_ride_change(deps, change)  # airport queues: back, served, head again
     deps.observer.ride_changed(ride)
-    await _notify(deps, change)
+    await _notify(deps, change, holders)
 
 
 async def settle_many(
@@ -61,7 +68,7 @@ async def settle_many(
         await asyncio.gather(
             *(settle(holding, c, offer_timer_set=True) for c in changes[start : start + parallel])
         )
-    await deps.notifier.publish_many(held.sends)
+    await deps.notifier.publish_many(held.sends, held.known)
 
 
 def offer_timers(changes: Sequence[RideChange]) -> dict[str, int]:
@@ -74,18 +81,25 @@ class _HeldNotices:
 
     def __init__(self) -> None:
         self.sends: list[tuple[str, RideNotice]] = []
+        self.known: dict[str, Sequence[str]] = {}  # holders given with them
 
     async def publish(self, topic: str, notice: RideNotice) -> None:
         self.sends.append((topic, notice))
 
-    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
+    async def publish_many(
+        self, sends: Sequence[tuple[str, RideNotice]], holders: Holders | None = None
+    ) -> None:
         self.sends += sends
+        self.known.update(holders or {})
+
+    async def holders(self, topics: Sequence[str]) -> Holders:
+        raise NotImplementedError("notices are only held here, to be sent together")
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]:
         raise NotImplementedError("notices are only held here, to be sent together")
 
 
-async def _notify(deps: Deps, change: RideChange) -> None:
+async def _notify(deps: Deps, change: RideChange, holders: Holders | None) -> None:
     """Every notice of one change in one batch (a topic's notices keep their order)."""
     ride = change.after
     notice = RideNotice(NoticeKind.RIDE, ride)
@@ -100,4 +114,4 @@ async def _notify(deps: Deps, change: RideChange) -> None:
         sends.append((driver_topic(ride.driver_id), RideNotice(kind, ride)))
     if change.left_driver is not None:
         sends.append((driver_topic(change.left_driver), RideNotice(NoticeKind.LEFT, ride)))
-    await deps.notifier.publish_many(sends)
+    await deps.notifier.publish_many(sends, holders)

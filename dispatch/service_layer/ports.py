@@ -224,14 +224,28 @@ class Subscription(Protocol):
         ...
 
 
+# Where the listeners of some topics are, as a notifier looked them up (topic -> the
+# instances holding one): given back to publish_many, which does not look them up again.
+Holders = Mapping[str, Sequence[str]]
+
+
 class Notifier(Protocol):
     """Best-effort notices to whoever listens on a topic, on any instance."""
 
     async def publish(self, topic: str, notice: RideNotice) -> None: ...
 
-    async def publish_many(self, sends: Sequence[tuple[str, RideNotice]]) -> None:
+    async def publish_many(
+        self, sends: Sequence[tuple[str, RideNotice]], holders: Holders | None = None
+    ) -> None:
         """publish() for each (topic, notice), in a few round trips whatever their number;
-        the notices of one topic in their order."""
+        the notices of one topic in their order. The topics in `holders` are sent to
+        those holders without a look-up (one made just before, by holders())."""
+        ...
+
+    async def holders(self, topics: Sequence[str]) -> Holders:
+        """Who listens on `topics` now, for a publish_many soon after. Inside together()
+        it goes in the write of the calls started with it to the same node (a driver's
+        topic is looked up where the driver's own keys are)."""
         ...
 
     def subscribe(self, topic: str) -> AbstractAsyncContextManager[Subscription]: ...

@@ -17,7 +17,8 @@ from dispatch.service_layer.airport import queue_offer
 from dispatch.service_layer.areas import in_zone
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
-from dispatch.service_layer.ports import Reservation
+from dispatch.service_layer.notices import driver_topic
+from dispatch.service_layer.ports import Holders, Reservation
 from dispatch.service_layer.product_search import nearest_upgrades, upgrades_of
 from dispatch.service_layer.timers import LeaseCheck, OfferTimeout
 from geoindex import MAX_K
@@ -46,7 +47,7 @@ async def find_offer(
     moves on to the next candidate; after `max_reservation_tries` refusals we give up,
     so a flood of requests for few drivers ends quickly as no_driver.
     """
-    offer, _ = await _find(deps, ride_id, pickup, excluded, now_ms, cleanup, product, False)
+    offer, _, _ = await _find(deps, ride_id, pickup, excluded, now_ms, cleanup, product, False)
     return offer
 
 
@@ -57,14 +58,16 @@ async def find_new_offer(
     now_ms: int,
     cleanup: CleanupBudget | None = None,
     product: str | None = None,
-) -> tuple[Offer | None, Hide | None]:
+) -> tuple[Offer | None, Hide | None, Holders | None]:
     """find_offer for a new ride, whose store the caller sends next. The offer's own timer
     (OfferTimeout, due when the offer returned runs out) is set too, with the driver's
     lease check: both go with each reservation, before its answer (a refused one leaves
     them to fire into nothing: their handlers look before they act), and so are in
     before the ride is stored. The driver's hiding from the index's search is left
     half done: the caller finishes it with the Hide returned, at once with the ride's
-    store (one write where they share a node; None: nothing to finish)."""
+    store (one write where they share a node; None: nothing to finish). The listeners
+    of the driver's topic are looked up in the reservation's write too: the Holders
+    returned are for the offer's notices (settle; None: not looked up)."""
     return await _find(deps, ride_id, pickup, (), now_ms, cleanup, product, True)
 
 
@@ -77,7 +80,7 @@ async def _find(
     cleanup: CleanupBudget | None,
     product: str | None,
     new_ride: bool,
-) -> tuple[Offer | None, Hide | None]:
+) -> tuple[Offer | None, Hide | None, Holders | None]:
     policy = deps.policy
     excluded = frozenset(excluded)
     tried: set[str] = set()
@@ -101,7 +104,7 @@ async def _find(
         except BaseException:
             await give_back(deps, driver_id, ride_id, fence, cleanup)
             raise
-        return Offer(driver_id, fence, distance, eta_s, offer_due), None
+        return Offer(driver_id, fence, distance, eta_s, offer_due), None, None
     for radius in policy.radius_steps_m:
         # Ask for enough to see past everyone already tried or excluded.
         k = min(MAX_K, policy.candidates_per_step + len(tried) + len(excluded))
@@ -132,6 +135,7 @@ async def _find(
                 cand.driver_id, ride_id, now_ms, lease_until, serves, hide=True
             )
             failed: BaseException | None = None  # the new ride's timers' failure
+            holders: Holders | None = None
             try:
                 if not new_ride:
                     rec = await reserving
@@ -139,17 +143,23 @@ async def _find(
                     # The offer's timer, set before the ride is stored: it fires should we
                     # die after storing it. The lease check is kept beside it (one ZADD):
                     # the offer's timer may be cancelled by its name, a lease check never.
+                    # The driver's listeners are looked up beside the reservation (their
+                    # key shares the driver's slot): the offer's notice needs no look-up.
                     offer_key = OfferTimeout(ride_id).key
                     due = {offer_key: offer_due, lease_check[0]: lease_check[1]}
                     with together():  # one write where the timers' shard and driver meet
-                        got, failed = await asyncio.gather(
+                        got, failed, listening = await asyncio.gather(
                             reserving,
                             deps.deadlines.schedule_many(due, offer_key),
+                            deps.notifier.holders([driver_topic(cand.driver_id)]),
                             return_exceptions=True,
                         )
                     if isinstance(got, BaseException):
                         raise got
                     rec = got
+                    # A failed look-up costs only its saving: the notice looks up again.
+                    if not isinstance(listening, BaseException):
+                        holders = listening
             except BaseException:
                 # Its answer lost, the reservation may have been made, and with it the
                 # driver's absence from the search: the lease timer gives both back once
@@ -161,7 +171,7 @@ async def _find(
                     raise failed
                 refused += 1
                 if refused >= policy.max_reservation_tries:
-                    return None, None
+                    return None, None, None
                 continue
             if new_ride:  # the timers are in; the hiding goes with the ride's store
                 try:
@@ -172,7 +182,8 @@ async def _find(
                     await give_back(deps, cand.driver_id, ride_id, rec.fence, cleanup)
                     raise
                 hide = partial(deps.drivers.hidden, cand.driver_id, rec.fence)
-                return Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due), hide
+                offer = Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due)
+                return offer, hide, holders
             # Three independent steps at once, all ended before any failure is undone (so
             # the give-back never races a step still running).
             try:
@@ -187,8 +198,8 @@ async def _find(
             except BaseException:
                 await give_back(deps, cand.driver_id, ride_id, rec.fence, cleanup)
                 raise
-            return Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due), None
-    return None, None
+            return Offer(cand.driver_id, rec.fence, cand.distance_m, eta_s, offer_due), None, None
+    return None, None, None
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,13 +101,15 @@ async def request_ride(
     check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
     # The rate's token and the cap's count in one store call: they share the rider's slot.
     await count_ride(deps, actor.id, ride_id, now, limit)
-    offer = hide = None
+    offer = hide = holders = None
     try:
         # The offer's timer goes in with the driver's lease timer, before the ride is
         # stored: should we die after storing it, the timer still fires. No offer (no
         # driver, or batched: a window offers it later), no timer.
         if not deps.batching:
-            offer, hide = await find_new_offer(deps, ride_id, pickup, now, cleanup, product)
+            offer, hide, holders = await find_new_offer(
+                deps, ride_id, pickup, now, cleanup, product
+            )
     except BaseException:
         # Nothing stored: the ride does not count. (A driver find_offer reserved before
         # it failed, it gave back itself.)
@@ -155,7 +157,8 @@ async def request_ride(
     change = RideChange(None, ride)
     # An offer runs out when the timer find_offer set fires (no offer: no timer).
     timer_set = offer is not None and change.offer_due == offer.expires_at
-    await settle(deps, change, offer_timer_set=timer_set)
+    # The offer's notice goes to the driver's listeners looked up with the reservation.
+    await settle(deps, change, offer_timer_set=timer_set, holders=holders)
     return ride
 
 

@@ -12,7 +12,7 @@ from dispatch.domain.rides import Ride, RideStatus
 from dispatch.service_layer import idempotency, ride_steps
 from dispatch.service_layer.notices import RideNotice, driver_topic, ride_topic
 from dispatch.service_layer.ops_view import OPS_TOPIC
-from dispatch.service_layer.ports import Answer, Claim
+from dispatch.service_layer.ports import Answer, Claim, Holders
 from dispatch.service_layer.ride_requests import new_ride_id, request_ride, request_ride_once
 from dispatch.service_layer.timers import OfferTimeout
 
@@ -60,9 +60,11 @@ def _record_notices(world: World) -> list[list[str]]:
     batches: list[list[str]] = []
     publish_many = world.deps.notifier.publish_many
 
-    async def recording(sends: Sequence[tuple[str, RideNotice]]) -> None:
+    async def recording(
+        sends: Sequence[tuple[str, RideNotice]], holders: Holders | None = None
+    ) -> None:
         batches.append([topic for topic, _ in sends])
-        await publish_many(sends)
+        await publish_many(sends, holders)
 
     world.deps.notifier.publish_many = recording  # type: ignore[method-assign]
     return batches
