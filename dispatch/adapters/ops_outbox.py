@@ -65,9 +65,14 @@ class OpsOutbox:
         self._closing = False
         self.sent = 0  # messages
 
+    def wanted(self) -> bool:
+        """Whether messages added now would be sent: not while nobody listened a moment
+        ago (they would be dropped, as a publish to nobody is; not worth encoding)."""
+        return self._listened or self._ask_due()
+
     def add(self, messages: Sequence[bytes]) -> None:
-        if not messages or (not self._listened and not self._ask_due()):
-            return  # (nobody listened a moment ago: dropped, as a publish to nobody is)
+        if not messages or not self.wanted():
+            return
         was_empty = not self._waiting
         self._waiting += messages
         if was_empty or len(self._waiting) >= FLUSH_AT:

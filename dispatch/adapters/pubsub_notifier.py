@@ -191,7 +191,8 @@ class PubSubNotifier:
     async def publish_many(
         self, sends: Sequence[tuple[str, RideNotice]], holders: Holders | None = None
     ) -> None:
-        self._ops_out.add([encode(topic, notice) for topic, notice in sends if topic == OPS_TOPIC])
+        if self._ops_out.wanted():
+            self._ops_out.add([encode(t, notice) for t, notice in sends if t == OPS_TOPIC])
         known = dict(holders or {})
         topics = sorted({topic for topic, _ in sends if topic not in known} - {OPS_TOPIC})
         if topics:  # one round trip per node
