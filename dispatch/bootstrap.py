@@ -201,6 +201,7 @@ async def bootstrap(
             eta=EtaModel(MemoryEtaStore(), region_res=settings.region_res),
             batching=batching_for(settings, MemoryPendingStore(clock.now_ms)),
             products=catalog,
+            ride_ids_in_rider_slot=settings.ride_ids == "rider_slot",
             areas=(book := AreaBook(MemoryAreaStore())),
             fences=Geofence(
                 book,
@@ -260,6 +261,7 @@ async def bootstrap(
             eta=EtaModel(RedisEtaStore(client), region_res=settings.region_res),
             batching=batching_for(settings, RedisPendingStore(scripts)),
             products=catalog,
+            ride_ids_in_rider_slot=settings.ride_ids == "rider_slot",
             areas=(book := AreaBook(RedisAreaStore(scripts))),
             fences=Geofence(
                 book,

@@ -121,6 +121,9 @@ class Settings:
     # and a driver that never set a vehicle serves it.
     products_file: str | None = None
     default_product: str = "economy"
+    # New ride ids: "rider_slot" (in their rider's Redis Cluster slot, five hex digits
+    # longer) or "plain" (as before them: for a rolling upgrade, docs/api.md).
+    ride_ids: str = "rider_slot"
 
     @property
     def backend(self) -> str:
@@ -195,6 +198,7 @@ RULES: dict[str, Rule] = {
     "match_lease_windows": between(2, 100),  # at least two windows, so renewals land
     "prefer_wait_max_s": between(0, 120),
     "driver_ttl_s": positive,
+    "ride_ids": one_of("rider_slot", "plain"),
     "region_res": between(0, 10),  # no finer than the index's search cells (res 10)
     "redis_timeout_s": positive,
     "request_timeout_s": positive,

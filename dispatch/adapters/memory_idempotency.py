@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dispatch.service_layer.ports import Claim, ClaimState
+from dispatch.service_layer.ports import Admission, Claim, ClaimState
 
 
 @dataclass(slots=True)
@@ -35,10 +35,16 @@ class MemoryIdempotencyStore:
             del self._entries[key]
 
     async def begin(
-        self, key: str, fingerprint: str, lock_ms: int, ride_id: str | None = None
+        self,
+        key: str,
+        fingerprint: str,
+        lock_ms: int,
+        ride_id: str | None = None,
+        admission: Admission | None = None,
     ) -> Claim:
-        # The ride is not read here (Claim.looked stays False): the embedded ride store is
-        # a dictionary, asked by the caller at no round trip's cost.
+        # The ride is not read here (Claim.looked stays False), nor the rider admitted
+        # (Claim.admitted stays None): the embedded ride and rider stores are dictionaries,
+        # asked by the caller at no round trip's cost.
         entry = self._live(key)
         if entry is None:
             if len(self._entries) % 1024 == 0:

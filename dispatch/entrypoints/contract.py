@@ -27,7 +27,8 @@ Longitude = Annotated[float, Meta(ge=-180, le=180)]
 Millis = Annotated[int, Meta(ge=0, le=MAX_INT, description="ms since the epoch")]
 Seq = Annotated[int, Meta(ge=0, le=MAX_INT, description="increases with every fix")]
 DriverId = Annotated[str, Meta(pattern=f"^{DRIVER_ID_PATTERN.pattern}$")]
-RideId = Annotated[str, Meta(pattern="^r_[0-9a-f]{32}$")]
+# Minted plain (32 hex digits), or with five more that put it in its rider's slot.
+RideId = Annotated[str, Meta(pattern="^r_[0-9a-f]{32}([0-9a-f]{5})?$")]
 IdempotencyKey = Annotated[str, Meta(pattern="^[\\x21-\\x7e]{1,128}$")]  # printable, no space
 # A WebSocket client's own name for a frame, echoed in the reply to it.
 FrameId = Annotated[str, Meta(max_length=64)]

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 _NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
 _INTEGER = re.compile(r"-?(0|[1-9]\d*)")
-_RIDE_ID = re.compile(r"r_[0-9a-f]{32}")
+_RIDE_ID = re.compile(r"r_[0-9a-f]{32}([0-9a-f]{5})?")  # minted before, or in the rider's slot
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 # msgspec's messages: "<what> - at `$.pickup.lat`" (no suffix at the root).
 _AT = re.compile(r" - at `(\$[^`]*)`$")

@@ -58,6 +58,8 @@ class Deps:
     # Per-rider request rates kept in the backend (rider_limits); None: not limited.
     rider_limits: RiderLimits | None = None
     products: Catalog = DEFAULT_CATALOG  # what riders may ask for, vehicles may serve
+    # New ride ids in their rider's Redis Cluster slot (DISPATCH_RIDE_IDS, ride_requests).
+    ride_ids_in_rider_slot: bool = True
 
     @property
     def lease_ms(self) -> int:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.errors import IdempotencyInProgress, IdempotencyMismatch
-from dispatch.service_layer.ports import Claim, ClaimState, IdempotencyStore
+from dispatch.service_layer.ports import Admission, Claim, ClaimState, IdempotencyStore
 
 KEEP_MS = 24 * 3600 * 1000
 # A holder touches its key every third of this while its request runs, so a holder
@@ -40,6 +40,7 @@ async def once(
     keep_ms: Callable[[], int] | None = None,
     cleanup: CleanupBudget | None = None,
     ride_id: str | None = None,
+    admission: Admission | None = None,
 ) -> bytes:
     """The answer `produce` gave for the first request with this key (running it now if
     this is the first; it is given the claim, and says whether it stored the answer under
@@ -51,11 +52,12 @@ async def once(
     answer, on another master, survived) is forgotten, and the request runs again.
     `keep_ms`, asked once the answer is made, says how long to keep it (default
     KEEP_MS). `ride_id`: the ride the request stores, which the store may read with
-    each claim (Claim.looked, Claim.ride)."""
+    each claim (Claim.looked, Claim.ride); `admission`: the rider's admission of it, which
+    the store may make with a claim that lets the request run (Claim.admitted)."""
     deadline = time.monotonic() + wait_s
     pause = 0.005
     while True:
-        claim = await store.begin(key, request_fingerprint, lock_ms, ride_id)
+        claim = await store.begin(key, request_fingerprint, lock_ms, ride_id, admission)
         if claim.state is ClaimState.DONE:
             if still_true is None or await still_true(claim):
                 return claim.payload

@@ -147,6 +147,19 @@ class RiderRideStore(Protocol):
     async def drop(self, rider_id: str, ride_id: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """RiderRideStore.admit's arguments (hold's, with no rate), for an IdempotencyStore
+    that can admit with the claim in one step (IdempotencyStore.begin)."""
+
+    rider_id: str
+    ride_id: str
+    now_ms: int
+    cap: int
+    action: str
+    rate: Rate | None
+
+
 class ClaimState(enum.Enum):
     NEW = "new"  # the caller owns the key now and must finish or abandon it
     DONE = "done"  # an earlier request finished: payload is its answer
@@ -163,14 +176,24 @@ class Claim:
     # record shares the ride's slot) sets `looked` and `ride` (None: not stored).
     looked: bool = False
     ride: Ride | None = None
+    # With begin's `admission`, a store that admitted with a NEW claim whose ride is not
+    # stored sets what RiderRideStore.admit returns (None: not admitted, admit yourself).
+    admitted: tuple[int, list[HeldRide]] | None = None
 
 
 class IdempotencyStore(Protocol):
     async def begin(
-        self, key: str, fingerprint: str, lock_ms: int, ride_id: str | None = None
+        self,
+        key: str,
+        fingerprint: str,
+        lock_ms: int,
+        ride_id: str | None = None,
+        admission: Admission | None = None,
     ) -> Claim:
-        """Claim `key`, or report what is there. `ride_id`: the ride this key's request
-        stores, which the claim may report too (Claim.looked)."""
+        """Claim `key` (a name free of braces: a ride request's is its ride id), or report
+        what is there. `ride_id`: the ride this key's request stores, which the claim may
+        report too (Claim.looked). `admission`: the rider's admission of that ride, which
+        the store may make with a NEW claim finding no ride stored (Claim.admitted)."""
         ...
 
     async def finish(self, key: str, token: str, payload: bytes, ttl_ms: int) -> None: ...

@@ -9,18 +9,19 @@ import uuid
 from collections.abc import Callable
 
 from dispatch.domain import rides
+from dispatch.domain.areas import OutsideServiceArea, PickupNotAllowed
 from dispatch.domain.geo import LatLng
 from dispatch.domain.principals import Principal, Role
 from dispatch.domain.retention import kept_for
 from dispatch.domain.rides import Ride, RideChange
-from dispatch.service_layer import idempotency
+from dispatch.service_layer import idempotency, slot_ids
 from dispatch.service_layer.area_rules import check_ride
 from dispatch.service_layer.batching import enqueue
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import Forbidden
-from dispatch.service_layer.ports import Answer, Claim
+from dispatch.service_layer.ports import Answer, Claim, HeldRide
 from dispatch.service_layer.quotes import count_request, locked_surge
 from dispatch.service_layer.reservations import (
     all_ended,
@@ -29,24 +30,30 @@ from dispatch.service_layer.reservations import (
     release_driver,
 )
 from dispatch.service_layer.rider_limits import RIDES
-from dispatch.service_layer.rider_rides import count_ride, uncount_briefly
+from dispatch.service_layer.rider_rides import admission_for, count_ride, uncount_briefly
 
 log = logging.getLogger(__name__)
 
 
-def new_ride_id(rider_id: str, idempotency_key: str | None) -> str:
+def new_ride_id(rider_id: str, idempotency_key: str | None, in_rider_slot: bool = True) -> str:
     """Random, or derived from the rider and the Idempotency-Key: then a retry after a
-    crash finds the ride the first attempt stored instead of making a second one."""
+    crash finds the ride the first attempt stored instead of making a second one.
+    `in_rider_slot`: five hex digits more put the ride's keys (and its key's record) in
+    its rider's Redis Cluster slot (slot_ids), so one script claims the key and counts
+    the ride (docs/api.md, ride ids: an older instance mints the shorter id)."""
     if idempotency_key is None:
-        return "r_" + uuid.uuid4().hex
-    digest = hashlib.sha256(f"{rider_id}\0{idempotency_key}".encode()).hexdigest()
-    return "r_" + digest[:32]
+        base = "r_" + uuid.uuid4().hex
+    else:
+        digest = hashlib.sha256(f"{rider_id}\0{idempotency_key}".encode()).hexdigest()
+        base = "r_" + digest[:32]
+    return slot_ids.in_slot(base, rider_id) if in_rider_slot else base
 
 
-def record_key(rider_id: str, idempotency_key: str) -> str:
-    """The idempotency record of one (rider, key) pair. Ids and keys may both hold ':',
-    never a NUL (ids are [A-Za-z0-9_.:-], keys printable ASCII): no two pairs share one."""
-    return f"{rider_id}\0{idempotency_key}"
+def record_key(rider_id: str, idempotency_key: str, in_rider_slot: bool = True) -> str:
+    """The idempotency record of one (rider, key) pair is named by the ride it stores (on
+    Redis it then shares the ride's slot). The id hashes rider and key with a NUL between
+    (ids are [A-Za-z0-9_.:-], keys printable ASCII): no two pairs share one."""
+    return new_ride_id(rider_id, idempotency_key, in_rider_slot)
 
 
 def request_fingerprint(
@@ -76,6 +83,7 @@ async def request_ride(
     limit: str | None = None,
     earlier: Ride | None = None,
     answer: Callable[[Ride], Answer] | None = None,
+    admitted: tuple[int, list[HeldRide]] | None = None,
 ) -> Ride:
     """`cleanup`: the budget for undoing what a failed request did (one is made if none
     is given; request_ride_once shares its own with giving up the Idempotency-Key).
@@ -84,7 +92,8 @@ async def request_ride(
     ride, None if none is stored). `limit`: the rider limit (RiderLimits' action) a
     request that gets this far takes a token of, with its count. `answer`: the
     Idempotency-Key answer for a ride, stored with the ride this request creates (the
-    ride returned is then the very one given to it)."""
+    ride returned is then the very one given to it). `admitted`: the rider's admission of
+    the ride, made with the key's claim (Claim.admitted) once the areas allowed it."""
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
     existing = earlier if fresh_id else await deps.rides.get(ride_id)
@@ -98,9 +107,10 @@ async def request_ride(
     now = deps.clock.now_ms()
     # A quote (of the same product) is checked first: refused, nothing is counted or reserved.
     surge = None if quote_id is None else await locked_surge(deps, actor, quote_id, pickup, product)
-    check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
+    if admitted is None:  # else checked before the claim admitted it
+        check_ride(deps.areas, pickup, dropoff)  # areas refuse it: nothing counted or reserved
     # The rate's token and the cap's count in one store call: they share the rider's slot.
-    await count_ride(deps, actor.id, ride_id, now, limit)
+    await count_ride(deps, actor.id, ride_id, now, limit, admitted)
     offer = hide = holders = None
     try:
         # The offer's timer goes in with the driver's lease timer, before the ride is
@@ -192,7 +202,7 @@ async def request_ride_once(
     the same key with another request is IdempotencyMismatch."""
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
-    ride_id = new_ride_id(actor.id, key)
+    ride_id = new_ride_id(actor.id, key, deps.ride_ids_in_rider_slot)
     answered: list[Ride] = []
     cleanup = CleanupBudget()  # one budget for undoing a failed request, key included
     made: list[tuple[Ride, Answer]] = []
@@ -210,7 +220,7 @@ async def request_ride_once(
             assert claim is not None and key is not None
             keep_ms = kept_for(ride, idempotency.KEEP_MS)  # no_driver: 1 h
             made.append(
-                (ride, Answer(record_key(actor.id, key), claim.token, render(ride), keep_ms))
+                (ride, Answer(ride_id, claim.token, render(ride), keep_ms))  # record_key's
             )
             return made[-1][1]
 
@@ -227,6 +237,7 @@ async def request_ride_once(
             RIDES,
             earlier,
             None if claim is None else answer,
+            None if claim is None else claim.admitted,
         )
         answered.append(ride)
         if made and made[-1][0] is ride:  # this request created it: its answer is stored
@@ -248,9 +259,16 @@ async def request_ride_once(
         await deps.rides.kept(ride_id)
         return True
 
+    # The claim admits the ride as well (on Redis one script: the ride's id is in its
+    # rider's slot), unless a quote is to be checked first or the areas refuse the ride:
+    # neither may count it. Only a claim that lets the request run, finding no ride an
+    # earlier try stored, admits.
+    admission = None
+    if quote_id is None and _areas_allow(deps, pickup, dropoff):
+        admission = admission_for(deps, actor.id, ride_id, deps.clock.now_ms(), RIDES)
     return await idempotency.once(
         deps.idempotency,
-        record_key(actor.id, key),
+        ride_id,  # record_key(actor.id, key): the record is named by its ride
         request_fingerprint(pickup, dropoff, quote_id, product),
         produce,
         wait_s=wait_s,
@@ -258,4 +276,13 @@ async def request_ride_once(
         keep_ms=lambda: kept_for(answered[-1], idempotency.KEEP_MS),  # no_driver: 1 h
         cleanup=cleanup,
         ride_id=ride_id,  # the record shares the ride's slot: the claim reads the ride
+        admission=admission,
     )
+
+
+def _areas_allow(deps: Deps, pickup: LatLng, dropoff: LatLng | None) -> bool:
+    try:
+        check_ride(deps.areas, pickup, dropoff)
+    except (OutsideServiceArea, PickupNotAllowed):
+        return False
+    return True

@@ -14,7 +14,7 @@ import contextlib
 from dispatch.service_layer.cleanup import CleanupBudget
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.errors import ActiveRideLimit
-from dispatch.service_layer.ports import HeldRide
+from dispatch.service_layer.ports import Admission, HeldRide
 from dispatch.service_layer.rider_limits import rate_limited
 
 # A count with no ride stored this long after it is a request that died; longer than
@@ -23,22 +23,42 @@ ORPHAN_AFTER_MS = 120_000
 UNCOUNT_WAIT_S = 0.25
 
 
-async def count_ride(
+def admission_for(
     deps: Deps, rider_id: str, ride_id: str, now_ms: int, limit: str | None = None
+) -> Admission:
+    """What count_ride asks of the store: the cap, and the rate of `limit` if it has one
+    (else no token is taken: action '')."""
+    rate = None
+    if limit is not None and deps.rider_limits is not None:
+        rate = deps.rider_limits.rates.get(limit)
+    action = "" if rate is None or limit is None else limit
+    return Admission(rider_id, ride_id, now_ms, deps.policy.max_active_rides, action, rate)
+
+
+async def count_ride(
+    deps: Deps,
+    rider_id: str,
+    ride_id: str,
+    now_ms: int,
+    limit: str | None = None,
+    admitted: tuple[int, list[HeldRide]] | None = None,
 ) -> None:
     """Count `ride_id` among the rider's active rides, or raise ActiveRideLimit. With
     `limit`, first take one token of the rider's limit for that action (RiderLimits), in
-    the same store call (the same slot on Redis), or raise RiderRateLimited."""
-    cap = deps.policy.max_active_rides
-    rate = (
-        None if limit is None or deps.rider_limits is None else deps.rider_limits.rates.get(limit)
-    )
-    if limit is None or rate is None:
-        held = await deps.active_rides.hold(rider_id, ride_id, now_ms, cap)
+    the same store call (the same slot on Redis), or raise RiderRateLimited. `admitted`:
+    that call's answer, made already with the request's claim (Claim.admitted)."""
+    ask = admission_for(deps, rider_id, ride_id, now_ms, limit)
+    cap = ask.cap
+    if admitted is not None:
+        wait_ms, held = admitted
+    elif ask.rate is None:
+        wait_ms, held = 0, await deps.active_rides.hold(rider_id, ride_id, now_ms, cap)
     else:
-        wait_ms, held = await deps.active_rides.admit(rider_id, ride_id, now_ms, cap, limit, rate)
-        if wait_ms > 0:
-            raise rate_limited(limit, wait_ms)
+        wait_ms, held = await deps.active_rides.admit(
+            rider_id, ride_id, now_ms, cap, ask.action, ask.rate
+        )
+    if wait_ms > 0:
+        raise rate_limited(ask.action, wait_ms)
     if not held:
         return
     stale = [h for h in held if await _over(deps, h, now_ms)]

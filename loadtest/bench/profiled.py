@@ -37,6 +37,7 @@ import orjson
 from redis.asyncio.connection import AbstractConnection
 
 from dispatch.adapters.redis_drivers import SCRIPTS as DRIVER_SCRIPTS
+from dispatch.adapters.redis_idempotency import SCRIPTS as IDEMPOTENCY_SCRIPTS
 from dispatch.entrypoints.cli import main
 from geoindex import Script
 from geoindex.redis_pipeline import Pipelined
@@ -59,8 +60,9 @@ def script_names() -> dict[bytes, str]:
             if entry.name.endswith(".lua"):
                 s = Script(entry.name.removesuffix(".lua"), package=package)
                 names[s.sha.encode()] = s.name
-    # Scripts put together from others' sources (the driver's with the index's change).
-    for s in DRIVER_SCRIPTS:
+    # Scripts put together from others' sources (the driver's with the index's change, the
+    # Idempotency-Key's claim with the rider's admission).
+    for s in (*DRIVER_SCRIPTS, *IDEMPOTENCY_SCRIPTS):
         names[s.sha.encode()] = s.name
     return names
 
