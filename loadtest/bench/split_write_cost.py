@@ -2,6 +2,7 @@
 
     python -m loadtest.bench.split_write_cost [--drivers 100000] [--fixes 10000]
         [--batch 50] [--writers 1] [--moves 300,0] [--split-res 7] [--cells C1,C2,C3]
+        [--instructions]
 
 The hot-split bench's city (loadtest/bench/hot_split.py: --drivers drivers in three res-5
 cells whose region slots fall on one master) on a 3-master Redis Cluster, no quotas.
@@ -18,17 +19,33 @@ regions written and changes, and with one writer the
 driver part (driver_upsert.lua) and the region part (region_apply.lua) over all masters.
 Under equal quotas the busiest master sets the rate, so the busiest master's CPU per fix
 unsplit over split is the write ratio a quota-bound run can reach ("predicted_ratio").
+
+--instructions: instead, one redis-server holding every slot (a one-node cluster), under
+valgrind's callgrind, counts the instructions of the driver part and of the region part
+(the CPU figures move by 15 % on a shared machine; these repeat to about 1 %). Each
+movement is written twice, --fixes fixes each time: once counting only inside the driver
+scripts' calls, once only inside the region scripts' (`callgrind_control -i on/off`
+around each call, and only inside readQueryFromClient: a command read, run and answered).
+--batch is then a node call's drivers (17: a batch of 50 over 3 masters). It counts no
+cache misses, so it understates what a big set costs (the unsplit regions' zsets). Needs
+valgrind.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -37,7 +54,7 @@ from h3.api import basic_int as h3
 from loadtest.bench.harness import machine
 from loadtest.bench.hot_split import DEFAULT_CELLS, writes_name
 from loadtest.bench.scaleout_load import cell_point, homes, near_point
-from loadtest.redis_procs import RedisCluster
+from loadtest.redis_procs import REDIS_SERVER, RedisCluster, free_cluster_port
 
 PREFIX = "hc"
 
@@ -154,6 +171,135 @@ async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: boo
             n.close()
 
 
+class Callgrind:
+    """One redis-server holding every slot, under callgrind, instrumented only when asked."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir, self.port = workdir, free_cluster_port()
+        cmd = [
+            # Counting only inside readQueryFromClient: a command read, run and answered
+            # (into the reply buffer), without the event loop's timers (serverCron's
+            # memory statistics cost 200 thousand instructions a run).
+            "valgrind", "--tool=callgrind", "--instr-atstart=no",
+            "--toggle-collect=readQueryFromClient",
+            f"--callgrind-out-file={workdir / 'cg.out'}",
+            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(workdir), "--cluster-enabled", "yes",
+            "--cluster-config-file", str(workdir / "nodes.conf"),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        node = redis.Redis(port=self.port)
+        for _ in range(600):
+            with contextlib.suppress(redis.ConnectionError):
+                node.ping()
+                break
+            time.sleep(0.1)
+        node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        while node.cluster("INFO")["cluster_state"] != "ok":
+            time.sleep(0.1)
+        node.close()
+        self.dumps = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _control(self, *args: str) -> None:
+        cmd = ["callgrind_control", *args, str(self.proc.pid)]
+        subprocess.run(cmd, capture_output=True, check=True)
+
+    def instrument(self, on: bool) -> None:
+        self._control("-i", "on" if on else "off")
+
+    def take(self) -> int:
+        """Instructions counted since the last take (a dump zeroes the counts)."""
+        self._control("-d")
+        self.dumps += 1
+        text = (self.dir / f"cg.out.{self.dumps}").read_text()
+        found = re.search(r"^totals: (\d+)", text, re.M)  # its "summary:" reads 0 here
+        if found is None:
+            raise RuntimeError(f"no count in callgrind's dump: {text[-500:]}")
+        return int(found.group(1))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def _callgrind() -> Iterator[Callgrind]:
+    workdir = Path(tempfile.mkdtemp(prefix="split-write-cg-"))
+    server = Callgrind(workdir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _instructions(
+    server: Callgrind, a: argparse.Namespace, cells: list[int], split: bool
+) -> Any:
+    """Instructions per fix of the driver part and of the region part, each counted in a
+    pass of its own of --fixes fixes (the same draws every run of the bench)."""
+    from dispatch.adapters.redis_client import connect
+    from geoindex import RedisGeoIndex
+
+    index = RedisGeoIndex(connect(server.url, cluster=True, timeout_s=600), ttl_ms=3_600_000)
+    counting: list[str] = [""]
+    shape = {"regions": 0, "changes": 0}
+    inner = index._scripts.run
+
+    async def run(calls: Any) -> list[Any]:
+        name = calls[0][0].name if calls else ""
+        if name != counting[0]:
+            return await inner(calls)
+        server.instrument(True)
+        try:
+            return await inner(calls)
+        finally:
+            server.instrument(False)
+            if name == "region_apply":
+                for _, _, args in calls:
+                    at = 1
+                    while at < len(args):
+                        shape["regions"] += 1
+                        shape["changes"] += int(args[at + 1])
+                        at += 2 + 5 * int(args[at + 1])
+
+    try:
+        if split:
+            for cell in cells:
+                await index.split_region(h3.int_to_str(cell), a.split_res, settle_s=0.0)
+        index._scripts.run = run  # type: ignore[method-assign]
+        rng = random.Random(8 if split else 7)
+        await _writer(index, a, [20 * a.batch], 300.0, rng, cells)  # warm-up, not counted
+        out: dict[str, Any] = {}
+        for move in a.moves:
+            counts = {}
+            for part in ("driver_upsert", "region_apply"):
+                shape.update(regions=0, changes=0)
+                server.take()
+                counting[0] = part
+                await _writer(index, a, [a.fixes], move, rng, cells)
+                counting[0] = ""
+                counts[part] = server.take()
+            n = a.fixes
+            out[writes_name(move)] = {
+                "fixes": n,
+                "driver_instructions_per_fix": round(counts["driver_upsert"] / n),
+                "region_instructions_per_fix": round(counts["region_apply"] / n),
+                "regions_written_per_fix": round(shape["regions"] / n, 3),
+                "region_changes_per_fix": round(shape["changes"] / n, 3),
+                "region_instructions_per_region": round(counts["region_apply"] / shape["regions"]),
+            }
+            print(f"{'split' if split else 'unsplit'} {writes_name(move)}: "
+                  f"{out[writes_name(move)]}", file=sys.stderr, flush=True)  # fmt: skip
+        return out
+    finally:
+        await index.close()
+
+
 async def _writer(
     index: Any,
     a: argparse.Namespace,
@@ -176,6 +322,14 @@ async def _writer(
         await index.upsert(batch)
 
 
+def _seed(url: str, a: argparse.Namespace, hexcells: str) -> None:
+    seed = [sys.executable, "-m", "loadtest.bench.scaleout_load", "seed-index"]
+    seed += ["--url", url, "--drivers", str(a.drivers), "--prefix", PREFIX, "--cells", hexcells]
+    done = subprocess.run(seed, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"seeding failed: {done.stderr[-2000:]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m loadtest.bench.split_write_cost",
@@ -189,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--writers", type=int, default=1, help="concurrent batches on one index")
     p.add_argument("--moves", default="300,0", help="as hot_split's --moves")
+    p.add_argument("--instructions", action="store_true", help="count instructions instead")
     a = p.parse_args(argv)
     cells = [int(c, 16) for c in a.cells.split(",")] if a.cells else DEFAULT_CELLS
     a.moves = [float(m) for m in a.moves.split(",")]
@@ -197,14 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"bench": "split_write_cost", "drivers": a.drivers,
                               "batch": a.batch, "writers": a.writers,
                               "split_res": a.split_res}  # fmt: skip
+    if a.instructions:
+        with _callgrind() as server:
+            _seed(server.url, a, hexcells)
+            result["unsplit"] = asyncio.run(_instructions(server, a, cells, split=False))
+            result["split"] = asyncio.run(_instructions(server, a, cells, split=True))
+        result["machine"] = machine()
+        print(json.dumps(result, indent=1))
+        return 0
     with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
         a.ports = [n.port for n in cluster.nodes]
-        seed = [sys.executable, "-m", "loadtest.bench.scaleout_load", "seed-index"]
-        seed += ["--url", cluster.url, "--drivers", str(a.drivers), "--prefix", PREFIX]
-        seed += ["--cells", hexcells]
-        done = subprocess.run(seed, capture_output=True, text=True, timeout=1800)
-        if done.returncode != 0:
-            raise RuntimeError(f"seeding failed: {done.stderr[-2000:]}")
+        _seed(cluster.url, a, hexcells)
         unsplit = asyncio.run(_measure(cluster.url, a, cells, split=False))
         split = asyncio.run(_measure(cluster.url, a, cells, split=True))
     result["unsplit"], result["split"] = unsplit, split
