@@ -3,8 +3,9 @@
 Keys (prefix "gi" by default):
   gi:d:{<driver>}            hash: lat, lng, ts, seq, score, region, prev (region), ver,
                              avail, prods (comma-joined, "-" for none); the sweep drops
-                             the position but keeps avail, prods and ver (for a day) so a
-                             returning driver keeps its availability and products
+                             the position but keeps avail, prods and ver (for a day at
+                             least: its TTL, driver_upsert.lua) so a returning driver
+                             keeps its availability and products
   gi:{r<region>}:geo         zset: available drivers, score = res-15 cell (see cells.py),
                              member = pack("<ddd", lat, lng, ts) + id, so a scan needs
                              no second lookup per candidate
@@ -40,11 +41,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from h3 import _cy as h3_cy
 from redis import exceptions as rx
 from redis.asyncio import RedisCluster
 
 from geoindex import limits
-from geoindex.cells import position_score, score_latlng
+from geoindex.cells import FINE_RES, SCORE_MASK
 from geoindex.columns import Columns, nearest_rows
 from geoindex.errors import BackendUnavailable
 from geoindex.knn import Scans, k_nearest
@@ -103,6 +105,12 @@ Ops = Mapping[int, Sequence[str | Change]]  # region -> its changes
 # The head of a meta value and its flag, as region_within.lua returns them in bulk.
 _HEAD_TS = struct.Struct("<d")  # a meta value's fix time, after its version
 _HEAD = np.dtype([("ver", "<f8"), ("ts", "<f8"), ("lat", "<f8"), ("lng", "<f8"), ("flag", "S1")])
+_AVAILABLE = ord("a")  # a meta value's last byte for an available driver
+# h3-py's compiled functions, called without the public API's Python wrapper around each
+# (cells.position_score and score_latlng's arithmetic): a fix takes both, and the wrappers
+# were a third of their cost.
+_latlng_to_cell, _cell_to_latlng = h3_cy.latlng_to_cell, h3_cy.cell_to_latlng
+_FINE_CELL = 1 << 59 | FINE_RES << 52  # a res-15 cell's index less its score (score_to_cell)
 
 
 class RedisGeoIndex:
@@ -142,6 +150,13 @@ class RedisGeoIndex:
         # next to the index reads `prods` from driver_key and falls back to these).
         self.default_products = limits.check_products(default_products)
         self._default_prods = _joined_products(self.default_products)
+        # What every fix's text ends with, and every driver key starts with.
+        self._fix_tail = f" {self._driver_pexpire} {self._new_avail} {self._default_prods}"
+        self._driver_key_head = f"{prefix}:d:{{"
+        # driver_upsert.lua's "avail prods" of accepted fixes: the end of the meta value
+        # it makes, and the products an available driver is written under (_state).
+        self._states: dict[bytes, bytes] = {}
+        self._state_products: dict[bytes, tuple[str, ...]] = {}
         self._products: OrderedDict[str, None] = OrderedDict.fromkeys(self.default_products)
         # Every instance reads the split list from Redis, its version checked at most
         # every split_refresh_s (a migration waits longer than that between phases).
@@ -181,46 +196,73 @@ class RedisGeoIndex:
         return await self.upsert_valid(limits.check_batch(positions))
 
     async def upsert_valid(self, positions: Sequence[Position]) -> list[UpsertResult]:
-        ps = positions  # checked by the caller (GeoIndex.upsert_valid)
-        if not ps:
+        """A batch's fixes (checked by the caller, GeoIndex.upsert_valid): its drivers' keys
+        first, then the regions of the fixes accepted. Per fix only what each needs: two
+        H3 calls, the region by arithmetic, one text and, once accepted, its change."""
+        if not positions:
             return []
         layout = await self._layouts.get()
+        parents = layout.parents  # split parents: their regions are finer
+        head, low = _parent_bits(layout.region_res)
+        tail, key_head = self._fix_tail, self._driver_key_head
+        keys: list[str] = []
+        fixes: list[str] = []
         prepared = []
-        fixes: list[tuple[str, str]] = []
-        for p in ps:
-            score = position_score(p.lat, p.lng)
-            lat, lng = score_latlng(score)
-            region = layout.write_region(score)
-            prepared.append((p, score, lat, lng, region))
+        for p in positions:
+            score = _latlng_to_cell(p.lat, p.lng, FINE_RES) & SCORE_MASK
+            lat, lng = _cell_to_latlng(_FINE_CELL | score)
+            region = head | score | low  # the parent at region_res
+            if parents and region in parents:
+                region = layout.write_region(score)
+            keys.append(f"{key_head}{p.driver_id}}}")
             seq = "-" if p.seq is None else p.seq
-            fix = (
-                f"{lat!r} {lng!r} {p.ts_ms} {seq} {score} {region:x} {self._driver_pexpire} "
-                f"{self._new_avail} {self._default_prods}"
-            )
-            fixes.append((self.driver_key(p.driver_id), fix))
-        replies = await self._upsert_drivers(fixes)
-        ops: dict[int, list[Change]] = {}
+            fixes.append(f"{lat!r} {lng!r} {p.ts_ms} {seq} {score} {region:x}{tail}")
+            prepared.append((p, score, lat, lng, region))
+        replies = await self._upsert_drivers(keys, fixes)
+        ops: dict[int, list[str | Change]] = {}
         results = []
+        states = self._states
+        named = set()
         for (p, score, lat, lng, region), reply in zip(prepared, replies, strict=True):
             if not reply:  # driver_upsert.lua: '' when stale, else "ver prev avail prods"
                 results.append(UpsertResult.STALE)
                 continue
             results.append(UpsertResult.ACCEPTED)
-            ver, old_region, avail, prods = _b(reply).split(b" ")
-            flag = "a" if avail == b"1" else "b"
-            ops.setdefault(region, []).append(
-                _packed(flag, p.driver_id, float(ver), p.ts_ms, score, lat, lng, _b(prods))
-            )
+            ver, old_region, state = _b(reply).split(b" ", 2)
+            meta_tail = states.get(state) or self._state(state)
+            named.add(state)
+            driver_id, ts = p.driver_id, p.ts_ms
+            value = _META_HEAD.pack(float(ver), ts, lat, lng) + meta_tail
+            if meta_tail[-1] == _AVAILABLE:  # in geo: its member and score
+                member = _MEMBER_HEAD.pack(lat, lng, ts) + driver_id.encode()
+                change: Change = (driver_id, value, member, score, ts)
+            else:
+                change = (driver_id, value, b"", 0, ts)
+            ops.setdefault(region, []).append(change)
             if old_region and int(old_region, 16) != region:
-                gone = _packed("t", p.driver_id, float(ver), p.ts_ms, 0, 0.0, 0.0, b"-")
+                gone = _packed("t", driver_id, float(ver), ts, 0, 0.0, 0.0, b"-")
                 ops.setdefault(int(old_region, 16), []).append(gone)
+        self._remember(product for state in named for product in self._state_products[state])
         await self._apply(ops)
         return results
+
+    def _state(self, state: bytes) -> bytes:
+        """The end of a meta value (products, flag) for driver_upsert.lua's "avail prods"
+        (few distinct ones: kept), and the products an available driver is written under."""
+        avail, prods = state.split(b" ")
+        available = avail == b"1"
+        self._states[state] = (b"" if prods == b"-" else prods) + (b"a" if available else b"b")
+        self._state_products[state] = _products(prods.decode()) if available else ()
+        return self._states[state]
 
     def _by_node(self, keys: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         """The positions of `keys` grouped by the node holding them, where a node holds
         several (a call each, NodeKeys), and the rest (a call a key: a node holding one,
         or a key whose node only redis-py knows)."""
+        if not self._scripts.cluster:  # one node holds them all, or redis-py sends each
+            if len(keys) > 1 and self._scripts.node(keys[0]) is not None:
+                return [list(range(len(keys)))], []
+            return [], list(range(len(keys)))
         nodes: dict[Any, list[int]] = {}
         alone = []
         for i, key in enumerate(keys):
@@ -232,20 +274,27 @@ class RedisGeoIndex:
         groups = [at for at in nodes.values() if len(at) > 1]
         return groups, alone + [at[0] for at in nodes.values() if len(at) == 1]
 
-    async def _upsert_drivers(self, fixes: Sequence[tuple[str, str]]) -> list[Any]:
+    async def _upsert_drivers(self, keys: Sequence[str], fixes: Sequence[str]) -> list[Any]:
         """driver_upsert.lua's reply to each (driver key, fix): one call per node for the
         drivers it holds (a call's own cost is a third of a driver's), one a driver where
         a node holds one or a node call did not run (a slot moving: those go again one by
         one, by the path that follows redirections)."""
-        groups, alone = self._by_node([key for key, _ in fixes])
-        calls: list[Call] = [
-            (DRIVER_UPSERT, NodeKeys(fixes[i][0] for i in at), [x for i in at for x in fixes[i]])
-            for at in groups
-        ]
-        calls += [(DRIVER_UPSERT, [fixes[i][0]], fixes[i]) for i in alone]
-        replies: list[Any] = [None] * len(fixes)
-        again: list[int] = []
+        groups, alone = self._by_node(keys)
+        calls: list[Call] = []
+        for at in groups:
+            if len(at) == len(keys):  # every driver: one call
+                args: list[str] = [""] * (2 * len(keys))
+                args[::2], args[1::2] = keys, fixes
+                calls.append((DRIVER_UPSERT, NodeKeys(keys), args))
+            else:
+                args = [x for i in at for x in (keys[i], fixes[i])]
+                calls.append((DRIVER_UPSERT, NodeKeys(keys[i] for i in at), args))
+        calls += [(DRIVER_UPSERT, [keys[i]], (keys[i], fixes[i])) for i in alone]
         got = await self._scripts.run(calls)
+        if not alone and len(groups) == 1 and got[0] is not NOT_RUN and len(got[0]) == len(keys):
+            return list(got[0])  # the common case: one node call for every driver
+        replies: list[Any] = [None] * len(keys)
+        again: list[int] = []
         for at, reply in zip([*groups, *([i] for i in alone)], got, strict=True):
             if reply is NOT_RUN:
                 again += at
@@ -253,7 +302,9 @@ class RedisGeoIndex:
                 for i, one in zip(at, reply, strict=True):
                     replies[i] = one
         if again:
-            got = await self._scripts.run([(DRIVER_UPSERT, [fixes[i][0]], fixes[i]) for i in again])
+            got = await self._scripts.run(
+                [(DRIVER_UPSERT, [keys[i]], (keys[i], fixes[i])) for i in again]
+            )
             for i, reply in zip(again, got, strict=True):
                 replies[i] = reply[0]
         return replies
@@ -308,27 +359,28 @@ class RedisGeoIndex:
         region whose stored drivers name others asks for them, having written nothing. A
         node call that did not run (a slot moving) wrote nothing: its regions go again one
         a call."""
-        changes = {
-            r: [_change(op) if isinstance(op, str) else op for op in v] for r, v in ops.items()
-        }
-        self._remember(p for v in changes.values() for c in v for p in _change_products(c))
-        # A region's part of a call: its geo key, how many changes, the changes.
-        regions = list(changes)
+        # A region's part of a call: its geo key, how many changes, the changes. Changes
+        # given as text are made Changes here, their products remembered (an upsert
+        # remembers its own).
+        regions = list(ops)
         geos = [self._region_keys(r)[0] for r in regions]
-        args = {
-            r: [geo, len(v), *(x for c in v for x in c)]
-            for r, geo, v in zip(regions, geos, changes.values(), strict=True)
-        }
+        args: dict[int, list[Any]] = {}
+        for r, geo in zip(regions, geos, strict=True):
+            part: list[Any] = [geo, len(ops[r])]
+            for op in ops[r]:
+                if isinstance(op, str):
+                    op = _change(op)
+                    self._remember(_change_products(op))
+                part += op
+            args[r] = part
         groups, alone = self._by_node(geos)
         check = "1" if self._scripts.cluster else "0"  # a node call's keys, before it writes
-        node_calls: list[Call] = [
-            (
-                REGION_APPLY,
-                NodeKeys(geos[i] for i in at),
-                [check, *(x for i in at for x in args[regions[i]])],
-            )
-            for at in groups
-        ]
+        node_calls: list[Call] = []
+        for at in groups:
+            node_args = [check]
+            for i in at:
+                node_args += args[regions[i]]
+            node_calls.append((REGION_APPLY, NodeKeys(geos[i] for i in at), node_args))
         declared = {regions[i]: set(self._products) for i in alone}
         for _ in range(APPLY_ATTEMPTS + 1):  # a node call, then a region's own attempts
             replies = await self._scripts.run(
@@ -447,7 +499,11 @@ class RedisGeoIndex:
             if ids:
                 await self._scripts.run(
                     [
-                        (DRIVER_CHANGE, [self.driver_key(d)], ["expire", cutoff_ms, 0, "-"])
+                        (
+                            DRIVER_CHANGE,
+                            [self.driver_key(d)],
+                            self._change_args("expire", cutoff_ms),
+                        )
                         for d in ids
                     ]
                 )
@@ -761,6 +817,13 @@ class RedisGeoIndex:
     async def close(self) -> None:
         with translated():
             await self._redis.aclose()
+
+
+def _parent_bits(res: int) -> tuple[int, int]:
+    """A res-15 score's parent at `res` is `head | score | low`: H3's index of a cell at
+    `res` is the fine cell's with that resolution and every finer digit 7
+    (h3.cell_to_parent's own arithmetic, without a call)."""
+    return 1 << 59 | res << 52, (1 << 3 * (FINE_RES - res)) - 1
 
 
 def _change(op: str) -> Change:

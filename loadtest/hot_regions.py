@@ -14,9 +14,10 @@ What it reads, and why:
   node its owner in CLUSTER SLOTS.
 - Writes/s: the index keeps no per-region counter (its `seen` set is written when a
   driver enters a region, not on each fix: region_apply.lua), so each region gets the
-  cluster's fix rate (PEXPIRE calls over all masters in `INFO commandstats`: one a fix,
-  driver_upsert.lua) in proportion to its drivers: exact while every driver sends as often
-  as every other (the service's drivers send one fix every 4 s).
+  cluster's fix rate (HMSET calls over all masters in `INFO commandstats`: one a fix,
+  driver_upsert.lua's write of the driver's key, the index's only HMSET) in proportion
+  to its drivers: exact while every driver sends as often as every other (the service's
+  drivers send one fix every 4 s).
 - Searches/s: the index records no read per region (`redis-cli --hotkeys` needs an LFU
   maxmemory-policy, which the service does not set, and gives a saturating logarithmic
   counter, not a rate). The service's market counts every ride request (offered or no
@@ -212,7 +213,7 @@ async def sample(
             cpu = cpu_cores(cpu0, cpu1, interval)
             nodes[name] = Node(name, cpu, command_rates(stats0, stats1, interval))
         counted = any(asked1)
-        fixes = sum(n.commands.get("pexpire", (0.0, 0.0))[0] for n in nodes.values())
+        fixes = sum(n.commands.get("hmset", (0.0, 0.0))[0] for n in nodes.values())
         per_driver = fixes / max(sum(drivers), 1)
         regions = []
         for c, d, a0, a1 in zip(cells, drivers, asked0, asked1, strict=True):
