@@ -17,8 +17,13 @@ class MemoryDeadlineQueue:
         self._due[item] = due_ms
         heapq.heappush(self._heap, (due_ms, item))
 
-    async def schedule_many(self, due: Mapping[str, int], beside: str | None = None) -> None:
+    async def schedule_many(
+        self, due: Mapping[str, int], beside: str | None = None, keep_earlier: bool = False
+    ) -> None:
         for item, due_ms in due.items():  # one place: `beside` changes nothing
+            earlier = self._due.get(item)
+            if keep_earlier and earlier is not None and earlier <= due_ms:
+                continue
             await self.schedule(item, due_ms)
 
     async def cancel(self, item: str) -> None:

@@ -44,14 +44,18 @@ class RedisDeadlineQueue:
         key = _shard_key(item)  # through the scripts' batch path: a ride sets two
         await self._scripts.command(key, "ZADD", key, due_ms, item)
 
-    async def schedule_many(self, due: Mapping[str, int], beside: str | None = None) -> None:
+    async def schedule_many(
+        self, due: Mapping[str, int], beside: str | None = None, keep_earlier: bool = False
+    ) -> None:
         by_shard: dict[str, list[int | str]] = {}
         for item, due_ms in due.items():
             key = _shard_key(item if beside is None else beside)
             by_shard.setdefault(key, []).extend((due_ms, item))
         # One ZADD per shard, through the batch path: one round trip per node (a ride's
-        # offer and lease timers, a window's lease timers).
-        await self._scripts.commands([(k, ("ZADD", k, *a)) for k, a in by_shard.items()])
+        # offer and lease timers, a window's lease timers). LT (Redis 6.2): an item due
+        # earlier keeps its time; a new one is added.
+        flags = ("LT",) if keep_earlier else ()
+        await self._scripts.commands([(k, ("ZADD", k, *flags, *a)) for k, a in by_shard.items()])
 
     async def cancel(self, item: str) -> None:
         with translated():

@@ -13,6 +13,7 @@ from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.effects import settle
 from dispatch.service_layer.errors import BackendUnavailable
 from dispatch.service_layer.offers import offer_to_next
+from dispatch.service_layer.ports import Claimed
 from dispatch.service_layer.reservations import free_expired_lease
 from dispatch.service_layer.timers import LeaseCheck, OfferTimeout, parse_timer
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_RETRY_MS = 5_000  # a claimed item whose handler died comes back after this
 CLAIM_BATCH = 64
+HANDLED_AT_ONCE = 16
 
 
 async def expire_offer(deps: Deps, ride_id: str) -> int | None:
@@ -104,21 +106,39 @@ async def handle(deps: Deps, item: str) -> int | None:
 
 
 async def sweep_once(deps: Deps) -> int:
-    """Claim the due items and handle them; returns how many were claimed."""
+    """Claim the due items and handle them, HANDLED_AT_ONCE at a time; returns how many
+    were claimed. Handled one after the other, a claim of 64 on a loaded instance could
+    outlast its own retry (each handler waits for Redis behind the instance's requests)
+    and fire again before it was done. An item claimed from several shards (a driver's
+    lease check, kept beside each of its rides' offer timers) is handled once: the first
+    copy takes the outcome, the others are removed, so the copies do not pile up."""
     claimed = await deps.deadlines.claim(deps.clock.now_ms(), CLAIM_BATCH, CLAIM_RETRY_MS)
+    copies: dict[str, list[Claimed]] = {}
     for c in claimed:
-        try:
-            again = await handle(deps, c.item)
-        except BackendUnavailable:
-            raise
-        except Exception:
-            # Left claimed: it comes back after CLAIM_RETRY_MS.
-            log.exception("timer %s failed", c.item)
-            continue
-        if again is None:
-            await deps.deadlines.done(c)
-        else:
-            await deps.deadlines.again(c, again)
+        copies.setdefault(c.item, []).append(c)
+    gate = asyncio.Semaphore(HANDLED_AT_ONCE)
+
+    async def settle_item(item: str, found: list[Claimed]) -> None:
+        async with gate:
+            try:
+                again = await handle(deps, item)
+            except BackendUnavailable:
+                raise  # left claimed: it comes back after CLAIM_RETRY_MS
+            except Exception:
+                log.exception("timer %s failed", item)  # left claimed, as above
+                return
+            first, *others = found
+            await asyncio.gather(
+                deps.deadlines.done(first) if again is None else deps.deadlines.again(first, again),
+                *(deps.deadlines.done(c) for c in others),
+            )
+
+    ended = await asyncio.gather(
+        *(settle_item(item, found) for item, found in copies.items()), return_exceptions=True
+    )
+    for result in ended:  # every item had its turn; then the sweep reports a failure
+        if isinstance(result, BaseException):
+            raise result
     return len(claimed)
 
 

@@ -222,12 +222,15 @@ class DeadlineQueue(Protocol):
 
     async def schedule(self, item: str, due_ms: int) -> None: ...
 
-    async def schedule_many(self, due: Mapping[str, int], beside: str | None = None) -> None:
+    async def schedule_many(
+        self, due: Mapping[str, int], beside: str | None = None, keep_earlier: bool = False
+    ) -> None:
         """schedule() for each item, in one round trip where the backend allows. With
         `beside` (an item's name), every item is kept where that item is: one write on a
         sharded store. An item kept so is reached through the Claimed a claim gives it
         (done, again), not by its name: cancel() may miss it, so only for items that are
-        never cancelled."""
+        never cancelled. With `keep_earlier`, an item already due earlier stays so: a
+        reservation that may have been refused must not put off its driver's lease check."""
         ...
 
     async def cancel(self, item: str) -> None: ...

@@ -145,12 +145,15 @@ async def _find(
                     # the offer's timer may be cancelled by its name, a lease check never.
                     # The driver's listeners are looked up beside the reservation (their
                     # key shares the driver's slot): the offer's notice needs no look-up.
+                    # The reservation may be refused (the driver held by another ride,
+                    # perhaps an orphan whose lease check is due): the driver's lease
+                    # check keeps an earlier time, or each refused try would put it off.
                     offer_key = OfferTimeout(ride_id).key
                     due = {offer_key: offer_due, lease_check[0]: lease_check[1]}
                     with together():  # one write where the timers' shard and driver meet
                         got, failed, listening = await asyncio.gather(
                             reserving,
-                            deps.deadlines.schedule_many(due, offer_key),
+                            deps.deadlines.schedule_many(due, offer_key, keep_earlier=True),
                             deps.notifier.holders([driver_topic(cand.driver_id)]),
                             return_exceptions=True,
                         )
@@ -164,7 +167,8 @@ async def _find(
                 # Its answer lost, the reservation may have been made, and with it the
                 # driver's absence from the search: the lease timer gives both back once
                 # the lease runs out (it follows whoever holds the driver then).
-                await (cleanup or CleanupBudget()).run(deps.deadlines.schedule(*lease_check))
+                schedule = deps.deadlines.schedule_many(dict([lease_check]), keep_earlier=True)
+                await (cleanup or CleanupBudget()).run(schedule)
                 raise
             if rec is None:
                 if failed is not None:

@@ -12,6 +12,7 @@ from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.errors import DriverBusy
 from dispatch.domain.geo import LatLng
 from dispatch.domain.rides import Offer, Ride, RideStatus, request
+from dispatch.service_layer import deadlines
 from dispatch.service_layer.notices import NoticeKind, RideNotice
 from dispatch.service_layer.ops_view import OPS_TOPIC
 from dispatch.service_layer.ports import ClaimState, Reservation
@@ -326,6 +327,46 @@ async def test_timers_kept_beside_another_fire_and_end_where_they_are(backend: B
     await q.schedule_many({"r:y": now, "l:d0": now}, beside="r:y")
     await q.cancel("r:y")
     assert [c.item for c in await q.claim(now, 800, 5_000)] == ["l:d0"]
+
+
+async def test_timers_kept_earlier_are_never_put_off(backend: Backend) -> None:
+    """A refused reservation's lease check must not postpone the one already due (an
+    orphaned reservation's): with keep_earlier an item keeps an earlier time, and takes
+    a time when it had none or an earlier one."""
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    await q.schedule("l:d", now + 1_000)
+    for later in range(5):  # refused tries, each due later
+        await q.schedule_many({"l:d": now + 2_000 + later}, keep_earlier=True)
+    await q.schedule_many({"l:new": now + 3_000}, keep_earlier=True)
+    await q.schedule_many({"l:new": now + 2_500}, keep_earlier=True)
+    [first] = await q.claim(now + 1_000, 100, 60_000)
+    assert first.item == "l:d"
+    [second] = await q.claim(now + 2_500, 100, 60_000)
+    assert second.item == "l:new"
+    await q.schedule("l:e", now + 100)
+    await q.schedule_many({"l:e": now + 20_000})  # without it, a later time is taken
+    assert await q.claim(now + 19_999, 100, 60_000) == []
+
+
+async def test_a_sweep_handles_an_item_claimed_from_two_shards_once(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A driver's lease check kept beside two rides' offer timers sits in two shards (on
+    Redis): one sweep handles it once, and no copy is left to fire again."""
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    await q.schedule("l:d0", now)  # in its name's shard
+    await q.schedule_many({"r:x": now, "l:d0": now}, beside="r:x")  # and r:x's
+    handled: list[str] = []
+
+    async def handle(_deps: object, item: str) -> None:
+        handled.append(item)
+
+    monkeypatch.setattr(deadlines, "handle", handle)
+    assert await deadlines.sweep_once(backend.deps) == (2 if backend.name == "memory" else 3)
+    assert sorted(handled) == ["l:d0", "r:x"]
+    assert await q.claim(now + 10**6, 100, 5_000) == []
 
 
 async def test_a_timer_rescheduled_after_its_claim_survives_done(backend: Backend) -> None:

@@ -36,7 +36,9 @@ def _record_schedules(world: World) -> list[tuple[str, int]]:
         scheduled.append((item, due_ms))
         await schedule(item, due_ms)
 
-    async def recording_many(due: Mapping[str, int], beside: str | None = None) -> None:
+    async def recording_many(
+        due: Mapping[str, int], beside: str | None = None, keep_earlier: bool = False
+    ) -> None:
         for item, due_ms in due.items():  # not through schedule_many: it may call schedule
             scheduled.append((item, due_ms))
             await schedule(item, due_ms)
