@@ -7,7 +7,7 @@ import random
 from h3.api import basic_int as h3
 
 from geoindex.cells import FINE_RES, position_score, score_latlng, score_to_cell
-from geoindex.redis_index import _FINE_CELL, _cell_to_latlng, _latlng_to_cell, _parent_bits
+from geoindex.redis_index import _FINE_CELL, _FIX, _cell_to_latlng, _latlng_to_cell, _parent_bits
 
 
 def _cells() -> list[int]:
@@ -38,3 +38,19 @@ def test_the_compiled_h3_calls_give_the_cells_functions_answers() -> None:
         score = _latlng_to_cell(lat, lng, FINE_RES) & ((1 << 52) - 1)
         assert score == position_score(lat, lng)
         assert _cell_to_latlng(_FINE_CELL | score) == score_latlng(score)
+
+
+def test_a_fixs_text_gives_back_the_stored_position_exactly() -> None:
+    rng = random.Random(13)
+    for _ in range(2000):
+        score = position_score(rng.uniform(-90, 90), rng.uniform(-180, 180))
+        lat, lng = score_latlng(score)
+        text = _FIX % (lat, lng, 1764541234567, "-", score, 0x85283473FFFFFFF, " 1 1 -")
+        lat_text, lng_text, ts, seq, score_text, region, *_ = text.split(" ")
+        assert (float(lat_text), float(lng_text)) == (lat, lng)
+        assert (ts, seq, int(score_text), region) == (
+            "1764541234567",
+            "-",
+            score,
+            "85283473fffffff",
+        )
