@@ -66,18 +66,12 @@ def edge(metrics: Metrics, timeout_s: float, streams: Collection[Handler]) -> Mi
     long_lived = frozenset(streams)
     # Looked up once, not on every request (a location update's is a small request).
     served, clock, current_task = metrics.request, time.perf_counter, asyncio.current_task
-    header, key, current, accepted = (
-        request_ids.HEADER,
-        request_ids.KEY,
-        request_ids.current,
-        request_ids.accepted,
-    )
+    header, current, accepted = request_ids.HEADER, request_ids.current, request_ids.accepted
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         # The id first: every log line written while serving the request carries it.
         request_id = accepted(request.headers.get(header))
-        request[key] = request_id
         id_token = current.set(request_id)
         started = clock()
         status = 500
@@ -99,6 +93,7 @@ def edge(metrics: Metrics, timeout_s: float, streams: Collection[Handler]) -> Mi
             except web.HTTPException as exc:
                 if exc.status < 400:
                     status = exc.status
+                    exc.headers[header] = request_id  # on the answer aiohttp makes of it
                     raise
                 response = http_error(exc)
             except Exception as exc:
@@ -115,6 +110,8 @@ def edge(metrics: Metrics, timeout_s: float, streams: Collection[Handler]) -> Mi
                 status,
                 clock() - started,
             )
+        if not response.prepared:  # a stream's own, once prepared (stamp_answer)
+            response.headers[header] = request_id
         if status >= 400 and isinstance(response, web.Response):
             body = response.body
             if isinstance(body, bytes) and response.content_type == "application/json":
@@ -125,12 +122,14 @@ def edge(metrics: Metrics, timeout_s: float, streams: Collection[Handler]) -> Mi
 
 
 def stamp(instance: str) -> Hook:
-    """on_response_prepare: the instance's id and the request's on every answer, streams
-    and WebSocket upgrades included."""
+    """on_response_prepare: the instance's id on every answer; and the request's on the
+    answers prepared while the middleware runs (streams and WebSocket upgrades: the
+    middleware stamps the others itself as they leave it, the id's context reset)."""
+    current = request_ids.current
 
-    async def stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
+    async def stamp_answer(_request: web.Request, response: web.StreamResponse) -> None:
         response.headers["X-Instance-Id"] = instance
-        request_id = request.get(request_ids.KEY)
+        request_id = current.get()
         if request_id is not None:
             response.headers[request_ids.HEADER] = request_id
 

@@ -27,14 +27,19 @@ class RateLimiter:
     def allow(self, key: str, cost: int = 1) -> bool:
         """Takes `cost` tokens (a frame of several fixes: one each), all or none."""
         now = self._clock()
-        tokens, at = self._buckets.pop(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        buckets = self._buckets
+        known = buckets.get(key)
+        if known is None:
+            tokens = self._burst
+            if len(buckets) >= MAX_TRACKED:
+                buckets.popitem(last=False)  # forget the longest idle: its bucket is full
+        else:
+            tokens = known[0] + (now - known[1]) * self._rate
+            if tokens > self._burst:
+                tokens = self._burst
+            buckets.move_to_end(key)  # most recently used last (no new entry: cheaper)
         allowed = tokens >= cost
-        if allowed:
-            tokens -= cost
-        self._buckets[key] = (tokens, now)  # most recently used last
-        if len(self._buckets) > MAX_TRACKED:
-            self._buckets.popitem(last=False)  # forget the longest idle: its bucket is full
+        buckets[key] = (tokens - cost if allowed else tokens, now)
         return allowed
 
     def retry_after_s(self, key: str, cost: int = 1) -> int:

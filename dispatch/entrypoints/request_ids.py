@@ -13,15 +13,12 @@ import contextvars
 import os
 import re
 
-from aiohttp import web
-
 HEADER = "X-Request-Id"
 # What an id may be: what nginx's $request_id is (32 hex digits) and what clients
 # commonly send (UUIDs, ULIDs), nothing that could forge a log line or a header.
 VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 current: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-KEY = web.RequestKey("request_id", str)
 
 
 def new_id() -> str:

@@ -112,3 +112,20 @@ async def test_a_request_past_its_deadline_is_a_503_and_the_next_one_is_served()
         metrics = (await (await c.get("/metrics")).read()).decode()
         assert 'route="/test/slow",status="503"} 1.0' in metrics
         assert "dispatch_backend_errors_total 1.0" in metrics
+
+
+async def test_streams_and_websocket_upgrades_carry_both_ids(client: tuple) -> None:  # type: ignore[type-arg]
+    c, _ = client
+    sent = {"X-Request-Id": "stream-7"}
+    ws = await c.ws_connect("/v1/drivers/d1/stream", headers={**bearer("driver:d1"), **sent})
+    try:
+        upgrade = ws._response.headers
+        assert upgrade["X-Request-Id"] == "stream-7" and upgrade["X-Instance-Id"] == "ids"
+    finally:
+        await ws.close()
+    async with c.get("/v1/ops/stream", headers={**bearer("ops:o1"), **sent}) as events:
+        assert events.status == 200
+        assert events.headers["X-Request-Id"] == "stream-7"
+        assert events.headers["X-Instance-Id"] == "ids"
+    ok = await c.get("/healthz")  # and an ordinary answer, the id made here
+    assert VALID.fullmatch(ok.headers["X-Request-Id"]) and ok.headers["X-Instance-Id"] == "ids"
