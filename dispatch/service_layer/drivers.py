@@ -98,7 +98,8 @@ async def _store(deps: Deps, driver_id: str, fix: Fix, count: int, taken: int) -
     [result] = await deps.index.upsert_valid([position])  # checked at the edge (Fix)
     if result is UpsertResult.ACCEPTED:
         deps.observer.locations(taken, count - taken)
-        await track_fix(deps, driver_id, fix.lat, fix.lng)  # areas entered or left
+        if not deps.fences.idle():  # no areas: no clock read, no call (most fixes' case)
+            await track_fix(deps, driver_id, fix.lat, fix.lng)  # areas entered or left
         return ACCEPTED
     deps.observer.locations(0, count)
     return FixOutcome(result, await deps.index.get(driver_id))

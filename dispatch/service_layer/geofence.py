@@ -127,10 +127,14 @@ class Geofence:
         # how far it may move in that cell and keep those areas.
         self._seen = Seen()
 
+    def idle(self) -> bool:
+        """No areas, and no driver remembered in one: no fix can cross anything."""
+        return len(self._seen) == 0 and len(self.book.index) == 0
+
     async def observe(self, driver_id: str, lat: float, lng: float, now_ms: int) -> list[AreaEvent]:
         """The crossings of one accepted fix (most fixes: none, and no backend call): the
         steps of observe_many, for that one fix."""
-        if len(self._seen) == 0 and len(self.book.index) == 0:
+        if self.idle():
             return []  # no areas, and no driver to leave one
         looks = self._screen(((driver_id, lat, lng),), now_ms)
         if not looks:

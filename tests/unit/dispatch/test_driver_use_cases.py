@@ -93,3 +93,16 @@ async def test_a_driver_nothing_is_known_of_is_not_found(world: World) -> None:
     await drivers.set_status(world.deps, driver("b"), "b", DriverStatus.OFFLINE)
     rec, state = await drivers.get_driver(world.deps, driver("b"), "b")
     assert (rec.status, state) == (DriverStatus.OFFLINE, None)
+
+
+async def test_a_fix_with_no_areas_anywhere_reads_the_clock_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = []
+    now_ms = world.clock.now_ms
+    monkeypatch.setattr(world.clock, "now_ms", lambda: reads.append(1) or now_ms())
+    assert world.deps.fences.idle()
+    outcome = await drivers.update_location(
+        world.deps, driver("a"), "a", Fix(52.5, 13.4, world.clock.now, 1)
+    )
+    assert outcome.result is UpsertResult.ACCEPTED and len(reads) == 1  # the future check's
