@@ -22,7 +22,7 @@ unsplit over split is the write ratio a quota-bound run can reach ("predicted_ra
 
 --instructions: instead, one redis-server holding every slot (a one-node cluster), under
 valgrind's callgrind, counts the instructions of the driver part and of the region part
-(the CPU figures move by 15 % on a shared machine; these repeat to about 1 %). Each
+(the CPU figures move by 15 % on a shared machine; these repeat to 2 %). Each
 movement is written twice, --fixes fixes each time: once counting only inside the driver
 scripts' calls, once only inside the region scripts' (`callgrind_control -i on/off`
 around each call, and only inside readQueryFromClient: a command read, run and answered).
@@ -357,6 +357,17 @@ def main(argv: list[str] | None = None) -> int:
             _seed(server.url, a, hexcells)
             result["unsplit"] = asyncio.run(_instructions(server, a, cells, split=False))
             result["split"] = asyncio.run(_instructions(server, a, cells, split=True))
+        # Unsplit, the hot master writes every region and a third of the drivers; split,
+        # each master a third of both.
+        result["predicted_ratio"] = {
+            w: round(
+                (3 * u["region_instructions_per_fix"] + u["driver_instructions_per_fix"])
+                / (s["region_instructions_per_fix"] + s["driver_instructions_per_fix"]),
+                3,
+            )
+            for w, u in result["unsplit"].items()
+            for s in [result["split"][w]]
+        }
         result["machine"] = machine()
         print(json.dumps(result, indent=1))
         return 0
