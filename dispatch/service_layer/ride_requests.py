@@ -138,15 +138,14 @@ async def request_ride(
         # The market hears of an immediate request with its store (batched: once a
         # window offers it or gives up). Its count's key is the pickup's region's, as
         # the driver's hiding is usually the same region's: one write to that node.
-        counting = _counted(deps, ride) if deps.batching is None else _nothing()
-        if hide is None:
-            _, created = await all_ended(counting, storing)
-        else:
-            # The driver's hiding from the search is finished at once (one write where
-            # they share a node): the reservation already refuses the driver to others.
-            # Its region write is started first: it leaves from a task of the index's
-            # own, a turn later, and meets the others' writes only if started before them.
-            _, _, created = await all_ended(hide(), counting, storing)
+        # The driver's hiding from the search is finished at once (one write where they
+        # share a node): the reservation already refuses the driver to others. Its
+        # region write is started first: it leaves from a task of the index's own, a
+        # turn later, and meets the others' writes only if started before them.
+        steps = [] if hide is None else [hide()]
+        if deps.batching is None:
+            steps.append(_counted(deps, ride))
+        *_, created = await all_ended(*steps, storing)
     except BaseException:
         # Failed between reserving a driver and storing the ride: no supply held for a
         # ride nobody was told of. The driver goes back at once (the lease stays the
@@ -180,10 +179,6 @@ async def _counted(deps: Deps, ride: Ride) -> None:
         await count_request(deps, ride)
     except Exception as exc:
         log.warning("ride %s not counted into the market: %s", ride.id, exc)
-
-
-async def _nothing() -> None:
-    return None
 
 
 async def request_ride_once(
