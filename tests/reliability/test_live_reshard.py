@@ -177,6 +177,18 @@ async def known_to_all(nodes: list[RedisNode], new_id: str, limit_s: float = 10.
     raise AssertionError(f"node {new_id} not known to every node after {limit_s} s")
 
 
+async def cluster_ok(port: int, limit_s: float = 10.0) -> None:
+    """Until a node just added has learnt every slot's owner: before that it answers
+    CLUSTERDOWN, to a MIGRATE's RESTORE as to anything else."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        async with Redis(port=port) as r:
+            if b"cluster_state:ok" in await r.execute_command("CLUSTER", "INFO"):
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"node on port {port} not in cluster_state:ok after {limit_s} s")
+
+
 async def busy_slots(raw: AsyncCluster) -> dict[int, str]:
     """The slot of each region the load uses, and the master holding it."""
     found: dict[int, str] = {}
@@ -304,6 +316,7 @@ async def test_slots_move_to_a_new_master_under_load_without_double_booking_or_s
                 "--cluster-slave", "--cluster-master-id", new_id,
             )  # fmt: skip
             await known_to_all([*cluster.nodes, new_master], await node_id(new_replica.port))
+            await cluster_ok(new_master.port)
             joined = time.monotonic()
             for slot, owner in hot.items():
                 others = [p for i, p in masters.items() if i != owner]
