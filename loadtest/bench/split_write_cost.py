@@ -172,16 +172,28 @@ async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: boo
 
 
 class Callgrind:
-    """One redis-server holding every slot, under callgrind, instrumented only when asked."""
+    """A redis-server under callgrind, instrumented only when asked, holding the slots
+    `first` to `last` (every slot by default: a one-node cluster; loadtest/bench/
+    split_knn_cost.py joins three into one cluster)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, first: int = 0, last: int = 16383, replies: bool = False
+    ) -> None:
         self.dir, self.port = workdir, free_cluster_port()
+        # replies: the writing of replies counted too (the event loop's write pass over
+        # the clients with replies pending, or the socket's write handler when a reply
+        # did not fit at once): work a node call costs the master beyond its commands.
+        also = [
+            f"--toggle-collect={f}"
+            for f in ("handleClientsWithPendingWritesUsingThreads", "sendReplyToClient")
+            if replies
+        ]
         cmd = [
             # Counting only inside readQueryFromClient: a command read, run and answered
             # (into the reply buffer), without the event loop's timers (serverCron's
             # memory statistics cost 200 thousand instructions a run).
             "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            "--toggle-collect=readQueryFromClient",
+            "--toggle-collect=readQueryFromClient", *also,
             f"--callgrind-out-file={workdir / 'cg.out'}",
             REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(workdir), "--cluster-enabled", "yes",
@@ -194,9 +206,9 @@ class Callgrind:
                 node.ping()
                 break
             time.sleep(0.1)
-        node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-        while node.cluster("INFO")["cluster_state"] != "ok":
-            time.sleep(0.1)
+        node.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+        if (first, last) == (0, 16383):
+            wait_cluster_ok([self.port])
         node.close()
         self.dumps = 0
 
@@ -224,6 +236,16 @@ class Callgrind:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=60)
+
+
+def wait_cluster_ok(ports: list[int], limit_s: float = 120.0) -> None:
+    deadline = time.monotonic() + limit_s
+    for port in ports:
+        with redis.Redis(port=port) as node:
+            while node.cluster("INFO")["cluster_state"] != "ok":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"node {port}: cluster not ok after {limit_s} s")
+                time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -322,7 +344,7 @@ async def _writer(
         await index.upsert(batch)
 
 
-def _seed(url: str, a: argparse.Namespace, hexcells: str) -> None:
+def seed_city(url: str, a: argparse.Namespace, hexcells: str) -> None:
     seed = [sys.executable, "-m", "loadtest.bench.scaleout_load", "seed-index"]
     seed += ["--url", url, "--drivers", str(a.drivers), "--prefix", PREFIX, "--cells", hexcells]
     done = subprocess.run(seed, capture_output=True, text=True, timeout=3600)
@@ -354,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                               "split_res": a.split_res}  # fmt: skip
     if a.instructions:
         with _callgrind() as server:
-            _seed(server.url, a, hexcells)
+            seed_city(server.url, a, hexcells)
             result["unsplit"] = asyncio.run(_instructions(server, a, cells, split=False))
             result["split"] = asyncio.run(_instructions(server, a, cells, split=True))
         # Unsplit, the hot master writes every region and a third of the drivers; split,
@@ -373,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
         a.ports = [n.port for n in cluster.nodes]
-        _seed(cluster.url, a, hexcells)
+        seed_city(cluster.url, a, hexcells)
         unsplit = asyncio.run(_measure(cluster.url, a, cells, split=False))
         split = asyncio.run(_measure(cluster.url, a, cells, split=True))
     result["unsplit"], result["split"] = unsplit, split
