@@ -18,16 +18,21 @@ class MemoryDeadlineQueue:
         heapq.heappush(self._heap, (due_ms, item))
 
     async def schedule_many(
-        self, due: Mapping[str, int], beside: str | None = None, keep_earlier: bool = False
+        self,
+        due: Mapping[str, int],
+        beside: str | None = None,
+        keep_earlier: bool = False,
+        near: str | None = None,
     ) -> None:
-        for item, due_ms in due.items():  # one place: `beside` changes nothing
+        for item, due_ms in due.items():  # one place: `beside` and `near` change nothing
             earlier = self._due.get(item)
             if keep_earlier and earlier is not None and earlier <= due_ms:
                 continue
             await self.schedule(item, due_ms)
 
-    async def cancel(self, item: str) -> None:
-        self._due.pop(item, None)
+    async def cancel(self, item: str, near: str | None = None, by_name: bool = True) -> None:
+        if by_name:  # no copy is ever kept apart from the item's one place
+            self._due.pop(item, None)
 
     async def claim(self, now_ms: int, limit: int, retry_ms: int) -> list[Claimed]:
         out: list[Claimed] = []

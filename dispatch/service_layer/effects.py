@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
-from dispatch.domain.rides import RideChange
+from dispatch.domain.rides import RideChange, RideStatus
 from dispatch.service_layer.airport import on_ride_change
 from dispatch.service_layer.deps import Deps
 from dispatch.service_layer.notices import NoticeKind, RideNotice, driver_topic, ride_topic
@@ -33,11 +33,21 @@ async def settle(
     if change.released is not None:
         driver_id, fence = change.released
         await release_driver(deps, driver_id, ride.id, fence)
+    timer = OfferTimeout(ride.id).key
+    # A new ride's offer timer is kept near its driver (reservations.find_new_offer): an
+    # offer that ends is looked for there too.
+    left = _offer_left(change)
     if change.offer_due is not None:
         if not offer_timer_set:
-            await deps.deadlines.schedule(OfferTimeout(ride.id).key, change.offer_due)
+            await deps.deadlines.schedule(timer, change.offer_due)
+        if left is not None:
+            # Offered to the next driver, the timer is set again by its name; then a copy
+            # kept near the driver before goes (else it would fire at that offer's time,
+            # and with each later offer's, finding nothing to do). Only then: should the
+            # new time fail to be set, the old copy still moves the ride on.
+            await deps.deadlines.cancel(timer, left, by_name=False)
     elif change.offer_closed:
-        await deps.deadlines.cancel(OfferTimeout(ride.id).key)
+        await deps.deadlines.cancel(timer, left)
     if change.ended:
         await deps.active_rides.drop(ride.rider_id, ride.id)
     if change.pickup_ms is not None and ride.pickup_distance_m is not None:
@@ -69,6 +79,16 @@ async def settle_many(
             *(settle(holding, c, offer_timer_set=True) for c in changes[start : start + parallel])
         )
     await deps.notifier.publish_many(held.sends, held.known)
+
+
+def _offer_left(change: RideChange) -> str | None:
+    """The driver the ride was offered to before the change, if that offer is over."""
+    b, a = change.before, change.after
+    if b is None or b.status is not RideStatus.OFFERED:
+        return None
+    if a.status is RideStatus.OFFERED and (a.driver_id, a.fence) == (b.driver_id, b.fence):
+        return None
+    return b.driver_id
 
 
 def offer_timers(changes: Sequence[RideChange]) -> dict[str, int]:

@@ -223,17 +223,31 @@ class DeadlineQueue(Protocol):
     async def schedule(self, item: str, due_ms: int) -> None: ...
 
     async def schedule_many(
-        self, due: Mapping[str, int], beside: str | None = None, keep_earlier: bool = False
+        self,
+        due: Mapping[str, int],
+        beside: str | None = None,
+        keep_earlier: bool = False,
+        near: str | None = None,
     ) -> None:
         """schedule() for each item, in one round trip where the backend allows. With
-        `beside` (an item's name), every item is kept where that item is: one write on a
-        sharded store. An item kept so is reached through the Claimed a claim gives it
-        (done, again), not by its name: cancel() may miss it, so only for items that are
-        never cancelled. With `keep_earlier`, an item already due earlier stays so: a
-        reservation that may have been refused must not put off its driver's lease check."""
+        `near` (a driver id), every item is kept near that driver's own records where the
+        store can: on a sharded store, one write with the driver's reservation. Failing
+        that, with `beside` (an item's name), every item is kept where that item is: one
+        write on a sharded store. An item kept so is reached through the Claimed a claim
+        gives it (done, again), not by its name alone: cancel() finds one kept near a
+        driver given the same driver, and may miss one kept beside another item, so that
+        is only for items never cancelled. With `keep_earlier`, an item already due
+        earlier stays so: a reservation that may have been refused must not put off its
+        driver's lease check."""
         ...
 
-    async def cancel(self, item: str) -> None: ...
+    async def cancel(self, item: str, near: str | None = None, by_name: bool = True) -> None:
+        """Remove the item where its name puts it and, with `near`, the copy kept near that
+        driver (schedule_many). Best effort for the copy: should the store have moved the
+        driver's records since (a cluster's slot moved), that copy is missed and fires
+        once more, which every handler shrugs off. `by_name=False`: only a copy kept near
+        the driver apart from the name's place (the item was scheduled again by name)."""
+        ...
 
     async def claim(self, now_ms: int, limit: int, retry_ms: int) -> list[Claimed]: ...
 

@@ -141,8 +141,10 @@ async def _find(
                     rec = await reserving
                 else:
                     # The offer's timer, set before the ride is stored: it fires should we
-                    # die after storing it. The lease check is kept beside it (one ZADD):
-                    # the offer's timer may be cancelled by its name, a lease check never.
+                    # die after storing it. Both timers are kept near the driver (on a
+                    # cluster, a timer shard on the driver's master: the reservation's own
+                    # write), or else the lease check beside the offer's timer (one ZADD);
+                    # the offer's timer is cancelled given its driver (settle).
                     # The driver's listeners are looked up beside the reservation (their
                     # key shares the driver's slot): the offer's notice needs no look-up.
                     # The reservation may be refused (the driver held by another ride,
@@ -150,10 +152,13 @@ async def _find(
                     # check keeps an earlier time, or each refused try would put it off.
                     offer_key = OfferTimeout(ride_id).key
                     due = {offer_key: offer_due, lease_check[0]: lease_check[1]}
+                    timers = deps.deadlines.schedule_many(
+                        due, offer_key, keep_earlier=True, near=cand.driver_id
+                    )
                     with together():  # one write where the timers' shard and driver meet
                         got, failed, listening = await asyncio.gather(
                             reserving,
-                            deps.deadlines.schedule_many(due, offer_key, keep_earlier=True),
+                            timers,
                             deps.notifier.holders([driver_topic(cand.driver_id)]),
                             return_exceptions=True,
                         )
@@ -167,7 +172,9 @@ async def _find(
                 # Its answer lost, the reservation may have been made, and with it the
                 # driver's absence from the search: the lease timer gives both back once
                 # the lease runs out (it follows whoever holds the driver then).
-                schedule = deps.deadlines.schedule_many(dict([lease_check]), keep_earlier=True)
+                schedule = deps.deadlines.schedule_many(
+                    dict([lease_check]), keep_earlier=True, near=cand.driver_id
+                )
                 await (cleanup or CleanupBudget()).run(schedule)
                 raise
             if rec is None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from dispatch.adapters.redis_client import driver_key
 from dispatch.domain.drivers import DriverStatus
 from dispatch.domain.errors import DriverBusy
 from dispatch.domain.geo import LatLng
@@ -327,6 +328,58 @@ async def test_timers_kept_beside_another_fire_and_end_where_they_are(backend: B
     await q.schedule_many({"r:y": now, "l:d0": now}, beside="r:y")
     await q.cancel("r:y")
     assert [c.item for c in await q.claim(now, 800, 5_000)] == ["l:d0"]
+
+
+async def test_timers_kept_near_a_driver_share_its_node_and_are_cancelled_given_it(
+    backend: Backend,
+) -> None:
+    """A new ride's timers kept near its driver (on a cluster: a shard on the master of
+    the driver's keys, so one write with the reservation) fire as if set alone, are
+    done or due again where they are, and a cancel given the driver finds the offer's."""
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    for d in (f"d{i}" for i in range(12)):  # drivers on every master
+        await q.schedule_many({f"r:{d}": now, f"l:{d}": now}, f"r:{d}", True, near=d)
+        claimed = await q.claim(now, 800, 5_000)
+        assert sorted(c.item for c in claimed) == sorted([f"r:{d}", f"l:{d}"])
+        if backend.name == "cluster":
+            scripts = q._scripts  # type: ignore[attr-defined]
+            [shard] = {c.shard for c in claimed}
+            assert scripts.node(shard).name == scripts.node(driver_key(d)).name
+        for c in claimed:
+            await q.again(c, now + 1_000)
+        await q.cancel(f"r:{d}", near=d)
+        [left] = await q.claim(now + 1_000, 800, 5_000)
+        assert left.item == f"l:{d}"
+        await q.done(left)
+    assert await q.claim(now + 10**6, 800, 5_000) == []
+
+
+async def test_a_timer_set_again_by_name_loses_only_its_copy_near_a_driver(
+    backend: Backend,
+) -> None:
+    """An offer passed to the next driver is timed again by its name; the copy kept near
+    the first driver goes alone (cancel with by_name=False), the new time stays."""
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    for d in (f"d{i}" for i in range(12)):
+        await q.schedule_many({"r:x": now}, "r:x", near=d)
+        await q.schedule("r:x", now + 1_000)
+        await q.cancel("r:x", d, by_name=False)
+        assert await q.claim(now, 800, 5_000) == []
+        [again] = await q.claim(now + 1_000, 800, 5_000)
+        assert again.item == "r:x"
+        await q.done(again)
+
+
+async def test_timers_kept_near_a_driver_are_never_put_off_either(backend: Backend) -> None:
+    q = backend.deps.deadlines
+    now = backend.clock.now
+    await q.schedule_many({"l:d": now + 1_000}, keep_earlier=True, near="d")
+    for later in range(3):
+        await q.schedule_many({"l:d": now + 2_000 + later}, keep_earlier=True, near="d")
+    [first] = await q.claim(now + 1_000, 100, 60_000)
+    assert first.item == "l:d"
 
 
 async def test_timers_kept_earlier_are_never_put_off(backend: Backend) -> None:

@@ -37,15 +37,18 @@ def _record_schedules(world: World) -> list[tuple[str, int]]:
         await schedule(item, due_ms)
 
     async def recording_many(
-        due: Mapping[str, int], beside: str | None = None, keep_earlier: bool = False
+        due: Mapping[str, int],
+        beside: str | None = None,
+        keep_earlier: bool = False,
+        near: str | None = None,
     ) -> None:
         for item, due_ms in due.items():  # not through schedule_many: it may call schedule
             scheduled.append((item, due_ms))
             await schedule(item, due_ms)
 
-    async def cancelling(item: str) -> None:
+    async def cancelling(item: str, near: str | None = None, by_name: bool = True) -> None:
         scheduled.append((item, -1))
-        await cancel(item)
+        await cancel(item, near, by_name)
 
     async def creating(ride: Ride, answer: Answer | None = None) -> bool:
         scheduled.append(("stored", 0))
