@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 import jwt
+import orjson
+from jwt.algorithms import HMACAlgorithm
+from jwt.utils import base64url_decode, base64url_encode
 
 from dispatch.domain.principals import Principal, parse_subject
 
 ALGORITHM = "HS256"  # pinned: a token naming another algorithm (or none) is refused
+# The header issue() writes (PyJWT's for HS256), the only one the short path reads.
+_HEADER = base64url_encode(b'{"alg":"HS256","typ":"JWT"}').decode()
+_CLAIMS = frozenset(("sub", "iat", "exp"))  # what issue() writes, and all it writes
 
 
 class InvalidToken(Exception):
@@ -29,6 +36,7 @@ class TokenCodec:
             raise ValueError("the JWT secret must be at least 32 bytes for HS256")
         self._secret = secret
         self._clock = clock
+        self._key = _hmac_key(secret)
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def issue(self, principal: Principal, ttl_s: int) -> str:
@@ -43,7 +51,7 @@ class TokenCodec:
         """The token's principal and its expiry (epoch seconds)."""
         known = self._verified.get(token)
         if known is None:
-            known = self._decode(token)
+            known = self._issued(token) or self._decode(token)
             self._verified[token] = known
             if len(self._verified) > self.CACHE_SIZE:
                 self._verified.popitem(last=False)
@@ -54,6 +62,40 @@ class TokenCodec:
             del self._verified[token]
             raise InvalidToken("Signature has expired")
         return known
+
+    def _issued(self, token: str) -> tuple[Principal, float] | None:
+        """A token shaped as issue() makes them (its header, exactly its three claims, an
+        integer iat not ahead of the clock) checked by PyJWT's own steps without its
+        generic machinery, which prepares the key and reads a header for every token
+        (callgrind: 313 thousand instructions a token there, 80 thousand here; every
+        ride request comes with a token not seen before). None for any other token or
+        any doubt: _decode then gives PyJWT's answer, refusal and message included.
+        Accepted here only what _decode would accept, with the same result."""
+        head, _, rest = token.partition(".")
+        body, dot, signature = rest.partition(".")
+        if self._key is None or head != _HEADER or not dot or "." in signature:
+            return None
+        try:
+            given, payload = _segment(signature), _segment(body)
+            if given is None or payload is None:
+                return None
+            signed = hmac.digest(self._key, token[: len(head) + 1 + len(body)].encode(), "sha256")
+            if not hmac.compare_digest(given, signed):
+                return None
+            # orjson reads what json.loads reads alike (last duplicate key wins, doubles
+            # rounded the same) and refuses what it would read otherwise (NaN, integers
+            # past 64 bits, UTF-16, lone surrogates): those are left to PyJWT.
+            claims = orjson.loads(payload)
+            if type(claims) is not dict or claims.keys() != _CLAIMS:
+                return None
+            sub, iat, exp = claims["sub"], claims["iat"], claims["exp"]
+            if type(sub) is not str or type(iat) is not int or type(exp) is not int:
+                return None
+            if iat > time.time():  # PyJWT's "not yet valid (iat)", by its clock
+                return None
+            return parse_subject(sub), float(exp)
+        except (ValueError, TypeError, OverflowError, RecursionError, orjson.JSONDecodeError):
+            return None
 
     def _decode(self, token: str) -> tuple[Principal, float]:
         try:
@@ -70,3 +112,22 @@ class TokenCodec:
             return parse_subject(str(claims["sub"])), float(exp)
         except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidToken(str(exc)) from exc
+
+
+def _segment(text: str) -> bytes | None:
+    """A segment's bytes if it is canonical unpadded base64url (PyJWT refuses any other
+    alphabet and any non-canonical text; it also takes padding, left to it here)."""
+    raw = text.encode()
+    decoded = base64url_decode(raw)
+    return decoded if base64url_encode(decoded) == raw else None
+
+
+def _hmac_key(secret: str) -> bytes | None:
+    """The secret as PyJWT's HS256 uses it; None if PyJWT would refuse it or warn of it
+    (then every token takes PyJWT's own path, which does so)."""
+    algorithm = HMACAlgorithm(HMACAlgorithm.SHA256)
+    try:
+        key = algorithm.prepare_key(secret)
+    except jwt.PyJWTError:
+        return None
+    return None if algorithm.check_key_length(key) else key

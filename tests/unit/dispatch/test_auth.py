@@ -95,3 +95,87 @@ def test_an_exp_that_is_not_a_finite_number_is_refused(exp: str) -> None:
     )
     with pytest.raises(InvalidToken):
         TokenCodec(SECRET).verify((signing_input + b"." + sig).decode())
+
+
+def _signed(header: bytes, claims: bytes, secret: str = SECRET) -> str:
+    signing_input = jwt.utils.base64url_encode(header) + b"." + jwt.utils.base64url_encode(claims)
+    sig = jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256).sign(
+        signing_input, secret.encode()
+    )
+    return (signing_input + b"." + jwt.utils.base64url_encode(sig)).decode()
+
+
+def test_issued_tokens_take_the_short_check() -> None:
+    codec = TokenCodec(SECRET)
+    token = codec.issue(Principal(Role.RIDER, "r7"), 60)
+    assert codec._issued(token) == codec._decode(token)
+    assert codec._issued(token) is not None
+
+
+_NOW = int(time.time())
+_HS256 = b'{"alg":"HS256","typ":"JWT"}'
+
+
+def _claims(text: str) -> bytes:
+    """`text` with NOW, SOON and LATER as the clock's seconds, +60 s and +3600 s."""
+    soon, later = _NOW + 60, _NOW + 3600
+    return (
+        text.replace("LATER", str(later))
+        .replace("SOON", str(soon))
+        .replace("NOW", str(_NOW))
+        .encode()
+    )
+
+
+_RIGHT = _claims('{"sub":"rider:r1","iat":NOW,"exp":SOON}')
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _signed(_HS256, _RIGHT),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":LATER,"exp":LATER}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW.5,"exp":SOON}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":"NOW","exp":SOON}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":true,"exp":SOON}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW,"exp":SOON.0}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW,"exp":1e400}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW,"exp":1' + "0" * 400 + "}")),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW,"exp":SOON,"aud":"x"}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW,"exp":SOON,"nbf":LATER}')),
+        _signed(_HS256, _claims('{"sub":7,"iat":NOW,"exp":SOON}')),
+        _signed(_HS256, _claims('{"sub":"rider:{r1}","iat":NOW,"exp":SOON}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","sub":"rider:r2","iat":NOW,"exp":SOON}')),
+        _signed(_HS256, b'["sub","iat","exp"]'),
+        _signed(_HS256, _claims('{"sub":"rider:\\ud800","iat":NOW,"exp":SOON}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW,"exp":NaN}')),
+        _signed(_HS256, _claims('{"sub":"rider:r1","iat":NOW,"exp":SOON} ')),
+        _signed(_HS256, '{"sub":"rider:r1","iat":1,"exp":2}'.encode("utf-16")),
+        _signed(_HS256, _RIGHT, SECRET + "x"),
+        _signed(b'{"typ":"JWT","alg":"HS256"}', _RIGHT),
+        _signed(_HS256, _RIGHT) + ".x",
+        _signed(_HS256, _RIGHT)[:-2],
+        _signed(_HS256, _RIGHT) + "=",
+        _signed(_HS256, _RIGHT) + "!",
+        _signed(_HS256, _RIGHT)[:-1] + "B",  # the same bytes, not the canonical text
+        _signed(_HS256, _RIGHT).replace(".", "!.", 2),
+    ],
+)
+def test_the_short_check_answers_as_pyjwt_or_leaves_the_token_to_it(token: str) -> None:
+    """Every token the short check accepts, PyJWT accepts with the same result; any
+    other is left to PyJWT, whose answer (or refusal) stands."""
+    codec = TokenCodec(SECRET)
+    try:
+        expected: object = codec._decode(token)
+    except Exception as exc:  # the refusal itself is compared
+        expected = type(exc)
+    short = codec._issued(token)
+    assert short is None or short == expected
+    try:
+        got: object = codec.verify_until(token)
+    except Exception as exc:
+        got = type(exc)
+    if isinstance(expected, tuple) and expected[1] <= time.time():
+        assert got is InvalidToken  # expired: refused by our own check, as before
+    else:
+        assert got == expected
