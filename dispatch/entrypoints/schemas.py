@@ -116,7 +116,11 @@ def fix_of(location: contract.Location) -> Fix:
 
 def ride_request(raw: bytes) -> tuple[LatLng, LatLng | None]:
     """POST /v1/rides's body: pickup, and dropoff if given."""
-    body = parse(RIDE_REQUEST, raw)
+    return ride_points(parse(RIDE_REQUEST, raw))
+
+
+def ride_points(body: contract.RideRequest) -> tuple[LatLng, LatLng | None]:
+    """A parsed POST /v1/rides body's pickup, and dropoff if given."""
     dropoff = None if body.dropoff is None else LatLng(body.dropoff.lat, body.dropoff.lng)
     return LatLng(body.pickup.lat, body.pickup.lng), dropoff
 

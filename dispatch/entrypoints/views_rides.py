@@ -30,19 +30,21 @@ def _render(ride: Ride) -> bytes:
 
 
 async def post_ride(request: web.Request) -> web.Response:
-    actor = principal(request)
+    app = request.app  # a lookup of its own each time
+    actor = principal(request, app)
     if actor.role is not Role.RIDER:
         raise Forbidden("only a rider token may request a ride")
     key = schemas.idempotency_key(request.headers.get("Idempotency-Key"))
-    settings = request.app[appkeys.SETTINGS]
+    settings = app[appkeys.SETTINGS]
     raw = await read_body(request, settings.max_body_bytes)
-    pickup, dropoff = schemas.ride_request(raw)
-    body = schemas.parse(schemas.RIDE_REQUEST, raw)
-    product = product_of(_deps(request).products, body.product)
+    body = schemas.parse(schemas.RIDE_REQUEST, raw)  # read once: points, quote, product
+    pickup, dropoff = schemas.ride_points(body)
+    deps = app[appkeys.RUNTIME].deps
+    product = product_of(deps.products, body.product)
     # A duplicate waits for the first request at most 0.8 of its own deadline, so it
     # answers 409 request_in_progress rather than the deadline's 503.
     answer = await ride_requests.request_ride_once(
-        _deps(request),
+        deps,
         actor,
         pickup,
         dropoff,
@@ -58,7 +60,7 @@ async def post_ride(request: web.Request) -> web.Response:
     wait = prefer.wait_s(request.headers.get("Prefer"), cap)
     if wait > 0 and b'"status":"searching"' in answer:
         ride_id = orjson.loads(answer)["id"]
-        ride = await ride_wait.until_matched(_deps(request), ride_id, wait)
+        ride = await ride_wait.until_matched(deps, ride_id, wait)
         if ride is not None:
             answer = _render(ride)
     return raw_json_response(answer, 201)
