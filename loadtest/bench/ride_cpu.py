@@ -16,7 +16,9 @@ bench idles as long as the round took: this process's and the Redis processes' C
 as idle_*: the rides' own cost is the figure above it. A last round logs every
 command in the masters' slow logs: Redis's own time per ride by script and command;
 then its rides' drivers are released (release_driver, as a ride's end does): the round
-trips of one release.
+trips of one release. Then the masters' time of a timer sweep's claim (--claims of
+them, the rides' timers waiting, none due), which every instance makes each sweep
+interval.
 With --profile, one more round runs under cProfile timed by this process's CPU clock
 (each event costs a clock read, so its figures are inflated, the proportions not much):
 the stats go to PATH (`python -m pstats PATH`), the top of them by own and by cumulative
@@ -38,6 +40,7 @@ from typing import Any
 
 import redis
 
+from dispatch.adapters import redis_deadlines
 from dispatch.adapters.redis_client import connect
 from dispatch.bootstrap import bootstrap
 from dispatch.domain.geo import LatLng
@@ -134,6 +137,7 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         for _ in range(a.rides):
             await ride()
         redis_us = _by_script(masters, a.rides)
+        claim_us = await _claim_cost(cluster, deps, a.claims)
         # The drivers of the last round's rides released, as a ride's end, a decline or an
         # offer timeout does: the round trips of one release.
         offered = [r for r in await deps.rides.get_many(ride_ids[-a.rides :]) if r and r.fence]
@@ -169,6 +173,7 @@ async def bench(cluster: RedisCluster, a: argparse.Namespace) -> dict[str, Any]:
         "idle_service_cpu_ms_per_ride": round(median(idle_ms), 3),
         "idle_redis_cpu_ms_per_ride": round(median(idle_redis_ms), 3),
         "master_us_per_ride_by_call": redis_us,
+        "master_us_per_sweep_claim": claim_us,
         "round_trips_per_release": round(per_release, 2),
         "round_trips_per_release_by_call": release_calls,
     }
@@ -197,12 +202,42 @@ def _by_script(masters: list[redis.Redis], rides: int) -> dict[str, float]:
     return {k: round(v / rides, 1) for k, v in total.most_common() if v / rides >= 1}
 
 
+async def _claim_cost(cluster: RedisCluster, deps: Any, claims: int) -> dict[str, float]:
+    """The masters' time of one timer sweep's claim (every shard, one script each) with
+    the rides' timers waiting and none due: what each instance spends every sweep
+    interval, whatever it does, and grows with the shard count."""
+    masters = [redis.Redis(port=n.port) for n in cluster.masters()]
+    for m in masters:
+        m.config_set("slowlog-max-len", 1_000_000)
+        m.config_set("slowlog-log-slower-than", 0)
+        m.slowlog_reset()
+    for _ in range(claims):
+        await deps.deadlines.claim(0, 64, 5_000)  # due at 0: nothing, ever
+    us = sum(
+        e["duration"]
+        for m in masters
+        for e in m.slowlog_get(1_000_000)
+        if e["command"].startswith(b"EVALSHA")
+    )
+    for m in masters:
+        m.config_set("slowlog-log-slower-than", 10_000)
+        m.close()
+    shards = len(redis_deadlines.ALL_SHARDS)
+    per_pass = us / max(1, claims)
+    return {
+        "shards": shards,
+        "per_pass": round(per_pass, 1),
+        "per_shard": round(per_pass / shards, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench.ride_cpu")
     p.add_argument("--drivers", type=int, default=20_000)
     p.add_argument("--rides", type=int, default=1000, help="per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--profile", metavar="PATH", help="one more round under cProfile")
+    p.add_argument("--claims", type=int, default=1000, help="timer sweeps' claims timed")
     a = p.parse_args(argv)
     with RedisCluster(tie_to_parent=True) as cluster:
 
