@@ -14,8 +14,8 @@ Where an item is kept:
   a shard on the driver's master: the SHARDS tags' slots fall in four places (about
   1.6k, 5.7k, 9.9k and 14k), so with the slots split evenly over up to four masters
   every master holds some; with more, drivers of a master holding none fall back to:
-- `beside` another item: in that item's shard (today's fall-back, and a single Redis's
-  only placement: there every shard is one node already).
+- `beside` another item: in that item's shard (the placement before `near`, and a
+  single Redis's only one: there every shard is on the one node already).
 An item kept near a driver or beside another is reached through the shard its claim
 names (done, again). Cancelled, it is looked for in its name's shard and near the
 driver given (`cancel(item, near)`): the shard is chosen again from the cluster's slot
@@ -23,13 +23,18 @@ map then, so a slot moved in between (a reshard; a failover moves none) leaves i
 where it was: it fires once more, into a handler that finds nothing to do (every
 handler is idempotent; an offer timeout for a ride no longer offered does nothing).
 
+An offer passed to the next driver is timed again by its name; its copy near the first
+driver is removed after that (`cancel(..., by_name=False)`, effects.settle).
+
 Rolling upgrade, both ways: instances from before `near` claim, finish and put off
 items near a driver like any other (through the claim's shard), and cancel an offer
 timer by its name only: one a newer instance kept near its driver is missed and fires
-once more, into nothing. A newer instance's cancel looks in the name's shard too, so
-it finds what an older one scheduled by name or beside the offer's name. Instances from
-before `beside` look for such items in their name's shard when done: they miss them,
-which fire again after retry_ms until an instance of a later version removes them."""
+once more, into nothing (passed to the next driver by such an instance, the copy waits
+for that offer's time, then the ride's compare-and-set lets one copy pass it on). A
+newer instance's cancel looks in the name's shard too, so it finds what an older one
+scheduled by name or beside the offer's name. Instances from before `beside` look for
+such items in their name's shard when done: they miss them, which fire again after
+retry_ms until an instance of a later version removes them."""
 
 from __future__ import annotations
 
