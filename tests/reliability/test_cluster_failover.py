@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 DRIVERS = 300
 LOAD_S = 16.0
 KILL_AT_S = 4.0
+LATE_TIMERS_S = 20.0
 RECOVER_WITHIN_S = 10.0  # node timeout 2 s, promotion, clients re-learning the slot map
 ENV = {
     "DISPATCH_REDIS_TIMEOUT_S": "0.5",
@@ -84,6 +85,10 @@ async def wait_promoted(survivors: list[RedisNode], since: float, limit_s: float
             await c.aclose()
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def start_instances(url: str) -> list[Served]:
     return [serve("--redis-cluster-url", url, "--instance-id", f"I{i}", env=ENV) for i in (1, 2)]
 
@@ -122,12 +127,22 @@ async def test_killing_a_busy_master_loses_few_writes_and_never_double_books() -
             # passed on by the timers, which must have survived the failover.
             await asyncio.sleep(3 + 5 + 1)  # offer timeout, a claim's retry, slack
             rides, drivers = await load_state(raw)
+            # On a loaded machine a timer may fire late: looked at again for a while, a
+            # timer that never fires still fails the test.
+            looked_again = time.monotonic()
+            while (
+                unreleased(rides, drivers, now_ms())
+                and time.monotonic() < looked_again + LATE_TIMERS_S
+            ):
+                await asyncio.sleep(1.0)
+                rides, drivers = await load_state(raw)
+            timers_late_s = time.monotonic() - looked_again
         lost = sorted(set(books.rides) - set(rides))
         lost_accepts = sorted(
             r for r in books.accepted if r in rides and rides[r].status.value != "accepted"
         )
         report: dict[str, Any] = double_assignments(rides, drivers)
-        stuck = unreleased(rides, drivers, int(time.time() * 1000))
+        stuck = unreleased(rides, drivers, now_ms())
         orphaned = orphans(rides, drivers)
         record_figure(
             "cluster_failover",
@@ -145,6 +160,7 @@ async def test_killing_a_busy_master_loses_few_writes_and_never_double_books() -
             # Requests that failed between reserving and storing their ride, mid-failover;
             # their drivers come back when the lease (offer timeout + 15 s) runs out.
             reservations_orphaned_still_leased=len(orphaned),
+            timers_waited_for_s=round(timers_late_s, 1),
         )
         # Failures are clean 503s, never a 500.
         assert set(books.errors) <= {"503"}, books.errors

@@ -40,7 +40,7 @@ from .test_cluster_failover import put_drivers_online, spot
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
-LOAD_S = 22.0
+LOAD_S = 30.0  # the move takes 5 s on a quiet machine, 17 s seen at load 6
 MOVE_AT_S = 3.0
 SETTLED_S = 3.0  # after the move, errors must have stopped within this
 SHARE_SLOTS = 300  # what `reshard` moves to the new master besides the busy regions' slots
