@@ -13,7 +13,9 @@ its clients; instrumented only around the queries: the seeding, the split's migr
 the cluster's own traffic are not counted). The
 queries are that bench's k-NN load (k 10 within 2 km at points drawn evenly over the
 cells, --concurrency at a time through one index), the same points unsplit and then split
-at --split-res.
+at --split-res. With --fixes, then as many index writes for each movement of --moves, in
+batches of --batch, drawn as loadtest/bench/split_write_cost.py draws them: the same
+count per master for writes.
 
 Under equal quotas the busiest master sets the rate, so the busiest master's
 instructions per query unsplit over split is the k-NN ratio a quota-bound run of
@@ -41,9 +43,9 @@ import redis
 from h3.api import basic_int as h3
 
 from loadtest.bench.harness import machine
-from loadtest.bench.hot_split import DEFAULT_CELLS
-from loadtest.bench.scaleout_load import cell_point
-from loadtest.bench.split_write_cost import Callgrind, seed_city, wait_cluster_ok
+from loadtest.bench.hot_split import DEFAULT_CELLS, writes_name
+from loadtest.bench.scaleout_load import cell_point, homes
+from loadtest.bench.split_write_cost import Callgrind, seed_city, wait_cluster_ok, write_fixes
 
 # The slots `redis-cli --cluster create` gives 3 masters (loadtest/redis_procs.py).
 SLOTS = [(0, 5460), (5461, 10922), (10923, 16383)]
@@ -110,15 +112,36 @@ async def _count(
         for m in masters:
             m.instrument(False)
         per_master = [m.take() / len(points) for m in masters]
+        out: dict[str, Any] = {
+            "knn": {
+                "queries": len(points),
+                "drivers_found_per_query": round(found[0] / len(points), 2),
+                "knn_script_calls_per_query": round(calls[0] / len(points), 3),
+                **_by_master(per_master),
+            }
+        }
+        rng = random.Random(8 if split else 7)  # not where the unsplit pass put them
+        for move in a.moves if a.fixes else []:
+            for m in masters:
+                m.take()
+                m.instrument(True)
+            await write_fixes(index, a, [a.fixes], move, rng, cells)
+            for m in masters:
+                m.instrument(False)
+            out[writes_name(move)] = {"fixes": a.fixes, **_by_master(
+                [m.take() / a.fixes for m in masters]
+            )}  # fmt: skip
     finally:
         await index.close()
+    return out
+
+
+def _by_master(per_master: list[float]) -> dict[str, Any]:
     return {
-        "queries": len(points),
-        "drivers_found_per_query": round(found[0] / len(points), 2),
-        "knn_script_calls_per_query": round(calls[0] / len(points), 3),
-        "instructions_per_query_by_master": [round(x) for x in per_master],
-        "instructions_per_query_all_masters": round(sum(per_master)),
-        "busiest_master_instructions_per_query": round(max(per_master)),
+        "instructions_by_master": [round(x) for x in per_master],
+        "instructions_all_masters": round(sum(per_master)),
+        "busiest_master_instructions": round(max(per_master)),
+        "busiest_master_share": round(max(per_master) / sum(per_master), 3),
     }
 
 
@@ -134,12 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cells", default="", help="res-5 cells, hex, comma-separated")
     p.add_argument("--split-res", type=int, default=7, choices=[6, 7])
     p.add_argument("--replies", action="store_true", help="count writing the replies too")
+    p.add_argument("--fixes", type=int, default=0, help="index writes to count, a movement")
+    p.add_argument("--batch", type=int, default=50, help="fixes per upsert")
+    p.add_argument("--moves", default="300,0", help="as hot_split's --moves")
     a = p.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("split_knn_cost: valgrind is not installed", file=sys.stderr)
         return 2
     cells = [int(c, 16) for c in a.cells.split(",")] if a.cells else DEFAULT_CELLS
     hexcells = ",".join(f"{c:x}" for c in cells)
+    a.moves = [float(m) for m in a.moves.split(",")]
+    a.home = homes(argparse.Namespace(cells=hexcells, drivers=a.drivers))
     rng = random.Random(3)
     points = [cell_point(rng, cells) for _ in range(a.queries)]
     result: dict[str, Any] = {
@@ -157,8 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unsplit: {result['unsplit']}", file=sys.stderr, flush=True)
         result["split"] = asyncio.run(_count(masters, points, a, cells, split=True))
         print(f"split: {result['split']}", file=sys.stderr, flush=True)
-    busiest = "busiest_master_instructions_per_query"
-    result["predicted_ratio"] = round(result["unsplit"][busiest] / result["split"][busiest], 3)
+    result["predicted_ratio"] = {
+        w: round(
+            u["busiest_master_instructions"] / result["split"][w]["busiest_master_instructions"], 3
+        )
+        for w, u in result["unsplit"].items()
+    }
     result["target"] = 2.0
     result["machine"] = machine()
     print(json.dumps(result, indent=1))

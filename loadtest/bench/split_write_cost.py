@@ -137,7 +137,7 @@ async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: boo
             cpu0 = [_main_cpu(n) for n in nodes]
             left = [a.fixes]
             await asyncio.gather(
-                *(_writer(index, a, left, move, rng, cells) for _ in range(a.writers))
+                *(write_fixes(index, a, left, move, rng, cells) for _ in range(a.writers))
             )
             sent = a.fixes - left[0]
             cpu = [_main_cpu(n) - c - i for n, c, i in zip(nodes, cpu0, info_cost, strict=True)]
@@ -295,7 +295,7 @@ async def _instructions(
                 await index.split_region(h3.int_to_str(cell), a.split_res, settle_s=0.0)
         index._scripts.run = run  # type: ignore[method-assign]
         rng = random.Random(8 if split else 7)
-        await _writer(index, a, [20 * a.batch], 300.0, rng, cells)  # warm-up, not counted
+        await write_fixes(index, a, [20 * a.batch], 300.0, rng, cells)  # warm-up, not counted
         out: dict[str, Any] = {}
         for move in a.moves:
             counts = {}
@@ -303,7 +303,7 @@ async def _instructions(
                 shape.update(regions=0, changes=0)
                 server.take()
                 counting[0] = part
-                await _writer(index, a, [a.fixes], move, rng, cells)
+                await write_fixes(index, a, [a.fixes], move, rng, cells)
                 counting[0] = ""
                 counts[part] = server.take()
             n = a.fixes
@@ -322,7 +322,7 @@ async def _instructions(
         await index.close()
 
 
-async def _writer(
+async def write_fixes(
     index: Any,
     a: argparse.Namespace,
     left: list[int],
