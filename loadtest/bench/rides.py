@@ -11,13 +11,22 @@ are open loop: each is timed from when it was due. Target: p99 < 50 ms at the do
 rate with the background load; the issue's 25k updates/s does not fit on 2 cores beside
 the service, Redis and the load generators, so the background is what 2 cores can carry.
 
+CPU per ride alone is given above the processes' idle before any ride (`*_above_idle`)
+and above their idle right after the rate's rides (`*_above_idle_after`): by then the
+rides' demand stands in the market and the instances' surge rounds price the regions it
+made active every 2 s whatever the rate (at 50 rides/s a few tenths of a ms a ride).
+The service's CPU is also split into its own code's and the kernel's (`user`, `system`).
+
 With --profile a second instance on the same cluster runs under cProfile
 (loadtest/bench/profiled.py) and each rate runs alone through it too, right after the
 baseline: its Redis round trips per ride (named by command or script) go into the JSON,
 its profile into PATH, the top of it to stderr. Its CPU is cProfile's, so the service CPU
 per ride is the unprofiled instance's. With PATH ending in .json the second instance only
 counts round trips (no cProfile: it slows the instance several times, and under it some
-requests never end). --background 0 skips the loaded runs.
+requests never end), and once more with no ride for as long: `above_idle` is the rides'
+own round trips, without the instance's background (timer sweeps, event reads, market
+jobs). The bench's riders only ask for rides (one POST each: no poll, accept or
+cancel). --background 0 skips the loaded runs.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import pstats
 import signal
 import subprocess
@@ -48,6 +58,14 @@ def used_memory(ports: list[int]) -> int:
         ).stdout
         total += int(out.split("used_memory:")[1].split()[0])
     return total
+
+
+def user_system_s(pid: int) -> tuple[float, float]:
+    """A process's user and system (kernel) CPU seconds so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _redis_cpu(m: dict[str, Any]) -> float:
@@ -125,6 +143,19 @@ def _profiled_alone(
     n = max(r["count"], 1)
     with open(calls_path(out), "rb") as f:
         trips = json.load(f)
+    # The instance's own round trips with no ride, for as long (its timer sweeps, event
+    # reads, market jobs): the rides' own are the difference.
+    if calls_path(out) == out:
+        switch(inst, signal.SIGUSR1)
+        time.sleep(a.seconds)
+        switch(inst, signal.SIGUSR2, settle_s=1.0)
+        with open(out, "rb") as f:
+            idle = json.load(f)
+        own = {k: v - idle["by_call"].get(k, 0) for k, v in trips["by_call"].items()}
+        trips["own"] = {
+            "round_trips_per_ride": round((trips["round_trips"] - idle["round_trips"]) / n, 2),
+            "by_call": {k: round(v / n, 2) for k, v in own.items() if abs(v / n) >= 0.01},
+        }
     if calls_path(out) != out:
         text = io.StringIO()
         stats = pstats.Stats(out, stream=text)
@@ -137,6 +168,7 @@ def _profiled_alone(
         "round_trips_per_ride_by_call": {
             k: round(v / n, 2) for k, v in trips["by_call"].items() if v / n >= 0.01
         },
+        **({} if "own" not in trips else {"above_idle": trips["own"]}),
         "master_us_per_ride_by_command": {
             k: round(v / n, 1) for k, v in sorted(usec.items(), key=lambda kv: -kv[1]) if v / n >= 1
         },
@@ -216,12 +248,18 @@ def main(argv: list[str] | None = None) -> None:
             "redis_cpu_ms_per_s": round(_redis_cpu(idle_m) * 1e3 / idle_s, 3),
         }
         for rate in rates:
+            user0, system0 = user_system_s(pid)
             with measured(pids, masters) as m:
                 alone = loadgen(
                     "rides", inst.url, servers.secret, "--rate", str(rate),
                     "--seconds", str(a.seconds), "--prefix", f"a{rate}-", "-c", "256",
                 )  # fmt: skip
+            user1, system1 = user_system_s(pid)
             rides_n = max(alone["count"], 1)
+            # The service's CPU in its own code and in the kernel's (its sockets' system
+            # calls), idle included.
+            alone["service_user_ms_per_ride"] = round((user1 - user0) * 1e3 / rides_n, 3)
+            alone["service_system_ms_per_ride"] = round((system1 - system0) * 1e3 / rides_n, 3)
             alone["service_cpu_ms_per_ride"] = round(m["cpu_s"]["service"] * 1e3 / rides_n, 3)
             alone["redis_cpu_ms_per_ride"] = round(_redis_cpu(m) * 1e3 / rides_n, 3)
             # The same less what the idle processes would have spent meanwhile.
@@ -235,6 +273,20 @@ def main(argv: list[str] | None = None) -> None:
             alone["redis_calls_per_ride"] = {
                 k: round(v / rides_n, 2) for k, v in m["redis_calls"].items()
             }
+            # Idle again, the rides' demand now standing in the market: the instances'
+            # surge rounds price the regions it made active every 2 s (the market's
+            # window: a minute), whatever the rate. The idle before the first ride has
+            # none of that work: above it, a ride is billed for it too.
+            with measured(pids, masters) as after_m:
+                time.sleep(a.seconds)
+            for who, spent in (("service", after_m["cpu_s"]["service"]),
+                               ("redis", _redis_cpu(after_m))):  # fmt: skip
+                per_s = spent * 1e3 / after_m["wall_s"]
+                alone[f"idle_after_{who}_cpu_ms_per_s"] = round(per_s, 3)
+                used = m["cpu_s"]["service"] if who == "service" else _redis_cpu(m)
+                alone[f"{who}_cpu_ms_per_ride_above_idle_after"] = round(
+                    (used * 1e3 - per_s * m["wall_s"]) / rides_n, 3
+                )
             if durable is not None and durable.proc is not None:
                 results[f"{rate}_durable_{a.durable}"] = _durable_alone(
                     durable.url, durable.proc.pid, pids, masters, servers.secret, a, rate
