@@ -29,6 +29,8 @@ EXTENSIONS: list[Extension] = [
             "-fno-builtin-cos",
         ],
     ),
+    # The Redis edge's packing and a fix's text (digits through CPython's own formatting).
+    Extension("geoindex._resp", ["geoindex/_resp.c"], extra_compile_args=COMPILE_ARGS),
 ]
 
 setup(ext_modules=EXTENSIONS)

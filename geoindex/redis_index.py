@@ -46,6 +46,7 @@ from redis import exceptions as rx
 from redis.asyncio import RedisCluster
 
 from geoindex import limits
+from geoindex._resp import fix_texts as _fix_texts
 from geoindex.cells import FINE_RES, SCORE_MASK
 from geoindex.columns import Columns, nearest_rows
 from geoindex.errors import BackendUnavailable
@@ -113,6 +114,33 @@ _latlng_to_cell, _cell_to_latlng = h3_cy.latlng_to_cell, h3_cy.cell_to_latlng
 _FINE_CELL = 1 << 59 | FINE_RES << 52  # a res-15 cell's index less its score (score_to_cell)
 # A fix as driver_upsert.lua reads it: "lat lng ts seq score region" and a tail (_fix_tail)
 _FIX = "%.17g %.17g %d %s %d %x%s"
+
+
+def fix_texts_in_python(
+    positions: Sequence[Position],
+    key_head: str,
+    tail: str,
+    head: int,
+    low: int,
+    parents: Mapping[int, Any],
+    write_region: Any,
+) -> tuple[list[str], list[str], list[tuple[Position, int, float, float, int]]]:
+    """What _resp.fix_texts does in C, in Python (the tests hold the two to one answer):
+    per fix its driver key, its text for driver_upsert.lua (lat and lng as 17 significant
+    digits: the same double back through float() and Lua's tonumber, at two thirds of
+    repr's cost) and (position, score, lat, lng, region)."""
+    keys, fixes, prepared = [], [], []
+    for p in positions:
+        score = _latlng_to_cell(p.lat, p.lng, FINE_RES) & SCORE_MASK
+        lat, lng = _cell_to_latlng(_FINE_CELL | score)
+        region = head | score | low  # the parent at region_res
+        if parents and region in parents:
+            region = write_region(score)
+        keys.append(f"{key_head}{p.driver_id}}}")
+        seq = "-" if p.seq is None else p.seq
+        fixes.append(_FIX % (lat, lng, p.ts_ms, seq, score, region, tail))
+        prepared.append((p, score, lat, lng, region))
+    return keys, fixes, prepared
 
 
 class RedisGeoIndex:
@@ -204,24 +232,14 @@ class RedisGeoIndex:
         if not positions:
             return []
         layout = await self._layouts.get()
-        parents = layout.parents  # split parents: their regions are finer
         head, low = _parent_bits(layout.region_res)
-        tail, key_head = self._fix_tail, self._driver_key_head
-        keys: list[str] = []
-        fixes: list[str] = []
-        prepared = []
-        for p in positions:
-            score = _latlng_to_cell(p.lat, p.lng, FINE_RES) & SCORE_MASK
-            lat, lng = _cell_to_latlng(_FINE_CELL | score)
-            region = head | score | low  # the parent at region_res
-            if parents and region in parents:
-                region = layout.write_region(score)
-            keys.append(f"{key_head}{p.driver_id}}}")
-            seq = "-" if p.seq is None else p.seq
-            # 17 significant digits: the same double back (float(), Lua's tonumber), at
-            # two thirds of repr's cost (the shortest text takes a slower search)
-            fixes.append(_FIX % (lat, lng, p.ts_ms, seq, score, region, tail))
-            prepared.append((p, score, lat, lng, region))
+        # Per fix (in C, geoindex/_resp.c): its key, the res-15 cell, that cell's centre,
+        # the region (the parent at region_res, or for a split parent's cell
+        # layout.write_region's) and its text, as fix_text makes it.
+        keys, fixes, prepared = _fix_texts(
+            positions, self._driver_key_head, self._fix_tail, head, low,
+            layout.parents, layout.write_region,
+        )  # fmt: skip
         replies = await self._upsert_drivers(keys, fixes)
         ops: dict[int, list[str | Change]] = {}
         results = []
@@ -236,7 +254,7 @@ class RedisGeoIndex:
             meta_tail = states.get(state) or self._state(state)
             named.add(state)
             driver_id, ts = p.driver_id, p.ts_ms
-            value = _META_HEAD.pack(float(ver), ts, lat, lng) + meta_tail
+            value = _META_HEAD.pack(int(ver), ts, lat, lng) + meta_tail  # int: no strtod
             if meta_tail[-1] == _AVAILABLE:  # in geo: its member and score
                 member = _MEMBER_HEAD.pack(lat, lng, ts) + driver_id.encode()
                 change: Change = (driver_id, value, member, score, ts)

@@ -2,7 +2,8 @@
 
 redis-py packs every argument of every command in Python, looks up the cluster slot per
 command and reads each reply under its own `asyncio.timeout`; for a batch of 500
-EVALSHAs that is most of the client's time. Here a batch is packed by hiredis's C packer,
+EVALSHAs that is most of the client's time. Here a batch is packed in C (geoindex/_resp.c:
+the bytes hiredis's packer makes, without its sprintf per argument),
 grouped by node (on a cluster: by the slot of the call's keys in the client's own slot
 map), written on one connection taken from that node's pool, and its replies read with
 that connection's parser under one deadline (the client's socket timeout) for the batch.
@@ -43,6 +44,8 @@ from redis import exceptions as rx
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.crc import key_slot
+
+from geoindex._resp import pack_command
 
 Command = tuple[Any, ...]  # the command's name, then its arguments (str, bytes, int, float)
 
@@ -125,10 +128,12 @@ class Pipelined:
             return replies
         batches: dict[Any, tuple[list[int], list[bytes]]] = {}
         for i, command in enumerate(commands):
-            try:
-                packed = hiredis.pack_command(command)
-            except TypeError:  # an argument redis-py rejects with its own DataError
-                continue
+            packed = pack_command(command)  # str, bytes, int and float: no sprintf
+            if packed is NotImplemented:
+                try:
+                    packed = hiredis.pack_command(command)
+                except TypeError:  # an argument redis-py rejects with its own DataError
+                    continue
             node = self._node(keys[i])
             if node is not None:
                 batch = batches.setdefault(node, ([], []))

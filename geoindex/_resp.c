@@ -1,0 +1,470 @@
+/* The Redis edge's per-fix arithmetic and packing, compiled (geoindex/redis_pipeline.py,
+ * geoindex/redis_index.py).
+ *
+ * pack_command: a command as the Redis protocol's array of bulk strings, the bytes
+ * hiredis.pack_command makes for the same arguments, without its per-argument copies and
+ * its sprintf per argument (most of a write's client cost: 7 arguments a fix). It packs
+ * str, bytes and int arguments (and float, as repr, as hiredis does); for anything else it
+ * answers NotImplemented and its caller asks hiredis, whose errors stay what they are.
+ *
+ * fix_texts: a batch of positions' driver keys and the texts driver_upsert.lua reads, with
+ * each fix's res-15 score, the centre of that cell and its region, using H3's own C
+ * functions (from the copy of the H3 library h3-py's extension links, as _gridknn.c
+ * does). The text is the one RedisGeoIndex made in Python before: "%.17g %.17g %d %s %d
+ * %x" and a tail: lat and lng as Python's "%.17g" writes them (by integer arithmetic,
+ * g17; outside its range through CPython's own PyOS_double_to_string). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* -- pack_command ---------------------------------------------------------------------- */
+
+/* The decimal text of v into the end of buf (24 bytes); returns where it starts. */
+static char *decimal(long long v, char *end) {
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char *p = end;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    return p;
+}
+
+static Py_ssize_t digits_of(Py_ssize_t n) {
+    Py_ssize_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+typedef struct {
+    const char *data;
+    Py_ssize_t len;
+    char num[24]; /* an int's text, at its end */
+} Arg;
+
+#define STACK_ARGS 64
+
+static PyObject *pack_command(PyObject *Py_UNUSED(self), PyObject *command) {
+    if (!PyTuple_CheckExact(command)) Py_RETURN_NOTIMPLEMENTED;
+    Py_ssize_t n = PyTuple_GET_SIZE(command);
+    Arg stack[STACK_ARGS];
+    Arg *args = n <= STACK_ARGS ? stack : PyMem_Malloc(sizeof(Arg) * (size_t)n);
+    if (args == NULL) return PyErr_NoMemory();
+    PyObject *keep = NULL; /* texts made here (floats' repr), alive until written */
+    PyObject *out = NULL;
+    Py_ssize_t total = 1 + digits_of(n) + 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(command, i);
+        Arg *a = &args[i];
+        if (PyUnicode_CheckExact(item)) {
+            a->data = PyUnicode_AsUTF8AndSize(item, &a->len);
+            if (a->data == NULL) goto done;
+        } else if (PyBytes_CheckExact(item)) {
+            a->data = PyBytes_AS_STRING(item);
+            a->len = PyBytes_GET_SIZE(item);
+        } else if (PyLong_CheckExact(item)) {
+            int overflow;
+            long long v = PyLong_AsLongLongAndOverflow(item, &overflow);
+            if (overflow) goto not_mine;
+            if (v == -1 && PyErr_Occurred()) goto done;
+            char *end = a->num + sizeof a->num;
+            a->data = decimal(v, end);
+            a->len = end - a->data;
+        } else if (PyFloat_CheckExact(item)) {
+            PyObject *text = PyObject_Repr(item);
+            if (text == NULL) goto done;
+            if (keep == NULL && (keep = PyList_New(0)) == NULL) {
+                Py_DECREF(text);
+                goto done;
+            }
+            int failed = PyList_Append(keep, text);
+            Py_DECREF(text);
+            if (failed) goto done;
+            a->data = PyUnicode_AsUTF8AndSize(text, &a->len);
+            if (a->data == NULL) goto done;
+        } else {
+            goto not_mine;
+        }
+        total += 1 + digits_of(a->len) + 2 + a->len + 2;
+    }
+    out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL) goto done;
+    char *w = PyBytes_AS_STRING(out);
+    char num[24], *end = num + sizeof num, *s;
+    *w++ = '*';
+    s = decimal((long long)n, end);
+    memcpy(w, s, (size_t)(end - s));
+    w += end - s;
+    *w++ = '\r';
+    *w++ = '\n';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        *w++ = '$';
+        s = decimal((long long)args[i].len, end);
+        memcpy(w, s, (size_t)(end - s));
+        w += end - s;
+        *w++ = '\r';
+        *w++ = '\n';
+        memcpy(w, args[i].data, (size_t)args[i].len);
+        w += args[i].len;
+        *w++ = '\r';
+        *w++ = '\n';
+    }
+    goto done;
+not_mine:
+    out = Py_NewRef(Py_NotImplemented);
+done:
+    Py_XDECREF(keep);
+    if (args != stack) PyMem_Free(args);
+    return out;
+}
+
+/* -- fix_texts --------------------------------------------------------------------------- */
+
+typedef uint64_t H3Index;
+typedef uint32_t H3Error;
+typedef struct {
+    double lat, lng; /* radians */
+} LatLng;
+static H3Error (*lat_lng_to_cell)(const LatLng *g, int res, H3Index *out);
+static H3Error (*cell_to_lat_lng)(H3Index cell, LatLng *out);
+static double (*degs_to_rads)(double degrees);
+static double (*rads_to_degs)(double radians);
+
+static int load_h3(void) {
+    if (lat_lng_to_cell != NULL) return 0;
+    PyObject *mod = PyImport_ImportModule("h3._cy.latlng");
+    if (mod == NULL) return -1;
+    PyObject *path = PyModule_GetFilenameObject(mod);
+    Py_DECREF(mod);
+    if (path == NULL) return -1;
+    const char *file = PyUnicode_AsUTF8(path);
+    void *lib = file == NULL ? NULL : dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
+    if (lib != NULL) {
+        *(void **)&lat_lng_to_cell = dlsym(lib, "latLngToCell");
+        *(void **)&cell_to_lat_lng = dlsym(lib, "cellToLatLng");
+        *(void **)&degs_to_rads = dlsym(lib, "degsToRads");
+        *(void **)&rads_to_degs = dlsym(lib, "radsToDegs");
+    }
+    if (lib == NULL || !lat_lng_to_cell || !cell_to_lat_lng || !degs_to_rads || !rads_to_degs) {
+        lat_lng_to_cell = NULL;
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ImportError, "H3's C functions not found in %U", path);
+        Py_DECREF(path);
+        return -1;
+    }
+    Py_DECREF(path);
+    return 0;
+}
+
+static PyObject *s_driver_id, *s_lat, *s_lng, *s_ts_ms, *s_seq;
+
+#define FINE_RES 15
+#define SCORE_MASK ((1ULL << 52) - 1)
+#define FINE_CELL (1ULL << 59 | (uint64_t)FINE_RES << 52)
+
+/* A growing text buffer. */
+typedef struct {
+    char *p;
+    Py_ssize_t n, cap;
+} Buf;
+
+static int put(Buf *b, const char *s, Py_ssize_t len) {
+    if (b->n + len > b->cap) {
+        Py_ssize_t cap = (b->cap + len) * 2;
+        char *p = PyMem_Realloc(b->p, (size_t)cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, (size_t)len);
+    b->n += len;
+    return 0;
+}
+
+static const unsigned long long POW10[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+
+/* Python's "%.17g" % v for 1e-3 <= |v| < 2^52 (every latitude and longitude but those
+ * within a metre of 0), by integer arithmetic: |v| = m * 2^q exactly (m < 2^53, -62 <= q
+ * < 0), so m * 10^k (k <= 19) fits 128 bits and its 17 leading digits are cut exactly,
+ * rounded half to even as CPython's dtoa rounds; a fifth of dtoa's bignum work. Returns
+ * the length written into out (32 bytes), 0 outside that range. */
+static int g17(double v, char *out) {
+    double a = fabs(v);
+    if (!(a >= 1e-3 && a < 4503599627370496.0)) return 0;
+    int q;
+    uint64_t m = (uint64_t)ldexp(frexp(a, &q), 53);
+    int s = 53 - q; /* a = m / 2^s, 1 <= s <= 62 */
+    int e10 = (int)floor(log10(a));
+    unsigned __int128 n, d;
+    for (int tries = 0;; tries++) {
+        int k = 16 - e10;
+        if (tries == 3 || k < 0 || k > 19) return 0;
+        n = (unsigned __int128)m * POW10[k];
+        d = n >> s;
+        if (d < POW10[16]) e10--;
+        else if (d >= POW10[17]) e10++;
+        else break;
+    }
+    unsigned __int128 rem = n - (d << s), half = (unsigned __int128)1 << (s - 1);
+    if (rem > half || (rem == half && (d & 1))) d++;
+    if (d == POW10[17]) {
+        d = POW10[16];
+        e10++;
+    }
+    char digits[17];
+    uint64_t x = (uint64_t)d;
+    for (int i = 16; i >= 0; i--) {
+        digits[i] = (char)('0' + x % 10);
+        x /= 10;
+    }
+    int last = 16; /* the last digit kept: trailing zeros of the fraction go */
+    int w = 0;
+    if (v < 0) out[w++] = '-';
+    if (e10 >= 0) { /* 1 <= |v| < 2^52: e10 <= 15 */
+        while (last > e10 && digits[last] == '0') last--;
+        memcpy(out + w, digits, (size_t)e10 + 1);
+        w += e10 + 1;
+        if (last > e10) {
+            out[w++] = '.';
+            memcpy(out + w, digits + e10 + 1, (size_t)(last - e10));
+            w += last - e10;
+        }
+    } else { /* -3 <= e10 <= -1: 0.0...digits */
+        while (digits[last] == '0') last--;
+        out[w++] = '0';
+        out[w++] = '.';
+        for (int i = 0; i < -e10 - 1; i++) out[w++] = '0';
+        memcpy(out + w, digits, (size_t)last + 1);
+        w += last + 1;
+    }
+    return w;
+}
+
+static PyObject *format_g17(PyObject *Py_UNUSED(self), PyObject *arg) {
+    double v = PyFloat_AsDouble(arg);
+    if (v == -1.0 && PyErr_Occurred()) return NULL;
+    char out[32];
+    int n = g17(v, out);
+    if (n == 0) Py_RETURN_NONE;
+    return PyUnicode_DecodeASCII(out, n, NULL);
+}
+
+static int put_double(Buf *b, double v) {
+    char fast[32];
+    int n = g17(v, fast);
+    if (n > 0) return put(b, fast, n);
+    char *text = PyOS_double_to_string(v, 'g', 17, 0, NULL);
+    if (text == NULL) return -1;
+    int r = put(b, text, (Py_ssize_t)strlen(text));
+    PyMem_Free(text);
+    return r;
+}
+
+static int put_int(Buf *b, PyObject *v) {
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (overflow || !PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "ts_ms and seq must be integers of 64 bits");
+        return -1;
+    }
+    char num[24], *end = num + sizeof num, *s = decimal(x, end);
+    return put(b, s, end - s);
+}
+
+static int put_hex(Buf *b, uint64_t v) {
+    char num[24], *end = num + sizeof num, *p = end;
+    do {
+        *--p = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    return put(b, p, end - p);
+}
+
+/* fix_texts(positions, key_head, tail, head, low, parents, write_region)
+ * -> (keys, texts, prepared): per position its driver key (key_head + id + "}"), its text
+ * and (position, score, lat, lng, region), region = head | score | low unless that is in
+ * `parents` (then write_region(score)). */
+static PyObject *fix_texts(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *positions, *key_head, *tail, *parents, *write_region;
+    unsigned long long head, low;
+    if (!PyArg_ParseTuple(args, "OUUKKOO:fix_texts", &positions, &key_head, &tail, &head, &low,
+                          &parents, &write_region))
+        return NULL;
+    if (load_h3() < 0) return NULL;
+    PyObject *seq = PySequence_Fast(positions, "positions must be a sequence");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int check_parents = PyObject_IsTrue(parents);
+    if (check_parents < 0) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    Py_ssize_t head_len, tail_len;
+    const char *head_s = PyUnicode_AsUTF8AndSize(key_head, &head_len);
+    const char *tail_s = PyUnicode_AsUTF8AndSize(tail, &tail_len);
+    PyObject *keys = PyList_New(n), *texts = PyList_New(n), *prepared = PyList_New(n);
+    Buf b = {NULL, 0, 0};
+    if (head_s == NULL || tail_s == NULL || !keys || !texts || !prepared) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *id = PyObject_GetAttr(p, s_driver_id);
+        if (id == NULL) goto fail;
+        Py_ssize_t id_len;
+        const char *id_s = PyUnicode_AsUTF8AndSize(id, &id_len);
+        if (id_s == NULL) {
+            Py_DECREF(id);
+            goto fail;
+        }
+        b.n = 0;
+        if (put(&b, head_s, head_len) < 0 || put(&b, id_s, id_len) < 0 || put(&b, "}", 1) < 0) {
+            Py_DECREF(id);
+            goto fail;
+        }
+        Py_DECREF(id);
+        PyObject *key = PyUnicode_DecodeUTF8(b.p, b.n, NULL);
+        if (key == NULL) goto fail;
+        PyList_SET_ITEM(keys, i, key);
+
+        PyObject *o_lat = PyObject_GetAttr(p, s_lat), *o_lng = PyObject_GetAttr(p, s_lng);
+        double lat = o_lat ? PyFloat_AsDouble(o_lat) : -1.0;
+        double lng = o_lng ? PyFloat_AsDouble(o_lng) : -1.0;
+        Py_XDECREF(o_lat);
+        Py_XDECREF(o_lng);
+        if (PyErr_Occurred()) goto fail;
+        LatLng at = {degs_to_rads(lat), degs_to_rads(lng)};
+        H3Index cell;
+        if (lat_lng_to_cell(&at, FINE_RES, &cell) != 0) {
+            PyErr_SetString(PyExc_ValueError, "no H3 cell for a position");
+            goto fail;
+        }
+        uint64_t score = cell & SCORE_MASK;
+        LatLng centre;
+        if (cell_to_lat_lng(FINE_CELL | score, &centre) != 0) {
+            PyErr_SetString(PyExc_ValueError, "no centre for an H3 cell");
+            goto fail;
+        }
+        double c_lat = rads_to_degs(centre.lat), c_lng = rads_to_degs(centre.lng);
+        PyObject *o_score = PyLong_FromUnsignedLongLong(score);
+        PyObject *o_region = PyLong_FromUnsignedLongLong(head | score | low);
+        if (o_score == NULL || o_region == NULL) {
+            Py_XDECREF(o_score);
+            Py_XDECREF(o_region);
+            goto fail;
+        }
+        if (check_parents) {
+            int in = PySequence_Contains(parents, o_region);
+            if (in > 0) {
+                Py_SETREF(o_region, PyObject_CallOneArg(write_region, o_score));
+                if (o_region != NULL && !PyLong_Check(o_region)) {
+                    PyErr_SetString(PyExc_TypeError, "write_region must answer an int");
+                    Py_CLEAR(o_region);
+                }
+            }
+            if (in < 0 || o_region == NULL) {
+                Py_DECREF(o_score);
+                Py_XDECREF(o_region);
+                goto fail;
+            }
+        }
+        uint64_t region = PyLong_AsUnsignedLongLong(o_region);
+        PyObject *ts = PyObject_GetAttr(p, s_ts_ms), *sq = PyObject_GetAttr(p, s_seq);
+        b.n = 0;
+        int bad = ts == NULL || sq == NULL || (region == (uint64_t)-1 && PyErr_Occurred());
+        bad = bad || put_double(&b, c_lat) < 0 || put(&b, " ", 1) < 0;
+        bad = bad || put_double(&b, c_lng) < 0 || put(&b, " ", 1) < 0;
+        bad = bad || put_int(&b, ts) < 0 || put(&b, " ", 1) < 0;
+        bad = bad || (sq == Py_None ? put(&b, "-", 1) : put_int(&b, sq)) < 0;
+        bad = bad || put(&b, " ", 1) < 0;
+        if (!bad) {
+            char num[24], *end = num + sizeof num, *s = decimal((long long)score, end);
+            bad = put(&b, s, end - s) < 0 || put(&b, " ", 1) < 0 || put_hex(&b, region) < 0 ||
+                  put(&b, tail_s, tail_len) < 0;
+        }
+        Py_XDECREF(ts);
+        Py_XDECREF(sq);
+        PyObject *text = bad ? NULL : PyUnicode_DecodeUTF8(b.p, b.n, NULL);
+        PyObject *o_lat2 = text ? PyFloat_FromDouble(c_lat) : NULL;
+        PyObject *o_lng2 = o_lat2 ? PyFloat_FromDouble(c_lng) : NULL;
+        if (o_lng2 == NULL) {
+            Py_XDECREF(text);
+            Py_XDECREF(o_lat2);
+            Py_DECREF(o_score);
+            Py_DECREF(o_region);
+            goto fail;
+        }
+        PyList_SET_ITEM(texts, i, text);
+        PyObject *row = PyTuple_New(5);
+        if (row == NULL) {
+            Py_DECREF(o_lat2);
+            Py_DECREF(o_lng2);
+            Py_DECREF(o_score);
+            Py_DECREF(o_region);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(row, 0, Py_NewRef(p));
+        PyTuple_SET_ITEM(row, 1, o_score);
+        PyTuple_SET_ITEM(row, 2, o_lat2);
+        PyTuple_SET_ITEM(row, 3, o_lng2);
+        PyTuple_SET_ITEM(row, 4, o_region);
+        PyList_SET_ITEM(prepared, i, row);
+    }
+    PyMem_Free(b.p);
+    Py_DECREF(seq);
+    PyObject *out = PyTuple_Pack(3, keys, texts, prepared);
+    Py_DECREF(keys);
+    Py_DECREF(texts);
+    Py_DECREF(prepared);
+    return out;
+fail:
+    PyMem_Free(b.p);
+    Py_DECREF(seq);
+    Py_XDECREF(keys);
+    Py_XDECREF(texts);
+    Py_XDECREF(prepared);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"format_g17", format_g17, METH_O,
+     "\"%.17g\" % v by the fast path fix_texts takes, None where it does not apply."},
+    {"pack_command", pack_command, METH_O,
+     "A command (a tuple) as the Redis protocol's bytes, or NotImplemented for arguments "
+     "other than str, bytes, int and float."},
+    {"fix_texts", fix_texts, METH_VARARGS,
+     "fix_texts(positions, key_head, tail, head, low, parents, write_region) -> (keys, "
+     "texts, [(position, score, lat, lng, region)])."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "geoindex._resp",
+    .m_doc = "The Redis edge's per-fix arithmetic and packing, compiled (see the C source).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__resp(void) {
+    s_driver_id = PyUnicode_InternFromString("driver_id");
+    s_lat = PyUnicode_InternFromString("lat");
+    s_lng = PyUnicode_InternFromString("lng");
+    s_ts_ms = PyUnicode_InternFromString("ts_ms");
+    s_seq = PyUnicode_InternFromString("seq");
+    if (!s_driver_id || !s_lat || !s_lng || !s_ts_ms || !s_seq) return NULL;
+    return PyModule_Create(&module);
+}
