@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
+import pickle
 import random
 import struct
 
@@ -127,3 +130,38 @@ def test_the_fast_17_digits_are_pythons() -> None:
             fast += 1
             assert text == "%.17g" % v, repr(v)  # noqa: UP031 (the format RedisGeoIndex used)
     assert fast > 200_000  # the range it covers: every latitude and longitude from 1e-3
+
+
+def test_a_position_is_made_as_its_dataclass_makes_it() -> None:
+    p = Position("d1", 52.5, 13.4, 7)
+    assert (p.driver_id, p.lat, p.lng, p.ts_ms, p.seq) == ("d1", 52.5, 13.4, 7, None)
+    assert Position(driver_id="d1", lat=52.5, lng=13.4, ts_ms=7, seq=None) == p
+    assert Position("d1", 52.5, lng=13.4, ts_ms=7, seq=3).seq == 3
+    assert hash(Position("d1", 52.5, 13.4, 7)) == hash(p)
+    assert dataclasses.replace(p, seq=9) == Position("d1", 52.5, 13.4, 7, 9)
+    assert dataclasses.asdict(p)["lng"] == 13.4
+    assert pickle.loads(pickle.dumps(p)) == p
+    assert repr(p) == "Position(driver_id='d1', lat=52.5, lng=13.4, ts_ms=7, seq=None)"
+    assert str(inspect.signature(Position)) == (
+        "(driver_id: 'str', lat: 'float', lng: 'float', ts_ms: 'int', seq: 'int | None' = None)"
+        " -> None"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.lat = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("d1", 52.5, 13.4), {}),
+        (("d1", 52.5, 13.4, 7, 1, 2), {}),
+        (("d1", 52.5, 13.4, 7), {"speed": 1}),
+        (("d1", 52.5, 13.4, 7), {"driver_id": "d2"}),
+        ((), {"lat": 52.5, "lng": 13.4, "ts_ms": 7}),
+    ],
+)
+def test_a_position_refuses_what_its_dataclass_refuses(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(TypeError):
+        Position(*args, **kwargs)  # type: ignore[arg-type]
