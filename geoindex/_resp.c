@@ -439,6 +439,182 @@ fail:
     return NULL;
 }
 
+/* -- region_changes -------------------------------------------------------------------- */
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "region_changes packs doubles as struct's '<d' by copying them: little-endian only"
+#endif
+
+/* A version's decimal text (digits only, at most 19) as a double, as float(int(text))
+ * gives it (a uint64 converted with rounding to nearest even); -1 for any other text. */
+static double version_of(const char *s, Py_ssize_t n) {
+    if (n < 1 || n > 19) return -1.0;
+    uint64_t v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1.0;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    return (double)v;
+}
+
+static PyObject *packed_doubles(const double *d, int count, const char *tail, Py_ssize_t tail_len) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 8 * count + tail_len);
+    if (out == NULL) return NULL;
+    char *w = PyBytes_AS_STRING(out);
+    memcpy(w, d, (size_t)(8 * count));
+    memcpy(w + 8 * count, tail, (size_t)tail_len);
+    return out;
+}
+
+/* region_changes(prepared, replies, states, state_of, named, accepted, stale, gone)
+ * -> (results, ops): RedisGeoIndex.upsert_valid's reading of driver_upsert.lua's replies
+ * (see there), in C: per fix ACCEPTED or STALE, and per region its changes (driver_id,
+ * meta value, geo member, score, ts), a driver that left a region gone(driver_id, ver, ts,
+ * old region) there. A state ("avail prods") missing from `states` is state_of's; each
+ * state met goes into `named`. */
+static PyObject *region_changes(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *prepared, *replies, *states, *state_of, *named, *accepted, *stale, *gone;
+    if (!PyArg_ParseTuple(args, "O!O!O!OO!OOO:region_changes", &PyList_Type, &prepared,
+                          &PyList_Type, &replies, &PyDict_Type, &states, &state_of, &PySet_Type,
+                          &named, &accepted, &stale, &gone))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(prepared);
+    if (PyList_GET_SIZE(replies) != n) {
+        PyErr_SetString(PyExc_ValueError, "a reply for each fix");
+        return NULL;
+    }
+    PyObject *results = PyList_New(n), *ops = PyDict_New(), *empty = PyBytes_FromString("");
+    PyObject *zero = PyLong_FromLong(0);
+    if (!results || !ops || !empty || !zero) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(prepared, i), *reply = PyList_GET_ITEM(replies, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 5) {
+            PyErr_SetString(PyExc_TypeError, "prepared rows are (position, score, lat, lng, region)");
+            goto fail;
+        }
+        PyObject *text = NULL; /* the reply as bytes */
+        if (PyBytes_Check(reply)) {
+            text = Py_NewRef(reply);
+        } else {
+            PyObject *str = PyObject_Str(reply);
+            text = str == NULL ? NULL : PyUnicode_AsUTF8String(str);
+            Py_XDECREF(str);
+            if (text == NULL) goto fail;
+        }
+        const char *r = PyBytes_AS_STRING(text);
+        Py_ssize_t len = PyBytes_GET_SIZE(text);
+        if (len == 0) { /* driver_upsert.lua: '' when stale, else "ver prev avail prods" */
+            Py_DECREF(text);
+            PyList_SET_ITEM(results, i, Py_NewRef(stale));
+            continue;
+        }
+        PyList_SET_ITEM(results, i, Py_NewRef(accepted));
+        const char *sp1 = memchr(r, ' ', (size_t)len);
+        const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(r + len - sp1 - 1)) : NULL;
+        double ver = sp1 ? version_of(r, sp1 - r) : -1.0;
+        if (sp2 == NULL || ver < 0) {
+            PyErr_Format(PyExc_ValueError, "driver_upsert.lua answered %R", text);
+            Py_DECREF(text);
+            goto fail;
+        }
+        PyObject *state = PyBytes_FromStringAndSize(sp2 + 1, r + len - sp2 - 1);
+        PyObject *old_region = PyBytes_FromStringAndSize(sp1 + 1, sp2 - sp1 - 1);
+        Py_DECREF(text);
+        if (state == NULL || old_region == NULL) {
+            Py_XDECREF(state);
+            Py_XDECREF(old_region);
+            goto fail;
+        }
+        PyObject *tail = PyDict_GetItemWithError(states, state); /* borrowed */
+        if (tail != NULL) {
+            Py_INCREF(tail);
+        } else if (!PyErr_Occurred()) {
+            tail = PyObject_CallOneArg(state_of, state);
+        }
+        int failed = tail == NULL || !PyBytes_Check(tail) || PyBytes_GET_SIZE(tail) == 0 ||
+                     PySet_Add(named, state) < 0;
+        Py_DECREF(state);
+        if (failed) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a state's tail is bytes");
+            Py_XDECREF(tail);
+            Py_DECREF(old_region);
+            goto fail;
+        }
+        PyObject *p = PyTuple_GET_ITEM(row, 0), *score = PyTuple_GET_ITEM(row, 1);
+        PyObject *region = PyTuple_GET_ITEM(row, 4);
+        double lat = PyFloat_AsDouble(PyTuple_GET_ITEM(row, 2));
+        double lng = PyFloat_AsDouble(PyTuple_GET_ITEM(row, 3));
+        PyObject *id = PyObject_GetAttr(p, s_driver_id), *ts = PyObject_GetAttr(p, s_ts_ms);
+        double ts_d = ts == NULL ? -1.0 : PyLong_AsDouble(ts);
+        PyObject *change = NULL;
+        if (id != NULL && ts != NULL && !PyErr_Occurred()) {
+            double head[4] = {ver, ts_d, lat, lng};
+            PyObject *value = packed_doubles(head, 4, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail));
+            if (value != NULL && PyBytes_AS_STRING(tail)[PyBytes_GET_SIZE(tail) - 1] == 'a') {
+                Py_ssize_t id_len;
+                const char *id_s = PyUnicode_AsUTF8AndSize(id, &id_len);
+                double at[3] = {lat, lng, ts_d};
+                PyObject *member = id_s == NULL ? NULL : packed_doubles(at, 3, id_s, id_len);
+                if (member != NULL) change = PyTuple_Pack(5, id, value, member, score, ts);
+                Py_XDECREF(member);
+            } else if (value != NULL) {
+                change = PyTuple_Pack(5, id, value, empty, zero, ts);
+            }
+            Py_XDECREF(value);
+        }
+        Py_DECREF(tail);
+        PyObject *list = NULL;
+        if (change != NULL) {
+            list = PyDict_GetItemWithError(ops, region);
+            if (list == NULL && !PyErr_Occurred()) {
+                list = PyList_New(0);
+                if (list != NULL && PyDict_SetItem(ops, region, list) < 0) Py_CLEAR(list);
+                Py_XDECREF(list); /* the dict holds it */
+            }
+        }
+        failed = list == NULL || PyList_Append(list, change) < 0;
+        Py_XDECREF(change);
+        /* a driver that came from another region: gone from there */
+        if (!failed && PyBytes_GET_SIZE(old_region) > 0) {
+            PyObject *old = PyLong_FromString(PyBytes_AS_STRING(old_region), NULL, 16);
+            int moved = old == NULL ? -1 : PyObject_RichCompareBool(old, region, Py_NE);
+            if (moved > 0) {
+                PyObject *o_ver = PyFloat_FromDouble(ver);
+                PyObject *left = o_ver == NULL ? NULL
+                                 : PyObject_CallFunctionObjArgs(gone, id, o_ver, ts, old, NULL);
+                Py_XDECREF(o_ver);
+                PyObject *there = left == NULL ? NULL : PyDict_GetItemWithError(ops, old);
+                if (left != NULL && there == NULL && !PyErr_Occurred()) {
+                    there = PyList_New(0);
+                    if (there != NULL && PyDict_SetItem(ops, old, there) < 0) Py_CLEAR(there);
+                    Py_XDECREF(there);
+                }
+                failed = there == NULL || PyList_Append(there, left) < 0;
+                Py_XDECREF(left);
+            } else if (moved < 0) {
+                failed = 1;
+            }
+            Py_XDECREF(old);
+        }
+        Py_DECREF(old_region);
+        Py_XDECREF(id);
+        Py_XDECREF(ts);
+        if (failed) goto fail;
+    }
+    Py_DECREF(empty);
+    Py_DECREF(zero);
+    PyObject *out = PyTuple_Pack(2, results, ops);
+    Py_DECREF(results);
+    Py_DECREF(ops);
+    return out;
+fail:
+    Py_XDECREF(results);
+    Py_XDECREF(ops);
+    Py_XDECREF(empty);
+    Py_XDECREF(zero);
+    return NULL;
+}
+
 /* -- Position's __init__ -------------------------------------------------------------- */
 
 /* geoindex.model.Position is a frozen dataclass with slots: its generated __init__ sets
@@ -528,6 +704,9 @@ static PyObject *position_init_for(PyObject *Py_UNUSED(self), PyObject *type) {
 }
 
 static PyMethodDef module_methods[] = {
+    {"region_changes", region_changes, METH_VARARGS,
+     "region_changes(prepared, replies, states, state_of, named, accepted, stale, gone) -> "
+     "(results, ops)."},
     {"position_init_for", position_init_for, METH_O,
      "An __init__ for geoindex.model.Position setting its slots in C."},
     {"format_g17", format_g17, METH_O,

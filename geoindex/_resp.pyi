@@ -16,3 +16,14 @@ def fix_texts(
     /,
 ) -> tuple[list[str], list[str], list[tuple[Position, int, float, float, int]]]: ...
 def position_init_for(position: type, /) -> Any: ...
+def region_changes(
+    prepared: list[tuple[Position, int, float, float, int]],
+    replies: list[Any],
+    states: dict[bytes, bytes],
+    state_of: Callable[[bytes], bytes],
+    named: set[bytes],
+    accepted: Any,
+    stale: Any,
+    gone: Callable[[str, float, int, int], Any],
+    /,
+) -> tuple[list[Any], dict[int, list[Any]]]: ...

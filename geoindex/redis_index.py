@@ -47,6 +47,7 @@ from redis.asyncio import RedisCluster
 
 from geoindex import limits
 from geoindex._resp import fix_texts as _fix_texts
+from geoindex._resp import region_changes as _region_changes
 from geoindex.cells import FINE_RES, SCORE_MASK
 from geoindex.columns import Columns, nearest_rows
 from geoindex.errors import BackendUnavailable
@@ -241,6 +242,22 @@ class RedisGeoIndex:
             layout.parents, layout.write_region,
         )  # fmt: skip
         replies = await self._upsert_drivers(keys, fixes)
+        named: set[bytes] = set()
+        # In C (geoindex/_resp.c), what region_changes_in_python does.
+        results, ops = _region_changes(
+            prepared, replies, self._states, self._state, named,
+            UpsertResult.ACCEPTED, UpsertResult.STALE, _gone,
+        )  # fmt: skip
+        self._remember(product for state in named for product in self._state_products[state])
+        await self._apply(ops)
+        return results
+
+    def region_changes_in_python(
+        self, prepared: Sequence[tuple[Position, int, float, float, int]], replies: Sequence[Any]
+    ) -> tuple[list[UpsertResult], dict[int, list[str | Change]], set[bytes]]:
+        """What _resp.region_changes does in C, in Python (the tests hold the two to one
+        answer): driver_upsert.lua's replies read into each fix's result and its regions'
+        changes, and the states ("avail prods") they named."""
         ops: dict[int, list[str | Change]] = {}
         results = []
         states = self._states
@@ -262,11 +279,9 @@ class RedisGeoIndex:
                 change = (driver_id, value, b"", 0, ts)
             ops.setdefault(region, []).append(change)
             if old_region and int(old_region, 16) != region:
-                gone = _packed("t", driver_id, float(ver), ts, 0, 0.0, 0.0, b"-")
+                gone = _gone(driver_id, float(ver), ts, int(old_region, 16))
                 ops.setdefault(int(old_region, 16), []).append(gone)
-        self._remember(product for state in named for product in self._state_products[state])
-        await self._apply(ops)
-        return results
+        return results, ops, named
 
     def _state(self, state: bytes) -> bytes:
         """The end of a meta value (products, flag) for driver_upsert.lua's "avail prods"
@@ -875,6 +890,11 @@ def _packed(
         return (driver_id, value, b"", 0, ts)
     member = _MEMBER_HEAD.pack(lat, lng, float(ts)) + driver_id.encode()
     return (driver_id, value, member, score, ts)
+
+
+def _gone(driver_id: str, ver: float, ts: int, old_region: int) -> Change:
+    """The change that takes a driver out of the region it left (old_region's)."""
+    return _packed("t", driver_id, ver, ts, 0, 0.0, 0.0, b"-")
 
 
 def _change_products(change: Change) -> tuple[str, ...]:

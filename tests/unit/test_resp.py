@@ -13,10 +13,10 @@ import hiredis
 import pytest
 from h3.api import basic_int as h3
 
-from geoindex import Position
-from geoindex._resp import fix_texts, format_g17, pack_command
+from geoindex import Position, RedisGeoIndex, UpsertResult
+from geoindex._resp import fix_texts, format_g17, pack_command, region_changes
 from geoindex.cells import FINE_RES
-from geoindex.redis_index import _parent_bits, fix_texts_in_python
+from geoindex.redis_index import _gone, _parent_bits, fix_texts_in_python
 
 TAIL = " 86400000 1 -"
 
@@ -165,3 +165,53 @@ def test_a_position_refuses_what_its_dataclass_refuses(
 ) -> None:
     with pytest.raises(TypeError):
         Position(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _replies(prepared: list[tuple[Position, int, float, float, int]]) -> list[object]:
+    """driver_upsert.lua's kinds of reply: stale, the region kept, left or new, available
+    or busy, with and without products; some as str (a client decoding its replies)."""
+    rng = random.Random(29)
+    replies: list[object] = []
+    for i, (_, _, _, _, region) in enumerate(prepared):
+        kind = i % 7
+        ver = str(rng.randrange(2**50, 2**53) if i % 11 else rng.randrange(2**53, 10**19))
+        prev = {0: "", 1: f"{region:x}", 2: f"{region ^ 0x10000:x}"}[i % 3]
+        state = ["1 -", "0 -", "1 car,xl", "0 car", "1 car"][i % 5]
+        reply = "" if kind == 6 else f"{ver} {prev} {state}"
+        replies.append(reply if i % 4 == 0 else reply.encode())
+    return replies
+
+
+def test_region_changes_are_what_python_makes() -> None:
+    positions = _positions()[:5000]
+    head, low = _parent_bits(6)
+    _, _, prepared = fix_texts(positions, "gi:d:{", TAIL, head, low, {}, None)
+    replies = _replies(prepared)
+    in_c, in_python = RedisGeoIndex(object()), RedisGeoIndex(object())
+    named: set[bytes] = set()
+    results, ops = region_changes(
+        prepared, replies, in_c._states, in_c._state, named,
+        UpsertResult.ACCEPTED, UpsertResult.STALE, _gone,
+    )  # fmt: skip
+    want_results, want_ops, want_named = in_python.region_changes_in_python(prepared, replies)
+    assert results == want_results
+    assert UpsertResult.STALE in results and UpsertResult.ACCEPTED in results
+    assert ops == want_ops
+    assert list(ops) == list(want_ops)  # regions in the order the fixes met them
+    assert named == want_named
+    assert in_c._states == in_python._states
+    assert in_c._state_products == in_python._state_products
+    assert sum(c[1][-1:] == b"t" for cs in ops.values() for c in cs) > 100  # drivers that left
+
+
+def test_a_reply_it_cannot_read_raises() -> None:
+    positions = _positions()[:1]
+    head, low = _parent_bits(6)
+    _, _, prepared = fix_texts(positions, "gi:d:{", TAIL, head, low, {}, None)
+    index = RedisGeoIndex(object())
+    for reply in (b"12x  1 -", b"12", b"-5 a 1 -"):
+        with pytest.raises(ValueError):
+            region_changes(
+                prepared, [reply], index._states, index._state, set(),
+                UpsertResult.ACCEPTED, UpsertResult.STALE, _gone,
+            )  # fmt: skip
