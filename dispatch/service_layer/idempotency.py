@@ -101,20 +101,24 @@ class _Holding:
         self._store, self._key, self._token, self._lock_ms = store, key, token, lock_ms
         self._every_s = lock_ms / 3000
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._timer = asyncio.get_running_loop().call_later(self._every_s, self._start)
 
     def _start(self) -> None:
         self._task = asyncio.create_task(self._touching())
 
     async def _touching(self) -> None:
-        while True:
+        while not self._stopped:
             with contextlib.suppress(Exception):  # a missed touch: the next one may land
                 await self._store.touch(self._key, self._token, self._lock_ms)
             await asyncio.sleep(self._every_s)
 
     async def stop(self) -> None:
+        """Stops touching without waiting for a touch in flight: one stuck in a Redis call
+        (a master failing over) held its request past the request's deadline. A touch that
+        lands later changes nothing: it extends only a key still running with this token,
+        not one answered or given up (idem_touch.lua)."""
         self._timer.cancel()
+        self._stopped = True  # should the client swallow the cancel, no touch after it
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
