@@ -6,7 +6,8 @@ EVALSHAs that is most of the client's time. Here a batch is packed in C (geoinde
 the bytes hiredis's packer makes, without its sprintf per argument),
 grouped by node (on a cluster: by the slot of the call's keys in the client's own slot
 map), written on one connection taken from that node's pool, and its replies read with
-that connection's parser under one deadline (the client's socket timeout) for the batch.
+that connection's parser under one deadline (the client's socket timeout) for the batch,
+the deadlines of all batches in flight kept by one timer (_Deadlines).
 
 Whatever redis-py knows how to handle and this path does not is left to it: a command
 that cannot be packed or routed here (no keys, keys in several slots, an uninitialised
@@ -71,6 +72,16 @@ _NOT_RUN_HERE = (
 
 _TOGETHER: ContextVar[bool] = ContextVar("geoindex_together", default=False)
 
+# On a single Redis, up to this many connections stay out of the client's pool between
+# batches, ready for the next: redis-py 8's pool takes a lock and a condition, a timeout,
+# a check for unread data and its metrics' bookkeeping for every get and release, about
+# as much as the rest of a one-command batch. A kept connection is as clean as one the
+# pool hands out (a batch reads all its replies or disconnects it), is health-checked as
+# any (PING past the client's interval) and is closed with the pool (it is in use there).
+# Only from a pool of 16 connections or more, one per 16 (redis-py's own calls on the
+# same client must still find one).
+KEEP_CONNECTIONS = 4
+
 
 @contextmanager
 def together() -> Iterator[None]:
@@ -118,6 +129,12 @@ class Pipelined:
         single = isinstance(client, Redis) and not isinstance(client, Pipeline)
         usable = self._cluster or (single and not client.single_connection_client)
         self._usable = usable and os.environ.get("GEOINDEX_REDIS_PIPELINED", "1") != "0"
+        # On a single Redis: connections taken from the client's pool and kept between
+        # batches (see KEEP_CONNECTIONS), from a pool large enough to spare them.
+        self._kept: list[Any] = []
+        self._deadlines = _Deadlines()
+        pool_size = getattr(getattr(client, "connection_pool", None), "max_connections", 0)
+        self._keep = min(KEEP_CONNECTIONS, pool_size // 16) if single else 0
 
     async def run(self, commands: Sequence[Command], keys: Sequence[Sequence[Any]]) -> list[Any]:
         """The replies to `commands` in order (each command's `keys` route it on a
@@ -244,13 +261,20 @@ class Pipelined:
             if conn.health_check_interval:
                 await conn.check_health()  # PINGs a connection idle past the interval
             parser = conn._parser
-            async with asyncio.timeout(conn.socket_timeout):
+            deadline = self._deadlines.start(conn.socket_timeout)
+            try:
                 conn._writer.write(b"".join(packed))
                 await conn._writer.drain()
                 for i in indices:
                     reply = await parser.read_response(disable_decoding=False)
                     read += 1
                     replies[i] = FALLBACK if isinstance(reply, _NOT_RUN_HERE) else reply
+            except asyncio.CancelledError:
+                if deadline is not None and deadline.timed_out():
+                    raise TimeoutError from None
+                raise
+            finally:
+                self._deadlines.end(deadline)
             if conn.health_check_interval:
                 next_check = asyncio.get_running_loop().time() + conn.health_check_interval
                 conn.next_health_check = next_check
@@ -278,13 +302,76 @@ class Pipelined:
     async def _acquire(self, node: Any) -> Any:
         if self._cluster:
             return node.acquire_connection()
+        if self._kept:
+            return self._kept.pop()
         return await node.get_connection()
 
     async def _release(self, node: Any, conn: Any) -> None:
         if self._cluster:
             node.release(conn)
+        elif conn.is_connected and len(self._kept) < self._keep:
+            self._kept.append(conn)  # the next batch's, without the pool's round of checks
         else:
             await node.release(conn)
+
+
+class _Deadline:
+    __slots__ = ("task", "at", "cancelling", "expired")
+
+    def __init__(self, task: asyncio.Task[Any], at: float) -> None:
+        self.task, self.at, self.cancelling, self.expired = task, at, task.cancelling(), False
+
+    def timed_out(self) -> bool:
+        """Its task was cancelled by this deadline (and by nothing else): as asyncio.timeout
+        tells its own expiry from another cancellation."""
+        return self.expired and self.task.uncancel() <= self.cancelling
+
+
+class _Deadlines:
+    """The batches' deadlines (the client's socket timeout from the write to the last
+    reply, as asyncio.timeout(socket_timeout) around them), kept by one timer for all the
+    batches in flight: asyncio.timeout makes a timer of the loop's and an async context
+    manager for every batch (on uvloop about 15 thousand instructions, as much as packing
+    and reading a small batch). The timer runs at the earliest deadline there may be;
+    whatever is due then has its task cancelled, told apart from other cancellations as
+    asyncio.timeout tells them (Task.uncancel), and ends in TimeoutError."""
+
+    def __init__(self) -> None:
+        self._pending: set[_Deadline] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def start(self, seconds: float | None) -> _Deadline | None:
+        if seconds is None:
+            return None
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        deadline = _Deadline(task, loop.time() + seconds)
+        self._pending.add(deadline)
+        if self._timer is None or deadline.at < self._timer_at:
+            self._schedule(loop, deadline.at)
+        return deadline
+
+    def end(self, deadline: _Deadline | None) -> None:
+        if deadline is not None:
+            self._pending.discard(deadline)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(at, self._expire, loop), at
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        for deadline in [d for d in self._pending if d.at <= now]:
+            self._pending.discard(deadline)
+            if not deadline.task.done():
+                deadline.expired = True
+                deadline.task.cancel()
+        if self._pending:
+            self._schedule(loop, min(d.at for d in self._pending))
 
 
 def _retrieved(done: asyncio.Future[list[Any]]) -> None:
