@@ -19,8 +19,8 @@ sweeper ten times a second, the index's sweep every 5 s, surge rounds, the areas
 refresh), and under callgrind a measured window lasts some 50 times longer than without
 it, so those jobs are counted for far longer than the updates would take: 11 to 16
 thousand an update on the `redis` side at load 2 (2026-12-01, the same trees with and
-without the flag), more when the machine is busy and the window grows (at load 5 the
-same trees counted 501k and 563k against 386k and 451k at load 2). With the flag they run
+without the flag), more when the machine is busy and the window grows (the tree before
+that morning's work counted 563k at load 5, 451k at load 2). With the flag they run
 an hour apart (the event stream's reader still runs), and the count is the requests' own
 work, as the ceiling's is. The default keeps them, as before.
 
