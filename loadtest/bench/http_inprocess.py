@@ -47,7 +47,7 @@ ROUTE = "/v1/drivers/{driver_id}/location"
 SIDES = ("ceiling", "bare", "edge", "trivial", "checked", "redis", "embedded")
 
 
-class _Transport(asyncio.Transport):
+class Transport(asyncio.Transport):
     """Takes what the server writes; the first write of an answer wakes the connection."""
 
     def __init__(self) -> None:
@@ -156,7 +156,7 @@ async def _drive(server: web.Server, requests: list[bytes], connections: int) ->
 
     async def connection() -> None:
         proto = server()
-        transport = _Transport()
+        transport = Transport()
         proto.connection_made(transport)
         for raw in pending:
             transport.answered = loop.create_future()

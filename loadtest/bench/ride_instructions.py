@@ -70,6 +70,7 @@ from dispatch.service_layer import ride_requests
 from dispatch.settings import Settings
 from geoindex import Position
 from loadtest.bench.harness import calls_delta, cpu_seconds, machine, median, redis_calls
+from loadtest.bench.http_inprocess import Transport
 from loadtest.redis_procs import RedisCluster
 from loadtest.scenario.city import City
 
@@ -100,13 +101,11 @@ async def _seed(cluster_url: str, drivers: int) -> None:
             await index.upsert(fixes[start : start + 1000])
 
 
-class _Transport(asyncio.Transport):
+class _Transport(Transport):
     """Takes what the server writes; an answer's last write wakes the connection."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.answered: asyncio.Future[None] | None = None
-        self.closing = False
         self.statuses: list[bytes] = []
 
     def write(self, data: Any) -> None:
@@ -116,27 +115,6 @@ class _Transport(asyncio.Transport):
         if b"\r\n\r\n" in chunk or not chunk.startswith(b"HTTP/1.1 "):  # the body came
             if self.answered is not None and not self.answered.done():
                 self.answered.set_result(None)
-
-    def writelines(self, lines: Any) -> None:
-        self.write(b"".join(lines))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5555), "sockname": ("127.0.0.1", 8080)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
 
 
 def _pickups(n: int, seed: int) -> list[tuple[float, float]]:
