@@ -114,11 +114,6 @@ def fix_of(location: contract.Location) -> Fix:
     return Fix(location.lat, location.lng, location.ts, location.seq)
 
 
-def ride_request(raw: bytes) -> tuple[LatLng, LatLng | None]:
-    """POST /v1/rides's body: pickup, and dropoff if given."""
-    return ride_points(parse(RIDE_REQUEST, raw))
-
-
 def ride_points(body: contract.RideRequest) -> tuple[LatLng, LatLng | None]:
     """A parsed POST /v1/rides body's pickup, and dropoff if given."""
     dropoff = None if body.dropoff is None else LatLng(body.dropoff.lat, body.dropoff.lng)
