@@ -43,7 +43,7 @@ def step(
 ) -> dict[str, Any]:
     url, secret = nginx.url, stack.jwt_secret
     files = [tmp / f"fleet-{fleet}-{i}.json" for i in range(a.load_procs)]
-    common = ["--url", url, "--secret", secret, "--warmup", str(a.warmup),
+    common = ["--url", url, f"--secret={secret}", "--warmup", str(a.warmup),
               "--seconds", str(a.seconds)]  # fmt: skip
     loads = [
         subprocess.Popen([*LOAD, "fleet", *common, "--sockets", str(fleet // a.load_procs),
@@ -55,8 +55,8 @@ def step(
     try:
         time.sleep(a.warmup)
         riders = subprocess.Popen(
-            [sys.executable, "-m", "loadtest.bench.loadgen", "rides", "--url", url, "--secret",
-             secret, "--rate", str(a.rides), "--seconds", str(a.seconds), "--prefix",
+            [sys.executable, "-m", "loadtest.bench.loadgen", "rides", "--url", url,
+             f"--secret={secret}", "--rate", str(a.rides), "--seconds", str(a.seconds), "--prefix",
              f"c{fleet}-", "-c", "64"], stdout=riders_file.open("w"), stderr=subprocess.PIPE,
         )  # fmt: skip
         watch = {i.instance_id: i.proc.pid for i in stack.instances if i.proc}

@@ -149,7 +149,7 @@ def _wait_http(url: str, timeout: float = 15.0) -> None:
 
 def loadgen(mode: str, url: str, secret: str, *args: str) -> dict[str, Any]:
     """Runs the asyncio load generator in its own process; adds the CPU it used."""
-    cmd = [sys.executable, "-m", "loadtest.bench.loadgen", mode, "--url", url, "--secret", secret]
+    cmd = [sys.executable, "-m", "loadtest.bench.loadgen", mode, "--url", url, f"--secret={secret}"]
     proc = subprocess.Popen(
         [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

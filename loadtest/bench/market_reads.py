@@ -48,7 +48,7 @@ BASELINE = "/healthz"
 
 
 def _spawn(mode: str, url: str, secret: str, *args: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "loadtest.bench.loadgen", mode, "--url", url, "--secret", secret]
+    cmd = [sys.executable, "-m", "loadtest.bench.loadgen", mode, "--url", url, f"--secret={secret}"]
     return subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, text=True)
 
 

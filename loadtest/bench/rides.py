@@ -74,9 +74,9 @@ def _redis_cpu(m: dict[str, Any]) -> float:
 
 def _with_background(url: str, secret: str, a: argparse.Namespace, rate: float) -> dict[str, Any]:
     bg = subprocess.Popen(
-        [sys.executable, "-m", "loadtest.bench.loadgen", "fleet", "--url", url, "--secret", secret,
-         "--rate", str(a.background), "--batch", str(a.batch), "--drivers", str(a.drivers),
-         "--prefix", "s", "--seconds", str(a.seconds + 1), "-c", "8"],
+        [sys.executable, "-m", "loadtest.bench.loadgen", "fleet", "--url", url,
+         f"--secret={secret}", "--rate", str(a.background), "--batch", str(a.batch),
+         "--drivers", str(a.drivers), "--prefix", "s", "--seconds", str(a.seconds + 1), "-c", "8"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     time.sleep(1.0)  # the background is running before the first ride
@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", metavar="PATH", help="also run each rate on a profiled instance")
     a = p.parse_args(argv)
     rates = [float(r) for r in a.rates.split(",")]
+    if len(set(rates)) < len(rates):  # its riders and keys are the rate's: a repeat replays
+        p.error(
+            "--rates: each rate once (a rate's second run would be answered from its "
+            "first run's Idempotency-Keys, and its figures would replace the first's)"
+        )
     results: dict[str, Any] = {}
     with RedisCluster(tie_to_parent=True) as cluster, Servers() as servers:
         masters = [n.port for n in cluster.masters()]

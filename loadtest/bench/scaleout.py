@@ -12,8 +12,9 @@ Service tier: a Redis Cluster (3 masters + 3 replicas) and 4 instances from the 
 launcher; for each N an nginx of the stack's template in front of the first N, every N in
 turn for --rounds rounds (medians). Closed-loop load to saturation, each workload alone:
 WebSocket location fixes (sockets with fixes in flight), then ride requests (workers that
-send the next when the last is answered). Efficiency = throughput(N) / (N x
-throughput(1)). Targets: >= 0.9 at 2, >= 0.8 at 4.
+send the next when the last is answered; after the window each rider cancels its offered
+ride, unmeasured, so every step's rides find the same free fleet). Efficiency =
+throughput(N) / (N x throughput(1)). Targets: >= 0.9 at 2, >= 0.8 at 4.
 
 Data tier: the geo index straight on a Redis Cluster (no service), each master in a
 cgroup of --redis-quota: index writes and k-NN (k 10 within 2 km) over a 150 km square
@@ -118,9 +119,12 @@ class Meter:
                     proc.wait()
         latencies = [x for o in outs for x in o["latencies_ms"]]
         statuses: dict[str, int] = {}
+        cleanup: dict[str, int] = {}  # the rides' cancels after the window
         for o in outs:
             for k, v in o["statuses"].items():
                 statuses[k] = statuses.get(k, 0) + v
+            for k, v in o.get("cleanup", {}).items():
+                cleanup[k] = cleanup.get(k, 0) + v
         per_s = len(latencies) / a.seconds
         grouped_cpu = sum(cpu[g] for g in grouped)
         return {
@@ -128,6 +132,7 @@ class Meter:
             "p50_ms": percentile(latencies, 50),
             "p99_ms": percentile(latencies, 99),
             "statuses": statuses,
+            **({"cleanup": cleanup} if cleanup else {}),
             # Cores used over the window; a group held by its quota sits at the quota.
             "cpu_cores": cpu,
             "quota_bound": quota_bound({g: cpu[g] for g in grouped}, grouped),
@@ -211,7 +216,7 @@ def _service_step(a: argparse.Namespace, meter: Meter, stack: Stack, n: int,
         grouped = {i.instance_id: a.quota for i in serving}
         sockets = max(1, a.sockets * n // a.load_procs)
         workers = max(1, a.ride_workers * n // a.load_procs)
-        secret = ["--secret", stack.jwt_secret]
+        secret = [f"--secret={stack.jwt_secret}"]  # a secret may start with "-"
         return {
             "ws": meter.run("ws", ng.url, [*secret, "--sockets", str(sockets),
                                            "--window", str(a.window)], watch, grouped),
@@ -320,6 +325,7 @@ def plot(result: dict[str, Any], out_dir: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
+    out_dir.mkdir(parents=True, exist_ok=True)
     if "service" in result:
         s = result["service"]
         fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
@@ -420,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
                 result[f"{tier}_error"] = f"{type(e).__name__}: {e}"
     result["machine"] = machine()
     if a.plot_dir is not None:
-        result["plots"] = plot(result, a.plot_dir)
+        try:  # a plot that fails loses no figure
+            result["plots"] = plot(result, a.plot_dir)
+        except Exception as e:
+            failed = True
+            result["plots_error"] = f"{type(e).__name__}: {e}"
     print(json.dumps(result, indent=1))
     return 1 if failed else 0
 

@@ -45,6 +45,7 @@ class Window:
         self.latencies: list[float] = []
         self.statuses: dict[str, int] = {}
         self.failures: dict[str, int] = {}  # counted whenever they happen, warm-up included
+        self.cleanup: dict[str, int] = {}
         self.cpu_s = 0.0
 
     def open(self) -> bool:
@@ -58,6 +59,10 @@ class Window:
 
     def fail(self, what: str) -> None:
         self.failures[what] = self.failures.get(what, 0) + 1
+
+    def cleaned(self, status: str) -> None:
+        """An answer to clean-up after the window (not measured)."""
+        self.cleanup[status] = self.cleanup.get(status, 0) + 1
 
     async def cpu(self) -> None:
         """This process's CPU over the measured window."""
@@ -156,6 +161,7 @@ async def fleet(a: argparse.Namespace, w: Window) -> None:
 
 async def rides(a: argparse.Namespace, w: Window) -> None:
     counter = iter(range(10**9))
+    offered: list[tuple[str, dict[str, str]]] = []  # (ride id, its rider's headers)
 
     async def worker(n: int, s: aiohttp.ClientSession) -> None:
         rng = random.Random(n)
@@ -174,14 +180,31 @@ async def rides(a: argparse.Namespace, w: Window) -> None:
                     payload = await r.read()
                     status = str(r.status)
                     if r.status == 201:
-                        status = str(orjson.loads(payload).get("status", "?"))
+                        ride = orjson.loads(payload)
+                        status = str(ride.get("status", "?"))
+                        if status == "offered":
+                            offered.append((ride["id"], hdr))
             except aiohttp.ClientError as e:
                 status = type(e).__name__
             w.add(t0, status)
 
+    async def cancel(n: int, s: aiohttp.ClientSession) -> None:
+        while offered:
+            ride_id, hdr = offered.pop()
+            try:
+                async with s.post(f"{a.url}/v1/rides/{ride_id}/cancel", headers=hdr) as r:
+                    w.cleaned(str(r.status))
+            except aiohttp.ClientError as e:
+                w.cleaned(type(e).__name__)
+
     conn = aiohttp.TCPConnector(limit=a.concurrency)
     async with aiohttp.ClientSession(connector=conn) as s:
         await asyncio.gather(w.cpu(), *(worker(n, s) for n in range(a.concurrency)))
+        # The window is over: the riders cancel what was offered, so the drivers the
+        # rides reserved go back and the next step's rides find the same fleet (each
+        # step reserved thousands of the seeded drivers, and every later step's searches
+        # reached further for free ones: a ride's CPU rose round by round).
+        await asyncio.gather(*(cancel(n, s) for n in range(a.concurrency)))
 
 
 # The data tier's area: a 150 km square holds about 90 regions at the default resolution
@@ -348,6 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         "statuses": w.statuses,
         "failures": w.failures,
         "latencies_ms": w.latencies,
+        **({"cleanup": w.cleanup} if w.cleanup else {}),
     }
     # To a file: the bench merges the latencies, and a pipe left non-blocking by the
     # event loop can cut a long line short.

@@ -54,7 +54,7 @@ def _steady(
     open (the load generator says so on stdout) to the end of the timed part."""
     cmd = [sys.executable, "-m", "loadtest.bench.loadgen", "ws-location", "--url", url]
     proc = subprocess.Popen(
-        [*cmd, "--secret", secret, *args], stdout=subprocess.PIPE, text=True
+        [*cmd, f"--secret={secret}", *args], stdout=subprocess.PIPE, text=True
     )  # fmt: skip
     assert proc.stdout is not None
     lines = iter(proc.stdout.readline, "")
