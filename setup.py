@@ -22,6 +22,7 @@ EXTENSIONS: list[Extension] = [
     Extension(
         "geoindex._gridknn",
         ["geoindex/_gridknn.c"],
+        depends=["geoindex/_h3lib.h"],
         extra_compile_args=[
             *COMPILE_ARGS,
             "-ffp-contract=off",
@@ -30,7 +31,12 @@ EXTENSIONS: list[Extension] = [
         ],
     ),
     # The Redis edge's packing and a fix's text (digits through CPython's own formatting).
-    Extension("geoindex._resp", ["geoindex/_resp.c"], extra_compile_args=COMPILE_ARGS),
+    Extension(
+        "geoindex._resp",
+        ["geoindex/_resp.c"],
+        depends=["geoindex/_h3lib.h"],
+        extra_compile_args=COMPILE_ARGS,
+    ),
 ]
 
 setup(ext_modules=EXTENSIONS)

@@ -29,10 +29,11 @@
  * members its scans return (geoindex/knn.py). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_h3lib.h"
 
 #define EARTH_RADIUS_M 6371008.8     /* geoindex.cells.EARTH_RADIUS_M */
 #define DEG_TO_RAD (Py_MATH_PI / 180.0) /* as CPython's math.radians */
@@ -663,43 +664,19 @@ static int by_lower(const void *a, const void *b) {
 
 /* -- the Redis backend's search disks (geoindex/search.py's disk) --------------------- */
 
-/* H3's own C functions, from the copy of the H3 library linked into h3-py's extension
- * (its public C API, exported there): a disk's cells and their centres at C speed. Through
- * h3-py a centre costs over a microsecond of calls and objects, most of a disk's first
- * plan; here it is what H3's arithmetic costs. */
-typedef uint64_t H3Index;
-typedef uint32_t H3Error;
-typedef struct {
-    double lat, lng; /* radians */
-} LatLng;
+/* H3's own C functions (_h3lib.h): a disk's cells and their centres at C speed, where
+ * through h3-py a centre's calls and objects were most of a disk's first plan. */
 static H3Error (*max_grid_disk_size)(int k, int64_t *out);
 static H3Error (*grid_disk_distances)(H3Index origin, int k, H3Index *out, int *distances);
 static H3Error (*cell_to_latlng)(H3Index cell, LatLng *out);
 
 static int load_h3(void) {
     if (cell_to_latlng != NULL) return 0;
-    PyObject *cells = PyImport_ImportModule("h3._cy.cells");
-    if (cells == NULL) return -1;
-    PyObject *path = PyModule_GetFilenameObject(cells);
-    Py_DECREF(cells);
-    if (path == NULL) return -1;
-    const char *file = PyUnicode_AsUTF8(path);
-    /* Already loaded by the import: this only finds it (and it stays loaded). */
-    void *lib = file == NULL ? NULL : dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
-    if (lib != NULL) {
-        *(void **)&max_grid_disk_size = dlsym(lib, "maxGridDiskSize");
-        *(void **)&grid_disk_distances = dlsym(lib, "gridDiskDistances");
-        *(void **)&cell_to_latlng = dlsym(lib, "cellToLatLng");
-    }
-    if (lib == NULL || !max_grid_disk_size || !grid_disk_distances || !cell_to_latlng) {
-        cell_to_latlng = NULL;
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_ImportError, "H3's C functions not found in %U", path);
-        Py_DECREF(path);
-        return -1;
-    }
-    Py_DECREF(path);
-    return 0;
+    static const char *const names[] = {"maxGridDiskSize", "gridDiskDistances",
+                                        "cellToLatLng", NULL};
+    void **slots[] = {(void **)&max_grid_disk_size, (void **)&grid_disk_distances,
+                      (void **)&cell_to_latlng};
+    return h3_functions("h3._cy.cells", names, slots);
 }
 
 /* Cells' centres as unit vectors, remembered in a table of CENTRE_SLOTS (2 MiB; a cell

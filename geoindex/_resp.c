@@ -15,10 +15,11 @@
  * g17; outside its range through CPython's own PyOS_double_to_string). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_h3lib.h"
 
 /* -- pack_command ---------------------------------------------------------------------- */
 
@@ -127,11 +128,6 @@ done:
 
 /* -- fix_texts --------------------------------------------------------------------------- */
 
-typedef uint64_t H3Index;
-typedef uint32_t H3Error;
-typedef struct {
-    double lat, lng; /* radians */
-} LatLng;
 static H3Error (*lat_lng_to_cell)(const LatLng *g, int res, H3Index *out);
 static H3Error (*cell_to_lat_lng)(H3Index cell, LatLng *out);
 static double (*degs_to_rads)(double degrees);
@@ -139,28 +135,11 @@ static double (*rads_to_degs)(double radians);
 
 static int load_h3(void) {
     if (lat_lng_to_cell != NULL) return 0;
-    PyObject *mod = PyImport_ImportModule("h3._cy.latlng");
-    if (mod == NULL) return -1;
-    PyObject *path = PyModule_GetFilenameObject(mod);
-    Py_DECREF(mod);
-    if (path == NULL) return -1;
-    const char *file = PyUnicode_AsUTF8(path);
-    void *lib = file == NULL ? NULL : dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
-    if (lib != NULL) {
-        *(void **)&lat_lng_to_cell = dlsym(lib, "latLngToCell");
-        *(void **)&cell_to_lat_lng = dlsym(lib, "cellToLatLng");
-        *(void **)&degs_to_rads = dlsym(lib, "degsToRads");
-        *(void **)&rads_to_degs = dlsym(lib, "radsToDegs");
-    }
-    if (lib == NULL || !lat_lng_to_cell || !cell_to_lat_lng || !degs_to_rads || !rads_to_degs) {
-        lat_lng_to_cell = NULL;
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_ImportError, "H3's C functions not found in %U", path);
-        Py_DECREF(path);
-        return -1;
-    }
-    Py_DECREF(path);
-    return 0;
+    static const char *const names[] = {"latLngToCell", "cellToLatLng", "degsToRads",
+                                        "radsToDegs", NULL};
+    void **slots[] = {(void **)&lat_lng_to_cell, (void **)&cell_to_lat_lng,
+                      (void **)&degs_to_rads, (void **)&rads_to_degs};
+    return h3_functions("h3._cy.latlng", names, slots);
 }
 
 static PyObject *s_driver_id, *s_lat, *s_lng, *s_ts_ms, *s_seq;
