@@ -121,7 +121,7 @@ def locust_cmd(a: argparse.Namespace, url: str, fleet: int, out: Path) -> list[s
 
 
 def run_time(a: argparse.Namespace) -> int:
-    return math.ceil(a.warmup + SETTLE_S + a.seconds + TAIL_S + DOWN_S)
+    return int(math.ceil(a.warmup + SETTLE_S + a.seconds + TAIL_S + DOWN_S))
 
 
 def step(

@@ -165,6 +165,7 @@ def _apply_thresholds(environment: Environment, **_kw: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return  # the master decides, over the aggregated numbers
     opts = environment.parsed_options
+    assert opts is not None  # set from locust's command line, where this file runs
     limits = Limits(opts.max_fail_ratio, opts.max_p95_ms, opts.max_p99_ms)
     problems = violations(request_totals(environment), limits)
     if environment.runner is not None and environment.runner.exceptions:

@@ -80,7 +80,7 @@ async def bus_messages(ports: list[int]) -> dict[str, int]:
     total = {"publish": 0, "publishshard": 0, "all": 0}
     for port in ports:
         async with Redis(port=port) as r:
-            info = await r.execute_command("CLUSTER", "INFO")
+            info = await r.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
             text = info.decode() if isinstance(info, bytes) else str(info)
             for line in text.split():
                 name, _, value = line.partition(":")

@@ -188,7 +188,9 @@ async def bench_redis(
     up = np.zeros((2, 2))  # per side: wall seconds, Redis microseconds
     for part in np.array_split(np.arange(len(upsert_jobs)), min(args.rounds, len(upsert_jobs))):
         lo, hi = int(part[0]), int(part[-1]) + 1
-        for side, (commands, jobs) in enumerate(((["geoadd"], geoadd_jobs), (OURS, upsert_jobs))):
+        written: list[tuple[Sequence[str], Sequence[Callable[[], Awaitable[Any]]]]]
+        written = [(["geoadd"], geoadd_jobs), (OURS, upsert_jobs)]
+        for side, (commands, jobs) in enumerate(written):
             s, us, _ = await _measured(client, commands, jobs[lo:hi], args.concurrency)
             up[side] += (s, us)
     (geo_s, geo_us), (ours_s, ours_us) = up.tolist()

@@ -95,7 +95,7 @@ class Servers:
         """A `dispatch serve` on a free port; with `profile`, under loadtest.bench.profiled
         (cProfile switched by signals, see there), writing its stats to that file."""
         env = instance_env(free_port(), name, self.secret)
-        cmd = SERVE_CMD
+        cmd: tuple[str, ...] = SERVE_CMD
         if profile:
             cmd = (sys.executable, "-m", "loadtest.bench.profiled", profile, "serve")
         inst = DispatchInstance(
@@ -156,7 +156,8 @@ def loadgen(mode: str, url: str, secret: str, *args: str) -> dict[str, Any]:
     out, err = proc.communicate(timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"loadgen {mode} failed: {err[-2000:]}")
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 @contextmanager

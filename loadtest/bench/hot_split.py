@@ -66,7 +66,8 @@ def _masters_of(cluster: RedisCluster, regions: list[int]) -> dict[str, int]:
     client = Client(host="127.0.0.1", port=cluster.nodes[0].port)
     count: dict[str, int] = {}
     for region in regions:
-        port = str(client.get_node_from_key(f"gi:{{r{region:x}}}:geo").port)
+        node = client.get_node_from_key(f"gi:{{r{region:x}}}:geo")  # type: ignore[no-untyped-call]
+        port = str(node.port)
         count[port] = count.get(port, 0) + 1
     client.close()
     return count
@@ -181,7 +182,7 @@ def run(a: argparse.Namespace, groups: CpuGroups, tmp: Path) -> dict[str, Any]:
     }
     with RedisCluster(nodes=3, replicas=0, tie_to_parent=True) as cluster:
         ports = [n.port for n in cluster.nodes]
-        watch = {f"redis-{n.port}": n.proc.pid for n in cluster.nodes}
+        watch = {f"redis-{n.port}": n.proc.pid for n in cluster.nodes if n.proc is not None}
         for name, pid in watch.items():
             groups.create(name, LIFTED)
             groups.add(name, pid)

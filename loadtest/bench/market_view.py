@@ -65,8 +65,8 @@ async def seed(app: Any, drivers: int, riders: int) -> None:
     for at in range(0, drivers, 1000):
         await deps.index.upsert(fixes[at : at + 1000])
     for i in range(riders):
-        at = LatLng(*CITY.demand_point(rng))
-        await count_ask(deps.market, f"r{i}", at, now, Outcome.QUOTE, product="economy")
+        asked = LatLng(*CITY.demand_point(rng))
+        await count_ask(deps.market, f"r{i}", asked, now, Outcome.QUOTE, product="economy")
 
 
 def _ms(xs: list[float], q: float) -> float:

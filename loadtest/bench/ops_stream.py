@@ -46,7 +46,7 @@ CENTRE = (52.52, 13.405)  # the default watched area
 BATCH = 1_000
 M_PER_DEG = 111_195.0
 # The built-in catalog's products in a plausible fleet: (share, seats, flags, products).
-VEHICLE_MIX = (
+VEHICLE_MIX: tuple[tuple[float, int, list[str], list[str]], ...] = (
     (0.55, 4, [], ["economy"]),
     (0.20, 4, ["comfort"], ["comfort", "economy"]),
     (0.15, 6, [], ["economy", "xl"]),

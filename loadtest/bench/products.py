@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -56,7 +56,7 @@ UPSERT_PRODUCTS: dict[str, tuple[str, ...]] = {
 async def interleaved(
     client: Any,
     commands: dict[str, Sequence[str]],
-    cases: dict[str, list[Callable[[], Awaitable[Any]]]],
+    cases: Mapping[str, Sequence[Callable[[], Awaitable[Any]]]],
     concurrency: int,
     rounds: int = 10,
 ) -> dict[str, tuple[float, float, list[Any]]]:

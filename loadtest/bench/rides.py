@@ -69,7 +69,7 @@ def user_system_s(pid: int) -> tuple[float, float]:
 
 
 def _redis_cpu(m: dict[str, Any]) -> float:
-    return sum(v for k, v in m["cpu_s"].items() if k.startswith("redis_"))
+    return float(sum(v for k, v in m["cpu_s"].items() if k.startswith("redis_")))
 
 
 def _with_background(url: str, secret: str, a: argparse.Namespace, rate: float) -> dict[str, Any]:

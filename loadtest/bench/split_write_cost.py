@@ -87,6 +87,7 @@ class Metered:
 
         async def run(calls: Any) -> list[Any]:
             name = calls[0][0].name if calls else ""
+            replies: list[Any]
             if not phases:
                 replies = await inner(calls)
             else:
@@ -126,7 +127,8 @@ async def _measure(url: str, a: argparse.Namespace, cells: list[int], split: boo
         if split:
             for cell in cells:
                 await index.split_region(h3.int_to_str(cell), a.split_res, settle_s=0.0)
-        await index.upsert([Position(f"{PREFIX}0", *a.home[0], int(time.time() * 1000))])
+        lat, lng = a.home[0]
+        await index.upsert([Position(f"{PREFIX}0", lat, lng, int(time.time() * 1000))])
         phases = a.writers == 1
         info_cost = _info_cost(nodes)
         metered = Metered(index, nodes, info_cost, phases)
@@ -206,7 +208,7 @@ class Callgrind:
                 node.ping()
                 break
             time.sleep(0.1)
-        node.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+        node.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)  # type: ignore[no-untyped-call]
         if (first, last) == (0, 16383):
             wait_cluster_ok([self.port])
         node.close()

@@ -18,7 +18,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -33,7 +33,7 @@ from loadtest.redis_procs import RedisServer
 BATCH, IN_FLIGHT = 500, 20
 
 
-async def _timed(client: Any, jobs: list[Callable[[], Awaitable[Any]]]) -> dict[str, float]:
+async def _timed(client: Any, jobs: Sequence[Callable[[], Awaitable[Any]]]) -> dict[str, float]:
     """Wall seconds, this process's CPU seconds and Redis's CPU seconds of running jobs."""
 
     async def redis_cpu() -> float:
@@ -87,6 +87,7 @@ async def run(url: str, drivers: int, rounds: int) -> dict[str, Any]:
                     pipe.geoadd(f"bench:geoadd{r}", (lng, lat, f"d{i}"))
                 await pipe.execute()
 
+            jobs: list[Callable[[], Awaitable[Any]]]
             jobs = [partial(geoadd, s) for s in range(0, drivers, BATCH)]
             out["geoadd"].append(_per_op(await _timed(client, jobs), drivers))
             for name, index in sides.items():

@@ -96,6 +96,6 @@ def run(url: str, script: Path, seconds: int, connections: int, threads: int = 1
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith('{"requests"')), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
-    r = json.loads(line)
+    r: dict[str, Any] = json.loads(line)
     r["rps"] = round(r["requests"] / (r["duration_us"] / 1e6), 1)
     return r

@@ -75,7 +75,7 @@ def kill(stack: Any, fault: str) -> str:
             raise ValueError("kill-instance needs at least 2 instances")
         inst = stack.instances[-1]
         inst.proc.kill()
-        return inst.instance_id
+        return str(inst.instance_id)
     if fault == "kill-nginx":
         if len(stack.gateways) < 2:
             raise ValueError("kill-nginx needs at least 2 nginx nodes (--gateways 2)")
@@ -114,7 +114,7 @@ class Injector(threading.Thread):
 
 def is_error(row: dict[str, Any]) -> bool:
     """No HTTP answer, or a 5xx: what a fault causes. (A 4xx is the scenario's business.)"""
-    return row["status"] == 0 or row["status"] >= 500
+    return bool(row["status"] == 0 or row["status"] >= 500)
 
 
 def impact(

@@ -22,7 +22,7 @@ def _load(client: RedisCluster, pattern: str, fields: list[str]) -> dict[str, li
     out: dict[str, list[Any]] = {}
     for i in range(0, len(keys), 500):
         batch = keys[i : i + 500]
-        pipe = client.pipeline()
+        pipe = client.pipeline()  # type: ignore[no-untyped-call]
         for k in batch:
             pipe.hmget(k, fields)
         for k, values in zip(batch, pipe.execute(), strict=True):
@@ -80,7 +80,7 @@ def missing(cluster_url: str, ride_ids: list[str]) -> list[str]:
         gone = []
         for i in range(0, len(ride_ids), 500):
             batch = ride_ids[i : i + 500]
-            pipe = client.pipeline()
+            pipe = client.pipeline()  # type: ignore[no-untyped-call]
             for ride_id in batch:
                 pipe.exists(f"dispatch:ride:{{{ride_id}}}")
             gone += [r for r, n in zip(batch, pipe.execute(), strict=True) if not n]

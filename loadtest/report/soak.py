@@ -59,7 +59,7 @@ def key_counts(keys: list[str]) -> tuple[dict[str, int], dict[str, int]]:
 
 def redis_figures(client: RedisCluster) -> dict[str, Any]:
     used = 0
-    for node in client.get_primaries():
+    for node in client.get_primaries():  # type: ignore[no-untyped-call]
         conn: Redis = client.get_redis_connection(node)
         used += int(conn.info("memory")["used_memory"])
     keys = [k.decode() for k in client.scan_iter(count=1000)]

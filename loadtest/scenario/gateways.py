@@ -56,5 +56,5 @@ def attach(user: FastHttpUser, rng: random.Random) -> Gateways:
             gateways.failover()
         return r
 
-    client.request = request  # type: ignore[method-assign]
+    client.request = request  # type: ignore[assignment]
     return gateways

@@ -21,7 +21,8 @@ def _append(path: str, line: bytes) -> None:
 
 
 def acknowledged(environment: Environment, ride_id: str) -> None:
-    path = environment.parsed_options.rides_out
+    opts = environment.parsed_options
+    path = None if opts is None else opts.rides_out
     if path:
         _append(path, ride_id.encode())
 
@@ -29,7 +30,8 @@ def acknowledged(environment: Environment, ride_id: str) -> None:
 def failed(
     environment: Environment, request_type: str, name: str, response: Any, exception: Any
 ) -> None:
-    path = environment.parsed_options.failures_out
+    opts = environment.parsed_options
+    path = None if opts is None else opts.failures_out
     if not path or request_type == METRIC or name == "location ack":
         return  # (a stale fix's ack is the service's answer, not a failure of it)
     status = int(getattr(response, "status_code", 0) or 0)

@@ -14,7 +14,7 @@ __all__ = ["METRIC", "record"]
 
 
 def record(env: Environment, name: str, value_ms: float, failure: str | None = None) -> None:
-    env.events.request.fire(
+    env.events.request.fire(  # type: ignore[no-untyped-call]
         request_type=METRIC,
         name=name,
         response_time=value_ms,
