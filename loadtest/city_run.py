@@ -46,6 +46,7 @@ from typing import Any
 
 from loadtest.bench.city import TARGET_P99_MS, _nginx_errors
 from loadtest.bench.harness import cpu_seconds, machine
+from loadtest.nginx_conf import SOCKETS_PER_WORKER
 from loadtest.report import locust_csv, nginx_log, redis_check
 from loadtest.scenario.timeline import window
 from loadtest.stack import Stack, StackOptions
@@ -55,7 +56,6 @@ SETTLE_S = 4  # after the warmup (a distributed run spawns ~2 s late): not count
 TAIL_S = 4  # held after the window: the workers' last reports (every 3 s) may never come
 DOWN_S = 2.0  # the ramp down after that
 NGINX_WORKERS = 2
-SOCKETS_PER_NGINX_WORKER = 4096  # worker_connections 8192: a client and an upstream each
 FIX = "WS location ack"
 RIDE = "POST /v1/rides"
 MATCH = "METRIC match latency"
@@ -262,9 +262,9 @@ def run(a: argparse.Namespace) -> int:
     fleets = [int(x) for x in a.fleets.split(",")]
     if min(fleets) < 1 or a.warmup < 1 or a.seconds < 1 or a.rides_per_s <= 0:
         raise SystemExit("--fleets, --warmup, --seconds and --rides-per-s must be positive")
-    if max(fleets) > NGINX_WORKERS * SOCKETS_PER_NGINX_WORKER:
+    if max(fleets) > NGINX_WORKERS * SOCKETS_PER_WORKER:
         raise SystemExit(f"nginx's {NGINX_WORKERS} workers hold at most "
-                         f"{NGINX_WORKERS * SOCKETS_PER_NGINX_WORKER} sockets")  # fmt: skip
+                         f"{NGINX_WORKERS * SOCKETS_PER_WORKER} sockets")  # fmt: skip
     nofile = _raise_fd_limit(fleets, a.processes)
     out: Path = a.out or Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

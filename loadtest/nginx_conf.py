@@ -12,6 +12,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 TEMPLATE = Path(__file__).parent / "nginx" / "nginx.conf.template"
+# Proxied sockets one worker holds: the template's worker_connections 8192, a client and an
+# upstream connection each.
+SOCKETS_PER_WORKER = 4096
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
