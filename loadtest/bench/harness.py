@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -193,3 +194,25 @@ def run_on_redis(
         url = redis_url or stack.enter_context(RedisServer()).url
         result = uvloop.run(bench(url))
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def callgrind_counting(on: bool) -> None:
+    """Switches this process's counting on or off, when it runs under `callgrind_run`."""
+    args = ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())]
+    subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
+
+
+def callgrind_run(module_args: list[str], out_file: str = "/dev/null") -> tuple[int, str]:
+    """`python -m <module_args>` under valgrind's callgrind, counting only where the
+    process switches counting on (callgrind_counting), with PYTHONHASHSEED fixed (0 unless
+    set) so that a run repeats: (instructions counted, its standard output)."""
+    cmd = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out_file}", sys.executable, "-m", *module_args,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no count from callgrind for {module_args}: {done.stderr[-2000:]}")
+    return int(found.group(1)), done.stdout

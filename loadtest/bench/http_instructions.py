@@ -31,10 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 
@@ -46,7 +42,7 @@ from dispatch.domain.principals import parse_subject
 from dispatch.entrypoints import appkeys
 from geoindex import Position, UpsertResult
 from loadtest.bench import http_inprocess as hp
-from loadtest.bench.harness import machine
+from loadtest.bench.harness import callgrind_counting, callgrind_run, machine
 from loadtest.redis_procs import RedisServer
 
 SIDES = (*hp.SIDES, "usecase")
@@ -63,11 +59,6 @@ class _Answering:
         return []
 
 
-def _instrument(on: bool) -> None:
-    args = ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())]
-    subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
-
-
 async def _serve(side: str, updates: int, redis_url: str, quiet_jobs: bool = False) -> None:
     """One side, in this process (run under callgrind by main)."""
     codec = TokenCodec(hp.SECRET)
@@ -81,25 +72,19 @@ async def _serve(side: str, updates: int, redis_url: str, quiet_jobs: bool = Fal
     seq = int(time.time() * 1e6)
     await hp._drive(runner.server, list(hp._requests(tokens, 2500, seq)), 64)  # warm-up
     requests = list(hp._requests(tokens, updates, seq + 2500))
-    _instrument(True)
+    callgrind_counting(True)
     await hp._drive(runner.server, requests, 64)
-    _instrument(False)
+    callgrind_counting(False)
     await runner.cleanup()
 
 
 def _count(side: str, updates: int, redis_url: str, quiet_jobs: bool = False) -> int:
-    cmd = [
-        "valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null",
-        sys.executable, "-m", "loadtest.bench.http_instructions",
+    count, _ = callgrind_run([
+        "loadtest.bench.http_instructions",
         "--serve", side, "--updates", str(updates), "--redis-url", redis_url,
         *(["--quiet-jobs"] if quiet_jobs else []),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stderr
-    found = re.search(r"Collected : (\d+)", out)
-    if found is None:
-        raise RuntimeError(f"no count from callgrind for {side}: {out[-2000:]}")
-    return int(found.group(1))
+    ])  # fmt: skip
+    return count
 
 
 def main(argv: list[str] | None = None) -> None:

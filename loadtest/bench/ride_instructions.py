@@ -44,11 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +65,15 @@ from dispatch.entrypoints.views_rides import _render
 from dispatch.service_layer import ride_requests
 from dispatch.settings import Settings
 from geoindex import Position
-from loadtest.bench.harness import calls_delta, cpu_seconds, machine, median, redis_calls
+from loadtest.bench.harness import (
+    callgrind_counting,
+    callgrind_run,
+    calls_delta,
+    cpu_seconds,
+    machine,
+    median,
+    redis_calls,
+)
 from loadtest.bench.http_inprocess import Transport
 from loadtest.redis_procs import RedisCluster
 from loadtest.scenario.city import City
@@ -122,18 +126,13 @@ def _pickups(n: int, seed: int) -> list[tuple[float, float]]:
     return [CITY.demand_point(rng) for _ in range(n)]
 
 
-def _instrument(on: bool) -> None:
-    args = ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())]
-    subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
-
-
 async def _serve(
     side: str,
     rides: int,
     cluster_url: str,
     prefix: str,
     rate: float = 0,
-    meter: Callable[[bool], None] = _instrument,
+    meter: Callable[[bool], None] = callgrind_counting,
 ) -> dict[str, Any]:
     """One side, in this process (under callgrind, by main); `meter(True)` and
     `meter(False)` around the measured rides (or the idle window). `rate`: rides a
@@ -208,18 +207,11 @@ async def _serve(
 
 def _count(side: str, a: argparse.Namespace, cluster_url: str) -> tuple[int, dict[str, Any]]:
     out_file = "/dev/null" if a.keep is None else str(Path(a.keep) / f"callgrind.{side}")
-    cmd = [
-        "valgrind", "--tool=callgrind", "--instr-atstart=no",
-        f"--callgrind-out-file={out_file}",
-        sys.executable, "-m", "loadtest.bench.ride_instructions", "--serve", side,
+    count, out = callgrind_run([
+        "loadtest.bench.ride_instructions", "--serve", side,
         "--rides", str(a.rides), "--cluster-url", cluster_url, "--prefix", a.prefix,
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"no count from callgrind for {side}: {done.stderr[-2000:]}")
-    return int(found.group(1)), json.loads(done.stdout.strip().splitlines()[-1])
+    ], out_file)  # fmt: skip
+    return count, json.loads(out.strip().splitlines()[-1])
 
 
 def _cpu(a: argparse.Namespace, sides: list[str]) -> None:

@@ -18,23 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 
 import uvloop
 
 from dispatch.adapters.redis_client import connect
 from geoindex import CoalescingGeoIndex, Position, RedisGeoIndex
-from loadtest.bench.harness import machine
+from loadtest.bench.harness import callgrind_counting, callgrind_run, machine
 from loadtest.redis_procs import RedisServer
-
-
-def _instrument(on: bool) -> None:
-    args = ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())]
-    subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
 
 
 async def _write(redis_url: str, fixes: int, callers: int) -> None:
@@ -54,9 +45,9 @@ async def _write(redis_url: str, fixes: int, callers: int) -> None:
         await asyncio.gather(*(caller() for _ in range(callers)))
 
     await drive(0, 2500)
-    _instrument(True)
+    callgrind_counting(True)
     await drive(2500, fixes)
-    _instrument(False)
+    callgrind_counting(False)
     await index.close()
 
 
@@ -70,22 +61,15 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.run(_write(a.write, a.fixes, a.callers))
         return
     with RedisServer(tie_to_parent=True) as redis:
-        cmd = [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            "--callgrind-out-file=/dev/null", sys.executable, "-m",
+        count, _ = callgrind_run([
             "loadtest.bench.upsert_instructions", "--write", redis.url,
             "--fixes", str(a.fixes), "--callers", str(a.callers),
-        ]  # fmt: skip
-        env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stderr
-    found = re.search(r"Collected : (\d+)", out)
-    if found is None:
-        raise RuntimeError(f"no count from callgrind: {out[-2000:]}")
+        ])  # fmt: skip
     print(json.dumps({
         "bench": "upsert_path_instructions",
         "machine": machine(),
         "load": f"{a.callers} callers, one fix each at a time, {a.fixes} fixes, local Redis",
-        "instructions_per_fix": round(int(found.group(1)) / a.fixes),
+        "instructions_per_fix": round(count / a.fixes),
     }, indent=1))  # fmt: skip
 
 
