@@ -63,16 +63,7 @@ ACCEPTED = FixOutcome(UpsertResult.ACCEPTED)  # every accepted fix's outcome: on
 async def update_location(deps: Deps, actor: Principal, driver_id: str, fix: Fix) -> FixOutcome:
     authorize_driver(actor, driver_id)
     check_not_future_ms(deps.clock.now_ms(), fix.ts_ms)
-    # _store for one fix, inline (one coroutine fewer for every HTTP location update)
-    position = Position(driver_id, fix.lat, fix.lng, fix.ts_ms, fix.seq)
-    [result] = await deps.index.upsert_valid([position])  # checked at the edge (Fix)
-    if result is UpsertResult.ACCEPTED:
-        deps.observer.locations(1, 0)
-        if not deps.fences.idle():  # no areas: no clock read, no call (most fixes' case)
-            await track_fix(deps, driver_id, fix.lat, fix.lng)  # areas entered or left
-        return ACCEPTED
-    deps.observer.locations(0, 1)
-    return FixOutcome(result, await deps.index.get(driver_id))
+    return await _store(deps, driver_id, fix, 1, 1)
 
 
 async def update_location_burst(
