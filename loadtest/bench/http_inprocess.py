@@ -13,6 +13,7 @@ bodies as the wrk script. Sides, in alternating rounds, this process's CPU per u
 - ceiling: the trivial handler of loadtest/bench/ceiling.py;
 - bare: the service's app, its location handler replaced by the ceiling's, no middleware
   and no response hook;
+- chain: the same with a middleware that does nothing (aiohttp's middleware chain alone);
 - edge: the same with the service's middleware (request id, deadline, errors, metrics);
 - trivial: the same with the response hook too (the whole app around a trivial handler);
 - checked: the location handler's own checks (token, path, body, rate), no index;
@@ -37,6 +38,7 @@ from dispatch.adapters.jwt_tokens import TokenCodec
 from dispatch.domain.principals import parse_subject
 from dispatch.entrypoints import appkeys, jsonio, routes, schemas, views_drivers
 from dispatch.entrypoints.app import create_app
+from dispatch.entrypoints.routes import Handler
 from dispatch.settings import Settings
 from loadtest.bench import ceiling
 from loadtest.bench.harness import machine, median
@@ -44,7 +46,7 @@ from loadtest.redis_procs import RedisServer
 
 SECRET = "bench-inprocess-secret-0123456789-0123"
 ROUTE = "/v1/drivers/{driver_id}/location"
-SIDES = ("ceiling", "bare", "edge", "trivial", "checked", "redis", "embedded")
+SIDES = ("ceiling", "bare", "chain", "edge", "trivial", "checked", "redis", "embedded")
 
 
 class Transport(asyncio.Transport):
@@ -87,6 +89,11 @@ async def _trivial(request: web.Request) -> web.Response:
     return await ceiling.location(request)
 
 
+@web.middleware
+async def _passing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await handler(request)
+
+
 async def _checked(request: web.Request) -> web.Response:
     """The location handler's checks, then the ceiling's answer: no index."""
     app = request.app
@@ -112,7 +119,13 @@ QUIET_JOBS = {
 def _app(side: str, redis_url: str, quiet_jobs: bool = False) -> web.Application:
     if side == "ceiling":
         return ceiling.make_app()
-    handler = {"bare": _trivial, "edge": _trivial, "trivial": _trivial, "checked": _checked}
+    handler = {
+        "bare": _trivial,
+        "chain": _trivial,
+        "edge": _trivial,
+        "trivial": _trivial,
+        "checked": _checked,
+    }
     saved = list(routes.ROUTES)
     if side in handler:
         swap = handler[side]
@@ -130,9 +143,9 @@ def _app(side: str, redis_url: str, quiet_jobs: bool = False) -> web.Application
         app = create_app(settings)
     finally:
         routes.ROUTES[:] = saved
-    if side == "bare":
-        app.middlewares.clear()
-    if side in ("bare", "edge"):
+    if side in ("bare", "chain"):
+        app.middlewares[:] = [] if side == "bare" else [_passing]
+    if side in ("bare", "chain", "edge"):
         app.on_response_prepare.clear()
     return app
 
