@@ -119,6 +119,8 @@ def test_users_spread_over_the_gateways_and_move_on_to_the_next() -> None:
     client = SimpleNamespace(base_url="")
     firsts = {Gateways(urls, random.Random(seed)).url for seed in range(20)}
     assert firsts == set(urls)
+    in_turn = [Gateways(urls, random.Random(0), turn=t).url for t in range(5, 9)]
+    assert in_turn == [urls[1], urls[0], urls[1], urls[0]]
     g = Gateways(urls, random.Random(1), client)
     first = g.url
     assert client.base_url == first
